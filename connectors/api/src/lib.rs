@@ -1,0 +1,358 @@
+//! The neutral message model and the one small trait every Switchboard channel implements.
+//!
+//! Connectors know their platform and nothing else; the core knows this model and no
+//! platform. A connector turns platform events into [`Inbound`] messages, hands them to the
+//! [`Gateway`], and delivers [`Outbound`] messages the core's outbox gives it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// The channels Switchboard speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    /// The embeddable web chat widget.
+    Webchat,
+    /// Email over IMAP/SMTP.
+    Email,
+    /// Telegram bot.
+    Telegram,
+    /// Discord bot.
+    Discord,
+    /// Slack as a customer channel (shared or community channels).
+    Slack,
+}
+
+impl ChannelKind {
+    /// The stable lowercase name used in keys, config and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Webchat => "webchat",
+            ChannelKind::Email => "email",
+            ChannelKind::Telegram => "telegram",
+            ChannelKind::Discord => "discord",
+            ChannelKind::Slack => "slack",
+        }
+    }
+
+    /// Parses the lowercase name written by [`ChannelKind::as_str`].
+    pub fn parse(name: &str) -> Option<ChannelKind> {
+        [
+            ChannelKind::Webchat,
+            ChannelKind::Email,
+            ChannelKind::Telegram,
+            ChannelKind::Discord,
+            ChannelKind::Slack,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+    }
+}
+
+impl fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who wrote a message, as the customer and the agents should see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Author {
+    /// The customer.
+    Customer,
+    /// The AI answerer.
+    Ai,
+    /// A named human agent.
+    Agent {
+        /// The agent's display name, shown to the customer.
+        name: String,
+    },
+    /// A notice from the gateway itself ("a person is joining").
+    System,
+}
+
+impl Author {
+    /// The short role name stored with each message.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Author::Customer => "customer",
+            Author::Ai => "ai",
+            Author::Agent { .. } => "agent",
+            Author::System => "system",
+        }
+    }
+}
+
+/// What the customer sent: plain text, or a press of a platform button.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboundKind {
+    /// A text message.
+    Text,
+    /// The customer pressed "Talk to a human".
+    HumanRequest,
+}
+
+impl InboundKind {
+    /// The stable name stored with each message.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboundKind::Text => "text",
+            InboundKind::HumanRequest => "human_request",
+        }
+    }
+}
+
+/// Where the customer was and what the site told us about them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerContext {
+    /// The page the customer was on (web chat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_url: Option<String>,
+    /// The page's title (web chat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_title: Option<String>,
+    /// The customer's tier (e.g. `vip`), when the channel knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// The customer's locale, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// Free-form attributes the site or platform supplied (plan, user id, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The customer's identity on a channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// A stable id on the channel (a verified user id, chat id, email address).
+    pub id: String,
+    /// A name to show agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// An email address, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// True when the channel proved the id (a signed web chat user id, a platform account).
+    #[serde(default)]
+    pub verified: bool,
+}
+
+/// A message from a customer, already mapped out of its platform's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inbound {
+    /// The channel it came from.
+    pub channel: ChannelKind,
+    /// The channel's key for the conversation (web chat session, Telegram chat id, email thread).
+    pub conversation_key: String,
+    /// The channel's id for this message; a replay with the same id is stored once.
+    pub message_id: String,
+    /// What kind of message this is.
+    pub kind: InboundKind,
+    /// Who wrote it.
+    pub author: Identity,
+    /// The text, already trimmed of quoted history where the channel has any.
+    pub text: String,
+    /// Page, tier and other context.
+    #[serde(default)]
+    pub context: CustomerContext,
+}
+
+/// What the outbox asks a connector to deliver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbound {
+    /// The gateway's id for this outbound message; connectors use it to deliver once.
+    pub id: String,
+    /// The conversation it belongs to.
+    pub conversation_id: String,
+    /// The channel to deliver on.
+    pub channel: ChannelKind,
+    /// The channel's key for the conversation (where to deliver).
+    pub conversation_key: String,
+    /// Who is speaking.
+    pub author: Author,
+    /// The text to show.
+    pub text: String,
+    /// Actions the customer may take next (e.g. "Talk to a human").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<CustomerAction>,
+}
+
+/// A button the channel may show under a message, when it has buttons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerAction {
+    /// Offer a way to reach a person.
+    TalkToHuman,
+}
+
+/// What a channel can show; data, not methods.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// The channel can show buttons.
+    pub buttons: bool,
+    /// The channel has threads.
+    pub threads: bool,
+    /// Messages can be edited after sending.
+    pub edits: bool,
+    /// Files can be sent.
+    pub files: bool,
+}
+
+/// Proof that the platform accepted an outbound message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryReceipt {
+    /// The platform's id for the delivered message, when it has one.
+    pub platform_message_id: Option<String>,
+}
+
+/// Why a connector failed, and whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// A network blip, an outage or a 5xx: retry with backoff.
+    #[error("{connector}: transient failure: {detail}")]
+    Transient {
+        /// The connector's name.
+        connector: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The platform asked us to slow down.
+    #[error("{connector}: rate limited, retry after {retry_after:?}")]
+    RateLimited {
+        /// The connector's name.
+        connector: &'static str,
+        /// How long the platform asked us to wait.
+        retry_after: Duration,
+    },
+    /// Credentials were refused: stop this connector, keep the others.
+    #[error("{connector}: credentials rejected: {detail}")]
+    Auth {
+        /// The connector's name.
+        connector: &'static str,
+        /// What the platform said.
+        detail: String,
+    },
+    /// The message can never be delivered (unknown recipient, bad payload): do not retry.
+    #[error("{connector}: permanent failure: {detail}")]
+    Permanent {
+        /// The connector's name.
+        connector: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+impl ConnectorError {
+    /// True when the same delivery may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::Transient { .. } | ConnectorError::RateLimited { .. }
+        )
+    }
+}
+
+/// A stored message as a channel shows it to its customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    /// The gateway's id (a Redis stream id, ordered in time).
+    pub id: String,
+    /// Who wrote it.
+    pub author: Author,
+    /// The text.
+    pub text: String,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The channel's message id, for the customer's own messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_message_id: Option<String>,
+}
+
+/// A conversation as a channel may show it to the customer who owns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationView {
+    /// The gateway's conversation id.
+    pub conversation_id: String,
+    /// `bot`, `escalated`, `human` or `resolved`.
+    pub status: String,
+    /// Messages after the cursor the caller gave, oldest first (customer-visible only).
+    pub messages: Vec<StoredMessage>,
+}
+
+/// The result of handing an inbound message to the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The conversation it was stored in.
+    pub conversation_id: String,
+    /// The stored message's id.
+    pub message_id: String,
+    /// False when this was a replay of a message already stored.
+    pub is_new: bool,
+}
+
+/// Why the gateway refused an inbound message.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The message itself is unacceptable; tell the sender, do not retry.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// Storage is down; the platform should retry later (HTTP 503).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What the core offers connectors: durable intake and the customer's view of a conversation.
+#[async_trait]
+pub trait Gateway: Send + Sync {
+    /// Stores an inbound message durably; returns once it is safe to ack the platform.
+    async fn accept(&self, inbound: Inbound) -> Result<Accepted, IngestError>;
+
+    /// The customer-visible messages of the conversation a channel key maps to, after `after`.
+    async fn history(
+        &self,
+        channel: ChannelKind,
+        conversation_key: &str,
+        after: Option<&str>,
+    ) -> Result<Option<ConversationView>, IngestError>;
+}
+
+/// Health of one connector, for `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Health {
+    /// Connected and working.
+    Up,
+    /// Not working, with the reason.
+    Down(String),
+}
+
+/// One channel: receives platform events into the gateway and delivers outbound messages.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// The channel this connector serves.
+    fn channel(&self) -> ChannelKind;
+
+    /// What the channel can show.
+    fn capabilities(&self) -> Capabilities;
+
+    /// HTTP routes the connector serves on the gateway's listener (webhooks, widget), if any.
+    fn routes(&self, _gateway: Arc<dyn Gateway>) -> Option<axum::Router> {
+        None
+    }
+
+    /// Receives events until the platform connection ends; network work starts here, never at build.
+    async fn run(&self, gateway: Arc<dyn Gateway>) -> Result<(), ConnectorError>;
+
+    /// Delivers one outbound message; `Ok` means the platform accepted it.
+    async fn send(&self, outbound: &Outbound) -> Result<DeliveryReceipt, ConnectorError>;
+
+    /// Tells whether the connector currently works.
+    async fn health(&self) -> Health;
+}

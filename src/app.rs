@@ -1,0 +1,170 @@
+//! Assembles a running gateway from a [`Config`]: store, triage, connectors, workers, HTTP.
+//!
+//! Used by `switchboard run` and by the integration tests, so tests run the real thing.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_api::{ChannelKind, Connector, Gateway};
+use switchboard_webchat::WebchatConnector;
+use tokio::task::JoinSet;
+use tracing::{error, info, Instrument};
+
+use crate::config::Config;
+use crate::outbox::OutboxWorker;
+use crate::pipeline::{Intake, TriageWorker};
+use crate::store::{keys, Store, StoreError};
+use crate::triage::{Triage, TriageError};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Redis did not answer.
+    #[error("cannot reach Redis at {url}: {source}")]
+    Redis {
+        /// The URL, with any password removed.
+        url: String,
+        /// What failed.
+        source: StoreError,
+    },
+    /// The knowledge base or triage settings are broken.
+    #[error("triage: {0}")]
+    Triage(#[from] TriageError),
+    /// The HTTP listener could not bind.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The configured address.
+        address: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+/// A gateway running in this process; dropping it stops every task.
+pub struct RunningGateway {
+    /// Where the HTTP listener is bound.
+    pub local_addr: SocketAddr,
+    /// The store, for inspection.
+    pub store: Store,
+    /// The triage stage (shared with the workers).
+    pub triage: Arc<Triage>,
+    tasks: JoinSet<()>,
+}
+
+impl RunningGateway {
+    /// Waits until a task ends (it should not) or the process is asked to stop.
+    pub async fn wait(mut self) {
+        tokio::select! {
+            _ = self.tasks.join_next() => error!("a gateway task ended unexpectedly"),
+            _ = tokio::signal::ctrl_c() => info!("shutting down"),
+        }
+    }
+}
+
+/// Removes the password from a Redis URL before it is shown anywhere.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn instance_name(config: &Config) -> String {
+    config.gateway.instance_id.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "gateway".into());
+        format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+    })
+}
+
+/// Connects, builds everything and starts serving; returns once the listener is bound.
+pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
+    let redis_error = |source| StartError::Redis {
+        url: redact_url(&config.redis.url),
+        source,
+    };
+    let command_timeout = Duration::from_millis(config.redis.command_timeout_ms);
+    let store = Store::connect(&config.redis.url, command_timeout)
+        .await
+        .map_err(redis_error)?;
+    store
+        .ensure_group(keys::INBOUND, keys::PIPELINE_GROUP)
+        .await
+        .map_err(redis_error)?;
+    store
+        .ensure_group(keys::OUTBOX, keys::OUTBOX_GROUP)
+        .await
+        .map_err(redis_error)?;
+    let triage = Arc::new(Triage::from_config(&config.triage, &config.base_dir)?);
+
+    let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
+    if let Some(webchat) = config.connectors.webchat.clone().filter(|c| c.enabled) {
+        connectors.push(Arc::new(WebchatConnector::new(webchat)));
+    }
+    let by_channel: HashMap<ChannelKind, Arc<dyn Connector>> = connectors
+        .iter()
+        .map(|connector| (connector.channel(), connector.clone()))
+        .collect();
+
+    let gateway: Arc<dyn Gateway> = Arc::new(Intake::new(
+        store.clone(),
+        config.gateway.max_message_bytes,
+    ));
+    let router = crate::server::router(store.clone(), gateway.clone(), &connectors);
+    let listener = tokio::net::TcpListener::bind(&config.gateway.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            address: config.gateway.listen.clone(),
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        address: config.gateway.listen.clone(),
+        source,
+    })?;
+
+    let consumer = instance_name(&config);
+    let claim_idle = Duration::from_millis(config.outbox.claim_idle_ms);
+    let block = Duration::from_secs(1);
+    let triage_store = store.dedicated(block).await.map_err(redis_error)?;
+    let outbox_store = store.dedicated(block).await.map_err(redis_error)?;
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            error!(%error, "http listener stopped");
+        }
+    });
+    tasks.spawn(
+        TriageWorker::new(triage_store, triage.clone(), consumer.clone(), claim_idle)
+            .run()
+            .instrument(tracing::info_span!("triage")),
+    );
+    tasks.spawn(
+        OutboxWorker::new(outbox_store, by_channel, config.outbox.clone(), consumer.clone())
+            .run()
+            .instrument(tracing::info_span!("outbox")),
+    );
+    for connector in connectors {
+        let gateway = gateway.clone();
+        let span = tracing::info_span!("connector", channel = %connector.channel());
+        tasks.spawn(
+            async move {
+                if let Err(error) = connector.run(gateway).await {
+                    error!(%error, "connector stopped; the others keep running");
+                }
+                std::future::pending::<()>().await
+            }
+            .instrument(span),
+        );
+    }
+    info!(%local_addr, instance = %consumer, "switchboard is running");
+    Ok(RunningGateway {
+        local_addr,
+        store,
+        triage,
+        tasks,
+    })
+}

@@ -1,0 +1,356 @@
+//! Typed configuration: TOML under `config/`, secrets from environment variables.
+//!
+//! Loading never stops at the first mistake: every section is parsed on its own and every
+//! problem is reported with its dotted key path, so an admin fixes a file in one pass.
+//! Nothing here opens a connection; `check-config` validates fully offline.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use switchboard_webchat::WebchatConfig;
+
+use crate::triage::TriageConfig;
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `[gateway]`: limits and the HTTP listener.
+    pub gateway: GatewayConfig,
+    /// `[redis]`: where conversations live.
+    pub redis: RedisConfig,
+    /// `[outbox]`: delivery retries.
+    pub outbox: OutboxConfig,
+    /// `[triage]`: policies and the knowledge base.
+    pub triage: TriageConfig,
+    /// `[connectors.*]`: the channels, each enabled or disabled.
+    pub connectors: ConnectorsConfig,
+    /// The directory of the config file; relative paths resolve against it.
+    pub base_dir: PathBuf,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address of the HTTP listener (web chat, webhooks, health).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Longest message accepted from any channel, in bytes.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Name of this instance in consumer groups; defaults to host name and process id.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_message_bytes() -> usize {
+    16_000
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: default_listen(),
+            max_message_bytes: default_max_message_bytes(),
+            instance_id: None,
+        }
+    }
+}
+
+/// `[redis]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Redis URL (`redis://host:port/db` or `redis+unix:///path/to.sock`).
+    #[serde(default = "default_redis_url")]
+    pub url: String,
+    /// Environment variable that, when set, overrides `url` (it may carry a password).
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// How long one Redis command may take before the request fails with 503.
+    #[serde(default = "default_command_timeout_ms")]
+    pub command_timeout_ms: u64,
+}
+
+fn default_redis_url() -> String {
+    "redis://127.0.0.1:6379/".into()
+}
+fn default_command_timeout_ms() -> u64 {
+    2_000
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: default_redis_url(),
+            url_env: None,
+            command_timeout_ms: default_command_timeout_ms(),
+        }
+    }
+}
+
+/// `[outbox]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// A delivery not acked for this long is taken over by another instance (its owner died).
+    #[serde(default = "default_claim_idle_ms")]
+    pub claim_idle_ms: u64,
+    /// First retry delay; doubles on each failure.
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Longest retry delay.
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// Attempts before a message is moved to the dead-letter stream.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// How long one connector send may take.
+    #[serde(default = "default_send_timeout_ms")]
+    pub send_timeout_ms: u64,
+}
+
+fn default_claim_idle_ms() -> u64 {
+    30_000
+}
+fn default_initial_backoff_ms() -> u64 {
+    500
+}
+fn default_max_backoff_ms() -> u64 {
+    60_000
+}
+fn default_max_attempts() -> u32 {
+    12
+}
+fn default_send_timeout_ms() -> u64 {
+    10_000
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            claim_idle_ms: default_claim_idle_ms(),
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+            max_attempts: default_max_attempts(),
+            send_timeout_ms: default_send_timeout_ms(),
+        }
+    }
+}
+
+/// `[connectors]`: one optional table per channel.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectorsConfig {
+    /// `[connectors.webchat]`.
+    pub webchat: Option<WebchatConfig>,
+}
+
+/// One mistake in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted key path, e.g. `connectors.webchat.max_message_bytes`.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Every problem found in one config file.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// Each problem, in file order where known.
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} problem(s)",
+            self.path.display(),
+            self.problems.len()
+        )?;
+        for problem in &self.problems {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+const TOP_LEVEL_KEYS: [&str; 5] = ["gateway", "redis", "outbox", "triage", "connectors"];
+const CONNECTOR_KEYS: [&str; 1] = ["webchat"];
+
+impl Config {
+    /// Reads, parses, resolves secrets and validates one config file, reporting every problem.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let fail = |problems| ConfigError {
+            path: path.to_owned(),
+            problems,
+        };
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            fail(vec![ConfigProblem {
+                key: "(file)".into(),
+                message: format!("cannot read: {error}"),
+            }])
+        })?;
+        let base_dir = path
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::parse(&text, base_dir).map_err(fail)
+    }
+
+    /// Parses config text; relative paths resolve against `base_dir`.
+    pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let table: toml::Table = match text.parse() {
+            Ok(table) => table,
+            Err(error) => {
+                return Err(vec![ConfigProblem {
+                    key: "(syntax)".into(),
+                    message: error.to_string().trim().replace('\n', " "),
+                }])
+            }
+        };
+        for key in table.keys() {
+            if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
+                problems.push(unknown_key(key, &TOP_LEVEL_KEYS));
+            }
+        }
+        let mut config = Config {
+            gateway: section(&table, "gateway", &mut problems),
+            redis: section(&table, "redis", &mut problems),
+            outbox: section(&table, "outbox", &mut problems),
+            triage: section(&table, "triage", &mut problems),
+            connectors: ConnectorsConfig::default(),
+            base_dir,
+        };
+        match table.get("connectors") {
+            None => {}
+            Some(toml::Value::Table(connectors)) => {
+                for key in connectors.keys() {
+                    if !CONNECTOR_KEYS.contains(&key.as_str()) {
+                        problems.push(unknown_key(&format!("connectors.{key}"), &CONNECTOR_KEYS));
+                    }
+                }
+                config.connectors.webchat =
+                    optional_section(connectors, "connectors.webchat", "webchat", &mut problems);
+            }
+            Some(_) => problems.push(ConfigProblem {
+                key: "connectors".into(),
+                message: "must be a table of connector sections".into(),
+            }),
+        }
+        config.resolve_secrets(&mut problems);
+        config.validate(&mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn resolve_secrets(&mut self, problems: &mut Vec<ConfigProblem>) {
+        let mut raw = Vec::new();
+        if let Some(var) = &self.redis.url_env {
+            match std::env::var(var) {
+                Ok(url) => self.redis.url = url,
+                Err(_) => raw.push((
+                    "redis.url_env".to_owned(),
+                    format!("environment variable {var} is not set"),
+                )),
+            }
+        }
+        if let Some(webchat) = &mut self.connectors.webchat {
+            webchat.resolve_secrets("connectors.webchat", &mut raw);
+        }
+        problems.extend(raw.into_iter().map(|(key, message)| ConfigProblem { key, message }));
+    }
+
+    fn validate(&self, problems: &mut Vec<ConfigProblem>) {
+        let mut raw: Vec<(String, String)> = Vec::new();
+        if self.gateway.listen.parse::<std::net::SocketAddr>().is_err() {
+            raw.push((
+                "gateway.listen".into(),
+                format!("`{}` is not a socket address like 127.0.0.1:8080", self.gateway.listen),
+            ));
+        }
+        if self.gateway.max_message_bytes == 0 {
+            raw.push(("gateway.max_message_bytes".into(), "must be greater than 0".into()));
+        }
+        if redis::parse_redis_url(&self.redis.url).is_none() {
+            raw.push((
+                "redis.url".into(),
+                format!("`{}` is not a redis:// or redis+unix:// URL", self.redis.url),
+            ));
+        }
+        if self.redis.command_timeout_ms == 0 {
+            raw.push(("redis.command_timeout_ms".into(), "must be greater than 0".into()));
+        }
+        if self.outbox.initial_backoff_ms > self.outbox.max_backoff_ms {
+            raw.push((
+                "outbox.initial_backoff_ms".into(),
+                "must not exceed outbox.max_backoff_ms".into(),
+            ));
+        }
+        if self.outbox.max_attempts == 0 {
+            raw.push(("outbox.max_attempts".into(), "must be at least 1".into()));
+        }
+        self.triage.validate("triage", &self.base_dir, &mut raw);
+        if let Some(webchat) = &self.connectors.webchat {
+            webchat.validate("connectors.webchat", &mut raw);
+        }
+        problems.extend(raw.into_iter().map(|(key, message)| ConfigProblem { key, message }));
+    }
+}
+
+fn unknown_key(key: &str, expected: &[&str]) -> ConfigProblem {
+    ConfigProblem {
+        key: key.to_owned(),
+        message: format!("unknown key (expected one of: {})", expected.join(", ")),
+    }
+}
+
+/// Deserializes one optional table, recording a problem with the full key path on failure.
+fn section<T: DeserializeOwned + Default>(
+    table: &toml::Table,
+    name: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> T {
+    optional_section(table, name, name, problems).unwrap_or_default()
+}
+
+fn optional_section<T: DeserializeOwned>(
+    table: &toml::Table,
+    path: &str,
+    name: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<T> {
+    let value = table.get(name)?.clone();
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(parsed) => Some(parsed),
+        Err(error) => {
+            let inner = error.path().to_string();
+            let key = if inner == "." || inner.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}.{inner}")
+            };
+            let message = error.into_inner().to_string();
+            problems.push(ConfigProblem { key, message });
+            None
+        }
+    }
+}

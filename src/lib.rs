@@ -1,0 +1,14 @@
+//! Switchboard: an AI-first, human-backed omnichannel support gateway.
+//!
+//! Connectors (crates under `connectors/`) turn platform events into neutral
+//! [`switchboard_api::Inbound`] messages; the [`pipeline`] stores them in Redis, routes
+//! them by conversation status through [`triage`], and the [`outbox`] delivers the replies.
+
+pub mod app;
+pub mod config;
+pub mod pipeline;
+pub mod outbox;
+pub mod server;
+pub mod store;
+pub mod triage;
+pub mod model;

@@ -1,0 +1,203 @@
+//! Durable outbound delivery: a Redis stream with a consumer group.
+//!
+//! An entry is acked only after its connector reported the platform accepted it. A failed
+//! attempt is parked in a sorted set until its backoff has passed (or the platform's
+//! `Retry-After`), then put back; an entry whose worker died is taken over after
+//! `claim_idle_ms`. Delivery is therefore at least once; connectors dedupe on `Outbound::id`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use switchboard_api::{ChannelKind, Connector, ConnectorError, Outbound};
+use tracing::{error, warn};
+
+use crate::config::OutboxConfig;
+use crate::model::now_ms;
+use crate::store::{keys, Store, StoreError, WorkItem};
+
+/// A parked delivery, as stored in the delayed set.
+#[derive(Debug, Serialize, Deserialize)]
+struct Parked<'a> {
+    id: &'a str,
+    p: &'a str,
+    attempt: u32,
+}
+
+/// Delivers the outbox through the enabled connectors.
+pub struct OutboxWorker {
+    store: Store,
+    connectors: HashMap<ChannelKind, Arc<dyn Connector>>,
+    config: OutboxConfig,
+    consumer: String,
+}
+
+/// What happened to one outbox entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The platform accepted it.
+    Delivered,
+    /// It failed and will be tried again later.
+    Retrying {
+        /// The attempt that failed, counting from 1.
+        attempt: u32,
+        /// When the next attempt may happen.
+        after: Duration,
+    },
+    /// It can never be delivered; it is in the dead-letter stream.
+    DeadLettered(String),
+}
+
+impl OutboxWorker {
+    /// A worker named `consumer`; `store` should be a dedicated connection.
+    pub fn new(
+        store: Store,
+        connectors: HashMap<ChannelKind, Arc<dyn Connector>>,
+        config: OutboxConfig,
+        consumer: String,
+    ) -> Self {
+        OutboxWorker {
+            store,
+            connectors,
+            config,
+            consumer,
+        }
+    }
+
+    /// Delivers until the task is dropped; Redis errors are logged and retried.
+    pub async fn run(self) {
+        let mut failures = 0u32;
+        loop {
+            match self.work_once(Duration::from_millis(250)).await {
+                Ok(_) => failures = 0,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    let pause = Duration::from_millis((100u64 << failures.min(6)).min(5_000));
+                    warn!(%error, retry_in = ?pause, "outbox: redis unavailable");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    /// One round: put back due retries, take over stale entries, deliver new ones.
+    pub async fn work_once(&self, block: Duration) -> Result<Vec<DeliveryOutcome>, StoreError> {
+        self.store.promote_due(now_ms()).await?;
+        let mut outcomes = Vec::new();
+        let stale = self
+            .store
+            .claim_stale(
+                keys::OUTBOX,
+                keys::OUTBOX_GROUP,
+                &self.consumer,
+                Duration::from_millis(self.config.claim_idle_ms),
+                64,
+            )
+            .await?;
+        for item in stale {
+            outcomes.push(self.deliver(item).await?);
+        }
+        let fresh = self
+            .store
+            .read_group(keys::OUTBOX, keys::OUTBOX_GROUP, &self.consumer, 64, block)
+            .await?;
+        for item in fresh {
+            outcomes.push(self.deliver(item).await?);
+        }
+        Ok(outcomes)
+    }
+
+    async fn deliver(&self, item: WorkItem) -> Result<DeliveryOutcome, StoreError> {
+        let payload = item.fields.get("p").cloned().unwrap_or_default();
+        let transcript_id = item.fields.get("id").cloned().unwrap_or_default();
+        let attempt: u32 = item
+            .fields
+            .get("attempt")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+            + 1;
+        let mut outbound: Outbound = match serde_json::from_str(&payload) {
+            Ok(outbound) => outbound,
+            Err(parse_error) => {
+                return self
+                    .dead_letter(&item, &payload, format!("malformed outbox entry: {parse_error}"))
+                    .await
+            }
+        };
+        outbound.id = transcript_id.clone();
+        let Some(connector) = self.connectors.get(&outbound.channel) else {
+            let reason = format!("no {} connector is enabled", outbound.channel);
+            return self.dead_letter(&item, &payload, reason).await;
+        };
+        let send_timeout = Duration::from_millis(self.config.send_timeout_ms);
+        let failure = match tokio::time::timeout(send_timeout, connector.send(&outbound)).await {
+            Ok(Ok(receipt)) => {
+                self.store
+                    .ack_and_delete(keys::OUTBOX, keys::OUTBOX_GROUP, &item.entry_id)
+                    .await?;
+                if let Some(platform_id) = receipt.platform_message_id {
+                    self.store
+                        .record_delivery(&outbound.conversation_id, &transcript_id, &platform_id)
+                        .await?;
+                }
+                return Ok(DeliveryOutcome::Delivered);
+            }
+            Ok(Err(failure)) => failure,
+            Err(_) => ConnectorError::Transient {
+                connector: outbound.channel.as_str(),
+                detail: format!("no answer within {send_timeout:?}"),
+            },
+        };
+        if !failure.is_retryable() {
+            return self.dead_letter(&item, &payload, failure.to_string()).await;
+        }
+        if attempt >= self.config.max_attempts {
+            let reason = format!("gave up after {attempt} attempts: {failure}");
+            return self.dead_letter(&item, &payload, reason).await;
+        }
+        let after = match &failure {
+            ConnectorError::RateLimited { retry_after, .. } => *retry_after,
+            _ => self.backoff(attempt),
+        };
+        warn!(
+            error = %failure,
+            conversation = %outbound.conversation_id,
+            attempt,
+            retry_in = ?after,
+            "reply not delivered; will retry"
+        );
+        let member = serde_json::to_string(&Parked {
+            id: &transcript_id,
+            p: &payload,
+            attempt,
+        })
+        .unwrap_or_default();
+        let due = now_ms() + after.as_millis() as u64;
+        self.store
+            .park_for_retry(keys::OUTBOX_GROUP, &item.entry_id, due, &member)
+            .await?;
+        Ok(DeliveryOutcome::Retrying { attempt, after })
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .config
+            .initial_backoff_ms
+            .saturating_mul(1u64 << (attempt - 1).min(20));
+        Duration::from_millis(doubled.min(self.config.max_backoff_ms))
+    }
+
+    async fn dead_letter(
+        &self,
+        item: &WorkItem,
+        payload: &str,
+        reason: String,
+    ) -> Result<DeliveryOutcome, StoreError> {
+        error!(entry = %item.entry_id, %reason, "reply cannot be delivered; moved to dead letters");
+        self.store
+            .dead_letter(keys::OUTBOX_GROUP, &item.entry_id, payload, &reason)
+            .await?;
+        Ok(DeliveryOutcome::DeadLettered(reason))
+    }
+}

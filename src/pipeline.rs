@@ -1,0 +1,298 @@
+//! inbound -> store -> route by status -> triage -> outbox.
+//!
+//! Connectors hand messages to [`Intake`], which stores them durably in one step and queues
+//! them on the inbound stream. [`TriageWorker`]s read that stream through a consumer group, so
+//! several gateway instances share the work and a dead instance's items are taken over.
+//! A decision, its reply and the ack of the work item are written in one script: a crash
+//! before it means the item is redone, after it the reply is safe in the outbox.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use switchboard_api::{
+    Accepted, Author, ChannelKind, ConversationView, CustomerAction, Gateway, Inbound,
+    IngestError, InboundKind, Outbound,
+};
+use tracing::{info, warn};
+
+use crate::model::{now_ms, Conversation, Status};
+use crate::store::{keys, Commit, ReplyToQueue, Store, StoreError, TranscriptEntry, WorkItem};
+use crate::triage::{Decision, DecisionRecord, TranscriptLine, Triage, TriageInput};
+
+/// What the customer is told when a person takes over.
+pub const ESCALATION_NOTICE: &str =
+    "Thanks for your patience. I'm bringing in a person from our support team; they'll reply right here.";
+
+/// How many earlier messages triage sees (repetition and bot-loop checks).
+const TRIAGE_HISTORY: usize = 20;
+
+/// The gateway as connectors see it: validation and durable intake.
+pub struct Intake {
+    store: Store,
+    max_message_bytes: usize,
+}
+
+impl Intake {
+    /// Intake over `store`, refusing messages longer than `max_message_bytes`.
+    pub fn new(store: Store, max_message_bytes: usize) -> Intake {
+        Intake {
+            store,
+            max_message_bytes,
+        }
+    }
+}
+
+fn unavailable(error: StoreError) -> IngestError {
+    IngestError::Unavailable(error.to_string())
+}
+
+#[async_trait]
+impl Gateway for Intake {
+    async fn accept(&self, inbound: Inbound) -> Result<Accepted, IngestError> {
+        if inbound.message_id.is_empty() || inbound.conversation_key.is_empty() {
+            return Err(IngestError::Rejected(
+                "a message needs a channel message id and a conversation key".into(),
+            ));
+        }
+        if inbound.kind == InboundKind::Text && inbound.text.trim().is_empty() {
+            return Err(IngestError::Rejected("the message is empty".into()));
+        }
+        if inbound.text.len() > self.max_message_bytes {
+            return Err(IngestError::Rejected(format!(
+                "the message is {} bytes; the limit is {}",
+                inbound.text.len(),
+                self.max_message_bytes
+            )));
+        }
+        let ingested = self.store.ingest(&inbound).await.map_err(unavailable)?;
+        Ok(Accepted {
+            conversation_id: ingested.conversation_id,
+            message_id: ingested.message_id,
+            is_new: ingested.is_new,
+        })
+    }
+
+    async fn history(
+        &self,
+        channel: ChannelKind,
+        conversation_key: &str,
+        after: Option<&str>,
+    ) -> Result<Option<ConversationView>, IngestError> {
+        self.store
+            .customer_view(channel, conversation_key, after)
+            .await
+            .map_err(unavailable)
+    }
+}
+
+/// Reads the inbound stream and decides who answers each message.
+pub struct TriageWorker {
+    store: Store,
+    triage: Arc<Triage>,
+    consumer: String,
+    claim_idle: Duration,
+}
+
+impl TriageWorker {
+    /// A worker named `consumer` in the pipeline group; `store` should be a dedicated connection.
+    pub fn new(store: Store, triage: Arc<Triage>, consumer: String, claim_idle: Duration) -> Self {
+        TriageWorker {
+            store,
+            triage,
+            consumer,
+            claim_idle,
+        }
+    }
+
+    /// Works until the task is dropped; Redis errors are logged and retried, never fatal.
+    pub async fn run(self) {
+        let mut failures = 0u32;
+        loop {
+            match self.work_once().await {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    let pause = backoff(failures);
+                    warn!(%error, retry_in = ?pause, "triage worker: redis unavailable");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    /// One round: take over stale items, then read new ones (waiting up to a second).
+    pub async fn work_once(&self) -> Result<(), StoreError> {
+        let stale = self
+            .store
+            .claim_stale(
+                keys::INBOUND,
+                keys::PIPELINE_GROUP,
+                &self.consumer,
+                self.claim_idle,
+                32,
+            )
+            .await?;
+        for item in stale {
+            self.handle(item).await?;
+        }
+        let fresh = self
+            .store
+            .read_group(
+                keys::INBOUND,
+                keys::PIPELINE_GROUP,
+                &self.consumer,
+                32,
+                Duration::from_secs(1),
+            )
+            .await?;
+        for item in fresh {
+            self.handle(item).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(&self, item: WorkItem) -> Result<(), StoreError> {
+        let (Some(conversation_id), Some(message_id)) =
+            (item.fields.get("conv"), item.fields.get("msg"))
+        else {
+            warn!(entry = %item.entry_id, "inbound work item without conversation; dropped");
+            return self
+                .store
+                .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
+                .await;
+        };
+        let Some((conversation, recent)) = self
+            .store
+            .conversation_with_recent(conversation_id, TRIAGE_HISTORY)
+            .await?
+        else {
+            warn!(conversation = %conversation_id, "work item for a missing conversation; dropped");
+            return self
+                .store
+                .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
+                .await;
+        };
+        let ack = Some((keys::PIPELINE_GROUP.to_owned(), item.entry_id.clone()));
+        match conversation.status {
+            Status::Bot | Status::Resolved => {
+                let Some(position) = recent.iter().position(|entry| &entry.id == message_id)
+                else {
+                    // Newer messages pushed this one out of the window: answer the newest instead,
+                    // which the customer is waiting on anyway.
+                    return self
+                        .store
+                        .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
+                        .await;
+                };
+                let record = self
+                    .decide(&conversation, &recent[position], &recent[..position])
+                    .await;
+                let commit = commit_for_decision(&conversation, &record, ack);
+                self.store.commit(&commit).await?;
+                Ok(())
+            }
+            Status::Escalated | Status::Human => {
+                info!(conversation = %conversation.id, "message for a person; awaiting the desk");
+                self.store
+                    .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
+                    .await
+            }
+        }
+    }
+
+    async fn decide(
+        &self,
+        conversation: &Conversation,
+        message: &TranscriptEntry,
+        earlier: &[TranscriptEntry],
+    ) -> DecisionRecord {
+        let history: Vec<TranscriptLine> = earlier
+            .iter()
+            .map(|entry| TranscriptLine {
+                role: entry.role.clone(),
+                text: entry.text.clone(),
+            })
+            .collect();
+        let kind = match message.kind.as_deref() {
+            Some("human_request") => InboundKind::HumanRequest,
+            _ => InboundKind::Text,
+        };
+        let input = TriageInput {
+            text: &message.text,
+            kind,
+            channel: conversation.channel,
+            tier: conversation.context.tier.as_deref(),
+            email: conversation.contact.email.as_deref(),
+            history: &history,
+        };
+        self.triage.decide(&input).await
+    }
+}
+
+/// The commit that carries out a triage decision.
+fn commit_for_decision(
+    conversation: &Conversation,
+    record: &DecisionRecord,
+    ack: Option<(String, String)>,
+) -> Commit {
+    let now = now_ms().to_string();
+    let record_json = serde_json::to_string(record).unwrap_or_default();
+    let mut fields = vec![
+        ("last_decision".to_owned(), record_json.clone()),
+        ("updated_ms".to_owned(), now.clone()),
+    ];
+    let (role, text, actions, escalation_log) = match &record.decision {
+        Decision::Answer { text, .. } => {
+            fields.push(("status".into(), Status::Bot.as_str().into()));
+            ("ai", text.clone(), vec![CustomerAction::TalkToHuman], None)
+        }
+        Decision::Escalate { reason, .. } => {
+            fields.push(("status".into(), Status::Escalated.as_str().into()));
+            fields.push(("escalated_ms".into(), now.clone()));
+            fields.push(("escalation_reason".into(), reason.clone()));
+            info!(
+                conversation = %conversation.id,
+                channel = %conversation.channel,
+                %reason,
+                confidence = record.confidence,
+                "conversation escalated"
+            );
+            let log = serde_json::json!({
+                "conversation_id": conversation.id,
+                "channel": conversation.channel,
+                "reason": reason,
+                "at_ms": now,
+                "decision": record,
+            });
+            ("system", ESCALATION_NOTICE.to_owned(), vec![], Some(log.to_string()))
+        }
+    };
+    let author = if role == "ai" { Author::Ai } else { Author::System };
+    let outbound = Outbound {
+        id: String::new(),
+        conversation_id: conversation.id.clone(),
+        channel: conversation.channel,
+        conversation_key: conversation.conversation_key.clone(),
+        author,
+        text: text.clone(),
+        actions,
+    };
+    Commit {
+        conversation_id: conversation.id.clone(),
+        fields,
+        reply: Some(ReplyToQueue {
+            role: role.into(),
+            author: String::new(),
+            text,
+            payload: serde_json::to_string(&outbound).unwrap_or_default(),
+        }),
+        ack,
+        escalation_log,
+    }
+}
+
+/// Exponential backoff capped at 5 s, for workers waiting out a Redis outage.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis((100u64 << failures.min(6)).min(5_000))
+}

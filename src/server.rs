@@ -1,0 +1,73 @@
+//! The gateway's HTTP listener: connector routes (web chat, webhooks) plus health endpoints.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use switchboard_api::{Connector, Gateway, Health};
+
+use crate::store::Store;
+
+#[derive(Clone)]
+struct HealthState {
+    store: Store,
+    connectors: Vec<Arc<dyn Connector>>,
+}
+
+/// Builds the router: every connector's routes plus `/healthz` and `/readyz`.
+pub fn router(
+    store: Store,
+    gateway: Arc<dyn Gateway>,
+    connectors: &[Arc<dyn Connector>],
+) -> Router {
+    let mut router = Router::new();
+    for connector in connectors {
+        if let Some(routes) = connector.routes(gateway.clone()) {
+            router = router.merge(routes);
+        }
+    }
+    let health = HealthState {
+        store,
+        connectors: connectors.to_vec(),
+    };
+    router.merge(
+        Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(ready))
+            .with_state(health),
+    )
+}
+
+/// Ready when Redis answers and every enabled connector is up; the body says which is not.
+async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
+    let mut checks = serde_json::Map::new();
+    let mut ready = true;
+    match state.store.ping().await {
+        Ok(()) => {
+            checks.insert("redis".into(), "up".into());
+        }
+        Err(error) => {
+            ready = false;
+            checks.insert("redis".into(), format!("down: {error}").into());
+        }
+    }
+    for connector in &state.connectors {
+        let status = match connector.health().await {
+            Health::Up => "up".to_owned(),
+            Health::Down(reason) => {
+                ready = false;
+                format!("down: {reason}")
+            }
+        };
+        checks.insert(connector.channel().as_str().into(), status.into());
+    }
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(serde_json::Value::Object(checks)))
+}

@@ -1,0 +1,39 @@
+//! The Redis key schema, in one place.
+//!
+//! A conversation's keys share the hash tag `{c:<id>}` so Redis Cluster keeps them in one
+//! slot and one script can touch them all. Work streams are global.
+
+/// Customer messages waiting for triage or the desk (consumer group [`PIPELINE_GROUP`]).
+pub const INBOUND: &str = "sb:inbound";
+/// The consumer group that works the inbound stream.
+pub const PIPELINE_GROUP: &str = "pipeline";
+/// Replies waiting for delivery (consumer group [`OUTBOX_GROUP`]).
+pub const OUTBOX: &str = "sb:outbox";
+/// The consumer group that delivers the outbox.
+pub const OUTBOX_GROUP: &str = "senders";
+/// Failed deliveries parked until their retry time (score = due ms).
+pub const OUTBOX_DELAYED: &str = "sb:outbox:delayed";
+/// Deliveries that can never succeed, kept for an operator.
+pub const OUTBOX_DEAD: &str = "sb:outbox:dead";
+/// Every escalation, in order: the desk's queue and the audit log.
+pub const ESCALATIONS: &str = "sb:escalations";
+
+/// The conversation's record (a hash).
+pub fn conversation(id: &str) -> String {
+    format!("sb:{{c:{id}}}")
+}
+
+/// The conversation's transcript (a stream).
+pub fn messages(id: &str) -> String {
+    format!("sb:{{c:{id}}}:m")
+}
+
+/// Channel message ids already stored, mapped to their transcript ids (a hash).
+pub fn seen(id: &str) -> String {
+    format!("sb:{{c:{id}}}:seen")
+}
+
+/// Transcript id -> platform message id of delivered replies (a hash).
+pub fn deliveries(id: &str) -> String {
+    format!("sb:{{c:{id}}}:d")
+}

@@ -1,0 +1,611 @@
+//! The Redis store: conversations, transcripts, work streams and the outbox.
+//!
+//! Every write that must not be half-done is one Lua script, so a crash or a lost
+//! connection leaves either the old state or the new one. Keys of one conversation share
+//! the hash tag `{c:<id>}` (see [`keys`]).
+
+pub mod keys;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
+use redis::{AsyncCommands, Script};
+use switchboard_api::{Author, ChannelKind, ConversationView, Inbound, StoredMessage};
+
+use crate::model::{conversation_id, now_ms, Conversation, Status};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis refused or the connection failed.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis did not answer in time.
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Stored data did not have the expected shape.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// The outcome of storing one inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    /// The conversation it belongs to.
+    pub conversation_id: String,
+    /// The transcript entry id.
+    pub message_id: String,
+    /// False when the channel message id had been stored before.
+    pub is_new: bool,
+    /// The conversation's status after ingest.
+    pub status: Status,
+}
+
+/// One transcript entry as the core reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptEntry {
+    /// Stream id, ordered in time.
+    pub id: String,
+    /// `customer`, `ai`, `agent`, `system` or `note`.
+    pub role: String,
+    /// The agent's name for `agent` entries.
+    pub author: Option<String>,
+    /// `text` or `human_request` for customer entries.
+    pub kind: Option<String>,
+    /// The text.
+    pub text: String,
+    /// The channel's message id, for customer entries.
+    pub channel_message_id: Option<String>,
+}
+
+impl TranscriptEntry {
+    fn from_stream(entry: &StreamId) -> TranscriptEntry {
+        TranscriptEntry {
+            id: entry.id.clone(),
+            role: entry.get("role").unwrap_or_else(|| "customer".into()),
+            author: entry.get("author").filter(|name: &String| !name.is_empty()),
+            kind: entry.get("kind"),
+            text: entry.get("text").unwrap_or_default(),
+            channel_message_id: entry.get("cmid"),
+        }
+    }
+
+    /// Milliseconds since the epoch, from the stream id.
+    pub fn at_ms(&self) -> u64 {
+        self.id
+            .split('-')
+            .next()
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The entry as a customer-facing message; `None` for internal notes.
+    pub fn to_customer_view(&self) -> Option<StoredMessage> {
+        let author = match self.role.as_str() {
+            "customer" => Author::Customer,
+            "ai" => Author::Ai,
+            "agent" => Author::Agent {
+                name: self.author.clone().unwrap_or_else(|| "Support".into()),
+            },
+            "system" => Author::System,
+            _ => return None,
+        };
+        Some(StoredMessage {
+            id: self.id.clone(),
+            author,
+            text: self.text.clone(),
+            at_ms: self.at_ms(),
+            channel_message_id: self.channel_message_id.clone(),
+        })
+    }
+}
+
+/// A decision to write in one step (see `lua/commit.lua`).
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    /// The conversation.
+    pub conversation_id: String,
+    /// Hash fields to set (status, last decision, timestamps).
+    pub fields: Vec<(String, String)>,
+    /// The reply to append and queue: role, author name, text, outbox payload json.
+    pub reply: Option<ReplyToQueue>,
+    /// The work item to ack: (group, entry id on the inbound stream).
+    pub ack: Option<(String, String)>,
+    /// A json record for the escalation log stream.
+    pub escalation_log: Option<String>,
+}
+
+/// A reply appended to the transcript and queued for delivery.
+#[derive(Debug, Clone)]
+pub struct ReplyToQueue {
+    /// `ai`, `agent` or `system`.
+    pub role: String,
+    /// The agent's name, or empty.
+    pub author: String,
+    /// The text.
+    pub text: String,
+    /// The `Outbound` as json; its `id` is replaced by the transcript id at delivery.
+    pub payload: String,
+}
+
+/// A work item read from a stream with a consumer group.
+#[derive(Debug, Clone)]
+pub struct WorkItem {
+    /// The stream entry id (what to ack).
+    pub entry_id: String,
+    /// The entry's fields.
+    pub fields: HashMap<String, String>,
+}
+
+impl WorkItem {
+    fn from_stream(entry: StreamId) -> WorkItem {
+        let fields = entry
+            .map
+            .iter()
+            .filter_map(|(key, value)| {
+                redis::from_redis_value_ref::<String>(value)
+                    .ok()
+                    .map(|text| (key.clone(), text))
+            })
+            .collect();
+        WorkItem {
+            entry_id: entry.id,
+            fields,
+        }
+    }
+}
+
+struct Scripts {
+    ingest: Script,
+    commit: Script,
+    retry: Script,
+    promote: Script,
+}
+
+/// Handle to the Redis store; cheap to clone, every clone shares one connection.
+#[derive(Clone)]
+pub struct Store {
+    client: redis::Client,
+    conn: ConnectionManager,
+    command_timeout: Duration,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+impl Store {
+    /// Connects and checks Redis answers; fails fast with a clear error when it does not.
+    pub async fn connect(url: &str, command_timeout: Duration) -> Result<Store, StoreError> {
+        let client = redis::Client::open(url)?;
+        let conn = manager(&client, command_timeout).await?;
+        let store = Store {
+            client,
+            conn,
+            command_timeout,
+            scripts: std::sync::Arc::new(Scripts {
+                ingest: Script::new(include_str!("lua/ingest.lua")),
+                commit: Script::new(include_str!("lua/commit.lua")),
+                retry: Script::new(include_str!("lua/retry.lua")),
+                promote: Script::new(include_str!("lua/promote.lua")),
+            }),
+        };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// A store on its own connection, for workers whose blocking reads must not stall others.
+    pub async fn dedicated(&self, block: Duration) -> Result<Store, StoreError> {
+        let conn = manager(&self.client, self.command_timeout + block).await?;
+        Ok(Store {
+            conn,
+            ..self.clone()
+        })
+    }
+
+    /// How long one command may take.
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
+    async fn bounded<T>(
+        &self,
+        extra: Duration,
+        work: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.command_timeout + extra;
+        match tokio::time::timeout(limit, work).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(StoreError::Timeout(limit)),
+        }
+    }
+
+    /// Checks Redis answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(Duration::ZERO, redis::cmd("PING").query_async::<String>(&mut conn))
+            .await
+            .map(|_| ())
+    }
+
+    /// Creates the consumer groups the workers read from (idempotent).
+    pub async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let created = self
+            .bounded(
+                Duration::ZERO,
+                redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(stream)
+                    .arg(group)
+                    .arg("0")
+                    .arg("MKSTREAM")
+                    .query_async::<()>(&mut conn),
+            )
+            .await;
+        match created {
+            Err(StoreError::Redis(error)) if error.code() == Some("BUSYGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Stores one inbound message: dedupe, find-or-create, append, enqueue for triage.
+    pub async fn ingest(&self, inbound: &Inbound) -> Result<Ingested, StoreError> {
+        let id = conversation_id(inbound.channel, &inbound.conversation_key);
+        let contact = serde_json::to_string(&inbound.author)
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        let context = if inbound.context == Default::default() {
+            String::new()
+        } else {
+            serde_json::to_string(&inbound.context)
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?
+        };
+        let mut conn = self.conn.clone();
+        let mut invocation = self.scripts.ingest.prepare_invoke();
+        invocation
+            .key(keys::conversation(&id))
+            .key(keys::messages(&id))
+            .key(keys::seen(&id))
+            .key(keys::INBOUND)
+            .arg(&inbound.message_id)
+            .arg(inbound.channel.as_str())
+            .arg(&inbound.conversation_key)
+            .arg(&id)
+            .arg(now_ms())
+            .arg(inbound.kind.as_str())
+            .arg(&inbound.text)
+            .arg(contact)
+            .arg(context);
+        let (is_new, message_id, status): (i64, String, String) = self
+            .bounded(Duration::ZERO, invocation.invoke_async(&mut conn))
+            .await?;
+        Ok(Ingested {
+            conversation_id: id,
+            message_id,
+            is_new: is_new == 1,
+            status: Status::parse(&status),
+        })
+    }
+
+    /// The conversation record, or `None` when it does not exist.
+    pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        let mut conn = self.conn.clone();
+        let fields: HashMap<String, String> = self
+            .bounded(Duration::ZERO, conn.hgetall(keys::conversation(id)))
+            .await?;
+        Ok(Conversation::from_fields(id, fields))
+    }
+
+    /// The conversation and its latest `count` transcript entries (oldest first), in one round trip.
+    pub async fn conversation_with_recent(
+        &self,
+        id: &str,
+        count: usize,
+    ) -> Result<Option<(Conversation, Vec<TranscriptEntry>)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let (fields, recent): (HashMap<String, String>, StreamRangeReply) = self
+            .bounded(
+                Duration::ZERO,
+                redis::pipe()
+                    .hgetall(keys::conversation(id))
+                    .cmd("XREVRANGE")
+                    .arg(keys::messages(id))
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(count)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let Some(conversation) = Conversation::from_fields(id, fields) else {
+            return Ok(None);
+        };
+        let mut entries: Vec<TranscriptEntry> =
+            recent.ids.iter().map(TranscriptEntry::from_stream).collect();
+        entries.reverse();
+        Ok(Some((conversation, entries)))
+    }
+
+    /// Transcript entries after `after` (exclusive), oldest first.
+    pub async fn transcript_after(
+        &self,
+        id: &str,
+        after: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<TranscriptEntry>, StoreError> {
+        let start = match after {
+            Some(cursor) => format!("({cursor}"),
+            None => "-".into(),
+        };
+        let mut conn = self.conn.clone();
+        let range: StreamRangeReply = self
+            .bounded(
+                Duration::ZERO,
+                redis::cmd("XRANGE")
+                    .arg(keys::messages(id))
+                    .arg(start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(count)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(range.ids.iter().map(TranscriptEntry::from_stream).collect())
+    }
+
+    /// The customer-visible view of a channel conversation; `None` when it does not exist yet.
+    pub async fn customer_view(
+        &self,
+        channel: ChannelKind,
+        conversation_key: &str,
+        after: Option<&str>,
+    ) -> Result<Option<ConversationView>, StoreError> {
+        let id = conversation_id(channel, conversation_key);
+        let mut conn = self.conn.clone();
+        let status: Option<String> = self
+            .bounded(Duration::ZERO, conn.hget(keys::conversation(&id), "status"))
+            .await?;
+        let Some(status) = status else {
+            return Ok(None);
+        };
+        let entries = self.transcript_after(&id, after, 500).await?;
+        Ok(Some(ConversationView {
+            conversation_id: id,
+            status,
+            messages: entries
+                .iter()
+                .filter_map(TranscriptEntry::to_customer_view)
+                .collect(),
+        }))
+    }
+
+    /// Writes a decision in one step; returns the transcript id of the queued reply, if any.
+    pub async fn commit(&self, commit: &Commit) -> Result<Option<String>, StoreError> {
+        let id = &commit.conversation_id;
+        let (group, entry) = commit.ack.clone().unwrap_or_default();
+        let empty = ReplyToQueue {
+            role: String::new(),
+            author: String::new(),
+            text: String::new(),
+            payload: String::new(),
+        };
+        let reply = commit.reply.as_ref().unwrap_or(&empty);
+        let mut conn = self.conn.clone();
+        let mut invocation = self.scripts.commit.prepare_invoke();
+        invocation
+            .key(keys::conversation(id))
+            .key(keys::messages(id))
+            .key(keys::OUTBOX)
+            .key(keys::INBOUND)
+            .key(keys::ESCALATIONS)
+            .arg(group)
+            .arg(entry)
+            .arg(&reply.role)
+            .arg(&reply.author)
+            .arg(&reply.text)
+            .arg(&reply.payload)
+            .arg(commit.escalation_log.as_deref().unwrap_or(""))
+            .arg(commit.fields.len());
+        for (field, value) in &commit.fields {
+            invocation.arg(field).arg(value);
+        }
+        let queued: String = self
+            .bounded(Duration::ZERO, invocation.invoke_async(&mut conn))
+            .await?;
+        Ok((!queued.is_empty()).then_some(queued))
+    }
+
+    /// Acks a work item without writing anything else.
+    pub async fn ack(&self, stream: &str, group: &str, entry_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(
+            Duration::ZERO,
+            conn.xack::<_, _, _, i64>(stream, group, &[entry_id]),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Acks and deletes a delivered outbox entry.
+    pub async fn ack_and_delete(
+        &self,
+        stream: &str,
+        group: &str,
+        entry_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(
+            Duration::ZERO,
+            redis::pipe()
+                .xack(stream, group, &[entry_id])
+                .ignore()
+                .xdel(stream, &[entry_id])
+                .ignore()
+                .query_async::<()>(&mut conn),
+        )
+        .await
+    }
+
+    /// Reads new entries for `consumer`, waiting up to `block` for some to arrive.
+    pub async fn read_group(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: Option<StreamReadReply> = self
+            .bounded(
+                block,
+                redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(group)
+                    .arg(consumer)
+                    .arg("COUNT")
+                    .arg(count)
+                    .arg("BLOCK")
+                    .arg(block.as_millis() as u64)
+                    .arg("STREAMS")
+                    .arg(stream)
+                    .arg(">")
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(reply
+            .map(|reply| {
+                reply
+                    .keys
+                    .into_iter()
+                    .flat_map(|key| key.ids)
+                    .map(WorkItem::from_stream)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Takes over entries another consumer left unacked for longer than `min_idle` (it died).
+    pub async fn claim_stale(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: StreamAutoClaimReply = self
+            .bounded(
+                Duration::ZERO,
+                redis::cmd("XAUTOCLAIM")
+                    .arg(stream)
+                    .arg(group)
+                    .arg(consumer)
+                    .arg(min_idle.as_millis() as u64)
+                    .arg("0-0")
+                    .arg("COUNT")
+                    .arg(count)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(reply.claimed.into_iter().map(WorkItem::from_stream).collect())
+    }
+
+    /// Parks a failed outbox entry until `due_ms` (see `lua/retry.lua`).
+    pub async fn park_for_retry(
+        &self,
+        group: &str,
+        entry_id: &str,
+        due_ms: u64,
+        member: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.scripts.retry.prepare_invoke();
+        invocation
+            .key(keys::OUTBOX)
+            .key(keys::OUTBOX_DELAYED)
+            .arg(group)
+            .arg(entry_id)
+            .arg(due_ms)
+            .arg(member);
+        self.bounded(Duration::ZERO, invocation.invoke_async::<i64>(&mut conn))
+            .await
+            .map(|_| ())
+    }
+
+    /// Moves parked outbox entries whose time has come back into the stream.
+    pub async fn promote_due(&self, now_ms: u64) -> Result<usize, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.scripts.promote.prepare_invoke();
+        invocation
+            .key(keys::OUTBOX_DELAYED)
+            .key(keys::OUTBOX)
+            .arg(now_ms)
+            .arg(100);
+        self.bounded(Duration::ZERO, invocation.invoke_async::<usize>(&mut conn))
+            .await
+    }
+
+    /// Records an undeliverable outbox entry in the dead-letter stream and removes it.
+    pub async fn dead_letter(
+        &self,
+        group: &str,
+        entry_id: &str,
+        payload: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(
+            Duration::ZERO,
+            redis::pipe()
+                .atomic()
+                .xadd(
+                    keys::OUTBOX_DEAD,
+                    "*",
+                    &[("p", payload), ("reason", reason)],
+                )
+                .ignore()
+                .xack(keys::OUTBOX, group, &[entry_id])
+                .ignore()
+                .xdel(keys::OUTBOX, &[entry_id])
+                .ignore()
+                .query_async::<()>(&mut conn),
+        )
+        .await
+    }
+
+    /// Records where a delivered message landed on its platform (for threads and edits).
+    pub async fn record_delivery(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        platform_message_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(
+            Duration::ZERO,
+            conn.hset::<_, _, _, ()>(
+                keys::deliveries(conversation_id),
+                message_id,
+                platform_message_id,
+            ),
+        )
+        .await
+    }
+}
+
+async fn manager(
+    client: &redis::Client,
+    response_timeout: Duration,
+) -> Result<ConnectionManager, StoreError> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(response_timeout))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(1));
+    let connect = client.get_connection_manager_with_config(config);
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(StoreError::Timeout(Duration::from_secs(5))),
+    }
+}

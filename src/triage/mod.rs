@@ -1,0 +1,272 @@
+//! AI triage: decides whether the AI answers a customer message or a person should.
+//!
+//! [`Triage::decide`] runs the policies in a fixed order, the first decisive one wins:
+//! VIP bypass, always-human categories, an explicit request for a person, frustration
+//! (negative sentiment, a repeated question, a bot loop), and finally the answerer's
+//! confidence against the threshold. The answerer is the embedded knowledge-base retriever
+//! ([`retriever`]); it only ever returns text written in the knowledge base, so nothing a
+//! customer types can make it promise a refund or change a policy.
+//!
+//! Every decision comes with a [`DecisionRecord`]: all scores, the category and an
+//! explanation, stored on the conversation for the agent and for later evaluation.
+
+mod config;
+pub mod eval;
+mod knowledge;
+mod policy;
+mod retriever;
+mod sentiment;
+mod text;
+#[cfg(test)]
+mod tune_tmp;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use switchboard_api::{ChannelKind, InboundKind};
+
+pub use config::{Problem, TriageConfig};
+pub use eval::{eval_clinc150, EvalReport, SweepRow};
+pub use knowledge::Entry;
+pub use sentiment::compound as sentiment_compound;
+
+use retriever::Index;
+
+/// Only this many characters of a message are analysed: enough for any real question, and
+/// it bounds the work a pasted log file or an attack can cause.
+const MAX_ANALYSED_CHARS: usize = 8_000;
+
+/// One earlier message of the conversation, for repetition and bot-loop checks.
+#[derive(Debug, Clone)]
+pub struct TranscriptLine {
+    /// `customer`, `ai`, `agent` or `system`.
+    pub role: String,
+    /// The text.
+    pub text: String,
+}
+
+/// Everything triage may look at for one customer message.
+#[derive(Debug, Clone)]
+pub struct TriageInput<'a> {
+    /// The customer's new message.
+    pub text: &'a str,
+    /// Text or a "Talk to a human" button press.
+    pub kind: InboundKind,
+    /// The customer's channel.
+    pub channel: ChannelKind,
+    /// The customer's tier, if known.
+    pub tier: Option<&'a str>,
+    /// The customer's email address, if known (tier by domain).
+    pub email: Option<&'a str>,
+    /// Earlier messages of the conversation, oldest first, not including this one.
+    pub history: &'a [TranscriptLine],
+}
+
+/// What triage decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Decision {
+    /// The AI answers.
+    Answer {
+        /// The answer to send.
+        text: String,
+        /// Knowledge-base entries cited.
+        sources: Vec<String>,
+    },
+    /// A person should answer.
+    Escalate {
+        /// Why, as a stable snake_case reason (`vip_tier`, `always_human_category`, `human_requested`,
+        /// `negative_sentiment`, `repeated_question`, `bot_loop`, `low_confidence`).
+        reason: String,
+        /// A reply an agent may send or adapt.
+        suggested_reply: Option<String>,
+    },
+}
+
+/// A decision with the evidence behind it, stored on the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// The decision.
+    pub decision: Decision,
+    /// The answerer's confidence in its best answer, 0..1.
+    pub confidence: f32,
+    /// The detected category, if any.
+    pub category: Option<String>,
+    /// Every score the policies computed (sentiment, similarity, ...).
+    pub scores: BTreeMap<String, f32>,
+    /// Human-readable explanation ("asked for a person: 'real person'").
+    pub explanation: String,
+}
+
+/// Errors loading triage (knowledge base files, LLM settings).
+#[derive(Debug, thiserror::Error)]
+pub enum TriageError {
+    /// A knowledge-base file could not be read or parsed.
+    #[error("{path}: {detail}")]
+    Knowledge {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// The triage stage: policies plus an answerer.
+pub struct Triage {
+    config: TriageConfig,
+    knowledge_dir: PathBuf,
+    /// Swapped whole on reload, so a decision in flight keeps the index it started with.
+    index: RwLock<Arc<Index>>,
+}
+
+impl Triage {
+    /// Loads the knowledge base and builds the answerer; no network work.
+    pub fn from_config(config: &TriageConfig, base_dir: &Path) -> Result<Triage, TriageError> {
+        let knowledge_dir = base_dir.join(&config.knowledge_dir);
+        let index = Index::build(knowledge::load_dir(&knowledge_dir)?);
+        Ok(Triage { config: config.clone(), knowledge_dir, index: RwLock::new(Arc::new(index)) })
+    }
+
+    /// Re-reads the knowledge folder and swaps the index in; returns the number of entries.
+    /// On error the old index stays in place.
+    pub fn reload_knowledge(&self) -> Result<usize, TriageError> {
+        let index = Index::build(knowledge::load_dir(&self.knowledge_dir)?);
+        let count = index.entries().len();
+        // A poisoned lock only means another reload panicked mid-swap; the Arc inside is whole.
+        let mut slot = self.index.write().unwrap_or_else(|e| e.into_inner());
+        *slot = Arc::new(index);
+        Ok(count)
+    }
+
+    /// The knowledge-base entries currently answered from.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.current_index().entries().to_vec()
+    }
+
+    fn current_index(&self) -> Arc<Index> {
+        self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Decides one message.
+    pub async fn decide(&self, input: &TriageInput<'_>) -> DecisionRecord {
+        self.decide_now(input)
+    }
+
+    /// The synchronous core of [`Triage::decide`]: pure CPU work, no I/O.
+    fn decide_now(&self, input: &TriageInput<'_>) -> DecisionRecord {
+        let config = &self.config;
+        let text = truncate_chars(input.text, MAX_ANALYSED_CHARS);
+        let tokens = text::words(text);
+        let index = self.current_index();
+        let retrieval = index.retrieve(text);
+        let best = retrieval.best.and_then(|i| index.entries().get(i));
+        let threshold = config.threshold_for(input.channel);
+        let sentiment = sentiment::compound(text);
+        let repetition = policy::repetition(input.history, text);
+        let rejected = policy::rejected_answers(config, input.history, text);
+        let injection = policy::injection(&tokens);
+
+        let mut scores = BTreeMap::new();
+        scores.insert("confidence".to_string(), retrieval.confidence);
+        scores.insert("threshold".to_string(), threshold);
+        scores.insert("retrieval_self_ratio".to_string(), retrieval.self_ratio);
+        scores.insert("retrieval_margin".to_string(), retrieval.margin);
+        scores.insert("retrieval_vote".to_string(), retrieval.vote);
+        scores.insert("sentiment".to_string(), sentiment);
+        scores.insert("repetition".to_string(), repetition);
+        scores.insert("rejected_answers".to_string(), rejected as f32);
+        scores.insert("injection".to_string(), if injection.is_some() { 1.0 } else { 0.0 });
+
+        let mut record = DecisionRecord {
+            decision: Decision::Escalate { reason: String::new(), suggested_reply: None },
+            confidence: retrieval.confidence,
+            category: best.and_then(|e| e.category.clone()),
+            scores,
+            explanation: String::new(),
+        };
+        // The best answer is offered to the agent on every escalation, never to the customer.
+        let suggestion = best.filter(|_| injection.is_none()).map(|e| e.answer.clone());
+        let mut escalate = |record: &mut DecisionRecord, reason: &str, explanation: String| {
+            record.decision =
+                Decision::Escalate { reason: reason.to_string(), suggested_reply: suggestion.clone() };
+            record.explanation = explanation;
+        };
+
+        if let Some(why) = policy::vip(config, input.tier, input.email) {
+            escalate(&mut record, "vip_tier", why);
+            return record;
+        }
+        let entry_category = best
+            .filter(|_| retrieval.confidence >= threshold)
+            .and_then(|e| e.category.as_ref())
+            .filter(|c| config.always_human_categories.contains_key(*c));
+        if let Some((category, pattern)) = policy::category_from_text(config, &tokens) {
+            let why = format!("category `{category}` always goes to a person (matched \"{pattern}\")");
+            record.category = Some(category);
+            escalate(&mut record, "always_human_category", why);
+            return record;
+        }
+        if let Some(category) = entry_category {
+            let why = format!("best answer's category `{category}` always goes to a person");
+            escalate(&mut record, "always_human_category", why);
+            return record;
+        }
+        if let Some(why) = policy::human_request(config, input.kind, &tokens) {
+            escalate(&mut record, "human_requested", why);
+            return record;
+        }
+        if sentiment <= -config.negative_sentiment_threshold {
+            let why = format!(
+                "negative sentiment {sentiment:.2} at or below -{:.2}",
+                config.negative_sentiment_threshold
+            );
+            escalate(&mut record, "negative_sentiment", why);
+            return record;
+        }
+        if repetition >= config.repeated_question_similarity {
+            let why = format!("repeats an earlier question (similarity {repetition:.2})");
+            escalate(&mut record, "repeated_question", why);
+            return record;
+        }
+        if rejected >= config.bot_loop_rejections {
+            let why = format!("customer rejected {rejected} AI answers");
+            escalate(&mut record, "bot_loop", why);
+            return record;
+        }
+        if let Some(marker) = injection {
+            let why = format!("message gives the assistant instructions (\"{marker}\"); a person will answer");
+            record.confidence = 0.0;
+            escalate(&mut record, "low_confidence", why);
+            return record;
+        }
+        match best {
+            Some(entry) if retrieval.confidence >= threshold => {
+                record.decision =
+                    Decision::Answer { text: entry.answer.clone(), sources: vec![entry.id.clone()] };
+                record.explanation = format!(
+                    "answered from `{}` (confidence {:.2} >= {threshold:.2})",
+                    entry.id, retrieval.confidence
+                );
+            }
+            Some(entry) => {
+                let why = format!(
+                    "best entry `{}` has confidence {:.2} < {threshold:.2}",
+                    entry.id, retrieval.confidence
+                );
+                escalate(&mut record, "low_confidence", why);
+            }
+            None => escalate(&mut record, "low_confidence", "no knowledge-base entry matches".into()),
+        }
+        record
+    }
+}
+
+/// The first `max` characters of `text`, cut on a character boundary.
+fn truncate_chars(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}

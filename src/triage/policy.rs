@@ -1,0 +1,179 @@
+//! The escalation policies, each a small pure function over the message and its history.
+//!
+//! They run in the order [`super::Triage::decide`] calls them; the first that fires wins.
+//! Every check returns the evidence (which pattern, which score) so the decision record can
+//! explain itself to the agent who picks the conversation up.
+
+use std::collections::HashMap;
+
+use switchboard_api::InboundKind;
+
+use super::text::{content_terms, matches_pattern, words};
+use super::{TranscriptLine, TriageConfig};
+
+/// VIP bypass: the tier is listed, or the email's domain is.
+pub fn vip(config: &TriageConfig, tier: Option<&str>, email: Option<&str>) -> Option<String> {
+    if let Some(tier) = tier.map(str::trim) {
+        if config.vip_tiers.iter().any(|t| t.eq_ignore_ascii_case(tier)) {
+            return Some(format!("customer tier `{tier}` goes to a person"));
+        }
+    }
+    let domain = email.and_then(|e| e.trim().rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase())?;
+    config
+        .vip_email_domains
+        .iter()
+        .find(|d| d.trim_start_matches('@').eq_ignore_ascii_case(&domain))
+        .map(|d| format!("email domain `{d}` is a VIP domain"))
+}
+
+/// Always-human category from the message's words: (category, the pattern that matched).
+pub fn category_from_text(config: &TriageConfig, tokens: &[String]) -> Option<(String, String)> {
+    config.always_human_categories.iter().find_map(|(category, patterns)| {
+        patterns
+            .iter()
+            .find(|p| matches_pattern(tokens, p))
+            .map(|p| (category.clone(), p.clone()))
+    })
+}
+
+/// Explicit request for a person: the button, or a phrase. Returns the evidence.
+pub fn human_request(config: &TriageConfig, kind: InboundKind, tokens: &[String]) -> Option<String> {
+    if kind == InboundKind::HumanRequest {
+        return Some("pressed \"Talk to a human\"".into());
+    }
+    let phrase = config.human_request_phrases.iter().find(|p| matches_pattern(tokens, p))?;
+    // "I don't need a human" / "no agent please" is not a request.
+    let first = words(phrase).first().cloned().unwrap_or_default();
+    let at = tokens.iter().position(|t| *t == first).unwrap_or(0);
+    let before = &tokens[at.saturating_sub(3)..at];
+    if before.iter().any(|w| matches!(w.as_str(), "dont" | "not" | "no" | "never" | "without")) && before.iter().all(|w| w != "want") {
+        return None;
+    }
+    Some(format!("asked for a person: \"{phrase}\""))
+}
+
+/// True when the message rejects the previous answer ("no", "that didn't help").
+pub fn is_rejection(config: &TriageConfig, text: &str) -> bool {
+    let tokens = words(text);
+    // A bare "no" rejects; "no, how do I export data" starts a new question instead.
+    if tokens.len() > 12 {
+        return false;
+    }
+    config.rejection_phrases.iter().any(|p| {
+        let single = words(p).len() == 1;
+        if single {
+            tokens.first().is_some_and(|t| *t == words(p)[0]) && tokens.len() <= 4
+        } else {
+            matches_pattern(&tokens, p)
+        }
+    })
+}
+
+/// AI answers the customer rejected, counting the current message as the latest reply.
+pub fn rejected_answers(config: &TriageConfig, history: &[TranscriptLine], text: &str) -> usize {
+    let mut count = 0;
+    let mut last_was_ai = false;
+    for line in history {
+        match line.role.as_str() {
+            "ai" => last_was_ai = true,
+            "customer" => {
+                if last_was_ai && is_rejection(config, &line.text) {
+                    count += 1;
+                }
+                last_was_ai = false;
+            }
+            // An agent or a system notice breaks the AI's streak.
+            _ => last_was_ai = false,
+        }
+    }
+    if last_was_ai && is_rejection(config, text) {
+        count += 1;
+    }
+    count
+}
+
+/// Highest similarity (cosine over topic terms) between the message and an earlier
+/// customer message. Messages with fewer than two topic terms never count as repeats:
+/// "yes" twice is not a repeated question.
+pub fn repetition(history: &[TranscriptLine], text: &str) -> f32 {
+    let current = bag(text);
+    if current.len() < 2 {
+        return 0.0;
+    }
+    history
+        .iter()
+        .filter(|l| l.role == "customer")
+        .map(|l| cosine(&current, &bag(&l.text)))
+        .fold(0.0, f32::max)
+}
+
+fn bag(text: &str) -> HashMap<String, f32> {
+    let mut map = HashMap::new();
+    for t in content_terms(text) {
+        *map.entry(t).or_insert(0.0) += 1.0;
+    }
+    map
+}
+
+fn cosine(a: &HashMap<String, f32>, b: &HashMap<String, f32>) -> f32 {
+    let dot: f32 = a.iter().filter_map(|(k, v)| b.get(k).map(|w| v * w)).sum();
+    let norm = |m: &HashMap<String, f32>| m.values().map(|v| v * v).sum::<f32>().sqrt();
+    let denominator = norm(a) * norm(b);
+    if denominator == 0.0 {
+        0.0
+    } else {
+        dot / denominator
+    }
+}
+
+/// Known prompt-injection markers: instructions aimed at the assistant rather than a
+/// question. The answerer cannot be steered (it only returns knowledge-base text), but such
+/// a message should not be answered as if it were an ordinary question either.
+const INJECTION_MARKERS: &[&str] = &[
+    "ignore your instructions", "ignore all instructions", "ignore previous instructions",
+    "ignore the previous instructions", "ignore all previous", "ignore your previous",
+    "disregard your instructions", "disregard previous", "disregard all", "forget your instructions",
+    "system prompt", "you are now", "act as", "pretend you are", "pretend to be", "developer mode",
+    "jailbreak", "new instructions", "override your", "your rules",
+];
+
+/// The injection marker the message contains, if any.
+pub fn injection(tokens: &[String]) -> Option<&'static str> {
+    INJECTION_MARKERS.iter().copied().find(|m| matches_pattern(tokens, m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(role: &str, text: &str) -> TranscriptLine {
+        TranscriptLine { role: role.into(), text: text.into() }
+    }
+
+    #[test]
+    fn negated_human_request_is_not_a_request() {
+        let config = TriageConfig::default();
+        let ask = |t: &str| human_request(&config, InboundKind::Text, &words(t));
+        assert!(ask("can I talk to a real person").is_some());
+        assert!(ask("I don't need a human, just tell me the price").is_none());
+        assert!(ask("I don't want the bot, I want a human").is_some());
+    }
+
+    #[test]
+    fn rejections_are_short_replies_to_the_ai() {
+        let config = TriageConfig::default();
+        assert!(is_rejection(&config, "No."));
+        assert!(is_rejection(&config, "that didn't help at all"));
+        assert!(!is_rejection(&config, "no problem, and how do I export my data to a csv file please"));
+        let history = [line("customer", "q"), line("ai", "a"), line("customer", "nope"), line("ai", "b")];
+        assert_eq!(rejected_answers(&config, &history, "still doesn't work"), 2);
+        assert_eq!(rejected_answers(&config, &history, "thanks!"), 1);
+    }
+
+    #[test]
+    fn repetition_ignores_stopwords_and_tiny_messages() {
+        let history = [line("customer", "How do I reset my password?")];
+        assert!(repetition(&history, "how do i reset the password") > 0.8);
+        assert_eq!(repetition(&[line("customer", "yes")], "yes"), 0.0);
+    }
+}

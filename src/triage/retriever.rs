@@ -1,0 +1,234 @@
+//! The embedded answerer: BM25 nearest-neighbour retrieval over knowledge-base phrasings,
+//! with a calibrated confidence.
+//!
+//! Each entry contributes several short documents (its question, each example phrasing,
+//! and its answer at a lower weight). A query scores every document with BM25; an entry's
+//! score is its best document's score (nearest neighbour), because customers phrase one
+//! question in many unrelated ways and averaging them blurs the match.
+//!
+//! Raw BM25 scores are not comparable between queries, so confidence is built from
+//! scale-free features: the best score relative to the query's *self-score* (what a
+//! document identical to the query would score; unknown words count at maximum IDF, so
+//! out-of-scope words lower it), the relative margin over the runner-up entry, and the
+//! share of the top-k neighbours that agree. These go through a logistic curve whose
+//! weights were fitted on CLINC150 `val` + `oos_val` (see `eval.rs`).
+
+use std::collections::HashMap;
+
+use super::knowledge::Entry;
+use super::text;
+
+fn knob(name: &str, default: f32) -> f32 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Index terms: unigrams plus adjacent bigrams.
+fn terms(s: &str) -> Vec<String> {
+    let mut t = text::terms(s);
+    if knob("TUNE_BIGRAM", 0.0) > 0.0 {
+        let bi: Vec<String> = t.windows(2).map(|w| format!("{} {}", w[0], w[1])).collect();
+        t.extend(bi);
+    }
+    t
+}
+
+/// BM25 term-frequency saturation.
+const K1: f32 = 1.2;
+/// BM25 length normalisation; phrasings are short and similar in length, so it is mild.
+const B: f32 = 0.5;
+/// Weight of an entry's answer text relative to its question and phrasings: answers are
+/// written for customers, not in the customers' words, so they match less reliably.
+const ANSWER_WEIGHT: f32 = 0.5;
+/// Neighbours looked at for the agreement feature.
+const TOP_K: usize = 10;
+
+/// Logistic calibration `confidence = 1 / (1 + exp(-(W_SELF*self + W_MARGIN*margin + W_VOTE*vote + BIAS)))`.
+const W_SELF: f32 = 8.0;
+const W_MARGIN: f32 = 4.0;
+const W_VOTE: f32 = 2.0;
+const BIAS: f32 = -6.5;
+
+/// One scored document: a phrasing of an entry.
+#[derive(Debug, Clone)]
+struct Doc {
+    entry: u32,
+    weight: f32,
+    len: f32,
+}
+
+/// An immutable BM25 index over knowledge-base entries.
+#[derive(Debug, Default)]
+pub struct Index {
+    entries: Vec<Entry>,
+    docs: Vec<Doc>,
+    postings: HashMap<String, Vec<(u32, u16)>>,
+    avg_len: f32,
+}
+
+/// What the retriever found for one query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retrieval {
+    /// Index of the best entry, when any document matched at all.
+    pub best: Option<usize>,
+    /// Index of the runner-up entry.
+    pub second: Option<usize>,
+    /// Calibrated probability that `best` is the right answer, 0..1.
+    pub confidence: f32,
+    /// Best score over the query's self-score, 0..1.
+    pub self_ratio: f32,
+    /// (best - second) / best, 0..1.
+    pub margin: f32,
+    /// Share of the top-k neighbours' score that belongs to the best entry, 0..1.
+    pub vote: f32,
+}
+
+impl Index {
+    /// Builds the index; entries without any scorable word are kept but never match.
+    pub fn build(entries: Vec<Entry>) -> Index {
+        let mut docs = Vec::new();
+        let mut postings: HashMap<String, Vec<(u32, u16)>> = HashMap::new();
+        for (e, entry) in entries.iter().enumerate() {
+            let texts = std::iter::once((entry.question.as_str(), 1.0))
+                .chain(entry.phrasings.iter().map(|p| (p.as_str(), 1.0)))
+                .chain(std::iter::once((entry.answer.as_str(), ANSWER_WEIGHT)));
+            for (text, weight) in texts {
+                let toks = terms(text);
+                if toks.is_empty() {
+                    continue;
+                }
+                let id = docs.len() as u32;
+                let mut counts: HashMap<&str, u16> = HashMap::new();
+                for t in &toks {
+                    *counts.entry(t.as_str()).or_default() += 1;
+                }
+                for (t, c) in counts {
+                    postings.entry(t.to_string()).or_default().push((id, c));
+                }
+                docs.push(Doc { entry: e as u32, weight, len: toks.len() as f32 });
+            }
+        }
+        let avg_len = if docs.is_empty() {
+            1.0
+        } else {
+            docs.iter().map(|d| d.len).sum::<f32>() / docs.len() as f32
+        };
+        Index { entries, docs, postings, avg_len }
+    }
+
+    /// The entries, in load order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    fn idf(&self, df: usize) -> f32 {
+        let n = self.docs.len() as f32;
+        (1.0 + (n - df as f32 + 0.5) / (df as f32 + 0.5)).ln()
+    }
+
+    fn tf_part(tf: f32, len: f32, avg_len: f32) -> f32 {
+        let k1 = knob("TUNE_K1", K1);
+        let b = knob("TUNE_B", B);
+        tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * len / avg_len))
+    }
+
+    /// Scores a query against the knowledge base.
+    pub fn retrieve(&self, query: &str) -> Retrieval {
+        let none = Retrieval { best: None, second: None, confidence: 0.0, self_ratio: 0.0, margin: 0.0, vote: 0.0 };
+        let q = terms(query);
+        if q.is_empty() || self.docs.is_empty() {
+            return none;
+        }
+        let mut q_counts: HashMap<&str, u16> = HashMap::new();
+        for t in &q {
+            *q_counts.entry(t.as_str()).or_default() += 1;
+        }
+        // Self-score: the query scored as if it were a document of the index.
+        let q_len = q.len() as f32;
+        let mut self_score = 0.0;
+        let mut doc_scores: HashMap<u32, f32> = HashMap::new();
+        for (term, &qtf) in &q_counts {
+            let posting = self.postings.get(*term);
+            let idf = self.idf(posting.map_or(0, Vec::len));
+            self_score += idf * Self::tf_part(qtf as f32, q_len, self.avg_len);
+            for &(doc, tf) in posting.into_iter().flatten() {
+                let d = &self.docs[doc as usize];
+                *doc_scores.entry(doc).or_default() += idf * Self::tf_part(tf as f32, d.len, self.avg_len);
+            }
+        }
+        if doc_scores.is_empty() || self_score <= 0.0 {
+            return none;
+        }
+        let mut ranked: Vec<(u32, f32)> = doc_scores
+            .into_iter()
+            .map(|(doc, s)| (doc, s * self.docs[doc as usize].weight))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let best_entry = self.docs[ranked[0].0 as usize].entry;
+        let best_score = ranked[0].1;
+        let second = ranked.iter().find(|(doc, _)| self.docs[*doc as usize].entry != best_entry);
+        let second_score = second.map_or(0.0, |s| s.1);
+        let top: Vec<&(u32, f32)> = ranked.iter().take(TOP_K).collect();
+        let top_sum: f32 = top.iter().map(|(_, s)| s).sum();
+        let agree: f32 = top.iter().filter(|(d, _)| self.docs[*d as usize].entry == best_entry).map(|(_, s)| s).sum();
+        let self_ratio = (best_score / self_score).clamp(0.0, 1.0);
+        let margin = ((best_score - second_score) / best_score).clamp(0.0, 1.0);
+        let vote = if top_sum > 0.0 { agree / top_sum } else { 0.0 };
+        let z = W_SELF * self_ratio + W_MARGIN * margin + W_VOTE * vote + BIAS;
+        Retrieval {
+            best: Some(best_entry as usize),
+            second: second.map(|(doc, _)| self.docs[*doc as usize].entry as usize),
+            confidence: 1.0 / (1.0 + (-z).exp()),
+            self_ratio,
+            margin,
+            vote,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, question: &str, phrasings: &[&str], answer: &str) -> Entry {
+        Entry {
+            id: id.into(),
+            question: question.into(),
+            phrasings: phrasings.iter().map(|s| s.to_string()).collect(),
+            answer: answer.into(),
+            category: None,
+        }
+    }
+
+    fn index() -> Index {
+        Index::build(vec![
+            entry("pw", "How do I reset my password?", &["forgot my password"], "Use the reset link."),
+            entry("inv", "Where can I download invoices?", &["get a copy of my bill"], "Billing page."),
+        ])
+    }
+
+    #[test]
+    fn best_entry_is_the_nearest_phrasing() {
+        let r = index().retrieve("I forgot the password");
+        assert_eq!(r.best, Some(0));
+        assert_eq!(r.second, Some(1).filter(|_| r.second.is_some()));
+        let r = index().retrieve("download my invoices");
+        assert_eq!(r.best, Some(1));
+    }
+
+    #[test]
+    fn unknown_words_lower_confidence() {
+        let idx = index();
+        let exact = idx.retrieve("How do I reset my password?");
+        let diluted = idx.retrieve("reset password for my grandmother's knitting machine warranty");
+        assert!(exact.confidence > diluted.confidence, "{exact:?} vs {diluted:?}");
+        assert!(exact.confidence > 0.5);
+    }
+
+    #[test]
+    fn no_match_is_zero_confidence() {
+        let r = index().retrieve("🙂");
+        assert_eq!(r.best, None);
+        assert_eq!(r.confidence, 0.0);
+        assert_eq!(Index::build(vec![]).retrieve("password").best, None);
+    }
+}

@@ -1,0 +1,5 @@
+//! The one integration test binary: real redis-server, real HTTP, real browser.
+
+mod harness;
+mod store;
+mod triage;

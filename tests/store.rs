@@ -1,0 +1,300 @@
+//! The conversation model in a real Redis: ingest, dedupe, find-or-create, status, outbox.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Commands;
+use switchboard::config::OutboxConfig;
+use switchboard::model::conversation_id;
+use switchboard::outbox::{DeliveryOutcome, OutboxWorker};
+use switchboard::store::{keys, Commit, ReplyToQueue, Store};
+use switchboard_api::{
+    Author, Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway,
+    Health, Identity, Inbound, InboundKind, Outbound,
+};
+
+use crate::harness::RedisServer;
+
+fn inbound(key: &str, message_id: &str, text: &str) -> Inbound {
+    Inbound {
+        channel: ChannelKind::Webchat,
+        conversation_key: key.into(),
+        message_id: message_id.into(),
+        kind: InboundKind::Text,
+        author: Identity {
+            id: key.into(),
+            display_name: Some("Dana".into()),
+            ..Default::default()
+        },
+        text: text.into(),
+        context: Default::default(),
+    }
+}
+
+async fn store(redis: &RedisServer) -> Store {
+    let store = Store::connect(&redis.url(), Duration::from_millis(500))
+        .await
+        .expect("connect");
+    store.ensure_group(keys::INBOUND, keys::PIPELINE_GROUP).await.unwrap();
+    store.ensure_group(keys::OUTBOX, keys::OUTBOX_GROUP).await.unwrap();
+    store
+}
+
+#[tokio::test]
+async fn ingest_creates_the_conversation_and_a_replay_stores_nothing_twice() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+
+    let first = store.ingest(&inbound("s:visitor-1", "wc:1", "Hello")).await.unwrap();
+    let replay = store.ingest(&inbound("s:visitor-1", "wc:1", "Hello")).await.unwrap();
+    let second = store.ingest(&inbound("s:visitor-1", "wc:2", "Anyone?")).await.unwrap();
+    let other = store.ingest(&inbound("s:visitor-2", "wc:1", "Hi")).await.unwrap();
+
+    assert!(first.is_new);
+    assert!(!replay.is_new, "a retried event must not make a second message");
+    assert_eq!(replay.message_id, first.message_id);
+    assert_eq!(second.conversation_id, first.conversation_id, "same visitor, same conversation");
+    assert_ne!(other.conversation_id, first.conversation_id);
+
+    let mut redis_client = redis.client();
+    let id = conversation_id(ChannelKind::Webchat, "s:visitor-1");
+    let stored: usize = redis_client.xlen(keys::messages(&id)).unwrap();
+    assert_eq!(stored, 2);
+    let queued: usize = redis_client.xlen(keys::INBOUND).unwrap();
+    assert_eq!(queued, 3, "one triage work item per new message, none for the replay");
+    let status: String = redis_client.hget(keys::conversation(&id), "status").unwrap();
+    assert_eq!(status, "bot");
+    let contact: String = redis_client.hget(keys::conversation(&id), "contact").unwrap();
+    assert!(contact.contains("Dana"));
+}
+
+#[tokio::test]
+async fn concurrent_replays_of_one_event_store_one_message() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    let attempts = (0..20).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.ingest(&inbound("s:racer", "wc:same", "hi")).await })
+    });
+    let mut new = 0;
+    for attempt in attempts {
+        if attempt.await.unwrap().unwrap().is_new {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 1);
+    let id = conversation_id(ChannelKind::Webchat, "s:racer");
+    let stored: usize = redis.client().xlen(keys::messages(&id)).unwrap();
+    assert_eq!(stored, 1);
+}
+
+#[tokio::test]
+async fn a_committed_escalation_changes_status_and_shows_the_notice_to_the_customer() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    let ingested = store.ingest(&inbound("s:esc", "wc:1", "I want a person")).await.unwrap();
+    let item = store
+        .read_group(keys::INBOUND, keys::PIPELINE_GROUP, "test", 10, Duration::from_millis(10))
+        .await
+        .unwrap()
+        .remove(0);
+    let commit = Commit {
+        conversation_id: ingested.conversation_id.clone(),
+        fields: vec![("status".into(), "escalated".into())],
+        reply: Some(ReplyToQueue {
+            role: "system".into(),
+            author: String::new(),
+            text: "A person is joining".into(),
+            payload: "{}".into(),
+        }),
+        ack: Some((keys::PIPELINE_GROUP.into(), item.entry_id.clone())),
+        escalation_log: Some(r#"{"reason":"human_requested"}"#.into()),
+    };
+    store.commit(&commit).await.unwrap();
+
+    let view = store
+        .customer_view(ChannelKind::Webchat, "s:esc", None)
+        .await
+        .unwrap()
+        .expect("conversation exists");
+    assert_eq!(view.status, "escalated");
+    assert_eq!(view.messages.len(), 2);
+    assert_eq!(view.messages[1].author, Author::System);
+    let mut client = redis.client();
+    let escalations: usize = client.xlen(keys::ESCALATIONS).unwrap();
+    assert_eq!(escalations, 1);
+    let pending: redis::streams::StreamPendingReply =
+        client.xpending(keys::INBOUND, keys::PIPELINE_GROUP).unwrap();
+    assert_eq!(pending.count(), 0, "the work item is acked with the decision");
+    let outbox: usize = client.xlen(keys::OUTBOX).unwrap();
+    assert_eq!(outbox, 1);
+}
+
+/// A channel that records deliveries and fails the first `failures` attempts.
+pub struct RecordingChannel {
+    pub delivered: Mutex<Vec<Outbound>>,
+    pub attempts: AtomicUsize,
+    pub failures: usize,
+    pub failure: fn() -> ConnectorError,
+}
+
+impl RecordingChannel {
+    pub fn new(failures: usize, failure: fn() -> ConnectorError) -> Arc<RecordingChannel> {
+        Arc::new(RecordingChannel {
+            delivered: Mutex::new(Vec::new()),
+            attempts: AtomicUsize::new(0),
+            failures,
+            failure,
+        })
+    }
+}
+
+#[async_trait]
+impl Connector for RecordingChannel {
+    fn channel(&self) -> ChannelKind {
+        ChannelKind::Webchat
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+    async fn run(&self, _gateway: Arc<dyn Gateway>) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+    async fn send(&self, outbound: &Outbound) -> Result<DeliveryReceipt, ConnectorError> {
+        let attempt = self.attempts.fetch_add(1, Ordering::SeqCst);
+        if attempt < self.failures {
+            return Err((self.failure)());
+        }
+        self.delivered.lock().unwrap().push(outbound.clone());
+        Ok(DeliveryReceipt {
+            platform_message_id: Some(format!("platform-{}", outbound.id)),
+        })
+    }
+    async fn health(&self) -> Health {
+        Health::Up
+    }
+}
+
+fn transient() -> ConnectorError {
+    ConnectorError::Transient {
+        connector: "webchat",
+        detail: "connection reset".into(),
+    }
+}
+
+fn permanent() -> ConnectorError {
+    ConnectorError::Permanent {
+        connector: "webchat",
+        detail: "unknown recipient".into(),
+    }
+}
+
+async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
+    let ingested = store.ingest(&inbound(key, &format!("wc:{text}"), "question")).await.unwrap();
+    let outbound = Outbound {
+        id: String::new(),
+        conversation_id: ingested.conversation_id.clone(),
+        channel: ChannelKind::Webchat,
+        conversation_key: key.into(),
+        author: Author::Ai,
+        text: text.into(),
+        actions: vec![],
+    };
+    store
+        .commit(&Commit {
+            conversation_id: ingested.conversation_id,
+            reply: Some(ReplyToQueue {
+                role: "ai".into(),
+                author: String::new(),
+                text: text.into(),
+                payload: serde_json::to_string(&outbound).unwrap(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .expect("reply queued")
+}
+
+fn worker(store: Store, channel: Arc<RecordingChannel>, name: &str) -> OutboxWorker {
+    let connectors: HashMap<ChannelKind, Arc<dyn Connector>> =
+        HashMap::from([(ChannelKind::Webchat, channel as Arc<dyn Connector>)]);
+    let config = OutboxConfig {
+        claim_idle_ms: 300,
+        initial_backoff_ms: 50,
+        max_backoff_ms: 200,
+        max_attempts: 3,
+        send_timeout_ms: 1000,
+    };
+    OutboxWorker::new(store, connectors, config, name.into())
+}
+
+#[tokio::test]
+async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    let transcript_id = queue_reply(&store, "s:crash", "Here is how to reset it").await;
+
+    // Instance A takes the entry and dies before delivering or acking it.
+    let taken = store
+        .read_group(keys::OUTBOX, keys::OUTBOX_GROUP, "instance-a", 10, Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+
+    let channel = RecordingChannel::new(0, transient);
+    let survivor = worker(store.clone(), channel.clone(), "instance-b");
+    let before_idle = survivor.work_once(Duration::from_millis(10)).await.unwrap();
+    assert!(before_idle.is_empty(), "a live owner's entry is not stolen before claim_idle_ms");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let outcomes = survivor.work_once(Duration::from_millis(10)).await.unwrap();
+    assert_eq!(outcomes, vec![DeliveryOutcome::Delivered]);
+    let again = survivor.work_once(Duration::from_millis(10)).await.unwrap();
+    assert!(again.is_empty());
+
+    let delivered = channel.delivered.lock().unwrap().clone();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].text, "Here is how to reset it");
+    assert_eq!(delivered[0].id, transcript_id, "the outbound id is the transcript id");
+    let outbox_len: usize = redis.client().xlen(keys::OUTBOX).unwrap();
+    assert_eq!(outbox_len, 0);
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_retried_with_backoff_then_delivered_once() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    queue_reply(&store, "s:retry", "Try this").await;
+    let channel = RecordingChannel::new(2, transient);
+    let outbox = worker(store.clone(), channel.clone(), "solo");
+
+    let mut outcomes = Vec::new();
+    for _ in 0..40 {
+        outcomes.extend(outbox.work_once(Duration::from_millis(20)).await.unwrap());
+        if outcomes.contains(&DeliveryOutcome::Delivered) {
+            break;
+        }
+    }
+    assert!(matches!(outcomes[0], DeliveryOutcome::Retrying { attempt: 1, .. }));
+    assert!(matches!(outcomes[1], DeliveryOutcome::Retrying { attempt: 2, after } if after > Duration::from_millis(50)));
+    assert_eq!(outcomes[2], DeliveryOutcome::Delivered);
+    assert_eq!(channel.delivered.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_undeliverable_reply_goes_to_dead_letters_with_the_reason() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    queue_reply(&store, "s:dead", "Never arrives").await;
+    let outbox = worker(store.clone(), RecordingChannel::new(usize::MAX, permanent), "solo");
+    let outcomes = outbox.work_once(Duration::from_millis(20)).await.unwrap();
+    assert!(matches!(&outcomes[0], DeliveryOutcome::DeadLettered(reason) if reason.contains("unknown recipient")));
+    let mut client = redis.client();
+    let dead: usize = client.xlen(keys::OUTBOX_DEAD).unwrap();
+    assert_eq!(dead, 1);
+    let outbox_len: usize = client.xlen(keys::OUTBOX).unwrap();
+    assert_eq!(outbox_len, 0);
+}

@@ -1,0 +1,1 @@
+//! Triage tests: policies on real data, the embedded answerer on CLINC150.
