@@ -348,7 +348,7 @@ fn optional_section<T: DeserializeOwned>(
             } else {
                 format!("{path}.{inner}")
             };
-            let message = error.into_inner().to_string();
+            let message = error.into_inner().to_string().trim().to_owned();
             problems.push(ConfigProblem { key, message });
             None
         }

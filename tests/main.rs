@@ -1,5 +1,6 @@
 //! The one integration test binary: real redis-server, real HTTP, real browser.
 
 mod harness;
+mod config;
 mod store;
 mod triage;

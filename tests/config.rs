@@ -1,0 +1,127 @@
+//! Config: every example passes `check-config`; mistakes are named by their key path.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::{config_dir, TempDir};
+
+fn check_config(files: &[&Path], env: &[(&str, &str)]) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command.arg("check-config").args(files);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.env_remove("WEBCHAT_IDENTITY_SECRET_MISSING");
+    let output = command.output().expect("run switchboard check-config");
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+/// Secrets the examples reference; an admin sets them in the environment.
+const EXAMPLE_ENV: [(&str, &str); 2] = [
+    ("WEBCHAT_IDENTITY_SECRET", "example-secret"),
+    ("SWITCHBOARD_REDIS_URL", "redis://127.0.0.1:6379/"),
+];
+
+#[test]
+fn every_example_config_passes_check_config() {
+    let mut examples: Vec<_> = std::fs::read_dir(config_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 2, "expected example configs, found {examples:?}");
+    let paths: Vec<&Path> = examples.iter().map(|p| p.as_path()).collect();
+    let (ok, output) = check_config(&paths, &EXAMPLE_ENV);
+    assert!(ok, "check-config failed:\n{output}");
+    for example in &examples {
+        assert!(output.contains(&format!("{}: ok", example.display())), "{output}");
+    }
+}
+
+fn write_config(dir: &TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.0.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::create_dir_all(dir.0.join("knowledge")).unwrap();
+    std::fs::copy(
+        config_dir().join("knowledge").read_dir().unwrap().next().unwrap().unwrap().path(),
+        dir.0.join("knowledge/faq.md"),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn typos_are_reported_with_their_key_paths_and_a_nonzero_exit() {
+    let dir = TempDir::new("config-typo");
+    let path = write_config(
+        &dir,
+        "typo.toml",
+        r#"
+[gatway]
+listen = "127.0.0.1:8080"
+
+[outbox]
+max_atempts = 3
+
+[connectors.webchat]
+enabled = true
+max_mesage_bytes = 100
+
+[connectors.telegarm]
+enabled = true
+"#,
+    );
+    let (ok, output) = check_config(&[&path], &[]);
+    assert!(!ok, "a typo must fail: {output}");
+    for key in [
+        "gatway",
+        "outbox.max_atempts",
+        "connectors.webchat.max_mesage_bytes",
+        "connectors.telegarm",
+    ] {
+        assert!(
+            output.lines().any(|line| line.trim_start().starts_with(&format!("{key}:"))),
+            "expected a problem for `{key}` in:\n{output}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_secret_names_the_key_and_the_variable() {
+    let dir = TempDir::new("config-secret");
+    let path = write_config(
+        &dir,
+        "secret.toml",
+        r#"
+[connectors.webchat]
+enabled = true
+identity_secret_env = "WEBCHAT_IDENTITY_SECRET_MISSING"
+"#,
+    );
+    let (ok, output) = check_config(&[&path], &[]);
+    assert!(!ok);
+    assert!(
+        output.contains("connectors.webchat.identity_secret_env")
+            && output.contains("WEBCHAT_IDENTITY_SECRET_MISSING"),
+        "{output}"
+    );
+}
+
+#[test]
+fn bad_values_and_broken_syntax_are_clear_errors() {
+    let dir = TempDir::new("config-values");
+    let values = write_config(
+        &dir,
+        "values.toml",
+        "[gateway]\nlisten = \"not an address\"\n[redis]\nurl = \"http://nope\"\n",
+    );
+    let syntax = write_config(&dir, "syntax.toml", "[gateway\nlisten = 1\n");
+    let (ok, output) = check_config(&[&values, &syntax], &[]);
+    assert!(!ok);
+    assert!(output.contains("gateway.listen:"), "{output}");
+    assert!(output.contains("redis.url:"), "{output}");
+    assert!(output.contains("syntax.toml") && output.contains("(syntax)"), "{output}");
+}
