@@ -188,7 +188,7 @@ impl Triage {
         };
         // The best answer is offered to the agent on every escalation, never to the customer.
         let suggestion = best.filter(|_| injection.is_none()).map(|e| e.answer.clone());
-        let mut escalate = |record: &mut DecisionRecord, reason: &str, explanation: String| {
+        let escalate = |record: &mut DecisionRecord, reason: &str, explanation: String| {
             record.decision =
                 Decision::Escalate { reason: reason.to_string(), suggested_reply: suggestion.clone() };
             record.explanation = explanation;

@@ -190,11 +190,6 @@ fn undouble(mut base: String) -> String {
     base
 }
 
-/// Lowercased words joined by single spaces, for phrase-pattern matching.
-pub fn normalized(text: &str) -> String {
-    words(text).join(" ")
-}
-
 /// True when `pattern` (words, a trailing `*` on a word means "any ending") occurs in
 /// `tokens` as a contiguous run. Patterns are written by operators in config, so they are
 /// normalised with [`words`] the same way as the message.

@@ -116,7 +116,6 @@ impl Gateway for FakeGateway {
                 last.channel_message_id = Some(inbound.message_id.clone());
             }
         }
-        stored.text.clear();
         state
             .seen
             .insert(inbound.message_id.clone(), (key.clone(), stored.id.clone()));
