@@ -69,7 +69,8 @@ pub struct RedisConfig {
     /// Redis URL (`redis://host:port/db` or `redis+unix:///path/to.sock`).
     #[serde(default = "default_redis_url")]
     pub url: String,
-    /// Environment variable that, when set, overrides `url` (it may carry a password).
+    /// Environment variable that overrides `url` when set (it may carry a password); required
+    /// when the file gives no `url`.
     #[serde(default)]
     pub url_env: Option<String>,
     /// How long one Redis command may take before the request fails with 503.
@@ -253,7 +254,11 @@ impl Config {
                 message: "must be a table of connector sections".into(),
             }),
         }
-        config.resolve_secrets(&mut problems);
+        let redis_url_given = table
+            .get("redis")
+            .and_then(|redis| redis.get("url"))
+            .is_some();
+        config.resolve_secrets(redis_url_given, &mut problems);
         config.validate(&mut problems);
         if problems.is_empty() {
             Ok(config)
@@ -262,11 +267,12 @@ impl Config {
         }
     }
 
-    fn resolve_secrets(&mut self, problems: &mut Vec<ConfigProblem>) {
+    fn resolve_secrets(&mut self, redis_url_given: bool, problems: &mut Vec<ConfigProblem>) {
         let mut raw = Vec::new();
         if let Some(var) = &self.redis.url_env {
             match std::env::var(var) {
                 Ok(url) => self.redis.url = url,
+                Err(_) if redis_url_given => {}
                 Err(_) => raw.push((
                     "redis.url_env".to_owned(),
                     format!("environment variable {var} is not set"),
