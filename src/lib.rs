@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod config;
+pub mod desk;
 pub mod pipeline;
 pub mod outbox;
 pub mod server;

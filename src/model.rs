@@ -107,6 +107,26 @@ impl Conversation {
     }
 }
 
+impl Conversation {
+    /// The desk thread this conversation is mirrored into, once opened.
+    pub fn desk_thread(&self) -> Option<switchboard_api::ThreadRef> {
+        Some(switchboard_api::ThreadRef {
+            channel: self.fields.get("desk_channel")?.clone(),
+            ts: self.fields.get("desk_ts")?.clone(),
+        })
+    }
+
+    /// The name to show agents for the customer.
+    pub fn customer_name(&self) -> String {
+        self.contact
+            .display_name
+            .clone()
+            .or_else(|| self.context.attributes.get("name").cloned())
+            .or_else(|| self.contact.email.clone())
+            .unwrap_or_else(|| self.contact.id.clone())
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -14,8 +14,19 @@ use switchboard_api::{ChannelKind, Connector, ConnectorError, Outbound};
 use tracing::{error, warn};
 
 use crate::config::OutboxConfig;
+use crate::desk::{DeskCourier, DeskPost};
 use crate::model::now_ms;
 use crate::store::{keys, Store, StoreError, WorkItem};
+
+/// What an outbox entry delivers: a message to a customer, or a post to the agent desk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "to", rename_all = "snake_case")]
+pub enum Delivery {
+    /// A reply to the customer on their channel.
+    Customer(Outbound),
+    /// A briefing, mirror or notice for the agents.
+    Desk(DeskPost),
+}
 
 /// A parked delivery, as stored in the delayed set.
 #[derive(Debug, Serialize, Deserialize)]
@@ -29,6 +40,7 @@ struct Parked<'a> {
 pub struct OutboxWorker {
     store: Store,
     connectors: HashMap<ChannelKind, Arc<dyn Connector>>,
+    desk: Option<Arc<DeskCourier>>,
     config: OutboxConfig,
     consumer: String,
 }
@@ -60,9 +72,16 @@ impl OutboxWorker {
         OutboxWorker {
             store,
             connectors,
+            desk: None,
             config,
             consumer,
         }
+    }
+
+    /// Delivers desk posts through `courier`.
+    pub fn with_desk(mut self, courier: Arc<DeskCourier>) -> Self {
+        self.desk = Some(courier);
+        self
     }
 
     /// Delivers until the task is dropped; Redis errors are logged and retried.
@@ -117,35 +136,55 @@ impl OutboxWorker {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
             + 1;
-        let mut outbound: Outbound = match serde_json::from_str(&payload) {
-            Ok(outbound) => outbound,
+        let delivery: Delivery = match serde_json::from_str(&payload) {
+            Ok(delivery) => delivery,
             Err(parse_error) => {
                 return self
                     .dead_letter(&item, &payload, format!("malformed outbox entry: {parse_error}"))
                     .await
             }
         };
-        outbound.id = transcript_id.clone();
-        let Some(connector) = self.connectors.get(&outbound.channel) else {
-            let reason = format!("no {} connector is enabled", outbound.channel);
-            return self.dead_letter(&item, &payload, reason).await;
+        let (conversation_id, connector_name) = match &delivery {
+            Delivery::Customer(outbound) => (outbound.conversation_id.clone(), outbound.channel.as_str()),
+            Delivery::Desk(post) => (post.conversation_id.clone(), "desk"),
         };
         let send_timeout = Duration::from_millis(self.config.send_timeout_ms);
-        let failure = match tokio::time::timeout(send_timeout, connector.send(&outbound)).await {
-            Ok(Ok(receipt)) => {
+        let attempt_result = match delivery {
+            Delivery::Customer(mut outbound) => {
+                outbound.id = transcript_id.clone();
+                let Some(connector) = self.connectors.get(&outbound.channel) else {
+                    let reason = format!("no {} connector is enabled", outbound.channel);
+                    return self.dead_letter(&item, &payload, reason).await;
+                };
+                tokio::time::timeout(send_timeout, connector.send(&outbound))
+                    .await
+                    .map(|sent| sent.map(|receipt| receipt.platform_message_id))
+            }
+            Delivery::Desk(post) => {
+                let Some(courier) = &self.desk else {
+                    let reason = "no agent desk is enabled".to_owned();
+                    return self.dead_letter(&item, &payload, reason).await;
+                };
+                tokio::time::timeout(send_timeout, courier.deliver(&post))
+                    .await
+                    .map(|sent| sent.map(|()| None))
+            }
+        };
+        let failure = match attempt_result {
+            Ok(Ok(platform_id)) => {
                 self.store
                     .ack_and_delete(keys::OUTBOX, keys::OUTBOX_GROUP, &item.entry_id)
                     .await?;
-                if let Some(platform_id) = receipt.platform_message_id {
+                if let Some(platform_id) = platform_id.filter(|_| !transcript_id.is_empty()) {
                     self.store
-                        .record_delivery(&outbound.conversation_id, &transcript_id, &platform_id)
+                        .record_delivery(&conversation_id, &transcript_id, &platform_id)
                         .await?;
                 }
                 return Ok(DeliveryOutcome::Delivered);
             }
             Ok(Err(failure)) => failure,
             Err(_) => ConnectorError::Transient {
-                connector: outbound.channel.as_str(),
+                connector: connector_name,
                 detail: format!("no answer within {send_timeout:?}"),
             },
         };
@@ -162,7 +201,7 @@ impl OutboxWorker {
         };
         warn!(
             error = %failure,
-            conversation = %outbound.conversation_id,
+            conversation = %conversation_id,
             attempt,
             retry_in = ?after,
             "reply not delivered; will retry"

@@ -16,7 +16,9 @@ use switchboard_api::{
 };
 use tracing::{info, warn};
 
+use crate::desk::{DeskAction, DeskPost};
 use crate::model::{now_ms, Conversation, Status};
+use crate::outbox::Delivery;
 use crate::store::{keys, Commit, ReplyToQueue, Store, StoreError, TranscriptEntry, WorkItem};
 use crate::triage::{Decision, DecisionRecord, TranscriptLine, Triage, TriageInput};
 
@@ -92,6 +94,7 @@ pub struct TriageWorker {
     triage: Arc<Triage>,
     consumer: String,
     claim_idle: Duration,
+    desk_enabled: bool,
 }
 
 impl TriageWorker {
@@ -102,7 +105,14 @@ impl TriageWorker {
             triage,
             consumer,
             claim_idle,
+            desk_enabled: false,
         }
+    }
+
+    /// Mirrors escalations and later customer messages to the agent desk.
+    pub fn with_desk(mut self) -> Self {
+        self.desk_enabled = true;
+        self
     }
 
     /// Works until the task is dropped; Redis errors are logged and retried, never fatal.
@@ -178,8 +188,8 @@ impl TriageWorker {
             Status::Bot | Status::Resolved => {
                 let Some(position) = recent.iter().position(|entry| &entry.id == message_id)
                 else {
-                    // Newer messages pushed this one out of the window: answer the newest instead,
-                    // which the customer is waiting on anyway.
+                    // Newer messages pushed this one out of the window; each of them has its own
+                    // work item and gets its answer, so answering this stale one would only repeat.
                     return self
                         .store
                         .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
@@ -188,15 +198,43 @@ impl TriageWorker {
                 let record = self
                     .decide(&conversation, &recent[position], &recent[..position])
                     .await;
-                let commit = commit_for_decision(&conversation, &record, ack);
+                let commit = commit_for_decision(&conversation, &record, ack, self.desk_enabled);
                 self.store.commit(&commit).await?;
                 Ok(())
             }
             Status::Escalated | Status::Human => {
-                info!(conversation = %conversation.id, "message for a person; awaiting the desk");
-                self.store
-                    .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
-                    .await
+                if !self.desk_enabled {
+                    info!(conversation = %conversation.id, "message for a person; no desk is enabled");
+                    return self
+                        .store
+                        .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
+                        .await;
+                }
+                let Some(message) = recent.iter().find(|entry| &entry.id == message_id) else {
+                    return self
+                        .store
+                        .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
+                        .await;
+                };
+                let text = if message.kind.as_deref() == Some("human_request") {
+                    "(pressed \"Talk to a human\")".to_owned()
+                } else {
+                    message.text.clone()
+                };
+                let mirror = Delivery::Desk(DeskPost {
+                    conversation_id: conversation.id.clone(),
+                    action: DeskAction::Mirror {
+                        author: conversation.customer_name(),
+                        text,
+                    },
+                });
+                let commit = Commit {
+                    conversation_id: conversation.id.clone(),
+                    desk_payload: serde_json::to_string(&mirror).ok(),
+                    ack,
+                    ..Default::default()
+                };
+                self.store.commit(&commit).await.map(|_| ())
             }
         }
     }
@@ -235,6 +273,7 @@ fn commit_for_decision(
     conversation: &Conversation,
     record: &DecisionRecord,
     ack: Option<(String, String)>,
+    desk_enabled: bool,
 ) -> Commit {
     let now = now_ms().to_string();
     let record_json = serde_json::to_string(record).unwrap_or_default();
@@ -242,6 +281,7 @@ fn commit_for_decision(
         ("last_decision".to_owned(), record_json.clone()),
         ("updated_ms".to_owned(), now.clone()),
     ];
+    let mut desk_payload = None;
     let (role, text, actions, escalation_log) = match &record.decision {
         Decision::Answer { text, .. } => {
             fields.push(("status".into(), Status::Bot.as_str().into()));
@@ -265,6 +305,13 @@ fn commit_for_decision(
                 "at_ms": now,
                 "decision": record,
             });
+            if desk_enabled {
+                desk_payload = serde_json::to_string(&Delivery::Desk(DeskPost {
+                    conversation_id: conversation.id.clone(),
+                    action: DeskAction::OpenThread,
+                }))
+                .ok();
+            }
             ("system", ESCALATION_NOTICE.to_owned(), vec![], Some(log.to_string()))
         }
     };
@@ -283,12 +330,14 @@ fn commit_for_decision(
         fields,
         reply: Some(ReplyToQueue {
             role: role.into(),
-            author: String::new(),
             text,
-            payload: serde_json::to_string(&outbound).unwrap_or_default(),
+            payload: serde_json::to_string(&Delivery::Customer(outbound)).unwrap_or_default(),
+            ..Default::default()
         }),
+        desk_payload,
         ack,
         escalation_log,
+        dedupe: None,
     }
 }
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use redis::Commands;
 use switchboard::config::OutboxConfig;
 use switchboard::model::conversation_id;
-use switchboard::outbox::{DeliveryOutcome, OutboxWorker};
+use switchboard::outbox::{Delivery, DeliveryOutcome, OutboxWorker};
 use switchboard::store::{keys, Commit, ReplyToQueue, Store};
 use switchboard_api::{
     Author, Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway,
@@ -109,9 +109,11 @@ async fn a_committed_escalation_changes_status_and_shows_the_notice_to_the_custo
             author: String::new(),
             text: "A person is joining".into(),
             payload: "{}".into(),
+            ..Default::default()
         }),
         ack: Some((keys::PIPELINE_GROUP.into(), item.entry_id.clone())),
         escalation_log: Some(r#"{"reason":"human_requested"}"#.into()),
+        ..Default::default()
     };
     store.commit(&commit).await.unwrap();
 
@@ -210,12 +212,14 @@ async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
                 role: "ai".into(),
                 author: String::new(),
                 text: text.into(),
-                payload: serde_json::to_string(&outbound).unwrap(),
+                payload: serde_json::to_string(&Delivery::Customer(outbound)).unwrap(),
+                ..Default::default()
             }),
             ..Default::default()
         })
         .await
         .unwrap()
+        .entry_id
         .expect("reply queued")
 }
 

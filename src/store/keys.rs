@@ -37,3 +37,8 @@ pub fn seen(id: &str) -> String {
 pub fn deliveries(id: &str) -> String {
     format!("sb:{{c:{id}}}:d")
 }
+
+/// Desk thread (channel, ts) -> conversation id (a string).
+pub fn desk_thread(channel: &str, ts: &str) -> String {
+    format!("sb:desk:thread:{channel}:{ts}")
+}

@@ -109,25 +109,40 @@ pub struct Commit {
     pub conversation_id: String,
     /// Hash fields to set (status, last decision, timestamps).
     pub fields: Vec<(String, String)>,
-    /// The reply to append and queue: role, author name, text, outbox payload json.
+    /// A transcript entry to append, optionally queued for the customer.
     pub reply: Option<ReplyToQueue>,
+    /// A delivery for the agent desk (outbox payload json).
+    pub desk_payload: Option<String>,
     /// The work item to ack: (group, entry id on the inbound stream).
     pub ack: Option<(String, String)>,
     /// A json record for the escalation log stream.
     pub escalation_log: Option<String>,
+    /// An id (platform event or message id) that makes a replay of this commit a no-op.
+    pub dedupe: Option<String>,
 }
 
-/// A reply appended to the transcript and queued for delivery.
-#[derive(Debug, Clone)]
+/// A transcript entry, optionally queued for delivery to the customer.
+#[derive(Debug, Clone, Default)]
 pub struct ReplyToQueue {
-    /// `ai`, `agent` or `system`.
+    /// `ai`, `agent`, `system` or `note`.
     pub role: String,
     /// The agent's name, or empty.
     pub author: String,
     /// The text.
     pub text: String,
-    /// The `Outbound` as json; its `id` is replaced by the transcript id at delivery.
+    /// A qualifier (`edit` for an agent's correction), or empty.
+    pub kind: String,
+    /// The customer `Delivery` as json, or empty when the entry is not for the customer.
     pub payload: String,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// False when the dedupe id had been committed before (nothing was written).
+    pub applied: bool,
+    /// The appended transcript entry's id, if any.
+    pub entry_id: Option<String>,
 }
 
 /// A work item read from a stream with a consumer group.
@@ -378,16 +393,11 @@ impl Store {
         }))
     }
 
-    /// Writes a decision in one step; returns the transcript id of the queued reply, if any.
-    pub async fn commit(&self, commit: &Commit) -> Result<Option<String>, StoreError> {
+    /// Writes a decision in one step.
+    pub async fn commit(&self, commit: &Commit) -> Result<Committed, StoreError> {
         let id = &commit.conversation_id;
         let (group, entry) = commit.ack.clone().unwrap_or_default();
-        let empty = ReplyToQueue {
-            role: String::new(),
-            author: String::new(),
-            text: String::new(),
-            payload: String::new(),
-        };
+        let empty = ReplyToQueue::default();
         let reply = commit.reply.as_ref().unwrap_or(&empty);
         let mut conn = self.conn.clone();
         let mut invocation = self.scripts.commit.prepare_invoke();
@@ -397,6 +407,7 @@ impl Store {
             .key(keys::OUTBOX)
             .key(keys::INBOUND)
             .key(keys::ESCALATIONS)
+            .key(keys::seen(id))
             .arg(group)
             .arg(entry)
             .arg(&reply.role)
@@ -404,14 +415,20 @@ impl Store {
             .arg(&reply.text)
             .arg(&reply.payload)
             .arg(commit.escalation_log.as_deref().unwrap_or(""))
+            .arg(commit.desk_payload.as_deref().unwrap_or(""))
+            .arg(commit.dedupe.as_deref().unwrap_or(""))
+            .arg(&reply.kind)
             .arg(commit.fields.len());
         for (field, value) in &commit.fields {
             invocation.arg(field).arg(value);
         }
-        let queued: String = self
+        let (applied, entry_id): (i64, String) = self
             .bounded(Duration::ZERO, invocation.invoke_async(&mut conn))
             .await?;
-        Ok((!queued.is_empty()).then_some(queued))
+        Ok(Committed {
+            applied: applied == 1,
+            entry_id: (!entry_id.is_empty()).then_some(entry_id),
+        })
     }
 
     /// Acks a work item without writing anything else.
@@ -591,6 +608,52 @@ impl Store {
             ),
         )
         .await
+    }
+
+    /// Links a conversation to its desk thread, both ways, so either is found after a restart.
+    pub async fn link_thread(
+        &self,
+        conversation_id: &str,
+        thread: &switchboard_api::ThreadRef,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(
+            Duration::ZERO,
+            redis::pipe()
+                .hset_multiple(
+                    keys::conversation(conversation_id),
+                    &[("desk_channel", &thread.channel), ("desk_ts", &thread.ts)],
+                )
+                .ignore()
+                .set(keys::desk_thread(&thread.channel, &thread.ts), conversation_id)
+                .ignore()
+                .query_async::<()>(&mut conn),
+        )
+        .await
+    }
+
+    /// The conversation a desk thread belongs to.
+    pub async fn conversation_for_thread(
+        &self,
+        thread: &switchboard_api::ThreadRef,
+    ) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(
+            Duration::ZERO,
+            conn.get(keys::desk_thread(&thread.channel, &thread.ts)),
+        )
+        .await
+    }
+
+    /// The transcript entry a dedupe id was committed as, if it was.
+    pub async fn seen_entry(
+        &self,
+        conversation_id: &str,
+        dedupe: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(Duration::ZERO, conn.hget(keys::seen(conversation_id), dedupe))
+            .await
     }
 }
 

@@ -82,33 +82,90 @@ fn default_always_human() -> BTreeMap<String, Vec<String>> {
     map.insert(
         "billing_dispute".to_string(),
         strings(&[
-            "chargeback*", "dispute*", "charged twice", "double charged", "double charge",
-            "overcharg*", "unauthorized charge*", "unauthorised charge*", "fraudulent charge*",
-            "refund me", "want a refund", "want my money", "need a refund", "get a refund",
-            "give me a refund", "request a refund", "issue a refund", "full refund", "money back",
-            "reimburse*", "refund my", "refund the",
+            "chargeback*",
+            "dispute*",
+            "charged twice",
+            "double charged",
+            "double charge",
+            "overcharg*",
+            "unauthorized charge*",
+            "unauthorised charge*",
+            "fraudulent charge*",
+            "refund me",
+            "want a refund",
+            "want my money",
+            "need a refund",
+            "get a refund",
+            "give me a refund",
+            "request a refund",
+            "issue a refund",
+            "full refund",
+            "money back",
+            "reimburse*",
+            "refund my",
+            "refund the",
         ]),
     );
     map.insert(
         "security".to_string(),
         strings(&[
-            "hacked", "hacker*", "compromised", "breach*", "phishing", "stolen", "vulnerabilit*",
-            "unauthorized access", "unauthorised access", "someone logged into", "someone else logged",
-            "data leak*", "leaked", "security incident", "account takeover", "malware",
+            "hacked",
+            "hacker*",
+            "compromised",
+            "breach*",
+            "phishing",
+            "stolen",
+            "vulnerabilit*",
+            "unauthorized access",
+            "unauthorised access",
+            "someone logged into",
+            "someone else logged",
+            "data leak*",
+            "leaked",
+            "security incident",
+            "account takeover",
+            "malware",
         ]),
     );
     map.insert(
         "legal".to_string(),
         strings(&[
-            "lawyer*", "attorney*", "lawsuit*", "sue", "suing", "legal action", "subpoena*", "court order", "to court", "in court",
-            "gdpr request", "data subject", "cease and desist", "small claims", "legal department",
+            "lawyer*",
+            "attorney*",
+            "lawsuit*",
+            "sue",
+            "suing",
+            "legal action",
+            "subpoena*",
+            "court order",
+            "to court",
+            "in court",
+            "gdpr request",
+            "data subject",
+            "cease and desist",
+            "small claims",
+            "legal department",
         ]),
     );
     map.insert(
         "complaint".to_string(),
         strings(&[
-            "complaint*", "complain", "file a claim", "make a claim", "lodge a claim", "consumer claim",
-            "reclamation*", "reclamaion*", "ombudsman",
+            "complaint*",
+            "complain",
+            "file a claim",
+            "make a claim",
+            "lodge a claim",
+            "consumer claim",
+            "reclamation*",
+            "reclamaion*",
+            "reclsmation*",
+            "ombudsman",
+            "claim against",
+            "customer claim*",
+            "consumer claim*",
+            "consumerclaim*",
+            "a claim",
+            "lodge*",
         ]),
     );
     map
@@ -117,35 +174,103 @@ fn default_always_human() -> BTreeMap<String, Vec<String>> {
 fn default_human_phrases() -> Vec<String> {
     strings(&[
         // English: a person noun alone is a strong signal in a support chat.
-        "human", "humans", "real person", "live person", "a person", "actual person", "agent",
-        "agents", "operator", "representative", "rep", "customer rep", "someone real",
-        "talk to someone", "speak to someone", "speak with someone", "talk with someone",
-        "chat with someone", "contact someone", "talking to someone", "talking with someone",
-        "speaking to someone", "speaking with someone", "chatting with someone",
-        "somebody real", "talk to somebody", "speak to somebody", "real human", "live agent",
-        "live chat", "customer service rep*", "support staff", "your staff", "an employee",
-        "not a bot", "no bot", "stop the bot",
+        "human",
+        "humans",
+        "real person",
+        "live person",
+        "a person",
+        "actual person",
+        "agent",
+        "agents",
+        "operator",
+        "representative",
+        "rep",
+        "customer rep",
+        "someone real",
+        "talk to someone",
+        "speak to someone",
+        "speak with someone",
+        "talk with someone",
+        "chat with someone",
+        "contact someone",
+        "talking to someone",
+        "talking with someone",
+        "speaking to someone",
+        "speaking with someone",
+        "chatting with someone",
+        "somebody real",
+        "talk to somebody",
+        "speak to somebody",
+        "real human",
+        "live agent",
+        "live chat",
+        "customer service rep*",
+        "support staff",
+        "your staff",
+        "an employee",
+        "not a bot",
+        "no bot",
+        "stop the bot",
         // Spanish.
-        "humano", "persona real", "una persona", "agente", "operador", "representante",
+        "humano",
+        "persona real",
+        "una persona",
+        "agente",
+        "operador",
+        "representante",
         "hablar con alguien",
         // French.
-        "humain", "une personne", "vraie personne", "conseiller", "conseillère", "opérateur",
+        "humain",
+        "une personne",
+        "vraie personne",
+        "conseiller",
+        "conseillère",
+        "opérateur",
         "parler à quelquun",
         // German.
-        "mensch", "menschen", "echte person", "mitarbeiter", "mitarbeiterin", "kundenberater",
+        "mensch",
+        "menschen",
+        "echte person",
+        "mitarbeiter",
+        "mitarbeiterin",
+        "kundenberater",
         "sachbearbeiter",
         // Portuguese.
-        "atendente", "pessoa real", "uma pessoa", "falar com alguém",
+        "atendente",
+        "pessoa real",
+        "uma pessoa",
+        "falar com alguém",
     ])
 }
 
 fn default_rejections() -> Vec<String> {
     strings(&[
-        "no", "nope", "not helpful", "didnt help", "doesnt help", "does not help", "did not help",
-        "not what i asked", "not what i meant", "thats wrong", "that is wrong", "wrong answer",
-        "doesnt work", "does not work", "didnt work", "did not work", "still not working",
-        "still doesnt", "useless", "not useful", "that doesnt answer", "you dont understand",
-        "not my question", "thats not it", "no thats not", "already tried",
+        "no",
+        "nope",
+        "not helpful",
+        "didnt help",
+        "doesnt help",
+        "does not help",
+        "did not help",
+        "not what i asked",
+        "not what i meant",
+        "thats wrong",
+        "that is wrong",
+        "wrong answer",
+        "doesnt work",
+        "does not work",
+        "didnt work",
+        "did not work",
+        "still not working",
+        "still doesnt",
+        "useless",
+        "not useful",
+        "that doesnt answer",
+        "you dont understand",
+        "not my question",
+        "thats not it",
+        "no thats not",
+        "already tried",
     ])
 }
 
@@ -173,12 +298,18 @@ impl TriageConfig {
         let key = |name: &str| format!("{prefix}.{name}");
         let unit = |v: f32| (0.0..=1.0).contains(&v);
         if !unit(self.confidence_threshold) {
-            problems.push((key("confidence_threshold"), format!("must be within 0..1, got {}", self.confidence_threshold)));
+            problems.push((
+                key("confidence_threshold"),
+                format!("must be within 0..1, got {}", self.confidence_threshold),
+            ));
         }
         for (channel, value) in &self.channel_thresholds {
             let at = format!("{}.{channel}", key("channel_thresholds"));
             if ChannelKind::parse(channel).is_none() {
-                problems.push((at.clone(), "unknown channel (webchat, email, telegram, discord, slack)".into()));
+                problems.push((
+                    at.clone(),
+                    "unknown channel (webchat, email, telegram, discord, slack)".into(),
+                ));
             }
             if !unit(*value) {
                 problems.push((at, format!("must be within 0..1, got {value}")));
@@ -187,13 +318,19 @@ impl TriageConfig {
         if !unit(self.negative_sentiment_threshold) {
             problems.push((
                 key("negative_sentiment_threshold"),
-                format!("must be within 0..1 (compares to -compound), got {}", self.negative_sentiment_threshold),
+                format!(
+                    "must be within 0..1 (compares to -compound), got {}",
+                    self.negative_sentiment_threshold
+                ),
             ));
         }
         if !unit(self.repeated_question_similarity) {
             problems.push((
                 key("repeated_question_similarity"),
-                format!("must be within 0..1, got {}", self.repeated_question_similarity),
+                format!(
+                    "must be within 0..1, got {}",
+                    self.repeated_question_similarity
+                ),
             ));
         }
         if self.bot_loop_rejections == 0 {
@@ -205,14 +342,20 @@ impl TriageConfig {
                 problems.push((at, format!("pattern {bad:?} has no words")));
             }
         }
-        for (name, list) in [("human_request_phrases", &self.human_request_phrases), ("rejection_phrases", &self.rejection_phrases)] {
+        for (name, list) in [
+            ("human_request_phrases", &self.human_request_phrases),
+            ("rejection_phrases", &self.rejection_phrases),
+        ] {
             if let Some(bad) = list.iter().find(|p| super::text::words(p).is_empty()) {
                 problems.push((key(name), format!("phrase {bad:?} has no words")));
             }
         }
         let dir = base_dir.join(&self.knowledge_dir);
         if !dir.is_dir() {
-            problems.push((key("knowledge_dir"), format!("{} is not a folder", dir.display())));
+            problems.push((
+                key("knowledge_dir"),
+                format!("{} is not a folder", dir.display()),
+            ));
         } else if let Err(error) = super::knowledge::load_dir(&dir) {
             problems.push((key("knowledge_dir"), error.to_string()));
         }
@@ -220,6 +363,9 @@ impl TriageConfig {
 
     /// The confidence threshold for a channel, after overrides.
     pub fn threshold_for(&self, channel: ChannelKind) -> f32 {
-        self.channel_thresholds.get(channel.as_str()).copied().unwrap_or(self.confidence_threshold)
+        self.channel_thresholds
+            .get(channel.as_str())
+            .copied()
+            .unwrap_or(self.confidence_threshold)
     }
 }

@@ -89,11 +89,23 @@ pub fn eval_clinc150(path: &Path, threshold: Option<f32>) -> Result<EvalReport, 
         let retrieval = index.retrieve(text);
         times.push(started.elapsed().as_micros() as u64);
         let predicted = retrieval.best.map(|e| index.entries()[e].id.clone());
-        scored.push(Scored { label: label.clone(), predicted, retrieval });
+        scored.push(Scored {
+            label: label.clone(),
+            predicted,
+            retrieval,
+        });
     }
     times.sort_unstable();
-    let pct = |p: f64| times.get(((times.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0);
-    let top1 = scored.iter().filter(|s| s.label != OOS && s.predicted.as_deref() == Some(&s.label)).count();
+    let pct = |p: f64| {
+        times
+            .get(((times.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    let top1 = scored
+        .iter()
+        .filter(|s| s.label != OOS && s.predicted.as_deref() == Some(&s.label))
+        .count();
     Ok(EvalReport {
         entries: index.entries().len(),
         in_scope: in_scope.len(),
@@ -111,10 +123,13 @@ pub fn eval_clinc150(path: &Path, threshold: Option<f32>) -> Result<EvalReport, 
 pub(crate) fn load_clinc150(
     path: &Path,
 ) -> Result<(Index, Vec<(String, String)>, Vec<(String, String)>), TriageError> {
-    let err = |detail: String| TriageError::Knowledge { path: path.display().to_string(), detail };
+    let err = |detail: String| TriageError::Knowledge {
+        path: path.display().to_string(),
+        detail,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-    let data: Clinc150 =
-        serde_json::from_str(&text).map_err(|e| err(format!("not CLINC150 train/val JSON: {e}")))?;
+    let data: Clinc150 = serde_json::from_str(&text)
+        .map_err(|e| err(format!("not CLINC150 train/val JSON: {e}")))?;
     let mut intents: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (text, intent) in data.train {
         intents.entry(intent).or_default().push(text);
@@ -137,7 +152,8 @@ pub(crate) fn load_clinc150(
 }
 
 fn sweep_row(scored: &[Scored], threshold: f32) -> SweepRow {
-    let (mut in_scope, mut correct, mut oos, mut caught, mut wrong, mut escalated) = (0, 0, 0, 0, 0, 0);
+    let (mut in_scope, mut correct, mut oos, mut caught, mut wrong, mut escalated) =
+        (0, 0, 0, 0, 0, 0);
     for s in scored {
         let answered = s.predicted.is_some() && s.retrieval.confidence >= threshold;
         let is_oos = s.label == OOS;
@@ -176,14 +192,41 @@ impl fmt::Display for EvalReport {
             self.entries, self.in_scope, self.out_of_scope
         )?;
         writeln!(f, "threshold                  {:.2}", self.chosen.threshold)?;
-        writeln!(f, "in-scope answer accuracy   {}   (target >= 85%)", pc(self.chosen.in_scope_accuracy))?;
-        writeln!(f, "out-of-scope recall        {}   (target >= 70%)", pc(self.chosen.oos_recall))?;
-        writeln!(f, "wrong answers (of all)     {}   (target <= 5%)", pc(self.chosen.wrong_answer_rate))?;
-        writeln!(f, "escalated (of all)         {}", pc(self.chosen.escalation_rate))?;
-        writeln!(f, "retriever top-1 (no threshold) {}", pc(self.top1_accuracy))?;
-        writeln!(f, "time per query             p50 {} us, p99 {} us", self.p50_us, self.p99_us)?;
+        writeln!(
+            f,
+            "in-scope answer accuracy   {}   (target >= 85%)",
+            pc(self.chosen.in_scope_accuracy)
+        )?;
+        writeln!(
+            f,
+            "out-of-scope recall        {}   (target >= 70%)",
+            pc(self.chosen.oos_recall)
+        )?;
+        writeln!(
+            f,
+            "wrong answers (of all)     {}   (target <= 5%)",
+            pc(self.chosen.wrong_answer_rate)
+        )?;
+        writeln!(
+            f,
+            "escalated (of all)         {}",
+            pc(self.chosen.escalation_rate)
+        )?;
+        writeln!(
+            f,
+            "retriever top-1 (no threshold) {}",
+            pc(self.top1_accuracy)
+        )?;
+        writeln!(
+            f,
+            "time per query             p50 {} us, p99 {} us",
+            self.p50_us, self.p99_us
+        )?;
         writeln!(f)?;
-        writeln!(f, "threshold  in-scope acc  oos recall  wrong/all  escalated")?;
+        writeln!(
+            f,
+            "threshold  in-scope acc  oos recall  wrong/all  escalated"
+        )?;
         for row in &self.sweep {
             writeln!(
                 f,

@@ -65,7 +65,10 @@ fn enabled_default() -> bool {
 
 impl Default for FrontMatter {
     fn default() -> Self {
-        FrontMatter { category: None, enabled: true }
+        FrontMatter {
+            category: None,
+            enabled: true,
+        }
     }
 }
 
@@ -75,7 +78,8 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Entry>, TriageError> {
         path: path.display().to_string(),
         detail,
     };
-    let listing = std::fs::read_dir(dir).map_err(|e| err(dir, format!("cannot read knowledge folder: {e}")))?;
+    let listing = std::fs::read_dir(dir)
+        .map_err(|e| err(dir, format!("cannot read knowledge folder: {e}")))?;
     let mut files = Vec::new();
     for item in listing {
         let item = item.map_err(|e| err(dir, format!("cannot list knowledge folder: {e}")))?;
@@ -88,7 +92,8 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Entry>, TriageError> {
     let mut entries = Vec::new();
     let mut ids = BTreeSet::new();
     for path in files {
-        let text = std::fs::read_to_string(&path).map_err(|e| err(&path, format!("cannot read: {e}")))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| err(&path, format!("cannot read: {e}")))?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("kb");
         for entry in parse_file(stem, &text).map_err(|detail| err(&path, detail))? {
             if !ids.insert(entry.id.clone()) {
@@ -154,7 +159,12 @@ fn split_front_matter(text: &str) -> Result<(FrontMatter, &str, usize), String> 
 }
 
 /// Parses the lines of one `## question` section starting at line `at`.
-fn parse_entry(stem: &str, front: &FrontMatter, at: usize, lines: &[&str]) -> Result<Entry, String> {
+fn parse_entry(
+    stem: &str,
+    front: &FrontMatter,
+    at: usize,
+    lines: &[&str],
+) -> Result<Entry, String> {
     let question = lines[0].trim_start_matches('#').trim().to_string();
     if question.is_empty() {
         return Err(format!("line {at}: empty question heading"));
@@ -196,7 +206,13 @@ fn parse_entry(stem: &str, front: &FrontMatter, at: usize, lines: &[&str]) -> Re
         None => format!("{stem}/{}", slug(&question)),
     };
     let category = category.filter(|c| !c.is_empty());
-    Ok(Entry { id, question, phrasings, answer, category })
+    Ok(Entry {
+        id,
+        question,
+        phrasings,
+        answer,
+        category,
+    })
 }
 
 /// `How do I reset my password?` -> `how-do-i-reset-my-password`.
@@ -237,6 +253,8 @@ mod tests {
 
     #[test]
     fn disabled_file_has_no_entries() {
-        assert!(parse_file("x", "+++\nenabled = false\n+++\n## Q\nA\n").unwrap().is_empty());
+        assert!(parse_file("x", "+++\nenabled = false\n+++\n## Q\nA\n")
+            .unwrap()
+            .is_empty());
     }
 }

@@ -126,7 +126,11 @@ impl Triage {
     pub fn from_config(config: &TriageConfig, base_dir: &Path) -> Result<Triage, TriageError> {
         let knowledge_dir = base_dir.join(&config.knowledge_dir);
         let index = Index::build(knowledge::load_dir(&knowledge_dir)?);
-        Ok(Triage { config: config.clone(), knowledge_dir, index: RwLock::new(Arc::new(index)) })
+        Ok(Triage {
+            config: config.clone(),
+            knowledge_dir,
+            index: RwLock::new(Arc::new(index)),
+        })
     }
 
     /// Re-reads the knowledge folder and swaps the index in; returns the number of entries.
@@ -177,20 +181,30 @@ impl Triage {
         scores.insert("sentiment".to_string(), sentiment);
         scores.insert("repetition".to_string(), repetition);
         scores.insert("rejected_answers".to_string(), rejected as f32);
-        scores.insert("injection".to_string(), if injection.is_some() { 1.0 } else { 0.0 });
+        scores.insert(
+            "injection".to_string(),
+            if injection.is_some() { 1.0 } else { 0.0 },
+        );
 
         let mut record = DecisionRecord {
-            decision: Decision::Escalate { reason: String::new(), suggested_reply: None },
+            decision: Decision::Escalate {
+                reason: String::new(),
+                suggested_reply: None,
+            },
             confidence: retrieval.confidence,
             category: best.and_then(|e| e.category.clone()),
             scores,
             explanation: String::new(),
         };
         // The best answer is offered to the agent on every escalation, never to the customer.
-        let suggestion = best.filter(|_| injection.is_none()).map(|e| e.answer.clone());
+        let suggestion = best
+            .filter(|_| injection.is_none())
+            .map(|e| e.answer.clone());
         let escalate = |record: &mut DecisionRecord, reason: &str, explanation: String| {
-            record.decision =
-                Decision::Escalate { reason: reason.to_string(), suggested_reply: suggestion.clone() };
+            record.decision = Decision::Escalate {
+                reason: reason.to_string(),
+                suggested_reply: suggestion.clone(),
+            };
             record.explanation = explanation;
         };
 
@@ -203,7 +217,8 @@ impl Triage {
             .and_then(|e| e.category.as_ref())
             .filter(|c| config.always_human_categories.contains_key(*c));
         if let Some((category, pattern)) = policy::category_from_text(config, &tokens) {
-            let why = format!("category `{category}` always goes to a person (matched \"{pattern}\")");
+            let why =
+                format!("category `{category}` always goes to a person (matched \"{pattern}\")");
             record.category = Some(category);
             escalate(&mut record, "always_human_category", why);
             return record;
@@ -236,15 +251,19 @@ impl Triage {
             return record;
         }
         if let Some(marker) = injection {
-            let why = format!("message gives the assistant instructions (\"{marker}\"); a person will answer");
+            let why = format!(
+                "message gives the assistant instructions (\"{marker}\"); a person will answer"
+            );
             record.confidence = 0.0;
             escalate(&mut record, "low_confidence", why);
             return record;
         }
         match best {
             Some(entry) if retrieval.confidence >= threshold => {
-                record.decision =
-                    Decision::Answer { text: entry.answer.clone(), sources: vec![entry.id.clone()] };
+                record.decision = Decision::Answer {
+                    text: entry.answer.clone(),
+                    sources: vec![entry.id.clone()],
+                };
                 record.explanation = format!(
                     "answered from `{}` (confidence {:.2} >= {threshold:.2})",
                     entry.id, retrieval.confidence
@@ -257,7 +276,11 @@ impl Triage {
                 );
                 escalate(&mut record, "low_confidence", why);
             }
-            None => escalate(&mut record, "low_confidence", "no knowledge-base entry matches".into()),
+            None => escalate(
+                &mut record,
+                "low_confidence",
+                "no knowledge-base entry matches".into(),
+            ),
         }
         record
     }

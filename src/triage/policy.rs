@@ -14,11 +14,17 @@ use super::{TranscriptLine, TriageConfig};
 /// VIP bypass: the tier is listed, or the email's domain is.
 pub fn vip(config: &TriageConfig, tier: Option<&str>, email: Option<&str>) -> Option<String> {
     if let Some(tier) = tier.map(str::trim) {
-        if config.vip_tiers.iter().any(|t| t.eq_ignore_ascii_case(tier)) {
+        if config
+            .vip_tiers
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(tier))
+        {
             return Some(format!("customer tier `{tier}` goes to a person"));
         }
     }
-    let domain = email.and_then(|e| e.trim().rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase())?;
+    let domain = email
+        .and_then(|e| e.trim().rsplit_once('@'))
+        .map(|(_, d)| d.to_ascii_lowercase())?;
     config
         .vip_email_domains
         .iter()
@@ -28,28 +34,112 @@ pub fn vip(config: &TriageConfig, tier: Option<&str>, email: Option<&str>) -> Op
 
 /// Always-human category from the message's words: (category, the pattern that matched).
 pub fn category_from_text(config: &TriageConfig, tokens: &[String]) -> Option<(String, String)> {
-    config.always_human_categories.iter().find_map(|(category, patterns)| {
-        patterns
-            .iter()
-            .find(|p| matches_pattern(tokens, p))
-            .map(|p| (category.clone(), p.clone()))
-    })
+    config
+        .always_human_categories
+        .iter()
+        .find_map(|(category, patterns)| {
+            patterns
+                .iter()
+                .find(|p| matches_pattern(tokens, p))
+                .map(|p| (category.clone(), p.clone()))
+        })
 }
 
 /// Explicit request for a person: the button, or a phrase. Returns the evidence.
-pub fn human_request(config: &TriageConfig, kind: InboundKind, tokens: &[String]) -> Option<String> {
+pub fn human_request(
+    config: &TriageConfig,
+    kind: InboundKind,
+    tokens: &[String],
+) -> Option<String> {
     if kind == InboundKind::HumanRequest {
         return Some("pressed \"Talk to a human\"".into());
     }
-    let phrase = config.human_request_phrases.iter().find(|p| matches_pattern(tokens, p))?;
+    let Some(phrase) = config
+        .human_request_phrases
+        .iter()
+        .find(|p| matches_pattern(tokens, p))
+    else {
+        return contact_verb_near_person(tokens);
+    };
     // "I don't need a human" / "no agent please" is not a request.
     let first = words(phrase).first().cloned().unwrap_or_default();
     let at = tokens.iter().position(|t| *t == first).unwrap_or(0);
     let before = &tokens[at.saturating_sub(3)..at];
-    if before.iter().any(|w| matches!(w.as_str(), "dont" | "not" | "no" | "never" | "without")) && before.iter().all(|w| w != "want") {
+    if before
+        .iter()
+        .any(|w| matches!(w.as_str(), "dont" | "not" | "no" | "never" | "without"))
+        && before.iter().all(|w| w != "want")
+    {
         return None;
     }
     Some(format!("asked for a person: \"{phrase}\""))
+}
+
+/// Verbs of reaching someone, and who: "speak with an assistant", "chat to somone".
+const CONTACT_VERBS: &[&str] = &[
+    "talk",
+    "talking",
+    "speak",
+    "speaking",
+    "chat",
+    "chatting",
+    "contact",
+    "contacting",
+    "reach",
+    "call",
+    "connect",
+    "transfer",
+];
+const PERSON_NOUNS: &[&str] = &[
+    "someone",
+    "somebody",
+    "person",
+    "assistant",
+    "human",
+    "agent",
+    "operator",
+    "staff",
+    "employee",
+    "representative",
+    "people",
+    "manager",
+    "supervisor",
+];
+
+/// English fallback for phrasings the configured list misses: a contact verb followed
+/// within three words by a person noun, allowing one typo in the noun ("somenoe").
+fn contact_verb_near_person(tokens: &[String]) -> Option<String> {
+    for (i, verb) in tokens.iter().enumerate() {
+        if !CONTACT_VERBS.contains(&verb.as_str()) {
+            continue;
+        }
+        for noun in tokens.iter().skip(i + 1).take(3) {
+            if PERSON_NOUNS
+                .iter()
+                .any(|p| *p == noun || (p.len() >= 5 && one_edit(p, noun)))
+            {
+                return Some(format!("asked for a person: \"{verb} ... {noun}\""));
+            }
+        }
+    }
+    None
+}
+
+/// True when `a` and `b` differ by at most one insertion, deletion, substitution or swap.
+fn one_edit(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let (ra, rb) = (&a[prefix..], &b[prefix..]);
+    if ra.is_empty() && rb.is_empty() {
+        return true;
+    }
+    ra.get(1..) == rb.get(1..) // substitution
+        || ra.get(1..) == Some(rb) // deletion from a
+        || Some(ra) == rb.get(1..) // insertion into a
+        || (ra.len() >= 2 && rb.len() >= 2 && ra[0] == rb[1] && ra[1] == rb[0] && ra[2..] == rb[2..])
 }
 
 /// True when the message rejects the previous answer ("no", "that didn't help").
@@ -130,16 +220,34 @@ fn cosine(a: &HashMap<String, f32>, b: &HashMap<String, f32>) -> f32 {
 /// question. The answerer cannot be steered (it only returns knowledge-base text), but such
 /// a message should not be answered as if it were an ordinary question either.
 const INJECTION_MARKERS: &[&str] = &[
-    "ignore your instructions", "ignore all instructions", "ignore previous instructions",
-    "ignore the previous instructions", "ignore all previous", "ignore your previous",
-    "disregard your instructions", "disregard previous", "disregard all", "forget your instructions",
-    "system prompt", "you are now", "act as", "pretend you are", "pretend to be", "developer mode",
-    "jailbreak", "new instructions", "override your", "your rules",
+    "ignore your instructions",
+    "ignore all instructions",
+    "ignore previous instructions",
+    "ignore the previous instructions",
+    "ignore all previous",
+    "ignore your previous",
+    "disregard your instructions",
+    "disregard previous",
+    "disregard all",
+    "forget your instructions",
+    "system prompt",
+    "you are now",
+    "act as",
+    "pretend you are",
+    "pretend to be",
+    "developer mode",
+    "jailbreak",
+    "new instructions",
+    "override your",
+    "your rules",
 ];
 
 /// The injection marker the message contains, if any.
 pub fn injection(tokens: &[String]) -> Option<&'static str> {
-    INJECTION_MARKERS.iter().copied().find(|m| matches_pattern(tokens, m))
+    INJECTION_MARKERS
+        .iter()
+        .copied()
+        .find(|m| matches_pattern(tokens, m))
 }
 
 #[cfg(test)]
@@ -147,7 +255,10 @@ mod tests {
     use super::*;
 
     fn line(role: &str, text: &str) -> TranscriptLine {
-        TranscriptLine { role: role.into(), text: text.into() }
+        TranscriptLine {
+            role: role.into(),
+            text: text.into(),
+        }
     }
 
     #[test]
@@ -157,6 +268,14 @@ mod tests {
         assert!(ask("can I talk to a real person").is_some());
         assert!(ask("I don't need a human, just tell me the price").is_none());
         assert!(ask("I don't want the bot, I want a human").is_some());
+        assert!(ask("i do not know how to chat with somenoe").is_some());
+        assert!(ask("need to speak with an assistant").is_some());
+        assert!(ask("how do I contact your sales team").is_none());
+        assert!(
+            one_edit("someone", "somone")
+                && one_edit("someone", "somenoe")
+                && !one_edit("someone", "sumwon")
+        );
     }
 
     #[test]
@@ -164,8 +283,16 @@ mod tests {
         let config = TriageConfig::default();
         assert!(is_rejection(&config, "No."));
         assert!(is_rejection(&config, "that didn't help at all"));
-        assert!(!is_rejection(&config, "no problem, and how do I export my data to a csv file please"));
-        let history = [line("customer", "q"), line("ai", "a"), line("customer", "nope"), line("ai", "b")];
+        assert!(!is_rejection(
+            &config,
+            "no problem, and how do I export my data to a csv file please"
+        ));
+        let history = [
+            line("customer", "q"),
+            line("ai", "a"),
+            line("customer", "nope"),
+            line("ai", "b"),
+        ];
         assert_eq!(rejected_answers(&config, &history, "still doesn't work"), 2);
         assert_eq!(rejected_answers(&config, &history, "thanks!"), 1);
     }

@@ -19,7 +19,10 @@ use super::knowledge::Entry;
 use super::text;
 
 fn knob(name: &str, default: f32) -> f32 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Index terms: unigrams plus adjacent bigrams.
@@ -42,11 +45,18 @@ const ANSWER_WEIGHT: f32 = 0.5;
 /// Neighbours looked at for the agreement feature.
 const TOP_K: usize = 10;
 
-/// Logistic calibration `confidence = 1 / (1 + exp(-(W_SELF*self + W_MARGIN*margin + W_VOTE*vote + BIAS)))`.
-const W_SELF: f32 = 8.0;
-const W_MARGIN: f32 = 4.0;
-const W_VOTE: f32 = 2.0;
-const BIAS: f32 = -6.5;
+/// Logistic calibration `P(right) = sigmoid(W_SELF*self + W_MARGIN*margin + W_VOTE*vote
+/// + W_SELF_MARGIN*self*margin + BIAS)`, fitted by logistic regression on CLINC150
+/// `val` + `oos_val` (label: answered with the right intent).
+const W_SELF: f32 = 2.01;
+const W_MARGIN: f32 = 2.10;
+const W_VOTE: f32 = 6.23;
+const W_SELF_MARGIN: f32 = 1.87;
+const BIAS: f32 = -3.72;
+/// Below this self-ratio the confidence is scaled down linearly. In a tiny knowledge base
+/// margin and vote are trivially 1 (there is no runner-up), so without this a query that
+/// shares one common word with the only entry would look certain. Costs <0.5 points on CLINC150.
+const SELF_RATIO_FLOOR: f32 = 0.35;
 
 /// One scored document: a phrasing of an entry.
 #[derive(Debug, Clone)]
@@ -104,7 +114,11 @@ impl Index {
                 for (t, c) in counts {
                     postings.entry(t.to_string()).or_default().push((id, c));
                 }
-                docs.push(Doc { entry: e as u32, weight, len: toks.len() as f32 });
+                docs.push(Doc {
+                    entry: e as u32,
+                    weight,
+                    len: toks.len() as f32,
+                });
             }
         }
         let avg_len = if docs.is_empty() {
@@ -112,7 +126,12 @@ impl Index {
         } else {
             docs.iter().map(|d| d.len).sum::<f32>() / docs.len() as f32
         };
-        Index { entries, docs, postings, avg_len }
+        Index {
+            entries,
+            docs,
+            postings,
+            avg_len,
+        }
     }
 
     /// The entries, in load order.
@@ -131,7 +150,14 @@ impl Index {
 
     /// Scores a query against the knowledge base.
     pub fn retrieve(&self, query: &str) -> Retrieval {
-        let none = Retrieval { best: None, second: None, confidence: 0.0, self_ratio: 0.0, margin: 0.0, vote: 0.0 };
+        let none = Retrieval {
+            best: None,
+            second: None,
+            confidence: 0.0,
+            self_ratio: 0.0,
+            margin: 0.0,
+            vote: 0.0,
+        };
         let q = terms(query);
         if q.is_empty() || self.docs.is_empty() {
             return none;
@@ -150,7 +176,8 @@ impl Index {
             self_score += idf * Self::tf_part(qtf as f32, q_len, self.avg_len);
             for &(doc, tf) in posting.into_iter().flatten() {
                 let d = &self.docs[doc as usize];
-                *doc_scores.entry(doc).or_default() += idf * Self::tf_part(tf as f32, d.len, self.avg_len);
+                *doc_scores.entry(doc).or_default() +=
+                    idf * Self::tf_part(tf as f32, d.len, self.avg_len);
             }
         }
         if doc_scores.is_empty() || self_score <= 0.0 {
@@ -163,19 +190,30 @@ impl Index {
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let best_entry = self.docs[ranked[0].0 as usize].entry;
         let best_score = ranked[0].1;
-        let second = ranked.iter().find(|(doc, _)| self.docs[*doc as usize].entry != best_entry);
+        let second = ranked
+            .iter()
+            .find(|(doc, _)| self.docs[*doc as usize].entry != best_entry);
         let second_score = second.map_or(0.0, |s| s.1);
         let top: Vec<&(u32, f32)> = ranked.iter().take(TOP_K).collect();
         let top_sum: f32 = top.iter().map(|(_, s)| s).sum();
-        let agree: f32 = top.iter().filter(|(d, _)| self.docs[*d as usize].entry == best_entry).map(|(_, s)| s).sum();
+        let agree: f32 = top
+            .iter()
+            .filter(|(d, _)| self.docs[*d as usize].entry == best_entry)
+            .map(|(_, s)| s)
+            .sum();
         let self_ratio = (best_score / self_score).clamp(0.0, 1.0);
         let margin = ((best_score - second_score) / best_score).clamp(0.0, 1.0);
         let vote = if top_sum > 0.0 { agree / top_sum } else { 0.0 };
-        let z = W_SELF * self_ratio + W_MARGIN * margin + W_VOTE * vote + BIAS;
+        let z = W_SELF * self_ratio
+            + W_MARGIN * margin
+            + W_VOTE * vote
+            + W_SELF_MARGIN * self_ratio * margin
+            + BIAS;
+        let floor = (self_ratio / SELF_RATIO_FLOOR).min(1.0);
         Retrieval {
             best: Some(best_entry as usize),
             second: second.map(|(doc, _)| self.docs[*doc as usize].entry as usize),
-            confidence: 1.0 / (1.0 + (-z).exp()),
+            confidence: floor / (1.0 + (-z).exp()),
             self_ratio,
             margin,
             vote,
@@ -199,8 +237,18 @@ mod tests {
 
     fn index() -> Index {
         Index::build(vec![
-            entry("pw", "How do I reset my password?", &["forgot my password"], "Use the reset link."),
-            entry("inv", "Where can I download invoices?", &["get a copy of my bill"], "Billing page."),
+            entry(
+                "pw",
+                "How do I reset my password?",
+                &["forgot my password"],
+                "Use the reset link.",
+            ),
+            entry(
+                "inv",
+                "Where can I download invoices?",
+                &["get a copy of my bill"],
+                "Billing page.",
+            ),
         ])
     }
 
@@ -218,7 +266,10 @@ mod tests {
         let idx = index();
         let exact = idx.retrieve("How do I reset my password?");
         let diluted = idx.retrieve("reset password for my grandmother's knitting machine warranty");
-        assert!(exact.confidence > diluted.confidence, "{exact:?} vs {diluted:?}");
+        assert!(
+            exact.confidence > diluted.confidence,
+            "{exact:?} vs {diluted:?}"
+        );
         assert!(exact.confidence > 0.5);
     }
 

@@ -63,15 +63,51 @@ const NEGATIONS: &[&str] = &[
 ];
 
 const BOOSTERS_UP: &[&str] = &[
-    "absolutely", "completely", "deeply", "entirely", "extremely", "fully", "greatly", "highly",
-    "hugely", "incredibly", "insanely", "really", "so", "seriously", "super", "totally", "truly",
-    "utterly", "very", "most", "more", "especially", "exceptionally", "such", "too", "fucking",
-    "freaking", "frigging",
+    "absolutely",
+    "completely",
+    "deeply",
+    "entirely",
+    "extremely",
+    "fully",
+    "greatly",
+    "highly",
+    "hugely",
+    "incredibly",
+    "insanely",
+    "really",
+    "so",
+    "seriously",
+    "super",
+    "totally",
+    "truly",
+    "utterly",
+    "very",
+    "most",
+    "more",
+    "especially",
+    "exceptionally",
+    "such",
+    "too",
+    "fucking",
+    "freaking",
+    "frigging",
 ];
 
 const BOOSTERS_DOWN: &[&str] = &[
-    "almost", "barely", "hardly", "kinda", "kindof", "less", "little", "marginally",
-    "occasionally", "partly", "scarcely", "slightly", "somewhat", "sorta",
+    "almost",
+    "barely",
+    "hardly",
+    "kinda",
+    "kindof",
+    "less",
+    "little",
+    "marginally",
+    "occasionally",
+    "partly",
+    "scarcely",
+    "slightly",
+    "somewhat",
+    "sorta",
 ];
 
 fn lexicon() -> &'static HashMap<&'static str, f32> {
@@ -118,14 +154,22 @@ pub fn compound(text: &str) -> f32 {
     for raw in text.split_whitespace().take(2_000) {
         let raw_lower = raw.to_lowercase();
         if let Some((_, v)) = EMOTICONS.iter().find(|(e, _)| *e == raw_lower) {
-            tokens.push(Token { lower: raw_lower, caps: false, valence: Some(*v) });
+            tokens.push(Token {
+                lower: raw_lower,
+                caps: false,
+                valence: Some(*v),
+            });
             continue;
         }
         // Emoji glued to words ("thanks🙂") still count.
         for ch in raw.chars() {
             let s = ch.to_string();
             if let Some((_, v)) = EMOTICONS.iter().find(|(e, _)| *e == s) {
-                tokens.push(Token { lower: s, caps: false, valence: Some(*v) });
+                tokens.push(Token {
+                    lower: s,
+                    caps: false,
+                    valence: Some(*v),
+                });
             }
         }
         let word: String = raw
@@ -136,10 +180,16 @@ pub fn compound(text: &str) -> f32 {
         if word.is_empty() {
             continue;
         }
-        let caps = word.chars().any(char::is_alphabetic) && !word.chars().any(char::is_lowercase) && word.len() > 1;
+        let caps = word.chars().any(char::is_alphabetic)
+            && !word.chars().any(char::is_lowercase)
+            && word.len() > 1;
         let lower = word.to_lowercase();
         let valence = valence_of(&lower);
-        tokens.push(Token { lower, caps, valence });
+        tokens.push(Token {
+            lower,
+            caps,
+            valence,
+        });
     }
     // CAPS only emphasises when the rest of the text is not shouting too.
     let mixed_caps = tokens.iter().any(|t| t.caps) && tokens.iter().any(|t| !t.caps);
@@ -148,7 +198,9 @@ pub fn compound(text: &str) -> f32 {
     let mut any = false;
     for (i, token) in tokens.iter().enumerate() {
         let Some(mut v) = token.valence else { continue };
-        if BOOSTERS_UP.contains(&token.lower.as_str()) || BOOSTERS_DOWN.contains(&token.lower.as_str()) {
+        if BOOSTERS_UP.contains(&token.lower.as_str())
+            || BOOSTERS_DOWN.contains(&token.lower.as_str())
+        {
             continue;
         }
         any = true;
@@ -160,7 +212,11 @@ pub fn compound(text: &str) -> f32 {
             let prev = &tokens[i - back];
             let fade = [1.0, 0.95, 0.9][back - 1];
             if BOOSTERS_UP.contains(&prev.lower.as_str()) {
-                let b = if prev.caps && mixed_caps { BOOST + CAPS_BOOST } else { BOOST };
+                let b = if prev.caps && mixed_caps {
+                    BOOST + CAPS_BOOST
+                } else {
+                    BOOST
+                };
                 v += b * fade * v.signum();
             } else if BOOSTERS_DOWN.contains(&prev.lower.as_str()) {
                 v -= BOOST * fade * v.signum();
@@ -170,7 +226,13 @@ pub fn compound(text: &str) -> f32 {
             }
         }
         if let Some(at) = but_at {
-            v *= if i < at { 0.5 } else if i > at { 1.5 } else { 1.0 };
+            v *= if i < at {
+                0.5
+            } else if i > at {
+                1.5
+            } else {
+                1.0
+            };
         }
         total += v;
     }
@@ -204,7 +266,10 @@ mod tests {
 
     #[test]
     fn lexicon_parses_every_line() {
-        let lines = super::LEXICON_TEXT.lines().filter(|l| !l.starts_with('#')).count();
+        let lines = super::LEXICON_TEXT
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count();
         assert_eq!(super::lexicon().len(), lines);
     }
 }

@@ -27,15 +27,15 @@ pub fn words(text: &str) -> Vec<String> {
 
 /// English function words that carry no topic; dropped when comparing two messages.
 const STOPWORDS: &[&str] = &[
-    "a", "about", "above", "after", "again", "all", "am", "an", "and", "any", "are", "as",
-    "at", "be", "been", "before", "being", "both", "but", "by", "can", "could", "did", "do",
-    "does", "doing", "for", "from", "had", "has", "have", "having", "he", "her", "here",
-    "hers", "him", "his", "i", "if", "im", "in", "into", "is", "it", "its", "itself", "ive",
-    "just", "me", "might", "my", "myself", "of", "on", "or", "our", "ours", "please", "pls",
-    "plz", "she", "should", "so", "some", "than", "that", "the", "their", "them", "then",
-    "there", "these", "they", "this", "those", "to", "too", "u", "ur", "us", "very", "was",
-    "we", "were", "will", "with", "would", "you", "your", "yours", "hi", "hello", "hey",
-    "thanks", "thank", "also", "would", "id", "youre", "ill", "okay", "ok",
+    "a", "about", "above", "after", "again", "all", "am", "an", "and", "any", "are", "as", "at",
+    "be", "been", "before", "being", "both", "but", "by", "can", "could", "did", "do", "does",
+    "doing", "for", "from", "had", "has", "have", "having", "he", "her", "here", "hers", "him",
+    "his", "i", "if", "im", "in", "into", "is", "it", "its", "itself", "ive", "just", "me",
+    "might", "my", "myself", "of", "on", "or", "our", "ours", "please", "pls", "plz", "she",
+    "should", "so", "some", "than", "that", "the", "their", "them", "then", "there", "these",
+    "they", "this", "those", "to", "too", "u", "ur", "us", "very", "was", "we", "were", "will",
+    "with", "would", "you", "your", "yours", "hi", "hello", "hey", "thanks", "thank", "also",
+    "would", "id", "youre", "ill", "okay", "ok",
 ];
 
 /// True for a word [`terms`] drops.
@@ -74,6 +74,7 @@ const PHRASES: &[(&[&str], &str)] = &[
     (&["e", "mail"], "email"),
     (&["e-mail"], "email"),
     (&["mail"], "email"),
+    (&["how", "much"], "pricing"),
     (&["price"], "pricing"),
     (&["prices"], "pricing"),
     (&["cost"], "pricing"),
@@ -110,7 +111,12 @@ fn terms_with(text: &str, drop_stopwords: bool) -> Vec<String> {
     'outer: while i < tokens.len() {
         for (phrase, canonical) in PHRASES {
             let n = phrase.len();
-            if i + n <= tokens.len() && tokens[i..i + n].iter().zip(phrase.iter()).all(|(a, b)| a == b) {
+            if i + n <= tokens.len()
+                && tokens[i..i + n]
+                    .iter()
+                    .zip(phrase.iter())
+                    .all(|(a, b)| a == b)
+            {
                 out.push((*canonical).to_string());
                 i += n;
                 continue 'outer;
@@ -184,7 +190,11 @@ pub fn stem(word: &str) -> String {
 fn undouble(mut base: String) -> String {
     let b = base.as_bytes();
     let n = b.len();
-    if n >= 2 && b[n - 1] == b[n - 2] && !is_vowel(b[n - 1]) && !matches!(b[n - 1], b'l' | b's' | b'z') {
+    if n >= 2
+        && b[n - 1] == b[n - 2]
+        && !is_vowel(b[n - 1])
+        && !matches!(b[n - 1], b'l' | b's' | b'z')
+    {
         base.truncate(n - 1);
     }
     base

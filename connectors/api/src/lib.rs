@@ -4,6 +4,9 @@
 //! platform. A connector turns platform events into [`Inbound`] messages, hands them to the
 //! [`Gateway`], and delivers [`Outbound`] messages the core's outbox gives it.
 
+mod desk;
+pub use desk::{Briefing, BriefingLine, Desk, DeskEvent, DeskSink, ThreadRef};
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;

@@ -131,8 +131,7 @@ impl WebchatConfig {
         if self.require_verified_identity && self.identity_secret_env.is_none() {
             problem(
                 "require_verified_identity",
-                "needs identity_secret_env: without a secret no user id can be verified"
-                    .to_owned(),
+                "needs identity_secret_env: without a secret no user id can be verified".to_owned(),
             );
         }
         for (index, origin) in self.allowed_origins.iter().enumerate() {

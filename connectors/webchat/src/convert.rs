@@ -287,7 +287,10 @@ pub struct VisitorContext {
 
 impl VisitorContext {
     /// Cleans the page and attributes a widget sent.
-    pub fn from_widget(page: &Page, attributes: &serde_json::Map<String, serde_json::Value>) -> Self {
+    pub fn from_widget(
+        page: &Page,
+        attributes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
         VisitorContext {
             page_url: page.url.as_deref().and_then(bounded),
             page_title: page.title.as_deref().and_then(bounded),
@@ -456,9 +459,15 @@ mod tests {
         assert_eq!(check_text("  hello \n", 10).unwrap(), "hello");
         assert_eq!(check_text(" \n\t ", 10).unwrap_err().code, ErrorCode::Empty);
         assert_eq!(check_text("", 10).unwrap_err().code, ErrorCode::Empty);
-        assert_eq!(check_text(&"a".repeat(11), 10).unwrap_err().code, ErrorCode::TooLarge);
+        assert_eq!(
+            check_text(&"a".repeat(11), 10).unwrap_err().code,
+            ErrorCode::TooLarge
+        );
         // The limit counts UTF-8 bytes, not characters: 4 x 3 bytes > 10.
-        assert_eq!(check_text("€€€€", 10).unwrap_err().code, ErrorCode::TooLarge);
+        assert_eq!(
+            check_text("€€€€", 10).unwrap_err().code,
+            ErrorCode::TooLarge
+        );
         assert!(check_text(&"a".repeat(10), 10).is_ok());
     }
 
@@ -472,7 +481,8 @@ mod tests {
 
     #[test]
     fn inbound_carries_identity_and_context() {
-        let attributes = serde_json::json!({"name":"Dana","email":"dana@example.com","tier":"vip","plan":"pro"});
+        let attributes =
+            serde_json::json!({"name":"Dana","email":"dana@example.com","tier":"vip","plan":"pro"});
         let context = VisitorContext::from_widget(
             &Page {
                 url: Some("https://acme.example/billing".to_owned()),

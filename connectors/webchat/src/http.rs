@@ -259,7 +259,8 @@ async fn history(
     match view {
         Ok(Some(view)) => (cors, Json(view)).into_response(),
         Ok(None) => {
-            let body = serde_json::json!({"conversation_id": null, "status": "bot", "messages": []});
+            let body =
+                serde_json::json!({"conversation_id": null, "status": "bot", "messages": []});
             (cors, Json(body)).into_response()
         }
         Err(error) => {

@@ -164,7 +164,11 @@ mod tests {
             "what do ya want for nothing?",
             &sig.to_uppercase()
         ));
-        assert!(!verify_user_sig(b"Jefe", "what do ya want for nothing!", &sig));
+        assert!(!verify_user_sig(
+            b"Jefe",
+            "what do ya want for nothing!",
+            &sig
+        ));
         assert!(!verify_user_sig(b"Jefe", "x", "not hex"));
         assert!(!verify_user_sig(b"Jefe", "x", ""));
     }

@@ -29,9 +29,9 @@ mod ratelimit;
 mod socket;
 
 #[cfg(test)]
-mod testkit;
-#[cfg(test)]
 mod socket_tests;
+#[cfg(test)]
+mod testkit;
 
 pub use config::WebchatConfig;
 pub use connector::WebchatConnector;

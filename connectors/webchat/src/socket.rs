@@ -13,9 +13,7 @@ use switchboard_api::{ChannelKind, Gateway, InboundKind};
 use tokio::time::{interval, timeout, MissedTickBehavior};
 
 use crate::connector::Shared;
-use crate::convert::{
-    self, ClientFrame, ErrorCode, Hello, Refusal, ServerFrame, VisitorContext,
-};
+use crate::convert::{self, ClientFrame, ErrorCode, Hello, Refusal, ServerFrame, VisitorContext};
 use crate::identity::{Claims, Visitor};
 
 /// How long a new socket may take to say hello.
@@ -129,7 +127,10 @@ async fn wait_for_hello(socket: &mut WebSocket) -> Option<Hello> {
             Ok(_) => Refusal::new(ErrorCode::Invalid, "send hello first"),
             Err(refusal) => refusal,
         };
-        if send(socket, &ServerFrame::error(refusal, None)).await.is_err() {
+        if send(socket, &ServerFrame::error(refusal, None))
+            .await
+            .is_err()
+        {
             return None;
         }
     }

@@ -79,7 +79,8 @@ async fn visitor_says_hello_sends_and_replays_without_duplicates() {
     assert_eq!(welcome["messages"], json!([]));
     assert_eq!(welcome["limits"]["max_message_bytes"], 100);
 
-    let message = json!({"type": "message", "client_id": "c-1", "text": "  How do I reset my password? "});
+    let message =
+        json!({"type": "message", "client_id": "c-1", "text": "  How do I reset my password? "});
     send(&mut socket, message.clone()).await;
     // The customer's own message comes back (for other tabs) after the ack.
     let ack = next(&mut socket).await.unwrap();
@@ -92,7 +93,10 @@ async fn visitor_says_hello_sends_and_replays_without_duplicates() {
     // A resend after a lost ack is acked with the same id and stored once.
     send(&mut socket, message).await;
     let again = next(&mut socket).await.unwrap();
-    assert_eq!(again, json!({"type": "ack", "client_id": "c-1", "message_id": message_id}));
+    assert_eq!(
+        again,
+        json!({"type": "ack", "client_id": "c-1", "message_id": message_id})
+    );
 
     let accepted = server.gateway.accepted();
     assert_eq!(accepted.len(), 1);
@@ -105,10 +109,17 @@ async fn visitor_says_hello_sends_and_replays_without_duplicates() {
     assert_eq!(inbound.author.display_name.as_deref(), Some("Robin"));
     assert!(!inbound.author.verified);
     assert_eq!(inbound.context.tier.as_deref(), Some("standard"));
-    assert_eq!(inbound.context.page_url.as_deref(), Some("http://acme.test/pricing"));
+    assert_eq!(
+        inbound.context.page_url.as_deref(),
+        Some("http://acme.test/pricing")
+    );
 
     // "Talk to a human" is an inbound of its own kind.
-    send(&mut socket, json!({"type": "talk_to_human", "client_id": "c-2"})).await;
+    send(
+        &mut socket,
+        json!({"type": "talk_to_human", "client_id": "c-2"}),
+    )
+    .await;
     assert_eq!(next(&mut socket).await.unwrap()["type"], "ack");
     assert_eq!(server.gateway.accepted()[1].kind, InboundKind::HumanRequest);
 
@@ -148,7 +159,10 @@ async fn send_reaches_every_open_socket_of_the_conversation() {
         let frame = next(socket).await.unwrap();
         assert_eq!(frame["type"], "message");
         assert_eq!(frame["message"]["id"], "42-0");
-        assert_eq!(frame["message"]["author"], json!({"kind": "agent", "name": "Sam"}));
+        assert_eq!(
+            frame["message"]["author"],
+            json!({"kind": "agent", "name": "Sam"})
+        );
     }
 
     // Nobody connected: still a success, the widget fetches it from history later.
@@ -164,7 +178,11 @@ async fn forged_signature_is_refused_and_closed() {
     let server = TestServer::start(config(), false).await;
     let mut socket = connect(&server).await;
     let forged = sign_user_id(b"not the secret", "user-7");
-    let reply = hello(&mut socket, json!({"user_id": "user-7", "user_sig": forged})).await;
+    let reply = hello(
+        &mut socket,
+        json!({"user_id": "user-7", "user_sig": forged}),
+    )
+    .await;
     assert_eq!(reply["type"], "error");
     assert_eq!(reply["code"], "unauthorized");
     assert_eq!(next(&mut socket).await, None, "socket is closed");
@@ -177,9 +195,17 @@ async fn forged_signature_is_refused_and_closed() {
     // The right signature gets the user's own conversation.
     let mut socket = connect(&server).await;
     let signature = sign_user_id(SECRET.as_bytes(), "user-7");
-    let reply = hello(&mut socket, json!({"user_id": "user-7", "user_sig": signature})).await;
+    let reply = hello(
+        &mut socket,
+        json!({"user_id": "user-7", "user_sig": signature}),
+    )
+    .await;
     assert_eq!(reply["type"], "welcome");
-    send(&mut socket, json!({"type": "message", "client_id": "c-9", "text": "hi"})).await;
+    send(
+        &mut socket,
+        json!({"type": "message", "client_id": "c-9", "text": "hi"}),
+    )
+    .await;
     assert_eq!(next(&mut socket).await.unwrap()["type"], "ack");
     let inbound = &server.gateway.accepted()[0];
     assert_eq!(inbound.conversation_key, "u:user-7");
@@ -192,29 +218,52 @@ async fn bad_frames_are_refused_and_the_socket_stays_open() {
     let server = TestServer::start(config(), false).await;
     let mut socket = connect(&server).await;
     // Anything before hello is refused, but hello may still follow.
-    send(&mut socket, json!({"type": "message", "client_id": "c", "text": "hi"})).await;
+    send(
+        &mut socket,
+        json!({"type": "message", "client_id": "c", "text": "hi"}),
+    )
+    .await;
     assert_eq!(next(&mut socket).await.unwrap()["code"], "invalid");
     hello(&mut socket, json!({})).await;
 
     let too_large = "x".repeat(101);
     let cases = [
-        (json!({"type": "message", "client_id": "c-1", "text": too_large}).to_string(), "too_large"),
-        (json!({"type": "message", "client_id": "c-2", "text": " \n "}).to_string(), "empty"),
+        (
+            json!({"type": "message", "client_id": "c-1", "text": too_large}).to_string(),
+            "too_large",
+        ),
+        (
+            json!({"type": "message", "client_id": "c-2", "text": " \n "}).to_string(),
+            "empty",
+        ),
         (json!({"type": "launch_rockets"}).to_string(), "invalid"),
         ("{not json".to_owned(), "invalid"),
-        (json!({"type": "message", "client_id": "bad id!", "text": "hi"}).to_string(), "invalid"),
+        (
+            json!({"type": "message", "client_id": "bad id!", "text": "hi"}).to_string(),
+            "invalid",
+        ),
     ];
     for (frame, code) in cases {
-        socket.send(Message::Text(frame.clone().into())).await.unwrap();
+        socket
+            .send(Message::Text(frame.clone().into()))
+            .await
+            .unwrap();
         let reply = next(&mut socket).await.unwrap();
         assert_eq!(reply["type"], "error", "{frame}");
         assert_eq!(reply["code"], code, "{frame}");
     }
-    socket.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+    socket
+        .send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .unwrap();
     assert_eq!(next(&mut socket).await.unwrap()["code"], "invalid");
     assert!(server.gateway.accepted().is_empty(), "nothing was stored");
 
-    send(&mut socket, json!({"type": "message", "client_id": "c-3", "text": "still here?"})).await;
+    send(
+        &mut socket,
+        json!({"type": "message", "client_id": "c-3", "text": "still here?"}),
+    )
+    .await;
     assert_eq!(next(&mut socket).await.unwrap()["type"], "ack");
 }
 
@@ -236,11 +285,19 @@ async fn bad_sessions_rate_limits_and_outages_are_reported() {
     let mut socket = connect(&server).await;
     hello(&mut socket, json!({})).await;
     for n in 0..2 {
-        send(&mut socket, json!({"type": "message", "client_id": format!("r-{n}"), "text": "hi"})).await;
+        send(
+            &mut socket,
+            json!({"type": "message", "client_id": format!("r-{n}"), "text": "hi"}),
+        )
+        .await;
         assert_eq!(next(&mut socket).await.unwrap()["type"], "ack");
         next(&mut socket).await; // the echo
     }
-    send(&mut socket, json!({"type": "message", "client_id": "r-2", "text": "hi"})).await;
+    send(
+        &mut socket,
+        json!({"type": "message", "client_id": "r-2", "text": "hi"}),
+    )
+    .await;
     let reply = next(&mut socket).await.unwrap();
     assert_eq!(reply["code"], "rate_limited");
     assert_eq!(reply["client_id"], "r-2");
@@ -249,13 +306,21 @@ async fn bad_sessions_rate_limits_and_outages_are_reported() {
     let mut socket = connect(&server).await;
     hello(&mut socket, json!({})).await;
     server.gateway.unavailable.store(true, Ordering::SeqCst);
-    send(&mut socket, json!({"type": "message", "client_id": "u-1", "text": "hi"})).await;
+    send(
+        &mut socket,
+        json!({"type": "message", "client_id": "u-1", "text": "hi"}),
+    )
+    .await;
     let reply = next(&mut socket).await.unwrap();
     assert_eq!(reply["code"], "unavailable");
     assert_eq!(reply["client_id"], "u-1");
     // Storage back: the widget's retry goes through, no restart needed.
     server.gateway.unavailable.store(false, Ordering::SeqCst);
-    send(&mut socket, json!({"type": "message", "client_id": "u-1", "text": "hi"})).await;
+    send(
+        &mut socket,
+        json!({"type": "message", "client_id": "u-1", "text": "hi"}),
+    )
+    .await;
     assert_eq!(next(&mut socket).await.unwrap()["type"], "ack");
 }
 
@@ -286,7 +351,10 @@ async fn http(server: &TestServer, method: &str, path: &str, body: Option<Value>
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     let status = response[9..12].parse().unwrap();
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("");
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
@@ -296,27 +364,50 @@ async fn http_variant_follows_the_same_rules() {
     let target = &server;
     let post = move |body: Value| http(target, "POST", "/webchat/messages", Some(body));
 
-    let (status, body) = post(json!({"session": SESSION, "client_id": "h-1", "text": "hello"})).await;
+    let (status, body) =
+        post(json!({"session": SESSION, "client_id": "h-1", "text": "hello"})).await;
     assert_eq!(status, 200, "{body}");
     let message_id = body["message_id"].as_str().unwrap().to_owned();
-    let (status, again) = post(json!({"session": SESSION, "client_id": "h-1", "text": "hello"})).await;
-    assert_eq!((status, again["message_id"].as_str()), (200, Some(message_id.as_str())));
+    let (status, again) =
+        post(json!({"session": SESSION, "client_id": "h-1", "text": "hello"})).await;
+    assert_eq!(
+        (status, again["message_id"].as_str()),
+        (200, Some(message_id.as_str()))
+    );
 
     let forged = json!({"session": SESSION, "user_id": "u-1", "user_sig": "00ff", "client_id": "h-2", "text": "hi"});
     assert_eq!(post(forged).await.0, 401);
     let big = json!({"session": SESSION, "client_id": "h-3", "text": "y".repeat(101)});
     let (status, body) = post(big).await;
     assert_eq!((status, body["code"].as_str()), (413, Some("too_large")));
-    assert_eq!(post(json!({"session": SESSION, "client_id": "h-4", "text": ""})).await.0, 400);
-    assert_eq!(post(json!({"session": SESSION, "client_id": "h-5", "type": "nope"})).await.0, 400);
-    assert_eq!(http(&server, "POST", "/webchat/messages", None).await.0, 400);
+    assert_eq!(
+        post(json!({"session": SESSION, "client_id": "h-4", "text": ""}))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        post(json!({"session": SESSION, "client_id": "h-5", "type": "nope"}))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        http(&server, "POST", "/webchat/messages", None).await.0,
+        400
+    );
 
     let human = json!({"session": SESSION, "client_id": "h-6", "type": "talk_to_human"});
     assert_eq!(post(human).await.0, 200);
     assert_eq!(server.gateway.accepted().len(), 2);
 
     server.gateway.unavailable.store(true, Ordering::SeqCst);
-    assert_eq!(post(json!({"session": SESSION, "client_id": "h-7", "text": "hi"})).await.0, 503);
+    assert_eq!(
+        post(json!({"session": SESSION, "client_id": "h-7", "text": "hi"}))
+            .await
+            .0,
+        503
+    );
     let path = format!("/webchat/messages?session={SESSION}");
     assert_eq!(http(&server, "GET", &path, None).await.0, 503);
     server.gateway.unavailable.store(false, Ordering::SeqCst);
@@ -325,7 +416,10 @@ async fn http_variant_follows_the_same_rules() {
     assert_eq!(status, 200);
     assert_eq!(history["messages"].as_array().unwrap().len(), 2);
     let (status, history) = http(&server, "GET", &format!("{path}&after={message_id}"), None).await;
-    assert_eq!((status, history["messages"].as_array().unwrap().len()), (200, 1));
+    assert_eq!(
+        (status, history["messages"].as_array().unwrap().len()),
+        (200, 1)
+    );
     let path = format!("/webchat/messages?session={SESSION}&user_id=u-1&user_sig=abcd");
     assert_eq!(http(&server, "GET", &path, None).await.0, 401);
 }
@@ -339,9 +433,15 @@ async fn widget_and_demo_pages_are_served() {
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).await.unwrap();
-        assert!(response.starts_with("HTTP/1.1 200"), "{path}: {response:.200}");
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "{path}: {response:.200}"
+        );
         assert!(!response.contains("{{"), "{path} has an unfilled slot");
-        assert!(!response.contains("SB_SERVER_CONFIG"), "{path} has an unfilled slot");
+        assert!(
+            !response.contains("SB_SERVER_CONFIG"),
+            "{path} has an unfilled slot"
+        );
     }
 }
 

@@ -60,7 +60,10 @@ impl FakeGateway {
     fn append(state: &mut State, key: &str, author: Author, text: &str) -> Outbound {
         state.next_seq += 1;
         let seq = state.next_seq;
-        let conversation = state.conversations.get_mut(key).expect("conversation exists");
+        let conversation = state
+            .conversations
+            .get_mut(key)
+            .expect("conversation exists");
         let id = format!("{seq}-0");
         conversation.messages.push((
             seq,
@@ -68,7 +71,7 @@ impl FakeGateway {
                 id: id.clone(),
                 author: author.clone(),
                 text: text.to_owned(),
-                at_ms: seq,
+                at_ms: crate::connector::now_ms(),
                 channel_message_id: None,
             },
         ));
@@ -110,7 +113,7 @@ impl Gateway for FakeGateway {
                 messages: Vec::new(),
             });
         let conversation_id = conversation.id.clone();
-        let mut stored = Self::append(&mut state, &key, Author::Customer, &inbound.text);
+        let stored = Self::append(&mut state, &key, Author::Customer, &inbound.text);
         if let Some(conversation) = state.conversations.get_mut(&key) {
             if let Some((_, last)) = conversation.messages.last_mut() {
                 last.channel_message_id = Some(inbound.message_id.clone());

@@ -1,27 +1,45 @@
--- Commit a triage or desk decision atomically: optionally change status and fields, append
--- the gateway's reply to the transcript, queue it in the outbox, and ack the work item.
--- A crash before this script leaves the work item pending (it is redone); after it,
--- the reply is durable in the outbox. Either way nothing is lost or doubled.
--- KEYS: 1 conversation hash, 2 message stream, 3 outbox stream, 4 work stream (ack), 5 extra stream (escalation log)
--- ARGV: 1 work group, 2 work entry id ("" = none), 3 role, 4 author name, 5 text ("" = no reply),
---       6 outbox payload json, 7 extra stream entry json ("" = none), 8 number of hash field pairs, then pairs
-local pairs_count = tonumber(ARGV[8])
+-- Commit a decision atomically: dedupe, change status and fields, append the gateway's or an
+-- agent's reply to the transcript, queue it for the customer and/or the desk, ack the work item.
+-- A crash before this script leaves the work item pending (it is redone); after it, every
+-- delivery is durable in the outbox. Either way nothing is lost or doubled.
+-- KEYS: 1 conversation hash, 2 message stream, 3 outbox stream, 4 work stream (ack),
+--       5 escalation log stream, 6 seen-ids hash
+-- ARGV: 1 work group, 2 work entry id ("" = none), 3 role, 4 author name, 5 text ("" = no entry),
+--       6 customer outbox payload ("" = not for the customer), 7 escalation log json ("" = none),
+--       8 desk outbox payload ("" = none), 9 dedupe id ("" = none), 10 entry kind,
+--       11 number of hash field pairs, then the pairs
+if ARGV[9] ~= '' then
+  local seen = redis.call('HGET', KEYS[6], ARGV[9])
+  if seen then
+    return {0, seen}
+  end
+end
+local pairs_count = tonumber(ARGV[11])
 if pairs_count > 0 then
   local fields = {}
-  for i = 9, 8 + pairs_count * 2 do
+  for i = 12, 11 + pairs_count * 2 do
     fields[#fields + 1] = ARGV[i]
   end
   redis.call('HSET', KEYS[1], unpack(fields))
 end
 local id = ''
 if ARGV[5] ~= '' then
-  id = redis.call('XADD', KEYS[2], '*', 'role', ARGV[3], 'author', ARGV[4], 'text', ARGV[5])
-  redis.call('XADD', KEYS[3], '*', 'id', id, 'p', ARGV[6])
+  id = redis.call('XADD', KEYS[2], '*', 'role', ARGV[3], 'author', ARGV[4], 'text', ARGV[5],
+    'kind', ARGV[10])
+  if ARGV[6] ~= '' then
+    redis.call('XADD', KEYS[3], '*', 'id', id, 'p', ARGV[6])
+  end
+end
+if ARGV[8] ~= '' then
+  redis.call('XADD', KEYS[3], '*', 'id', id, 'p', ARGV[8])
 end
 if ARGV[7] ~= '' then
   redis.call('XADD', KEYS[5], '*', 'e', ARGV[7])
 end
+if ARGV[9] ~= '' then
+  redis.call('HSET', KEYS[6], ARGV[9], id)
+end
 if ARGV[2] ~= '' then
   redis.call('XACK', KEYS[4], ARGV[1], ARGV[2])
 end
-return id
+return {1, id}

@@ -1,0 +1,122 @@
+//! Composes the briefing an agent reads when a conversation escalates.
+//!
+//! Platform-neutral: the desk connector renders it (Block Kit for Slack).
+
+use switchboard_api::{Briefing, BriefingLine};
+
+use crate::model::Conversation;
+use crate::store::TranscriptEntry;
+use crate::triage::{Decision, DecisionRecord};
+
+/// Escalation reasons in words, for agents.
+pub fn reason_in_words(reason: &str) -> &'static str {
+    match reason {
+        "vip_tier" => "VIP customer: routed straight to a person",
+        "always_human_category" => "topic is always handled by a person",
+        "human_requested" => "the customer asked for a person",
+        "negative_sentiment" => "the customer sounds frustrated",
+        "repeated_question" => "the customer repeated the question",
+        "bot_loop" => "the customer rejected the AI's answers",
+        "low_confidence" => "the AI was not confident enough to answer",
+        _ => "escalated",
+    }
+}
+
+/// Builds the briefing from the conversation record and its transcript (oldest first).
+pub fn compose(conversation: &Conversation, transcript: &[TranscriptEntry]) -> Briefing {
+    let decision: Option<DecisionRecord> = conversation
+        .fields
+        .get("last_decision")
+        .and_then(|json| serde_json::from_str(json).ok());
+    let reason = conversation
+        .fields
+        .get("escalation_reason")
+        .cloned()
+        .unwrap_or_else(|| "human_requested".into());
+    let suggested_reply = decision.as_ref().and_then(|record| match &record.decision {
+        Decision::Escalate {
+            suggested_reply, ..
+        } => suggested_reply.clone(),
+        Decision::Answer { text, .. } => Some(text.clone()),
+    });
+    let customer_name = conversation.customer_name();
+    let lines: Vec<BriefingLine> = transcript
+        .iter()
+        .filter(|entry| entry.role != "note")
+        .map(|entry| BriefingLine {
+            role: entry.role.clone(),
+            author: match entry.role.as_str() {
+                "customer" => customer_name.clone(),
+                "ai" => "AI".into(),
+                "agent" => entry.author.clone().unwrap_or_else(|| "Agent".into()),
+                _ => "Switchboard".into(),
+            },
+            text: entry.text.clone(),
+            at_ms: entry.at_ms(),
+        })
+        .collect();
+    let mut attributes: Vec<(String, String)> = conversation
+        .context
+        .attributes
+        .iter()
+        .filter(|(key, _)| !matches!(key.as_str(), "name" | "email" | "tier"))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    attributes.sort();
+    let detail = decision
+        .as_ref()
+        .map(|record| record.explanation.clone())
+        .filter(|text| !text.is_empty())
+        .unwrap_or_else(|| reason_in_words(&reason).to_owned());
+    Briefing {
+        conversation_id: conversation.id.clone(),
+        summary: summarize(&lines, &reason),
+        customer_name,
+        customer_id: conversation.contact.id.clone(),
+        verified: conversation.contact.verified,
+        email: conversation.contact.email.clone(),
+        channel: conversation.channel,
+        tier: conversation.context.tier.clone(),
+        page_url: conversation.context.page_url.clone(),
+        page_title: conversation.context.page_title.clone(),
+        attributes,
+        reason_detail: detail,
+        reason,
+        confidence: decision.as_ref().map(|record| record.confidence).unwrap_or(0.0),
+        transcript: lines,
+        suggested_reply,
+        claimed_by: conversation.fields.get("claimed_by").cloned(),
+        status: conversation.status.as_str().to_owned(),
+    }
+}
+
+/// Two lines: what the customer wants now, and how the conversation went.
+fn summarize(lines: &[BriefingLine], reason: &str) -> String {
+    let customer: Vec<&BriefingLine> = lines.iter().filter(|l| l.role == "customer").collect();
+    let asked = customer
+        .iter()
+        .rev()
+        .find(|line| !line.text.trim().is_empty())
+        .map(|line| shorten(&line.text, 160))
+        .unwrap_or_else(|| "(asked for a person without a message)".into());
+    let ai_answers = lines.iter().filter(|l| l.role == "ai").count();
+    let span_minutes = match (lines.first(), lines.last()) {
+        (Some(first), Some(last)) => last.at_ms.saturating_sub(first.at_ms) / 60_000,
+        _ => 0,
+    };
+    format!(
+        "Wants: {asked}\n{} customer message(s) over {span_minutes} min, {ai_answers} AI answer(s); {}.",
+        customer.len(),
+        reason_in_words(reason)
+    )
+}
+
+/// Cuts `text` to at most `limit` characters on a char boundary, marking the cut.
+pub fn shorten(text: &str, limit: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= limit {
+        return flat;
+    }
+    let cut: String = flat.chars().take(limit.saturating_sub(1)).collect();
+    format!("{cut}…")
+}

@@ -1,0 +1,320 @@
+//! What agents' actions on the desk mean: replies, internal notes, commands and reactions.
+//!
+//! Conventions (documented in the README):
+//! - a thread reply goes to the customer, signed with the agent's name;
+//! - a reply starting with `//` is an internal note and never leaves the desk;
+//! - `!claim`, `!resolve`, `!ai` (hand back to the AI) are commands, as are the reactions
+//!   :eyes: (claim), :white_check_mark: (resolve) and :robot_face: (hand back) on the briefing;
+//! - an edit is sent to the customer as a correction; a deletion cannot unsend, so the thread
+//!   is told the customer already has the message.
+//!
+//! Every action is one commit deduplicated on the platform's message or event id, so a
+//! retried event (Slack's `X-Slack-Retry-Num`) is never relayed twice.
+
+use async_trait::async_trait;
+use switchboard_api::{Author, DeskEvent, DeskSink, IngestError, Outbound, ThreadRef};
+use tracing::{info, warn};
+
+use crate::desk::{DeskAction, DeskPost};
+use crate::model::{now_ms, Conversation, Status};
+use crate::outbox::Delivery;
+use crate::store::{Commit, ReplyToQueue, Store, StoreError};
+
+/// Told to the customer when an agent resolves the conversation.
+pub const RESOLVED_NOTICE: &str =
+    "This conversation has been marked as resolved. If you need anything else, just reply here.";
+/// Told to the customer when an agent hands the conversation back to the AI.
+pub const HANDBACK_NOTICE: &str =
+    "You're chatting with our AI assistant again. You can ask for a person at any time.";
+const COMMAND_HELP: &str = "Commands: `!claim`, `!resolve`, `!ai` (hand back to the AI). Start a message with `//` for an internal note.";
+
+/// What an agent's message in a thread means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentIntent {
+    /// Relay to the customer.
+    Reply(String),
+    /// Keep on the desk only.
+    Note(String),
+    /// Take the conversation.
+    Claim,
+    /// Mark it resolved and tell the customer.
+    Resolve,
+    /// Give it back to the AI.
+    HandBack,
+    /// A `!word` that is not a command.
+    UnknownCommand(String),
+}
+
+/// Reads an agent's message by the desk's conventions.
+pub fn parse_agent_text(text: &str) -> AgentIntent {
+    let trimmed = text.trim();
+    if let Some(note) = trimmed.strip_prefix("//") {
+        return AgentIntent::Note(note.trim().to_owned());
+    }
+    if let Some(command) = trimmed.strip_prefix('!') {
+        let word = command.split_whitespace().next().unwrap_or("").to_lowercase();
+        return match word.as_str() {
+            "claim" | "take" => AgentIntent::Claim,
+            "resolve" | "resolved" | "close" | "done" => AgentIntent::Resolve,
+            "ai" | "bot" | "handback" | "hand-back" => AgentIntent::HandBack,
+            _ => AgentIntent::UnknownCommand(word),
+        };
+    }
+    AgentIntent::Reply(trimmed.to_owned())
+}
+
+/// The intent of a reaction on a briefing, if it is a command.
+pub fn reaction_intent(reaction: &str) -> Option<AgentIntent> {
+    match reaction.split("::").next().unwrap_or(reaction) {
+        "eyes" | "raising_hand" | "hand" => Some(AgentIntent::Claim),
+        "white_check_mark" | "heavy_check_mark" | "ballot_box_with_check" => {
+            Some(AgentIntent::Resolve)
+        }
+        "robot_face" => Some(AgentIntent::HandBack),
+        _ => None,
+    }
+}
+
+/// The core's side of the desk: turns agents' actions into commits.
+pub struct DeskInbox {
+    store: Store,
+}
+
+impl DeskInbox {
+    /// An inbox writing to `store`.
+    pub fn new(store: Store) -> Self {
+        DeskInbox { store }
+    }
+
+    async fn conversation_for(
+        &self,
+        thread: &ThreadRef,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let Some(id) = self.store.conversation_for_thread(thread).await? else {
+            return Ok(None);
+        };
+        self.store.conversation(&id).await
+    }
+
+    async fn apply(&self, event: DeskEvent) -> Result<(), StoreError> {
+        let thread = match &event {
+            DeskEvent::AgentMessage { thread, .. }
+            | DeskEvent::AgentEdited { thread, .. }
+            | DeskEvent::AgentDeleted { thread, .. }
+            | DeskEvent::Reaction { thread, .. } => thread.clone(),
+        };
+        let Some(conversation) = self.conversation_for(&thread).await? else {
+            info!(channel = %thread.channel, ts = %thread.ts, "desk event for an unknown thread; ignored");
+            return Ok(());
+        };
+        let commit = match event {
+            DeskEvent::AgentMessage {
+                message_ts,
+                agent_name,
+                text,
+                ..
+            } => {
+                let dedupe = format!("desk:{message_ts}");
+                intent_commit(&conversation, parse_agent_text(&text), &agent_name, dedupe)
+            }
+            DeskEvent::Reaction {
+                event_id,
+                agent_name,
+                reaction,
+                ..
+            } => match reaction_intent(&reaction) {
+                Some(intent) => {
+                    intent_commit(&conversation, intent, &agent_name, format!("desk:{event_id}"))
+                }
+                None => return Ok(()),
+            },
+            DeskEvent::AgentEdited {
+                event_id,
+                agent_name,
+                text,
+                ..
+            } => match parse_agent_text(&text) {
+                AgentIntent::Reply(text) => {
+                    let mut commit = reply_commit(&conversation, &agent_name, &text, "edit");
+                    commit.dedupe = Some(format!("desk:{event_id}"));
+                    commit
+                }
+                _ => return Ok(()),
+            },
+            DeskEvent::AgentDeleted {
+                event_id,
+                message_ts,
+                ..
+            } => {
+                let relayed = self
+                    .store
+                    .seen_entry(&conversation.id, &format!("desk:{message_ts}"))
+                    .await?;
+                if relayed.is_none() {
+                    return Ok(());
+                }
+                notice_commit(
+                    &conversation,
+                    "This message was deleted here, but the customer had already received it.",
+                    format!("desk:{event_id}"),
+                )
+            }
+        };
+        self.store.commit(&commit).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeskSink for DeskInbox {
+    async fn handle(&self, event: DeskEvent) -> Result<(), IngestError> {
+        self.apply(event).await.map_err(|error| {
+            warn!(%error, "desk event not stored; the platform will redeliver it");
+            IngestError::Unavailable(error.to_string())
+        })
+    }
+}
+
+fn desk_payload(conversation: &Conversation, action: DeskAction) -> Option<String> {
+    serde_json::to_string(&Delivery::Desk(DeskPost {
+        conversation_id: conversation.id.clone(),
+        action,
+    }))
+    .ok()
+}
+
+fn customer_payload(conversation: &Conversation, author: Author, text: &str) -> String {
+    serde_json::to_string(&Delivery::Customer(Outbound {
+        id: String::new(),
+        conversation_id: conversation.id.clone(),
+        channel: conversation.channel,
+        conversation_key: conversation.conversation_key.clone(),
+        author,
+        text: text.to_owned(),
+        actions: vec![],
+    }))
+    .unwrap_or_default()
+}
+
+fn reply_commit(conversation: &Conversation, agent: &str, text: &str, kind: &str) -> Commit {
+    let now = now_ms().to_string();
+    let mut fields = vec![
+        ("status".to_owned(), Status::Human.as_str().to_owned()),
+        ("updated_ms".to_owned(), now.clone()),
+    ];
+    if !conversation.fields.contains_key("first_human_reply_ms") {
+        fields.push(("first_human_reply_ms".into(), now));
+    }
+    let newly_claimed = !conversation.fields.contains_key("claimed_by");
+    if newly_claimed {
+        fields.push(("claimed_by".into(), agent.to_owned()));
+    }
+    Commit {
+        conversation_id: conversation.id.clone(),
+        fields,
+        reply: Some(ReplyToQueue {
+            role: "agent".into(),
+            author: agent.to_owned(),
+            text: text.to_owned(),
+            kind: kind.to_owned(),
+            payload: customer_payload(
+                conversation,
+                Author::Agent {
+                    name: agent.to_owned(),
+                },
+                text,
+            ),
+        }),
+        desk_payload: newly_claimed
+            .then(|| desk_payload(conversation, DeskAction::RefreshBriefing))
+            .flatten(),
+        ..Default::default()
+    }
+}
+
+fn notice_commit(conversation: &Conversation, text: &str, dedupe: String) -> Commit {
+    Commit {
+        conversation_id: conversation.id.clone(),
+        desk_payload: desk_payload(
+            conversation,
+            DeskAction::Notice {
+                text: text.to_owned(),
+            },
+        ),
+        dedupe: Some(dedupe),
+        ..Default::default()
+    }
+}
+
+fn status_commit(
+    conversation: &Conversation,
+    status: Status,
+    extra: Vec<(String, String)>,
+    customer_notice: Option<&str>,
+) -> Commit {
+    let mut fields = vec![
+        ("status".to_owned(), status.as_str().to_owned()),
+        ("updated_ms".to_owned(), now_ms().to_string()),
+    ];
+    fields.extend(extra);
+    Commit {
+        conversation_id: conversation.id.clone(),
+        fields,
+        reply: customer_notice.map(|text| ReplyToQueue {
+            role: "system".into(),
+            text: text.to_owned(),
+            payload: customer_payload(conversation, Author::System, text),
+            ..Default::default()
+        }),
+        desk_payload: desk_payload(conversation, DeskAction::RefreshBriefing),
+        ..Default::default()
+    }
+}
+
+fn intent_commit(
+    conversation: &Conversation,
+    intent: AgentIntent,
+    agent: &str,
+    dedupe: String,
+) -> Commit {
+    let mut commit = match intent {
+        AgentIntent::Reply(text) => reply_commit(conversation, agent, &text, ""),
+        AgentIntent::Note(text) => Commit {
+            conversation_id: conversation.id.clone(),
+            reply: Some(ReplyToQueue {
+                role: "note".into(),
+                author: agent.to_owned(),
+                text,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        AgentIntent::Claim => status_commit(
+            conversation,
+            Status::Human,
+            vec![("claimed_by".into(), agent.to_owned())],
+            None,
+        ),
+        AgentIntent::Resolve => status_commit(
+            conversation,
+            Status::Resolved,
+            vec![
+                ("resolved_ms".into(), now_ms().to_string()),
+                ("resolved_by".into(), agent.to_owned()),
+            ],
+            Some(RESOLVED_NOTICE),
+        ),
+        AgentIntent::HandBack => status_commit(
+            conversation,
+            Status::Bot,
+            vec![("handed_back_by".into(), agent.to_owned())],
+            Some(HANDBACK_NOTICE),
+        ),
+        AgentIntent::UnknownCommand(word) => {
+            let text = format!("Unknown command `!{word}`. {COMMAND_HELP}");
+            return notice_commit(conversation, &text, dedupe);
+        }
+    };
+    commit.dedupe = Some(dedupe);
+    commit
+}

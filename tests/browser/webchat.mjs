@@ -1,0 +1,138 @@
+// The web chat widget in a real browser, as a visitor uses it.
+//
+// Usage: node tests/browser/webchat.mjs <base_url> <screenshot_dir>
+//
+// Opens <base_url>/ in headless Debian chromium with a fresh profile, opens the widget,
+// asks a question, waits for the AI's answer, presses "Talk to a human", waits for the
+// escalation notice, saves widget.png, reloads and checks the history is still shown.
+// Prints one JSON line: {"ok":true,"ai_answer":..,"notice":..,"history_after_reload":N}
+// and exits 0, or {"ok":false,"error":..} and exits 1.
+
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const QUESTION = "How do I reset my password?";
+const ANSWER_TIMEOUT_MS = 15_000;
+const STEP_TIMEOUT_MS = 10_000;
+const OVERALL_TIMEOUT_MS = 90_000;
+
+const [baseArg, screenshotArg] = process.argv.slice(2);
+if (!baseArg || !screenshotArg) {
+  finish({ ok: false, error: "usage: node webchat.mjs <base_url> <screenshot_dir>" });
+}
+const baseUrl = baseArg.replace(/\/+$/, "");
+const screenshotDir = resolve(screenshotArg);
+const profileDir = mkdtempSync(join(tmpdir(), "switchboard-chromium-"));
+const pageErrors = [];
+let context;
+
+function finish(result) {
+  process.stdout.write(JSON.stringify(result) + "\n");
+  process.exit(result.ok ? 0 : 1);
+}
+
+async function cleanup() {
+  try { await context?.close(); } catch { /* the browser may already be gone */ }
+  rmSync(profileDir, { recursive: true, force: true });
+}
+
+const selectors = {
+  launcher: '[data-testid="sb-launcher"]',
+  panel: "#sb-panel",
+  input: '[data-testid="sb-input"]',
+  send: '[data-testid="sb-send"]',
+  human: '[data-testid="sb-human"]',
+  messages: '[data-testid="sb-message"]',
+  ai: '[data-testid="sb-message"][data-author="ai"]',
+  system: '[data-testid="sb-message"][data-author="system"]',
+};
+
+/** Opens the chat panel unless the widget restored it open. */
+async function openWidget(page) {
+  await page.locator(selectors.launcher).waitFor({ state: "visible", timeout: STEP_TIMEOUT_MS });
+  if (!(await page.locator(selectors.panel).isVisible())) {
+    await page.locator(selectors.launcher).click();
+  }
+  await page.locator(selectors.input).waitFor({ state: "visible", timeout: STEP_TIMEOUT_MS });
+}
+
+async function run() {
+  mkdirSync(screenshotDir, { recursive: true });
+  context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+    headless: true,
+    viewport: { width: 1280, height: 820 },
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on("pageerror", (error) => pageErrors.push(String(error)));
+  page.on("console", (message) => {
+    if (message.type() === "error") pageErrors.push(message.text());
+  });
+
+  await page.goto(`${baseUrl}/`, { waitUntil: "domcontentloaded", timeout: STEP_TIMEOUT_MS });
+  await openWidget(page);
+
+  await page.locator(selectors.input).fill(QUESTION);
+  await page.locator(selectors.send).click();
+  const aiMessage = page.locator(selectors.ai).first();
+  await aiMessage.waitFor({ state: "visible", timeout: ANSWER_TIMEOUT_MS });
+  const aiAnswer = (await aiMessage.locator(".sb-bubble").innerText()).trim();
+
+  const human = page.locator(selectors.human);
+  await human.waitFor({ state: "visible", timeout: STEP_TIMEOUT_MS });
+  await human.click();
+  const notice = page.locator(selectors.system).first();
+  await notice.waitFor({ state: "visible", timeout: ANSWER_TIMEOUT_MS });
+  const noticeText = (await notice.innerText()).trim();
+  // Let the panel settle (scroll, button hidden) so the screenshot shows the final state.
+  await page.waitForTimeout(400);
+  await page.screenshot({ path: join(screenshotDir, "widget.png") });
+
+  const shownBefore = await page.locator(selectors.messages).count();
+  await page.reload({ waitUntil: "domcontentloaded", timeout: STEP_TIMEOUT_MS });
+  await openWidget(page);
+  await page.locator(selectors.system).first().waitFor({ state: "visible", timeout: STEP_TIMEOUT_MS });
+  await page.waitForFunction(
+    ([selector, expected]) => {
+      const host = document.getElementById("switchboard-webchat");
+      const scope = host?.shadowRoot ?? document;
+      return scope.querySelectorAll(selector).length >= expected;
+    },
+    [selectors.messages, shownBefore],
+    { timeout: STEP_TIMEOUT_MS },
+  );
+  const historyAfterReload = await page.locator(selectors.messages).count();
+  if ((await page.locator(selectors.ai).count()) < 1) {
+    throw new Error("the AI answer is missing after reload");
+  }
+  await page.screenshot({ path: join(screenshotDir, "widget-after-reload.png") });
+
+  return { ok: true, ai_answer: aiAnswer, notice: noticeText, history_after_reload: historyAfterReload };
+}
+
+const overall = setTimeout(async () => {
+  await cleanup();
+  finish({ ok: false, error: `timed out after ${OVERALL_TIMEOUT_MS} ms`, page_errors: pageErrors });
+}, OVERALL_TIMEOUT_MS);
+
+try {
+  const result = await run();
+  clearTimeout(overall);
+  await cleanup();
+  finish(result);
+} catch (error) {
+  clearTimeout(overall);
+  await cleanup();
+  finish({ ok: false, error: String(error?.message ?? error).split("\n")[0], page_errors: pageErrors });
+}
