@@ -7,12 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_api::{ChannelKind, Connector, Gateway};
+use switchboard_api::{ChannelKind, Connector, Desk, DeskSink, Gateway};
 use switchboard_webchat::WebchatConnector;
 use tokio::task::JoinSet;
 use tracing::{error, info, Instrument};
 
 use crate::config::Config;
+use crate::desk::inbox::DeskInbox;
+use crate::desk::DeskCourier;
 use crate::outbox::OutboxWorker;
 use crate::pipeline::{Intake, TriageWorker};
 use crate::store::{keys, Store, StoreError};
@@ -80,8 +82,24 @@ fn instance_name(config: &Config) -> String {
     })
 }
 
+/// The agent desk to mirror escalations into, and its default channel.
+pub struct DeskSetup {
+    /// The desk (the Slack desk, or a test double).
+    pub desk: Arc<dyn Desk>,
+    /// Where new threads go unless a routing rule says otherwise.
+    pub default_channel: String,
+}
+
 /// Connects, builds everything and starts serving; returns once the listener is bound.
 pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
+    start_with_desk(config, None).await
+}
+
+/// Like [`start`], with the agent desk given rather than built from config.
+pub async fn start_with_desk(
+    config: Config,
+    desk: Option<DeskSetup>,
+) -> Result<RunningGateway, StartError> {
     let redis_error = |source| StartError::Redis {
         url: redact_url(&config.redis.url),
         source,
@@ -113,7 +131,11 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         store.clone(),
         config.gateway.max_message_bytes,
     ));
-    let router = crate::server::router(store.clone(), gateway.clone(), &connectors);
+    let mut router = crate::server::router(store.clone(), gateway.clone(), &connectors);
+    let desk_sink: Arc<dyn DeskSink> = Arc::new(DeskInbox::new(store.clone()));
+    if let Some(routes) = desk.as_ref().and_then(|setup| setup.desk.routes(desk_sink.clone())) {
+        router = router.merge(routes);
+    }
     let listener = tokio::net::TcpListener::bind(&config.gateway.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -137,16 +159,30 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
             error!(%error, "http listener stopped");
         }
     });
-    tasks.spawn(
-        TriageWorker::new(triage_store, triage.clone(), consumer.clone(), claim_idle)
-            .run()
-            .instrument(tracing::info_span!("triage")),
-    );
-    tasks.spawn(
-        OutboxWorker::new(outbox_store, by_channel, config.outbox.clone(), consumer.clone())
-            .run()
-            .instrument(tracing::info_span!("outbox")),
-    );
+    let mut triage_worker =
+        TriageWorker::new(triage_store, triage.clone(), consumer.clone(), claim_idle);
+    let mut outbox_worker =
+        OutboxWorker::new(outbox_store, by_channel, config.outbox.clone(), consumer.clone());
+    if let Some(setup) = desk {
+        triage_worker = triage_worker.with_desk();
+        outbox_worker = outbox_worker.with_desk(Arc::new(DeskCourier::new(
+            store.clone(),
+            setup.desk.clone(),
+            setup.default_channel,
+        )));
+        let desk = setup.desk;
+        tasks.spawn(
+            async move {
+                if let Err(error) = desk.run(desk_sink).await {
+                    error!(%error, "agent desk stopped; customer channels keep running");
+                }
+                std::future::pending::<()>().await
+            }
+            .instrument(tracing::info_span!("desk")),
+        );
+    }
+    tasks.spawn(triage_worker.run().instrument(tracing::info_span!("triage")));
+    tasks.spawn(outbox_worker.run().instrument(tracing::info_span!("outbox")));
     for connector in connectors {
         let gateway = gateway.clone();
         let span = tracing::info_span!("connector", channel = %connector.channel());

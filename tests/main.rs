@@ -2,6 +2,7 @@
 
 mod harness;
 mod config;
+mod desk;
 mod store;
 mod triage;
 mod webchat;

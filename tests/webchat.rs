@@ -13,18 +13,18 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{eventually, http, start_gateway, test_config, RedisServer};
 
-const WEBCHAT: &str = "[connectors.webchat]\nenabled = true\nmax_message_bytes = 2000\n";
+pub(crate) const WEBCHAT: &str = "[connectors.webchat]\nenabled = true\nmax_message_bytes = 2000\n";
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A scripted widget: connects, says hello, and reads frames.
-struct Widget {
-    socket: Socket,
+pub(crate) struct Widget {
+    pub(crate) socket: Socket,
 }
 
 impl Widget {
-    async fn connect(addr: SocketAddr, session: &str, after: Option<&str>) -> (Widget, Value) {
+    pub(crate) async fn connect(addr: SocketAddr, session: &str, after: Option<&str>) -> (Widget, Value) {
         let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/webchat/ws"))
             .await
             .expect("websocket connect");
@@ -42,7 +42,7 @@ impl Widget {
         (widget, welcome)
     }
 
-    async fn send(&mut self, frame: Value) {
+    pub(crate) async fn send(&mut self, frame: Value) {
         self.socket
             .send(Message::Text(frame.to_string().into()))
             .await
@@ -50,11 +50,11 @@ impl Widget {
     }
 
     /// The next frame of `kind`, skipping others; fails after 10 s.
-    async fn next_of(&mut self, kind: &str) -> Value {
+    pub(crate) async fn next_of(&mut self, kind: &str) -> Value {
         self.next_matching(kind, |_| true).await
     }
 
-    async fn next_matching(&mut self, kind: &str, accept: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn next_matching(&mut self, kind: &str, accept: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -73,7 +73,7 @@ impl Widget {
     }
 
     /// The next customer-visible message written by `author` (ai, agent, system).
-    async fn message_from(&mut self, author: &str) -> Value {
+    pub(crate) async fn message_from(&mut self, author: &str) -> Value {
         self.next_matching("message", |frame| frame["message"]["author"]["kind"] == author)
             .await["message"]
             .clone()

@@ -445,19 +445,14 @@ async fn widget_and_demo_pages_are_served() {
     }
 }
 
-/// The widget in a real browser against the fake core: `cargo test -p switchboard-webchat
-/// -- --ignored browser` (needs node, `npm install` in tests/browser, and chromium).
-#[tokio::test]
-#[ignore = "needs node, tests/browser/node_modules and /usr/bin/chromium"]
-async fn browser_widget_against_fake_core() {
+/// Runs a script of `tests/browser/` against a scripted fake core; returns its JSON report.
+async fn run_browser_script(script: &str, extra_args: &[String]) -> Value {
     let server = TestServer::start(config(), true).await;
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let screenshots = std::env::var("WEBCHAT_SCREENSHOT_DIR")
-        .unwrap_or_else(|_| format!("{root}/target/webchat-screenshots"));
     let output = tokio::process::Command::new("node")
-        .arg(format!("{root}/tests/browser/webchat.mjs"))
+        .arg(format!("{root}/tests/browser/{script}"))
         .arg(format!("http://{}", server.addr))
-        .arg(&screenshots)
+        .args(extra_args)
         .output()
         .await
         .expect("node runs");
@@ -467,8 +462,27 @@ async fn browser_widget_against_fake_core() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let report: Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
+}
+
+/// The widget in a real browser against the fake core: `cargo test -p switchboard-webchat
+/// -- --ignored browser` (needs node, `npm install` in tests/browser, and chromium).
+#[tokio::test]
+#[ignore = "needs node, tests/browser/node_modules and /usr/bin/chromium"]
+async fn browser_widget_against_fake_core() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let screenshots = std::env::var("WEBCHAT_SCREENSHOT_DIR")
+        .unwrap_or_else(|_| format!("{root}/target/webchat-screenshots"));
+    let report = run_browser_script("webchat.mjs", &[screenshots]).await;
     assert_eq!(report["ai_answer"], PASSWORD_ANSWER);
     assert_eq!(report["notice"], ESCALATION_NOTICE);
     assert!(report["history_after_reload"].as_u64().unwrap() >= 4);
+}
+
+/// Drops, offline sends and reloads in a real browser: every message is stored once.
+#[tokio::test]
+#[ignore = "needs node, tests/browser/node_modules and /usr/bin/chromium"]
+async fn browser_widget_resends_after_drops_without_duplicates() {
+    let report = run_browser_script("reconnect.mjs", &[]).await;
+    assert_eq!(report["ai_answers"], 4);
 }

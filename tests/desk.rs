@@ -1,0 +1,218 @@
+//! The agent desk's core behaviour with an in-memory desk: briefing, mirror, agent replies,
+//! notes, commands, replays. (The Slack rendering and transport are tested in `slack_desk`.)
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Commands;
+use serde_json::json;
+use switchboard::app::{start_with_desk, DeskSetup, RunningGateway};
+use switchboard::desk::inbox::{HANDBACK_NOTICE, RESOLVED_NOTICE};
+use switchboard::model::conversation_id;
+use switchboard::store::keys;
+use switchboard_api::{
+    Briefing, ChannelKind, ConnectorError, Desk, DeskEvent, DeskSink, Health, ThreadRef,
+};
+
+use crate::harness::{eventually, test_config, RedisServer};
+use crate::webchat::{Widget, WEBCHAT};
+
+/// An agent desk in memory: records what the gateway posts, lets the test act as an agent.
+#[derive(Default)]
+pub struct FakeDesk {
+    sink: Mutex<Option<Arc<dyn DeskSink>>>,
+    threads: Mutex<Vec<(String, Briefing, ThreadRef)>>,
+    posts: Mutex<Vec<(ThreadRef, String)>>,
+    updates: Mutex<Vec<(ThreadRef, Briefing)>>,
+    next_ts: AtomicUsize,
+}
+
+#[async_trait]
+impl Desk for FakeDesk {
+    async fn run(&self, sink: Arc<dyn DeskSink>) -> Result<(), ConnectorError> {
+        *self.sink.lock().unwrap() = Some(sink);
+        Ok(())
+    }
+    async fn open_thread(&self, channel: &str, briefing: &Briefing) -> Result<ThreadRef, ConnectorError> {
+        let n = self.next_ts.fetch_add(1, Ordering::SeqCst);
+        let thread = ThreadRef { channel: channel.into(), ts: format!("1700000000.{n:06}") };
+        self.threads.lock().unwrap().push((channel.into(), briefing.clone(), thread.clone()));
+        Ok(thread)
+    }
+    async fn update_briefing(&self, thread: &ThreadRef, briefing: &Briefing) -> Result<(), ConnectorError> {
+        self.updates.lock().unwrap().push((thread.clone(), briefing.clone()));
+        Ok(())
+    }
+    async fn post_in_thread(&self, thread: &ThreadRef, text: &str) -> Result<String, ConnectorError> {
+        self.posts.lock().unwrap().push((thread.clone(), text.into()));
+        Ok(format!("{}.{}", thread.ts, self.posts.lock().unwrap().len()))
+    }
+    async fn health(&self) -> Health {
+        Health::Up
+    }
+}
+
+impl FakeDesk {
+    async fn agent(&self, event: DeskEvent) {
+        let sink = self.sink.lock().unwrap().clone().expect("desk running");
+        sink.handle(event).await.expect("desk event stored");
+    }
+    async fn thread(&self) -> (Briefing, ThreadRef) {
+        eventually(Duration::from_secs(10), "a briefing thread", || async {
+            self.threads.lock().unwrap().first().map(|(_, b, t)| (b.clone(), t.clone()))
+        })
+        .await
+    }
+    fn posts_in(&self, thread: &ThreadRef) -> Vec<String> {
+        self.posts.lock().unwrap().iter().filter(|(t, _)| t == thread).map(|(_, text)| text.clone()).collect()
+    }
+}
+
+fn reply(thread: &ThreadRef, ts: &str, agent: &str, text: &str) -> DeskEvent {
+    DeskEvent::AgentMessage {
+        event_id: format!("Ev{ts}"),
+        thread: thread.clone(),
+        message_ts: ts.into(),
+        agent_id: "U0AGENT".into(),
+        agent_name: agent.into(),
+        text: text.into(),
+    }
+}
+
+async fn gateway_with_desk(redis: &RedisServer, desk: Arc<FakeDesk>) -> RunningGateway {
+    start_with_desk(
+        test_config(redis, WEBCHAT),
+        Some(DeskSetup { desk, default_channel: "C0SUPPORT".into() }),
+    )
+    .await
+    .expect("gateway starts")
+}
+
+async fn escalated_visitor(gateway: &RunningGateway, session: &str) -> Widget {
+    let (mut widget, _) = Widget::connect(gateway.local_addr, session, None).await;
+    widget.send(json!({"type": "message", "client_id": "q1", "text": "How do I reset my password?"})).await;
+    widget.message_from("ai").await;
+    widget.send(json!({"type": "message", "client_id": "q2", "text": "That didn't work, I want to talk to a real person"})).await;
+    widget.message_from("system").await;
+    widget
+}
+
+#[tokio::test]
+async fn an_escalation_briefs_the_desk_and_the_agents_reply_reaches_the_web_chat() {
+    let redis = RedisServer::start();
+    let desk = Arc::new(FakeDesk::default());
+    let gateway = gateway_with_desk(&redis, desk.clone()).await;
+    let mut widget = escalated_visitor(&gateway, "desk-visitor-000000001").await;
+
+    let (briefing, thread) = desk.thread().await;
+    assert_eq!(thread.channel, "C0SUPPORT");
+    assert_eq!(briefing.customer_name, "Dana");
+    assert_eq!(briefing.channel, ChannelKind::Webchat);
+    assert_eq!(briefing.tier.as_deref(), Some("standard"));
+    assert_eq!(briefing.page_url.as_deref(), Some("https://acme.example/pricing"));
+    assert_eq!(briefing.page_title.as_deref(), Some("Pricing - Acme Cloud"));
+    assert!(briefing.attributes.contains(&("plan".into(), "pro".into())));
+    assert_eq!(briefing.reason, "human_requested");
+    assert!(!briefing.reason_detail.is_empty());
+    assert!(briefing.summary.contains("real person"), "{}", briefing.summary);
+    let roles: Vec<&str> = briefing.transcript.iter().map(|line| line.role.as_str()).collect();
+    assert_eq!(roles, ["customer", "ai", "customer", "system"]);
+    assert!(briefing.transcript[0].text.contains("reset my password"));
+
+    // A later customer message lands in the same thread.
+    widget.send(json!({"type": "message", "client_id": "q3", "text": "My workspace is acme-42"})).await;
+    eventually(Duration::from_secs(10), "the mirror post", || async {
+        desk.posts_in(&thread).iter().any(|post| post.contains("Dana") && post.contains("acme-42")).then_some(())
+    })
+    .await;
+
+    // The agent answers in the thread; the visitor sees it signed with the agent's name.
+    desk.agent(reply(&thread, "1700000001.000100", "Sam", "Hi Dana, I'm Sam. I've reset it for you.")).await;
+    let answer = widget.message_from("agent").await;
+    assert_eq!(answer["author"]["name"], "Sam");
+    assert!(answer["text"].as_str().unwrap().contains("I've reset it"));
+
+    // A note stays on the desk; a replayed event is relayed once.
+    desk.agent(reply(&thread, "1700000001.000200", "Sam", "// she sounded annoyed")).await;
+    desk.agent(reply(&thread, "1700000001.000100", "Sam", "Hi Dana, I'm Sam. I've reset it for you.")).await;
+    let view = gateway.store.customer_view(ChannelKind::Webchat, "s:desk-visitor-000000001", None).await.unwrap().unwrap();
+    let agent_messages: Vec<_> = view.messages.iter().filter(|m| matches!(m.author, switchboard_api::Author::Agent { .. })).collect();
+    assert_eq!(agent_messages.len(), 1, "replayed once, note never: {:?}", view.messages);
+    assert!(!view.messages.iter().any(|m| m.text.contains("annoyed")));
+    assert_eq!(view.status, "human");
+
+    // Resolve: the customer is told, the briefing shows it.
+    desk.agent(reply(&thread, "1700000001.000300", "Sam", "!resolve")).await;
+    let notice = widget.message_from("system").await;
+    assert_eq!(notice["text"], RESOLVED_NOTICE);
+    let id = conversation_id(ChannelKind::Webchat, "s:desk-visitor-000000001");
+    let status: String = redis.client().hget(keys::conversation(&id), "status").unwrap();
+    assert_eq!(status, "resolved");
+    eventually(Duration::from_secs(10), "the briefing to show resolved", || async {
+        desk.updates.lock().unwrap().iter().any(|(t, b)| t == &thread && b.status == "resolved" && b.claimed_by.as_deref() == Some("Sam")).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn handing_back_lets_the_ai_answer_again_and_reactions_claim() {
+    let redis = RedisServer::start();
+    let desk = Arc::new(FakeDesk::default());
+    let gateway = gateway_with_desk(&redis, desk.clone()).await;
+    let mut widget = escalated_visitor(&gateway, "desk-visitor-000000002").await;
+    let (_, thread) = desk.thread().await;
+
+    desk.agent(DeskEvent::Reaction {
+        event_id: "EvReact1".into(),
+        thread: thread.clone(),
+        agent_id: "U0LEE".into(),
+        agent_name: "Lee".into(),
+        reaction: "eyes".into(),
+    })
+    .await;
+    eventually(Duration::from_secs(10), "the claim to show", || async {
+        desk.updates.lock().unwrap().iter().any(|(_, b)| b.claimed_by.as_deref() == Some("Lee")).then_some(())
+    })
+    .await;
+
+    desk.agent(reply(&thread, "1700000002.000100", "Lee", "!ai")).await;
+    assert_eq!(widget.message_from("system").await["text"], HANDBACK_NOTICE);
+    widget.send(json!({"type": "message", "client_id": "q4", "text": "How do I download my invoices?"})).await;
+    let answer = widget.message_from("ai").await;
+    assert!(answer["text"].as_str().unwrap().to_lowercase().contains("invoice"));
+
+    desk.agent(reply(&thread, "1700000002.000200", "Lee", "!frobnicate")).await;
+    eventually(Duration::from_secs(10), "help for an unknown command", || async {
+        desk.posts_in(&thread).iter().any(|post| post.contains("Unknown command") && post.contains("!claim")).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_thread_is_found_again_after_a_gateway_restart_and_unknown_threads_are_ignored() {
+    let redis = RedisServer::start();
+    let desk = Arc::new(FakeDesk::default());
+    let gateway = gateway_with_desk(&redis, desk.clone()).await;
+    let widget = escalated_visitor(&gateway, "desk-visitor-000000003").await;
+    let (_, thread) = desk.thread().await;
+    drop(widget);
+    drop(gateway);
+
+    let restarted_desk = Arc::new(FakeDesk::default());
+    let gateway = gateway_with_desk(&redis, restarted_desk.clone()).await;
+    let (mut widget, _) = Widget::connect(gateway.local_addr, "desk-visitor-000000003", None).await;
+    widget.send(json!({"type": "message", "client_id": "q9", "text": "still there?"})).await;
+    eventually(Duration::from_secs(10), "the mirror in the old thread", || async {
+        restarted_desk.posts_in(&thread).iter().any(|post| post.contains("still there?")).then_some(())
+    })
+    .await;
+    assert!(restarted_desk.threads.lock().unwrap().is_empty(), "no second briefing");
+
+    eventually(Duration::from_secs(5), "the desk to run", || async { restarted_desk.sink.lock().unwrap().clone() }).await;
+    let stranger = ThreadRef { channel: "C0SUPPORT".into(), ts: "1.0".into() };
+    restarted_desk.agent(reply(&stranger, "2.0", "Sam", "hello?")).await;
+    let keys: Vec<String> = redis.client().keys("sb:{c:*:m").unwrap();
+    assert_eq!(keys.len(), 1, "nothing stored for an unknown thread");
+}
