@@ -15,6 +15,7 @@ use tracing::{error, info, Instrument};
 use crate::config::Config;
 use crate::desk::inbox::DeskInbox;
 use crate::desk::DeskCourier;
+use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
 use crate::pipeline::{Intake, TriageWorker};
 use crate::store::{keys, Store, StoreError};
@@ -52,6 +53,8 @@ pub struct RunningGateway {
     pub store: Store,
     /// The triage stage (shared with the workers).
     pub triage: Arc<Triage>,
+    /// This instance's metrics.
+    pub metrics: Arc<Metrics>,
     tasks: JoinSet<()>,
 }
 
@@ -127,12 +130,13 @@ pub async fn start_with_desk(
         .map(|connector| (connector.channel(), connector.clone()))
         .collect();
 
-    let gateway: Arc<dyn Gateway> = Arc::new(Intake::new(
-        store.clone(),
-        config.gateway.max_message_bytes,
-    ));
-    let mut router = crate::server::router(store.clone(), gateway.clone(), &connectors);
-    let desk_sink: Arc<dyn DeskSink> = Arc::new(DeskInbox::new(store.clone()));
+    let metrics = Arc::new(Metrics::default());
+    let gateway: Arc<dyn Gateway> = Arc::new(
+        Intake::new(store.clone(), config.gateway.max_message_bytes).with_metrics(metrics.clone()),
+    );
+    let mut router =
+        crate::server::router(store.clone(), gateway.clone(), &connectors, metrics.clone());
+    let desk_sink: Arc<dyn DeskSink> = Arc::new(DeskInbox::new(store.clone(), metrics.clone()));
     if let Some(routes) = desk.as_ref().and_then(|setup| setup.desk.routes(desk_sink.clone())) {
         router = router.merge(routes);
     }
@@ -160,9 +164,11 @@ pub async fn start_with_desk(
         }
     });
     let mut triage_worker =
-        TriageWorker::new(triage_store, triage.clone(), consumer.clone(), claim_idle);
+        TriageWorker::new(triage_store, triage.clone(), consumer.clone(), claim_idle)
+            .with_metrics(metrics.clone());
     let mut outbox_worker =
-        OutboxWorker::new(outbox_store, by_channel, config.outbox.clone(), consumer.clone());
+        OutboxWorker::new(outbox_store, by_channel, config.outbox.clone(), consumer.clone())
+            .with_metrics(metrics.clone());
     if let Some(setup) = desk {
         triage_worker = triage_worker.with_desk();
         outbox_worker = outbox_worker.with_desk(Arc::new(DeskCourier::new(
@@ -201,6 +207,7 @@ pub async fn start_with_desk(
         local_addr,
         store,
         triage,
+        metrics,
         tasks,
     })
 }

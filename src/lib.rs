@@ -7,9 +7,10 @@
 pub mod app;
 pub mod config;
 pub mod desk;
+pub mod metrics;
+pub mod model;
 pub mod pipeline;
 pub mod outbox;
 pub mod server;
 pub mod store;
 pub mod triage;
-pub mod model;

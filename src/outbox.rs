@@ -15,6 +15,7 @@ use tracing::{error, warn};
 
 use crate::config::OutboxConfig;
 use crate::desk::{DeskCourier, DeskPost};
+use crate::metrics::Metrics;
 use crate::model::now_ms;
 use crate::store::{keys, Store, StoreError, WorkItem};
 
@@ -43,6 +44,7 @@ pub struct OutboxWorker {
     desk: Option<Arc<DeskCourier>>,
     config: OutboxConfig,
     consumer: String,
+    metrics: Arc<Metrics>,
 }
 
 /// What happened to one outbox entry.
@@ -75,7 +77,14 @@ impl OutboxWorker {
             desk: None,
             config,
             consumer,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts into `metrics` (shared with the rest of the gateway).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Delivers desk posts through `courier`.
@@ -128,6 +137,21 @@ impl OutboxWorker {
     }
 
     async fn deliver(&self, item: WorkItem) -> Result<DeliveryOutcome, StoreError> {
+        let (target, outcome) = self.attempt(item).await?;
+        let label = match &outcome {
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::Retrying { .. } => "retry",
+            DeliveryOutcome::DeadLettered(_) => "dead",
+        };
+        self.metrics
+            .outbox_deliveries
+            .get_or_create(&vec![("target", target.into()), ("outcome", label.into())])
+            .inc();
+        Ok(outcome)
+    }
+
+    /// Tries one entry; returns the target (channel or `desk`) with the outcome.
+    async fn attempt(&self, item: WorkItem) -> Result<(&'static str, DeliveryOutcome), StoreError> {
         let payload = item.fields.get("p").cloned().unwrap_or_default();
         let transcript_id = item.fields.get("id").cloned().unwrap_or_default();
         let attempt: u32 = item
@@ -139,9 +163,8 @@ impl OutboxWorker {
         let delivery: Delivery = match serde_json::from_str(&payload) {
             Ok(delivery) => delivery,
             Err(parse_error) => {
-                return self
-                    .dead_letter(&item, &payload, format!("malformed outbox entry: {parse_error}"))
-                    .await
+                let reason = format!("malformed outbox entry: {parse_error}");
+                return Ok(("unknown", self.dead_letter(&item, &payload, reason).await?));
             }
         };
         let (conversation_id, connector_name) = match &delivery {
@@ -154,7 +177,7 @@ impl OutboxWorker {
                 outbound.id = transcript_id.clone();
                 let Some(connector) = self.connectors.get(&outbound.channel) else {
                     let reason = format!("no {} connector is enabled", outbound.channel);
-                    return self.dead_letter(&item, &payload, reason).await;
+                    return Ok((connector_name, self.dead_letter(&item, &payload, reason).await?));
                 };
                 tokio::time::timeout(send_timeout, connector.send(&outbound))
                     .await
@@ -163,7 +186,7 @@ impl OutboxWorker {
             Delivery::Desk(post) => {
                 let Some(courier) = &self.desk else {
                     let reason = "no agent desk is enabled".to_owned();
-                    return self.dead_letter(&item, &payload, reason).await;
+                    return Ok((connector_name, self.dead_letter(&item, &payload, reason).await?));
                 };
                 tokio::time::timeout(send_timeout, courier.deliver(&post))
                     .await
@@ -180,7 +203,7 @@ impl OutboxWorker {
                         .record_delivery(&conversation_id, &transcript_id, &platform_id)
                         .await?;
                 }
-                return Ok(DeliveryOutcome::Delivered);
+                return Ok((connector_name, DeliveryOutcome::Delivered));
             }
             Ok(Err(failure)) => failure,
             Err(_) => ConnectorError::Transient {
@@ -189,11 +212,12 @@ impl OutboxWorker {
             },
         };
         if !failure.is_retryable() {
-            return self.dead_letter(&item, &payload, failure.to_string()).await;
+            let reason = failure.to_string();
+            return Ok((connector_name, self.dead_letter(&item, &payload, reason).await?));
         }
         if attempt >= self.config.max_attempts {
             let reason = format!("gave up after {attempt} attempts: {failure}");
-            return self.dead_letter(&item, &payload, reason).await;
+            return Ok((connector_name, self.dead_letter(&item, &payload, reason).await?));
         }
         let after = match &failure {
             ConnectorError::RateLimited { retry_after, .. } => *retry_after,
@@ -216,7 +240,7 @@ impl OutboxWorker {
         self.store
             .park_for_retry(keys::OUTBOX_GROUP, &item.entry_id, due, &member)
             .await?;
-        Ok(DeliveryOutcome::Retrying { attempt, after })
+        Ok((connector_name, DeliveryOutcome::Retrying { attempt, after }))
     }
 
     fn backoff(&self, attempt: u32) -> Duration {

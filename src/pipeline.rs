@@ -17,6 +17,7 @@ use switchboard_api::{
 use tracing::{info, warn};
 
 use crate::desk::{DeskAction, DeskPost};
+use crate::metrics::Metrics;
 use crate::model::{now_ms, Conversation, Status};
 use crate::outbox::Delivery;
 use crate::store::{keys, Commit, ReplyToQueue, Store, StoreError, TranscriptEntry, WorkItem};
@@ -33,6 +34,7 @@ const TRIAGE_HISTORY: usize = 20;
 pub struct Intake {
     store: Store,
     max_message_bytes: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Intake {
@@ -41,7 +43,14 @@ impl Intake {
         Intake {
             store,
             max_message_bytes,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts into `metrics` (shared with the rest of the gateway).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -68,6 +77,18 @@ impl Gateway for Intake {
             )));
         }
         let ingested = self.store.ingest(&inbound).await.map_err(unavailable)?;
+        let channel = inbound.channel.as_str();
+        let replay = if ingested.is_new { "new" } else { "replay" };
+        self.metrics
+            .inbound_messages
+            .get_or_create(&vec![("channel", channel.into()), ("delivery", replay.into())])
+            .inc();
+        if ingested.created {
+            self.metrics
+                .conversations_started
+                .get_or_create(&Metrics::label("channel", channel))
+                .inc();
+        }
         Ok(Accepted {
             conversation_id: ingested.conversation_id,
             message_id: ingested.message_id,
@@ -95,6 +116,7 @@ pub struct TriageWorker {
     consumer: String,
     claim_idle: Duration,
     desk_enabled: bool,
+    metrics: Arc<Metrics>,
 }
 
 impl TriageWorker {
@@ -106,7 +128,14 @@ impl TriageWorker {
             consumer,
             claim_idle,
             desk_enabled: false,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts into `metrics` (shared with the rest of the gateway).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Mirrors escalations and later customer messages to the agent desk.
@@ -195,11 +224,18 @@ impl TriageWorker {
                         .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
                         .await;
                 };
+                let started = std::time::Instant::now();
                 let record = self
                     .decide(&conversation, &recent[position], &recent[..position])
                     .await;
+                self.metrics
+                    .triage_latency
+                    .observe(started.elapsed().as_secs_f64());
                 let commit = commit_for_decision(&conversation, &record, ack, self.desk_enabled);
                 self.store.commit(&commit).await?;
+                let first_reply = recent[..position].iter().all(|entry| entry.role == "customer");
+                let asked_ms = first_reply.then(|| recent[position].at_ms());
+                self.count_decision(&conversation, &record, asked_ms);
                 Ok(())
             }
             Status::Escalated | Status::Human => {
@@ -236,6 +272,33 @@ impl TriageWorker {
                 };
                 self.store.commit(&commit).await.map(|_| ())
             }
+        }
+    }
+
+    /// Counts a decision; `first_asked_ms` is set when this is the conversation's first reply.
+    fn count_decision(
+        &self,
+        conversation: &Conversation,
+        record: &DecisionRecord,
+        first_asked_ms: Option<u64>,
+    ) {
+        match &record.decision {
+            Decision::Answer { .. } => self
+                .metrics
+                .ai_answers
+                .get_or_create(&Metrics::label("channel", conversation.channel.as_str()))
+                .inc(),
+            Decision::Escalate { reason, .. } => self
+                .metrics
+                .escalations
+                .get_or_create(&Metrics::label("reason", reason.clone()))
+                .inc(),
+        };
+        if let Some(asked_ms) = first_asked_ms {
+            let waited_ms = now_ms().saturating_sub(asked_ms);
+            self.metrics
+                .time_to_first_response
+                .observe(waited_ms as f64 / 1000.0);
         }
     }
 
@@ -324,6 +387,7 @@ fn commit_for_decision(
         author,
         text: text.clone(),
         actions,
+        reply_context: conversation.context.attributes.clone(),
     };
     Commit {
         conversation_id: conversation.id.clone(),

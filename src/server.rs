@@ -9,12 +9,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use switchboard_api::{Connector, Gateway, Health};
 
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 #[derive(Clone)]
 struct HealthState {
     store: Store,
     connectors: Vec<Arc<dyn Connector>>,
+    metrics: Arc<Metrics>,
 }
 
 /// Builds the router: every connector's routes plus `/healthz` and `/readyz`.
@@ -22,6 +24,7 @@ pub fn router(
     store: Store,
     gateway: Arc<dyn Gateway>,
     connectors: &[Arc<dyn Connector>],
+    metrics: Arc<Metrics>,
 ) -> Router {
     let mut router = Router::new();
     for connector in connectors {
@@ -32,12 +35,25 @@ pub fn router(
     let health = HealthState {
         store,
         connectors: connectors.to_vec(),
+        metrics,
     };
     router.merge(
         Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(ready))
+            .route("/metrics", get(render_metrics))
             .with_state(health),
+    )
+}
+
+/// The Prometheus text exposition.
+async fn render_metrics(State(state): State<HealthState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
     )
 }
 

@@ -216,3 +216,53 @@ async fn the_thread_is_found_again_after_a_gateway_restart_and_unknown_threads_a
     let keys: Vec<String> = redis.client().keys("sb:{c:*:m").unwrap();
     assert_eq!(keys.len(), 1, "nothing stored for an unknown thread");
 }
+
+fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find(|line| line.starts_with(name_and_labels) && line[name_and_labels.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_count_a_scripted_set_of_conversations() {
+    let redis = RedisServer::start();
+    let desk = Arc::new(FakeDesk::default());
+    let gateway = gateway_with_desk(&redis, desk.clone()).await;
+    for (n, question) in ["How do I reset my password?", "How do I download my invoices?"].iter().enumerate() {
+        let (mut widget, _) = Widget::connect(gateway.local_addr, &format!("metrics-visitor-00000{n}"), None).await;
+        widget.send(json!({"type": "message", "client_id": "m1", "text": question})).await;
+        widget.message_from("ai").await;
+        widget.send(json!({"type": "message", "client_id": "m1", "text": question})).await;
+        widget.next_of("ack").await;
+    }
+    let mut widget = escalated_visitor(&gateway, "metrics-visitor-escalated").await;
+    let (_, thread) = desk.thread().await;
+    desk.agent(reply(&thread, "1700000009.000100", "Sam", "Happy to help!")).await;
+    widget.message_from("agent").await;
+    desk.agent(reply(&thread, "1700000009.000200", "Sam", "!resolve")).await;
+    widget.message_from("system").await;
+
+    let (status, text) = crate::harness::http(gateway.local_addr, "GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(metric(&text, r#"switchboard_inbound_messages_total{channel="webchat",delivery="new"}"#), 4.0, "{text}");
+    assert_eq!(metric(&text, r#"switchboard_inbound_messages_total{channel="webchat",delivery="replay"}"#), 2.0);
+    assert_eq!(metric(&text, r#"switchboard_conversations_started_total{channel="webchat"}"#), 3.0);
+    assert_eq!(metric(&text, r#"switchboard_ai_answers_total{channel="webchat"}"#), 3.0);
+    assert_eq!(metric(&text, r#"switchboard_escalations_total{reason="human_requested"}"#), 1.0);
+    assert_eq!(metric(&text, "switchboard_agent_replies_total"), 1.0);
+    assert_eq!(metric(&text, "switchboard_resolutions_total"), 1.0);
+    assert_eq!(metric(&text, "switchboard_time_to_human_seconds_count"), 1.0);
+    assert_eq!(metric(&text, "switchboard_time_to_first_response_seconds_count"), 3.0);
+    assert_eq!(metric(&text, "switchboard_triage_latency_seconds_count"), 4.0);
+    // The widget sees a message while the outbox is still acking it: poll for the counter.
+    let addr = gateway.local_addr;
+    eventually(Duration::from_secs(5), "every delivery counted", || async move {
+        let (_, text) = crate::harness::http(addr, "GET", "/metrics", None).await;
+        let webchat = metric(&text, r#"switchboard_outbox_deliveries_total{target="webchat",outcome="delivered"}"#);
+        let desk = metric(&text, r#"switchboard_outbox_deliveries_total{target="desk",outcome="delivered"}"#);
+        (webchat == 6.0 && desk == 3.0).then_some(())
+    })
+    .await;
+}

@@ -204,6 +204,7 @@ async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
         author: Author::Ai,
         text: text.into(),
         actions: vec![],
+        reply_context: Default::default(),
     };
     store
         .commit(&Commit {

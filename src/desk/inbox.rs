@@ -11,11 +11,14 @@
 //! Every action is one commit deduplicated on the platform's message or event id, so a
 //! retried event (Slack's `X-Slack-Retry-Num`) is never relayed twice.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use switchboard_api::{Author, DeskEvent, DeskSink, IngestError, Outbound, ThreadRef};
 use tracing::{info, warn};
 
 use crate::desk::{DeskAction, DeskPost};
+use crate::metrics::Metrics;
 use crate::model::{now_ms, Conversation, Status};
 use crate::outbox::Delivery;
 use crate::store::{Commit, ReplyToQueue, Store, StoreError};
@@ -78,12 +81,37 @@ pub fn reaction_intent(reaction: &str) -> Option<AgentIntent> {
 /// The core's side of the desk: turns agents' actions into commits.
 pub struct DeskInbox {
     store: Store,
+    metrics: Arc<Metrics>,
 }
 
 impl DeskInbox {
-    /// An inbox writing to `store`.
-    pub fn new(store: Store) -> Self {
-        DeskInbox { store }
+    /// An inbox writing to `store`, counting into `metrics`.
+    pub fn new(store: Store, metrics: Arc<Metrics>) -> Self {
+        DeskInbox { store, metrics }
+    }
+
+    fn count(&self, conversation: &Conversation, commit: &Commit) {
+        let set = |field: &str| commit.fields.iter().any(|(name, _)| name == field);
+        let relayed_agent_reply = commit
+            .reply
+            .as_ref()
+            .is_some_and(|reply| reply.role == "agent" && !reply.payload.is_empty());
+        if relayed_agent_reply {
+            self.metrics.agent_replies.inc();
+        }
+        if set("first_human_reply_ms") {
+            let escalated_ms: Option<u64> = conversation
+                .fields
+                .get("escalated_ms")
+                .and_then(|ms| ms.parse().ok());
+            if let Some(escalated_ms) = escalated_ms {
+                let waited = now_ms().saturating_sub(escalated_ms) as f64 / 1000.0;
+                self.metrics.time_to_human.observe(waited);
+            }
+        }
+        if set("resolved_ms") {
+            self.metrics.resolutions.inc();
+        }
     }
 
     async fn conversation_for(
@@ -160,7 +188,9 @@ impl DeskInbox {
                 )
             }
         };
-        self.store.commit(&commit).await?;
+        if self.store.commit(&commit).await?.applied {
+            self.count(&conversation, &commit);
+        }
         Ok(())
     }
 }
@@ -192,6 +222,7 @@ fn customer_payload(conversation: &Conversation, author: Author, text: &str) -> 
         author,
         text: text.to_owned(),
         actions: vec![],
+        reply_context: conversation.context.attributes.clone(),
     }))
     .unwrap_or_default()
 }

@@ -41,6 +41,8 @@ pub struct Ingested {
     pub is_new: bool,
     /// The conversation's status after ingest.
     pub status: Status,
+    /// True when this message started the conversation.
+    pub created: bool,
 }
 
 /// One transcript entry as the core reads it.
@@ -290,7 +292,7 @@ impl Store {
             .arg(&inbound.text)
             .arg(contact)
             .arg(context);
-        let (is_new, message_id, status): (i64, String, String) = self
+        let (is_new, message_id, status, created): (i64, String, String, i64) = self
             .bounded(Duration::ZERO, invocation.invoke_async(&mut conn))
             .await?;
         Ok(Ingested {
@@ -298,6 +300,7 @@ impl Store {
             message_id,
             is_new: is_new == 1,
             status: Status::parse(&status),
+            created: created == 1,
         })
     }
 

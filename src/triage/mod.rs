@@ -17,8 +17,6 @@ mod policy;
 mod retriever;
 mod sentiment;
 mod text;
-#[cfg(test)]
-mod tune_tmp;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

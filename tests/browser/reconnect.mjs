@@ -1,6 +1,7 @@
 // The widget survives network drops: unsent messages are kept, resent, and stored once.
 //
-// Usage: node tests/browser/reconnect.mjs <base_url>
+// Usage: node tests/browser/reconnect.mjs <base_url>   (against the scripted fake core of
+// `cargo test -p switchboard-webchat -- --ignored browser`; it expects every message answered)
 //
 // The page's WebSocket is wrapped so the test can cut the connection and keep new ones
 // from reaching the gateway ("offline"), without touching the server. Prints one JSON

@@ -186,6 +186,10 @@ pub struct Outbound {
     /// Actions the customer may take next (e.g. "Talk to a human").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<CustomerAction>,
+    /// The attributes of the customer's latest message (`CustomerContext::attributes`), so a
+    /// connector can thread its reply (e.g. `email.message_id`, `email.subject`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reply_context: BTreeMap<String, String>,
 }
 
 /// A button the channel may show under a message, when it has buttons.

@@ -1,1 +1,29 @@
-//! stub
+//! The Slack agent desk: escalations become Slack threads with a full briefing, and agents'
+//! replies, edits, deletions and reactions come back as neutral desk events.
+//!
+//! The core decides what a briefing says and what an agent's message means; this crate only
+//! renders (Block Kit) and transports (slack-morphism: Web API, Socket Mode or the Events API).
+//!
+//! - [`config`]: `[desk.slack]`, secrets from the environment, offline validation
+//! - [`blocks`]: briefing -> Block Kit (pure)
+//! - [`convert`]: Slack event JSON -> desk events (pure)
+//! - [`signature`]: Events API request signing
+//! - [`SlackDesk`]: the `Desk` implementation (I/O)
+//! - `standin` (feature `standin`): a loopback Slack for tests
+
+pub mod blocks;
+mod client;
+pub mod config;
+pub mod convert;
+mod desk;
+mod events_http;
+mod pacing;
+pub mod signature;
+#[cfg(feature = "standin")]
+pub mod standin;
+#[cfg(all(test, feature = "standin"))]
+mod standin_tests;
+
+pub use client::CONNECTOR;
+pub use config::{SlackDeskConfig, SlackMode};
+pub use desk::SlackDesk;

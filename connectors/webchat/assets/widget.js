@@ -131,7 +131,7 @@
     greeting.className = "sb-msg sb-msg--ai sb-greeting";
     greeting.innerHTML = '<div class="sb-meta"><span class="sb-badge">' + icon("spark") + "<span></span></span></div><div class=\"sb-bubble\"></div>";
     greeting.querySelector(".sb-badge span").textContent = settings.assistantName;
-    greeting.querySelector(".sb-bubble").textContent = settings.greeting;
+    renderMarkdown(greeting.querySelector(".sb-bubble"), settings.greeting);
     log.appendChild(greeting);
   }
 
@@ -197,13 +197,57 @@
     }
     var bubble = document.createElement("div");
     bubble.className = "sb-bubble";
-    bubble.textContent = text;
+    // Answers come from Markdown knowledge bases; the customer's own text is shown as typed.
+    if (kind === "customer") bubble.textContent = text;
+    else renderMarkdown(bubble, text);
     var state = document.createElement("div");
     state.className = "sb-state";
     el.appendChild(meta);
     el.appendChild(bubble);
     el.appendChild(state);
     return el;
+  }
+
+  // A small, safe Markdown subset: paragraphs, list items, **bold**, `code` and links.
+  // Text only ever becomes text nodes; nothing from a message is parsed as HTML.
+  function renderMarkdown(container, text) {
+    String(text).replace(/\r\n?/g, "\n").split(/\n{2,}/).forEach(function (block) {
+      var lines = block.split("\n");
+      var p = document.createElement("p");
+      lines.forEach(function (line, index) {
+        var item = /^\s*([-*\u2022]|\d+[.)])\s+/.test(line);
+        // Hard-wrapped prose joins with a space; list items keep their own line.
+        if (index > 0) p.appendChild(item ? document.createElement("br") : document.createTextNode(" "));
+        if (item) line = line.replace(/^\s*[-*\u2022]\s+/, "\u2022 ");
+        appendInline(p, line.trim());
+      });
+      container.appendChild(p);
+    });
+  }
+
+  function appendInline(parent, line) {
+    var pattern = /(\*\*[^*]+\*\*|`[^`]+`|https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/g;
+    var last = 0, match;
+    while ((match = pattern.exec(line))) {
+      if (match.index > last) parent.appendChild(document.createTextNode(line.slice(last, match.index)));
+      var token = match[0], node;
+      if (token.indexOf("**") === 0) {
+        node = document.createElement("strong");
+        node.textContent = token.slice(2, -2);
+      } else if (token.charAt(0) === "`") {
+        node = document.createElement("code");
+        node.textContent = token.slice(1, -1);
+      } else {
+        node = document.createElement("a");
+        node.href = token;
+        node.target = "_blank";
+        node.rel = "noopener noreferrer";
+        node.textContent = token;
+      }
+      parent.appendChild(node);
+      last = match.index + token.length;
+    }
+    if (last < line.length) parent.appendChild(document.createTextNode(line.slice(last)));
   }
 
   // Confirmed messages go above unsent ones, so "sending…" always sits at the bottom.
@@ -664,13 +708,16 @@
       ".sb-meta time{margin-left:2px;color:#9ca3af}",
       ".sb-badge{display:inline-flex;align-items:center;gap:4px;padding:1px 8px 1px 6px;border-radius:999px;font-weight:600;color:var(--sb-accent);background:color-mix(in srgb,var(--sb-accent) 10%,white)}",
       ".sb-badge .sb-svg{width:12px;height:12px}",
-      ".sb-bubble{padding:10px 13px;border-radius:16px;white-space:pre-wrap;overflow-wrap:anywhere;background:#fff;box-shadow:0 1px 2px rgba(17,24,39,.08);border:1px solid #eef0f3}",
+      ".sb-bubble{padding:10px 13px;border-radius:16px;overflow-wrap:anywhere;background:#fff;box-shadow:0 1px 2px rgba(17,24,39,.08);border:1px solid #eef0f3}",
       ".sb-msg--ai .sb-bubble{border-top-left-radius:5px}",
+      ".sb-bubble p{margin:0}.sb-bubble p+p{margin-top:8px}",
+      ".sb-bubble a{color:var(--sb-accent);text-decoration:underline;overflow-wrap:anywhere}",
+      ".sb-bubble code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px;background:rgba(17,24,39,.06);padding:1px 4px;border-radius:4px}",
       ".sb-msg--agent .sb-bubble{border-top-left-radius:5px;background:#ecfdf5;border-color:#a7f3d0}",
       ".sb-initial{width:18px;height:18px;border-radius:50%;background:#059669;color:#fff;font-size:10.5px;font-weight:700;display:inline-flex;align-items:center;justify-content:center}",
       ".sb-meta strong{color:#065f46;font-weight:650}.sb-role{color:#6b7280}",
       ".sb-msg--customer{align-self:flex-end;align-items:flex-end}",
-      ".sb-msg--customer .sb-bubble{background:var(--sb-accent);color:#fff;border:0;border-top-right-radius:5px}",
+      ".sb-msg--customer .sb-bubble{background:var(--sb-accent);color:#fff;border:0;border-top-right-radius:5px;white-space:pre-wrap}",
       ".sb-state{font-size:11px;color:#9ca3af;margin:3px 4px 0}.sb-state:empty{display:none}",
       ".sb-pending .sb-bubble{opacity:.65}",
       ".sb-failed .sb-bubble{background:#fee2e2;color:#991b1b}.sb-failed .sb-state{color:#b91c1c}",

@@ -527,6 +527,7 @@ mod tests {
             },
             text: "Hello".to_owned(),
             actions: vec![CustomerAction::TalkToHuman],
+            reply_context: Default::default(),
         };
         let json: serde_json::Value =
             serde_json::from_str(&ServerFrame::from_outbound(&outbound, 5).to_json()).unwrap();

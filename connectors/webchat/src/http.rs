@@ -19,7 +19,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use switchboard_api::{ChannelKind, Gateway, InboundKind};
+use switchboard_api::{Gateway, InboundKind};
 
 use crate::connector::Shared;
 use crate::convert::{ErrorCode, Page, Refusal, ServerFrame, VisitorContext};
@@ -248,14 +248,8 @@ async fn history(
         Ok(visitor) => visitor,
         Err(refusal) => return refusal_response(refusal, None, cors),
     };
-    let view = app
-        .gateway
-        .history(
-            ChannelKind::Webchat,
-            &visitor.conversation_key,
-            query.after.as_deref().filter(|after| !after.is_empty()),
-        )
-        .await;
+    let after = query.after.as_deref().filter(|after| !after.is_empty());
+    let view = crate::socket::history_after(app.gateway.as_ref(), &visitor, after).await;
     match view {
         Ok(Some(view)) => (cors, Json(view)).into_response(),
         Ok(None) => {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use switchboard_api::{ChannelKind, Gateway, InboundKind};
+use switchboard_api::{ChannelKind, ConversationView, Gateway, InboundKind, IngestError};
 use tokio::time::{interval, timeout, MissedTickBehavior};
 
 use crate::connector::Shared;
@@ -52,13 +52,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, gateway: Arc<dyn Gateway>, mut so
     let context = VisitorContext::from_widget(&hello.page, &hello.attributes);
     let mut subscription = shared.hub.subscribe(&visitor.conversation_key);
 
-    let history = gateway
-        .history(
-            ChannelKind::Webchat,
-            &visitor.conversation_key,
-            hello.after.as_deref(),
-        )
-        .await;
+    let history = history_after(gateway.as_ref(), &visitor, hello.after.as_deref()).await;
     let view = match history {
         Ok(view) => view,
         Err(error) => {
@@ -111,6 +105,23 @@ pub(crate) async fn serve(shared: Arc<Shared>, gateway: Arc<dyn Gateway>, mut so
                 }
             }
         }
+    }
+}
+
+/// History after the widget's cursor; a cursor the store refuses (stale, malformed) falls
+/// back to the whole history, which the widget dedupes by id, instead of failing forever.
+pub(crate) async fn history_after(
+    gateway: &dyn Gateway,
+    visitor: &Visitor,
+    after: Option<&str>,
+) -> Result<Option<ConversationView>, IngestError> {
+    let key = visitor.conversation_key.as_str();
+    match gateway.history(ChannelKind::Webchat, key, after).await {
+        Err(IngestError::Rejected(reason)) if after.is_some() => {
+            tracing::debug!(%reason, "webchat history cursor refused; sending all");
+            gateway.history(ChannelKind::Webchat, key, None).await
+        }
+        other => other,
     }
 }
 

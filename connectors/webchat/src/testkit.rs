@@ -83,6 +83,7 @@ impl FakeGateway {
             author,
             text: text.to_owned(),
             actions: Vec::new(),
+            reply_context: Default::default(),
         }
     }
 }

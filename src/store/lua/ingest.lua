@@ -4,11 +4,13 @@
 --       5 now ms, 6 message kind, 7 text, 8 contact json, 9 context json ("" keeps the old one)
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
 if existing then
-  return {0, existing, redis.call('HGET', KEYS[1], 'status') or 'bot'}
+  return {0, existing, redis.call('HGET', KEYS[1], 'status') or 'bot', 0}
 end
 local status = redis.call('HGET', KEYS[1], 'status')
+local created = 0
 if not status then
   status = 'bot'
+  created = 1
   redis.call('HSET', KEYS[1], 'status', status, 'channel', ARGV[2], 'key', ARGV[3],
     'created_ms', ARGV[5], 'contact', ARGV[8])
 end
@@ -20,4 +22,4 @@ local id = redis.call('XADD', KEYS[2], '*', 'role', 'customer', 'kind', ARGV[6],
   'text', ARGV[7], 'cmid', ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], id)
 redis.call('XADD', KEYS[4], '*', 'conv', ARGV[4], 'msg', id)
-return {1, id, status}
+return {1, id, status, created}

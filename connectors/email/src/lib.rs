@@ -1,0 +1,3 @@
+//! Email channel for Switchboard: IMAP in (IDLE, polling as fallback), SMTP out.
+
+pub mod trim;

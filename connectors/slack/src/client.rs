@@ -1,0 +1,401 @@
+//! The desk's Slack transport: the few Web API calls it makes and the Socket Mode listener,
+//! all through slack-morphism, plus the mapping of Slack's errors to [`ConnectorError`]s.
+//!
+//! slack-morphism's client is generic over its hyper connector. The desk picks one at run
+//! time by the API URL's scheme: a plain `HttpConnector` for `http://` (the loopback stand-in;
+//! no TLS), rustls with the system roots for `https://` (Slack itself; `tls` feature). The
+//! generic [`MorphismWeb`] hides that choice behind the small [`SlackWeb`] trait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use serde_json::Value;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+use switchboard_api::ConnectorError;
+use tracing::{debug, warn};
+
+use crate::config::Secret;
+
+/// The name errors and logs carry.
+pub const CONNECTOR: &str = "slack desk";
+
+/// Who the bot is, learned from `auth.test`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotIdentity {
+    /// The bot's user id; events from it are never relayed.
+    pub user_id: String,
+    /// The workspace's id.
+    pub team_id: String,
+}
+
+/// Receives the `event_callback` JSON of each Socket Mode envelope; an error withholds the ack.
+#[async_trait]
+pub trait EnvelopeHandler: Send + Sync {
+    /// Handles one callback; `Err` means "do not ack, let Slack redeliver".
+    async fn handle_callback(&self, callback: Value) -> Result<(), String>;
+}
+
+/// The Slack calls the desk makes.
+#[async_trait]
+pub trait SlackWeb: Send + Sync {
+    /// `auth.test` with the bot token.
+    async fn auth_test(&self) -> Result<BotIdentity, ConnectorError>;
+    /// `chat.postMessage`; returns the new message's `ts`.
+    async fn post_message(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        text: &str,
+        blocks: Option<Vec<Value>>,
+    ) -> Result<String, ConnectorError>;
+    /// `chat.update` of a message's text and blocks.
+    async fn update_message(
+        &self,
+        channel: &str,
+        ts: &str,
+        text: &str,
+        blocks: Vec<Value>,
+    ) -> Result<(), ConnectorError>;
+    /// `users.info`: the display name, else the real name, else `None`.
+    async fn user_name(&self, user: &str) -> Result<Option<String>, ConnectorError>;
+    /// Runs Socket Mode with the app token until the returned future is dropped.
+    async fn socket_mode(&self, handler: Arc<dyn EnvelopeHandler>) -> Result<(), ConnectorError>;
+}
+
+/// Builds the transport for `api_base`: plain HTTP for `http://`, rustls for `https://`.
+pub fn connect(
+    api_base: &str,
+    bot_token: &Secret,
+    app_token: Option<&Secret>,
+) -> Result<Arc<dyn SlackWeb>, ConnectorError> {
+    let bot_token = SlackApiToken::new(bot_token.expose().into());
+    let app_token = app_token.map(|token| SlackApiToken::new(token.expose().into()));
+    if api_base.starts_with("http://") {
+        let connector = SlackClientHyperConnector::with_connector(HttpConnector::new())
+            .with_slack_api_url(api_base);
+        return Ok(Arc::new(MorphismWeb::new(connector, bot_token, app_token)));
+    }
+    https(api_base, bot_token, app_token)
+}
+
+#[cfg(feature = "tls")]
+fn https(
+    api_base: &str,
+    bot_token: SlackApiToken,
+    app_token: Option<SlackApiToken>,
+) -> Result<Arc<dyn SlackWeb>, ConnectorError> {
+    // Reads the system's root certificates; no network.
+    let connector = SlackClientHyperConnector::new()
+        .map_err(|error| ConnectorError::Permanent {
+            connector: CONNECTOR,
+            detail: format!("no TLS root certificates available: {error}"),
+        })?
+        .with_slack_api_url(api_base);
+    Ok(Arc::new(MorphismWeb::new(connector, bot_token, app_token)))
+}
+
+#[cfg(not(feature = "tls"))]
+fn https(
+    api_base: &str,
+    _bot_token: SlackApiToken,
+    _app_token: Option<SlackApiToken>,
+) -> Result<Arc<dyn SlackWeb>, ConnectorError> {
+    Err(ConnectorError::Permanent {
+        connector: CONNECTOR,
+        detail: format!("{api_base} needs switchboard-slack's `tls` feature"),
+    })
+}
+
+/// [`SlackWeb`] through slack-morphism's client with connector `H`.
+pub struct MorphismWeb<H: Connect + Clone + Send + Sync + 'static> {
+    client: Arc<SlackClient<SlackClientHyperConnector<H>>>,
+    bot_token: SlackApiToken,
+    app_token: Option<SlackApiToken>,
+}
+
+impl<H: Connect + Clone + Send + Sync + 'static> MorphismWeb<H> {
+    fn new(
+        connector: SlackClientHyperConnector<H>,
+        bot_token: SlackApiToken,
+        app_token: Option<SlackApiToken>,
+    ) -> Self {
+        MorphismWeb {
+            client: Arc::new(SlackClient::new(connector)),
+            bot_token,
+            app_token,
+        }
+    }
+}
+
+fn blocks_of(blocks: Vec<Value>) -> Result<Vec<SlackBlock>, ConnectorError> {
+    serde_json::from_value(Value::Array(blocks)).map_err(|error| ConnectorError::Permanent {
+        connector: CONNECTOR,
+        detail: format!("briefing blocks do not fit slack-morphism's Block Kit model: {error}"),
+    })
+}
+
+#[async_trait]
+impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
+    async fn auth_test(&self) -> Result<BotIdentity, ConnectorError> {
+        let session = self.client.open_session(&self.bot_token);
+        let response = session
+            .auth_test()
+            .await
+            .map_err(|error| map_error("bot token", "auth.test", error))?;
+        Ok(BotIdentity {
+            user_id: response.user_id.to_string(),
+            team_id: response.team_id.to_string(),
+        })
+    }
+
+    async fn post_message(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        text: &str,
+        blocks: Option<Vec<Value>>,
+    ) -> Result<String, ConnectorError> {
+        let mut content = SlackMessageContent::new().with_text(text.to_string());
+        if let Some(blocks) = blocks {
+            content = content.with_blocks(blocks_of(blocks)?);
+        }
+        let mut request = SlackApiChatPostMessageRequest::new(channel.into(), content);
+        if let Some(thread_ts) = thread_ts {
+            request = request.with_thread_ts(thread_ts.into());
+        }
+        let session = self.client.open_session(&self.bot_token);
+        let response = session
+            .chat_post_message(&request)
+            .await
+            .map_err(|error| map_error("bot token", "chat.postMessage", error))?;
+        Ok(response.ts.to_string())
+    }
+
+    async fn update_message(
+        &self,
+        channel: &str,
+        ts: &str,
+        text: &str,
+        blocks: Vec<Value>,
+    ) -> Result<(), ConnectorError> {
+        let content = SlackMessageContent::new()
+            .with_text(text.to_string())
+            .with_blocks(blocks_of(blocks)?);
+        let request = SlackApiChatUpdateRequest::new(channel.into(), content, ts.into());
+        let session = self.client.open_session(&self.bot_token);
+        session
+            .chat_update(&request)
+            .await
+            .map_err(|error| map_error("bot token", "chat.update", error))?;
+        Ok(())
+    }
+
+    async fn user_name(&self, user: &str) -> Result<Option<String>, ConnectorError> {
+        let session = self.client.open_session(&self.bot_token);
+        let response = session
+            .users_info(&SlackApiUsersInfoRequest::new(user.into()))
+            .await
+            .map_err(|error| map_error("bot token", "users.info", error))?;
+        let user = response.user;
+        let non_empty = |name: Option<String>| name.filter(|name| !name.trim().is_empty());
+        let profile = user.profile.as_ref();
+        Ok(non_empty(profile.and_then(|p| p.display_name.clone()))
+            .or_else(|| non_empty(profile.and_then(|p| p.real_name.clone())))
+            .or_else(|| non_empty(user.real_name.clone())))
+    }
+
+    async fn socket_mode(&self, handler: Arc<dyn EnvelopeHandler>) -> Result<(), ConnectorError> {
+        let Some(app_token) = self.app_token.clone() else {
+            return Err(ConnectorError::Auth {
+                connector: CONNECTOR,
+                detail: "Socket Mode needs an app-level token (xapp-...)".to_string(),
+            });
+        };
+        // slack-morphism retries a refused app token forever in the background; one call up
+        // front turns a wrong token into an Auth error that stops this connector.
+        self.client
+            .open_session(&app_token)
+            .apps_connections_open(&SlackApiAppsConnectionOpenRequest::new())
+            .await
+            .map_err(|error| map_error("app token", "apps.connections.open", error))?;
+
+        let callbacks = SlackSocketModeListenerCallbacks::new().with_push_events(on_push_event);
+        let environment = Arc::new(
+            SlackClientEventsListenerEnvironment::new(self.client.clone())
+                .with_error_handler(on_listener_error)
+                .with_user_state(handler),
+        );
+        let listener = Arc::new(SlackClientSocketModeListener::new(
+            &SlackClientSocketModeConfig::new(),
+            environment,
+            callbacks,
+        ));
+        listener
+            .listen_for(&app_token)
+            .await
+            .map_err(|error| map_error("app token", "apps.connections.open", error))?;
+        let _shutdown = ShutdownOnDrop(listener.clone());
+        listener.start().await;
+        // slack-morphism reconnects by itself (Slack rotates connections every few hours), so
+        // this runs until the caller drops it; the guard then closes the websockets.
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+/// Closes the Socket Mode connections when `run` is cancelled.
+struct ShutdownOnDrop<H: Connect + Clone + Send + Sync + 'static>(
+    Arc<SlackClientSocketModeListener<SlackClientHyperConnector<H>>>,
+);
+
+impl<H: Connect + Clone + Send + Sync + 'static> Drop for ShutdownOnDrop<H> {
+    fn drop(&mut self) {
+        let listener = self.0.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { listener.shutdown().await });
+        }
+    }
+}
+
+/// slack-morphism acks an envelope only when this returns `Ok` (or the error handler below
+/// says success, which it never does), so a failed sink leaves the envelope un-acked and
+/// Slack redelivers it; the core dedupes on `event_id`.
+async fn on_push_event<H: Connect + Clone + Send + Sync + 'static>(
+    event: SlackPushEventCallback,
+    _client: Arc<SlackClient<SlackClientHyperConnector<H>>>,
+    state: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let handler = {
+        let storage = state.read().await;
+        storage.get_user_state::<Arc<dyn EnvelopeHandler>>().cloned()
+    };
+    let Some(handler) = handler else {
+        return Err("slack desk: socket mode handler missing".into());
+    };
+    // slack-morphism hands a typed event; the desk's mapping works on Slack's JSON.
+    let mut callback = serde_json::to_value(&event)?;
+    if let Some(object) = callback.as_object_mut() {
+        object.insert("type".into(), Value::String("event_callback".into()));
+    }
+    handler.handle_callback(callback).await.map_err(Into::into)
+}
+
+/// Logs listener errors; a non-success status withholds the envelope's ack.
+fn on_listener_error<H: Connect + Clone + Send + Sync + 'static>(
+    error: Box<dyn std::error::Error + Send + Sync + 'static>,
+    _client: Arc<SlackClient<SlackClientHyperConnector<H>>>,
+    _state: SlackClientEventsUserState,
+) -> HttpStatusCode {
+    warn!(%error, connector = CONNECTOR, "socket mode event not handled; Slack will redeliver");
+    HttpStatusCode::SERVICE_UNAVAILABLE
+}
+
+/// API error codes that mean the token itself is refused.
+const AUTH_CODES: &[&str] = &[
+    "invalid_auth",
+    "not_authed",
+    "token_revoked",
+    "token_expired",
+    "account_inactive",
+    "missing_scope",
+    "not_allowed_token_type",
+];
+
+/// API error codes worth retrying.
+const TRANSIENT_CODES: &[&str] = &[
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+    "ratelimited",
+];
+
+/// Maps a slack-morphism error of `method` (called with `token`) to a [`ConnectorError`].
+pub fn map_error(token: &str, method: &str, error: SlackClientError) -> ConnectorError {
+    match error {
+        SlackClientError::RateLimitError(limit) => ConnectorError::RateLimited {
+            connector: CONNECTOR,
+            // Slack always sends Retry-After with a 429; one second is its usual floor.
+            retry_after: limit.retry_after.unwrap_or(Duration::from_secs(1)),
+        },
+        SlackClientError::ApiError(api) => api_error(token, method, &api.code),
+        SlackClientError::HttpError(http) => {
+            let status = http.status_code;
+            if status.as_u16() == 401 || status.as_u16() == 403 {
+                ConnectorError::Auth {
+                    connector: CONNECTOR,
+                    detail: format!("{token} rejected by {method} (HTTP {status})"),
+                }
+            } else if status.is_server_error() || status.as_u16() == 408 {
+                ConnectorError::Transient {
+                    connector: CONNECTOR,
+                    detail: format!("{method} answered HTTP {status}"),
+                }
+            } else {
+                ConnectorError::Permanent {
+                    connector: CONNECTOR,
+                    detail: format!("{method} answered HTTP {status}"),
+                }
+            }
+        }
+        // Network trouble, a dropped connection, or a response we could not read: the
+        // message may still go through later, and the outbox never drops it.
+        other => {
+            debug!(error = %other, method, "slack call failed");
+            ConnectorError::Transient {
+                connector: CONNECTOR,
+                detail: format!("{method} failed: {}", first_line(&other.to_string())),
+            }
+        }
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+fn api_error(token: &str, method: &str, code: &str) -> ConnectorError {
+    if AUTH_CODES.contains(&code) {
+        ConnectorError::Auth {
+            connector: CONNECTOR,
+            detail: format!("{token} rejected by {method} ({code})"),
+        }
+    } else if TRANSIENT_CODES.contains(&code) {
+        ConnectorError::Transient {
+            connector: CONNECTOR,
+            detail: format!("{method} failed ({code})"),
+        }
+    } else {
+        // channel_not_found, not_in_channel, is_archived, msg_too_long, invalid_blocks, ...
+        ConnectorError::Permanent {
+            connector: CONNECTOR,
+            detail: format!("{method} refused ({code})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_errors_say_whether_to_retry() {
+        let auth = api_error("bot token", "auth.test", "invalid_auth");
+        assert_eq!(
+            auth.to_string(),
+            "slack desk: credentials rejected: bot token rejected by auth.test (invalid_auth)"
+        );
+        assert!(matches!(
+            api_error("bot token", "chat.postMessage", "channel_not_found"),
+            ConnectorError::Permanent { .. }
+        ));
+        assert!(matches!(
+            api_error("bot token", "chat.postMessage", "not_in_channel"),
+            ConnectorError::Permanent { .. }
+        ));
+        assert!(api_error("bot token", "chat.postMessage", "internal_error").is_retryable());
+    }
+}

@@ -1,0 +1,437 @@
+//! A loopback stand-in for Slack's Web API and Socket Mode, speaking the real wire protocol,
+//! so tests drive the desk through the real slack-morphism client.
+//!
+//! Serves on `127.0.0.1:0`: `auth.test`, `chat.postMessage`, `chat.update`, `users.info`,
+//! `apps.connections.open` (answering `ws://127.0.0.1:PORT/socket`), and the Socket Mode
+//! websocket: `hello` on connect, then `events_api` envelopes wrapping `event_callback`
+//! bodies shaped like Slack's documented examples (../shared/data/platform_payloads/slack),
+//! recording the acks the client sends back. Tokens starting `xoxb-` / `xapp-` are accepted,
+//! except `xoxb-revoked` (`invalid_auth`); channels starting `CMISSING` are
+//! `channel_not_found`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::signature;
+
+/// The stand-in bot's user id (what `auth.test` answers).
+pub const BOT_USER_ID: &str = "U0STANDINBOT";
+/// The stand-in bot's bot id (carried by the bot's own messages).
+pub const BOT_ID: &str = "B0STANDINBOT";
+const TEAM_ID: &str = "T0STANDIN";
+const APP_ID: &str = "A0STANDIN";
+
+/// One recorded `chat.postMessage` or `chat.update` call.
+#[derive(Debug, Clone)]
+pub struct RecordedPost {
+    /// `chat.postMessage` or `chat.update`.
+    pub method: String,
+    /// The channel posted to.
+    pub channel: String,
+    /// The thread parent, for thread replies.
+    pub thread_ts: Option<String>,
+    /// The message's ts (new for posts, the updated one for updates).
+    pub ts: String,
+    /// The plain text.
+    pub text: String,
+    /// The Block Kit blocks as sent (`null` when none).
+    pub blocks: Value,
+    /// When the stand-in received it.
+    pub at: Instant,
+}
+
+#[derive(Default)]
+struct Recorded {
+    posts: Vec<RecordedPost>,
+    acks: HashSet<String>,
+    fail_429: u32,
+    retry_after_secs: u64,
+    users: HashMap<String, String>,
+    seq: u64,
+    sockets: Vec<mpsc::UnboundedSender<String>>,
+    queued: VecDeque<String>,
+}
+
+struct Inner {
+    recorded: Mutex<Recorded>,
+    changed: Notify,
+    addr: SocketAddr,
+    closed: watch::Sender<bool>,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Recorded> {
+        match self.recorded.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// A running Slack stand-in; stops when dropped.
+pub struct SlackStandIn {
+    inner: Arc<Inner>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SlackStandIn {
+    fn drop(&mut self) {
+        let _ = self.inner.closed.send(true);
+        self.server.abort();
+    }
+}
+
+impl SlackStandIn {
+    /// Starts the stand-in on a free loopback port.
+    pub async fn start() -> SlackStandIn {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port for the Slack stand-in");
+        let addr = listener.local_addr().expect("stand-in address");
+        let (closed, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            recorded: Mutex::new(Recorded::default()),
+            changed: Notify::new(),
+            addr,
+            closed,
+        });
+        let app = Router::new()
+            .route("/api/{method}", any(api))
+            .route("/socket", get(socket))
+            .with_state(inner.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        SlackStandIn { inner, server }
+    }
+
+    /// The Web API base URL, e.g. `http://127.0.0.1:PORT/api/`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api/", self.inner.addr)
+    }
+
+    /// The bot's own user id.
+    pub fn bot_user_id(&self) -> &'static str {
+        BOT_USER_ID
+    }
+
+    /// Every `chat.postMessage` / `chat.update` so far, in arrival order.
+    pub fn posts(&self) -> Vec<RecordedPost> {
+        self.inner.lock().posts.clone()
+    }
+
+    /// Waits until at least `n` posts arrived or `timeout` passed; returns what arrived.
+    pub async fn wait_for_posts(&self, n: usize, timeout: Duration) -> Vec<RecordedPost> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.changed.notified();
+            let posts = self.posts();
+            if posts.len() >= n || tokio::time::Instant::now() >= deadline {
+                return posts;
+            }
+            let _ = tokio::time::timeout_at(deadline, notified).await;
+        }
+    }
+
+    /// Makes the next `n` posts/updates fail with HTTP 429 and `Retry-After: secs`.
+    pub fn fail_next_with_429(&self, n: u32, retry_after_secs: u64) {
+        let mut recorded = self.inner.lock();
+        recorded.fail_429 = n;
+        recorded.retry_after_secs = retry_after_secs;
+    }
+
+    /// Registers a workspace member for `users.info`.
+    pub fn set_user(&self, id: &str, display_name: &str) {
+        self.inner
+            .lock()
+            .users
+            .insert(id.to_string(), display_name.to_string());
+    }
+
+    /// Wraps an inner event (e.g. a `message`) in an `event_callback` with a fresh `event_id`
+    /// and pushes it to a connected Socket Mode client; returns the envelope id.
+    pub fn send_event(&self, event: Value) -> String {
+        let event_id = {
+            let mut recorded = self.inner.lock();
+            recorded.seq += 1;
+            format!("Ev{:08}", recorded.seq)
+        };
+        self.send_callback(event_callback(&event_id, event))
+    }
+
+    /// Pushes a whole `event_callback` (e.g. a replay with the same `event_id`) in an envelope.
+    pub fn send_callback(&self, callback: Value) -> String {
+        let mut recorded = self.inner.lock();
+        recorded.seq += 1;
+        let envelope_id = format!("envelope-{:08}", recorded.seq);
+        let envelope = json!({
+            "envelope_id": envelope_id,
+            "type": "events_api",
+            "accepts_response_payload": false,
+            "retry_attempt": 0,
+            "retry_reason": "",
+            "payload": callback,
+        })
+        .to_string();
+        // Slack hands each envelope to one of the app's connections.
+        recorded.sockets.retain(|socket| !socket.is_closed());
+        let delivered = recorded
+            .sockets
+            .iter()
+            .any(|socket| socket.send(envelope.clone()).is_ok());
+        if !delivered {
+            recorded.queued.push_back(envelope);
+        }
+        envelope_id
+    }
+
+    /// True once a client acked the envelope.
+    pub fn acked(&self, envelope_id: &str) -> bool {
+        self.inner.lock().acks.contains(envelope_id)
+    }
+
+    /// Waits until the envelope is acked or `timeout` passed.
+    pub async fn wait_for_ack(&self, envelope_id: &str, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.changed.notified();
+            if self.acked(envelope_id) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.acked(envelope_id);
+            }
+        }
+    }
+
+    /// How many Socket Mode clients are connected now.
+    pub fn socket_clients(&self) -> usize {
+        let mut recorded = self.inner.lock();
+        recorded.sockets.retain(|socket| !socket.is_closed());
+        recorded.sockets.len()
+    }
+}
+
+/// An `event_callback` body around `event`, shaped like Slack's documented wrapper.
+pub fn event_callback(event_id: &str, event: Value) -> Value {
+    json!({
+        "token": "XXYYZZ",
+        "team_id": TEAM_ID,
+        "api_app_id": APP_ID,
+        "event": event,
+        "type": "event_callback",
+        "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": true,
+                            "is_enterprise_install": false}],
+        "event_id": event_id,
+        "event_time": signature::unix_now(),
+    })
+}
+
+/// A signed Events API request, as Slack would send it.
+#[derive(Debug, Clone)]
+pub struct SignedRequest {
+    /// `content-type`, `x-slack-request-timestamp`, `x-slack-signature`.
+    pub headers: Vec<(String, String)>,
+    /// The raw body that was signed.
+    pub body: String,
+}
+
+impl SignedRequest {
+    /// As an HTTP request to `path` (for `tower::ServiceExt::oneshot` or a real client).
+    pub fn into_request(self, path: &str) -> Request<Body> {
+        let mut builder = Request::post(path);
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        builder
+            .body(Body::from(self.body))
+            .expect("a POST with valid headers builds")
+    }
+}
+
+/// Signs `body` with `secret` at `timestamp` (Unix seconds) like Slack does.
+pub fn signed_request(secret: &str, body: &str, timestamp: i64) -> SignedRequest {
+    let timestamp = timestamp.to_string();
+    let signature = signature::sign(secret, &timestamp, body.as_bytes());
+    SignedRequest {
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            (signature::TIMESTAMP_HEADER.into(), timestamp),
+            (signature::SIGNATURE_HEADER.into(), signature),
+        ],
+        body: body.to_string(),
+    }
+}
+
+fn slack_error(code: &str) -> Response {
+    Json(json!({"ok": false, "error": code})).into_response()
+}
+
+/// Merges query parameters, a JSON body and a form body into one parameter map.
+fn params(query: HashMap<String, String>, body: &Bytes) -> serde_json::Map<String, Value> {
+    let mut params: serde_json::Map<String, Value> = query
+        .into_iter()
+        .map(|(key, value)| (key, Value::String(value)))
+        .collect();
+    if let Ok(Value::Object(json)) = serde_json::from_slice::<Value>(body) {
+        params.extend(json);
+    } else if let Ok(text) = std::str::from_utf8(body) {
+        for pair in text.split('&').filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            params.insert(key.to_string(), Value::String(value.to_string()));
+        }
+    }
+    params
+}
+
+async fn api(
+    State(inner): State<Arc<Inner>>,
+    Path(method): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_string();
+    let params = params(query, &body);
+    let param = |key: &str| params.get(key).and_then(Value::as_str).map(String::from);
+    if token.is_empty() {
+        return slack_error("not_authed");
+    }
+    if method == "apps.connections.open" {
+        if !token.starts_with("xapp-") || token == "xapp-revoked" {
+            return slack_error("invalid_auth");
+        }
+        let url = format!("ws://{}/socket", inner.addr);
+        return Json(json!({"ok": true, "url": url})).into_response();
+    }
+    if !token.starts_with("xoxb-") || token == "xoxb-revoked" {
+        return slack_error("invalid_auth");
+    }
+    match method.as_str() {
+        "auth.test" => Json(json!({
+            "ok": true, "url": "https://standin.slack.com/", "team": "Stand-in",
+            "user": "switchboard", "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID,
+        }))
+        .into_response(),
+        "users.info" => {
+            let user = param("user").unwrap_or_default();
+            let name = inner.lock().users.get(&user).cloned();
+            match name {
+                Some(name) => Json(json!({"ok": true, "user": {
+                    "id": user, "team_id": TEAM_ID, "name": name.to_lowercase(),
+                    "real_name": format!("{name} (real name)"),
+                    "profile": {"display_name": name, "real_name": format!("{name} (real name)")},
+                }}))
+                .into_response(),
+                None => slack_error("user_not_found"),
+            }
+        }
+        "chat.postMessage" | "chat.update" => {
+            let channel = param("channel").unwrap_or_default();
+            let mut recorded = inner.lock();
+            if recorded.fail_429 > 0 {
+                recorded.fail_429 -= 1;
+                let retry_after = recorded.retry_after_secs.to_string();
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, retry_after)],
+                    Json(json!({"ok": false, "error": "ratelimited"})),
+                )
+                    .into_response();
+            }
+            if channel.is_empty() || channel.starts_with("CMISSING") {
+                return slack_error("channel_not_found");
+            }
+            let ts = if method == "chat.update" {
+                param("ts").unwrap_or_default()
+            } else {
+                recorded.seq += 1;
+                format!("{}.{:06}", 1_700_000_000 + recorded.seq, recorded.seq)
+            };
+            let text = param("text").unwrap_or_default();
+            let thread_ts = param("thread_ts");
+            recorded.posts.push(RecordedPost {
+                method: method.clone(),
+                channel: channel.clone(),
+                thread_ts: thread_ts.clone(),
+                ts: ts.clone(),
+                text: text.clone(),
+                blocks: params.get("blocks").cloned().unwrap_or(Value::Null),
+                at: Instant::now(),
+            });
+            drop(recorded);
+            inner.changed.notify_waiters();
+            let mut message = json!({"type": "message", "text": text, "user": BOT_USER_ID,
+                                     "bot_id": BOT_ID, "ts": ts});
+            if let Some(thread_ts) = thread_ts {
+                message["thread_ts"] = json!(thread_ts);
+            }
+            Json(json!({"ok": true, "channel": channel, "ts": ts, "text": text,
+                        "message": message}))
+            .into_response()
+        }
+        _ => slack_error("unknown_method"),
+    }
+}
+
+async fn socket(State(inner): State<Arc<Inner>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |ws| serve_socket(inner, ws))
+}
+
+async fn serve_socket(inner: Arc<Inner>, mut ws: WebSocket) {
+    let hello = json!({
+        "type": "hello", "num_connections": 1,
+        "debug_info": {"host": "standin", "build_number": 1, "approximate_connection_time": 18060},
+        "connection_info": {"app_id": APP_ID},
+    });
+    if ws.send(Message::Text(hello.to_string().into())).await.is_err() {
+        return;
+    }
+    let (sender, mut envelopes) = mpsc::unbounded_channel();
+    {
+        let mut recorded = inner.lock();
+        while let Some(queued) = recorded.queued.pop_front() {
+            let _ = sender.send(queued);
+        }
+        recorded.sockets.push(sender);
+    }
+    let mut closed = inner.closed.subscribe();
+    loop {
+        tokio::select! {
+            Some(envelope) = envelopes.recv() => {
+                if ws.send(Message::Text(envelope.into())).await.is_err() {
+                    break;
+                }
+            }
+            incoming = ws.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    let ack = serde_json::from_str::<Value>(text.as_str()).ok();
+                    if let Some(id) = ack.as_ref().and_then(|a| a.get("envelope_id")).and_then(Value::as_str) {
+                        inner.lock().acks.insert(id.to_string());
+                        inner.changed.notify_waiters();
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = closed.changed() => break,
+        }
+    }
+}

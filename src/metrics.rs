@@ -1,0 +1,82 @@
+//! Prometheus metrics for one gateway instance, served at `/metrics` (text format).
+//!
+//! Each instance counts what it did; Prometheus sums instances. Rates such as the AI
+//! resolution rate are ratios of these counters (see the README's PromQL examples).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Customer messages accepted, by channel and whether they were new or a platform's replay.
+    pub inbound_messages: Family<Labels, Counter>,
+    /// Conversations started, by channel.
+    pub conversations_started: Family<Labels, Counter>,
+    /// Answers the AI sent, by channel.
+    pub ai_answers: Family<Labels, Counter>,
+    /// Escalations to a person, by reason.
+    pub escalations: Family<Labels, Counter>,
+    /// Replies agents sent to customers.
+    pub agent_replies: Counter,
+    /// Conversations resolved by an agent.
+    pub resolutions: Counter,
+    /// Outbox deliveries by target (channel or desk) and outcome (delivered, retry, dead).
+    pub outbox_deliveries: Family<Labels, Counter>,
+    /// Seconds from a customer message to the gateway's reply being queued.
+    pub time_to_first_response: Histogram,
+    /// Seconds from escalation to the first agent reply.
+    pub time_to_human: Histogram,
+    /// Seconds triage took to decide.
+    pub triage_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("switchboard");
+        let metrics = Metrics {
+            inbound_messages: Family::default(),
+            conversations_started: Family::default(),
+            ai_answers: Family::default(),
+            escalations: Family::default(),
+            agent_replies: Counter::default(),
+            resolutions: Counter::default(),
+            outbox_deliveries: Family::default(),
+            time_to_first_response: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            time_to_human: Histogram::new(exponential_buckets(5.0, 2.0, 14)),
+            triage_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            registry: Registry::default(),
+        };
+        registry.register("inbound_messages", "Customer messages accepted", metrics.inbound_messages.clone());
+        registry.register("conversations_started", "Conversations started", metrics.conversations_started.clone());
+        registry.register("ai_answers", "Answers sent by the AI", metrics.ai_answers.clone());
+        registry.register("escalations", "Escalations to a person, by reason", metrics.escalations.clone());
+        registry.register("agent_replies", "Agent replies relayed to customers", metrics.agent_replies.clone());
+        registry.register("resolutions", "Conversations resolved by an agent", metrics.resolutions.clone());
+        registry.register("outbox_deliveries", "Outbox delivery attempts by target and outcome", metrics.outbox_deliveries.clone());
+        registry.register("time_to_first_response_seconds", "Customer message to reply queued", metrics.time_to_first_response.clone());
+        registry.register("time_to_human_seconds", "Escalation to first agent reply", metrics.time_to_human.clone());
+        registry.register("triage_latency_seconds", "Time triage took to decide", metrics.triage_latency.clone());
+        Metrics { registry, ..metrics }
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// One label set.
+    pub fn label(name: &'static str, value: impl Into<String>) -> Labels {
+        vec![(name, value.into())]
+    }
+}
