@@ -10,6 +10,8 @@
 //! Every decision comes with a [`DecisionRecord`]: all scores, the category and an
 //! explanation, stored on the conversation for the agent and for later evaluation.
 
+mod calibrate;
+mod classifier;
 mod config;
 pub mod eval;
 mod knowledge;
@@ -26,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_api::{ChannelKind, InboundKind};
 
 pub use config::{Problem, TriageConfig};
+pub use calibrate::fit_clinc150;
 pub use eval::{eval_clinc150, EvalReport, SweepRow};
 pub use knowledge::Entry;
 pub use sentiment::compound as sentiment_compound;
@@ -176,6 +179,8 @@ impl Triage {
         scores.insert("retrieval_self_ratio".to_string(), retrieval.self_ratio);
         scores.insert("retrieval_margin".to_string(), retrieval.margin);
         scores.insert("retrieval_vote".to_string(), retrieval.vote);
+        scores.insert("retrieval_nn_agrees".to_string(), retrieval.nn_agrees);
+        scores.insert("retrieval_known".to_string(), retrieval.known);
         scores.insert("sentiment".to_string(), sentiment);
         scores.insert("repetition".to_string(), repetition);
         scores.insert("rejected_answers".to_string(), rejected as f32);

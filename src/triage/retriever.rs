@@ -1,20 +1,25 @@
-//! The embedded answerer: BM25 nearest-neighbour retrieval over knowledge-base phrasings,
-//! with a calibrated confidence.
+//! The embedded answerer: BM25 nearest-neighbour retrieval plus a linear classifier over
+//! the knowledge base's phrasings, with a calibrated confidence.
 //!
 //! Each entry contributes several short documents (its question, each example phrasing,
 //! and its answer at a lower weight). A query scores every document with BM25; an entry's
-//! score is its best document's score (nearest neighbour), because customers phrase one
-//! question in many unrelated ways and averaging them blurs the match.
-//!
-//! Raw BM25 scores are not comparable between queries, so confidence is built from
-//! scale-free features: the best score relative to the query's *self-score* (what a
+//! *near* score is its best document's score over the query's *self-score* (what a
 //! document identical to the query would score; unknown words count at maximum IDF, so
-//! out-of-scope words lower it), the relative margin over the runner-up entry, and the
-//! share of the top-k neighbours that agree. These go through a logistic curve whose
-//! weights were fitted on CLINC150 `val` + `oos_val` (see `eval.rs`).
+//! out-of-scope words lower it). The [`Classifier`] adds what nearest-neighbour misses:
+//! which words separate one entry from the others, learned from all its phrasings. The
+//! entry with the highest `classifier + NEAR_WEIGHT * near` wins.
+//!
+//! Raw scores are not comparable between queries or knowledge bases, so confidence is a
+//! logistic function of features (see [`Calibration`]): the winner's near score, its
+//! margin over the runner-up, the share of the top BM25 neighbours that agree, whether
+//! plain nearest-neighbour agrees, and the share of the query's features the classifier
+//! has seen. The weights were fitted by cross-validation on CLINC150 `train` (see
+//! `calibrate.rs`), never on the data we report.
 
 use std::collections::HashMap;
 
+use super::calibrate::Calibration;
+use super::classifier::Classifier;
 use super::knowledge::Entry;
 use super::text;
 
@@ -30,21 +35,10 @@ const B: f32 = 0.75;
 /// Weight of an entry's answer text relative to its question and phrasings: answers are
 /// written for customers, not in the customers' words, so they match less reliably.
 const ANSWER_WEIGHT: f32 = 0.5;
-/// Neighbours looked at for the agreement feature.
+/// Neighbours looked at for the agreement feature, at most.
 const TOP_K: usize = 10;
-
-/// Logistic calibration `P(right) = sigmoid(W_SELF*self + W_MARGIN*margin + W_VOTE*vote
-/// + W_SELF_MARGIN*self*margin + BIAS)`, fitted by logistic regression on CLINC150
-/// `val` + `oos_val` (label: answered with the right intent).
-const W_SELF: f32 = 2.01;
-const W_MARGIN: f32 = 2.10;
-const W_VOTE: f32 = 6.23;
-const W_SELF_MARGIN: f32 = 1.87;
-const BIAS: f32 = -3.72;
-/// Below this self-ratio the confidence is scaled down linearly. In a tiny knowledge base
-/// margin and vote are trivially 1 (there is no runner-up), so without this a query that
-/// shares one common word with the only entry would look certain. Costs <0.5 points on CLINC150.
-const SELF_RATIO_FLOOR: f32 = 0.35;
+/// Weight of the nearest-neighbour score next to the classifier's.
+pub(crate) const NEAR_WEIGHT: f32 = 1.0;
 
 /// One scored document: a phrasing of an entry.
 #[derive(Debug, Clone)]
@@ -54,17 +48,21 @@ struct Doc {
     len: f32,
 }
 
-/// An immutable BM25 index over knowledge-base entries.
+/// An immutable index over knowledge-base entries: BM25 postings plus the classifier.
 #[derive(Debug, Default)]
 pub struct Index {
     entries: Vec<Entry>,
     docs: Vec<Doc>,
     postings: HashMap<String, Vec<(u32, u16)>>,
     avg_len: f32,
+    classifier: Classifier,
+    /// Neighbours counted by the vote: an entry cannot fill more slots than it has docs.
+    top_k: usize,
+    calibration: Calibration,
 }
 
 /// What the retriever found for one query.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Retrieval {
     /// Index of the best entry, when any document matched at all.
     pub best: Option<usize>,
@@ -72,12 +70,29 @@ pub struct Retrieval {
     pub second: Option<usize>,
     /// Calibrated probability that `best` is the right answer, 0..1.
     pub confidence: f32,
-    /// Best score over the query's self-score, 0..1.
+    /// The best entry's nearest-neighbour BM25 score over the query's self-score, 0..1.
     pub self_ratio: f32,
-    /// (best - second) / best, 0..1.
+    /// Combined score of the best entry minus the runner-up's.
     pub margin: f32,
     /// Share of the top-k neighbours' score that belongs to the best entry, 0..1.
     pub vote: f32,
+    /// 1 when plain nearest-neighbour BM25 picks the same entry, else 0.
+    pub nn_agrees: f32,
+    /// Share of the query's features the classifier saw in training, 0..1.
+    pub known: f32,
+}
+
+impl Retrieval {
+    /// The calibration features, in [`Calibration`]'s order.
+    pub fn features(&self) -> [f32; super::calibrate::FEATURES] {
+        [
+            self.self_ratio,
+            self.margin,
+            self.vote,
+            self.nn_agrees,
+            self.known,
+        ]
+    }
 }
 
 impl Index {
@@ -114,11 +129,25 @@ impl Index {
         } else {
             docs.iter().map(|d| d.len).sum::<f32>() / docs.len() as f32
         };
+        let examples: Vec<(&str, usize)> = entries
+            .iter()
+            .enumerate()
+            .flat_map(|(e, entry)| {
+                std::iter::once(entry.question.as_str())
+                    .chain(entry.phrasings.iter().map(String::as_str))
+                    .map(move |text| (text, e))
+            })
+            .collect();
+        let classifier = Classifier::train(&examples, entries.len());
+        let per_entry = docs.len() / entries.len().max(1);
         Index {
+            top_k: per_entry.clamp(1, TOP_K),
             entries,
             docs,
             postings,
             avg_len,
+            classifier,
+            calibration: Calibration::default(),
         }
     }
 
@@ -138,14 +167,7 @@ impl Index {
 
     /// Scores a query against the knowledge base.
     pub fn retrieve(&self, query: &str) -> Retrieval {
-        let none = Retrieval {
-            best: None,
-            second: None,
-            confidence: 0.0,
-            self_ratio: 0.0,
-            margin: 0.0,
-            vote: 0.0,
-        };
+        let none = Retrieval::default();
         let q = terms(query);
         if q.is_empty() || self.docs.is_empty() {
             return none;
@@ -176,36 +198,42 @@ impl Index {
             .map(|(doc, s)| (doc, s * self.docs[doc as usize].weight))
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let best_entry = self.docs[ranked[0].0 as usize].entry;
-        let best_score = ranked[0].1;
-        let second = ranked
+        // Nearest-neighbour score of each entry, relative to the self-score.
+        let mut near = vec![0.0_f32; self.entries.len()];
+        for &(doc, s) in &ranked {
+            let e = self.docs[doc as usize].entry as usize;
+            near[e] = near[e].max((s / self_score).clamp(0.0, 1.0));
+        }
+        let nn_best = self.docs[ranked[0].0 as usize].entry as usize;
+        let (clf, known) = self.classifier.scores(query);
+        let combined: Vec<f32> = near
             .iter()
-            .find(|(doc, _)| self.docs[*doc as usize].entry != best_entry);
-        let second_score = second.map_or(0.0, |s| s.1);
-        let top: Vec<&(u32, f32)> = ranked.iter().take(TOP_K).collect();
+            .zip(&clf)
+            .map(|(n, c)| c + NEAR_WEIGHT * n)
+            .collect();
+        let mut order: Vec<usize> = (0..combined.len()).collect();
+        order.sort_by(|&a, &b| combined[b].total_cmp(&combined[a]).then(a.cmp(&b)));
+        let best = order[0];
+        let second = order.get(1).copied();
+        let top: Vec<&(u32, f32)> = ranked.iter().take(self.top_k).collect();
         let top_sum: f32 = top.iter().map(|(_, s)| s).sum();
         let agree: f32 = top
             .iter()
-            .filter(|(d, _)| self.docs[*d as usize].entry == best_entry)
+            .filter(|(d, _)| self.docs[*d as usize].entry as usize == best)
             .map(|(_, s)| s)
             .sum();
-        let self_ratio = (best_score / self_score).clamp(0.0, 1.0);
-        let margin = ((best_score - second_score) / best_score).clamp(0.0, 1.0);
-        let vote = if top_sum > 0.0 { agree / top_sum } else { 0.0 };
-        let z = W_SELF * self_ratio
-            + W_MARGIN * margin
-            + W_VOTE * vote
-            + W_SELF_MARGIN * self_ratio * margin
-            + BIAS;
-        let floor = (self_ratio / SELF_RATIO_FLOOR).min(1.0);
-        Retrieval {
-            best: Some(best_entry as usize),
-            second: second.map(|(doc, _)| self.docs[*doc as usize].entry as usize),
-            confidence: floor / (1.0 + (-z).exp()),
-            self_ratio,
-            margin,
-            vote,
-        }
+        let mut r = Retrieval {
+            best: Some(best),
+            second,
+            confidence: 0.0,
+            self_ratio: near[best],
+            margin: second.map_or(combined[best], |s| combined[best] - combined[s]),
+            vote: if top_sum > 0.0 { agree / top_sum } else { 0.0 },
+            nn_agrees: if nn_best == best { 1.0 } else { 0.0 },
+            known,
+        };
+        r.confidence = self.calibration.confidence(&r.features());
+        r
     }
 }
 

@@ -14,6 +14,10 @@ import { chromium } from "playwright-core";
 
 const TIMEOUT_MS = 15_000;
 const baseUrl = (process.argv[2] || "").replace(/\/+$/, "");
+// Four questions the core answers; override with a JSON array to match the knowledge base.
+const QUESTIONS = process.argv[3]
+  ? JSON.parse(process.argv[3])
+  : ["first question", "sent while offline", "ack lost", "sent before reload"];
 if (!baseUrl) finish({ ok: false, error: "usage: node reconnect.mjs <base_url>" });
 const profileDir = mkdtempSync(join(tmpdir(), "switchboard-chromium-"));
 let context;
@@ -86,12 +90,12 @@ async function run() {
   await page.goto(`${baseUrl}/`);
   await openWidget(page);
 
-  await send(page, "first question");
+  await send(page, QUESTIONS[0]);
   await waitFor(async () => (await aiCount(page)) === 1, "the first answer");
 
   // Drop while online, send while offline: the message waits as "Sending…".
   await page.evaluate(() => window.__cut());
-  await send(page, "sent while offline");
+  await send(page, QUESTIONS[1]);
   await waitFor(async () => (await page.locator(".sb-pending").count()) === 1, "a pending message");
 
   // Back online without a reload: the backoff reconnects and the queue is resent.
@@ -101,13 +105,13 @@ async function run() {
 
   // The ack is lost: the widget resends the same client_id and the gateway stores it once.
   await page.evaluate(() => { window.__dropAfterSend = true; });
-  await send(page, "ack lost");
+  await send(page, QUESTIONS[2]);
   await waitFor(async () => (await aiCount(page)) === 3, "the answer after the lost ack");
   await waitFor(async () => (await page.locator(".sb-pending").count()) === 0, "the resent ack");
 
   // Offline again, send, then reload: the queue survives in localStorage and is sent.
   await page.evaluate(() => window.__cut());
-  await send(page, "sent before reload");
+  await send(page, QUESTIONS[3]);
   await waitFor(async () => (await page.locator(".sb-pending").count()) === 1, "a pending message");
   await page.reload();
   await openWidget(page);
@@ -118,7 +122,7 @@ async function run() {
   await openWidget(page);
   await waitFor(async () => (await aiCount(page)) === 4, "the history");
   const counts = {};
-  for (const text of ["first question", "sent while offline", "ack lost", "sent before reload"]) {
+  for (const text of QUESTIONS) {
     counts[text] = await customer(page, text).count();
     if (counts[text] !== 1) throw new Error(`${JSON.stringify(text)} shown ${counts[text]} times`);
   }

@@ -329,6 +329,10 @@ fn keep_until(pattern: &mut String, lines: &mut Vec<&str>, end: usize) {
 
 /// Removes every line whose class is `class`.
 fn drop_class(pattern: &mut String, lines: &mut Vec<&str>, class: char) {
+    // After "reply at end" the pattern is cleared on purpose while the lines stay.
+    if !pattern.contains(class) {
+        return;
+    }
     let kept: Vec<(char, &str)> = pattern
         .chars()
         .zip(lines.iter().copied())
@@ -456,7 +460,8 @@ mod tests {
         let rate = exact as f64 * 100.0 / total.max(1) as f64;
         println!("reply trimmer: {exact}/{total} exact ({rate:.1}%)");
         assert!(total >= 60, "fixtures missing: only {total} found");
-        assert!(rate >= 90.0, "exact-match rate fell to {rate:.1}%");
+        // 63 of 64 at the time of writing (98.4%); the issue asks for at least 90%.
+        assert!(rate >= 98.0, "exact-match rate fell to {rate:.1}%");
     }
 
     #[test]
@@ -479,18 +484,5 @@ mod tests {
         let many_lines = "On Monday\n".repeat(5_000);
         let _ = trim_reply(&many_lines);
         assert!(start.elapsed() < std::time::Duration::from_secs(20));
-    }
-}
-#[cfg(test)]
-mod debug_tests {
-    #[test]
-    fn debug_patterns() {
-        let rules = super::rules();
-        for name in ["embedded_email_french_2.txt", "embedded_email_quote_text.txt", "embedded_email_18.txt"] {
-            let path = format!("{}/../../../shared/data/discourse_email_reply_trimmer/test/emails/{name}", env!("CARGO_MANIFEST_DIR"));
-            let text = super::preprocess(rules, &std::fs::read_to_string(path).unwrap());
-            let pattern: String = text.split('\n').map(|l| super::classify(rules, l)).collect();
-            println!("{name}: {pattern}");
-        }
     }
 }

@@ -149,7 +149,10 @@ fn page_value(briefing: &Briefing) -> String {
 fn header_text(briefing: &Briefing) -> String {
     let tier = briefing.tier.as_deref().unwrap_or("no tier");
     truncate(
-        &format!("{} · {} · {}", briefing.customer_name, briefing.channel, tier),
+        &format!(
+            "{} · {} · {}",
+            briefing.customer_name, briefing.channel, tier
+        ),
         HEADER_CHARS,
     )
 }
@@ -170,7 +173,11 @@ pub fn briefing_blocks(briefing: &Briefing) -> Vec<Value> {
         field("Identity", identity),
         field(
             "Email",
-            briefing.email.as_deref().map(escape).unwrap_or_else(|| "—".to_string()),
+            briefing
+                .email
+                .as_deref()
+                .map(escape)
+                .unwrap_or_else(|| "—".to_string()),
         ),
         field("Page", page_value(briefing)),
         field(
@@ -182,7 +189,10 @@ pub fn briefing_blocks(briefing: &Briefing) -> Vec<Value> {
             ),
         ),
         field("AI confidence", format!("{confidence}%")),
-        field("Status", format!("{} · {claimed}", escape(&briefing.status))),
+        field(
+            "Status",
+            format!("{} · {claimed}", escape(&briefing.status)),
+        ),
     ];
     let mut extra_attributes = Vec::new();
     for (key, value) in &briefing.attributes {
@@ -229,7 +239,10 @@ pub fn briefing_blocks(briefing: &Briefing) -> Vec<Value> {
         )));
     }
     if let Some(reply) = briefing.suggested_reply.as_deref() {
-        let quoted: Vec<String> = reply.lines().map(|line| format!(">{}", escape(line))).collect();
+        let quoted: Vec<String> = reply
+            .lines()
+            .map(|line| format!(">{}", escape(line)))
+            .collect();
         blocks.push(section(format!("*Suggested reply*\n{}", quoted.join("\n"))));
     }
     blocks.push(context(format!(
@@ -299,8 +312,7 @@ pub(crate) mod tests {
             reason: "human_requested".into(),
             reason_detail: "Customer asked for a real person".into(),
             confidence: 0.42,
-            summary: "Charged twice for the March invoice.\nWants a refund of one charge."
-                .into(),
+            summary: "Charged twice for the March invoice.\nWants a refund of one charge.".into(),
             transcript: (0..lines)
                 .map(|i| BriefingLine {
                     role: if i % 2 == 0 { "customer" } else { "ai" }.into(),
@@ -391,7 +403,13 @@ pub(crate) mod tests {
                 assert!(fields.len() <= MAX_FIELDS);
             }
         }
-        assert!(blocks[0]["text"]["text"].as_str().map(str::len).unwrap_or(0) <= HEADER_CHARS * 4);
+        assert!(
+            blocks[0]["text"]["text"]
+                .as_str()
+                .map(str::len)
+                .unwrap_or(0)
+                <= HEADER_CHARS * 4
+        );
         for message in full_transcript(&briefing) {
             assert!(message.chars().count() <= TRANSCRIPT_MESSAGE_CHARS);
         }

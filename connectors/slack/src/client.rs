@@ -270,7 +270,9 @@ async fn on_push_event<H: Connect + Clone + Send + Sync + 'static>(
 ) -> UserCallbackResult<()> {
     let handler = {
         let storage = state.read().await;
-        storage.get_user_state::<Arc<dyn EnvelopeHandler>>().cloned()
+        storage
+            .get_user_state::<Arc<dyn EnvelopeHandler>>()
+            .cloned()
     };
     let Some(handler) = handler else {
         return Err("slack desk: socket mode handler missing".into());

@@ -316,7 +316,10 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].0, "desk.slack.signing_secret_env");
         assert_eq!(events.bot_token, Some(Secret::new("xoxb-1")));
-        assert!(!format!("{events:?}").contains("xoxb-1"), "secrets never print");
+        assert!(
+            !format!("{events:?}").contains("xoxb-1"),
+            "secrets never print"
+        );
     }
 
     #[test]

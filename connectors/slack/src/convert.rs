@@ -63,7 +63,10 @@ pub fn from_event(event_id: &str, event: &Value, bot_user_id: &str) -> Outcome {
     match text(event, "type") {
         Some("message") => from_message(event_id, event, bot_user_id),
         Some("reaction_added") => from_reaction(event_id, event, bot_user_id),
-        other => ignored(format!("event type {:?} is not for the desk", other.unwrap_or("none"))),
+        other => ignored(format!(
+            "event type {:?} is not for the desk",
+            other.unwrap_or("none")
+        )),
     }
 }
 
@@ -308,7 +311,10 @@ mod tests {
         let callback = payload("message_replied.wrapped.docs.slack.dev.strict.json");
         assert_ignored(from_callback(&callback, BOT), "message_replied");
         let mut without_subtype = callback.clone();
-        if let Some(event) = without_subtype.get_mut("event").and_then(Value::as_object_mut) {
+        if let Some(event) = without_subtype
+            .get_mut("event")
+            .and_then(Value::as_object_mut)
+        {
             event.remove("subtype");
         }
         assert_ignored(from_callback(&without_subtype, BOT), "hidden");

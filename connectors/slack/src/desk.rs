@@ -45,9 +45,17 @@ impl SlackDesk {
             connector: CONNECTOR,
             detail: format!("{what} not resolved (call resolve_secrets first)"),
         };
-        let bot_token = config.bot_token.clone().ok_or_else(|| missing("bot token"))?;
+        let bot_token = config
+            .bot_token
+            .clone()
+            .ok_or_else(|| missing("bot token"))?;
         let app_token = match config.mode {
-            SlackMode::Socket => Some(config.app_token.clone().ok_or_else(|| missing("app token"))?),
+            SlackMode::Socket => Some(
+                config
+                    .app_token
+                    .clone()
+                    .ok_or_else(|| missing("app token"))?,
+            ),
             SlackMode::EventsApi => {
                 if config.signing_secret.is_none() {
                     return Err(missing("signing secret"));
@@ -113,7 +121,10 @@ impl Shared {
         blocks: Option<Vec<Value>>,
     ) -> Result<String, ConnectorError> {
         self.pacing.wait_turn(channel).await;
-        let result = self.web.post_message(channel, thread_ts, text, blocks).await;
+        let result = self
+            .web
+            .post_message(channel, thread_ts, text, blocks)
+            .await;
         self.after_call(channel, &result).await;
         result
     }
@@ -128,7 +139,12 @@ impl Shared {
 
     /// The agent's display name: users.info once per user, then the cache.
     async fn agent_name(&self, user: &str) -> Result<String, IngestError> {
-        if let Some(name) = self.names.lock().ok().and_then(|names| names.get(user).cloned()) {
+        if let Some(name) = self
+            .names
+            .lock()
+            .ok()
+            .and_then(|names| names.get(user).cloned())
+        {
             return Ok(name);
         }
         match self.web.user_name(user).await {
@@ -163,7 +179,10 @@ impl Relay {
             .bot()
             .await
             .map_err(|error| IngestError::Unavailable(error.to_string()))?;
-        let event_id = callback.get("event_id").and_then(Value::as_str).unwrap_or("-");
+        let event_id = callback
+            .get("event_id")
+            .and_then(Value::as_str)
+            .unwrap_or("-");
         let (event, name_of) = match convert::from_callback(callback, &bot.user_id) {
             Outcome::Ignored(reason) => {
                 debug!(event_id, %reason, "slack event ignored");
@@ -175,7 +194,11 @@ impl Relay {
             Some(user) => convert::with_agent_name(event, self.shared.agent_name(&user).await?),
             None => event,
         };
-        debug!(event_id, kind = event_kind(&event), "slack event relayed to the desk");
+        debug!(
+            event_id,
+            kind = event_kind(&event),
+            "slack event relayed to the desk"
+        );
         self.sink.handle(event).await
     }
 }
@@ -192,7 +215,9 @@ fn event_kind(event: &DeskEvent) -> &'static str {
 #[async_trait]
 impl EnvelopeHandler for Relay {
     async fn handle_callback(&self, callback: Value) -> Result<(), String> {
-        self.deliver(&callback).await.map_err(|error| error.to_string())
+        self.deliver(&callback)
+            .await
+            .map_err(|error| error.to_string())
     }
 }
 
@@ -255,7 +280,11 @@ impl Desk for SlackDesk {
         for part in blocks::full_transcript(briefing) {
             // The thread exists now; failing here would make the outbox post a second briefing,
             // so a lost transcript part is logged rather than returned.
-            if let Err(error) = self.shared.post(channel, Some(&thread.ts), &part, None).await {
+            if let Err(error) = self
+                .shared
+                .post(channel, Some(&thread.ts), &part, None)
+                .await
+            {
                 warn!(%error, conversation = %briefing.conversation_id, "full transcript not posted");
                 break;
             }

@@ -53,7 +53,11 @@ async fn receive(State(relay): State<Arc<Relay>>, headers: HeaderMap, body: Byte
         }
         Some("event_callback") => {
             if let Some(retry) = header("x-slack-retry-num") {
-                debug!(retry, reason = header("x-slack-retry-reason"), "slack retry");
+                debug!(
+                    retry,
+                    reason = header("x-slack-retry-reason"),
+                    "slack retry"
+                );
             }
             match relay.deliver(&payload).await {
                 Ok(()) => StatusCode::OK.into_response(),

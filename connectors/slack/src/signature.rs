@@ -102,7 +102,11 @@ mod tests {
         );
         let text = std::fs::read_to_string(path).expect("test vector present");
         let json: serde_json::Value = serde_json::from_str(&text).expect("vector is JSON");
-        let field = |pointer: &str| json.pointer(pointer).and_then(|v| v.as_str()).map(String::from);
+        let field = |pointer: &str| {
+            json.pointer(pointer)
+                .and_then(|v| v.as_str())
+                .map(String::from)
+        };
         Vector {
             secret: field("/signing_secret").expect("secret"),
             timestamp: field("/headers/X-Slack-Request-Timestamp").expect("timestamp"),
@@ -126,7 +130,10 @@ mod tests {
     #[test]
     fn slacks_documented_vector_verifies() {
         let v = vector();
-        assert_eq!(sign(&v.secret, &v.timestamp, v.body.as_bytes()), v.signature);
+        assert_eq!(
+            sign(&v.secret, &v.timestamp, v.body.as_bytes()),
+            v.signature
+        );
         assert_eq!(check(&v, &v.secret, &v.body, VECTOR_NOW), Ok(()));
     }
 

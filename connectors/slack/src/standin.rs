@@ -383,8 +383,10 @@ async fn api(
             if let Some(thread_ts) = thread_ts {
                 message["thread_ts"] = json!(thread_ts);
             }
-            Json(json!({"ok": true, "channel": channel, "ts": ts, "text": text,
-                        "message": message}))
+            Json(
+                json!({"ok": true, "channel": channel, "ts": ts, "text": text,
+                        "message": message}),
+            )
             .into_response()
         }
         _ => slack_error("unknown_method"),
@@ -401,7 +403,11 @@ async fn serve_socket(inner: Arc<Inner>, mut ws: WebSocket) {
         "debug_info": {"host": "standin", "build_number": 1, "approximate_connection_time": 18060},
         "connection_info": {"app_id": APP_ID},
     });
-    if ws.send(Message::Text(hello.to_string().into())).await.is_err() {
+    if ws
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .is_err()
+    {
         return;
     }
     let (sender, mut envelopes) = mpsc::unbounded_channel();

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
-use crate::testkit::{TestServer, ESCALATION_NOTICE, PASSWORD_ANSWER};
+use crate::testkit::TestServer;
 use crate::{sign_user_id, WebchatConfig};
 
 const SESSION: &str = "Zq8Xv3Lm9Tn2Rb7Wk4Hs6Jd1";
@@ -70,7 +70,7 @@ async fn hello(socket: &mut Socket, extra: Value) -> Value {
 
 #[tokio::test]
 async fn visitor_says_hello_sends_and_replays_without_duplicates() {
-    let server = TestServer::start(config(), false).await;
+    let server = TestServer::start(config()).await;
     let mut socket = connect(&server).await;
 
     let welcome = hello(&mut socket, json!({})).await;
@@ -136,7 +136,7 @@ async fn visitor_says_hello_sends_and_replays_without_duplicates() {
 
 #[tokio::test]
 async fn send_reaches_every_open_socket_of_the_conversation() {
-    let server = TestServer::start(config(), false).await;
+    let server = TestServer::start(config()).await;
     let mut first = connect(&server).await;
     let mut second = connect(&server).await;
     hello(&mut first, json!({})).await;
@@ -176,7 +176,7 @@ async fn send_reaches_every_open_socket_of_the_conversation() {
 
 #[tokio::test]
 async fn forged_signature_is_refused_and_closed() {
-    let server = TestServer::start(config(), false).await;
+    let server = TestServer::start(config()).await;
     let mut socket = connect(&server).await;
     let forged = sign_user_id(b"not the secret", "user-7");
     let reply = hello(
@@ -216,7 +216,7 @@ async fn forged_signature_is_refused_and_closed() {
 
 #[tokio::test]
 async fn bad_frames_are_refused_and_the_socket_stays_open() {
-    let server = TestServer::start(config(), false).await;
+    let server = TestServer::start(config()).await;
     let mut socket = connect(&server).await;
     // Anything before hello is refused, but hello may still follow.
     send(
@@ -270,13 +270,10 @@ async fn bad_frames_are_refused_and_the_socket_stays_open() {
 
 #[tokio::test]
 async fn bad_sessions_rate_limits_and_outages_are_reported() {
-    let server = TestServer::start(
-        WebchatConfig {
-            rate_limit_per_minute: 2,
-            ..config()
-        },
-        false,
-    )
+    let server = TestServer::start(WebchatConfig {
+        rate_limit_per_minute: 2,
+        ..config()
+    })
     .await;
     let mut socket = connect(&server).await;
     let reply = hello(&mut socket, json!({"session": "short"})).await;
@@ -303,7 +300,7 @@ async fn bad_sessions_rate_limits_and_outages_are_reported() {
     assert_eq!(reply["code"], "rate_limited");
     assert_eq!(reply["client_id"], "r-2");
 
-    let server = TestServer::start(config(), false).await;
+    let server = TestServer::start(config()).await;
     let mut socket = connect(&server).await;
     hello(&mut socket, json!({})).await;
     server.gateway.unavailable.store(true, Ordering::SeqCst);
@@ -327,13 +324,10 @@ async fn bad_sessions_rate_limits_and_outages_are_reported() {
 
 #[tokio::test]
 async fn anonymous_visitors_are_refused_when_identity_is_required() {
-    let server = TestServer::start(
-        WebchatConfig {
-            require_verified_identity: true,
-            ..config()
-        },
-        false,
-    )
+    let server = TestServer::start(WebchatConfig {
+        require_verified_identity: true,
+        ..config()
+    })
     .await;
     let mut socket = connect(&server).await;
     assert_eq!(hello(&mut socket, json!({})).await["code"], "unauthorized");
@@ -361,7 +355,7 @@ async fn http(server: &TestServer, method: &str, path: &str, body: Option<Value>
 
 #[tokio::test]
 async fn http_variant_follows_the_same_rules() {
-    let server = TestServer::start(config(), false).await;
+    let server = TestServer::start(config()).await;
     let target = &server;
     let post = move |body: Value| http(target, "POST", "/webchat/messages", Some(body));
 
@@ -427,7 +421,7 @@ async fn http_variant_follows_the_same_rules() {
 
 #[tokio::test]
 async fn widget_and_demo_pages_are_served() {
-    let server = TestServer::start(config(), false).await;
+    let server = TestServer::start(config()).await;
     for path in ["/", "/webchat/widget.js", "/webchat/demo/signed"] {
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
         let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
@@ -444,46 +438,4 @@ async fn widget_and_demo_pages_are_served() {
             "{path} has an unfilled slot"
         );
     }
-}
-
-/// Runs a script of `tests/browser/` against a scripted fake core; returns its JSON report.
-async fn run_browser_script(script: &str, extra_args: &[String]) -> Value {
-    let server = TestServer::start(config(), true).await;
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let output = tokio::process::Command::new("node")
-        .arg(format!("{root}/tests/browser/{script}"))
-        .arg(format!("http://{}", server.addr))
-        .args(extra_args)
-        .output()
-        .await
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap()
-}
-
-/// The widget in a real browser against the fake core: `cargo test -p switchboard-webchat
-/// -- --ignored browser` (needs node, `npm install` in tests/browser, and chromium).
-#[tokio::test]
-#[ignore = "needs node, tests/browser/node_modules and /usr/bin/chromium"]
-async fn browser_widget_against_fake_core() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let screenshots = std::env::var("WEBCHAT_SCREENSHOT_DIR")
-        .unwrap_or_else(|_| format!("{root}/target/webchat-screenshots"));
-    let report = run_browser_script("webchat.mjs", &[screenshots]).await;
-    assert_eq!(report["ai_answer"], PASSWORD_ANSWER);
-    assert_eq!(report["notice"], ESCALATION_NOTICE);
-    assert!(report["history_after_reload"].as_u64().unwrap() >= 4);
-}
-
-/// Drops, offline sends and reloads in a real browser: every message is stored once.
-#[tokio::test]
-#[ignore = "needs node, tests/browser/node_modules and /usr/bin/chromium"]
-async fn browser_widget_resends_after_drops_without_duplicates() {
-    let report = run_browser_script("reconnect.mjs", &[]).await;
-    assert_eq!(report["ai_answers"], 4);
 }

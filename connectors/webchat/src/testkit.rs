@@ -1,9 +1,5 @@
 //! Test-only: an in-memory [`Gateway`] and a helper that serves the web chat router on a
 //! free port, so tests talk to the connector exactly as a browser would.
-//!
-//! With `scripted` on, the fake plays the core's part for the browser test: a text message
-//! gets an AI answer offering "Talk to a human", and a human request escalates with a
-//! system notice, both delivered through the connector's real `send`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,18 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use switchboard_api::{
-    Accepted, Author, ChannelKind, Connector, ConversationView, CustomerAction, Gateway, Inbound,
-    InboundKind, IngestError, Outbound, StoredMessage,
+    Accepted, Author, ChannelKind, Connector, ConversationView, Gateway, Inbound, IngestError,
+    Outbound, StoredMessage,
 };
-use tokio::sync::mpsc;
 
 use crate::{WebchatConfig, WebchatConnector};
-
-/// What the fake AI answers to a password question.
-pub const PASSWORD_ANSWER: &str = "To reset your Acme Cloud password, open the sign-in page and choose \"Forgot password\". We email you a reset link that works for 30 minutes.";
-/// The escalation notice the fake core sends.
-pub const ESCALATION_NOTICE: &str =
-    "A person from our team will join this conversation shortly. You can keep typing here.";
 
 #[derive(Default)]
 struct Conversation {
@@ -47,7 +36,6 @@ pub struct FakeGateway {
     state: Mutex<State>,
     /// When set, every call fails with `Unavailable` (storage down).
     pub unavailable: AtomicBool,
-    replies: Option<mpsc::UnboundedSender<Outbound>>,
 }
 
 impl FakeGateway {
@@ -124,27 +112,6 @@ impl Gateway for FakeGateway {
             .seen
             .insert(inbound.message_id.clone(), (key.clone(), stored.id.clone()));
         state.accepted.push(inbound.clone());
-        if let Some(replies) = &self.replies {
-            let reply = match inbound.kind {
-                InboundKind::Text => {
-                    let text = if inbound.text.to_lowercase().contains("password") {
-                        PASSWORD_ANSWER
-                    } else {
-                        "Here is what I found in the Acme Cloud help center."
-                    };
-                    let mut reply = Self::append(&mut state, &key, Author::Ai, text);
-                    reply.actions = vec![CustomerAction::TalkToHuman];
-                    reply
-                }
-                InboundKind::HumanRequest => {
-                    if let Some(conversation) = state.conversations.get_mut(&key) {
-                        conversation.status = "escalated".to_owned();
-                    }
-                    Self::append(&mut state, &key, Author::System, ESCALATION_NOTICE)
-                }
-            };
-            let _ = replies.send(reply);
-        }
         Ok(Accepted {
             conversation_id,
             message_id: stored.id,
@@ -193,28 +160,16 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Serves a connector built from `config`; `scripted` makes the fake core answer.
-    pub async fn start(config: WebchatConfig, scripted: bool) -> TestServer {
+    /// Serves a connector built from `config` in front of a fresh fake core.
+    pub async fn start(config: WebchatConfig) -> TestServer {
         let connector = Arc::new(WebchatConnector::new(config));
-        let (replies, mut outbox) = mpsc::unbounded_channel::<Outbound>();
-        let gateway = Arc::new(FakeGateway {
-            replies: scripted.then_some(replies),
-            ..FakeGateway::default()
-        });
+        let gateway = Arc::new(FakeGateway::default());
         let router = connector
             .routes(Arc::clone(&gateway) as Arc<dyn Gateway>)
             .expect("webchat is enabled");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await });
-        // The fake outbox: delivers replies a little later, as the real pipeline would.
-        let delivering = Arc::clone(&connector);
-        tokio::spawn(async move {
-            while let Some(outbound) = outbox.recv().await {
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                let _ = delivering.send(&outbound).await;
-            }
-        });
         TestServer {
             addr,
             connector,

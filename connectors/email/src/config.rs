@@ -1,0 +1,407 @@
+//! The `[connectors.email]` section: typed, validated, and buildable without any network.
+//!
+//! Passwords never live in the TOML file: the admin names environment variables
+//! (`imap.password_env`, ...) and [`EmailConfig::resolve_secrets`] reads them, reporting each
+//! missing one with its dotted key path so `check-config` can list every problem at once.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// How a connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Tls,
+    /// Plain connect, then upgrade with STARTTLS (IMAP 143, submission 587).
+    Starttls,
+    /// No encryption: loopback test servers only.
+    Plain,
+}
+
+/// What happens to a mail once the gateway stored it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessedAction {
+    /// Set `\Seen`; unseen mails are the work queue.
+    Flag,
+    /// Move it to `processed_mailbox` (falls back to copy + delete without the MOVE extension).
+    Move,
+}
+
+/// The IMAP mailbox the gateway reads customer mail from.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapConfig {
+    /// Server host name (also the TLS server name).
+    pub host: String,
+    /// Server port (993 for TLS, 143 for STARTTLS or plain).
+    pub port: u16,
+    /// `tls`, `starttls` or `plain`.
+    #[serde(default = "default_tls")]
+    pub tls: TlsMode,
+    /// Environment variable holding the login name.
+    pub username_env: String,
+    /// Environment variable holding the password.
+    pub password_env: String,
+    /// Resolved login name (never read from TOML).
+    #[serde(skip)]
+    pub username: String,
+    /// Resolved password (never read from TOML).
+    #[serde(skip)]
+    pub password: String,
+    /// Mailbox to watch.
+    #[serde(default = "default_mailbox")]
+    pub mailbox: String,
+    /// Use IMAP IDLE when the server offers it; otherwise poll.
+    #[serde(default = "default_true")]
+    pub idle: bool,
+    /// Seconds between polls without IDLE, and the longest IDLE wait before a re-check.
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval_secs: u64,
+    /// `flag` (set `\Seen`) or `move` (to `processed_mailbox`).
+    #[serde(default = "default_processed")]
+    pub processed: ProcessedAction,
+    /// Where processed mails go when `processed = "move"`.
+    #[serde(default)]
+    pub processed_mailbox: Option<String>,
+}
+
+/// The SMTP server replies are sent through.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Server host name (also the TLS server name).
+    pub host: String,
+    /// Server port (465 for TLS, 587 for STARTTLS, 25 for plain).
+    pub port: u16,
+    /// `tls`, `starttls` or `plain`.
+    #[serde(default = "default_tls")]
+    pub tls: TlsMode,
+    /// Environment variable holding the login name; no login when absent.
+    #[serde(default)]
+    pub username_env: Option<String>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Resolved credentials (never read from TOML).
+    #[serde(skip)]
+    pub credentials: Option<(String, String)>,
+    /// Seconds one SMTP conversation may take before it counts as a transient failure.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// Settings of the email channel.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// Read the mailbox and send replies.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The support address customers write to (`support@example.com`).
+    pub address: String,
+    /// The name shown in the From header (`Example Support`).
+    #[serde(default = "default_display_name")]
+    pub display_name: String,
+    /// Inbound mailbox.
+    pub imap: ImapConfig,
+    /// Outbound server.
+    pub smtp: SmtpConfig,
+    /// Attachments larger than this are listed as "too large" rather than kept.
+    #[serde(default = "default_max_attachment_bytes")]
+    pub max_attachment_bytes: usize,
+    /// Mails one sender may open per hour; more are marked processed but not stored.
+    #[serde(default = "default_max_mails_per_sender")]
+    pub max_mails_per_sender_per_hour: u32,
+    /// Set `Reply-To: support+<token>@domain` on replies (see `thread.rs` for the rule).
+    #[serde(default = "default_true")]
+    pub reply_address: bool,
+    /// Environment variable with the key for `+token` reply addresses; without it the key is
+    /// derived from the support address (tokens are then only a routing hint, see `thread.rs`).
+    #[serde(default)]
+    pub reply_token_secret_env: Option<String>,
+    /// Resolved reply-token key (never read from TOML).
+    #[serde(skip)]
+    pub reply_token_secret: Option<String>,
+}
+
+fn default_tls() -> TlsMode {
+    TlsMode::Tls
+}
+fn default_mailbox() -> String {
+    "INBOX".to_owned()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_poll_interval() -> u64 {
+    60
+}
+fn default_processed() -> ProcessedAction {
+    ProcessedAction::Flag
+}
+fn default_smtp_timeout() -> u64 {
+    30
+}
+fn default_display_name() -> String {
+    "Support".to_owned()
+}
+fn default_max_attachment_bytes() -> usize {
+    10 * 1024 * 1024
+}
+fn default_max_mails_per_sender() -> u32 {
+    20
+}
+
+// Hand-written so a logged config never shows a password.
+impl fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("enabled", &self.enabled)
+            .field("address", &self.address)
+            .field("display_name", &self.display_name)
+            .field("imap.host", &self.imap.host)
+            .field("imap.port", &self.imap.port)
+            .field("imap.tls", &self.imap.tls)
+            .field("imap.mailbox", &self.imap.mailbox)
+            .field("smtp.host", &self.smtp.host)
+            .field("smtp.port", &self.smtp.port)
+            .field("smtp.tls", &self.smtp.tls)
+            .field("max_attachment_bytes", &self.max_attachment_bytes)
+            .field(
+                "max_mails_per_sender_per_hour",
+                &self.max_mails_per_sender_per_hour,
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmailConfig {
+    /// Reads the secrets named by `*_env` fields from the environment, reporting each missing one.
+    pub fn resolve_secrets(&mut self, prefix: &str, problems: &mut Vec<(String, String)>) {
+        self.resolve_secrets_from(prefix, problems, |name| std::env::var(name).ok());
+    }
+
+    /// [`EmailConfig::resolve_secrets`] with the environment supplied by the caller (tests).
+    pub fn resolve_secrets_from(
+        &mut self,
+        prefix: &str,
+        problems: &mut Vec<(String, String)>,
+        env: impl Fn(&str) -> Option<String>,
+    ) {
+        let mut read = |key: &str, name: &str| -> Option<String> {
+            match env(name) {
+                Some(value) if !value.is_empty() => Some(value),
+                Some(_) => {
+                    problems.push((
+                        format!("{prefix}.{key}"),
+                        format!("environment variable {name} is empty"),
+                    ));
+                    None
+                }
+                None => {
+                    problems.push((
+                        format!("{prefix}.{key}"),
+                        format!("environment variable {name} is not set"),
+                    ));
+                    None
+                }
+            }
+        };
+        let imap_user = self.imap.username_env.clone();
+        let imap_pass = self.imap.password_env.clone();
+        self.imap.username = read("imap.username_env", &imap_user).unwrap_or_default();
+        self.imap.password = read("imap.password_env", &imap_pass).unwrap_or_default();
+        self.smtp.credentials = match (self.smtp.username_env.clone(), self.smtp.password_env.clone()) {
+            (Some(user), Some(pass)) => {
+                let user = read("smtp.username_env", &user);
+                let pass = read("smtp.password_env", &pass);
+                user.zip(pass)
+            }
+            _ => None,
+        };
+        if let Some(name) = self.reply_token_secret_env.clone() {
+            self.reply_token_secret = read("reply_token_secret_env", &name);
+        }
+    }
+
+    /// Checks every field, pushing `(dotted key, problem)` for each mistake found.
+    pub fn validate(&self, prefix: &str, problems: &mut Vec<(String, String)>) {
+        let mut problem = |field: &str, text: &str| {
+            problems.push((format!("{prefix}.{field}"), text.to_owned()));
+        };
+        if !is_plain_address(&self.address) {
+            problem("address", "must be a plain address like support@example.com");
+        } else if self.address.split('@').next().is_some_and(|local| local.contains('+')) {
+            problem(
+                "address",
+                "must not contain '+': replies use support+<token>@domain",
+            );
+        }
+        if self.display_name.contains(['\r', '\n', '<', '>', '"']) {
+            problem("display_name", "must not contain line breaks, quotes or angle brackets");
+        }
+        for (key, host) in [("imap.host", &self.imap.host), ("smtp.host", &self.smtp.host)] {
+            if host.trim().is_empty() || host.contains(char::is_whitespace) {
+                problem(key, "must be a host name or IP address");
+            }
+        }
+        if self.imap.port == 0 {
+            problem("imap.port", "must be between 1 and 65535");
+        }
+        if self.smtp.port == 0 {
+            problem("smtp.port", "must be between 1 and 65535");
+        }
+        if self.imap.mailbox.trim().is_empty() {
+            problem("imap.mailbox", "must name a mailbox (usually INBOX)");
+        }
+        if self.imap.poll_interval_secs == 0 || self.imap.poll_interval_secs > 3600 {
+            problem("imap.poll_interval_secs", "must be between 1 and 3600");
+        }
+        match (&self.imap.processed, &self.imap.processed_mailbox) {
+            (ProcessedAction::Move, None) => problem(
+                "imap.processed_mailbox",
+                "is required when imap.processed = \"move\"",
+            ),
+            (ProcessedAction::Move, Some(target)) if *target == self.imap.mailbox => problem(
+                "imap.processed_mailbox",
+                "must differ from imap.mailbox (mails would be read again)",
+            ),
+            _ => {}
+        }
+        if self.smtp.username_env.is_some() != self.smtp.password_env.is_some() {
+            problem(
+                "smtp.password_env",
+                "smtp.username_env and smtp.password_env go together (both or neither)",
+            );
+        }
+        if self.smtp.timeout_secs == 0 {
+            problem("smtp.timeout_secs", "must be at least 1");
+        }
+        if self.max_attachment_bytes == 0 {
+            problem("max_attachment_bytes", "must be greater than 0");
+        }
+        if self.max_mails_per_sender_per_hour == 0 {
+            problem(
+                "max_mails_per_sender_per_hour",
+                "must be at least 1 (no customer could write)",
+            );
+        }
+        if cfg!(not(feature = "tls")) {
+            for (key, mode) in [("imap.tls", self.imap.tls), ("smtp.tls", self.smtp.tls)] {
+                if mode != TlsMode::Plain {
+                    problem(key, "this build has no TLS support (feature `tls`); use \"plain\"");
+                }
+            }
+        }
+    }
+
+    /// The domain of the support address.
+    pub(crate) fn domain(&self) -> &str {
+        self.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+    }
+
+    /// The key reply tokens are derived with.
+    pub(crate) fn token_key(&self) -> Vec<u8> {
+        match &self.reply_token_secret {
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => format!("switchboard-email-reply-token:{}", self.address.to_lowercase())
+                .into_bytes(),
+        }
+    }
+}
+
+/// `local@domain` with no spaces, brackets or display name.
+fn is_plain_address(address: &str) -> bool {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !address.contains(|c: char| c.is_whitespace() || "<>\"(),;:".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+        address = "support@example.com"
+        display_name = "Example Support"
+        [imap]
+        host = "imap.example.com"
+        port = 993
+        username_env = "EMAIL_IMAP_USER"
+        password_env = "EMAIL_IMAP_PASSWORD"
+        [smtp]
+        host = "smtp.example.com"
+        port = 587
+        tls = "starttls"
+        username_env = "EMAIL_SMTP_USER"
+        password_env = "EMAIL_SMTP_PASSWORD"
+    "#;
+
+    fn problems_of(config: &EmailConfig) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        config.validate("connectors.email", &mut problems);
+        problems
+    }
+
+    #[test]
+    fn example_parses_with_defaults_and_is_valid() {
+        let config: EmailConfig = toml::from_str(EXAMPLE).expect("parse");
+        assert!(config.enabled);
+        assert_eq!(config.imap.mailbox, "INBOX");
+        assert!(config.imap.idle);
+        assert_eq!(config.imap.processed, ProcessedAction::Flag);
+        assert_eq!(config.smtp.tls, TlsMode::Starttls);
+        assert!(problems_of(&config).is_empty(), "{:?}", problems_of(&config));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let text = EXAMPLE.replace("display_name", "dispaly_name");
+        let error = toml::from_str::<EmailConfig>(&text).unwrap_err();
+        assert!(error.to_string().contains("dispaly_name"), "{error}");
+    }
+
+    #[test]
+    fn missing_secrets_are_reported_with_their_key() {
+        let mut config: EmailConfig = toml::from_str(EXAMPLE).expect("parse");
+        let mut problems = Vec::new();
+        config.resolve_secrets_from("connectors.email", &mut problems, |name| {
+            (name == "EMAIL_IMAP_USER").then(|| "bot".to_owned())
+        });
+        assert!(problems.contains(&(
+            "connectors.email.imap.password_env".to_owned(),
+            "environment variable EMAIL_IMAP_PASSWORD is not set".to_owned()
+        )));
+        assert!(problems.iter().any(|(key, _)| key == "connectors.email.smtp.password_env"));
+        assert_eq!(config.imap.username, "bot");
+    }
+
+    #[test]
+    fn every_mistake_is_reported() {
+        let text = EXAMPLE
+            .replace("support@example.com", "not an address")
+            .replace("port = 993", "port = 0\nprocessed = \"move\"");
+        let config: EmailConfig = toml::from_str(&text).expect("parse");
+        let keys: Vec<String> = problems_of(&config).into_iter().map(|(key, _)| key).collect();
+        for expected in [
+            "connectors.email.address",
+            "connectors.email.imap.port",
+            "connectors.email.imap.processed_mailbox",
+        ] {
+            assert!(keys.iter().any(|key| key == expected), "{expected} in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        let mut config: EmailConfig = toml::from_str(EXAMPLE).expect("parse");
+        config.imap.password = "hunter2".into();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}
