@@ -1,3 +1,18 @@
 //! Email channel for Switchboard: IMAP in (IDLE, polling as fallback), SMTP out.
+//!
+//! Files, one concern each: `config` (the `[connectors.email]` section), `convert` (raw mail
+//! -> `Inbound`, pure), `trim` (reply trimming), `noise` (auto-replies, bounces, rate limit),
+//! `thread` (conversation key and `+token` reply addresses), `compose` (`Outbound` -> mail,
+//! pure), `imap` (the IMAP protocol side), `connector` (the loop and SMTP delivery).
 
+pub mod compose;
+pub mod config;
+pub mod connector;
+pub mod convert;
+pub mod imap;
+pub mod noise;
+pub mod thread;
 pub mod trim;
+
+pub use config::{EmailConfig, ImapConfig, ProcessedAction, SmtpConfig, TlsMode};
+pub use connector::EmailConnector;

@@ -1,0 +1,291 @@
+//! [`EmailConnector`]: the mailbox loop (IMAP in) and delivery (SMTP out).
+//!
+//! The order that makes a crash harmless: fetch (peek) -> `gateway.accept` -> mark processed.
+//! A crash between accept and mark re-reads the mail on restart; the gateway's dedupe on
+//! Message-ID stores it once. A disconnect anywhere reconnects with backoff and starts over
+//! from the server's list of unprocessed mails, so nothing is lost or doubled.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use switchboard_api::{
+    Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway, Health,
+    IngestError, Outbound,
+};
+use tracing::{info, warn};
+
+use crate::compose::{self, ComposeError};
+use crate::config::{EmailConfig, TlsMode};
+use crate::convert::{self, ConvertSettings, Converted};
+use crate::imap::{self, ImapError, Session};
+use crate::noise::{SenderRateLimit, SkipReason};
+
+const NAME: &str = "email";
+/// Longest wait between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+type Transport = AsyncSmtpTransport<Tokio1Executor>;
+
+/// The email channel. Building it opens no connection; `run` and `send` do.
+pub struct EmailConnector {
+    config: EmailConfig,
+    settings: ConvertSettings,
+    rate_limit: Mutex<SenderRateLimit>,
+    health: Mutex<Health>,
+    transport: OnceLock<Result<Transport, String>>,
+}
+
+/// What to do with a mail on the server after handling it.
+enum Outcome {
+    /// Stored or deliberately skipped: mark it processed.
+    Done,
+    /// Storage is down: leave it unread and back off.
+    Retry(String),
+}
+
+impl EmailConnector {
+    /// Builds the connector from validated config (with secrets resolved).
+    pub fn new(config: EmailConfig) -> EmailConnector {
+        let settings = ConvertSettings {
+            support_address: config.address.to_lowercase(),
+            max_attachment_bytes: config.max_attachment_bytes,
+            token_key: config.token_key(),
+        };
+        EmailConnector {
+            rate_limit: Mutex::new(SenderRateLimit::new(config.max_mails_per_sender_per_hour)),
+            health: Mutex::new(Health::Down("not connected yet".into())),
+            transport: OnceLock::new(),
+            settings,
+            config,
+        }
+    }
+
+    fn set_health(&self, health: Health) {
+        if let Ok(mut slot) = self.health.lock() {
+            *slot = health;
+        }
+    }
+
+    /// One connection's life: log in, then process and wait until something breaks.
+    async fn session(&self, gateway: &Arc<dyn Gateway>, backoff: &mut Duration) -> Result<(), ImapError> {
+        let imap = &self.config.imap;
+        let mut session = imap::connect(imap).await?;
+        imap::timed("SELECT", session.select(&imap.mailbox)).await?;
+        let can_idle = imap.idle
+            && imap::timed("CAPABILITY", session.capabilities())
+                .await?
+                .has_str("IDLE");
+        info!(mailbox = %imap.mailbox, idle = can_idle, "mailbox connected");
+        self.set_health(Health::Up);
+        *backoff = Duration::from_secs(1);
+        let interval = Duration::from_secs(imap.poll_interval_secs);
+        loop {
+            self.process_pending(&mut session, gateway).await?;
+            session = if can_idle {
+                imap::idle(session, interval).await?
+            } else {
+                tokio::time::sleep(interval).await;
+                imap::timed("NOOP", session.noop()).await?;
+                session
+            };
+        }
+    }
+
+    /// Handles every unprocessed mail, oldest first.
+    async fn process_pending(&self, session: &mut Session, gateway: &Arc<dyn Gateway>) -> Result<(), ImapError> {
+        let imap = &self.config.imap;
+        for uid in imap::pending(session, imap.processed).await? {
+            let Some(raw) = self.fetch(session, uid).await? else {
+                continue; // expunged by someone else meanwhile
+            };
+            match self.handle(&raw, gateway).await {
+                Outcome::Done => {
+                    imap::mark_processed(session, uid, imap.processed, imap.processed_mailbox.as_deref())
+                        .await?
+                }
+                Outcome::Retry(why) => return Err(ImapError::Io(format!("storage unavailable: {why}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// The raw mail; a mail far over the attachment limit is read as header plus a notice.
+    async fn fetch(&self, session: &mut Session, uid: u32) -> Result<Option<Vec<u8>>, ImapError> {
+        let limit = self.config.max_attachment_bytes.saturating_mul(2).saturating_add(1 << 20);
+        let size = imap::size_of(session, uid).await?.unwrap_or(0) as usize;
+        if size <= limit {
+            return imap::fetch(session, uid, true).await;
+        }
+        let Some(mut raw) = imap::fetch(session, uid, false).await? else {
+            return Ok(None);
+        };
+        // The header keeps sender and threading; the body says what happened.
+        let header_end = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 2);
+        raw.truncate(header_end.unwrap_or(raw.len()));
+        raw.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n\r\n");
+        raw.extend_from_slice(
+            format!(
+                "(This mail was {} MB, over the size limit; its text and attachments are in the support mailbox.)\r\n",
+                size / (1024 * 1024)
+            )
+            .as_bytes(),
+        );
+        Ok(Some(raw))
+    }
+
+    /// Converts and stores one mail.
+    async fn handle(&self, raw: &[u8], gateway: &Arc<dyn Gateway>) -> Outcome {
+        let inbound = match convert::convert(raw, &self.settings) {
+            Converted::Inbound(inbound) => inbound,
+            Converted::Skip { reason, sender } => {
+                log_skip(&reason, sender.as_deref());
+                return Outcome::Done;
+            }
+        };
+        let allowed = self
+            .rate_limit
+            .lock()
+            .map(|mut limit| limit.allow(&inbound.conversation_key, Instant::now()))
+            .unwrap_or(true);
+        if !allowed {
+            log_skip(&SkipReason::RateLimited, Some(&inbound.conversation_key));
+            return Outcome::Done;
+        }
+        let message_id = inbound.message_id.clone();
+        match gateway.accept(*inbound).await {
+            Ok(accepted) => {
+                info!(
+                    conversation = %accepted.conversation_id,
+                    message_id = %message_id,
+                    new = accepted.is_new,
+                    "mail stored"
+                );
+                Outcome::Done
+            }
+            Err(IngestError::Rejected(why)) => {
+                warn!(message_id = %message_id, %why, "mail rejected by the gateway; marking it processed");
+                Outcome::Done
+            }
+            Err(IngestError::Unavailable(why)) => Outcome::Retry(why),
+        }
+    }
+
+    /// The SMTP transport, built on first use (building loads TLS roots, never connects).
+    fn transport(&self) -> Result<&Transport, ConnectorError> {
+        let built = self.transport.get_or_init(|| build_transport(&self.config));
+        built.as_ref().map_err(|detail| ConnectorError::Permanent {
+            connector: NAME,
+            detail: detail.clone(),
+        })
+    }
+}
+
+fn log_skip(reason: &SkipReason, sender: Option<&str>) {
+    info!(%reason, sender = sender.unwrap_or("(unknown)"), "mail skipped, marked processed");
+}
+
+fn build_transport(config: &EmailConfig) -> Result<Transport, String> {
+    let smtp = &config.smtp;
+    let builder = match smtp.tls {
+        TlsMode::Plain => Transport::builder_dangerous(smtp.host.clone()),
+        #[cfg(feature = "tls")]
+        TlsMode::Tls => Transport::relay(&smtp.host).map_err(|e| format!("smtp tls setup: {e}"))?,
+        #[cfg(feature = "tls")]
+        TlsMode::Starttls => {
+            Transport::starttls_relay(&smtp.host).map_err(|e| format!("smtp tls setup: {e}"))?
+        }
+        #[cfg(not(feature = "tls"))]
+        _ => return Err("smtp TLS requested but this build lacks the `tls` feature".into()),
+    };
+    let mut builder = builder
+        .port(smtp.port)
+        .timeout(Some(Duration::from_secs(smtp.timeout_secs)))
+        .hello_name(ClientId::Domain(config.domain().to_owned()));
+    if let Some((user, password)) = &smtp.credentials {
+        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    Ok(builder.build())
+}
+
+/// SMTP failures by whether retrying can help: 4xx and network trouble can, 5xx cannot,
+/// refused credentials stop the connector.
+fn smtp_error(error: lettre::transport::smtp::Error) -> ConnectorError {
+    let detail = error.to_string();
+    let code = error.status().map(|code| code.to_string());
+    if code.as_deref().is_some_and(|c| ["530", "534", "535", "454"].contains(&c))
+        && detail.to_ascii_lowercase().contains("auth")
+    {
+        return ConnectorError::Auth { connector: NAME, detail };
+    }
+    if error.is_permanent() {
+        ConnectorError::Permanent { connector: NAME, detail }
+    } else if error.is_client() {
+        ConnectorError::Permanent { connector: NAME, detail }
+    } else {
+        ConnectorError::Transient { connector: NAME, detail }
+    }
+}
+
+#[async_trait]
+impl Connector for EmailConnector {
+    fn channel(&self) -> ChannelKind {
+        ChannelKind::Email
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            buttons: false,
+            threads: true,
+            edits: false,
+            files: false,
+        }
+    }
+
+    async fn run(&self, gateway: Arc<dyn Gateway>) -> Result<(), ConnectorError> {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match self.session(&gateway, &mut backoff).await {
+                Ok(()) => {}
+                Err(ImapError::Auth(detail)) => {
+                    self.set_health(Health::Down(format!("login refused: {detail}")));
+                    return Err(ConnectorError::Auth { connector: NAME, detail });
+                }
+                Err(ImapError::Io(detail)) => {
+                    warn!(error = %detail, retry_in = ?backoff, "mailbox connection lost; reconnecting");
+                    self.set_health(Health::Down(detail));
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn send(&self, outbound: &Outbound) -> Result<DeliveryReceipt, ConnectorError> {
+        let message = compose::compose(outbound, &self.config).map_err(|error| match error {
+            ComposeError::Sender(_) => ConnectorError::Auth {
+                connector: NAME,
+                detail: error.to_string(),
+            },
+            _ => ConnectorError::Permanent {
+                connector: NAME,
+                detail: error.to_string(),
+            },
+        })?;
+        let message_id = compose::message_id_for(&outbound.id, self.config.domain());
+        self.transport()?.send(message).await.map_err(smtp_error)?;
+        Ok(DeliveryReceipt {
+            platform_message_id: Some(format!("<{message_id}>")),
+        })
+    }
+
+    async fn health(&self) -> Health {
+        self.health
+            .lock()
+            .map(|health| health.clone())
+            .unwrap_or_else(|_| Health::Down("health state poisoned".into()))
+    }
+}

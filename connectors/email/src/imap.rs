@@ -1,0 +1,230 @@
+//! The IMAP side: connect (plain, TLS or STARTTLS), log in, list, fetch and mark mails, wait.
+//!
+//! Every function returns [`ImapError`]; the connector reconnects on `Io` and stops on
+//! `Auth`. Mails are fetched with `BODY.PEEK[]`, so reading never marks them seen: only
+//! [`mark_processed`], called after the gateway stored the mail, does.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use crate::config::{ImapConfig, ProcessedAction, TlsMode};
+
+/// Longest a connect, login or single command may take before the connection counts as dead.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A byte stream IMAP can run over (plain TCP or TLS).
+pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapIo for T {}
+
+/// A logged-in IMAP session.
+pub type Session = async_imap::Session<Box<dyn ImapIo>>;
+
+/// Why talking to the IMAP server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    /// The server refused our credentials: retrying will not help.
+    #[error("imap login refused: {0}")]
+    Auth(String),
+    /// Network, protocol or timeout trouble: reconnect with backoff.
+    #[error("imap: {0}")]
+    Io(String),
+}
+
+impl From<async_imap::error::Error> for ImapError {
+    fn from(error: async_imap::error::Error) -> Self {
+        ImapError::Io(error.to_string())
+    }
+}
+
+/// Runs `future` with [`COMMAND_TIMEOUT`], so a silent server cannot hang the connector.
+pub async fn timed<T, E: Into<ImapError>>(
+    what: &str,
+    future: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, ImapError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, future).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(ImapError::Io(format!("{what} timed out after {COMMAND_TIMEOUT:?}"))),
+    }
+}
+
+/// Connects, reads the greeting, secures the connection as configured and logs in.
+pub async fn connect(config: &ImapConfig) -> Result<Session, ImapError> {
+    let address = (config.host.as_str(), config.port);
+    let tcp = timed("connect", async {
+        TcpStream::connect(address)
+            .await
+            .map_err(|error| ImapError::Io(format!("connect {}:{}: {error}", config.host, config.port)))
+    })
+    .await?;
+    let client = match config.tls {
+        TlsMode::Plain => greeted(async_imap::Client::new(Box::new(tcp) as Box<dyn ImapIo>)).await?,
+        TlsMode::Tls => {
+            let tls = tls::wrap(tcp, &config.host).await?;
+            greeted(async_imap::Client::new(tls)).await?
+        }
+        TlsMode::Starttls => {
+            let mut plain = greeted(async_imap::Client::new(tcp)).await?;
+            timed("STARTTLS", plain.run_command_and_check_ok("STARTTLS", None)).await?;
+            let tls = tls::wrap(plain.into_inner(), &config.host).await?;
+            // No second greeting after STARTTLS (RFC 3501 6.2.1).
+            async_imap::Client::new(tls)
+        }
+    };
+    let login = tokio::time::timeout(COMMAND_TIMEOUT, client.login(&config.username, &config.password)).await;
+    match login {
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err((async_imap::error::Error::No(why), _)))
+        | Ok(Err((async_imap::error::Error::Bad(why), _))) => Err(ImapError::Auth(why)),
+        Ok(Err((error, _))) => Err(error.into()),
+        Err(_) => Err(ImapError::Io("login timed out".into())),
+    }
+}
+
+/// Reads the server greeting that opens every IMAP connection.
+async fn greeted<T: ImapIo>(mut client: async_imap::Client<T>) -> Result<async_imap::Client<T>, ImapError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, client.read_response()).await {
+        Ok(Some(Ok(_))) => Ok(client),
+        Ok(Some(Err(error))) => Err(ImapError::Io(format!("greeting: {error}"))),
+        Ok(None) => Err(ImapError::Io("server closed the connection before its greeting".into())),
+        Err(_) => Err(ImapError::Io("no greeting from the server".into())),
+    }
+}
+
+/// UIDs of the mails still to process, oldest first.
+pub async fn pending(session: &mut Session, action: ProcessedAction) -> Result<Vec<u32>, ImapError> {
+    // With `move`, everything still in the mailbox is unprocessed; with `flag`, the unseen.
+    let query = match action {
+        ProcessedAction::Flag => "UNSEEN",
+        ProcessedAction::Move => "ALL",
+    };
+    let mut uids: Vec<u32> = timed("UID SEARCH", session.uid_search(query)).await?.into_iter().collect();
+    uids.sort_unstable();
+    Ok(uids)
+}
+
+/// The mail's size in bytes, or `None` when it vanished meanwhile.
+pub async fn size_of(session: &mut Session, uid: u32) -> Result<Option<u32>, ImapError> {
+    timed("UID FETCH size", async {
+        let mut stream = session.uid_fetch(uid.to_string(), "RFC822.SIZE").await?;
+        let mut size = None;
+        while let Some(item) = stream.next().await {
+            let fetch = item?;
+            if fetch.uid.is_none_or(|u| u == uid) {
+                size = size.or(fetch.size);
+            }
+        }
+        Ok::<_, ImapError>(size)
+    })
+    .await
+}
+
+/// The whole raw mail (`whole = true`) or only its header, without setting `\Seen`.
+pub async fn fetch(session: &mut Session, uid: u32, whole: bool) -> Result<Option<Vec<u8>>, ImapError> {
+    let item = if whole { "BODY.PEEK[]" } else { "BODY.PEEK[HEADER]" };
+    timed("UID FETCH", async {
+        let mut stream = session.uid_fetch(uid.to_string(), item).await?;
+        let mut raw = None;
+        while let Some(item) = stream.next().await {
+            let fetch = item?;
+            if fetch.uid.is_none_or(|u| u == uid) && raw.is_none() {
+                let bytes = if whole { fetch.body() } else { fetch.header() };
+                raw = bytes.map(<[u8]>::to_vec);
+            }
+        }
+        Ok::<_, ImapError>(raw)
+    })
+    .await
+}
+
+/// Marks a stored (or deliberately skipped) mail as processed: `\Seen`, or moved away.
+pub async fn mark_processed(
+    session: &mut Session,
+    uid: u32,
+    action: ProcessedAction,
+    target: Option<&str>,
+) -> Result<(), ImapError> {
+    match (action, target) {
+        (ProcessedAction::Move, Some(target)) => {
+            timed("UID MOVE", session.uid_mv(uid.to_string(), target)).await
+        }
+        _ => {
+            timed("UID STORE", async {
+                let mut stream = session.uid_store(uid.to_string(), "+FLAGS (\\Seen)").await?;
+                while let Some(item) = stream.next().await {
+                    item?;
+                }
+                Ok::<_, ImapError>(())
+            })
+            .await
+        }
+    }
+}
+
+/// Waits for new mail: IDLE until the server reports something or `limit` passes.
+pub async fn idle(session: Session, limit: Duration) -> Result<Session, ImapError> {
+    let mut handle = session.idle();
+    timed("IDLE", handle.init()).await?;
+    {
+        let (wait, _stop) = handle.wait_with_timeout(limit);
+        // A server that stays silent past `limit` plus slack is treated as gone.
+        timed("IDLE wait", async {
+            tokio::time::timeout(limit + Duration::from_secs(5), wait)
+                .await
+                .map_err(|_| ImapError::Io("IDLE wait overran".into()))?
+                .map_err(ImapError::from)
+        })
+        .await?;
+    }
+    timed("IDLE DONE", handle.done()).await
+}
+
+#[cfg(feature = "tls")]
+mod tls {
+    use std::sync::Arc;
+
+    use tokio_rustls::rustls::pki_types::ServerName;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    use tokio_rustls::TlsConnector;
+
+    use super::{ImapError, ImapIo};
+
+    /// Wraps `stream` in TLS, checking the server's certificate against the system's roots.
+    pub async fn wrap<S: ImapIo + 'static>(stream: S, host: &str) -> Result<Box<dyn ImapIo>, ImapError> {
+        let mut roots = RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| ImapError::Io(format!("tls setup: {error}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|error| ImapError::Io(format!("tls server name {host:?}: {error}")))?;
+        let tls = super::timed("TLS handshake", async {
+            TlsConnector::from(Arc::new(config))
+                .connect(name, stream)
+                .await
+                .map_err(|error| ImapError::Io(format!("tls handshake with {host}: {error}")))
+        })
+        .await?;
+        Ok(Box::new(tls))
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+mod tls {
+    use super::{ImapError, ImapIo};
+
+    /// This build has no TLS; config validation already reports it.
+    pub async fn wrap<S: ImapIo + 'static>(_stream: S, host: &str) -> Result<Box<dyn ImapIo>, ImapError> {
+        Err(ImapError::Auth(format!(
+            "TLS to {host} requested but this build lacks the `tls` feature"
+        )))
+    }
+}

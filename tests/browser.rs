@@ -1,0 +1,118 @@
+//! The widget in a real browser (headless Debian chromium driven by playwright-core) against
+//! the real gateway and a real Redis.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use redis::Commands;
+use serde_json::Value;
+use switchboard::store::keys;
+
+use crate::harness::{start_gateway, test_config, RedisServer};
+use crate::webchat::WEBCHAT;
+
+static NPM_INSTALL: Mutex<bool> = Mutex::new(false);
+
+fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// Checks node and chromium are installed and installs playwright-core (no browser download).
+fn ensure_browser_tooling() {
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|out| out.status.success()),
+        "the browser tests need node: apt-get install nodejs npm (.ci/run does this)"
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "the browser tests need Debian's chromium at /usr/bin/chromium: apt-get install chromium (.ci/run does this)"
+    );
+    let mut installed = NPM_INSTALL.lock().unwrap_or_else(|poison| poison.into_inner());
+    if !*installed && !browser_dir().join("node_modules/playwright-core").exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(browser_dir())
+            .status()
+            .expect("run npm");
+        assert!(status.success(), "npm ci in tests/browser failed");
+    }
+    *installed = true;
+}
+
+async fn run_script(script: &str, args: &[String]) -> Value {
+    ensure_browser_tooling();
+    let output = tokio::process::Command::new("node")
+        .arg(browser_dir().join(script))
+        .args(args)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    let last = stdout.trim().lines().last().unwrap_or("");
+    serde_json::from_str(last).unwrap_or_else(|_| panic!("{script} printed no report: {stdout}"))
+}
+
+fn artifacts_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).expect("create target/test-artifacts");
+    dir
+}
+
+#[tokio::test]
+async fn a_visitor_in_a_real_browser_gets_an_answer_and_reaches_a_human() {
+    let redis = RedisServer::start();
+    let gateway = start_gateway(test_config(&redis, WEBCHAT)).await;
+    let screenshots = artifacts_dir();
+    let _ = std::fs::remove_file(screenshots.join("widget.png"));
+    let report = run_script(
+        "webchat.mjs",
+        &[format!("http://{}", gateway.local_addr), screenshots.display().to_string()],
+    )
+    .await;
+
+    assert_eq!(report["ok"], true, "{report}");
+    let answer = report["ai_answer"].as_str().unwrap_or("").to_lowercase();
+    assert!(answer.contains("password"), "the AI answered from the knowledge base: {report}");
+    assert!(report["notice"].as_str().unwrap_or("").contains("person"), "{report}");
+    assert!(report["history_after_reload"].as_u64().unwrap_or(0) >= 4, "{report}");
+    assert!(screenshots.join("widget.png").exists(), "screenshot saved as a test artifact");
+
+    let mut client = redis.client();
+    let escalations: usize = client.xlen(keys::ESCALATIONS).unwrap();
+    assert_eq!(escalations, 1);
+}
+
+#[tokio::test]
+async fn the_widget_resends_after_drops_and_reloads_without_duplicates() {
+    let redis = RedisServer::start();
+    let gateway = start_gateway(test_config(&redis, WEBCHAT)).await;
+    let questions = [
+        "How do I reset my password?",
+        "How do I download my invoices?",
+        "What plans do you offer?",
+        "How do I turn on two-factor authentication?",
+    ];
+    let report = run_script(
+        "reconnect.mjs",
+        &[format!("http://{}", gateway.local_addr), serde_json::to_string(&questions).unwrap()],
+    )
+    .await;
+    assert_eq!(report["ok"], true, "{report}");
+
+    let mut client = redis.client();
+    let streams: Vec<String> = client.keys("sb:{c:*}:m").unwrap();
+    assert_eq!(streams.len(), 1, "one visitor, one conversation");
+    let entries: redis::streams::StreamRangeReply = client.xrange_all(&streams[0]).unwrap();
+    for question in questions {
+        let stored = entries
+            .ids
+            .iter()
+            .filter(|entry| entry.get::<String>("text").as_deref() == Some(question))
+            .count();
+        assert_eq!(stored, 1, "{question:?} stored {stored} times");
+    }
+}
