@@ -27,6 +27,16 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Measure the embedded answerer on CLINC150: knowledge base from `train`, questions from
+    /// `val` + `oos_val`; prints accuracy, out-of-scope recall, wrong answers and a threshold sweep.
+    Eval {
+        /// CLINC150's `clinc150_train_val.json` (or the full `data_full.json`).
+        #[arg(long, default_value = "../shared/data/clinc150/clinc150_train_val.json")]
+        clinc150: PathBuf,
+        /// Confidence threshold to report at (defaults to the built-in one).
+        #[arg(long)]
+        threshold: Option<f32>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -34,6 +44,19 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => run(config),
         Command::CheckConfig { files } => check_config(&files),
+        Command::Eval {
+            clinc150,
+            threshold,
+        } => match switchboard::triage::eval_clinc150(&clinc150, threshold) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -323,7 +323,13 @@ impl TriageWorker {
             text: &message.text,
             kind,
             channel: conversation.channel,
-            tier: conversation.context.tier.as_deref(),
+            // Anyone can type a tier into an anonymous widget's attributes; only a channel-verified
+            // identity may claim one that bypasses the AI.
+            tier: conversation
+                .context
+                .tier
+                .as_deref()
+                .filter(|_| conversation.contact.verified),
             email: conversation.contact.email.as_deref(),
             history: &history,
         };

@@ -193,17 +193,29 @@ impl Index {
         if doc_scores.is_empty() || self_score <= 0.0 {
             return none;
         }
+        let mut near_raw = vec![0.0_f32; self.entries.len()];
+        for (&doc, &s) in &doc_scores {
+            let d = &self.docs[doc as usize];
+            let slot = &mut near_raw[d.entry as usize];
+            *slot = slot.max(s * d.weight);
+        }
         let mut ranked: Vec<(u32, f32)> = doc_scores
             .into_iter()
             .map(|(doc, s)| (doc, s * self.docs[doc as usize].weight))
             .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        // Nearest-neighbour score of each entry, relative to the self-score.
-        let mut near = vec![0.0_f32; self.entries.len()];
-        for &(doc, s) in &ranked {
-            let e = self.docs[doc as usize].entry as usize;
-            near[e] = near[e].max((s / self_score).clamp(0.0, 1.0));
+        // Only the top k documents need ordering; a full sort of every matched document
+        // was most of the time per query.
+        let by_score = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if ranked.len() > self.top_k {
+            ranked.select_nth_unstable_by(self.top_k - 1, by_score);
+            ranked.truncate(self.top_k);
         }
+        ranked.sort_by(by_score);
+        // Nearest-neighbour score of each entry, relative to the self-score.
+        let near: Vec<f32> = near_raw
+            .iter()
+            .map(|s| (s / self_score).clamp(0.0, 1.0))
+            .collect();
         let nn_best = self.docs[ranked[0].0 as usize].entry as usize;
         let (clf, known) = self.classifier.scores(query);
         let combined: Vec<f32> = near
@@ -215,7 +227,7 @@ impl Index {
         order.sort_by(|&a, &b| combined[b].total_cmp(&combined[a]).then(a.cmp(&b)));
         let best = order[0];
         let second = order.get(1).copied();
-        let top: Vec<&(u32, f32)> = ranked.iter().take(self.top_k).collect();
+        let top = &ranked;
         let top_sum: f32 = top.iter().map(|(_, s)| s).sum();
         let agree: f32 = top
             .iter()
