@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_api::{ChannelKind, Connector, Desk, DeskSink, Gateway};
+use switchboard_api::{ChannelKind, Connector, ConnectorError, Desk, DeskSink, Gateway};
+use switchboard_slack::SlackDesk;
 use switchboard_webchat::WebchatConnector;
 use tokio::task::JoinSet;
 use tracing::{error, info, Instrument};
@@ -35,6 +36,9 @@ pub enum StartError {
     /// The knowledge base or triage settings are broken.
     #[error("triage: {0}")]
     Triage(#[from] TriageError),
+    /// The agent desk could not be built from its config.
+    #[error("{0}")]
+    Desk(ConnectorError),
     /// The HTTP listener could not bind.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -81,7 +85,11 @@ pub fn redact_url(url: &str) -> String {
 fn instance_name(config: &Config) -> String {
     config.gateway.instance_id.clone().unwrap_or_else(|| {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "gateway".into());
-        format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+        format!(
+            "{host}-{}-{:04x}",
+            std::process::id(),
+            rand::random::<u16>()
+        )
     })
 }
 
@@ -95,7 +103,18 @@ pub struct DeskSetup {
 
 /// Connects, builds everything and starts serving; returns once the listener is bound.
 pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
-    start_with_desk(config, None).await
+    let desk = match config.desk.slack.clone().filter(|slack| slack.enabled) {
+        Some(slack) => {
+            let default_channel = slack.channel.clone();
+            let desk = SlackDesk::new(slack).map_err(StartError::Desk)?;
+            Some(DeskSetup {
+                desk: Arc::new(desk),
+                default_channel,
+            })
+        }
+        None => None,
+    };
+    start_with_desk(config, desk).await
 }
 
 /// Like [`start`], with the agent desk given rather than built from config.
@@ -137,7 +156,10 @@ pub async fn start_with_desk(
     let mut router =
         crate::server::router(store.clone(), gateway.clone(), &connectors, metrics.clone());
     let desk_sink: Arc<dyn DeskSink> = Arc::new(DeskInbox::new(store.clone(), metrics.clone()));
-    if let Some(routes) = desk.as_ref().and_then(|setup| setup.desk.routes(desk_sink.clone())) {
+    if let Some(routes) = desk
+        .as_ref()
+        .and_then(|setup| setup.desk.routes(desk_sink.clone()))
+    {
         router = router.merge(routes);
     }
     let listener = tokio::net::TcpListener::bind(&config.gateway.listen)
@@ -166,9 +188,13 @@ pub async fn start_with_desk(
     let mut triage_worker =
         TriageWorker::new(triage_store, triage.clone(), consumer.clone(), claim_idle)
             .with_metrics(metrics.clone());
-    let mut outbox_worker =
-        OutboxWorker::new(outbox_store, by_channel, config.outbox.clone(), consumer.clone())
-            .with_metrics(metrics.clone());
+    let mut outbox_worker = OutboxWorker::new(
+        outbox_store,
+        by_channel,
+        config.outbox.clone(),
+        consumer.clone(),
+    )
+    .with_metrics(metrics.clone());
     if let Some(setup) = desk {
         triage_worker = triage_worker.with_desk();
         outbox_worker = outbox_worker.with_desk(Arc::new(DeskCourier::new(
@@ -187,8 +213,16 @@ pub async fn start_with_desk(
             .instrument(tracing::info_span!("desk")),
         );
     }
-    tasks.spawn(triage_worker.run().instrument(tracing::info_span!("triage")));
-    tasks.spawn(outbox_worker.run().instrument(tracing::info_span!("outbox")));
+    tasks.spawn(
+        triage_worker
+            .run()
+            .instrument(tracing::info_span!("triage")),
+    );
+    tasks.spawn(
+        outbox_worker
+            .run()
+            .instrument(tracing::info_span!("outbox")),
+    );
     for connector in connectors {
         let gateway = gateway.clone();
         let span = tracing::info_span!("connector", channel = %connector.channel());

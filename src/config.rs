@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use switchboard_slack::SlackDeskConfig;
 use switchboard_webchat::WebchatConfig;
 
 use crate::triage::TriageConfig;
@@ -26,6 +27,8 @@ pub struct Config {
     pub triage: TriageConfig,
     /// `[connectors.*]`: the channels, each enabled or disabled.
     pub connectors: ConnectorsConfig,
+    /// `[desk.*]`: where escalations go (the Slack agent desk).
+    pub desk: DeskConfig,
     /// The directory of the config file; relative paths resolve against it.
     pub base_dir: PathBuf,
 }
@@ -151,6 +154,13 @@ pub struct ConnectorsConfig {
     pub webchat: Option<WebchatConfig>,
 }
 
+/// `[desk]`: the agent desk.
+#[derive(Debug, Clone, Default)]
+pub struct DeskConfig {
+    /// `[desk.slack]`: the team's Slack workspace.
+    pub slack: Option<SlackDeskConfig>,
+}
+
 /// One mistake in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -190,8 +200,9 @@ impl fmt::Display for ConfigError {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 5] = ["gateway", "redis", "outbox", "triage", "connectors"];
+const TOP_LEVEL_KEYS: [&str; 6] = ["gateway", "redis", "outbox", "triage", "connectors", "desk"];
 const CONNECTOR_KEYS: [&str; 1] = ["webchat"];
+const DESK_KEYS: [&str; 1] = ["slack"];
 
 impl Config {
     /// Reads, parses, resolves secrets and validates one config file, reporting every problem.
@@ -236,6 +247,7 @@ impl Config {
             outbox: section(&table, "outbox", &mut problems),
             triage: section(&table, "triage", &mut problems),
             connectors: ConnectorsConfig::default(),
+            desk: DeskConfig::default(),
             base_dir,
         };
         match table.get("connectors") {
@@ -252,6 +264,21 @@ impl Config {
             Some(_) => problems.push(ConfigProblem {
                 key: "connectors".into(),
                 message: "must be a table of connector sections".into(),
+            }),
+        }
+        match table.get("desk") {
+            None => {}
+            Some(toml::Value::Table(desk)) => {
+                for key in desk.keys() {
+                    if !DESK_KEYS.contains(&key.as_str()) {
+                        problems.push(unknown_key(&format!("desk.{key}"), &DESK_KEYS));
+                    }
+                }
+                config.desk.slack = optional_section(desk, "desk.slack", "slack", &mut problems);
+            }
+            Some(_) => problems.push(ConfigProblem {
+                key: "desk".into(),
+                message: "must be a table of desk sections".into(),
             }),
         }
         let redis_url_given = table
@@ -282,7 +309,13 @@ impl Config {
         if let Some(webchat) = &mut self.connectors.webchat {
             webchat.resolve_secrets("connectors.webchat", &mut raw);
         }
-        problems.extend(raw.into_iter().map(|(key, message)| ConfigProblem { key, message }));
+        if let Some(slack) = &mut self.desk.slack {
+            slack.resolve_secrets("desk.slack", &mut raw);
+        }
+        problems.extend(
+            raw.into_iter()
+                .map(|(key, message)| ConfigProblem { key, message }),
+        );
     }
 
     fn validate(&self, problems: &mut Vec<ConfigProblem>) {
@@ -290,20 +323,32 @@ impl Config {
         if self.gateway.listen.parse::<std::net::SocketAddr>().is_err() {
             raw.push((
                 "gateway.listen".into(),
-                format!("`{}` is not a socket address like 127.0.0.1:8080", self.gateway.listen),
+                format!(
+                    "`{}` is not a socket address like 127.0.0.1:8080",
+                    self.gateway.listen
+                ),
             ));
         }
         if self.gateway.max_message_bytes == 0 {
-            raw.push(("gateway.max_message_bytes".into(), "must be greater than 0".into()));
+            raw.push((
+                "gateway.max_message_bytes".into(),
+                "must be greater than 0".into(),
+            ));
         }
         if redis::parse_redis_url(&self.redis.url).is_none() {
             raw.push((
                 "redis.url".into(),
-                format!("`{}` is not a redis:// or redis+unix:// URL", self.redis.url),
+                format!(
+                    "`{}` is not a redis:// or redis+unix:// URL",
+                    self.redis.url
+                ),
             ));
         }
         if self.redis.command_timeout_ms == 0 {
-            raw.push(("redis.command_timeout_ms".into(), "must be greater than 0".into()));
+            raw.push((
+                "redis.command_timeout_ms".into(),
+                "must be greater than 0".into(),
+            ));
         }
         if self.outbox.initial_backoff_ms > self.outbox.max_backoff_ms {
             raw.push((
@@ -318,7 +363,13 @@ impl Config {
         if let Some(webchat) = &self.connectors.webchat {
             webchat.validate("connectors.webchat", &mut raw);
         }
-        problems.extend(raw.into_iter().map(|(key, message)| ConfigProblem { key, message }));
+        if let Some(slack) = &self.desk.slack {
+            slack.validate("desk.slack", &mut raw);
+        }
+        problems.extend(
+            raw.into_iter()
+                .map(|(key, message)| ConfigProblem { key, message }),
+        );
     }
 }
 

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use switchboard::config::Config;
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "AI-first, human-backed omnichannel support gateway")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "AI-first, human-backed omnichannel support gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,7 +35,10 @@ enum Command {
     /// `val` + `oos_val`; prints accuracy, out-of-scope recall, wrong answers and a threshold sweep.
     Eval {
         /// CLINC150's `clinc150_train_val.json` (or the full `data_full.json`).
-        #[arg(long, default_value = "../shared/data/clinc150/clinc150_train_val.json")]
+        #[arg(
+            long,
+            default_value = "../shared/data/clinc150/clinc150_train_val.json"
+        )]
         clinc150: PathBuf,
         /// Confidence threshold to report at (defaults to the built-in one).
         #[arg(long)]

@@ -52,17 +52,60 @@ impl Default for Metrics {
             triage_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             registry: Registry::default(),
         };
-        registry.register("inbound_messages", "Customer messages accepted", metrics.inbound_messages.clone());
-        registry.register("conversations_started", "Conversations started", metrics.conversations_started.clone());
-        registry.register("ai_answers", "Answers sent by the AI", metrics.ai_answers.clone());
-        registry.register("escalations", "Escalations to a person, by reason", metrics.escalations.clone());
-        registry.register("agent_replies", "Agent replies relayed to customers", metrics.agent_replies.clone());
-        registry.register("resolutions", "Conversations resolved by an agent", metrics.resolutions.clone());
-        registry.register("outbox_deliveries", "Outbox delivery attempts by target and outcome", metrics.outbox_deliveries.clone());
-        registry.register("time_to_first_response_seconds", "Customer message to reply queued", metrics.time_to_first_response.clone());
-        registry.register("time_to_human_seconds", "Escalation to first agent reply", metrics.time_to_human.clone());
-        registry.register("triage_latency_seconds", "Time triage took to decide", metrics.triage_latency.clone());
-        Metrics { registry, ..metrics }
+        registry.register(
+            "inbound_messages",
+            "Customer messages accepted",
+            metrics.inbound_messages.clone(),
+        );
+        registry.register(
+            "conversations_started",
+            "Conversations started",
+            metrics.conversations_started.clone(),
+        );
+        registry.register(
+            "ai_answers",
+            "Answers sent by the AI",
+            metrics.ai_answers.clone(),
+        );
+        registry.register(
+            "escalations",
+            "Escalations to a person, by reason",
+            metrics.escalations.clone(),
+        );
+        registry.register(
+            "agent_replies",
+            "Agent replies relayed to customers",
+            metrics.agent_replies.clone(),
+        );
+        registry.register(
+            "resolutions",
+            "Conversations resolved by an agent",
+            metrics.resolutions.clone(),
+        );
+        registry.register(
+            "outbox_deliveries",
+            "Outbox delivery attempts by target and outcome",
+            metrics.outbox_deliveries.clone(),
+        );
+        registry.register(
+            "time_to_first_response_seconds",
+            "Customer message to reply queued",
+            metrics.time_to_first_response.clone(),
+        );
+        registry.register(
+            "time_to_human_seconds",
+            "Escalation to first agent reply",
+            metrics.time_to_human.clone(),
+        );
+        registry.register(
+            "triage_latency_seconds",
+            "Time triage took to decide",
+            metrics.triage_latency.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
     }
 }
 

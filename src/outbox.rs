@@ -168,7 +168,9 @@ impl OutboxWorker {
             }
         };
         let (conversation_id, connector_name) = match &delivery {
-            Delivery::Customer(outbound) => (outbound.conversation_id.clone(), outbound.channel.as_str()),
+            Delivery::Customer(outbound) => {
+                (outbound.conversation_id.clone(), outbound.channel.as_str())
+            }
             Delivery::Desk(post) => (post.conversation_id.clone(), "desk"),
         };
         let send_timeout = Duration::from_millis(self.config.send_timeout_ms);
@@ -177,7 +179,10 @@ impl OutboxWorker {
                 outbound.id = transcript_id.clone();
                 let Some(connector) = self.connectors.get(&outbound.channel) else {
                     let reason = format!("no {} connector is enabled", outbound.channel);
-                    return Ok((connector_name, self.dead_letter(&item, &payload, reason).await?));
+                    return Ok((
+                        connector_name,
+                        self.dead_letter(&item, &payload, reason).await?,
+                    ));
                 };
                 tokio::time::timeout(send_timeout, connector.send(&outbound))
                     .await
@@ -186,7 +191,10 @@ impl OutboxWorker {
             Delivery::Desk(post) => {
                 let Some(courier) = &self.desk else {
                     let reason = "no agent desk is enabled".to_owned();
-                    return Ok((connector_name, self.dead_letter(&item, &payload, reason).await?));
+                    return Ok((
+                        connector_name,
+                        self.dead_letter(&item, &payload, reason).await?,
+                    ));
                 };
                 tokio::time::timeout(send_timeout, courier.deliver(&post))
                     .await
@@ -213,11 +221,17 @@ impl OutboxWorker {
         };
         if !failure.is_retryable() {
             let reason = failure.to_string();
-            return Ok((connector_name, self.dead_letter(&item, &payload, reason).await?));
+            return Ok((
+                connector_name,
+                self.dead_letter(&item, &payload, reason).await?,
+            ));
         }
         if attempt >= self.config.max_attempts {
             let reason = format!("gave up after {attempt} attempts: {failure}");
-            return Ok((connector_name, self.dead_letter(&item, &payload, reason).await?));
+            return Ok((
+                connector_name,
+                self.dead_letter(&item, &payload, reason).await?,
+            ));
         }
         let after = match &failure {
             ConnectorError::RateLimited { retry_after, .. } => *retry_after,

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_api::{
-    Accepted, Author, ChannelKind, ConversationView, CustomerAction, Gateway, Inbound,
-    IngestError, InboundKind, Outbound,
+    Accepted, Author, ChannelKind, ConversationView, CustomerAction, Gateway, Inbound, InboundKind,
+    IngestError, Outbound,
 };
 use tracing::{info, warn};
 
@@ -81,7 +81,10 @@ impl Gateway for Intake {
         let replay = if ingested.is_new { "new" } else { "replay" };
         self.metrics
             .inbound_messages
-            .get_or_create(&vec![("channel", channel.into()), ("delivery", replay.into())])
+            .get_or_create(&vec![
+                ("channel", channel.into()),
+                ("delivery", replay.into()),
+            ])
             .inc();
         if ingested.created {
             self.metrics
@@ -215,8 +218,7 @@ impl TriageWorker {
         let ack = Some((keys::PIPELINE_GROUP.to_owned(), item.entry_id.clone()));
         match conversation.status {
             Status::Bot | Status::Resolved => {
-                let Some(position) = recent.iter().position(|entry| &entry.id == message_id)
-                else {
+                let Some(position) = recent.iter().position(|entry| &entry.id == message_id) else {
                     // Newer messages pushed this one out of the window; each of them has its own
                     // work item and gets its answer, so answering this stale one would only repeat.
                     return self
@@ -233,7 +235,9 @@ impl TriageWorker {
                     .observe(started.elapsed().as_secs_f64());
                 let commit = commit_for_decision(&conversation, &record, ack, self.desk_enabled);
                 self.store.commit(&commit).await?;
-                let first_reply = recent[..position].iter().all(|entry| entry.role == "customer");
+                let first_reply = recent[..position]
+                    .iter()
+                    .all(|entry| entry.role == "customer");
                 let asked_ms = first_reply.then(|| recent[position].at_ms());
                 self.count_decision(&conversation, &record, asked_ms);
                 Ok(())
@@ -381,10 +385,19 @@ fn commit_for_decision(
                 }))
                 .ok();
             }
-            ("system", ESCALATION_NOTICE.to_owned(), vec![], Some(log.to_string()))
+            (
+                "system",
+                ESCALATION_NOTICE.to_owned(),
+                vec![],
+                Some(log.to_string()),
+            )
         }
     };
-    let author = if role == "ai" { Author::Ai } else { Author::System };
+    let author = if role == "ai" {
+        Author::Ai
+    } else {
+        Author::System
+    };
     let outbound = Outbound {
         id: String::new(),
         conversation_id: conversation.id.clone(),

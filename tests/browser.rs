@@ -29,7 +29,9 @@ fn ensure_browser_tooling() {
         Path::new("/usr/bin/chromium").exists(),
         "the browser tests need Debian's chromium at /usr/bin/chromium: apt-get install chromium (.ci/run does this)"
     );
-    let mut installed = NPM_INSTALL.lock().unwrap_or_else(|poison| poison.into_inner());
+    let mut installed = NPM_INSTALL
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
     if !*installed && !browser_dir().join("node_modules/playwright-core").exists() {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--prefix"])
@@ -51,7 +53,10 @@ async fn run_script(script: &str, args: &[String]) -> Value {
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{stderr}"
+    );
     let last = stdout.trim().lines().last().unwrap_or("");
     serde_json::from_str(last).unwrap_or_else(|_| panic!("{script} printed no report: {stdout}"))
 }
@@ -70,16 +75,31 @@ async fn a_visitor_in_a_real_browser_gets_an_answer_and_reaches_a_human() {
     let _ = std::fs::remove_file(screenshots.join("widget.png"));
     let report = run_script(
         "webchat.mjs",
-        &[format!("http://{}", gateway.local_addr), screenshots.display().to_string()],
+        &[
+            format!("http://{}", gateway.local_addr),
+            screenshots.display().to_string(),
+        ],
     )
     .await;
 
     assert_eq!(report["ok"], true, "{report}");
     let answer = report["ai_answer"].as_str().unwrap_or("").to_lowercase();
-    assert!(answer.contains("password"), "the AI answered from the knowledge base: {report}");
-    assert!(report["notice"].as_str().unwrap_or("").contains("person"), "{report}");
-    assert!(report["history_after_reload"].as_u64().unwrap_or(0) >= 4, "{report}");
-    assert!(screenshots.join("widget.png").exists(), "screenshot saved as a test artifact");
+    assert!(
+        answer.contains("password"),
+        "the AI answered from the knowledge base: {report}"
+    );
+    assert!(
+        report["notice"].as_str().unwrap_or("").contains("person"),
+        "{report}"
+    );
+    assert!(
+        report["history_after_reload"].as_u64().unwrap_or(0) >= 4,
+        "{report}"
+    );
+    assert!(
+        screenshots.join("widget.png").exists(),
+        "screenshot saved as a test artifact"
+    );
 
     let mut client = redis.client();
     let escalations: usize = client.xlen(keys::ESCALATIONS).unwrap();
@@ -98,7 +118,10 @@ async fn the_widget_resends_after_drops_and_reloads_without_duplicates() {
     ];
     let report = run_script(
         "reconnect.mjs",
-        &[format!("http://{}", gateway.local_addr), serde_json::to_string(&questions).unwrap()],
+        &[
+            format!("http://{}", gateway.local_addr),
+            serde_json::to_string(&questions).unwrap(),
+        ],
     )
     .await;
     assert_eq!(report["ok"], true, "{report}");

@@ -32,12 +32,18 @@ fn every_example_config_passes_check_config() {
         .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
         .collect();
     examples.sort();
-    assert!(examples.len() >= 2, "expected example configs, found {examples:?}");
+    assert!(
+        examples.len() >= 2,
+        "expected example configs, found {examples:?}"
+    );
     let paths: Vec<&Path> = examples.iter().map(|p| p.as_path()).collect();
     let (ok, output) = check_config(&paths, &EXAMPLE_ENV);
     assert!(ok, "check-config failed:\n{output}");
     for example in &examples {
-        assert!(output.contains(&format!("{}: ok", example.display())), "{output}");
+        assert!(
+            output.contains(&format!("{}: ok", example.display())),
+            "{output}"
+        );
     }
 }
 
@@ -46,7 +52,14 @@ fn write_config(dir: &TempDir, name: &str, text: &str) -> std::path::PathBuf {
     std::fs::write(&path, text).unwrap();
     std::fs::create_dir_all(dir.0.join("knowledge")).unwrap();
     std::fs::copy(
-        config_dir().join("knowledge").read_dir().unwrap().next().unwrap().unwrap().path(),
+        config_dir()
+            .join("knowledge")
+            .read_dir()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
         dir.0.join("knowledge/faq.md"),
     )
     .unwrap();
@@ -83,7 +96,9 @@ enabled = true
         "connectors.telegarm",
     ] {
         assert!(
-            output.lines().any(|line| line.trim_start().starts_with(&format!("{key}:"))),
+            output
+                .lines()
+                .any(|line| line.trim_start().starts_with(&format!("{key}:"))),
             "expected a problem for `{key}` in:\n{output}"
         );
     }
@@ -123,5 +138,8 @@ fn bad_values_and_broken_syntax_are_clear_errors() {
     assert!(!ok);
     assert!(output.contains("gateway.listen:"), "{output}");
     assert!(output.contains("redis.url:"), "{output}");
-    assert!(output.contains("syntax.toml") && output.contains("(syntax)"), "{output}");
+    assert!(
+        output.contains("syntax.toml") && output.contains("(syntax)"),
+        "{output}"
+    );
 }

@@ -35,19 +35,47 @@ impl Desk for FakeDesk {
         *self.sink.lock().unwrap() = Some(sink);
         Ok(())
     }
-    async fn open_thread(&self, channel: &str, briefing: &Briefing) -> Result<ThreadRef, ConnectorError> {
+    async fn open_thread(
+        &self,
+        channel: &str,
+        briefing: &Briefing,
+    ) -> Result<ThreadRef, ConnectorError> {
         let n = self.next_ts.fetch_add(1, Ordering::SeqCst);
-        let thread = ThreadRef { channel: channel.into(), ts: format!("1700000000.{n:06}") };
-        self.threads.lock().unwrap().push((channel.into(), briefing.clone(), thread.clone()));
+        let thread = ThreadRef {
+            channel: channel.into(),
+            ts: format!("1700000000.{n:06}"),
+        };
+        self.threads
+            .lock()
+            .unwrap()
+            .push((channel.into(), briefing.clone(), thread.clone()));
         Ok(thread)
     }
-    async fn update_briefing(&self, thread: &ThreadRef, briefing: &Briefing) -> Result<(), ConnectorError> {
-        self.updates.lock().unwrap().push((thread.clone(), briefing.clone()));
+    async fn update_briefing(
+        &self,
+        thread: &ThreadRef,
+        briefing: &Briefing,
+    ) -> Result<(), ConnectorError> {
+        self.updates
+            .lock()
+            .unwrap()
+            .push((thread.clone(), briefing.clone()));
         Ok(())
     }
-    async fn post_in_thread(&self, thread: &ThreadRef, text: &str) -> Result<String, ConnectorError> {
-        self.posts.lock().unwrap().push((thread.clone(), text.into()));
-        Ok(format!("{}.{}", thread.ts, self.posts.lock().unwrap().len()))
+    async fn post_in_thread(
+        &self,
+        thread: &ThreadRef,
+        text: &str,
+    ) -> Result<String, ConnectorError> {
+        self.posts
+            .lock()
+            .unwrap()
+            .push((thread.clone(), text.into()));
+        Ok(format!(
+            "{}.{}",
+            thread.ts,
+            self.posts.lock().unwrap().len()
+        ))
     }
     async fn health(&self) -> Health {
         Health::Up
@@ -61,12 +89,22 @@ impl FakeDesk {
     }
     async fn thread(&self) -> (Briefing, ThreadRef) {
         eventually(Duration::from_secs(10), "a briefing thread", || async {
-            self.threads.lock().unwrap().first().map(|(_, b, t)| (b.clone(), t.clone()))
+            self.threads
+                .lock()
+                .unwrap()
+                .first()
+                .map(|(_, b, t)| (b.clone(), t.clone()))
         })
         .await
     }
     fn posts_in(&self, thread: &ThreadRef) -> Vec<String> {
-        self.posts.lock().unwrap().iter().filter(|(t, _)| t == thread).map(|(_, text)| text.clone()).collect()
+        self.posts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t == thread)
+            .map(|(_, text)| text.clone())
+            .collect()
     }
 }
 
@@ -84,7 +122,10 @@ fn reply(thread: &ThreadRef, ts: &str, agent: &str, text: &str) -> DeskEvent {
 async fn gateway_with_desk(redis: &RedisServer, desk: Arc<FakeDesk>) -> RunningGateway {
     start_with_desk(
         test_config(redis, WEBCHAT),
-        Some(DeskSetup { desk, default_channel: "C0SUPPORT".into() }),
+        Some(DeskSetup {
+            desk,
+            default_channel: "C0SUPPORT".into(),
+        }),
     )
     .await
     .expect("gateway starts")
@@ -92,7 +133,9 @@ async fn gateway_with_desk(redis: &RedisServer, desk: Arc<FakeDesk>) -> RunningG
 
 async fn escalated_visitor(gateway: &RunningGateway, session: &str) -> Widget {
     let (mut widget, _) = Widget::connect(gateway.local_addr, session, None).await;
-    widget.send(json!({"type": "message", "client_id": "q1", "text": "How do I reset my password?"})).await;
+    widget
+        .send(json!({"type": "message", "client_id": "q1", "text": "How do I reset my password?"}))
+        .await;
     widget.message_from("ai").await;
     widget.send(json!({"type": "message", "client_id": "q2", "text": "That didn't work, I want to talk to a real person"})).await;
     widget.message_from("system").await;
@@ -111,48 +154,111 @@ async fn an_escalation_briefs_the_desk_and_the_agents_reply_reaches_the_web_chat
     assert_eq!(briefing.customer_name, "Dana");
     assert_eq!(briefing.channel, ChannelKind::Webchat);
     assert_eq!(briefing.tier.as_deref(), Some("standard"));
-    assert_eq!(briefing.page_url.as_deref(), Some("https://acme.example/pricing"));
+    assert_eq!(
+        briefing.page_url.as_deref(),
+        Some("https://acme.example/pricing")
+    );
     assert_eq!(briefing.page_title.as_deref(), Some("Pricing - Acme Cloud"));
     assert!(briefing.attributes.contains(&("plan".into(), "pro".into())));
     assert_eq!(briefing.reason, "human_requested");
     assert!(!briefing.reason_detail.is_empty());
-    assert!(briefing.summary.contains("real person"), "{}", briefing.summary);
-    let roles: Vec<&str> = briefing.transcript.iter().map(|line| line.role.as_str()).collect();
+    assert!(
+        briefing.summary.contains("real person"),
+        "{}",
+        briefing.summary
+    );
+    let roles: Vec<&str> = briefing
+        .transcript
+        .iter()
+        .map(|line| line.role.as_str())
+        .collect();
     assert_eq!(roles, ["customer", "ai", "customer", "system"]);
     assert!(briefing.transcript[0].text.contains("reset my password"));
 
     // A later customer message lands in the same thread.
-    widget.send(json!({"type": "message", "client_id": "q3", "text": "My workspace is acme-42"})).await;
+    widget
+        .send(json!({"type": "message", "client_id": "q3", "text": "My workspace is acme-42"}))
+        .await;
     eventually(Duration::from_secs(10), "the mirror post", || async {
-        desk.posts_in(&thread).iter().any(|post| post.contains("Dana") && post.contains("acme-42")).then_some(())
+        desk.posts_in(&thread)
+            .iter()
+            .any(|post| post.contains("Dana") && post.contains("acme-42"))
+            .then_some(())
     })
     .await;
 
     // The agent answers in the thread; the visitor sees it signed with the agent's name.
-    desk.agent(reply(&thread, "1700000001.000100", "Sam", "Hi Dana, I'm Sam. I've reset it for you.")).await;
+    desk.agent(reply(
+        &thread,
+        "1700000001.000100",
+        "Sam",
+        "Hi Dana, I'm Sam. I've reset it for you.",
+    ))
+    .await;
     let answer = widget.message_from("agent").await;
     assert_eq!(answer["author"]["name"], "Sam");
     assert!(answer["text"].as_str().unwrap().contains("I've reset it"));
 
     // A note stays on the desk; a replayed event is relayed once.
-    desk.agent(reply(&thread, "1700000001.000200", "Sam", "// she sounded annoyed")).await;
-    desk.agent(reply(&thread, "1700000001.000100", "Sam", "Hi Dana, I'm Sam. I've reset it for you.")).await;
-    let view = gateway.store.customer_view(ChannelKind::Webchat, "s:desk-visitor-000000001", None).await.unwrap().unwrap();
-    let agent_messages: Vec<_> = view.messages.iter().filter(|m| matches!(m.author, switchboard_api::Author::Agent { .. })).collect();
-    assert_eq!(agent_messages.len(), 1, "replayed once, note never: {:?}", view.messages);
+    desk.agent(reply(
+        &thread,
+        "1700000001.000200",
+        "Sam",
+        "// she sounded annoyed",
+    ))
+    .await;
+    desk.agent(reply(
+        &thread,
+        "1700000001.000100",
+        "Sam",
+        "Hi Dana, I'm Sam. I've reset it for you.",
+    ))
+    .await;
+    let view = gateway
+        .store
+        .customer_view(ChannelKind::Webchat, "s:desk-visitor-000000001", None)
+        .await
+        .unwrap()
+        .unwrap();
+    let agent_messages: Vec<_> = view
+        .messages
+        .iter()
+        .filter(|m| matches!(m.author, switchboard_api::Author::Agent { .. }))
+        .collect();
+    assert_eq!(
+        agent_messages.len(),
+        1,
+        "replayed once, note never: {:?}",
+        view.messages
+    );
     assert!(!view.messages.iter().any(|m| m.text.contains("annoyed")));
     assert_eq!(view.status, "human");
 
     // Resolve: the customer is told, the briefing shows it.
-    desk.agent(reply(&thread, "1700000001.000300", "Sam", "!resolve")).await;
+    desk.agent(reply(&thread, "1700000001.000300", "Sam", "!resolve"))
+        .await;
     let notice = widget.message_from("system").await;
     assert_eq!(notice["text"], RESOLVED_NOTICE);
     let id = conversation_id(ChannelKind::Webchat, "s:desk-visitor-000000001");
-    let status: String = redis.client().hget(keys::conversation(&id), "status").unwrap();
+    let status: String = redis
+        .client()
+        .hget(keys::conversation(&id), "status")
+        .unwrap();
     assert_eq!(status, "resolved");
-    eventually(Duration::from_secs(10), "the briefing to show resolved", || async {
-        desk.updates.lock().unwrap().iter().any(|(t, b)| t == &thread && b.status == "resolved" && b.claimed_by.as_deref() == Some("Sam")).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the briefing to show resolved",
+        || async {
+            desk.updates
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(t, b)| {
+                    t == &thread && b.status == "resolved" && b.claimed_by.as_deref() == Some("Sam")
+                })
+                .then_some(())
+        },
+    )
     .await;
 }
 
@@ -173,20 +279,42 @@ async fn handing_back_lets_the_ai_answer_again_and_reactions_claim() {
     })
     .await;
     eventually(Duration::from_secs(10), "the claim to show", || async {
-        desk.updates.lock().unwrap().iter().any(|(_, b)| b.claimed_by.as_deref() == Some("Lee")).then_some(())
+        desk.updates
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, b)| b.claimed_by.as_deref() == Some("Lee"))
+            .then_some(())
     })
     .await;
 
-    desk.agent(reply(&thread, "1700000002.000100", "Lee", "!ai")).await;
+    desk.agent(reply(&thread, "1700000002.000100", "Lee", "!ai"))
+        .await;
     assert_eq!(widget.message_from("system").await["text"], HANDBACK_NOTICE);
-    widget.send(json!({"type": "message", "client_id": "q4", "text": "How do I download my invoices?"})).await;
+    widget
+        .send(
+            json!({"type": "message", "client_id": "q4", "text": "How do I download my invoices?"}),
+        )
+        .await;
     let answer = widget.message_from("ai").await;
-    assert!(answer["text"].as_str().unwrap().to_lowercase().contains("invoice"));
+    assert!(answer["text"]
+        .as_str()
+        .unwrap()
+        .to_lowercase()
+        .contains("invoice"));
 
-    desk.agent(reply(&thread, "1700000002.000200", "Lee", "!frobnicate")).await;
-    eventually(Duration::from_secs(10), "help for an unknown command", || async {
-        desk.posts_in(&thread).iter().any(|post| post.contains("Unknown command") && post.contains("!claim")).then_some(())
-    })
+    desk.agent(reply(&thread, "1700000002.000200", "Lee", "!frobnicate"))
+        .await;
+    eventually(
+        Duration::from_secs(10),
+        "help for an unknown command",
+        || async {
+            desk.posts_in(&thread)
+                .iter()
+                .any(|post| post.contains("Unknown command") && post.contains("!claim"))
+                .then_some(())
+        },
+    )
     .await;
 }
 
@@ -203,23 +331,46 @@ async fn the_thread_is_found_again_after_a_gateway_restart_and_unknown_threads_a
     let restarted_desk = Arc::new(FakeDesk::default());
     let gateway = gateway_with_desk(&redis, restarted_desk.clone()).await;
     let (mut widget, _) = Widget::connect(gateway.local_addr, "desk-visitor-000000003", None).await;
-    widget.send(json!({"type": "message", "client_id": "q9", "text": "still there?"})).await;
-    eventually(Duration::from_secs(10), "the mirror in the old thread", || async {
-        restarted_desk.posts_in(&thread).iter().any(|post| post.contains("still there?")).then_some(())
+    widget
+        .send(json!({"type": "message", "client_id": "q9", "text": "still there?"}))
+        .await;
+    eventually(
+        Duration::from_secs(10),
+        "the mirror in the old thread",
+        || async {
+            restarted_desk
+                .posts_in(&thread)
+                .iter()
+                .any(|post| post.contains("still there?"))
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        restarted_desk.threads.lock().unwrap().is_empty(),
+        "no second briefing"
+    );
+
+    eventually(Duration::from_secs(5), "the desk to run", || async {
+        restarted_desk.sink.lock().unwrap().clone()
     })
     .await;
-    assert!(restarted_desk.threads.lock().unwrap().is_empty(), "no second briefing");
-
-    eventually(Duration::from_secs(5), "the desk to run", || async { restarted_desk.sink.lock().unwrap().clone() }).await;
-    let stranger = ThreadRef { channel: "C0SUPPORT".into(), ts: "1.0".into() };
-    restarted_desk.agent(reply(&stranger, "2.0", "Sam", "hello?")).await;
+    let stranger = ThreadRef {
+        channel: "C0SUPPORT".into(),
+        ts: "1.0".into(),
+    };
+    restarted_desk
+        .agent(reply(&stranger, "2.0", "Sam", "hello?"))
+        .await;
     let keys: Vec<String> = redis.client().keys("sb:{c:*:m").unwrap();
     assert_eq!(keys.len(), 1, "nothing stored for an unknown thread");
 }
 
 fn metric(text: &str, name_and_labels: &str) -> f64 {
     text.lines()
-        .find(|line| line.starts_with(name_and_labels) && line[name_and_labels.len()..].starts_with(' '))
+        .find(|line| {
+            line.starts_with(name_and_labels) && line[name_and_labels.len()..].starts_with(' ')
+        })
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
         .unwrap_or(0.0)
@@ -230,39 +381,103 @@ async fn metrics_count_a_scripted_set_of_conversations() {
     let redis = RedisServer::start();
     let desk = Arc::new(FakeDesk::default());
     let gateway = gateway_with_desk(&redis, desk.clone()).await;
-    for (n, question) in ["How do I reset my password?", "How do I download my invoices?"].iter().enumerate() {
-        let (mut widget, _) = Widget::connect(gateway.local_addr, &format!("metrics-visitor-00000{n}"), None).await;
-        widget.send(json!({"type": "message", "client_id": "m1", "text": question})).await;
+    for (n, question) in [
+        "How do I reset my password?",
+        "How do I download my invoices?",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (mut widget, _) = Widget::connect(
+            gateway.local_addr,
+            &format!("metrics-visitor-00000{n}"),
+            None,
+        )
+        .await;
+        widget
+            .send(json!({"type": "message", "client_id": "m1", "text": question}))
+            .await;
         widget.message_from("ai").await;
-        widget.send(json!({"type": "message", "client_id": "m1", "text": question})).await;
+        widget
+            .send(json!({"type": "message", "client_id": "m1", "text": question}))
+            .await;
         widget.next_of("ack").await;
     }
     let mut widget = escalated_visitor(&gateway, "metrics-visitor-escalated").await;
     let (_, thread) = desk.thread().await;
-    desk.agent(reply(&thread, "1700000009.000100", "Sam", "Happy to help!")).await;
+    desk.agent(reply(&thread, "1700000009.000100", "Sam", "Happy to help!"))
+        .await;
     widget.message_from("agent").await;
-    desk.agent(reply(&thread, "1700000009.000200", "Sam", "!resolve")).await;
+    desk.agent(reply(&thread, "1700000009.000200", "Sam", "!resolve"))
+        .await;
     widget.message_from("system").await;
 
     let (status, text) = crate::harness::http(gateway.local_addr, "GET", "/metrics", None).await;
     assert_eq!(status, 200);
-    assert_eq!(metric(&text, r#"switchboard_inbound_messages_total{channel="webchat",delivery="new"}"#), 4.0, "{text}");
-    assert_eq!(metric(&text, r#"switchboard_inbound_messages_total{channel="webchat",delivery="replay"}"#), 2.0);
-    assert_eq!(metric(&text, r#"switchboard_conversations_started_total{channel="webchat"}"#), 3.0);
-    assert_eq!(metric(&text, r#"switchboard_ai_answers_total{channel="webchat"}"#), 3.0);
-    assert_eq!(metric(&text, r#"switchboard_escalations_total{reason="human_requested"}"#), 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchboard_inbound_messages_total{channel="webchat",delivery="new"}"#
+        ),
+        4.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchboard_inbound_messages_total{channel="webchat",delivery="replay"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchboard_conversations_started_total{channel="webchat"}"#
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric(&text, r#"switchboard_ai_answers_total{channel="webchat"}"#),
+        3.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchboard_escalations_total{reason="human_requested"}"#
+        ),
+        1.0
+    );
     assert_eq!(metric(&text, "switchboard_agent_replies_total"), 1.0);
     assert_eq!(metric(&text, "switchboard_resolutions_total"), 1.0);
-    assert_eq!(metric(&text, "switchboard_time_to_human_seconds_count"), 1.0);
-    assert_eq!(metric(&text, "switchboard_time_to_first_response_seconds_count"), 3.0);
-    assert_eq!(metric(&text, "switchboard_triage_latency_seconds_count"), 4.0);
+    assert_eq!(
+        metric(&text, "switchboard_time_to_human_seconds_count"),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "switchboard_time_to_first_response_seconds_count"),
+        3.0
+    );
+    assert_eq!(
+        metric(&text, "switchboard_triage_latency_seconds_count"),
+        4.0
+    );
     // The widget sees a message while the outbox is still acking it: poll for the counter.
     let addr = gateway.local_addr;
-    eventually(Duration::from_secs(5), "every delivery counted", || async move {
-        let (_, text) = crate::harness::http(addr, "GET", "/metrics", None).await;
-        let webchat = metric(&text, r#"switchboard_outbox_deliveries_total{target="webchat",outcome="delivered"}"#);
-        let desk = metric(&text, r#"switchboard_outbox_deliveries_total{target="desk",outcome="delivered"}"#);
-        (webchat == 6.0 && desk == 3.0).then_some(())
-    })
+    eventually(
+        Duration::from_secs(5),
+        "every delivery counted",
+        || async move {
+            let (_, text) = crate::harness::http(addr, "GET", "/metrics", None).await;
+            let webchat = metric(
+                &text,
+                r#"switchboard_outbox_deliveries_total{target="webchat",outcome="delivered"}"#,
+            );
+            let desk = metric(
+                &text,
+                r#"switchboard_outbox_deliveries_total{target="desk",outcome="delivered"}"#,
+            );
+            (webchat == 6.0 && desk == 3.0).then_some(())
+        },
+    )
     .await;
 }

@@ -116,7 +116,10 @@ fn wait_for(socket: &Path, limit: Duration) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("redis-server did not open {} within {limit:?}", socket.display());
+    panic!(
+        "redis-server did not open {} within {limit:?}",
+        socket.display()
+    );
 }
 
 /// The repository's `config/` directory.
@@ -150,7 +153,8 @@ knowledge_dir = "knowledge"
 "#,
         redis.url()
     );
-    Config::parse(&text, config_dir()).unwrap_or_else(|problems| panic!("test config: {problems:?}"))
+    Config::parse(&text, config_dir())
+        .unwrap_or_else(|problems| panic!("test config: {problems:?}"))
 }
 
 /// Starts a whole gateway in this process.
@@ -185,22 +189,46 @@ pub async fn http(
     path: &str,
     body: Option<&str>,
 ) -> (u16, String) {
+    let json = [("content-type".to_owned(), "application/json".to_owned())];
+    http_with_headers(addr, method, path, &json, body).await
+}
+
+/// Like [`http`], with the given headers.
+pub async fn http_with_headers(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Option<&str>,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to gateway");
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to gateway");
     let body = body.unwrap_or("");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("send request");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.expect("read response");
+    stream
+        .read_to_end(&mut response)
+        .await
+        .expect("read response");
     let text = String::from_utf8_lossy(&response).to_string();
     let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
     (status, body)
 }

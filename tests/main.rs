@@ -1,9 +1,12 @@
 //! The one integration test binary: real redis-server, real HTTP, real browser.
 
-mod harness;
 mod browser;
 mod config;
 mod desk;
+mod email;
+mod harness;
+mod mailservers;
+mod slack_desk;
 mod store;
 mod triage;
 mod webchat;

@@ -12,8 +12,8 @@ use switchboard::model::conversation_id;
 use switchboard::outbox::{Delivery, DeliveryOutcome, OutboxWorker};
 use switchboard::store::{keys, Commit, ReplyToQueue, Store};
 use switchboard_api::{
-    Author, Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway,
-    Health, Identity, Inbound, InboundKind, Outbound,
+    Author, Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway, Health,
+    Identity, Inbound, InboundKind, Outbound,
 };
 
 use crate::harness::RedisServer;
@@ -38,8 +38,14 @@ async fn store(redis: &RedisServer) -> Store {
     let store = Store::connect(&redis.url(), Duration::from_millis(500))
         .await
         .expect("connect");
-    store.ensure_group(keys::INBOUND, keys::PIPELINE_GROUP).await.unwrap();
-    store.ensure_group(keys::OUTBOX, keys::OUTBOX_GROUP).await.unwrap();
+    store
+        .ensure_group(keys::INBOUND, keys::PIPELINE_GROUP)
+        .await
+        .unwrap();
+    store
+        .ensure_group(keys::OUTBOX, keys::OUTBOX_GROUP)
+        .await
+        .unwrap();
     store
 }
 
@@ -48,15 +54,33 @@ async fn ingest_creates_the_conversation_and_a_replay_stores_nothing_twice() {
     let redis = RedisServer::start();
     let store = store(&redis).await;
 
-    let first = store.ingest(&inbound("s:visitor-1", "wc:1", "Hello")).await.unwrap();
-    let replay = store.ingest(&inbound("s:visitor-1", "wc:1", "Hello")).await.unwrap();
-    let second = store.ingest(&inbound("s:visitor-1", "wc:2", "Anyone?")).await.unwrap();
-    let other = store.ingest(&inbound("s:visitor-2", "wc:1", "Hi")).await.unwrap();
+    let first = store
+        .ingest(&inbound("s:visitor-1", "wc:1", "Hello"))
+        .await
+        .unwrap();
+    let replay = store
+        .ingest(&inbound("s:visitor-1", "wc:1", "Hello"))
+        .await
+        .unwrap();
+    let second = store
+        .ingest(&inbound("s:visitor-1", "wc:2", "Anyone?"))
+        .await
+        .unwrap();
+    let other = store
+        .ingest(&inbound("s:visitor-2", "wc:1", "Hi"))
+        .await
+        .unwrap();
 
     assert!(first.is_new);
-    assert!(!replay.is_new, "a retried event must not make a second message");
+    assert!(
+        !replay.is_new,
+        "a retried event must not make a second message"
+    );
     assert_eq!(replay.message_id, first.message_id);
-    assert_eq!(second.conversation_id, first.conversation_id, "same visitor, same conversation");
+    assert_eq!(
+        second.conversation_id, first.conversation_id,
+        "same visitor, same conversation"
+    );
     assert_ne!(other.conversation_id, first.conversation_id);
 
     let mut redis_client = redis.client();
@@ -64,10 +88,17 @@ async fn ingest_creates_the_conversation_and_a_replay_stores_nothing_twice() {
     let stored: usize = redis_client.xlen(keys::messages(&id)).unwrap();
     assert_eq!(stored, 2);
     let queued: usize = redis_client.xlen(keys::INBOUND).unwrap();
-    assert_eq!(queued, 3, "one triage work item per new message, none for the replay");
-    let status: String = redis_client.hget(keys::conversation(&id), "status").unwrap();
+    assert_eq!(
+        queued, 3,
+        "one triage work item per new message, none for the replay"
+    );
+    let status: String = redis_client
+        .hget(keys::conversation(&id), "status")
+        .unwrap();
     assert_eq!(status, "bot");
-    let contact: String = redis_client.hget(keys::conversation(&id), "contact").unwrap();
+    let contact: String = redis_client
+        .hget(keys::conversation(&id), "contact")
+        .unwrap();
     assert!(contact.contains("Dana"));
 }
 
@@ -95,9 +126,18 @@ async fn concurrent_replays_of_one_event_store_one_message() {
 async fn a_committed_escalation_changes_status_and_shows_the_notice_to_the_customer() {
     let redis = RedisServer::start();
     let store = store(&redis).await;
-    let ingested = store.ingest(&inbound("s:esc", "wc:1", "I want a person")).await.unwrap();
+    let ingested = store
+        .ingest(&inbound("s:esc", "wc:1", "I want a person"))
+        .await
+        .unwrap();
     let item = store
-        .read_group(keys::INBOUND, keys::PIPELINE_GROUP, "test", 10, Duration::from_millis(10))
+        .read_group(
+            keys::INBOUND,
+            keys::PIPELINE_GROUP,
+            "test",
+            10,
+            Duration::from_millis(10),
+        )
         .await
         .unwrap()
         .remove(0);
@@ -128,9 +168,14 @@ async fn a_committed_escalation_changes_status_and_shows_the_notice_to_the_custo
     let mut client = redis.client();
     let escalations: usize = client.xlen(keys::ESCALATIONS).unwrap();
     assert_eq!(escalations, 1);
-    let pending: redis::streams::StreamPendingReply =
-        client.xpending(keys::INBOUND, keys::PIPELINE_GROUP).unwrap();
-    assert_eq!(pending.count(), 0, "the work item is acked with the decision");
+    let pending: redis::streams::StreamPendingReply = client
+        .xpending(keys::INBOUND, keys::PIPELINE_GROUP)
+        .unwrap();
+    assert_eq!(
+        pending.count(),
+        0,
+        "the work item is acked with the decision"
+    );
     let outbox: usize = client.xlen(keys::OUTBOX).unwrap();
     assert_eq!(outbox, 1);
 }
@@ -195,7 +240,10 @@ fn permanent() -> ConnectorError {
 }
 
 async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
-    let ingested = store.ingest(&inbound(key, &format!("wc:{text}"), "question")).await.unwrap();
+    let ingested = store
+        .ingest(&inbound(key, &format!("wc:{text}"), "question"))
+        .await
+        .unwrap();
     let outbound = Outbound {
         id: String::new(),
         conversation_id: ingested.conversation_id.clone(),
@@ -245,7 +293,13 @@ async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another() {
 
     // Instance A takes the entry and dies before delivering or acking it.
     let taken = store
-        .read_group(keys::OUTBOX, keys::OUTBOX_GROUP, "instance-a", 10, Duration::from_millis(10))
+        .read_group(
+            keys::OUTBOX,
+            keys::OUTBOX_GROUP,
+            "instance-a",
+            10,
+            Duration::from_millis(10),
+        )
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
@@ -253,7 +307,10 @@ async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another() {
     let channel = RecordingChannel::new(0, transient);
     let survivor = worker(store.clone(), channel.clone(), "instance-b");
     let before_idle = survivor.work_once(Duration::from_millis(10)).await.unwrap();
-    assert!(before_idle.is_empty(), "a live owner's entry is not stolen before claim_idle_ms");
+    assert!(
+        before_idle.is_empty(),
+        "a live owner's entry is not stolen before claim_idle_ms"
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     let outcomes = survivor.work_once(Duration::from_millis(10)).await.unwrap();
     assert_eq!(outcomes, vec![DeliveryOutcome::Delivered]);
@@ -263,7 +320,10 @@ async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another() {
     let delivered = channel.delivered.lock().unwrap().clone();
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].text, "Here is how to reset it");
-    assert_eq!(delivered[0].id, transcript_id, "the outbound id is the transcript id");
+    assert_eq!(
+        delivered[0].id, transcript_id,
+        "the outbound id is the transcript id"
+    );
     let outbox_len: usize = redis.client().xlen(keys::OUTBOX).unwrap();
     assert_eq!(outbox_len, 0);
 }
@@ -283,8 +343,13 @@ async fn a_failed_delivery_is_retried_with_backoff_then_delivered_once() {
             break;
         }
     }
-    assert!(matches!(outcomes[0], DeliveryOutcome::Retrying { attempt: 1, .. }));
-    assert!(matches!(outcomes[1], DeliveryOutcome::Retrying { attempt: 2, after } if after > Duration::from_millis(50)));
+    assert!(matches!(
+        outcomes[0],
+        DeliveryOutcome::Retrying { attempt: 1, .. }
+    ));
+    assert!(
+        matches!(outcomes[1], DeliveryOutcome::Retrying { attempt: 2, after } if after > Duration::from_millis(50))
+    );
     assert_eq!(outcomes[2], DeliveryOutcome::Delivered);
     assert_eq!(channel.delivered.lock().unwrap().len(), 1);
 }
@@ -294,9 +359,15 @@ async fn an_undeliverable_reply_goes_to_dead_letters_with_the_reason() {
     let redis = RedisServer::start();
     let store = store(&redis).await;
     queue_reply(&store, "s:dead", "Never arrives").await;
-    let outbox = worker(store.clone(), RecordingChannel::new(usize::MAX, permanent), "solo");
+    let outbox = worker(
+        store.clone(),
+        RecordingChannel::new(usize::MAX, permanent),
+        "solo",
+    );
     let outcomes = outbox.work_once(Duration::from_millis(20)).await.unwrap();
-    assert!(matches!(&outcomes[0], DeliveryOutcome::DeadLettered(reason) if reason.contains("unknown recipient")));
+    assert!(
+        matches!(&outcomes[0], DeliveryOutcome::DeadLettered(reason) if reason.contains("unknown recipient"))
+    );
     let mut client = redis.client();
     let dead: usize = client.xlen(keys::OUTBOX_DEAD).unwrap();
     assert_eq!(dead, 1);

@@ -24,7 +24,11 @@ pub(crate) struct Widget {
 }
 
 impl Widget {
-    pub(crate) async fn connect(addr: SocketAddr, session: &str, after: Option<&str>) -> (Widget, Value) {
+    pub(crate) async fn connect(
+        addr: SocketAddr,
+        session: &str,
+        after: Option<&str>,
+    ) -> (Widget, Value) {
         let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/webchat/ws"))
             .await
             .expect("websocket connect");
@@ -54,7 +58,11 @@ impl Widget {
         self.next_matching(kind, |_| true).await
     }
 
-    pub(crate) async fn next_matching(&mut self, kind: &str, accept: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn next_matching(
+        &mut self,
+        kind: &str,
+        accept: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -74,8 +82,10 @@ impl Widget {
 
     /// The next customer-visible message written by `author` (ai, agent, system).
     pub(crate) async fn message_from(&mut self, author: &str) -> Value {
-        self.next_matching("message", |frame| frame["message"]["author"]["kind"] == author)
-            .await["message"]
+        self.next_matching("message", |frame| {
+            frame["message"]["author"]["kind"] == author
+        })
+        .await["message"]
             .clone()
     }
 }
@@ -95,28 +105,43 @@ async fn a_visitor_gets_an_ai_answer_then_reaches_a_human() {
     assert_eq!(ack["client_id"], "c-1");
     let answer = widget.message_from("ai").await;
     let text = answer["text"].as_str().unwrap().to_lowercase();
-    assert!(text.contains("password"), "AI answer should be about passwords: {text}");
+    assert!(
+        text.contains("password"),
+        "AI answer should be about passwords: {text}"
+    );
 
-    widget.send(json!({"type": "talk_to_human", "client_id": "c-2"})).await;
+    widget
+        .send(json!({"type": "talk_to_human", "client_id": "c-2"}))
+        .await;
     let notice = widget.message_from("system").await;
-    assert!(notice["text"].as_str().unwrap().contains("person"), "{notice}");
+    assert!(
+        notice["text"].as_str().unwrap().contains("person"),
+        "{notice}"
+    );
 
     let id = conversation_id(ChannelKind::Webchat, &format!("s:{session}"));
     let mut client = redis.client();
     let status: String = client.hget(keys::conversation(&id), "status").unwrap();
     assert_eq!(status, "escalated");
-    let reason: String = client.hget(keys::conversation(&id), "escalation_reason").unwrap();
+    let reason: String = client
+        .hget(keys::conversation(&id), "escalation_reason")
+        .unwrap();
     assert_eq!(reason, "human_requested");
     let escalations: usize = client.xlen(keys::ESCALATIONS).unwrap();
     assert_eq!(escalations, 1, "the escalation is recorded in Redis");
     let context: String = client.hget(keys::conversation(&id), "context").unwrap();
-    assert!(context.contains("acme.example/pricing") && context.contains("\"plan\":\"pro\""), "{context}");
+    assert!(
+        context.contains("acme.example/pricing") && context.contains("\"plan\":\"pro\""),
+        "{context}"
+    );
 
     // After an escalation the AI stays silent: a new message gets no AI answer.
     widget
         .send(json!({"type": "message", "client_id": "c-3", "text": "How do I reset my password?"}))
         .await;
-    widget.next_matching("ack", |frame| frame["client_id"] == "c-3").await;
+    widget
+        .next_matching("ack", |frame| frame["client_id"] == "c-3")
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ai_answers: Vec<redis::streams::StreamId> = client
         .xrange_all::<_, redis::streams::StreamRangeReply>(keys::messages(&id))
@@ -125,7 +150,11 @@ async fn a_visitor_gets_an_ai_answer_then_reaches_a_human() {
         .into_iter()
         .filter(|entry| entry.get::<String>("role").as_deref() == Some("ai"))
         .collect();
-    assert_eq!(ai_answers.len(), 1, "no AI answer once a person was asked for");
+    assert_eq!(
+        ai_answers.len(),
+        1,
+        "no AI answer once a person was asked for"
+    );
 }
 
 #[tokio::test]
@@ -144,7 +173,11 @@ async fn a_message_resent_after_a_drop_is_stored_once_and_history_survives_recon
     // The widget did not see the ack (network drop) and resends after reconnecting.
     let (mut widget, welcome) = Widget::connect(gateway.local_addr, session, None).await;
     let history = welcome["messages"].as_array().unwrap().clone();
-    assert_eq!(history.len(), 2, "question and answer are shown after a reload: {welcome}");
+    assert_eq!(
+        history.len(),
+        2,
+        "question and answer are shown after a reload: {welcome}"
+    );
     widget
         .send(json!({"type": "message", "client_id": "c-1", "text": "What plans do you offer?"}))
         .await;
@@ -154,7 +187,11 @@ async fn a_message_resent_after_a_drop_is_stored_once_and_history_survives_recon
     // Reconnecting with `after` returns only what is newer than what the widget has.
     let (_widget, welcome) =
         Widget::connect(gateway.local_addr, session, answer["id"].as_str()).await;
-    assert_eq!(welcome["messages"].as_array().unwrap().len(), 0, "{welcome}");
+    assert_eq!(
+        welcome["messages"].as_array().unwrap().len(),
+        0,
+        "{welcome}"
+    );
 
     let id = conversation_id(ChannelKind::Webchat, &format!("s:{session}"));
     let stored: usize = redis.client().xlen(keys::messages(&id)).unwrap();
@@ -173,11 +210,19 @@ async fn bad_input_is_refused_without_touching_stored_state() {
         .await;
     let error = widget.next_of("error").await;
     assert_eq!(error["code"], "too_large", "{error}");
-    widget.send(json!({"type": "message", "client_id": "empty", "text": "   "})).await;
+    widget
+        .send(json!({"type": "message", "client_id": "empty", "text": "   "}))
+        .await;
     assert_eq!(widget.next_of("error").await["code"], "empty");
-    widget.send(json!({"type": "dance", "client_id": "x"})).await;
+    widget
+        .send(json!({"type": "dance", "client_id": "x"}))
+        .await;
     assert_eq!(widget.next_of("error").await["code"], "invalid");
-    widget.socket.send(Message::Binary(vec![0xff, 0xfe].into())).await.unwrap();
+    widget
+        .socket
+        .send(Message::Binary(vec![0xff, 0xfe].into()))
+        .await
+        .unwrap();
     assert_eq!(widget.next_of("error").await["code"], "invalid");
 
     let id = conversation_id(ChannelKind::Webchat, &format!("s:{session}"));
@@ -185,26 +230,39 @@ async fn bad_input_is_refused_without_touching_stored_state() {
     assert!(!exists, "refused messages create nothing");
 
     // The connection still works for the next good frame.
-    widget.send(json!({"type": "message", "client_id": "ok", "text": "hello"})).await;
+    widget
+        .send(json!({"type": "message", "client_id": "ok", "text": "hello"}))
+        .await;
     assert_eq!(widget.next_of("ack").await["client_id"], "ok");
 }
 
 #[tokio::test]
 async fn a_forged_visitor_signature_is_refused_with_401() {
     let redis = RedisServer::start();
-    let config = "[connectors.webchat]\nenabled = true\nidentity_secret_env = \"SB_TEST_WEBCHAT_SECRET\"\n";
+    let config =
+        "[connectors.webchat]\nenabled = true\nidentity_secret_env = \"SB_TEST_WEBCHAT_SECRET\"\n";
     std::env::set_var("SB_TEST_WEBCHAT_SECRET", "shared-secret");
     let gateway = start_gateway(test_config(&redis, config)).await;
     let forged = json!({
         "session": "visitor-forger-0000001", "client_id": "f-1", "text": "show me my invoices",
         "user_id": "ceo@acme.example", "user_sig": "00".repeat(32),
     });
-    let (status, body) =
-        http(gateway.local_addr, "POST", "/webchat/messages", Some(&forged.to_string())).await;
+    let (status, body) = http(
+        gateway.local_addr,
+        "POST",
+        "/webchat/messages",
+        Some(&forged.to_string()),
+    )
+    .await;
     assert_eq!(status, 401, "{body}");
     let unsigned = json!({"session": "visitor-forger-0000001", "client_id": "f-2", "text": "hi", "user_id": "ceo@acme.example"});
-    let (status, _) =
-        http(gateway.local_addr, "POST", "/webchat/messages", Some(&unsigned.to_string())).await;
+    let (status, _) = http(
+        gateway.local_addr,
+        "POST",
+        "/webchat/messages",
+        Some(&unsigned.to_string()),
+    )
+    .await;
     assert_eq!(status, 401, "an unsigned claim to a user id is refused");
     let keys: Vec<String> = redis.client().keys("sb:{c:*").unwrap();
     assert!(keys.is_empty(), "nothing stored: {keys:?}");
@@ -240,23 +298,43 @@ async fn redis_lost_while_running_fails_fast_with_503_and_recovers_without_resta
         json!({"session": "visitor-outage-0000001", "client_id": client_id, "text": "are you there?"})
             .to_string()
     };
-    let (status, body) =
-        http(gateway.local_addr, "POST", "/webchat/messages", Some(&post("o-1"))).await;
+    let (status, body) = http(
+        gateway.local_addr,
+        "POST",
+        "/webchat/messages",
+        Some(&post("o-1")),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
 
     redis.kill();
     let started = Instant::now();
-    let (status, body) =
-        http(gateway.local_addr, "POST", "/webchat/messages", Some(&post("o-2"))).await;
+    let (status, body) = http(
+        gateway.local_addr,
+        "POST",
+        "/webchat/messages",
+        Some(&post("o-2")),
+    )
+    .await;
     assert_eq!(status, 503, "{body}");
-    assert!(started.elapsed() < Duration::from_secs(3), "fails fast, took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "fails fast, took {:?}",
+        started.elapsed()
+    );
 
     redis.restart();
     let addr = gateway.local_addr;
-    eventually(Duration::from_secs(15), "the gateway to accept again", || {
-        let body = post("o-3");
-        async move { (http(addr, "POST", "/webchat/messages", Some(&body)).await.0 == 200).then_some(()) }
-    })
+    eventually(
+        Duration::from_secs(15),
+        "the gateway to accept again",
+        || {
+            let body = post("o-3");
+            async move {
+                (http(addr, "POST", "/webchat/messages", Some(&body)).await.0 == 200).then_some(())
+            }
+        },
+    )
     .await;
 }
 
@@ -281,7 +359,10 @@ async fn redis_unreachable_at_start_is_one_clear_error_and_a_nonzero_exit() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let errors: Vec<&str> = stderr.lines().filter(|line| line.starts_with("error:")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("error:"))
+        .collect();
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(errors[0].contains("cannot reach Redis"), "{stderr}");
 }

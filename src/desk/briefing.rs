@@ -82,7 +82,10 @@ pub fn compose(conversation: &Conversation, transcript: &[TranscriptEntry]) -> B
         attributes,
         reason_detail: detail,
         reason,
-        confidence: decision.as_ref().map(|record| record.confidence).unwrap_or(0.0),
+        confidence: decision
+            .as_ref()
+            .map(|record| record.confidence)
+            .unwrap_or(0.0),
         transcript: lines,
         suggested_reply,
         claimed_by: conversation.fields.get("claimed_by").cloned(),

@@ -55,7 +55,11 @@ pub fn parse_agent_text(text: &str) -> AgentIntent {
         return AgentIntent::Note(note.trim().to_owned());
     }
     if let Some(command) = trimmed.strip_prefix('!') {
-        let word = command.split_whitespace().next().unwrap_or("").to_lowercase();
+        let word = command
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_lowercase();
         return match word.as_str() {
             "claim" | "take" => AgentIntent::Claim,
             "resolve" | "resolved" | "close" | "done" => AgentIntent::Resolve,
@@ -151,9 +155,12 @@ impl DeskInbox {
                 reaction,
                 ..
             } => match reaction_intent(&reaction) {
-                Some(intent) => {
-                    intent_commit(&conversation, intent, &agent_name, format!("desk:{event_id}"))
-                }
+                Some(intent) => intent_commit(
+                    &conversation,
+                    intent,
+                    &agent_name,
+                    format!("desk:{event_id}"),
+                ),
                 None => return Ok(()),
             },
             DeskEvent::AgentEdited {

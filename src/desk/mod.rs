@@ -89,7 +89,10 @@ impl DeskCourier {
         match (&post.action, thread) {
             (DeskAction::OpenThread, None) => {
                 let briefing = briefing::compose(&conversation, &transcript);
-                let thread = self.desk.open_thread(&self.default_channel, &briefing).await?;
+                let thread = self
+                    .desk
+                    .open_thread(&self.default_channel, &briefing)
+                    .await?;
                 self.store
                     .link_thread(&conversation.id, &thread)
                     .await

@@ -239,9 +239,12 @@ impl Store {
     /// Checks Redis answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        self.bounded(Duration::ZERO, redis::cmd("PING").query_async::<String>(&mut conn))
-            .await
-            .map(|_| ())
+        self.bounded(
+            Duration::ZERO,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Creates the consumer groups the workers read from (idempotent).
@@ -337,8 +340,11 @@ impl Store {
         let Some(conversation) = Conversation::from_fields(id, fields) else {
             return Ok(None);
         };
-        let mut entries: Vec<TranscriptEntry> =
-            recent.ids.iter().map(TranscriptEntry::from_stream).collect();
+        let mut entries: Vec<TranscriptEntry> = recent
+            .ids
+            .iter()
+            .map(TranscriptEntry::from_stream)
+            .collect();
         entries.reverse();
         Ok(Some((conversation, entries)))
     }
@@ -528,7 +534,11 @@ impl Store {
                     .query_async(&mut conn),
             )
             .await?;
-        Ok(reply.claimed.into_iter().map(WorkItem::from_stream).collect())
+        Ok(reply
+            .claimed
+            .into_iter()
+            .map(WorkItem::from_stream)
+            .collect())
     }
 
     /// Parks a failed outbox entry until `due_ms` (see `lua/retry.lua`).
@@ -628,7 +638,10 @@ impl Store {
                     &[("desk_channel", &thread.channel), ("desk_ts", &thread.ts)],
                 )
                 .ignore()
-                .set(keys::desk_thread(&thread.channel, &thread.ts), conversation_id)
+                .set(
+                    keys::desk_thread(&thread.channel, &thread.ts),
+                    conversation_id,
+                )
                 .ignore()
                 .query_async::<()>(&mut conn),
         )
@@ -655,8 +668,11 @@ impl Store {
         dedupe: &str,
     ) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn.clone();
-        self.bounded(Duration::ZERO, conn.hget(keys::seen(conversation_id), dedupe))
-            .await
+        self.bounded(
+            Duration::ZERO,
+            conn.hget(keys::seen(conversation_id), dedupe),
+        )
+        .await
     }
 }
 

@@ -36,7 +36,10 @@ pub fn features(text_in: &str) -> Vec<String> {
     }
     for word in text::words(text_in) {
         if word.chars().count() > PREFIX {
-            out.push(format!("{}~", word.chars().take(PREFIX).collect::<String>()));
+            out.push(format!(
+                "{}~",
+                word.chars().take(PREFIX).collect::<String>()
+            ));
         }
     }
     out.extend(terms);

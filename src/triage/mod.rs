@@ -27,8 +27,8 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 use switchboard_api::{ChannelKind, InboundKind};
 
-pub use config::{Problem, TriageConfig};
 pub use calibrate::fit_clinc150;
+pub use config::{Problem, TriageConfig};
 pub use eval::{eval_clinc150, EvalReport, SweepRow};
 pub use knowledge::Entry;
 pub use sentiment::compound as sentiment_compound;

@@ -162,8 +162,11 @@ pub trait Desk: Send + Sync {
     ) -> Result<(), ConnectorError>;
 
     /// Posts a message into a thread; returns its id.
-    async fn post_in_thread(&self, thread: &ThreadRef, text: &str)
-        -> Result<String, ConnectorError>;
+    async fn post_in_thread(
+        &self,
+        thread: &ThreadRef,
+        text: &str,
+    ) -> Result<String, ConnectorError>;
 
     /// Tells whether the desk currently works.
     async fn health(&self) -> Health;

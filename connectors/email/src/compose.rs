@@ -77,7 +77,13 @@ pub fn reply_subject(original: Option<&str>) -> String {
 pub fn message_id_for(outbound_id: &str, domain: &str) -> String {
     let id: String = outbound_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '.' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '.'
+            }
+        })
         .take(100)
         .collect();
     format!("switchboard.{id}@{domain}")
@@ -90,7 +96,9 @@ fn ids(text: &str) -> Vec<String> {
             id.len() > 2
                 && id.starts_with('<')
                 && id.ends_with('>')
-                && id[1..id.len() - 1].chars().all(|c| c.is_ascii_graphic() && c != '<' && c != '>')
+                && id[1..id.len() - 1]
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && c != '<' && c != '>')
         })
         .map(str::to_owned)
         .collect()
@@ -130,7 +138,9 @@ pub fn compose(outbound: &Outbound, config: &EmailConfig) -> Result<Message, Com
     let mut builder = Message::builder()
         .from(from)
         .to(to)
-        .subject(reply_subject(context.get("email.subject").map(String::as_str)))
+        .subject(reply_subject(
+            context.get("email.subject").map(String::as_str),
+        ))
         .message_id(Some(format!(
             "<{}>",
             message_id_for(&outbound.id, config.domain())
@@ -141,14 +151,19 @@ pub fn compose(outbound: &Outbound, config: &EmailConfig) -> Result<Message, Com
             .get("email.reply_token")
             .filter(|token| token.chars().all(|c| c.is_ascii_hexdigit()) && !token.is_empty())
             .cloned()
-            .unwrap_or_else(|| thread::reply_token(&config.token_key(), &outbound.conversation_key));
+            .unwrap_or_else(|| {
+                thread::reply_token(&config.token_key(), &outbound.conversation_key)
+            });
         let reply_to = thread::reply_address(&config.address, &token);
         let address = reply_to
             .parse()
             .map_err(|error| ComposeError::Sender(format!("{reply_to}: {error}")))?;
         builder = builder.reply_to(Mailbox::new(Some(config.display_name.clone()), address));
     }
-    let parent = context.get("email.message_id").map(|id| ids(id)).unwrap_or_default();
+    let parent = context
+        .get("email.message_id")
+        .map(|id| ids(id))
+        .unwrap_or_default();
     if let Some(parent) = parent.first() {
         let mut references = context
             .get("email.references")
@@ -199,7 +214,10 @@ mod tests {
     fn outbound(author: Author) -> Outbound {
         let mut reply_context = BTreeMap::new();
         reply_context.insert("email.message_id".into(), "<m2@example.org>".into());
-        reply_context.insert("email.references".into(), "<m1@example.org> <switchboard.a@example.com>".into());
+        reply_context.insert(
+            "email.references".into(),
+            "<m1@example.org> <switchboard.a@example.com>".into(),
+        );
         reply_context.insert("email.subject".into(), "RE: Re: Password reset".into());
         reply_context.insert("email.reply_token".into(), "0123456789abcdef".into());
         Outbound {
@@ -223,7 +241,10 @@ mod tests {
         assert_eq!(reply_subject(Some("Password")), "Re: Password");
         assert_eq!(reply_subject(Some("Re: Password")), "Re: Password");
         assert_eq!(reply_subject(Some("RE: re:  Aw: Password")), "Re: Password");
-        assert_eq!(reply_subject(Some("Regarding my order")), "Re: Regarding my order");
+        assert_eq!(
+            reply_subject(Some("Regarding my order")),
+            "Re: Regarding my order"
+        );
         assert_eq!(reply_subject(None), "Re: Your support request");
         assert_eq!(reply_subject(Some("Re:")), "Re: Your support request");
     }
@@ -231,14 +252,25 @@ mod tests {
     #[test]
     fn ai_answer_headers_thread_and_mark_auto_reply() {
         let mail = rendered(&outbound(Author::Ai));
-        assert!(mail.contains("From: \"Example Support\" <support@example.com>"), "{mail}");
+        assert!(
+            mail.contains("From: \"Example Support\" <support@example.com>"),
+            "{mail}"
+        );
         assert!(mail.contains("To: alice@example.org"), "{mail}");
-        assert!(mail.contains("Reply-To: \"Example Support\" <support+0123456789abcdef@example.com>"), "{mail}");
+        assert!(
+            mail.contains("Reply-To: \"Example Support\" <support+0123456789abcdef@example.com>"),
+            "{mail}"
+        );
         assert!(mail.contains("Subject: Re: Password reset"), "{mail}");
-        assert!(mail.contains("Message-ID: <switchboard.1700000000000-0@example.com>"), "{mail}");
+        assert!(
+            mail.contains("Message-ID: <switchboard.1700000000000-0@example.com>"),
+            "{mail}"
+        );
         assert!(mail.contains("In-Reply-To: <m2@example.org>"), "{mail}");
         assert!(
-            mail.contains("References: <m1@example.org> <switchboard.a@example.com> <m2@example.org>"),
+            mail.contains(
+                "References: <m1@example.org> <switchboard.a@example.com> <m2@example.org>"
+            ),
             "{mail}"
         );
         assert!(mail.contains("Auto-Submitted: auto-replied"), "{mail}");
@@ -248,7 +280,9 @@ mod tests {
 
     #[test]
     fn agent_reply_is_signed_and_not_auto_submitted() {
-        let mail = rendered(&outbound(Author::Agent { name: "Dana".into() }));
+        let mail = rendered(&outbound(Author::Agent {
+            name: "Dana".into(),
+        }));
         assert!(mail.contains("Dana\r\nExample Support"), "{mail}");
         assert!(!mail.contains("Auto-Submitted"), "{mail}");
     }
@@ -257,18 +291,27 @@ mod tests {
     fn message_id_is_stable_across_retries() {
         let first = rendered(&outbound(Author::Ai));
         let second = rendered(&outbound(Author::Ai));
-        let id = |mail: &str| mail.lines().find(|l| l.starts_with("Message-ID:")).map(str::to_owned);
+        let id = |mail: &str| {
+            mail.lines()
+                .find(|l| l.starts_with("Message-ID:"))
+                .map(str::to_owned)
+        };
         assert_eq!(id(&first), id(&second));
     }
 
     #[test]
     fn injected_ids_and_bad_recipients_are_refused() {
         let mut out = outbound(Author::Ai);
-        out.reply_context
-            .insert("email.message_id".into(), "<x>\r\nBcc: evil@example.net".into());
+        out.reply_context.insert(
+            "email.message_id".into(),
+            "<x>\r\nBcc: evil@example.net".into(),
+        );
         let mail = rendered(&out);
         assert!(!mail.contains("evil"), "{mail}");
         out.conversation_key = "not an address".into();
-        assert!(matches!(compose(&out, &config()), Err(ComposeError::Recipient(_))));
+        assert!(matches!(
+            compose(&out, &config()),
+            Err(ComposeError::Recipient(_))
+        ));
     }
 }

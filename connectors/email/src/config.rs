@@ -214,7 +214,10 @@ impl EmailConfig {
         let imap_pass = self.imap.password_env.clone();
         self.imap.username = read("imap.username_env", &imap_user).unwrap_or_default();
         self.imap.password = read("imap.password_env", &imap_pass).unwrap_or_default();
-        self.smtp.credentials = match (self.smtp.username_env.clone(), self.smtp.password_env.clone()) {
+        self.smtp.credentials = match (
+            self.smtp.username_env.clone(),
+            self.smtp.password_env.clone(),
+        ) {
             (Some(user), Some(pass)) => {
                 let user = read("smtp.username_env", &user);
                 let pass = read("smtp.password_env", &pass);
@@ -233,17 +236,31 @@ impl EmailConfig {
             problems.push((format!("{prefix}.{field}"), text.to_owned()));
         };
         if !is_plain_address(&self.address) {
-            problem("address", "must be a plain address like support@example.com");
-        } else if self.address.split('@').next().is_some_and(|local| local.contains('+')) {
+            problem(
+                "address",
+                "must be a plain address like support@example.com",
+            );
+        } else if self
+            .address
+            .split('@')
+            .next()
+            .is_some_and(|local| local.contains('+'))
+        {
             problem(
                 "address",
                 "must not contain '+': replies use support+<token>@domain",
             );
         }
         if self.display_name.contains(['\r', '\n', '<', '>', '"']) {
-            problem("display_name", "must not contain line breaks, quotes or angle brackets");
+            problem(
+                "display_name",
+                "must not contain line breaks, quotes or angle brackets",
+            );
         }
-        for (key, host) in [("imap.host", &self.imap.host), ("smtp.host", &self.smtp.host)] {
+        for (key, host) in [
+            ("imap.host", &self.imap.host),
+            ("smtp.host", &self.smtp.host),
+        ] {
             if host.trim().is_empty() || host.contains(char::is_whitespace) {
                 problem(key, "must be a host name or IP address");
             }
@@ -292,7 +309,10 @@ impl EmailConfig {
         if cfg!(not(feature = "tls")) {
             for (key, mode) in [("imap.tls", self.imap.tls), ("smtp.tls", self.smtp.tls)] {
                 if mode != TlsMode::Plain {
-                    problem(key, "this build has no TLS support (feature `tls`); use \"plain\"");
+                    problem(
+                        key,
+                        "this build has no TLS support (feature `tls`); use \"plain\"",
+                    );
                 }
             }
         }
@@ -307,8 +327,11 @@ impl EmailConfig {
     pub(crate) fn token_key(&self) -> Vec<u8> {
         match &self.reply_token_secret {
             Some(secret) => secret.as_bytes().to_vec(),
-            None => format!("switchboard-email-reply-token:{}", self.address.to_lowercase())
-                .into_bytes(),
+            None => format!(
+                "switchboard-email-reply-token:{}",
+                self.address.to_lowercase()
+            )
+            .into_bytes(),
         }
     }
 }
@@ -357,7 +380,11 @@ mod tests {
         assert!(config.imap.idle);
         assert_eq!(config.imap.processed, ProcessedAction::Flag);
         assert_eq!(config.smtp.tls, TlsMode::Starttls);
-        assert!(problems_of(&config).is_empty(), "{:?}", problems_of(&config));
+        assert!(
+            problems_of(&config).is_empty(),
+            "{:?}",
+            problems_of(&config)
+        );
     }
 
     #[test]
@@ -378,7 +405,9 @@ mod tests {
             "connectors.email.imap.password_env".to_owned(),
             "environment variable EMAIL_IMAP_PASSWORD is not set".to_owned()
         )));
-        assert!(problems.iter().any(|(key, _)| key == "connectors.email.smtp.password_env"));
+        assert!(problems
+            .iter()
+            .any(|(key, _)| key == "connectors.email.smtp.password_env"));
         assert_eq!(config.imap.username, "bot");
     }
 
@@ -388,13 +417,19 @@ mod tests {
             .replace("support@example.com", "not an address")
             .replace("port = 993", "port = 0\nprocessed = \"move\"");
         let config: EmailConfig = toml::from_str(&text).expect("parse");
-        let keys: Vec<String> = problems_of(&config).into_iter().map(|(key, _)| key).collect();
+        let keys: Vec<String> = problems_of(&config)
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
         for expected in [
             "connectors.email.address",
             "connectors.email.imap.port",
             "connectors.email.imap.processed_mailbox",
         ] {
-            assert!(keys.iter().any(|key| key == expected), "{expected} in {keys:?}");
+            assert!(
+                keys.iter().any(|key| key == expected),
+                "{expected} in {keys:?}"
+            );
         }
     }
 

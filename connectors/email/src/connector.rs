@@ -71,7 +71,11 @@ impl EmailConnector {
     }
 
     /// One connection's life: log in, then process and wait until something breaks.
-    async fn session(&self, gateway: &Arc<dyn Gateway>, backoff: &mut Duration) -> Result<(), ImapError> {
+    async fn session(
+        &self,
+        gateway: &Arc<dyn Gateway>,
+        backoff: &mut Duration,
+    ) -> Result<(), ImapError> {
         let imap = &self.config.imap;
         let mut session = imap::connect(imap).await?;
         imap::timed("SELECT", session.select(&imap.mailbox)).await?;
@@ -96,7 +100,11 @@ impl EmailConnector {
     }
 
     /// Handles every unprocessed mail, oldest first.
-    async fn process_pending(&self, session: &mut Session, gateway: &Arc<dyn Gateway>) -> Result<(), ImapError> {
+    async fn process_pending(
+        &self,
+        session: &mut Session,
+        gateway: &Arc<dyn Gateway>,
+    ) -> Result<(), ImapError> {
         let imap = &self.config.imap;
         for uid in imap::pending(session, imap.processed).await? {
             let Some(raw) = self.fetch(session, uid).await? else {
@@ -104,10 +112,17 @@ impl EmailConnector {
             };
             match self.handle(&raw, gateway).await {
                 Outcome::Done => {
-                    imap::mark_processed(session, uid, imap.processed, imap.processed_mailbox.as_deref())
-                        .await?
+                    imap::mark_processed(
+                        session,
+                        uid,
+                        imap.processed,
+                        imap.processed_mailbox.as_deref(),
+                    )
+                    .await?
                 }
-                Outcome::Retry(why) => return Err(ImapError::Io(format!("storage unavailable: {why}"))),
+                Outcome::Retry(why) => {
+                    return Err(ImapError::Io(format!("storage unavailable: {why}")))
+                }
             }
         }
         Ok(())
@@ -115,7 +130,11 @@ impl EmailConnector {
 
     /// The raw mail; a mail far over the attachment limit is read as header plus a notice.
     async fn fetch(&self, session: &mut Session, uid: u32) -> Result<Option<Vec<u8>>, ImapError> {
-        let limit = self.config.max_attachment_bytes.saturating_mul(2).saturating_add(1 << 20);
+        let limit = self
+            .config
+            .max_attachment_bytes
+            .saturating_mul(2)
+            .saturating_add(1 << 20);
         let size = imap::size_of(session, uid).await?.unwrap_or(0) as usize;
         if size <= limit {
             return imap::fetch(session, uid, true).await;
@@ -216,17 +235,31 @@ fn build_transport(config: &EmailConfig) -> Result<Transport, String> {
 fn smtp_error(error: lettre::transport::smtp::Error) -> ConnectorError {
     let detail = error.to_string();
     let code = error.status().map(|code| code.to_string());
-    if code.as_deref().is_some_and(|c| ["530", "534", "535", "454"].contains(&c))
+    if code
+        .as_deref()
+        .is_some_and(|c| ["530", "534", "535", "454"].contains(&c))
         && detail.to_ascii_lowercase().contains("auth")
     {
-        return ConnectorError::Auth { connector: NAME, detail };
+        return ConnectorError::Auth {
+            connector: NAME,
+            detail,
+        };
     }
     if error.is_permanent() {
-        ConnectorError::Permanent { connector: NAME, detail }
+        ConnectorError::Permanent {
+            connector: NAME,
+            detail,
+        }
     } else if error.is_client() {
-        ConnectorError::Permanent { connector: NAME, detail }
+        ConnectorError::Permanent {
+            connector: NAME,
+            detail,
+        }
     } else {
-        ConnectorError::Transient { connector: NAME, detail }
+        ConnectorError::Transient {
+            connector: NAME,
+            detail,
+        }
     }
 }
 
@@ -252,7 +285,10 @@ impl Connector for EmailConnector {
                 Ok(()) => {}
                 Err(ImapError::Auth(detail)) => {
                     self.set_health(Health::Down(format!("login refused: {detail}")));
-                    return Err(ConnectorError::Auth { connector: NAME, detail });
+                    return Err(ConnectorError::Auth {
+                        connector: NAME,
+                        detail,
+                    });
                 }
                 Err(ImapError::Io(detail)) => {
                     warn!(error = %detail, retry_in = ?backoff, "mailbox connection lost; reconnecting");

@@ -47,7 +47,9 @@ pub async fn timed<T, E: Into<ImapError>>(
 ) -> Result<T, ImapError> {
     match tokio::time::timeout(COMMAND_TIMEOUT, future).await {
         Ok(result) => result.map_err(Into::into),
-        Err(_) => Err(ImapError::Io(format!("{what} timed out after {COMMAND_TIMEOUT:?}"))),
+        Err(_) => Err(ImapError::Io(format!(
+            "{what} timed out after {COMMAND_TIMEOUT:?}"
+        ))),
     }
 }
 
@@ -55,13 +57,15 @@ pub async fn timed<T, E: Into<ImapError>>(
 pub async fn connect(config: &ImapConfig) -> Result<Session, ImapError> {
     let address = (config.host.as_str(), config.port);
     let tcp = timed("connect", async {
-        TcpStream::connect(address)
-            .await
-            .map_err(|error| ImapError::Io(format!("connect {}:{}: {error}", config.host, config.port)))
+        TcpStream::connect(address).await.map_err(|error| {
+            ImapError::Io(format!("connect {}:{}: {error}", config.host, config.port))
+        })
     })
     .await?;
     let client = match config.tls {
-        TlsMode::Plain => greeted(async_imap::Client::new(Box::new(tcp) as Box<dyn ImapIo>)).await?,
+        TlsMode::Plain => {
+            greeted(async_imap::Client::new(Box::new(tcp) as Box<dyn ImapIo>)).await?
+        }
         TlsMode::Tls => {
             let tls = tls::wrap(tcp, &config.host).await?;
             greeted(async_imap::Client::new(tls)).await?
@@ -74,7 +78,11 @@ pub async fn connect(config: &ImapConfig) -> Result<Session, ImapError> {
             async_imap::Client::new(tls)
         }
     };
-    let login = tokio::time::timeout(COMMAND_TIMEOUT, client.login(&config.username, &config.password)).await;
+    let login = tokio::time::timeout(
+        COMMAND_TIMEOUT,
+        client.login(&config.username, &config.password),
+    )
+    .await;
     match login {
         Ok(Ok(session)) => Ok(session),
         Ok(Err((async_imap::error::Error::No(why), _)))
@@ -85,23 +93,33 @@ pub async fn connect(config: &ImapConfig) -> Result<Session, ImapError> {
 }
 
 /// Reads the server greeting that opens every IMAP connection.
-async fn greeted<T: ImapIo>(mut client: async_imap::Client<T>) -> Result<async_imap::Client<T>, ImapError> {
+async fn greeted<T: ImapIo>(
+    mut client: async_imap::Client<T>,
+) -> Result<async_imap::Client<T>, ImapError> {
     match tokio::time::timeout(COMMAND_TIMEOUT, client.read_response()).await {
         Ok(Some(Ok(_))) => Ok(client),
         Ok(Some(Err(error))) => Err(ImapError::Io(format!("greeting: {error}"))),
-        Ok(None) => Err(ImapError::Io("server closed the connection before its greeting".into())),
+        Ok(None) => Err(ImapError::Io(
+            "server closed the connection before its greeting".into(),
+        )),
         Err(_) => Err(ImapError::Io("no greeting from the server".into())),
     }
 }
 
 /// UIDs of the mails still to process, oldest first.
-pub async fn pending(session: &mut Session, action: ProcessedAction) -> Result<Vec<u32>, ImapError> {
+pub async fn pending(
+    session: &mut Session,
+    action: ProcessedAction,
+) -> Result<Vec<u32>, ImapError> {
     // With `move`, everything still in the mailbox is unprocessed; with `flag`, the unseen.
     let query = match action {
         ProcessedAction::Flag => "UNSEEN",
         ProcessedAction::Move => "ALL",
     };
-    let mut uids: Vec<u32> = timed("UID SEARCH", session.uid_search(query)).await?.into_iter().collect();
+    let mut uids: Vec<u32> = timed("UID SEARCH", session.uid_search(query))
+        .await?
+        .into_iter()
+        .collect();
     uids.sort_unstable();
     Ok(uids)
 }
@@ -123,8 +141,16 @@ pub async fn size_of(session: &mut Session, uid: u32) -> Result<Option<u32>, Ima
 }
 
 /// The whole raw mail (`whole = true`) or only its header, without setting `\Seen`.
-pub async fn fetch(session: &mut Session, uid: u32, whole: bool) -> Result<Option<Vec<u8>>, ImapError> {
-    let item = if whole { "BODY.PEEK[]" } else { "BODY.PEEK[HEADER]" };
+pub async fn fetch(
+    session: &mut Session,
+    uid: u32,
+    whole: bool,
+) -> Result<Option<Vec<u8>>, ImapError> {
+    let item = if whole {
+        "BODY.PEEK[]"
+    } else {
+        "BODY.PEEK[HEADER]"
+    };
     timed("UID FETCH", async {
         let mut stream = session.uid_fetch(uid.to_string(), item).await?;
         let mut raw = None;
@@ -153,7 +179,9 @@ pub async fn mark_processed(
         }
         _ => {
             timed("UID STORE", async {
-                let mut stream = session.uid_store(uid.to_string(), "+FLAGS (\\Seen)").await?;
+                let mut stream = session
+                    .uid_store(uid.to_string(), "+FLAGS (\\Seen)")
+                    .await?;
                 while let Some(item) = stream.next().await {
                     item?;
                 }
@@ -193,7 +221,10 @@ mod tls {
     use super::{ImapError, ImapIo};
 
     /// Wraps `stream` in TLS, checking the server's certificate against the system's roots.
-    pub async fn wrap<S: ImapIo + 'static>(stream: S, host: &str) -> Result<Box<dyn ImapIo>, ImapError> {
+    pub async fn wrap<S: ImapIo + 'static>(
+        stream: S,
+        host: &str,
+    ) -> Result<Box<dyn ImapIo>, ImapError> {
         let mut roots = RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
@@ -222,7 +253,10 @@ mod tls {
     use super::{ImapError, ImapIo};
 
     /// This build has no TLS; config validation already reports it.
-    pub async fn wrap<S: ImapIo + 'static>(_stream: S, host: &str) -> Result<Box<dyn ImapIo>, ImapError> {
+    pub async fn wrap<S: ImapIo + 'static>(
+        _stream: S,
+        host: &str,
+    ) -> Result<Box<dyn ImapIo>, ImapError> {
         Err(ImapError::Auth(format!(
             "TLS to {host} requested but this build lacks the `tls` feature"
         )))

@@ -63,12 +63,15 @@ pub fn classify(message: &Message<'_>, sender: &str, own_address: &str) -> Optio
     }
     let is_report = message.content_type().is_some_and(|ct| {
         ct.ctype().eq_ignore_ascii_case("multipart")
-            && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
+            && ct
+                .subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
     });
     if is_report {
         return Some(SkipReason::Bounce("multipart/report".into()));
     }
-    if header(message, "Return-Path").is_some_and(|path| path.trim_matches(['<', '>', ' ']).is_empty())
+    if header(message, "Return-Path")
+        .is_some_and(|path| path.trim_matches(['<', '>', ' ']).is_empty())
     {
         return Some(SkipReason::Bounce("null Return-Path".into()));
     }
@@ -130,11 +133,17 @@ impl SenderRateLimit {
         let window = self.window;
         // Forget idle senders so the map cannot grow without bound.
         if self.seen.len() > 10_000 {
-            self.seen
-                .retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < window));
+            self.seen.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < window)
+            });
         }
         let times = self.seen.entry(sender.to_owned()).or_default();
-        while times.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
             times.pop_front();
         }
         if times.len() >= self.limit {
@@ -151,8 +160,12 @@ mod tests {
     use mail_parser::MessageParser;
 
     fn check(headers: &str, from: &str) -> Option<SkipReason> {
-        let raw = format!("From: {from}\r\nTo: support@example.com\r\nSubject: hi\r\n{headers}\r\nhello\r\n");
-        let message = MessageParser::default().parse(raw.as_bytes()).expect("parse");
+        let raw = format!(
+            "From: {from}\r\nTo: support@example.com\r\nSubject: hi\r\n{headers}\r\nhello\r\n"
+        );
+        let message = MessageParser::default()
+            .parse(raw.as_bytes())
+            .expect("parse");
         classify(&message, from, "support@example.com")
     }
 
@@ -172,7 +185,10 @@ mod tests {
             "Precedence: auto_reply\r\n",
         ] {
             assert!(
-                matches!(check(headers, "alice@example.org"), Some(SkipReason::AutoReply(_))),
+                matches!(
+                    check(headers, "alice@example.org"),
+                    Some(SkipReason::AutoReply(_))
+                ),
                 "{headers}"
             );
         }
@@ -180,24 +196,49 @@ mod tests {
 
     #[test]
     fn bulk_and_lists_are_skipped() {
-        for headers in ["Precedence: bulk\r\n", "Precedence: junk\r\n", "List-Id: <news.example.org>\r\n"] {
-            assert!(matches!(check(headers, "news@example.org"), Some(SkipReason::Bulk(_))), "{headers}");
+        for headers in [
+            "Precedence: bulk\r\n",
+            "Precedence: junk\r\n",
+            "List-Id: <news.example.org>\r\n",
+        ] {
+            assert!(
+                matches!(
+                    check(headers, "news@example.org"),
+                    Some(SkipReason::Bulk(_))
+                ),
+                "{headers}"
+            );
         }
     }
 
     #[test]
     fn bounces_are_skipped() {
-        assert!(matches!(check("", "mailer-daemon@mx.example.org"), Some(SkipReason::Bounce(_))));
-        assert!(matches!(check("", "postmaster@example.org"), Some(SkipReason::Bounce(_))));
-        assert!(matches!(check("Return-Path: <>\r\n", "alice@example.org"), Some(SkipReason::Bounce(_))));
+        assert!(matches!(
+            check("", "mailer-daemon@mx.example.org"),
+            Some(SkipReason::Bounce(_))
+        ));
+        assert!(matches!(
+            check("", "postmaster@example.org"),
+            Some(SkipReason::Bounce(_))
+        ));
+        assert!(matches!(
+            check("Return-Path: <>\r\n", "alice@example.org"),
+            Some(SkipReason::Bounce(_))
+        ));
         let dsn = "Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n";
-        assert!(matches!(check(dsn, "alice@example.org"), Some(SkipReason::Bounce(_))));
+        assert!(matches!(
+            check(dsn, "alice@example.org"),
+            Some(SkipReason::Bounce(_))
+        ));
     }
 
     #[test]
     fn our_own_mail_is_skipped() {
         assert_eq!(check("", "support@example.com"), Some(SkipReason::OwnMail));
-        assert_eq!(check("", "support+abc123@example.com"), Some(SkipReason::OwnMail));
+        assert_eq!(
+            check("", "support+abc123@example.com"),
+            Some(SkipReason::OwnMail)
+        );
     }
 
     #[test]

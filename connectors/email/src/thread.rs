@@ -57,7 +57,10 @@ pub fn token_in(recipient: &str, support_address: &str) -> Option<String> {
 /// True when `token` is the reply token of the sender's own conversation.
 pub fn token_matches(key: &[u8], token: &str, conversation_key: &str) -> bool {
     use subtle_eq::eq;
-    eq(reply_token(key, conversation_key).as_bytes(), token.as_bytes())
+    eq(
+        reply_token(key, conversation_key).as_bytes(),
+        token.as_bytes(),
+    )
 }
 
 /// Constant-time comparison, so a token cannot be guessed byte by byte from timings.
@@ -79,7 +82,10 @@ mod tests {
         let token = reply_token(key, &alice);
         assert_eq!(token.len(), TOKEN_LEN);
         let address = reply_address("support@example.com", &token);
-        assert_eq!(token_in(&address, "support@example.com"), Some(token.clone()));
+        assert_eq!(
+            token_in(&address, "support@example.com"),
+            Some(token.clone())
+        );
         assert!(token_matches(key, &token, &alice));
         assert!(!token_matches(key, &token, "mallory@example.net"));
         assert_eq!(token_in("support@example.com", "support@example.com"), None);

@@ -124,22 +124,33 @@ fn build_rules() -> Rules {
     .collect::<Vec<_>>();
 
     // "Am 18.09.2013 um 16:24 schrieb someone <a@b>:"
-    let on_date_wrote_someone = [("Op", "schreef"), ("Am", "schrieb"), ("Den", "skrev"), (r"søn\.", "skrev")]
-        .iter()
-        .map(|(on, wrote)| rule(&format!(r"(?m)^[[:blank:]>]*{on}\s.+\s{wrote}\s[^:]+:")))
-        .collect::<Vec<_>>();
+    let on_date_wrote_someone = [
+        ("Op", "schreef"),
+        ("Am", "schrieb"),
+        ("Den", "skrev"),
+        (r"søn\.", "skrev"),
+    ]
+    .iter()
+    .map(|(on, wrote)| rule(&format!(r"(?m)^[[:blank:]>]*{on}\s.+\s{wrote}\s[^:]+:")))
+    .collect::<Vec<_>>();
 
     // "суббота, 14 марта 2015 г. пользователь etewiah написал:"
-    let date_someone_wrote = [("пользователь", "написал"), ("", r"napisał\(a\)"), ("", "пише")]
-        .iter()
-        .map(|(user, wrote)| {
-            if user.is_empty() {
-                rule(&format!(r"(?m)\d{{4}}.{{1,80}}\n?.{{0,80}}?{wrote}:"))
-            } else {
-                rule(&format!(r"(?m)\d{{4}}.{{1,80}}{user}.{{0,80}}\n?.{{0,80}}?{wrote}:"))
-            }
-        })
-        .collect::<Vec<_>>();
+    let date_someone_wrote = [
+        ("пользователь", "написал"),
+        ("", r"napisał\(a\)"),
+        ("", "пише"),
+    ]
+    .iter()
+    .map(|(user, wrote)| {
+        if user.is_empty() {
+            rule(&format!(r"(?m)\d{{4}}.{{1,80}}\n?.{{0,80}}?{wrote}:"))
+        } else {
+            rule(&format!(
+                r"(?m)\d{{4}}.{{1,80}}{user}.{{0,80}}\n?.{{0,80}}?{wrote}:"
+            ))
+        }
+    })
+    .collect::<Vec<_>>();
 
     // "Max <max@example.com> schrieb am Fr., 28. Apr. 2017 um 11:53 Uhr:"
     let someone_wrote_on_date = vec![
@@ -202,11 +213,16 @@ fn build_rules() -> Rules {
     .collect();
 
     // Quoted header blocks ("From: ...", "Sent: ...") in the languages the fixtures cover.
-    let date_headers = "Sendt|Sent|Date|Le|Gesendet|Enviada em|Enviado|Fecha|Data|Datum|Skickat|发送时间";
+    let date_headers =
+        "Sendt|Sent|Date|Le|Gesendet|Enviada em|Enviado|Fecha|Data|Datum|Skickat|发送时间";
     let text_headers = "Fra|Til|Emne|From|To|Cc|Reply-To|Subject|De|Expéditeur|À|Destinataire|Répondre à|Objet|Von|An|Betreff|Para|Assunto|Asunto|Da|Risposta|A|Oggetto|Van|Beantwoorden - Aan|Aan|Onderwerp|Från|Till|Ämne|发件人|收件人|主题";
     let headers = vec![
-        rule(&format!(r"(?m)^[[:blank:]*]*(?:{date_headers})[[:blank:]*]*:.*\d+")),
-        rule(&format!(r"(?mi)^[[:blank:]*]*(?:{text_headers})[[:blank:]*]*:.*[[:word:]]+")),
+        rule(&format!(
+            r"(?m)^[[:blank:]*]*(?:{date_headers})[[:blank:]*]*:.*\d+"
+        )),
+        rule(&format!(
+            r"(?mi)^[[:blank:]*]*(?:{text_headers})[[:blank:]*]*:.*[[:word:]]+"
+        )),
     ];
 
     Rules {
@@ -225,7 +241,9 @@ fn build_rules() -> Rules {
         code_close: rule(r"(?m)^ {0,3}```\s*$"),
         preprocess: Preprocess {
             pgp_head: rule(r"(?i)\A-----BEGIN PGP SIGNED MESSAGE-----\n(?:Hash: \w+)?\s+"),
-            pgp_signature: rule(r"(?m)^-----BEGIN PGP SIGNATURE-----$[\s\S]+^-----END PGP SIGNATURE-----"),
+            pgp_signature: rule(
+                r"(?m)^-----BEGIN PGP SIGNATURE-----$[\s\S]+^-----END PGP SIGNATURE-----",
+            ),
             unsubscribe: rule(r"(?mi)^Unsubscribe: .+@.+(\n.+http:.+)?\s*\z"),
             alias_quote: rule(r#"(?m)^.*>{5} "[^"\n]+" == .+ writes:"#),
             enclosed_named: rule(r"(?m)^>>> ?(.+) ?>>>$\n([\s\S]+?)\n^<<< ?\1 ?<<<$"),
@@ -258,7 +276,9 @@ fn classify(rules: &Rules, line: &str) -> char {
         return 'd';
     }
     let unlinked = replace_all(line, &rules.signature_link, |caps| {
-        caps.get(1).map(|m| m.as_str().to_owned()).unwrap_or_default()
+        caps.get(1)
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default()
     });
     if rules.signatures.iter().any(|r| hit(r, &unlinked)) {
         return 's';
@@ -363,7 +383,9 @@ pub fn trim_reply(text: &str) -> String {
     // Delimiters and mobile signatures inside a code block are code: upper-case them so the
     // lower-case rules below do not see them.
     pattern = replace_all(&pattern, &p.code_block, |caps| {
-        caps.get(0).map(|m| m.as_str().to_uppercase()).unwrap_or_default()
+        caps.get(0)
+            .map(|m| m.as_str().to_uppercase())
+            .unwrap_or_default()
     });
 
     // Everything after the first delimiter ("--", "____") is signature or history.
@@ -385,7 +407,10 @@ pub fn trim_reply(text: &str) -> String {
     }
     // A marker followed by a long quote, with little text after it: keep up to the marker.
     if let Ok(Some(caps)) = p.marker_big_quote.captures(&pattern) {
-        let after_text = caps.get(1).map(|m| m.as_str().matches('t').count()).unwrap_or(0);
+        let after_text = caps
+            .get(1)
+            .map(|m| m.as_str().matches('t').count())
+            .unwrap_or(0);
         if after_text < 7 {
             if let Some(start) = caps.get(0).map(|m| m.start()) {
                 keep_until(&mut pattern, &mut lines, start + 1);

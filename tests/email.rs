@@ -1,0 +1,366 @@
+//! The email channel against real servers: Dovecot for IMAP, smtp-sink for SMTP.
+//!
+//! Until the core wires `[connectors.email]`, these drive `EmailConnector` directly with a
+//! small in-test gateway that behaves like the real one where it matters here: it dedupes on
+//! the message id and maps a conversation key to one conversation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use switchboard_api::{
+    Accepted, Author, ChannelKind, Connector, ConversationView, Gateway, Inbound, IngestError,
+    Outbound,
+};
+use switchboard_email::{EmailConfig, EmailConnector};
+
+use crate::harness::eventually;
+use crate::mailservers::{Dovecot, SmtpSink};
+
+/// What the fake gateway stored.
+#[derive(Default)]
+struct Stored {
+    messages: Vec<Inbound>,
+    conversations: HashMap<String, String>,
+    replays: usize,
+}
+
+/// Stores like the real intake: dedupe on message id, one conversation per key.
+#[derive(Default, Clone)]
+struct FakeGateway {
+    stored: Arc<Mutex<Stored>>,
+    /// Panic right after storing, as a process crash between store and flag would.
+    crash_after_store: bool,
+}
+
+#[async_trait]
+impl Gateway for FakeGateway {
+    async fn accept(&self, inbound: Inbound) -> Result<Accepted, IngestError> {
+        let accepted = {
+            let mut stored = self.stored.lock().unwrap();
+            let count = stored.conversations.len();
+            let conversation_id = stored
+                .conversations
+                .entry(inbound.conversation_key.clone())
+                .or_insert_with(|| format!("c{}", count + 1))
+                .clone();
+            let is_new = !stored
+                .messages
+                .iter()
+                .any(|m| m.message_id == inbound.message_id);
+            if is_new {
+                stored.messages.push(inbound.clone());
+            } else {
+                stored.replays += 1;
+            }
+            Accepted {
+                conversation_id,
+                message_id: inbound.message_id,
+                is_new,
+            }
+        };
+        if self.crash_after_store {
+            panic!("simulated crash after the gateway stored the mail");
+        }
+        Ok(accepted)
+    }
+
+    async fn history(
+        &self,
+        _channel: ChannelKind,
+        _conversation_key: &str,
+        _after: Option<&str>,
+    ) -> Result<Option<ConversationView>, IngestError> {
+        Ok(None)
+    }
+}
+
+fn config(imap: &Dovecot, smtp_port: u16) -> EmailConfig {
+    let mut config: EmailConfig = toml::from_str(&format!(
+        r#"
+        address = "support@example.com"
+        display_name = "Example Support"
+        max_mails_per_sender_per_hour = 50
+        [imap]
+        host = "127.0.0.1"
+        port = {}
+        tls = "plain"
+        username_env = "UNUSED_IMAP_USER"
+        password_env = "UNUSED_IMAP_PASSWORD"
+        poll_interval_secs = 1
+        [smtp]
+        host = "127.0.0.1"
+        port = {smtp_port}
+        tls = "plain"
+        "#,
+        imap.port
+    ))
+    .expect("email config");
+    config.imap.username = imap.user.clone();
+    config.imap.password = imap.password.clone();
+    let mut problems = Vec::new();
+    config.validate("connectors.email", &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+    config
+}
+
+fn start(connector: Arc<EmailConnector>, gateway: FakeGateway) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let _ = connector.run(Arc::new(gateway)).await;
+    })
+}
+
+const FIRST_MAIL: &str = "From: Alice Doe <alice@example.org>
+To: support@example.com
+Subject: Password help
+Message-ID: <first@example.org>
+Date: Mon, 6 Jan 2025 10:00:00 +0000
+
+How do I reset my password?
+
+-- 
+Alice
+";
+
+const REPLY_MAIL: &str = "From: Alice Doe <ALICE@example.org>
+To: support@example.com
+Subject: Re: Password help
+Message-ID: <second@example.org>
+In-Reply-To: <switchboard.out-1@example.com>
+References: <first@example.org> <switchboard.out-1@example.com>
+Date: Mon, 6 Jan 2025 10:05:00 +0000
+
+It still does not work.
+
+On Mon, 6 Jan 2025 at 10:01, Example Support <support@example.com> wrote:
+> Go to Settings, then Security.
+";
+
+const AUTO_REPLY: &str = "From: bob@example.net
+To: support@example.com
+Subject: Out of office
+Message-ID: <ooo@example.net>
+Auto-Submitted: auto-replied
+
+I am away until Monday.
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_mail_and_reply_join_one_conversation_auto_reply_ignored() {
+    let dovecot = Dovecot::start();
+    let connector = Arc::new(EmailConnector::new(config(&dovecot, 1)));
+    let gateway = FakeGateway::default();
+    dovecot.deliver(FIRST_MAIL);
+    dovecot.deliver(AUTO_REPLY);
+    let task = start(connector.clone(), gateway.clone());
+
+    eventually(
+        Duration::from_secs(20),
+        "both mails marked seen",
+        || async { (dovecot.seen_unseen() == (2, 0)).then_some(()) },
+    )
+    .await;
+    {
+        let stored = gateway.stored.lock().unwrap();
+        assert_eq!(
+            stored.messages.len(),
+            1,
+            "the auto-reply must not be stored"
+        );
+        let first = &stored.messages[0];
+        assert_eq!(first.conversation_key, "alice@example.org");
+        assert_eq!(first.text, "How do I reset my password?");
+        assert_eq!(
+            first.context.attributes["email.message_id"],
+            "<first@example.org>"
+        );
+    }
+
+    // The reply arrives while the connector idles; it joins the same conversation.
+    dovecot.deliver(REPLY_MAIL);
+    eventually(Duration::from_secs(20), "the reply stored", || async {
+        (gateway.stored.lock().unwrap().messages.len() == 2).then_some(())
+    })
+    .await;
+    let stored = gateway.stored.lock().unwrap();
+    let reply = &stored.messages[1];
+    assert_eq!(reply.conversation_key, "alice@example.org");
+    assert_eq!(reply.text, "It still does not work.");
+    assert_eq!(stored.conversations.len(), 1);
+    drop(stored);
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_before_flagging_rereads_once_and_stores_once() {
+    let dovecot = Dovecot::start();
+    let gateway = FakeGateway {
+        crash_after_store: true,
+        ..FakeGateway::default()
+    };
+    dovecot.deliver(FIRST_MAIL);
+    let crashed = start(
+        Arc::new(EmailConnector::new(config(&dovecot, 1))),
+        gateway.clone(),
+    );
+    // The task dies inside accept, after the store and before the flag.
+    let outcome = tokio::time::timeout(Duration::from_secs(20), crashed).await;
+    assert!(
+        matches!(outcome, Ok(Err(ref e)) if e.is_panic()),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        dovecot.seen_unseen(),
+        (0, 1),
+        "the mail must still be unread"
+    );
+
+    // The restarted process reads it again; the dedupe keeps one copy; now it is flagged.
+    let restarted = FakeGateway {
+        stored: gateway.stored.clone(),
+        crash_after_store: false,
+    };
+    let task = start(
+        Arc::new(EmailConnector::new(config(&dovecot, 1))),
+        restarted,
+    );
+    eventually(Duration::from_secs(20), "the mail marked seen", || async {
+        (dovecot.seen_unseen() == (1, 0)).then_some(())
+    })
+    .await;
+    let stored = gateway.stored.lock().unwrap();
+    assert_eq!(stored.messages.len(), 1);
+    assert_eq!(stored.replays, 1);
+    drop(stored);
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_server_restart_reconnects_without_loss_or_doubles() {
+    let mut dovecot = Dovecot::start();
+    let gateway = FakeGateway::default();
+    dovecot.deliver(FIRST_MAIL);
+    let task = start(
+        Arc::new(EmailConnector::new(config(&dovecot, 1))),
+        gateway.clone(),
+    );
+    eventually(Duration::from_secs(20), "first mail stored", || async {
+        (gateway.stored.lock().unwrap().messages.len() == 1).then_some(())
+    })
+    .await;
+    dovecot.kill();
+    dovecot.deliver(REPLY_MAIL);
+    dovecot.restart();
+    eventually(
+        Duration::from_secs(40),
+        "reply stored after reconnect",
+        || async { (gateway.stored.lock().unwrap().messages.len() == 2).then_some(()) },
+    )
+    .await;
+    eventually(Duration::from_secs(20), "all mails seen", || async {
+        (dovecot.seen_unseen() == (2, 0)).then_some(())
+    })
+    .await;
+    assert_eq!(gateway.stored.lock().unwrap().messages.len(), 2);
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_reply_is_sent_as_a_threaded_mail() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start();
+    let connector = Arc::new(EmailConnector::new(config(&dovecot, sink.port)));
+    let gateway = FakeGateway::default();
+    dovecot.deliver(FIRST_MAIL);
+    let task = start(connector.clone(), gateway.clone());
+    let inbound = eventually(Duration::from_secs(20), "mail stored", || async {
+        gateway.stored.lock().unwrap().messages.first().cloned()
+    })
+    .await;
+    task.abort();
+
+    let reply_context: BTreeMap<String, String> = inbound.context.attributes.clone();
+    let outbound = Outbound {
+        id: "1736157600000-0".into(),
+        conversation_id: "c1".into(),
+        channel: ChannelKind::Email,
+        conversation_key: inbound.conversation_key.clone(),
+        author: Author::Agent {
+            name: "Dana".into(),
+        },
+        text: "I reset it for you; check your inbox.".into(),
+        actions: Vec::new(),
+        reply_context,
+    };
+    let receipt = connector
+        .send(&outbound)
+        .await
+        .expect("smtp-sink accepts the reply");
+    assert_eq!(
+        receipt.platform_message_id.as_deref(),
+        Some("<switchboard.1736157600000-0@example.com>")
+    );
+    let mail = eventually(Duration::from_secs(10), "captured mail", || async {
+        sink.mails().into_iter().next()
+    })
+    .await;
+    for expected in [
+        "X-Rcpt-Args: <alice@example.org>",
+        "Subject: Re: Password help",
+        "In-Reply-To: <first@example.org>",
+        "References: <first@example.org>",
+        "Message-ID: <switchboard.1736157600000-0@example.com>",
+        "From: \"Example Support\" <support@example.com>",
+        "Dana",
+    ] {
+        assert!(mail.contains(expected), "missing {expected:?} in:\n{mail}");
+    }
+    assert!(
+        !mail.contains("Auto-Submitted"),
+        "agent replies are not auto-submitted:\n{mail}"
+    );
+
+    // AI answers are marked, so the customer's own robots do not answer them.
+    let ai = Outbound {
+        id: "1736157600001-0".into(),
+        author: Author::Ai,
+        ..outbound
+    };
+    connector.send(&ai).await.expect("send AI answer");
+    let mails = eventually(Duration::from_secs(10), "second captured mail", || async {
+        let mails = sink.mails();
+        (mails.len() == 2).then_some(mails)
+    })
+    .await;
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("Auto-Submitted: auto-replied")),
+        "{mails:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_down_is_a_transient_error() {
+    let dovecot = Dovecot::start();
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let connector = EmailConnector::new(config(&dovecot, port));
+    let outbound = Outbound {
+        id: "x-1".into(),
+        conversation_id: "c1".into(),
+        channel: ChannelKind::Email,
+        conversation_key: "alice@example.org".into(),
+        author: Author::Ai,
+        text: "hi".into(),
+        actions: Vec::new(),
+        reply_context: BTreeMap::new(),
+    };
+    let error = connector.send(&outbound).await.expect_err("no server");
+    assert!(error.is_retryable(), "{error}");
+}

@@ -1,0 +1,285 @@
+//! The Slack agent desk end to end: the real slack-morphism client against a loopback
+//! stand-in of Slack's Web API and Socket Mode, a real gateway, Redis and a web chat visitor.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use switchboard::desk::inbox::RESOLVED_NOTICE;
+use switchboard_slack::standin::{event_callback, signed_request, RecordedPost, SlackStandIn};
+
+use crate::harness::{eventually, http_with_headers, start_gateway, test_config, RedisServer};
+use crate::webchat::{Widget, WEBCHAT};
+
+const SUPPORT: &str = "C0SUPPORT";
+const AGENT: &str = "U0AGENTSAM";
+
+fn desk_config(standin: &SlackStandIn, mode: &str) -> String {
+    std::env::set_var("SB_TEST_SLACK_BOT", "xoxb-test-token");
+    std::env::set_var("SB_TEST_SLACK_APP", "xapp-test-token");
+    std::env::set_var("SB_TEST_SLACK_SIGNING", "test-signing-secret");
+    format!(
+        r#"{WEBCHAT}
+[desk.slack]
+enabled = true
+mode = "{mode}"
+channel = "{SUPPORT}"
+api_url = "{}"
+bot_token_env = "SB_TEST_SLACK_BOT"
+app_token_env = "SB_TEST_SLACK_APP"
+signing_secret_env = "SB_TEST_SLACK_SIGNING"
+posts_per_second_per_channel = 20.0
+"#,
+        standin.api_url()
+    )
+}
+
+/// A thread reply by an agent, shaped like Slack's `message` event.
+fn agent_reply(thread_ts: &str, ts: &str, text: &str) -> Value {
+    json!({
+        "type": "message", "channel": SUPPORT, "user": AGENT, "text": text,
+        "ts": ts, "thread_ts": thread_ts, "event_ts": ts, "channel_type": "channel",
+    })
+}
+
+async fn briefing(standin: &SlackStandIn) -> RecordedPost {
+    eventually(
+        Duration::from_secs(15),
+        "the briefing in the support channel",
+        || async {
+            standin
+                .posts()
+                .into_iter()
+                .find(|post| post.method == "chat.postMessage" && post.thread_ts.is_none())
+        },
+    )
+    .await
+}
+
+async fn thread_post(standin: &SlackStandIn, thread_ts: &str, needle: &str) -> RecordedPost {
+    eventually(Duration::from_secs(15), needle, || async {
+        standin
+            .posts()
+            .into_iter()
+            .find(|post| post.thread_ts.as_deref() == Some(thread_ts) && post.text.contains(needle))
+    })
+    .await
+}
+
+async fn visitor_asks_for_a_human(addr: std::net::SocketAddr, session: &str) -> Widget {
+    let (mut widget, _) = Widget::connect(addr, session, None).await;
+    widget
+        .send(json!({"type": "message", "client_id": "q1", "text": "How do I reset my password?"}))
+        .await;
+    widget.message_from("ai").await;
+    widget
+        .send(json!({"type": "talk_to_human", "client_id": "q2"}))
+        .await;
+    widget.message_from("system").await;
+    widget
+}
+
+#[tokio::test]
+async fn a_web_chat_escalation_becomes_a_slack_thread_and_the_agents_reply_reaches_the_browser() {
+    let redis = RedisServer::start();
+    let standin = SlackStandIn::start().await;
+    standin.set_user(AGENT, "Sam Rivera");
+    // Slack is rate limiting when the briefing goes out: it must still arrive, once.
+    standin.fail_next_with_429(1, 1);
+    let gateway = start_gateway(test_config(&redis, &desk_config(&standin, "socket"))).await;
+    let mut widget = visitor_asks_for_a_human(gateway.local_addr, "slack-visitor-000000001").await;
+
+    let parent = briefing(&standin).await;
+    assert_eq!(parent.channel, SUPPORT);
+    let blocks = parent.blocks.to_string();
+    for field in [
+        "Dana",
+        "webchat",
+        "standard",
+        "acme.example/pricing",
+        "Pricing - Acme Cloud",
+        "plan",
+        "asked for a person",
+        "How do I reset my password?",
+        "Forgot password",
+    ] {
+        assert!(blocks.contains(field), "briefing lacks {field:?}: {blocks}");
+    }
+    assert!(blocks.contains('%'), "AI confidence shown: {blocks}");
+
+    // The customer's next message lands in the thread.
+    widget.send(json!({"type": "message", "client_id": "q3", "text": "I'm on the Pro plan, workspace acme-42"})).await;
+    thread_post(&standin, &parent.ts, "acme-42").await;
+
+    // The agent replies in the thread: the visitor sees it, signed with the agent's name.
+    let reply = agent_reply(
+        &parent.ts,
+        "1800000000.000100",
+        "Hi Dana, I've sent you a fresh reset link.",
+    );
+    let envelope = standin.send_event(reply.clone());
+    assert!(
+        standin
+            .wait_for_ack(&envelope, Duration::from_secs(10))
+            .await,
+        "envelope acked"
+    );
+    let message = widget.message_from("agent").await;
+    assert_eq!(message["author"]["name"], "Sam Rivera");
+    assert!(message["text"]
+        .as_str()
+        .unwrap()
+        .contains("fresh reset link"));
+
+    // Slack redelivers the same event: relayed once.
+    standin.send_callback(event_callback("EvReplay0001", reply.clone()));
+    standin.send_callback(event_callback("EvReplay0001", reply));
+    // An internal note never leaves Slack.
+    standin.send_event(agent_reply(
+        &parent.ts,
+        "1800000000.000200",
+        "// she is on the legacy SSO",
+    ));
+    standin.send_event(agent_reply(&parent.ts, "1800000000.000300", "!resolve"));
+    let notice = widget.message_from("system").await;
+    assert_eq!(notice["text"], RESOLVED_NOTICE);
+    let view = gateway
+        .store
+        .customer_view(
+            switchboard_api::ChannelKind::Webchat,
+            "s:slack-visitor-000000001",
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let agent_messages = view
+        .messages
+        .iter()
+        .filter(|m| m.text.contains("fresh reset link"))
+        .count();
+    assert_eq!(agent_messages, 1, "relayed once");
+    assert!(
+        !view.messages.iter().any(|m| m.text.contains("legacy SSO")),
+        "notes stay in Slack"
+    );
+    assert_eq!(view.status, "resolved");
+
+    // The briefing is updated to show who took it and that it is resolved.
+    eventually(Duration::from_secs(15), "the briefing update", || async {
+        standin.posts().into_iter().find(|post| {
+            post.method == "chat.update"
+                && post.ts == parent.ts
+                && post.blocks.to_string().contains("Sam Rivera")
+                && post.blocks.to_string().to_lowercase().contains("resolved")
+        })
+    })
+    .await;
+    let briefings = standin
+        .posts()
+        .iter()
+        .filter(|p| p.method == "chat.postMessage" && p.thread_ts.is_none())
+        .count();
+    assert_eq!(briefings, 1, "the 429 was retried, not duplicated");
+}
+
+#[tokio::test]
+async fn the_events_api_verifies_signatures_and_relays_agent_replies() {
+    let redis = RedisServer::start();
+    let standin = SlackStandIn::start().await;
+    standin.set_user(AGENT, "Sam Rivera");
+    let gateway = start_gateway(test_config(&redis, &desk_config(&standin, "events_api"))).await;
+    let mut widget = visitor_asks_for_a_human(gateway.local_addr, "slack-visitor-000000002").await;
+    let parent = briefing(&standin).await;
+
+    let body = event_callback(
+        "EvHttp0001",
+        agent_reply(&parent.ts, "1800000001.000100", "Looking into it now."),
+    )
+    .to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+
+    let forged = signed_request("not-the-secret", &body, now);
+    let (status, _) = http_with_headers(
+        gateway.local_addr,
+        "POST",
+        "/slack/events",
+        &forged.headers,
+        Some(&forged.body),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let stale = signed_request("test-signing-secret", &body, now - 600);
+    let (status, _) = http_with_headers(
+        gateway.local_addr,
+        "POST",
+        "/slack/events",
+        &stale.headers,
+        Some(&stale.body),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let view = gateway
+        .store
+        .customer_view(
+            switchboard_api::ChannelKind::Webchat,
+            "s:slack-visitor-000000002",
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !view
+            .messages
+            .iter()
+            .any(|m| m.text.contains("Looking into it")),
+        "nothing relayed from forged requests"
+    );
+
+    let signed = signed_request("test-signing-secret", &body, now);
+    let mut retry_headers = signed.headers.clone();
+    retry_headers.push(("x-slack-retry-num".into(), "1".into()));
+    retry_headers.push(("x-slack-retry-reason".into(), "http_timeout".into()));
+    let (status, _) = http_with_headers(
+        gateway.local_addr,
+        "POST",
+        "/slack/events",
+        &signed.headers,
+        Some(&signed.body),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = http_with_headers(
+        gateway.local_addr,
+        "POST",
+        "/slack/events",
+        &retry_headers,
+        Some(&signed.body),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let message = widget.message_from("agent").await;
+    assert_eq!(message["author"]["name"], "Sam Rivera");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let view = gateway
+        .store
+        .customer_view(
+            switchboard_api::ChannelKind::Webchat,
+            "s:slack-visitor-000000002",
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        view.messages
+            .iter()
+            .filter(|m| m.text.contains("Looking into it"))
+            .count(),
+        1,
+        "a retried event is relayed once"
+    );
+}
