@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_api::{ChannelKind, Connector, ConnectorError, Desk, DeskSink, Gateway};
+use switchboard_email::EmailConnector;
 use switchboard_slack::SlackDesk;
 use switchboard_webchat::WebchatConnector;
 use tokio::task::JoinSet;
@@ -143,6 +144,9 @@ pub async fn start_with_desk(
     let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
     if let Some(webchat) = config.connectors.webchat.clone().filter(|c| c.enabled) {
         connectors.push(Arc::new(WebchatConnector::new(webchat)));
+    }
+    if let Some(email) = config.connectors.email.clone().filter(|c| c.enabled) {
+        connectors.push(Arc::new(EmailConnector::new(email)));
     }
     let by_channel: HashMap<ChannelKind, Arc<dyn Connector>> = connectors
         .iter()

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use switchboard_email::EmailConfig;
 use switchboard_slack::SlackDeskConfig;
 use switchboard_webchat::WebchatConfig;
 
@@ -152,6 +153,8 @@ impl Default for OutboxConfig {
 pub struct ConnectorsConfig {
     /// `[connectors.webchat]`.
     pub webchat: Option<WebchatConfig>,
+    /// `[connectors.email]`.
+    pub email: Option<EmailConfig>,
 }
 
 /// `[desk]`: the agent desk.
@@ -201,7 +204,7 @@ impl fmt::Display for ConfigError {
 }
 
 const TOP_LEVEL_KEYS: [&str; 6] = ["gateway", "redis", "outbox", "triage", "connectors", "desk"];
-const CONNECTOR_KEYS: [&str; 1] = ["webchat"];
+const CONNECTOR_KEYS: [&str; 2] = ["webchat", "email"];
 const DESK_KEYS: [&str; 1] = ["slack"];
 
 impl Config {
@@ -260,6 +263,8 @@ impl Config {
                 }
                 config.connectors.webchat =
                     optional_section(connectors, "connectors.webchat", "webchat", &mut problems);
+                config.connectors.email =
+                    optional_section(connectors, "connectors.email", "email", &mut problems);
             }
             Some(_) => problems.push(ConfigProblem {
                 key: "connectors".into(),
@@ -308,6 +313,9 @@ impl Config {
         }
         if let Some(webchat) = &mut self.connectors.webchat {
             webchat.resolve_secrets("connectors.webchat", &mut raw);
+        }
+        if let Some(email) = &mut self.connectors.email {
+            email.resolve_secrets("connectors.email", &mut raw);
         }
         if let Some(slack) = &mut self.desk.slack {
             slack.resolve_secrets("desk.slack", &mut raw);
@@ -362,6 +370,9 @@ impl Config {
         self.triage.validate("triage", &self.base_dir, &mut raw);
         if let Some(webchat) = &self.connectors.webchat {
             webchat.validate("connectors.webchat", &mut raw);
+        }
+        if let Some(email) = &self.connectors.email {
+            email.validate("connectors.email", &mut raw);
         }
         if let Some(slack) = &self.desk.slack {
             slack.validate("desk.slack", &mut raw);

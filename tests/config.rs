@@ -19,9 +19,15 @@ fn check_config(files: &[&Path], env: &[(&str, &str)]) -> (bool, String) {
 }
 
 /// Secrets the examples reference; an admin sets them in the environment.
-const EXAMPLE_ENV: [(&str, &str); 2] = [
+const EXAMPLE_ENV: [(&str, &str); 8] = [
     ("WEBCHAT_IDENTITY_SECRET", "example-secret"),
     ("SWITCHBOARD_REDIS_URL", "redis://127.0.0.1:6379/"),
+    ("SUPPORT_IMAP_USER", "support@example.com"),
+    ("SUPPORT_IMAP_PASSWORD", "example"),
+    ("SUPPORT_SMTP_USER", "support@example.com"),
+    ("SUPPORT_SMTP_PASSWORD", "example"),
+    ("SLACK_BOT_TOKEN", "xoxb-example"),
+    ("SLACK_APP_TOKEN", "xapp-example"),
 ];
 
 #[test]

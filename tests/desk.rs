@@ -21,7 +21,7 @@ use crate::webchat::{Widget, WEBCHAT};
 
 /// An agent desk in memory: records what the gateway posts, lets the test act as an agent.
 #[derive(Default)]
-pub struct FakeDesk {
+pub(crate) struct FakeDesk {
     sink: Mutex<Option<Arc<dyn DeskSink>>>,
     threads: Mutex<Vec<(String, Briefing, ThreadRef)>>,
     posts: Mutex<Vec<(ThreadRef, String)>>,
@@ -83,11 +83,11 @@ impl Desk for FakeDesk {
 }
 
 impl FakeDesk {
-    async fn agent(&self, event: DeskEvent) {
+    pub(crate) async fn agent(&self, event: DeskEvent) {
         let sink = self.sink.lock().unwrap().clone().expect("desk running");
         sink.handle(event).await.expect("desk event stored");
     }
-    async fn thread(&self) -> (Briefing, ThreadRef) {
+    pub(crate) async fn thread(&self) -> (Briefing, ThreadRef) {
         eventually(Duration::from_secs(10), "a briefing thread", || async {
             self.threads
                 .lock()
@@ -108,7 +108,7 @@ impl FakeDesk {
     }
 }
 
-fn reply(thread: &ThreadRef, ts: &str, agent: &str, text: &str) -> DeskEvent {
+pub(crate) fn reply(thread: &ThreadRef, ts: &str, agent: &str, text: &str) -> DeskEvent {
     DeskEvent::AgentMessage {
         event_id: format!("Ev{ts}"),
         thread: thread.clone(),

@@ -364,3 +364,98 @@ async fn smtp_down_is_a_transient_error() {
     let error = connector.send(&outbound).await.expect_err("no server");
     assert!(error.is_retryable(), "{error}");
 }
+
+/// The whole gateway with the email channel enabled, talking to real Dovecot and smtp-sink.
+mod through_the_gateway {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use switchboard::app::{start_with_desk, DeskSetup};
+
+    use crate::desk::{reply, FakeDesk};
+    use crate::harness::{eventually, test_config, RedisServer};
+    use crate::mailservers::{Dovecot, SmtpSink};
+
+    fn email_toml(dovecot: &Dovecot, smtp: &SmtpSink) -> String {
+        std::env::set_var("SB_TEST_IMAP_USER", &dovecot.user);
+        std::env::set_var("SB_TEST_IMAP_PASSWORD", &dovecot.password);
+        format!(
+            r#"
+[connectors.email]
+enabled = true
+address = "support@example.com"
+display_name = "Example Support"
+[connectors.email.imap]
+host = "127.0.0.1"
+port = {}
+tls = "plain"
+username_env = "SB_TEST_IMAP_USER"
+password_env = "SB_TEST_IMAP_PASSWORD"
+poll_interval_secs = 1
+[connectors.email.smtp]
+host = "127.0.0.1"
+port = {}
+tls = "plain"
+"#,
+            dovecot.port, smtp.port
+        )
+    }
+
+    /// A captured mail with its quoted-printable soft line breaks and spaces decoded.
+    fn readable(mail: &str) -> String {
+        mail.replace("=\n", "").replace("=20", " ").replace("=3D", "=")
+    }
+
+    async fn captured(smtp: &SmtpSink, what: &str, needle: &str) -> String {
+        eventually(Duration::from_secs(30), what, || async {
+            smtp.mails().into_iter().map(|mail| readable(&mail)).find(|mail| mail.contains(needle))
+        })
+        .await
+    }
+
+    fn header<'a>(mail: &'a str, name: &str) -> &'a str {
+        mail.lines()
+            .find(|line| line.to_lowercase().starts_with(&format!("{}:", name.to_lowercase())))
+            .map(|line| line[name.len() + 1..].trim())
+            .unwrap_or("")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mail_is_answered_by_the_ai_and_an_agents_reply_is_a_threaded_mail() {
+        let redis = RedisServer::start();
+        let dovecot = Dovecot::start();
+        let smtp = SmtpSink::start();
+        let desk = Arc::new(FakeDesk::default());
+        let config = test_config(&redis, &email_toml(&dovecot, &smtp));
+        let _gateway = start_with_desk(
+            config,
+            Some(DeskSetup { desk: desk.clone(), default_channel: "C0SUPPORT".into() }),
+        )
+        .await
+        .expect("gateway starts");
+
+        dovecot.deliver(super::FIRST_MAIL);
+        let answer = captured(&smtp, "the AI's answer by mail", "Forgot password").await;
+        assert!(header(&answer, "To").contains("alice@example.org"), "{answer}");
+        assert_eq!(header(&answer, "Subject"), "Re: Password help");
+        assert_eq!(header(&answer, "In-Reply-To"), "<first@example.org>");
+        assert!(header(&answer, "Auto-Submitted").contains("auto-replied"));
+
+        dovecot.deliver(
+            "From: Alice Doe <alice@example.org>\nTo: support@example.com\nSubject: Re: Password help\n\
+             Message-ID: <third@example.org>\nIn-Reply-To: <first@example.org>\nReferences: <first@example.org>\n\n\
+             That didn't help. I want to talk to a real person please.\n\n> quoted answer\n",
+        );
+        let (briefing, thread) = desk.thread().await;
+        assert_eq!(briefing.channel, switchboard_api::ChannelKind::Email);
+        assert_eq!(briefing.email.as_deref(), Some("alice@example.org"));
+        assert!(!briefing.transcript.iter().any(|line| line.text.contains("quoted answer")), "quotes are trimmed before the desk sees them");
+
+        desk.agent(reply(&thread, "1800000005.000100", "Sam", "Hi Alice, I reset it for you; check your inbox.")).await;
+        let agent_mail = captured(&smtp, "the agent's reply by mail", "I reset it for you").await;
+        assert!(agent_mail.contains("Sam"), "signed with the agent's name: {agent_mail}");
+        assert_eq!(header(&agent_mail, "In-Reply-To"), "<third@example.org>");
+        assert!(header(&agent_mail, "References").contains("<first@example.org>"), "{agent_mail}");
+        assert_eq!(header(&agent_mail, "Subject"), "Re: Password help");
+    }
+}

@@ -136,6 +136,7 @@ pub fn shared_data(path: &str) -> PathBuf {
 
 /// A config for a gateway on a free port talking to `redis`, with extra TOML appended.
 pub fn test_config(redis: &RedisServer, extra: &str) -> Config {
+    init_logging();
     let text = format!(
         r#"
 [gateway]
@@ -157,8 +158,22 @@ knowledge_dir = "knowledge"
         .unwrap_or_else(|problems| panic!("test config: {problems:?}"))
 }
 
+/// Sends the gateway's logs to the test's captured output (shown when a test fails).
+pub fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,switchboard=debug".into()),
+            )
+            .with_test_writer()
+            .try_init();
+    });
+}
+
 /// Starts a whole gateway in this process.
 pub async fn start_gateway(config: Config) -> RunningGateway {
+    init_logging();
     switchboard::app::start(config)
         .await
         .unwrap_or_else(|error| panic!("gateway did not start: {error}"))

@@ -51,8 +51,10 @@ impl Default for Calibration {
     /// Fitted by `fit_clinc150` on CLINC150 `train` + `oos_train`.
     fn default() -> Self {
         Calibration {
-            weights: [4.940, 4.597, 0.110, -0.100, 5.790, 0.0, 0.0, 0.0, 0.0],
-            bias: -8.659,
+            weights: [
+                6.643, 2.566, 1.329, -0.273, 1.315, 6.446, -23.291, 14.990, 7.449,
+            ],
+            bias: -5.907,
         }
     }
 }

@@ -39,6 +39,11 @@ const B: f32 = 0.75;
 const ANSWER_WEIGHT: f32 = 0.5;
 /// Neighbours looked at for the agreement feature, at most.
 const TOP_K: usize = 10;
+/// The thinnest coverage the calibration was fitted on: 4 phrasings, question and answer.
+const MIN_DOCS_PER_ENTRY: usize = 6;
+/// The highest confidence reported: even the surest answers are wrong now and then
+/// (0.5% of CLINC150 `val` at 0.95), so certainty is never claimed.
+const MAX_CONFIDENCE: f32 = 0.99;
 /// Weight of the nearest-neighbour score next to the classifier's.
 pub(crate) const NEAR_WEIGHT: f32 = 1.0;
 
@@ -153,7 +158,9 @@ impl Index {
         let classifier = Classifier::train(&examples, entries.len());
         let per_entry = docs.len() / entries.len().max(1);
         Index {
-            sparsity: 1.0 / (per_entry.max(1) as f32).sqrt(),
+            // Clamped to the range the calibration was fitted on (4..80 phrasings plus the
+            // question and answer): a logistic model extrapolates badly.
+            sparsity: 1.0 / (per_entry.clamp(MIN_DOCS_PER_ENTRY, 82) as f32).sqrt(),
             top_k: per_entry.clamp(1, TOP_K),
             entries,
             docs,
@@ -269,7 +276,10 @@ impl Index {
             known,
             sparsity: self.sparsity,
         };
-        r.confidence = self.calibration.confidence(&r.features());
+        r.confidence = self
+            .calibration
+            .confidence(&r.features())
+            .min(MAX_CONFIDENCE);
         r
     }
 }

@@ -245,12 +245,8 @@ fn smtp_error(error: lettre::transport::smtp::Error) -> ConnectorError {
             detail,
         };
     }
-    if error.is_permanent() {
-        ConnectorError::Permanent {
-            connector: NAME,
-            detail,
-        }
-    } else if error.is_client() {
+    // 5xx replies and errors on our side (a malformed envelope) will fail the same way again.
+    if error.is_permanent() || error.is_client() {
         ConnectorError::Permanent {
             connector: NAME,
             detail,

@@ -1,0 +1,247 @@
+//! Pure mapping between Discord's payloads (serenity's model types, as the gateway delivers
+//! them) and Switchboard's neutral messages. No I/O here, so every rule is unit-tested on
+//! Discord's official example payloads.
+//!
+//! Conversation keys: `dm:<channel id>` for a direct message channel, `thread:<thread id>` for
+//! a thread in the support channel. A thread started from a message has the message's id
+//! (Discord's rule), so the key of a support-channel conversation is known before the thread
+//! exists, and a replayed starter message maps to the same conversation.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use serenity::model::application::ComponentInteraction;
+use serenity::model::channel::{Message, MessageType};
+use serenity::model::user::User;
+use switchboard_api::{
+    Author, ChannelKind, CustomerAction, CustomerContext, Identity, Inbound, InboundKind, Outbound,
+};
+
+/// The `custom_id` of the "Talk to a human" button.
+pub const HUMAN_BUTTON_ID: &str = "sb:human";
+/// Discord refuses message content longer than this many characters.
+pub const MAX_CONTENT_CHARS: usize = 2000;
+/// Discord refuses thread names longer than this many characters.
+const MAX_THREAD_NAME_CHARS: usize = 100;
+
+/// Where a message sits, as far as the connector cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessagePlace {
+    /// A direct message to the bot.
+    Direct,
+    /// A top-level message in the support channel: starts a conversation in a new thread.
+    SupportChannel,
+    /// Some other guild channel: a support thread (if its parent is the support channel) or
+    /// a channel we ignore.
+    OtherGuildChannel,
+    /// Not for us; the reason is logged at debug level.
+    Ignored(&'static str),
+}
+
+/// What the connector knows when placing a message.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope {
+    /// The bot's own user id (from READY), so it never answers itself.
+    pub bot_user_id: Option<u64>,
+    /// The configured support channel.
+    pub support_channel: Option<u64>,
+    /// The configured guild; messages from other guilds are ignored when set.
+    pub guild: Option<u64>,
+}
+
+/// Decides where a gateway message belongs.
+pub fn place(message: &Message, scope: &Scope) -> MessagePlace {
+    if message.author.bot || message.webhook_id.is_some() {
+        return MessagePlace::Ignored("from a bot or webhook");
+    }
+    if Some(message.author.id.get()) == scope.bot_user_id {
+        return MessagePlace::Ignored("the bot's own message");
+    }
+    // Thread-created notices, pins, joins...: Discord's own system messages carry no question.
+    if !matches!(message.kind, MessageType::Regular | MessageType::InlineReply) {
+        return MessagePlace::Ignored("a system message");
+    }
+    let Some(guild) = message.guild_id else {
+        return MessagePlace::Direct;
+    };
+    if scope.guild.is_some_and(|wanted| wanted != guild.get()) {
+        return MessagePlace::Ignored("another server");
+    }
+    match scope.support_channel {
+        None => MessagePlace::Ignored("no support channel configured"),
+        Some(channel) if channel == message.channel_id.get() => MessagePlace::SupportChannel,
+        Some(_) => MessagePlace::OtherGuildChannel,
+    }
+}
+
+/// The conversation key of a direct message channel.
+pub fn dm_key(channel_id: u64) -> String {
+    format!("dm:{channel_id}")
+}
+
+/// The conversation key of a support thread.
+pub fn thread_key(thread_id: u64) -> String {
+    format!("thread:{thread_id}")
+}
+
+/// The channel to post to for a conversation key, or `None` for a key that is not ours.
+pub fn channel_of_key(key: &str) -> Option<u64> {
+    let id = key
+        .strip_prefix("dm:")
+        .or_else(|| key.strip_prefix("thread:"))?;
+    id.parse().ok().filter(|id| *id != 0)
+}
+
+/// The customer's identity: the verified user id and the name Discord shows.
+pub fn identity(user: &User) -> Identity {
+    Identity {
+        id: user.id.get().to_string(),
+        display_name: Some(user.global_name.clone().unwrap_or_else(|| user.name.clone())),
+        email: None,
+        verified: true,
+    }
+}
+
+/// The stored text of a message: its content, then one line per attachment and sticker, so an
+/// image or a sticker is stored as what it is; `None` when there is nothing to store (e.g. the
+/// bot lacks the `MESSAGE_CONTENT` intent and Discord sent an empty content).
+pub fn message_text(message: &Message) -> Option<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let content = message.content.trim();
+    if !content.is_empty() {
+        lines.push(content.to_string());
+    }
+    for attachment in &message.attachments {
+        let kind = attachment.content_type.as_deref().unwrap_or("file");
+        lines.push(format!(
+            "[attachment: {} ({kind}) {}]",
+            attachment.filename, attachment.url
+        ));
+    }
+    for sticker in &message.sticker_items {
+        lines.push(format!("[sticker: {}]", sticker.name));
+    }
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+/// A customer's message as an [`Inbound`] in the conversation `conversation_key`.
+pub fn inbound_from_message(message: &Message, conversation_key: String) -> Option<Inbound> {
+    let text = message_text(message)?;
+    let mut context = CustomerContext::default();
+    let attributes = &mut context.attributes;
+    attributes.insert(
+        "discord.channel_id".into(),
+        message.channel_id.get().to_string(),
+    );
+    attributes.insert("discord.message_id".into(), message.id.get().to_string());
+    attributes.insert("discord.username".into(), message.author.name.clone());
+    if let Some(guild) = message.guild_id {
+        attributes.insert("discord.guild_id".into(), guild.get().to_string());
+    }
+    Some(Inbound {
+        channel: ChannelKind::Discord,
+        conversation_key,
+        message_id: format!("dc:{}", message.id.get()),
+        kind: InboundKind::Text,
+        author: identity(&message.author),
+        text,
+        context,
+    })
+}
+
+/// A press of our "Talk to a human" button as a [`InboundKind::HumanRequest`]; `None` for any
+/// other component.
+pub fn inbound_from_click(interaction: &ComponentInteraction) -> Option<Inbound> {
+    if interaction.data.custom_id != HUMAN_BUTTON_ID {
+        return None;
+    }
+    let channel = interaction.channel_id.get();
+    // The button sits under our message, so its channel is the conversation's channel.
+    let conversation_key = match interaction.guild_id {
+        None => dm_key(channel),
+        Some(_) => thread_key(channel),
+    };
+    let mut context = CustomerContext {
+        locale: Some(interaction.locale.clone()).filter(|locale| !locale.is_empty()),
+        ..CustomerContext::default()
+    };
+    context
+        .attributes
+        .insert("discord.channel_id".into(), channel.to_string());
+    Some(Inbound {
+        channel: ChannelKind::Discord,
+        conversation_key,
+        message_id: format!("dc:i:{}", interaction.id.get()),
+        kind: InboundKind::HumanRequest,
+        author: identity(&interaction.user),
+        text: "Talk to a human".to_string(),
+        context,
+    })
+}
+
+/// The JSON body of `POST /channels/{id}/messages` for an outbound message.
+pub fn render_outbound(outbound: &Outbound) -> Value {
+    let text = match &outbound.author {
+        Author::Agent { name } => format!("**{name}** (support team): {}", outbound.text),
+        Author::Ai => format!("**AI assistant**: {}", outbound.text),
+        Author::System => format!("_{}_", outbound.text),
+        Author::Customer => outbound.text.clone(),
+    };
+    let mut body = json!({
+        "content": truncate(&text, MAX_CONTENT_CHARS),
+        // Whatever an answer quotes, it never pings @everyone or a role.
+        "allowed_mentions": {"parse": []},
+    });
+    if outbound.actions.contains(&CustomerAction::TalkToHuman) {
+        body["components"] = json!([{
+            "type": 1,
+            "components": [{
+                "type": 2, "style": 1, "label": "Talk to a human", "custom_id": HUMAN_BUTTON_ID,
+            }],
+        }]);
+    }
+    body
+}
+
+/// The name of the thread a customer's first message starts.
+pub fn thread_name(message: &Message) -> String {
+    let who = message
+        .author
+        .global_name
+        .clone()
+        .unwrap_or_else(|| message.author.name.clone());
+    let first_line = message.content.lines().next().unwrap_or("").trim();
+    let name = if first_line.is_empty() {
+        format!("Support: {who}")
+    } else {
+        format!("{who}: {first_line}")
+    };
+    truncate(&name, MAX_THREAD_NAME_CHARS)
+}
+
+/// How long a 429 asks us to wait: the JSON body's `retry_after` (seconds, fractional), else
+/// the `Retry-After` header, else one second.
+pub fn retry_after(body: &[u8], header: Option<&str>) -> Duration {
+    let from_body = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|value| value.get("retry_after").and_then(Value::as_f64));
+    let from_header = header.and_then(|value| value.trim().parse::<f64>().ok());
+    from_body
+        .or(from_header)
+        .filter(|secs| secs.is_finite() && *secs >= 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(1))
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max_chars - 1).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+#[path = "convert_tests.rs"]
+mod tests;

@@ -1,0 +1,265 @@
+//! The few Discord REST calls the connector makes, with errors mapped to [`ConnectorError`].
+//!
+//! Requests are built by serenity (`Request` + `Route`: its paths, its `Bot` authorization,
+//! its proxy rewrite for a non-Discord host) but executed on a `reqwest::Client` we keep,
+//! because serenity's `ErrorResponse` drops the 429 body's `retry_after` and the
+//! `Retry-After` header, which the outbox needs to back off correctly. serenity's own rate
+//! limiter is off: the core's outbox retries on `RateLimited`, and per-route buckets are
+//! honoured by respecting every 429.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use serenity::http::{LightMethod, Request, Route};
+use serenity::model::id::{ChannelId, InteractionId, MessageId};
+use switchboard_api::ConnectorError;
+
+use crate::convert;
+
+/// The connector's name in every error it returns.
+pub const CONNECTOR: &str = "discord";
+
+/// How long one REST call may take before it counts as a transient failure.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Discord's JSON error code for "a thread has already been created for this message".
+const THREAD_ALREADY_CREATED: u64 = 160004;
+
+/// A Discord REST client for one bot token.
+#[derive(Clone)]
+pub struct Rest {
+    client: reqwest::Client,
+    /// `Bot <token>`, as serenity sends it.
+    authorization: String,
+    /// The host replacing `https://discord.com`, for a stand-in; `None` talks to Discord.
+    proxy: Option<String>,
+}
+
+/// The fields of a channel the connector reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChannelInfo {
+    /// The channel's id.
+    #[serde(deserialize_with = "snowflake")]
+    pub id: u64,
+    /// For a thread: the channel it lives in.
+    #[serde(default, deserialize_with = "optional_snowflake")]
+    pub parent_id: Option<u64>,
+}
+
+/// The fields of the bot's own user the connector reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BotUser {
+    /// The bot's user id.
+    #[serde(deserialize_with = "snowflake")]
+    pub id: u64,
+    /// The bot's username.
+    #[serde(default)]
+    pub username: String,
+}
+
+impl Rest {
+    /// A client for `token`; `api_base` other than Discord's own host is used as a proxy.
+    pub fn new(client: reqwest::Client, token: &str, api_base: &str) -> Rest {
+        let token = token.trim();
+        let authorization = if token.starts_with("Bot ") {
+            token.to_string()
+        } else {
+            format!("Bot {token}")
+        };
+        let proxy = (api_base != crate::config::DISCORD_API_URL).then(|| api_base.to_string());
+        Rest {
+            client,
+            authorization,
+            proxy,
+        }
+    }
+
+    /// `GET /users/@me`: proves the token works before the gateway connects.
+    pub async fn current_user(&self) -> Result<BotUser, ConnectorError> {
+        let body = self
+            .call(Request::new(Route::UserMe, LightMethod::Get))
+            .await?;
+        parse(&body, "GET /users/@me")
+    }
+
+    /// `GET /channels/{id}`: used to learn whether a channel is a thread of the support channel.
+    pub async fn channel(&self, channel: u64) -> Result<ChannelInfo, ConnectorError> {
+        let route = Route::Channel {
+            channel_id: ChannelId::new(channel),
+        };
+        let body = self.call(Request::new(route, LightMethod::Get)).await?;
+        parse(&body, "GET /channels/{id}")
+    }
+
+    /// `POST /channels/{id}/messages`; returns the new message's id.
+    pub async fn create_message(&self, channel: u64, body: &Value) -> Result<u64, ConnectorError> {
+        let route = Route::ChannelMessages {
+            channel_id: ChannelId::new(channel),
+        };
+        let request = Request::new(route, LightMethod::Post).body(Some(body.to_string().into()));
+        let response = self.call(request).await?;
+        let message: ChannelInfo = parse(&response, "POST /channels/{id}/messages")?;
+        Ok(message.id)
+    }
+
+    /// `POST /channels/{id}/messages/{id}/threads`; returns the thread's id. A thread that
+    /// already exists (a replayed starter message) is no error: its id is the message's.
+    pub async fn start_thread(
+        &self,
+        channel: u64,
+        message: u64,
+        name: &str,
+    ) -> Result<u64, ConnectorError> {
+        let route = Route::ChannelMessageThreads {
+            channel_id: ChannelId::new(channel),
+            message_id: MessageId::new(message),
+        };
+        // 1440 minutes: a quiet customer's thread stays open for a day.
+        let body = serde_json::json!({"name": name, "auto_archive_duration": 1440});
+        let request = Request::new(route, LightMethod::Post).body(Some(body.to_string().into()));
+        match self.call(request).await {
+            Ok(response) => Ok(parse::<ChannelInfo>(&response, "POST .../threads")?.id),
+            Err(ConnectorError::Permanent { detail, .. })
+                if detail.contains(&THREAD_ALREADY_CREATED.to_string()) =>
+            {
+                Ok(message)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `POST /interactions/{id}/{token}/callback` with type 6 (DEFERRED_UPDATE_MESSAGE): the
+    /// click is acknowledged without changing the message; the answer comes as a message.
+    pub async fn ack_interaction(&self, id: u64, token: &str) -> Result<(), ConnectorError> {
+        let route = Route::InteractionResponse {
+            interaction_id: InteractionId::new(id),
+            token,
+        };
+        let body = serde_json::json!({"type": 6});
+        let request = Request::new(route, LightMethod::Post).body(Some(body.to_string().into()));
+        self.call(request).await.map(|_| ())
+    }
+
+    async fn call(&self, request: Request<'_>) -> Result<Vec<u8>, ConnectorError> {
+        let request = request
+            .build(&self.client, &self.authorization, self.proxy.as_deref())
+            .map_err(|error| ConnectorError::Permanent {
+                connector: CONNECTOR,
+                detail: format!("cannot build request: {error}"),
+            })?
+            .timeout(REQUEST_TIMEOUT);
+        let response = request
+            .send()
+            .await
+            .map_err(|error| ConnectorError::Transient {
+                connector: CONNECTOR,
+                detail: format!("request failed: {error}"),
+            })?;
+        let status = response.status().as_u16();
+        let retry_header = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| ConnectorError::Transient {
+                connector: CONNECTOR,
+                detail: format!("reading the response failed: {error}"),
+            })?
+            .to_vec();
+        match status {
+            200..=299 => Ok(body),
+            _ => Err(status_error(status, &body, retry_header.as_deref())),
+        }
+    }
+}
+
+/// Maps a failed HTTP status to whether and when to retry.
+pub fn status_error(status: u16, body: &[u8], retry_after: Option<&str>) -> ConnectorError {
+    let detail = || {
+        let text = String::from_utf8_lossy(body);
+        let text: String = text.chars().take(300).collect();
+        format!("HTTP {status}: {text}")
+    };
+    match status {
+        429 => ConnectorError::RateLimited {
+            connector: CONNECTOR,
+            retry_after: convert::retry_after(body, retry_after),
+        },
+        401 => ConnectorError::Auth {
+            connector: CONNECTOR,
+            detail: "discord: bot token rejected (401)".to_string(),
+        },
+        500..=599 | 408 => ConnectorError::Transient {
+            connector: CONNECTOR,
+            detail: detail(),
+        },
+        // 400/403/404...: a missing permission, a deleted channel, a bad payload.
+        _ => ConnectorError::Permanent {
+            connector: CONNECTOR,
+            detail: detail(),
+        },
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8], what: &str) -> Result<T, ConnectorError> {
+    serde_json::from_slice(body).map_err(|error| ConnectorError::Transient {
+        connector: CONNECTOR,
+        detail: format!("unexpected response to {what}: {error}"),
+    })
+}
+
+/// Discord sends ids as strings (they exceed JavaScript's integers); accept numbers too.
+fn snowflake<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    match Id::deserialize(deserializer)? {
+        Id::Number(id) => Ok(id),
+        Id::Text(text) => text.parse().map_err(serde::de::Error::custom),
+    }
+}
+
+fn optional_snowflake<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    let value = Option::<Value>::deserialize(deserializer)?;
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => snowflake(value).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_say_whether_to_retry() {
+        let limited = status_error(429, br#"{"message":"slow","retry_after":0.25,"global":false}"#, Some("1"));
+        assert!(matches!(limited, ConnectorError::RateLimited { retry_after, .. } if retry_after == Duration::from_millis(250)));
+        let header_only = status_error(429, b"", Some("3"));
+        assert!(matches!(header_only, ConnectorError::RateLimited { retry_after, .. } if retry_after == Duration::from_secs(3)));
+        let auth = status_error(401, b"{}", None);
+        assert!(matches!(auth, ConnectorError::Auth { .. }));
+        assert!(auth.to_string().contains("discord: bot token rejected (401)"));
+        assert!(matches!(status_error(403, b"{}", None), ConnectorError::Permanent { .. }));
+        assert!(matches!(status_error(404, b"{}", None), ConnectorError::Permanent { .. }));
+        assert!(status_error(502, b"bad gateway", None).is_retryable());
+    }
+
+    #[test]
+    fn ids_parse_from_strings_or_numbers() {
+        let info: ChannelInfo =
+            serde_json::from_str(r#"{"id":"41771983423143937","parent_id":null}"#).unwrap();
+        assert_eq!((info.id, info.parent_id), (41771983423143937, None));
+        let info: ChannelInfo = serde_json::from_str(r#"{"id":7,"parent_id":"9"}"#).unwrap();
+        assert_eq!((info.id, info.parent_id), (7, Some(9)));
+    }
+}

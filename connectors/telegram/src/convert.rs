@@ -1,0 +1,552 @@
+//! Telegram update JSON -> what the connector should do, and outbound message -> Telegram
+//! message parts. Pure: no I/O, unit-tested on Telegram's own example payloads.
+//!
+//! Updates are read from `serde_json::Value` field by field rather than through a strict
+//! Bot API model, because Telegram's own examples break its spec (a chat without `type`,
+//! users without `is_bot`, a channel in `forward_from`, a numeric inline query id, a callback
+//! query without `chat_instance`): a strict model (teloxide's `Update` included) turns those
+//! into parse errors and the customer's message would be lost. What is dropped on the way:
+//! formatting entities (the plain text is kept), file ids and sizes (a placeholder such as
+//! `[photo]` says what was sent), and the unused fields of inline queries.
+//!
+//! Choices: `/start` greets and is not stored (it carries no question); an edit is stored
+//! as a new message marked `(edited)` so the agent sees the correction; media are stored as
+//! placeholders with their caption; a message with nothing readable gets a polite decline;
+//! group, supergroup and channel messages are ignored (the bot serves private chats only).
+
+use serde_json::Value;
+use switchboard_api::{
+    Author, ChannelKind, CustomerAction, CustomerContext, Identity, Inbound, InboundKind,
+    Outbound,
+};
+
+/// The callback data of the "Talk to a human" button.
+pub const HUMAN_BUTTON_DATA: &str = "sb:human";
+/// The label of the "Talk to a human" button, also the stored text of a press.
+pub const HUMAN_BUTTON_LABEL: &str = "Talk to a human";
+/// Telegram's limit on one message's text, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 4096;
+/// What a customer is told when they send something the bot cannot read.
+pub const DECLINE_TEXT: &str =
+    "Sorry, I can't read that kind of message. Could you describe it in a text message?";
+
+/// What an update asks the connector to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateAction {
+    /// Store a customer's message (text, media placeholder, edit or button press).
+    Store(Inbound),
+    /// `/start` in a private chat: send the greeting.
+    Greet {
+        /// The private chat.
+        chat_id: i64,
+    },
+    /// A button press: stop the button's spinner, and store the request when it is ours.
+    Button {
+        /// The callback query to answer.
+        callback_query_id: String,
+        /// The human request to store; `None` for foreign or unusable buttons.
+        inbound: Option<Inbound>,
+    },
+    /// Something the bot cannot read in a private chat: answer politely.
+    Decline {
+        /// The private chat.
+        chat_id: i64,
+        /// What was sent, for the log.
+        what: String,
+    },
+    /// Nothing to do; the reason goes to the log.
+    Ignore {
+        /// Why, for the log line.
+        reason: String,
+    },
+}
+
+/// One update, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedUpdate {
+    /// Telegram's `update_id`: the polling offset and the dedupe key.
+    pub update_id: i64,
+    /// What to do with it.
+    pub action: UpdateAction,
+}
+
+/// Why an update could not be understood at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not a JSON object, or no numeric `update_id` (nothing to dedupe or advance on).
+    #[error("telegram: update without a numeric update_id")]
+    NoUpdateId,
+}
+
+/// The channel message id of an update, so a redelivered update is stored once.
+pub fn message_id(update_id: i64) -> String {
+    format!("tg:{update_id}")
+}
+
+/// Reads an update's `update_id` alone (for the polling offset).
+pub fn update_id(raw: &Value) -> Option<i64> {
+    raw.get("update_id").and_then(as_i64)
+}
+
+/// Understands one update from the Bot API (`getUpdates` result item or webhook body).
+pub fn parse_update(raw: &Value) -> Result<ParsedUpdate, ParseError> {
+    let update_id = update_id(raw).ok_or(ParseError::NoUpdateId)?;
+    let action = if let Some(message) = raw.get("message") {
+        message_action(update_id, message, false)
+    } else if let Some(message) = raw.get("edited_message") {
+        message_action(update_id, message, true)
+    } else if let Some(query) = raw.get("callback_query") {
+        callback_action(update_id, query)
+    } else {
+        let kind = raw
+            .as_object()
+            .and_then(|object| object.keys().find(|key| *key != "update_id").cloned())
+            .unwrap_or_else(|| "empty".to_string());
+        UpdateAction::Ignore {
+            reason: format!("unsupported update type {kind}"),
+        }
+    };
+    Ok(ParsedUpdate { update_id, action })
+}
+
+fn message_action(update_id: i64, message: &Value, edited: bool) -> UpdateAction {
+    let Some(chat) = private_chat(message) else {
+        return UpdateAction::Ignore {
+            reason: match message.get("chat").and_then(|chat| chat.get("id")).and_then(as_i64) {
+                Some(id) => format!("not a private chat ({id}); the bot serves private chats only"),
+                None => "message without a chat".to_string(),
+            },
+        };
+    };
+    let from = message.get("from");
+    if from.and_then(|from| from.get("is_bot")).and_then(Value::as_bool) == Some(true) {
+        return UpdateAction::Ignore {
+            reason: "message from a bot".to_string(),
+        };
+    }
+    let text = message_text(message);
+    if !edited && text.as_deref().is_some_and(is_start_command) {
+        return UpdateAction::Greet { chat_id: chat };
+    }
+    let Some(mut text) = text else {
+        if let Some(service) = SERVICE_FIELDS.iter().find(|key| message.get(**key).is_some()) {
+            return UpdateAction::Ignore {
+                reason: format!("service message {service}"),
+            };
+        }
+        let what = message
+            .as_object()
+            .and_then(|object| {
+                object
+                    .keys()
+                    .find(|key| !ENVELOPE_FIELDS.contains(&key.as_str()))
+                    .cloned()
+            })
+            .unwrap_or_else(|| "an empty message".to_string());
+        return UpdateAction::Decline {
+            chat_id: chat,
+            what,
+        };
+    };
+    let mut context = CustomerContext {
+        locale: from
+            .and_then(|from| from.get("language_code"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        ..CustomerContext::default()
+    };
+    let attributes = &mut context.attributes;
+    attributes.insert("telegram.chat_id".into(), chat.to_string());
+    if let Some(id) = message.get("message_id").and_then(as_i64) {
+        attributes.insert("telegram.message_id".into(), id.to_string());
+        if edited {
+            attributes.insert("telegram.edit_of".into(), id.to_string());
+        }
+    }
+    if let Some(id) = message
+        .get("reply_to_message")
+        .and_then(|reply| reply.get("message_id"))
+        .and_then(as_i64)
+    {
+        attributes.insert("telegram.reply_to_message_id".into(), id.to_string());
+    }
+    if let Some(origin) = forward_origin(message) {
+        text = format!("[forwarded from {origin}] {text}");
+        attributes.insert("telegram.forwarded_from".into(), origin);
+    }
+    if edited {
+        text = format!("(edited) {text}");
+    }
+    let author = identity(from, chat);
+    if let Some(username) = from
+        .and_then(|from| from.get("username"))
+        .and_then(Value::as_str)
+    {
+        context
+            .attributes
+            .insert("telegram.username".into(), username.to_string());
+    }
+    UpdateAction::Store(Inbound {
+        channel: ChannelKind::Telegram,
+        conversation_key: chat.to_string(),
+        message_id: message_id(update_id),
+        kind: InboundKind::Text,
+        author,
+        text,
+        context,
+    })
+}
+
+fn callback_action(update_id: i64, query: &Value) -> UpdateAction {
+    // Telegram documents the id as a string; its example sends a number: accept both.
+    let Some(callback_query_id) = query.get("id").and_then(as_string) else {
+        return UpdateAction::Ignore {
+            reason: "callback query without an id".to_string(),
+        };
+    };
+    let data = query.get("data").and_then(Value::as_str).unwrap_or("");
+    if data != HUMAN_BUTTON_DATA {
+        return UpdateAction::Button {
+            callback_query_id,
+            inbound: None,
+        };
+    }
+    let from = query.get("from");
+    // The button sits under a message in the customer's private chat; without that message
+    // (an inline-mode message) the private chat's id is the user's id.
+    let chat = match query.get("message") {
+        Some(message) => private_chat(message),
+        None => from.and_then(|from| from.get("id")).and_then(as_i64),
+    };
+    let inbound = chat.map(|chat| {
+        let mut context = CustomerContext::default();
+        context
+            .attributes
+            .insert("telegram.chat_id".into(), chat.to_string());
+        Inbound {
+            channel: ChannelKind::Telegram,
+            conversation_key: chat.to_string(),
+            message_id: message_id(update_id),
+            kind: InboundKind::HumanRequest,
+            author: identity(from, chat),
+            text: HUMAN_BUTTON_LABEL.to_string(),
+            context,
+        }
+    });
+    UpdateAction::Button {
+        callback_query_id,
+        inbound,
+    }
+}
+
+/// Fields every message has; anything else says what the message carries.
+const ENVELOPE_FIELDS: &[&str] = &[
+    "message_id",
+    "message_thread_id",
+    "from",
+    "sender_chat",
+    "date",
+    "chat",
+    "edit_date",
+    "reply_to_message",
+    "forward_from",
+    "forward_from_chat",
+    "forward_date",
+    "forward_origin",
+    "entities",
+    "caption_entities",
+    "has_protected_content",
+    "is_from_offline",
+    "reply_markup",
+    "via_bot",
+    "link_preview_options",
+];
+
+/// Messages Telegram generates about the chat itself: nothing for the customer to read.
+const SERVICE_FIELDS: &[&str] = &[
+    "pinned_message",
+    "write_access_allowed",
+    "message_auto_delete_timer_changed",
+    "new_chat_members",
+    "left_chat_member",
+    "new_chat_title",
+    "new_chat_photo",
+    "delete_chat_photo",
+    "group_chat_created",
+    "supergroup_chat_created",
+    "channel_chat_created",
+    "migrate_to_chat_id",
+    "migrate_from_chat_id",
+    "chat_background_set",
+    "users_shared",
+    "chat_shared",
+    "connected_website",
+];
+
+/// The chat id when the message is in a private chat.
+///
+/// Telegram's first example has no `chat.type`; a chat without one is private when its id
+/// is positive (users have positive ids, groups and channels negative ones).
+fn private_chat(message: &Value) -> Option<i64> {
+    let chat = message.get("chat")?;
+    let id = chat.get("id").and_then(as_i64)?;
+    match chat.get("type").and_then(Value::as_str) {
+        Some("private") => Some(id),
+        None if id > 0 => Some(id),
+        _ => None,
+    }
+}
+
+/// The customer's identity: their user id, vouched for by Telegram.
+fn identity(from: Option<&Value>, chat: i64) -> Identity {
+    let field = |key: &str| {
+        from.and_then(|from| from.get(key))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+    };
+    let id = from
+        .and_then(|from| from.get("id"))
+        .and_then(as_i64)
+        .unwrap_or(chat);
+    let display_name = match (field("first_name"), field("last_name")) {
+        (Some(first), Some(last)) => Some(format!("{first} {last}")),
+        (Some(name), None) | (None, Some(name)) => Some(name.to_string()),
+        (None, None) => field("username").map(|name| format!("@{name}")),
+    };
+    Identity {
+        id: id.to_string(),
+        display_name,
+        email: None,
+        verified: true,
+    }
+}
+
+/// The readable content of a message: its text, or its caption plus a placeholder.
+fn message_text(message: &Value) -> Option<String> {
+    let str_of = |value: &Value, key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(str::to_string)
+    };
+    let text = str_of(message, "text").or_else(|| str_of(message, "caption"));
+    let placeholder = media_placeholder(message, &str_of);
+    match (text, placeholder) {
+        (Some(text), Some(placeholder)) => Some(format!("{text} {placeholder}")),
+        (Some(text), None) => Some(text),
+        (None, placeholder) => placeholder,
+    }
+}
+
+fn media_placeholder(
+    message: &Value,
+    str_of: &dyn Fn(&Value, &str) -> Option<String>,
+) -> Option<String> {
+    let labelled = |kind: &str, label: Option<String>| match label {
+        Some(label) => format!("[{kind}: {label}]"),
+        None => format!("[{kind}]"),
+    };
+    // Animations also carry `document`, venues also carry `location`: check them first.
+    if let Some(sticker) = message.get("sticker") {
+        return Some(match str_of(sticker, "emoji") {
+            Some(emoji) => format!("[sticker {emoji}]"),
+            None => "[sticker]".to_string(),
+        });
+    }
+    if message.get("photo").is_some() {
+        return Some("[photo]".to_string());
+    }
+    if message.get("animation").is_some() {
+        return Some("[GIF]".to_string());
+    }
+    if let Some(voice) = message.get("voice") {
+        return Some(match voice.get("duration").and_then(as_i64) {
+            Some(secs) => format!("[voice message {}:{:02}]", secs / 60, secs % 60),
+            None => "[voice message]".to_string(),
+        });
+    }
+    if let Some(audio) = message.get("audio") {
+        let title = str_of(audio, "title").or_else(|| str_of(audio, "file_name"));
+        return Some(labelled("audio", title));
+    }
+    if let Some(document) = message.get("document") {
+        return Some(labelled("document", str_of(document, "file_name")));
+    }
+    if message.get("video").is_some() {
+        return Some("[video]".to_string());
+    }
+    if message.get("video_note").is_some() {
+        return Some("[video message]".to_string());
+    }
+    if let Some(venue) = message.get("venue") {
+        return Some(labelled("venue", str_of(venue, "title")));
+    }
+    if let Some(location) = message.get("location") {
+        let lat = location.get("latitude").and_then(Value::as_f64);
+        let lon = location.get("longitude").and_then(Value::as_f64);
+        return Some(match (lat, lon) {
+            (Some(lat), Some(lon)) => format!("[location {lat:.5}, {lon:.5}]"),
+            _ => "[location]".to_string(),
+        });
+    }
+    if let Some(contact) = message.get("contact") {
+        return Some(labelled("contact", str_of(contact, "first_name")));
+    }
+    if let Some(poll) = message.get("poll") {
+        return Some(labelled("poll", str_of(poll, "question")));
+    }
+    if let Some(dice) = message.get("dice") {
+        return Some(labelled("dice", str_of(dice, "emoji")));
+    }
+    None
+}
+
+/// Who a forwarded message originally came from (Bot API 7 `forward_origin`, or the older
+/// `forward_from` / `forward_from_chat`, which Telegram's example fills with a channel).
+fn forward_origin(message: &Value) -> Option<String> {
+    let name = |value: &Value| -> Option<String> {
+        let get = |key: &str| value.get(key).and_then(Value::as_str).map(str::trim);
+        match (get("first_name"), get("last_name"), get("title")) {
+            (_, _, Some(title)) if !title.is_empty() => Some(title.to_string()),
+            (Some(first), Some(last), _) => Some(format!("{first} {last}")),
+            (Some(first), None, _) => Some(first.to_string()),
+            _ => get("username").map(str::to_string),
+        }
+    };
+    if let Some(origin) = message.get("forward_origin") {
+        return ["sender_user", "sender_chat", "chat"]
+            .iter()
+            .find_map(|key| origin.get(*key).and_then(name))
+            .or_else(|| {
+                origin
+                    .get("sender_user_name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .or_else(|| Some("someone".to_string()));
+    }
+    ["forward_from", "forward_from_chat"]
+        .iter()
+        .find_map(|key| message.get(*key))
+        .map(|from| name(from).unwrap_or_else(|| "someone".to_string()))
+}
+
+/// True for `/start`, `/start payload` and `/start@BotName`.
+fn is_start_command(text: &str) -> bool {
+    text.strip_prefix("/start").is_some_and(|rest| {
+        rest.is_empty() || rest.starts_with(char::is_whitespace) || rest.starts_with('@')
+    })
+}
+
+fn as_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(number) => number.as_i64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn as_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// One Telegram message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingPart {
+    /// The text, at most [`MAX_MESSAGE_CHARS`] characters.
+    pub text: String,
+    /// The length in UTF-16 code units of a bold speaker prefix ("Sam (support team):").
+    pub bold_prefix_utf16: Option<usize>,
+    /// Show the "Talk to a human" button under this part.
+    pub human_button: bool,
+}
+
+/// Why an outbound message cannot be rendered for Telegram.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The conversation key is not a Telegram chat id.
+    #[error("telegram: conversation key {0:?} is not a chat id")]
+    BadChatId(String),
+    /// Telegram refuses empty messages.
+    #[error("telegram: refusing to send an empty message")]
+    Empty,
+}
+
+/// The chat an outbound message goes to.
+pub fn chat_id(outbound: &Outbound) -> Result<i64, RenderError> {
+    outbound
+        .conversation_key
+        .trim()
+        .parse()
+        .map_err(|_| RenderError::BadChatId(outbound.conversation_key.clone()))
+}
+
+/// Renders an outbound message: the speaker in bold first (agents by name, so the customer
+/// knows a person is speaking; the AI as the assistant), split at Telegram's length limit,
+/// the button under the last part.
+pub fn render(outbound: &Outbound) -> Result<Vec<OutgoingPart>, RenderError> {
+    let body = outbound.text.trim();
+    if body.is_empty() {
+        return Err(RenderError::Empty);
+    }
+    let speaker = match &outbound.author {
+        Author::Agent { name } => Some(format!("{} (support team):", name.trim())),
+        Author::Ai => Some("AI assistant:".to_string()),
+        Author::System | Author::Customer => None,
+    };
+    let text = match &speaker {
+        Some(speaker) => format!("{speaker} {body}"),
+        None => body.to_string(),
+    };
+    let chunks = split_text(&text, MAX_MESSAGE_CHARS);
+    let last = chunks.len().saturating_sub(1);
+    let button = outbound.actions.contains(&CustomerAction::TalkToHuman);
+    Ok(chunks
+        .into_iter()
+        .enumerate()
+        .map(|(index, text)| OutgoingPart {
+            text,
+            bold_prefix_utf16: speaker
+                .as_ref()
+                .filter(|_| index == 0)
+                .map(|speaker| speaker.encode_utf16().count()),
+            human_button: button && index == last,
+        })
+        .collect())
+}
+
+/// Splits text into pieces of at most `max` characters, preferring line then word breaks.
+fn split_text(text: &str, max: usize) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while rest.chars().count() > max {
+        let hard = rest
+            .char_indices()
+            .nth(max)
+            .map(|(index, _)| index)
+            .unwrap_or(rest.len());
+        let window = &rest[..hard];
+        let cut = window
+            .rfind('\n')
+            .or_else(|| window.rfind(' '))
+            .filter(|cut| *cut > 0)
+            .unwrap_or(hard);
+        parts.push(rest[..cut].trim_end().to_string());
+        rest = rest[cut..].trim_start();
+    }
+    if !rest.is_empty() || parts.is_empty() {
+        parts.push(rest.to_string());
+    }
+    parts
+}
+
+#[cfg(test)]
+#[path = "convert_tests.rs"]
+mod tests;
