@@ -1,0 +1,753 @@
+//! A loopback stand-in for Discord's REST API (v10) and gateway websocket, speaking the real
+//! wire protocol, so tests drive the connector through the real serenity client.
+//!
+//! REST on `127.0.0.1:0` (`/api/v10/...`): `GET /users/@me`, `GET /gateway` and
+//! `GET /gateway/bot` (answering `ws://127.0.0.1:PORT/gateway`), `GET /channels/{id}`,
+//! `POST /channels/{id}/messages` (recorded), `POST /channels/{id}/messages/{id}/threads`
+//! (the thread gets the message's id, as on Discord; a second one is error 160004) and
+//! `POST /interactions/{id}/{token}/callback` (recorded).
+//!
+//! Gateway: Hello (op 10) on connect, heartbeat acks (op 11), Identify (op 2) answered with
+//! READY, Resume (op 6) answered by replaying missed dispatches and RESUMED, then the
+//! MESSAGE_CREATE / INTERACTION_CREATE dispatches a test pushes, with increasing `s`. Frames
+//! follow the official examples in `../shared/data/platform_payloads/discord` (the message
+//! object is the docs' "Example Message"); Discord publishes no INTERACTION_CREATE example, so
+//! that frame is ours, from the documented interaction object fields.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch, Notify};
+
+/// The stand-in bot's user id (READY and `GET /users/@me`).
+pub const BOT_USER_ID: u64 = 1_000_000_000_000_000_001;
+/// The application id (READY, interactions).
+pub const APPLICATION_ID: u64 = 1_000_000_000_000_000_002;
+/// The guild every non-DM channel belongs to.
+pub const GUILD_ID: u64 = 1_000_000_000_000_000_003;
+/// A token starting with this is refused (401 on REST, close 4004 on Identify).
+const HEARTBEAT_INTERVAL_MS: u64 = 1000;
+
+/// The docs' "Example Message" (developers/resources/message.mdx), verbatim.
+const EXAMPLE_MESSAGE: &str = r#"{
+  "reactions": [{"count": 1, "count_details": {"burst": 0, "normal": 1}, "me": false,
+                 "me_burst": false, "emoji": {"id": null, "name": "🔥"}, "burst_colors": []}],
+  "attachments": [], "tts": false, "embeds": [],
+  "timestamp": "2017-07-11T17:27:07.299000+00:00", "mention_everyone": false,
+  "id": "334385199974967042", "pinned": false, "edited_timestamp": null,
+  "author": {"username": "Mason", "discriminator": "9999", "id": "53908099506183680",
+             "avatar": "a_bab14f271d565501444b2ca3be944b25"},
+  "mention_roles": [], "content": "Supa Hot", "channel_id": "290926798999357250",
+  "mentions": [], "type": 0
+}"#;
+
+/// One recorded `POST /channels/{id}/messages`.
+#[derive(Debug, Clone)]
+pub struct SentMessage {
+    /// The channel (DM or thread) posted to.
+    pub channel_id: u64,
+    /// The new message's id.
+    pub id: u64,
+    /// The `content` field.
+    pub content: String,
+    /// The `components` field (`null` when none).
+    pub components: Value,
+    /// The whole JSON body.
+    pub body: Value,
+}
+
+impl SentMessage {
+    /// The `custom_id`s of the buttons under the message.
+    pub fn button_ids(&self) -> Vec<String> {
+        let rows = self.components.as_array().cloned().unwrap_or_default();
+        rows.iter()
+            .filter_map(|row| row.get("components").and_then(Value::as_array))
+            .flatten()
+            .filter_map(|button| button.get("custom_id").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// One recorded interaction callback.
+#[derive(Debug, Clone)]
+pub struct InteractionCallback {
+    /// The interaction id.
+    pub interaction_id: u64,
+    /// The callback type (6 = deferred update, 4 = message).
+    pub kind: u64,
+}
+
+/// One thread created from a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedThread {
+    /// The channel the thread lives in.
+    pub parent_id: u64,
+    /// The thread's id (= the starter message's id).
+    pub thread_id: u64,
+    /// The thread's name.
+    pub name: String,
+}
+
+#[derive(Default)]
+struct Recorded {
+    revoked: bool,
+    fail_429: u32,
+    retry_after_secs: f64,
+    next_id: u64,
+    seq: u64,
+    sent: Vec<SentMessage>,
+    callbacks: Vec<InteractionCallback>,
+    threads: Vec<CreatedThread>,
+    users: HashMap<String, u64>,
+    dm_channels: HashMap<u64, u64>,
+    heartbeats_acked: u64,
+    identifies: u64,
+    resumes: u64,
+    /// Every dispatch (event name, data) ever pushed, for `replay_last` and RESUME.
+    dispatched: Vec<(String, Value, u64)>,
+    sockets: Vec<mpsc::UnboundedSender<SocketCommand>>,
+    queued: VecDeque<String>,
+}
+
+impl Recorded {
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        1_100_000_000_000_000_000 + self.next_id
+    }
+
+    fn user(&mut self, name: &str) -> u64 {
+        if let Some(id) = self.users.get(name) {
+            return *id;
+        }
+        let id = self.id();
+        self.users.insert(name.to_string(), id);
+        id
+    }
+
+    fn dm_channel(&mut self, user: u64) -> u64 {
+        if let Some(channel) = self.dm_channels.get(&user) {
+            return *channel;
+        }
+        let channel = self.id();
+        self.dm_channels.insert(user, channel);
+        channel
+    }
+
+    fn is_dm(&self, channel: u64) -> bool {
+        self.dm_channels.values().any(|dm| *dm == channel)
+    }
+}
+
+enum SocketCommand {
+    Frame(String),
+    Close(u16, &'static str),
+}
+
+struct Inner {
+    recorded: Mutex<Recorded>,
+    changed: Notify,
+    addr: SocketAddr,
+    closed: watch::Sender<bool>,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Recorded> {
+        match self.recorded.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// A running Discord stand-in; stops when dropped.
+pub struct DiscordStandIn {
+    inner: Arc<Inner>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DiscordStandIn {
+    fn drop(&mut self) {
+        let _ = self.inner.closed.send(true);
+        self.server.abort();
+    }
+}
+
+impl DiscordStandIn {
+    /// Starts the stand-in on a free loopback port.
+    pub async fn start() -> DiscordStandIn {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port for the Discord stand-in");
+        let addr = listener.local_addr().expect("stand-in address");
+        let (closed, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            recorded: Mutex::new(Recorded::default()),
+            changed: Notify::new(),
+            addr,
+            closed,
+        });
+        let app = Router::new()
+            .route("/api/v10/users/@me", get(current_user))
+            .route("/api/v10/gateway", get(gateway_url))
+            .route("/api/v10/gateway/bot", get(gateway_url))
+            .route("/api/v10/channels/{channel}", get(channel_info))
+            .route("/api/v10/channels/{channel}/messages", post(create_message))
+            .route(
+                "/api/v10/channels/{channel}/messages/{message}/threads",
+                post(start_thread),
+            )
+            .route(
+                "/api/v10/interactions/{id}/{token}/callback",
+                post(interaction_callback),
+            )
+            .route("/gateway", get(gateway_socket))
+            .with_state(inner.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        DiscordStandIn { inner, server }
+    }
+
+    /// The API host to configure as `api_url` (serenity appends `/api/v10/...`).
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.inner.addr)
+    }
+
+    /// The id the stand-in gives the user called `name`.
+    pub fn user_id(&self, name: &str) -> u64 {
+        self.inner.lock().user(name)
+    }
+
+    /// The DM channel between the bot and the user called `name`.
+    pub fn dm_channel(&self, name: &str) -> u64 {
+        let mut recorded = self.inner.lock();
+        let user = recorded.user(name);
+        recorded.dm_channel(user)
+    }
+
+    /// A MESSAGE_CREATE payload: the docs' example message with our ids, author and content.
+    /// `channel: None` is a DM from `user`. Tests may edit it before [`Self::push_message`].
+    pub fn message(&self, channel: Option<u64>, user: &str, text: &str) -> Value {
+        let mut recorded = self.inner.lock();
+        let user_id = recorded.user(user);
+        let channel_id = match channel {
+            Some(channel) => channel,
+            None => recorded.dm_channel(user_id),
+        };
+        let id = recorded.id();
+        drop(recorded);
+        let mut message: Value = serde_json::from_str(EXAMPLE_MESSAGE).unwrap_or_default();
+        message["id"] = json!(id.to_string());
+        message["channel_id"] = json!(channel_id.to_string());
+        message["content"] = json!(text);
+        message["reactions"] = json!([]);
+        message["author"] = user_json(user_id, user, false);
+        if channel.is_some() {
+            // The MESSAGE_CREATE extra fields for guild messages.
+            message["guild_id"] = json!(GUILD_ID.to_string());
+            message["member"] = json!({"roles": [], "joined_at": "2024-01-01T00:00:00.000000+00:00",
+                                       "deaf": false, "mute": false, "flags": 0});
+        }
+        message
+    }
+
+    /// Dispatches a MESSAGE_CREATE with `message` as `d`; returns the message id.
+    pub fn push_message(&self, message: Value) -> u64 {
+        let id = message
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_default();
+        self.dispatch("MESSAGE_CREATE", message);
+        id
+    }
+
+    /// A DM from `user` to the bot; returns the message id.
+    pub fn push_dm(&self, user: &str, text: &str) -> u64 {
+        self.push_message(self.message(None, user, text))
+    }
+
+    /// A message from `user` in guild channel `channel` (or thread); returns the message id.
+    pub fn push_channel_message(&self, channel: u64, user: &str, text: &str) -> u64 {
+        self.push_message(self.message(Some(channel), user, text))
+    }
+
+    /// `user` presses the button `custom_id` under the bot's last message in `channel` (a DM
+    /// channel or a thread); returns the interaction id.
+    pub fn push_button_click(&self, channel: u64, user: &str, custom_id: &str) -> u64 {
+        let mut recorded = self.inner.lock();
+        let user_id = recorded.user(user);
+        let interaction_id = recorded.id();
+        let is_dm = recorded.is_dm(channel);
+        let message_id = recorded
+            .sent
+            .iter()
+            .rev()
+            .find(|sent| sent.channel_id == channel)
+            .map(|sent| sent.id)
+            .unwrap_or(1);
+        drop(recorded);
+        let mut message: Value = serde_json::from_str(EXAMPLE_MESSAGE).unwrap_or_default();
+        message["id"] = json!(message_id.to_string());
+        message["channel_id"] = json!(channel.to_string());
+        message["author"] = user_json(BOT_USER_ID, "switchboard", true);
+        message["reactions"] = json!([]);
+        let mut interaction = json!({
+            "id": interaction_id.to_string(),
+            "application_id": APPLICATION_ID.to_string(),
+            "type": 3,
+            "data": {"custom_id": custom_id, "component_type": 2},
+            "channel_id": channel.to_string(),
+            "channel": {"id": channel.to_string(), "type": if is_dm { 1 } else { 11 }},
+            "token": format!("interaction-token-{interaction_id}"),
+            "version": 1,
+            "message": message,
+            "app_permissions": "0",
+            "locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {},
+            "context": if is_dm { 1 } else { 0 },
+            "attachment_size_limit": 8_388_608,
+        });
+        let user = user_json(user_id, user, false);
+        if is_dm {
+            interaction["user"] = user;
+        } else {
+            interaction["guild_id"] = json!(GUILD_ID.to_string());
+            interaction["guild_locale"] = json!("en-US");
+            interaction["member"] = json!({"user": user, "roles": [],
+                "joined_at": "2024-01-01T00:00:00.000000+00:00", "deaf": false, "mute": false,
+                "flags": 0, "permissions": "0"});
+        }
+        self.dispatch("INTERACTION_CREATE", interaction);
+        interaction_id
+    }
+
+    /// Dispatches the last event again with a new `s`, as a re-delivery would.
+    pub fn replay_last(&self) {
+        let last = self.inner.lock().dispatched.last().cloned();
+        if let Some((event, data, _)) = last {
+            self.dispatch(&event, data);
+        }
+    }
+
+    /// Every message the bot posted, in arrival order.
+    pub fn sent(&self) -> Vec<SentMessage> {
+        self.inner.lock().sent.clone()
+    }
+
+    /// Waits until at least `n` messages were posted or `timeout` passed.
+    pub async fn wait_for_sent(&self, n: usize, timeout: Duration) -> Vec<SentMessage> {
+        self.wait_until(timeout, |recorded| recorded.sent.len() >= n)
+            .await;
+        self.sent()
+    }
+
+    /// Every interaction callback (ack) so far.
+    pub fn callbacks(&self) -> Vec<InteractionCallback> {
+        self.inner.lock().callbacks.clone()
+    }
+
+    /// Waits until at least `n` interaction callbacks arrived or `timeout` passed.
+    pub async fn wait_for_callbacks(&self, n: usize, timeout: Duration) -> Vec<InteractionCallback> {
+        self.wait_until(timeout, |recorded| recorded.callbacks.len() >= n)
+            .await;
+        self.callbacks()
+    }
+
+    /// Threads created so far.
+    pub fn threads_created(&self) -> Vec<CreatedThread> {
+        self.inner.lock().threads.clone()
+    }
+
+    /// Makes the next `n` message posts fail with 429 and `retry_after` (body and header).
+    pub fn fail_next_with_429(&self, n: u32, retry_after: Duration) {
+        let mut recorded = self.inner.lock();
+        recorded.fail_429 = n;
+        recorded.retry_after_secs = retry_after.as_secs_f64();
+    }
+
+    /// Revokes the bot token: REST answers 401, live gateway sessions close with 4004.
+    pub fn revoke_token(&self) {
+        let mut recorded = self.inner.lock();
+        recorded.revoked = true;
+        for socket in &recorded.sockets {
+            let _ = socket.send(SocketCommand::Close(4004, "Authentication failed."));
+        }
+    }
+
+    /// How many heartbeats were acknowledged.
+    pub fn heartbeats_acked(&self) -> u64 {
+        self.inner.lock().heartbeats_acked
+    }
+
+    /// How many sessions identified (op 2).
+    pub fn identifies(&self) -> u64 {
+        self.inner.lock().identifies
+    }
+
+    /// Waits until a client has identified and got READY, or `timeout` passed.
+    pub async fn wait_for_ready(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |recorded| !recorded.sockets.is_empty())
+            .await
+    }
+
+    /// Waits until at least `n` heartbeats were acked or `timeout` passed.
+    pub async fn wait_for_heartbeats(&self, n: u64, timeout: Duration) -> u64 {
+        self.wait_until(timeout, |recorded| recorded.heartbeats_acked >= n)
+            .await;
+        self.heartbeats_acked()
+    }
+
+    async fn wait_until(&self, timeout: Duration, done: impl Fn(&Recorded) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.changed.notified();
+            if done(&self.inner.lock()) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return done(&self.inner.lock());
+            }
+        }
+    }
+
+    fn dispatch(&self, event: &str, data: Value) {
+        let mut recorded = self.inner.lock();
+        recorded.seq += 1;
+        let seq = recorded.seq;
+        let frame = json!({"op": 0, "t": event, "s": seq, "d": data}).to_string();
+        recorded.dispatched.push((event.to_string(), data, seq));
+        recorded.sockets.retain(|socket| !socket.is_closed());
+        let delivered = recorded
+            .sockets
+            .iter()
+            .any(|socket| socket.send(SocketCommand::Frame(frame.clone())).is_ok());
+        if !delivered {
+            recorded.queued.push_back(frame);
+        }
+    }
+}
+
+fn user_json(id: u64, name: &str, bot: bool) -> Value {
+    json!({"id": id.to_string(), "username": name.to_lowercase(), "global_name": name,
+           "discriminator": "0", "avatar": null, "bot": bot})
+}
+
+fn token_ok(inner: &Inner, headers: &HeaderMap) -> bool {
+    let has_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("Bot ") && value.len() > 4);
+    has_token && !inner.lock().revoked
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"message": "401: Unauthorized", "code": 0})),
+    )
+        .into_response()
+}
+
+async fn current_user(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    if !token_ok(&inner, &headers) {
+        return unauthorized();
+    }
+    Json(user_json(BOT_USER_ID, "switchboard", true)).into_response()
+}
+
+async fn gateway_url(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    if !token_ok(&inner, &headers) {
+        return unauthorized();
+    }
+    Json(json!({
+        "url": format!("ws://{}/gateway", inner.addr),
+        "shards": 1,
+        "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 14400000,
+                                "max_concurrency": 1},
+    }))
+    .into_response()
+}
+
+async fn channel_info(
+    State(inner): State<Arc<Inner>>,
+    Path(channel): Path<u64>,
+    headers: HeaderMap,
+) -> Response {
+    if !token_ok(&inner, &headers) {
+        return unauthorized();
+    }
+    let recorded = inner.lock();
+    if recorded.is_dm(channel) {
+        return Json(json!({"id": channel.to_string(), "type": 1})).into_response();
+    }
+    let thread = recorded.threads.iter().find(|t| t.thread_id == channel);
+    Json(match thread {
+        Some(thread) => json!({"id": channel.to_string(), "type": 11,
+            "guild_id": GUILD_ID.to_string(), "parent_id": thread.parent_id.to_string(),
+            "name": thread.name}),
+        None => json!({"id": channel.to_string(), "type": 0,
+            "guild_id": GUILD_ID.to_string(), "parent_id": null, "name": "general"}),
+    })
+    .into_response()
+}
+
+async fn create_message(
+    State(inner): State<Arc<Inner>>,
+    Path(channel): Path<u64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !token_ok(&inner, &headers) {
+        return unauthorized();
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"message": "Cannot send an empty message", "code": 50006})),
+        )
+            .into_response();
+    };
+    let mut recorded = inner.lock();
+    if recorded.fail_429 > 0 {
+        recorded.fail_429 -= 1;
+        let secs = recorded.retry_after_secs;
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                (header::RETRY_AFTER, format!("{}", secs.ceil() as u64)),
+                (
+                    header::HeaderName::from_static("x-ratelimit-scope"),
+                    "user".to_string(),
+                ),
+            ],
+            Json(json!({"message": "You are being rate limited.", "retry_after": secs,
+                        "global": false})),
+        )
+            .into_response();
+    }
+    let id = recorded.id();
+    let content = body
+        .get("content")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    recorded.sent.push(SentMessage {
+        channel_id: channel,
+        id,
+        content: content.clone(),
+        components: body.get("components").cloned().unwrap_or(Value::Null),
+        body: body.clone(),
+    });
+    drop(recorded);
+    inner.changed.notify_waiters();
+    let mut message: Value = serde_json::from_str(EXAMPLE_MESSAGE).unwrap_or_default();
+    message["id"] = json!(id.to_string());
+    message["channel_id"] = json!(channel.to_string());
+    message["content"] = json!(content);
+    message["author"] = user_json(BOT_USER_ID, "switchboard", true);
+    message["reactions"] = json!([]);
+    Json(message).into_response()
+}
+
+async fn start_thread(
+    State(inner): State<Arc<Inner>>,
+    Path((channel, message)): Path<(u64, u64)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !token_ok(&inner, &headers) {
+        return unauthorized();
+    }
+    let name = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|body| body.get("name").and_then(Value::as_str).map(String::from))
+        .unwrap_or_default();
+    let mut recorded = inner.lock();
+    if recorded.threads.iter().any(|t| t.thread_id == message) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"message": "A thread has already been created for this message",
+                        "code": 160004})),
+        )
+            .into_response();
+    }
+    recorded.threads.push(CreatedThread {
+        parent_id: channel,
+        thread_id: message,
+        name: name.clone(),
+    });
+    drop(recorded);
+    inner.changed.notify_waiters();
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": message.to_string(), "type": 11, "guild_id": GUILD_ID.to_string(),
+                "parent_id": channel.to_string(), "name": name, "owner_id": BOT_USER_ID.to_string(),
+                "thread_metadata": {"archived": false, "auto_archive_duration": 1440,
+                    "archive_timestamp": "2024-01-01T00:00:00.000000+00:00", "locked": false}})),
+    )
+        .into_response()
+}
+
+async fn interaction_callback(
+    State(inner): State<Arc<Inner>>,
+    Path((id, _token)): Path<(u64, String)>,
+    body: Bytes,
+) -> Response {
+    // Interaction callbacks are authorized by the token in the path, not the bot token.
+    let kind = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|body| body.get("type").and_then(Value::as_u64))
+        .unwrap_or_default();
+    inner.lock().callbacks.push(InteractionCallback {
+        interaction_id: id,
+        kind,
+    });
+    inner.changed.notify_waiters();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn gateway_socket(State(inner): State<Arc<Inner>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |ws| serve_gateway(inner, ws))
+}
+
+async fn serve_gateway(inner: Arc<Inner>, mut ws: WebSocket) {
+    let hello = json!({"op": 10, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}, "s": null,
+                       "t": null});
+    if ws.send(text(hello)).await.is_err() {
+        return;
+    }
+    let (sender, mut commands) = mpsc::unbounded_channel();
+    let mut closed = inner.closed.subscribe();
+    loop {
+        tokio::select! {
+            Some(command) = commands.recv() => match command {
+                SocketCommand::Frame(frame) => {
+                    if ws.send(WsMessage::Text(frame.into())).await.is_err() {
+                        break;
+                    }
+                }
+                SocketCommand::Close(code, reason) => {
+                    let frame = CloseFrame { code, reason: reason.into() };
+                    let _ = ws.send(WsMessage::Close(Some(frame))).await;
+                    break;
+                }
+            },
+            incoming = ws.recv() => match incoming {
+                Some(Ok(WsMessage::Text(frame))) => {
+                    let frame: Value = serde_json::from_str(frame.as_str()).unwrap_or_default();
+                    if !on_client_frame(&inner, &mut ws, &sender, &frame).await {
+                        break;
+                    }
+                }
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = closed.changed() => break,
+        }
+    }
+}
+
+/// Handles one client frame; false ends the session.
+async fn on_client_frame(
+    inner: &Inner,
+    ws: &mut WebSocket,
+    sender: &mpsc::UnboundedSender<SocketCommand>,
+    frame: &Value,
+) -> bool {
+    let token_of = |frame: &Value| {
+        let token = frame["d"]["token"].as_str().unwrap_or_default();
+        !token.is_empty() && !inner.lock().revoked
+    };
+    match frame["op"].as_u64() {
+        Some(1) => {
+            inner.lock().heartbeats_acked += 1;
+            inner.changed.notify_waiters();
+            ws.send(text(json!({"op": 11}))).await.is_ok()
+        }
+        Some(2) => {
+            if !token_of(frame) {
+                let _ = ws.send(close(4004, "Authentication failed.")).await;
+                return false;
+            }
+            let (ready, queued) = {
+                let mut recorded = inner.lock();
+                recorded.seq += 1;
+                recorded.identifies += 1;
+                let ready = json!({"op": 0, "t": "READY", "s": recorded.seq, "d": {
+                    "v": 10, "user": user_json(BOT_USER_ID, "switchboard", true),
+                    "guilds": [], "session_id": format!("standin-session-{}", recorded.identifies),
+                    "resume_gateway_url": format!("ws://{}/gateway", inner.addr),
+                    "shard": [0, 1],
+                    "application": {"id": APPLICATION_ID.to_string(), "flags": 0},
+                }});
+                recorded.sockets.push(sender.clone());
+                (ready, recorded.queued.drain(..).collect::<Vec<_>>())
+            };
+            inner.changed.notify_waiters();
+            if ws.send(text(ready)).await.is_err() {
+                return false;
+            }
+            for frame in queued {
+                if ws.send(WsMessage::Text(frame.into())).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        }
+        Some(6) => {
+            if !token_of(frame) {
+                let _ = ws.send(close(4004, "Authentication failed.")).await;
+                return false;
+            }
+            let after = frame["d"]["seq"].as_u64().unwrap_or(0);
+            let missed: Vec<String> = {
+                let mut recorded = inner.lock();
+                recorded.resumes += 1;
+                recorded.sockets.push(sender.clone());
+                recorded.queued.clear();
+                recorded
+                    .dispatched
+                    .iter()
+                    .filter(|(_, _, seq)| *seq > after)
+                    .map(|(event, data, seq)| {
+                        json!({"op": 0, "t": event, "s": seq, "d": data}).to_string()
+                    })
+                    .collect()
+            };
+            for frame in missed {
+                if ws.send(WsMessage::Text(frame.into())).await.is_err() {
+                    return false;
+                }
+            }
+            let seq = inner.lock().seq;
+            ws.send(text(json!({"op": 0, "t": "RESUMED", "s": seq, "d": {}})))
+                .await
+                .is_ok()
+        }
+        _ => true,
+    }
+}
+
+fn text(value: Value) -> WsMessage {
+    WsMessage::Text(value.to_string().into())
+}
+
+fn close(code: u16, reason: &'static str) -> WsMessage {
+    WsMessage::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
