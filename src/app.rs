@@ -157,8 +157,13 @@ pub async fn start_with_desk(
     let gateway: Arc<dyn Gateway> = Arc::new(
         Intake::new(store.clone(), config.gateway.max_message_bytes).with_metrics(metrics.clone()),
     );
-    let mut router =
-        crate::server::router(store.clone(), gateway.clone(), &connectors, metrics.clone());
+    let mut router = crate::server::router(
+        store.clone(),
+        gateway.clone(),
+        &connectors,
+        desk.as_ref().map(|setup| setup.desk.clone()),
+        metrics.clone(),
+    );
     let desk_sink: Arc<dyn DeskSink> = Arc::new(DeskInbox::new(store.clone(), metrics.clone()));
     if let Some(routes) = desk
         .as_ref()

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use switchboard_api::{Connector, Gateway, Health};
+use switchboard_api::{Connector, Desk, Gateway, Health};
 
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -16,6 +16,7 @@ use crate::store::Store;
 struct HealthState {
     store: Store,
     connectors: Vec<Arc<dyn Connector>>,
+    desk: Option<Arc<dyn Desk>>,
     metrics: Arc<Metrics>,
 }
 
@@ -24,6 +25,7 @@ pub fn router(
     store: Store,
     gateway: Arc<dyn Gateway>,
     connectors: &[Arc<dyn Connector>],
+    desk: Option<Arc<dyn Desk>>,
     metrics: Arc<Metrics>,
 ) -> Router {
     let mut router = Router::new();
@@ -35,6 +37,7 @@ pub fn router(
     let health = HealthState {
         store,
         connectors: connectors.to_vec(),
+        desk,
         metrics,
     };
     router.merge(
@@ -79,6 +82,16 @@ async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
             }
         };
         checks.insert(connector.channel().as_str().into(), status.into());
+    }
+    if let Some(desk) = &state.desk {
+        let status = match desk.health().await {
+            Health::Up => "up".to_owned(),
+            Health::Down(reason) => {
+                ready = false;
+                format!("down: {reason}")
+            }
+        };
+        checks.insert("desk".into(), status.into());
     }
     let code = if ready {
         StatusCode::OK

@@ -283,3 +283,31 @@ async fn the_events_api_verifies_signatures_and_relays_agent_replies() {
         "a retried event is relayed once"
     );
 }
+
+#[tokio::test]
+async fn during_a_slack_outage_desk_posts_wait_in_the_outbox_and_arrive_when_slack_is_back() {
+    let redis = RedisServer::start();
+    let standin = SlackStandIn::start().await;
+    standin.set_user(AGENT, "Sam Rivera");
+    let gateway = start_gateway(test_config(&redis, &desk_config(&standin, "socket"))).await;
+    let mut widget = visitor_asks_for_a_human(gateway.local_addr, "slack-visitor-000000003").await;
+    let parent = briefing(&standin).await;
+
+    standin.set_outage(true);
+    widget.send(json!({"type": "message", "client_id": "q5", "text": "Hello? Is anyone there?"})).await;
+    widget.send(json!({"type": "message", "client_id": "q6", "text": "My invoice number is INV-2041"})).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !standin.posts().iter().any(|post| post.text.contains("INV-2041")),
+        "nothing can be posted while Slack is down"
+    );
+    let mut client = redis.client();
+    let waiting: usize = redis::Commands::zcard(&mut client, switchboard::store::keys::OUTBOX_DELAYED).unwrap();
+    assert!(waiting >= 1, "the mirror waits for a retry in the outbox");
+
+    standin.set_outage(false);
+    thread_post(&standin, &parent.ts, "Is anyone there?").await;
+    thread_post(&standin, &parent.ts, "INV-2041").await;
+    let dead: usize = redis::Commands::xlen(&mut client, switchboard::store::keys::OUTBOX_DEAD).unwrap();
+    assert_eq!(dead, 0, "nothing was given up on");
+}

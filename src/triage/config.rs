@@ -52,6 +52,10 @@ pub struct TriageConfig {
     /// Phrases with which a customer rejects an AI answer ("that didn't help").
     #[serde(default = "default_rejections")]
     pub rejection_phrases: Vec<String>,
+    /// `[triage.llm]`: answer with an OpenAI-compatible chat API, grounded on the knowledge
+    /// base, instead of sending the best entry's answer as written. Absent: embedded only.
+    #[serde(default)]
+    pub llm: Option<super::llm::LlmConfig>,
 }
 
 fn default_knowledge_dir() -> String {
@@ -288,6 +292,7 @@ impl Default for TriageConfig {
             repeated_question_similarity: default_repeat_similarity(),
             bot_loop_rejections: default_bot_loop(),
             rejection_phrases: default_rejections(),
+            llm: None,
         }
     }
 }
@@ -349,6 +354,9 @@ impl TriageConfig {
             if let Some(bad) = list.iter().find(|p| super::text::words(p).is_empty()) {
                 problems.push((key(name), format!("phrase {bad:?} has no words")));
             }
+        }
+        if let Some(llm) = &self.llm {
+            llm.validate(&key("llm"), problems);
         }
         let dir = base_dir.join(&self.knowledge_dir);
         if !dir.is_dir() {

@@ -15,6 +15,7 @@ mod classifier;
 mod config;
 pub mod eval;
 mod knowledge;
+mod llm;
 mod policy;
 mod retriever;
 mod sentiment;
@@ -31,8 +32,10 @@ pub use calibrate::fit_clinc150;
 pub use config::{Problem, TriageConfig};
 pub use eval::{eval_clinc150, EvalReport, SweepRow};
 pub use knowledge::Entry;
+pub use llm::LlmConfig;
 pub use sentiment::compound as sentiment_compound;
 
+use llm::{LlmAnswerer, Verdict};
 use retriever::Index;
 
 /// Only this many characters of a message are analysed: enough for any real question, and
@@ -112,6 +115,9 @@ pub enum TriageError {
         /// What is wrong.
         detail: String,
     },
+    /// `[triage.llm]` cannot be used (e.g. its API key variable is not set).
+    #[error("llm: {0}")]
+    Llm(String),
 }
 
 /// The triage stage: policies plus an answerer.
@@ -120,6 +126,8 @@ pub struct Triage {
     knowledge_dir: PathBuf,
     /// Swapped whole on reload, so a decision in flight keeps the index it started with.
     index: RwLock<Arc<Index>>,
+    /// The OpenAI-compatible answerer, when `[triage.llm]` is set.
+    llm: Option<LlmAnswerer>,
 }
 
 impl Triage {
@@ -127,10 +135,15 @@ impl Triage {
     pub fn from_config(config: &TriageConfig, base_dir: &Path) -> Result<Triage, TriageError> {
         let knowledge_dir = base_dir.join(&config.knowledge_dir);
         let index = Index::build(knowledge::load_dir(&knowledge_dir)?);
+        let llm = match &config.llm {
+            Some(llm) => Some(LlmAnswerer::new(llm).map_err(TriageError::Llm)?),
+            None => None,
+        };
         Ok(Triage {
             config: config.clone(),
             knowledge_dir,
             index: RwLock::new(Arc::new(index)),
+            llm,
         })
     }
 
@@ -154,13 +167,106 @@ impl Triage {
         self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Decides one message.
+    /// Decides one message: the policies, then the answerer (the LLM when configured).
     pub async fn decide(&self, input: &TriageInput<'_>) -> DecisionRecord {
-        self.decide_now(input)
+        let (record, answerer_stage) = self.decide_now(input);
+        match (&self.llm, answerer_stage) {
+            (Some(llm), Some((index, ranked))) => {
+                let text = truncate_chars(input.text, MAX_ANALYSED_CHARS);
+                let threshold = self.config.threshold_for(input.channel);
+                self.ask_llm(llm, record, text, &index, &ranked, threshold)
+                    .await
+            }
+            _ => record,
+        }
     }
 
-    /// The synchronous core of [`Triage::decide`]: pure CPU work, no I/O.
-    fn decide_now(&self, input: &TriageInput<'_>) -> DecisionRecord {
+    /// Replaces the embedded answerer's outcome with the model's verdict, grounded on the
+    /// best retrieved entries. The embedded answer stays the agent's suggested reply.
+    async fn ask_llm(
+        &self,
+        llm: &LlmAnswerer,
+        mut record: DecisionRecord,
+        text: &str,
+        index: &Index,
+        ranked: &[usize],
+        threshold: f32,
+    ) -> DecisionRecord {
+        let entries: Vec<&Entry> = ranked
+            .iter()
+            .filter_map(|&i| index.entries().get(i))
+            .take(llm.context_entries())
+            .collect();
+        let sources: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+        let kb_suggestion = entries.first().map(|e| e.answer.clone());
+        let started = std::time::Instant::now();
+        let verdict = llm.answer(text, &entries).await;
+        let elapsed = started.elapsed().as_millis() as f32;
+        record.scores.insert("llm_ms".into(), elapsed);
+        record
+            .scores
+            .insert("retriever_confidence".into(), record.confidence);
+        let escalate = |record: &mut DecisionRecord, reason: &str, why: String, reply| {
+            record.decision = Decision::Escalate {
+                reason: reason.into(),
+                suggested_reply: reply,
+            };
+            record.explanation = why;
+        };
+        match verdict {
+            Verdict::Answer {
+                text: answer,
+                confidence,
+                category,
+            } => {
+                record.confidence = confidence;
+                record.scores.insert("confidence".into(), confidence);
+                record.category = category.or(record.category.take());
+                let human_category = record
+                    .category
+                    .clone()
+                    .filter(|c| self.config.always_human_categories.contains_key(c));
+                if let Some(category) = human_category {
+                    let why = format!("model's category `{category}` always goes to a person");
+                    escalate(&mut record, "always_human_category", why, Some(answer));
+                } else if confidence >= threshold {
+                    record.explanation = format!(
+                        "answered by the model from {} (confidence {confidence:.2} >= {threshold:.2})",
+                        sources.join(", ")
+                    );
+                    record.decision = Decision::Answer {
+                        text: answer,
+                        sources,
+                    };
+                } else {
+                    let why = format!("model confidence {confidence:.2} < {threshold:.2}");
+                    escalate(&mut record, "low_confidence", why, Some(answer));
+                }
+            }
+            Verdict::Escalate {
+                why,
+                confidence,
+                suggested_reply,
+                category,
+            } => {
+                record.confidence = confidence;
+                record.scores.insert("confidence".into(), confidence);
+                record.category = category.or(record.category.take());
+                let reply = suggested_reply.or(kb_suggestion);
+                escalate(&mut record, "low_confidence", why, reply);
+            }
+        }
+        record
+    }
+
+    /// The synchronous core of [`Triage::decide`]: pure CPU work, no I/O. Besides the
+    /// record it returns, when no policy decided, the index and ranked entries the
+    /// answerer stage worked from (for the LLM).
+    #[allow(clippy::type_complexity)]
+    fn decide_now(
+        &self,
+        input: &TriageInput<'_>,
+    ) -> (DecisionRecord, Option<(Arc<Index>, Vec<usize>)>) {
         let config = &self.config;
         let text = truncate_chars(input.text, MAX_ANALYSED_CHARS);
         let tokens = text::words(text);
@@ -213,7 +319,7 @@ impl Triage {
 
         if let Some(why) = policy::vip(config, input.tier, input.email) {
             escalate(&mut record, "vip_tier", why);
-            return record;
+            return (record, None);
         }
         let entry_category = best
             .filter(|_| retrieval.confidence >= threshold)
@@ -224,16 +330,16 @@ impl Triage {
                 format!("category `{category}` always goes to a person (matched \"{pattern}\")");
             record.category = Some(category);
             escalate(&mut record, "always_human_category", why);
-            return record;
+            return (record, None);
         }
         if let Some(category) = entry_category {
             let why = format!("best answer's category `{category}` always goes to a person");
             escalate(&mut record, "always_human_category", why);
-            return record;
+            return (record, None);
         }
         if let Some(why) = policy::human_request(config, input.kind, &tokens) {
             escalate(&mut record, "human_requested", why);
-            return record;
+            return (record, None);
         }
         if sentiment <= -config.negative_sentiment_threshold {
             let why = format!(
@@ -241,17 +347,17 @@ impl Triage {
                 config.negative_sentiment_threshold
             );
             escalate(&mut record, "negative_sentiment", why);
-            return record;
+            return (record, None);
         }
         if repetition >= config.repeated_question_similarity {
             let why = format!("repeats an earlier question (similarity {repetition:.2})");
             escalate(&mut record, "repeated_question", why);
-            return record;
+            return (record, None);
         }
         if rejected >= config.bot_loop_rejections {
             let why = format!("customer rejected {rejected} AI answers");
             escalate(&mut record, "bot_loop", why);
-            return record;
+            return (record, None);
         }
         if let Some(marker) = injection {
             let why = format!(
@@ -259,8 +365,9 @@ impl Triage {
             );
             record.confidence = 0.0;
             escalate(&mut record, "low_confidence", why);
-            return record;
+            return (record, None);
         }
+        let ranked = retrieval.ranked.clone();
         match best {
             Some(entry) if retrieval.confidence >= threshold => {
                 record.decision = Decision::Answer {
@@ -285,7 +392,7 @@ impl Triage {
                 "no knowledge-base entry matches".into(),
             ),
         }
-        record
+        (record, Some((index, ranked)))
     }
 }
 

@@ -39,6 +39,8 @@ const B: f32 = 0.75;
 const ANSWER_WEIGHT: f32 = 0.5;
 /// Neighbours looked at for the agreement feature, at most.
 const TOP_K: usize = 10;
+/// Entries kept in [`Retrieval::ranked`].
+pub const RANKED: usize = 8;
 /// The thinnest coverage the calibration was fitted on: 4 phrasings, question and answer.
 const MIN_DOCS_PER_ENTRY: usize = 6;
 /// The highest confidence reported: even the surest answers are wrong now and then
@@ -76,6 +78,8 @@ pub struct Retrieval {
     pub best: Option<usize>,
     /// Index of the runner-up entry.
     pub second: Option<usize>,
+    /// The best entries, best first (at most [`RANKED`]), for grounding an LLM.
+    pub ranked: Vec<usize>,
     /// Calibrated probability that `best` is the right answer, 0..1.
     pub confidence: f32,
     /// The best entry's nearest-neighbour BM25 score over the query's self-score, 0..1.
@@ -268,6 +272,7 @@ impl Index {
         let mut r = Retrieval {
             best: Some(best),
             second,
+            ranked: order.iter().take(RANKED).copied().collect(),
             confidence: 0.0,
             self_ratio: near[best],
             margin: second.map_or(combined[best], |s| combined[best] - combined[s]),

@@ -58,6 +58,7 @@ struct Recorded {
     acks: HashSet<String>,
     fail_429: u32,
     retry_after_secs: u64,
+    outage: bool,
     users: HashMap<String, String>,
     seq: u64,
     sockets: Vec<mpsc::UnboundedSender<String>>,
@@ -143,6 +144,11 @@ impl SlackStandIn {
             }
             let _ = tokio::time::timeout_at(deadline, notified).await;
         }
+    }
+
+    /// Starts or ends an outage: while it lasts, posts and updates answer HTTP 503.
+    pub fn set_outage(&self, down: bool) {
+        self.inner.lock().outage = down;
     }
 
     /// Makes the next `n` posts/updates fail with HTTP 429 and `Retry-After: secs`.
@@ -346,6 +352,9 @@ async fn api(
         "chat.postMessage" | "chat.update" => {
             let channel = param("channel").unwrap_or_default();
             let mut recorded = inner.lock();
+            if recorded.outage {
+                return (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response();
+            }
             if recorded.fail_429 > 0 {
                 recorded.fail_429 -= 1;
                 let retry_after = recorded.retry_after_secs.to_string();

@@ -22,6 +22,8 @@ mod polling;
 pub mod standin;
 #[cfg(all(test, feature = "standin"))]
 mod standin_tests;
+#[cfg(all(test, feature = "standin"))]
+mod testkit;
 mod webhook;
 
 pub use client::CONNECTOR;
