@@ -233,7 +233,13 @@ impl TriageWorker {
                 self.metrics
                     .triage_latency
                     .observe(started.elapsed().as_secs_f64());
-                let commit = commit_for_decision(&conversation, &record, ack, self.desk_enabled);
+                let commit = commit_for_decision(
+                    &conversation,
+                    &recent[position].text,
+                    &record,
+                    ack,
+                    self.desk_enabled,
+                );
                 self.store.commit(&commit).await?;
                 let first_reply = recent[..position]
                     .iter()
@@ -344,6 +350,7 @@ impl TriageWorker {
 /// The commit that carries out a triage decision.
 fn commit_for_decision(
     conversation: &Conversation,
+    question: &str,
     record: &DecisionRecord,
     ack: Option<(String, String)>,
     desk_enabled: bool,
@@ -376,6 +383,7 @@ fn commit_for_decision(
                 "channel": conversation.channel,
                 "reason": reason,
                 "at_ms": now,
+                "question": question,
                 "decision": record,
             });
             if desk_enabled {

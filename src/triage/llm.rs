@@ -59,8 +59,13 @@ impl LlmConfig {
                 key("base_url"),
                 "https is not supported yet; use a local http endpoint or an http proxy".into(),
             ));
-        } else if !self.base_url.starts_with("http://") || self.endpoint().parse::<hyper::Uri>().is_err() {
-            problems.push((key("base_url"), format!("not an http:// URL: {:?}", self.base_url)));
+        } else if !self.base_url.starts_with("http://")
+            || self.endpoint().parse::<hyper::Uri>().is_err()
+        {
+            problems.push((
+                key("base_url"),
+                format!("not an http:// URL: {:?}", self.base_url),
+            ));
         }
         if self.model.trim().is_empty() {
             problems.push((key("model"), "must name a model".into()));
@@ -152,7 +157,10 @@ impl LlmAnswerer {
     pub async fn answer(&self, question: &str, entries: &[&Entry]) -> Verdict {
         let timeout = Duration::from_millis(self.config.timeout_ms);
         let reply = match tokio::time::timeout(timeout, self.call(question, entries)).await {
-            Err(_) => Err(format!("model timed out after {} ms", self.config.timeout_ms)),
+            Err(_) => Err(format!(
+                "model timed out after {} ms",
+                self.config.timeout_ms
+            )),
             Ok(result) => result,
         };
         match reply {
@@ -175,8 +183,8 @@ impl LlmAnswerer {
                 {"role": "user", "content": question},
             ],
         });
-        let mut request = hyper::Request::post(self.config.endpoint())
-            .header("content-type", "application/json");
+        let mut request =
+            hyper::Request::post(self.config.endpoint()).header("content-type", "application/json");
         if let Some(key) = &self.api_key {
             request = request.header("authorization", format!("Bearer {key}"));
         }

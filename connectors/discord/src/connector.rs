@@ -196,7 +196,8 @@ impl DiscordConnector {
         };
         match rest.channel(channel).await {
             Ok(info) => {
-                let ours = info.parent_id.is_some() && info.parent_id == self.config.support_channel();
+                let ours =
+                    info.parent_id.is_some() && info.parent_id == self.config.support_channel();
                 self.state().support_threads.insert(channel, ours);
                 ours
             }

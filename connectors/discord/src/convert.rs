@@ -58,7 +58,10 @@ pub fn place(message: &Message, scope: &Scope) -> MessagePlace {
         return MessagePlace::Ignored("the bot's own message");
     }
     // Thread-created notices, pins, joins...: Discord's own system messages carry no question.
-    if !matches!(message.kind, MessageType::Regular | MessageType::InlineReply) {
+    if !matches!(
+        message.kind,
+        MessageType::Regular | MessageType::InlineReply
+    ) {
         return MessagePlace::Ignored("a system message");
     }
     let Some(guild) = message.guild_id else {
@@ -96,7 +99,11 @@ pub fn channel_of_key(key: &str) -> Option<u64> {
 pub fn identity(user: &User) -> Identity {
     Identity {
         id: user.id.get().to_string(),
-        display_name: Some(user.global_name.clone().unwrap_or_else(|| user.name.clone())),
+        display_name: Some(
+            user.global_name
+                .clone()
+                .unwrap_or_else(|| user.name.clone()),
+        ),
         email: None,
         verified: true,
     }

@@ -89,12 +89,18 @@ fn guild_messages_are_placed_by_channel() {
         guild: Some(7),
         ..scope()
     };
-    assert!(matches!(place(&elsewhere, &other_guild), MessagePlace::Ignored(_)));
+    assert!(matches!(
+        place(&elsewhere, &other_guild),
+        MessagePlace::Ignored(_)
+    ));
     let no_support = Scope {
         support_channel: None,
         ..scope()
     };
-    assert!(matches!(place(&message, &no_support), MessagePlace::Ignored(_)));
+    assert!(matches!(
+        place(&message, &no_support),
+        MessagePlace::Ignored(_)
+    ));
 }
 
 #[test]
@@ -163,9 +169,15 @@ fn outbound(author: Author, actions: Vec<CustomerAction>) -> Outbound {
 #[test]
 fn ai_answers_carry_the_human_button_and_agents_are_named() {
     let ai = render_outbound(&outbound(Author::Ai, vec![CustomerAction::TalkToHuman]));
-    assert_eq!(ai["content"], "**AI assistant**: Try turning it off and on again.");
+    assert_eq!(
+        ai["content"],
+        "**AI assistant**: Try turning it off and on again."
+    );
     assert_eq!(ai["components"][0]["type"], 1);
-    assert_eq!(ai["components"][0]["components"][0]["custom_id"], HUMAN_BUTTON_ID);
+    assert_eq!(
+        ai["components"][0]["components"][0]["custom_id"],
+        HUMAN_BUTTON_ID
+    );
     assert_eq!(ai["allowed_mentions"]["parse"], json!([]));
 
     let agent = render_outbound(&outbound(Author::Agent { name: "Sam".into() }, vec![]));
@@ -181,13 +193,19 @@ fn long_texts_fit_discords_limit() {
     let mut long = outbound(Author::Ai, vec![]);
     long.text = "x".repeat(5000);
     let body = render_outbound(&long);
-    assert_eq!(body["content"].as_str().unwrap().chars().count(), MAX_CONTENT_CHARS);
+    assert_eq!(
+        body["content"].as_str().unwrap().chars().count(),
+        MAX_CONTENT_CHARS
+    );
 }
 
 #[test]
 fn retry_after_prefers_the_body_then_the_header() {
     let body = br#"{"message":"You are being rate limited.","retry_after":64.57,"global":false}"#;
-    assert_eq!(retry_after(body, Some("65")), Duration::from_secs_f64(64.57));
+    assert_eq!(
+        retry_after(body, Some("65")),
+        Duration::from_secs_f64(64.57)
+    );
     assert_eq!(retry_after(b"", Some("2")), Duration::from_secs(2));
     assert_eq!(retry_after(b"junk", None), Duration::from_secs(1));
 }

@@ -242,15 +242,31 @@ mod tests {
 
     #[test]
     fn statuses_say_whether_to_retry() {
-        let limited = status_error(429, br#"{"message":"slow","retry_after":0.25,"global":false}"#, Some("1"));
-        assert!(matches!(limited, ConnectorError::RateLimited { retry_after, .. } if retry_after == Duration::from_millis(250)));
+        let limited = status_error(
+            429,
+            br#"{"message":"slow","retry_after":0.25,"global":false}"#,
+            Some("1"),
+        );
+        assert!(
+            matches!(limited, ConnectorError::RateLimited { retry_after, .. } if retry_after == Duration::from_millis(250))
+        );
         let header_only = status_error(429, b"", Some("3"));
-        assert!(matches!(header_only, ConnectorError::RateLimited { retry_after, .. } if retry_after == Duration::from_secs(3)));
+        assert!(
+            matches!(header_only, ConnectorError::RateLimited { retry_after, .. } if retry_after == Duration::from_secs(3))
+        );
         let auth = status_error(401, b"{}", None);
         assert!(matches!(auth, ConnectorError::Auth { .. }));
-        assert!(auth.to_string().contains("discord: bot token rejected (401)"));
-        assert!(matches!(status_error(403, b"{}", None), ConnectorError::Permanent { .. }));
-        assert!(matches!(status_error(404, b"{}", None), ConnectorError::Permanent { .. }));
+        assert!(auth
+            .to_string()
+            .contains("discord: bot token rejected (401)"));
+        assert!(matches!(
+            status_error(403, b"{}", None),
+            ConnectorError::Permanent { .. }
+        ));
+        assert!(matches!(
+            status_error(404, b"{}", None),
+            ConnectorError::Permanent { .. }
+        ));
         assert!(status_error(502, b"bad gateway", None).is_retryable());
     }
 

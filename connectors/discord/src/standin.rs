@@ -360,7 +360,11 @@ impl DiscordStandIn {
     }
 
     /// Waits until at least `n` interaction callbacks arrived or `timeout` passed.
-    pub async fn wait_for_callbacks(&self, n: usize, timeout: Duration) -> Vec<InteractionCallback> {
+    pub async fn wait_for_callbacks(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<InteractionCallback> {
         self.wait_until(timeout, |recorded| recorded.callbacks.len() >= n)
             .await;
         self.callbacks()
@@ -533,8 +537,10 @@ async fn create_message(
                     "user".to_string(),
                 ),
             ],
-            Json(json!({"message": "You are being rate limited.", "retry_after": secs,
-                        "global": false})),
+            Json(
+                json!({"message": "You are being rate limited.", "retry_after": secs,
+                        "global": false}),
+            ),
         )
             .into_response();
     }
@@ -579,8 +585,10 @@ async fn start_thread(
     if recorded.threads.iter().any(|t| t.thread_id == message) {
         return (
             StatusCode::BAD_REQUEST,
-            Json(json!({"message": "A thread has already been created for this message",
-                        "code": 160004})),
+            Json(
+                json!({"message": "A thread has already been created for this message",
+                        "code": 160004}),
+            ),
         )
             .into_response();
     }
@@ -593,10 +601,12 @@ async fn start_thread(
     inner.changed.notify_waiters();
     (
         StatusCode::CREATED,
-        Json(json!({"id": message.to_string(), "type": 11, "guild_id": GUILD_ID.to_string(),
+        Json(
+            json!({"id": message.to_string(), "type": 11, "guild_id": GUILD_ID.to_string(),
                 "parent_id": channel.to_string(), "name": name, "owner_id": BOT_USER_ID.to_string(),
                 "thread_metadata": {"archived": false, "auto_archive_duration": 1440,
-                    "archive_timestamp": "2024-01-01T00:00:00.000000+00:00", "locked": false}})),
+                    "archive_timestamp": "2024-01-01T00:00:00.000000+00:00", "locked": false}}),
+        ),
     )
         .into_response()
 }

@@ -99,10 +99,15 @@ async fn a_dm_reaches_the_core_and_the_ai_answer_offers_a_human() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].channel_id, dm);
     assert_eq!(receipt.platform_message_id, Some(sent[0].id.to_string()));
-    assert!(sent[0].content.starts_with("**AI assistant**: Go to Settings"));
+    assert!(sent[0]
+        .content
+        .starts_with("**AI assistant**: Go to Settings"));
     assert_eq!(sent[0].button_ids(), [HUMAN_BUTTON_ID]);
 
-    assert!(h.standin.wait_for_heartbeats(1, WAIT).await >= 1, "heartbeats acked");
+    assert!(
+        h.standin.wait_for_heartbeats(1, WAIT).await >= 1,
+        "heartbeats acked"
+    );
     assert_eq!(h.connector.health().await, Health::Up);
 }
 
@@ -126,13 +131,18 @@ async fn pressing_talk_to_a_human_is_a_human_request_and_is_acknowledged() {
     let callbacks = h.standin.wait_for_callbacks(1, WAIT).await;
     assert_eq!(callbacks.len(), 1);
     assert_eq!(callbacks[0].interaction_id, interaction);
-    assert_eq!(callbacks[0].kind, 6, "deferred update: the message stays as it is");
+    assert_eq!(
+        callbacks[0].kind, 6,
+        "deferred update: the message stays as it is"
+    );
 }
 
 #[tokio::test]
 async fn a_support_channel_message_opens_a_thread_and_the_reply_goes_there() {
     let h = start().await;
-    let starter = h.standin.push_channel_message(SUPPORT, "Bo", "Billing question");
+    let starter = h
+        .standin
+        .push_channel_message(SUPPORT, "Bo", "Billing question");
 
     let accepted = h.gateway.wait_for_accepted(1, WAIT).await;
     let threads = h.standin.threads_created();
@@ -143,27 +153,41 @@ async fn a_support_channel_message_opens_a_thread_and_the_reply_goes_there() {
     assert_eq!(accepted[0].conversation_key, format!("thread:{starter}"));
 
     // A follow-up in the thread continues the conversation; chatter elsewhere is ignored.
-    h.standin.push_channel_message(1_300_000_000_000_000_000, "Cy", "off topic");
-    h.standin.push_channel_message(starter, "Bo", "It is invoice 42");
+    h.standin
+        .push_channel_message(1_300_000_000_000_000_000, "Cy", "off topic");
+    h.standin
+        .push_channel_message(starter, "Bo", "It is invoice 42");
     let accepted = h.gateway.wait_for_accepted(2, WAIT).await;
     assert_eq!(accepted.len(), 2);
     assert_eq!(accepted[1].text, "It is invoice 42");
     assert_eq!(accepted[1].conversation_key, format!("thread:{starter}"));
 
-    let reply = outbound(&accepted[1].conversation_key, Author::Agent { name: "Sam".into() }, vec![]);
+    let reply = outbound(
+        &accepted[1].conversation_key,
+        Author::Agent { name: "Sam".into() },
+        vec![],
+    );
     h.connector.send(&reply).await.expect("delivered");
     let sent = h.standin.sent();
-    assert_eq!(sent[0].channel_id, starter, "the reply is posted in the thread");
+    assert_eq!(
+        sent[0].channel_id, starter,
+        "the reply is posted in the thread"
+    );
     assert!(sent[0].content.starts_with("**Sam** (support team): "));
     assert!(sent[0].button_ids().is_empty());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(h.gateway.accepted().len(), 2, "the unrelated channel stayed out");
+    assert_eq!(
+        h.gateway.accepted().len(),
+        2,
+        "the unrelated channel stayed out"
+    );
 }
 
 #[tokio::test]
 async fn a_replayed_message_create_is_stored_once() {
     let h = start().await;
-    h.standin.push_channel_message(SUPPORT, "Bo", "Is the API down?");
+    h.standin
+        .push_channel_message(SUPPORT, "Bo", "Is the API down?");
     h.gateway.wait_for_accepted(1, WAIT).await;
     h.standin.replay_last();
 
@@ -180,13 +204,19 @@ async fn a_429_surfaces_as_rate_limited_with_discords_retry_after() {
     let answer = outbound(&format!("dm:{dm}"), Author::Ai, vec![]);
 
     match h.connector.send(&answer).await {
-        Err(ConnectorError::RateLimited { retry_after, connector }) => {
+        Err(ConnectorError::RateLimited {
+            retry_after,
+            connector,
+        }) => {
             assert_eq!(connector, "discord");
             assert_eq!(retry_after, Duration::from_millis(1500));
         }
         other => panic!("expected RateLimited, got {other:?}"),
     }
-    h.connector.send(&answer).await.expect("the retry is delivered");
+    h.connector
+        .send(&answer)
+        .await
+        .expect("the retry is delivered");
     assert_eq!(h.standin.sent().len(), 1);
 }
 
@@ -202,7 +232,12 @@ async fn a_revoked_token_stops_the_connector_with_an_error_naming_it() {
         .expect("run returns")
         .expect_err("run fails");
     assert!(matches!(error, ConnectorError::Auth { .. }), "{error:?}");
-    assert!(error.to_string().contains("discord: bot token rejected (401)"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("discord: bot token rejected (401)"),
+        "{error}"
+    );
     assert!(!error.is_retryable());
     assert!(matches!(connector.health().await, Health::Down(_)));
     let send = connector.send(&outbound("dm:5", Author::Ai, vec![])).await;
@@ -239,7 +274,10 @@ async fn bot_messages_are_ignored_and_an_attachment_only_message_is_stored() {
 
     let accepted = h.gateway.wait_for_accepted(3, WAIT).await;
     // serenity hands each event to its own task, so arrival order is not asserted.
-    let mut texts: Vec<&str> = accepted.iter().map(|inbound| inbound.text.as_str()).collect();
+    let mut texts: Vec<&str> = accepted
+        .iter()
+        .map(|inbound| inbound.text.as_str())
+        .collect();
     texts.sort();
     assert_eq!(
         texts,
@@ -249,5 +287,7 @@ async fn bot_messages_are_ignored_and_an_attachment_only_message_is_stored() {
             "see above"
         ]
     );
-    assert!(accepted.iter().all(|inbound| inbound.author.display_name.as_deref() == Some("Ada")));
+    assert!(accepted
+        .iter()
+        .all(|inbound| inbound.author.display_name.as_deref() == Some("Ada")));
 }

@@ -75,12 +75,22 @@ impl Gateway for FakeGateway {
             .clone();
         let accepted = if let Some(stored) = state.seen.get(&inbound.message_id).cloned() {
             state.replays += 1;
-            Accepted { conversation_id, message_id: stored, is_new: false }
+            Accepted {
+                conversation_id,
+                message_id: stored,
+                is_new: false,
+            }
         } else {
             let stored = format!("{}-0", state.seen.len() + 1);
-            state.seen.insert(inbound.message_id.clone(), stored.clone());
+            state
+                .seen
+                .insert(inbound.message_id.clone(), stored.clone());
             state.accepted.push(inbound);
-            Accepted { conversation_id, message_id: stored, is_new: true }
+            Accepted {
+                conversation_id,
+                message_id: stored,
+                is_new: true,
+            }
         };
         drop(state);
         self.changed.notify_waiters();
