@@ -17,6 +17,7 @@ use tracing::{error, info, Instrument};
 use crate::config::Config;
 use crate::desk::inbox::DeskInbox;
 use crate::desk::DeskCourier;
+use crate::learning::KnowledgeLoop;
 use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
 use crate::pipeline::{Intake, TriageWorker};
@@ -60,6 +61,8 @@ pub struct RunningGateway {
     pub triage: Arc<Triage>,
     /// This instance's metrics.
     pub metrics: Arc<Metrics>,
+    /// The learning loop (knowledge-base candidates).
+    pub learning: Arc<KnowledgeLoop>,
     tasks: JoinSet<()>,
 }
 
@@ -164,7 +167,14 @@ pub async fn start_with_desk(
         desk.as_ref().map(|setup| setup.desk.clone()),
         metrics.clone(),
     );
-    let desk_sink: Arc<dyn DeskSink> = Arc::new(DeskInbox::new(store.clone(), metrics.clone()));
+    let learning = Arc::new(KnowledgeLoop::new(
+        store.clone(),
+        config.base_dir.join(&config.triage.knowledge_dir),
+        Some(triage.clone()),
+    ));
+    let desk_sink: Arc<dyn DeskSink> = Arc::new(
+        DeskInbox::new(store.clone(), metrics.clone()).with_learning(learning.clone()),
+    );
     if let Some(routes) = desk
         .as_ref()
         .and_then(|setup| setup.desk.routes(desk_sink.clone()))
@@ -228,6 +238,12 @@ pub async fn start_with_desk(
             .instrument(tracing::info_span!("triage")),
     );
     tasks.spawn(
+        learning
+            .clone()
+            .watch_version(Duration::from_secs(2))
+            .instrument(tracing::info_span!("learning")),
+    );
+    tasks.spawn(
         outbox_worker
             .run()
             .instrument(tracing::info_span!("outbox")),
@@ -251,6 +267,7 @@ pub async fn start_with_desk(
         store,
         triage,
         metrics,
+        learning,
         tasks,
     })
 }

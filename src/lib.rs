@@ -7,10 +7,12 @@
 pub mod app;
 pub mod config;
 pub mod desk;
+pub mod learning;
 pub mod metrics;
 pub mod model;
 pub mod outbox;
 pub mod pipeline;
+pub mod report;
 pub mod server;
 pub mod store;
 pub mod triage;

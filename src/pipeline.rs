@@ -226,6 +226,13 @@ impl TriageWorker {
                         .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
                         .await;
                 };
+                let rating = csat_rating(&recent[position].text);
+                if conversation.fields.get("csat_pending").map(String::as_str) == Some("1") {
+                    if let Some(rating) = rating {
+                        let commit = commit_for_rating(&conversation, rating, ack);
+                        return self.store.commit(&commit).await.map(|_| ());
+                    }
+                }
                 let started = std::time::Instant::now();
                 let record = self
                     .decide(&conversation, &recent[position], &recent[..position])
@@ -347,6 +354,58 @@ impl TriageWorker {
     }
 }
 
+/// Thanks the customer for answering the satisfaction question.
+pub const CSAT_THANKS: &str = "Thank you for your feedback!";
+
+/// A 1-5 rating if the message is only that ("4", "5/5", "⭐⭐⭐").
+pub fn csat_rating(text: &str) -> Option<u8> {
+    let trimmed = text.trim().trim_end_matches(['.', '!']);
+    let stars = trimmed.chars().filter(|c| *c == '⭐' || *c == '★').count();
+    if stars > 0 && trimmed.chars().all(|c| c == '⭐' || c == '★' || c.is_whitespace()) {
+        return u8::try_from(stars).ok().filter(|n| (1..=5).contains(n));
+    }
+    let number = trimmed
+        .strip_suffix("/5")
+        .or_else(|| trimmed.strip_suffix(" out of 5"))
+        .unwrap_or(trimmed)
+        .trim();
+    number.parse::<u8>().ok().filter(|n| (1..=5).contains(n))
+}
+
+/// Stores a satisfaction rating; it never reaches triage.
+fn commit_for_rating(
+    conversation: &Conversation,
+    rating: u8,
+    ack: Option<(String, String)>,
+) -> Commit {
+    let thanks = Outbound {
+        id: String::new(),
+        conversation_id: conversation.id.clone(),
+        channel: conversation.channel,
+        conversation_key: conversation.conversation_key.clone(),
+        author: Author::System,
+        text: CSAT_THANKS.into(),
+        actions: vec![],
+        reply_context: conversation.context.attributes.clone(),
+    };
+    Commit {
+        conversation_id: conversation.id.clone(),
+        fields: vec![
+            ("csat".into(), rating.to_string()),
+            ("csat_ms".into(), now_ms().to_string()),
+            ("csat_pending".into(), "0".into()),
+        ],
+        reply: Some(ReplyToQueue {
+            role: "system".into(),
+            text: CSAT_THANKS.into(),
+            payload: serde_json::to_string(&Delivery::Customer(thanks)).unwrap_or_default(),
+            ..Default::default()
+        }),
+        ack,
+        ..Default::default()
+    }
+}
+
 /// The commit that carries out a triage decision.
 fn commit_for_decision(
     conversation: &Conversation,
@@ -360,6 +419,7 @@ fn commit_for_decision(
     let mut fields = vec![
         ("last_decision".to_owned(), record_json.clone()),
         ("updated_ms".to_owned(), now.clone()),
+        ("csat_pending".to_owned(), "0".to_owned()),
     ];
     let mut desk_payload = None;
     let (role, text, actions, escalation_log) = match &record.decision {

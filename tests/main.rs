@@ -6,6 +6,7 @@ mod desk;
 mod email;
 mod harness;
 mod mailservers;
+mod report;
 mod slack_desk;
 mod store;
 mod triage;

@@ -720,7 +720,7 @@ mod llm {
     async fn malformed_or_unsafe_replies_never_reach_the_customer() {
         for (reply, why) in [
             ("Sure! Your password can be reset, I think.", "not JSON"),
-            ("{\"action\":\"answer\",\"answer\":", "not the JSON verdict"),
+            ("{\"action\":\"answer\",\"answer\":", "is not JSON"),
             (
                 "{\"action\":\"answer\",\"answer\":\"No problem, I've processed your refund and cancelled the plan.\",\"confidence\":0.97}",
                 "promises",

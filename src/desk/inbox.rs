@@ -17,7 +17,8 @@ use async_trait::async_trait;
 use switchboard_api::{Author, DeskEvent, DeskSink, IngestError, Outbound, ThreadRef};
 use tracing::{info, warn};
 
-use crate::desk::{DeskAction, DeskPost};
+use crate::desk::{briefing, DeskAction, DeskPost};
+use crate::learning::{candidate_from, KnowledgeLoop, LearningError};
 use crate::metrics::Metrics;
 use crate::model::{now_ms, Conversation, Status};
 use crate::outbox::Delivery;
@@ -26,10 +27,13 @@ use crate::store::{Commit, ReplyToQueue, Store, StoreError};
 /// Told to the customer when an agent resolves the conversation.
 pub const RESOLVED_NOTICE: &str =
     "This conversation has been marked as resolved. If you need anything else, just reply here.";
+/// Asked right after the resolution; the answer is stored and never goes to triage.
+pub const CSAT_QUESTION: &str =
+    "How did we do? Reply with a number from 1 (poor) to 5 (great).";
 /// Told to the customer when an agent hands the conversation back to the AI.
 pub const HANDBACK_NOTICE: &str =
     "You're chatting with our AI assistant again. You can ask for a person at any time.";
-const COMMAND_HELP: &str = "Commands: `!claim`, `!resolve`, `!ai` (hand back to the AI). Start a message with `//` for an internal note.";
+const COMMAND_HELP: &str = "Commands: `!claim`, `!resolve`, `!ai` (hand back to the AI), `!kb approve [edited answer]`, `!kb reject`. Start a message with `//` for an internal note.";
 
 /// What an agent's message in a thread means.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +48,10 @@ pub enum AgentIntent {
     Resolve,
     /// Give it back to the AI.
     HandBack,
+    /// Approve this conversation's knowledge-base candidate, optionally with an edited answer.
+    KbApprove(Option<String>),
+    /// Reject this conversation's knowledge-base candidate.
+    KbReject,
     /// A `!word` that is not a command.
     UnknownCommand(String),
 }
@@ -55,11 +63,22 @@ pub fn parse_agent_text(text: &str) -> AgentIntent {
         return AgentIntent::Note(note.trim().to_owned());
     }
     if let Some(command) = trimmed.strip_prefix('!') {
-        let word = command
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_lowercase();
+        let mut words = command.split_whitespace();
+        let word = words.next().unwrap_or("").to_lowercase();
+        if word == "kb" {
+            let action = words.next().unwrap_or("").to_lowercase();
+            // The edited answer keeps its line breaks: take the text after the action word.
+            let rest = command
+                .splitn(3, char::is_whitespace)
+                .nth(2)
+                .map(|text| text.trim().to_owned())
+                .filter(|text| !text.is_empty());
+            return match action.as_str() {
+                "approve" | "ok" | "yes" => AgentIntent::KbApprove(rest),
+                "reject" | "no" => AgentIntent::KbReject,
+                _ => AgentIntent::UnknownCommand(format!("kb {action}")),
+            };
+        }
         return match word.as_str() {
             "claim" | "take" => AgentIntent::Claim,
             "resolve" | "resolved" | "close" | "done" => AgentIntent::Resolve,
@@ -86,12 +105,88 @@ pub fn reaction_intent(reaction: &str) -> Option<AgentIntent> {
 pub struct DeskInbox {
     store: Store,
     metrics: Arc<Metrics>,
+    learning: Option<Arc<KnowledgeLoop>>,
 }
 
 impl DeskInbox {
     /// An inbox writing to `store`, counting into `metrics`.
     pub fn new(store: Store, metrics: Arc<Metrics>) -> Self {
-        DeskInbox { store, metrics }
+        DeskInbox {
+            store,
+            metrics,
+            learning: None,
+        }
+    }
+
+    /// Turns resolutions into knowledge-base candidates and handles `!kb` commands.
+    pub fn with_learning(mut self, learning: Arc<KnowledgeLoop>) -> Self {
+        self.learning = Some(learning);
+        self
+    }
+
+    /// After a resolution: keep the question and the agent's answer as a candidate, tell the thread.
+    async fn propose_candidate(
+        &self,
+        conversation: &Conversation,
+        dedupe: &str,
+    ) -> Result<(), StoreError> {
+        let Some(learning) = &self.learning else {
+            return Ok(());
+        };
+        let Some((_, transcript)) = self
+            .store
+            .conversation_with_recent(&conversation.id, 200)
+            .await?
+        else {
+            return Ok(());
+        };
+        let Some(candidate) = candidate_from(&conversation.id, &transcript, dedupe) else {
+            return Ok(());
+        };
+        if learning.propose(&candidate).await? {
+            let text = format!(
+                ":books: Saved as knowledge-base candidate `{}`: \"{}\". Write `!kb approve` (optionally followed by an edited answer) to teach the AI, or `!kb reject`.",
+                candidate.id,
+                briefing::shorten(&candidate.question, 120)
+            );
+            let notice = notice_commit(conversation, &text, format!("kb:{}", candidate.id));
+            self.store.commit(&notice).await?;
+        }
+        Ok(())
+    }
+
+    /// `!kb approve` / `!kb reject` in a thread: decide the conversation's pending candidate.
+    async fn review_candidate(
+        &self,
+        conversation: &Conversation,
+        approve: Option<Option<String>>,
+        dedupe: String,
+    ) -> Result<(), StoreError> {
+        let text = match &self.learning {
+            None => "The learning loop is not enabled on this gateway.".to_owned(),
+            Some(learning) => match learning.pending_for(&conversation.id).await? {
+                None => "There is no pending knowledge-base candidate for this conversation.".into(),
+                Some(candidate) => {
+                    let outcome = match &approve {
+                        Some(edited) => learning.approve(&candidate.id, edited.as_deref()).await,
+                        None => learning.reject(&candidate.id).await,
+                    };
+                    match outcome {
+                        Ok(decided) if decided.status == "approved" => format!(
+                            ":white_check_mark: `{}` is now in the knowledge base; the AI answers it from now on.",
+                            decided.id
+                        ),
+                        Ok(decided) => format!(":wastebasket: `{}` rejected.", decided.id),
+                        Err(LearningError::Store(error)) => return Err(error),
+                        Err(error) => format!(":warning: {error}"),
+                    }
+                }
+            },
+        };
+        self.store
+            .commit(&notice_commit(conversation, &text, dedupe))
+            .await
+            .map(|_| ())
     }
 
     fn count(&self, conversation: &Conversation, commit: &Commit) {
@@ -147,7 +242,17 @@ impl DeskInbox {
                 ..
             } => {
                 let dedupe = format!("desk:{message_ts}");
-                intent_commit(&conversation, parse_agent_text(&text), &agent_name, dedupe)
+                match parse_agent_text(&text) {
+                    AgentIntent::KbApprove(edited) => {
+                        return self
+                            .review_candidate(&conversation, Some(edited), dedupe)
+                            .await
+                    }
+                    AgentIntent::KbReject => {
+                        return self.review_candidate(&conversation, None, dedupe).await
+                    }
+                    intent => intent_commit(&conversation, intent, &agent_name, dedupe),
+                }
             }
             DeskEvent::Reaction {
                 event_id,
@@ -197,6 +302,11 @@ impl DeskInbox {
         };
         if self.store.commit(&commit).await?.applied {
             self.count(&conversation, &commit);
+            let resolved = commit.fields.iter().any(|(field, _)| field == "resolved_ms");
+            if resolved {
+                let dedupe = commit.dedupe.clone().unwrap_or_default();
+                self.propose_candidate(&conversation, &dedupe).await?;
+            }
         }
         Ok(())
     }
@@ -339,8 +449,9 @@ fn intent_commit(
             vec![
                 ("resolved_ms".into(), now_ms().to_string()),
                 ("resolved_by".into(), agent.to_owned()),
+                ("csat_pending".into(), "1".into()),
             ],
-            Some(RESOLVED_NOTICE),
+            Some(&format!("{RESOLVED_NOTICE}\n{CSAT_QUESTION}")),
         ),
         AgentIntent::HandBack => status_commit(
             conversation,
@@ -348,6 +459,9 @@ fn intent_commit(
             vec![("handed_back_by".into(), agent.to_owned())],
             Some(HANDBACK_NOTICE),
         ),
+        AgentIntent::KbApprove(_) | AgentIntent::KbReject => {
+            unreachable!("`!kb` commands are handled before intent_commit")
+        }
         AgentIntent::UnknownCommand(word) => {
             let text = format!("Unknown command `!{word}`. {COMMAND_HELP}");
             return notice_commit(conversation, &text, dedupe);

@@ -42,3 +42,8 @@ pub fn deliveries(id: &str) -> String {
 pub fn desk_thread(channel: &str, ts: &str) -> String {
     format!("sb:desk:thread:{channel}:{ts}")
 }
+
+/// Knowledge-base candidates learned from agents' answers (a hash of json).
+pub const KB_CANDIDATES: &str = "sb:kb:candidates";
+/// Bumped on every approval; instances reload their answerer when it changes.
+pub const KB_VERSION: &str = "sb:kb:version";

@@ -674,6 +674,15 @@ impl Store {
         )
         .await
     }
+
+    /// Runs one bounded command on the shared connection (for modules with their own keys).
+    pub async fn run<T, F, Fut>(&self, command: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        self.bounded(Duration::ZERO, command(self.conn.clone())).await
+    }
 }
 
 async fn manager(

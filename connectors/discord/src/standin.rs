@@ -35,7 +35,7 @@ pub const BOT_USER_ID: u64 = 1_000_000_000_000_000_001;
 pub const APPLICATION_ID: u64 = 1_000_000_000_000_000_002;
 /// The guild every non-DM channel belongs to.
 pub const GUILD_ID: u64 = 1_000_000_000_000_000_003;
-/// A token starting with this is refused (401 on REST, close 4004 on Identify).
+/// Hello's heartbeat interval: short, so tests see acks within a second or two.
 const HEARTBEAT_INTERVAL_MS: u64 = 1000;
 
 /// The docs' "Example Message" (developers/resources/message.mdx), verbatim.
@@ -389,6 +389,20 @@ impl DiscordStandIn {
         for socket in &recorded.sockets {
             let _ = socket.send(SocketCommand::Close(4004, "Authentication failed."));
         }
+    }
+
+    /// Closes live gateway sessions with 4000 (unknown error, resumable), as Discord does
+    /// when it moves a session; events pushed meanwhile are replayed on RESUME.
+    pub fn drop_connections(&self) {
+        let mut recorded = self.inner.lock();
+        for socket in recorded.sockets.drain(..) {
+            let _ = socket.send(SocketCommand::Close(4000, "Unknown error."));
+        }
+    }
+
+    /// How many sessions resumed (op 6).
+    pub fn resumes(&self) -> u64 {
+        self.inner.lock().resumes
     }
 
     /// How many heartbeats were acknowledged.

@@ -291,3 +291,23 @@ async fn bot_messages_are_ignored_and_an_attachment_only_message_is_stored() {
         .iter()
         .all(|inbound| inbound.author.display_name.as_deref() == Some("Ada")));
 }
+
+#[tokio::test]
+async fn after_a_dropped_connection_the_client_resumes_and_nothing_is_lost_or_doubled() {
+    let h = start().await;
+    h.standin.push_dm("Ada", "before the drop");
+    h.gateway.wait_for_accepted(1, WAIT).await;
+    h.standin.drop_connections();
+    h.standin.push_dm("Ada", "during the drop");
+
+    let accepted = h.gateway.wait_for_accepted(2, WAIT).await;
+    assert_eq!(accepted.len(), 2);
+    assert_eq!(accepted[1].text, "during the drop");
+    assert_eq!(
+        h.standin.identifies() + h.standin.resumes(),
+        2,
+        "one new session or resume"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.gateway.accepted().len(), 2);
+}

@@ -285,7 +285,10 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].0, "connectors.telegram.webhook_secret_env");
         assert_eq!(webhook.bot_token, Some(Secret::new("123:abc")));
-        assert!(!format!("{webhook:?}").contains("123:abc"), "secrets never print");
+        assert!(
+            !format!("{webhook:?}").contains("123:abc"),
+            "secrets never print"
+        );
     }
 
     #[test]

@@ -119,11 +119,7 @@ impl Shared {
                     // button keeps spinning until it is safely stored.
                     self.store(gateway, update_id, inbound).await?;
                 }
-                if let Err(error) = self
-                    .client
-                    .answer_callback(&callback_query_id, None)
-                    .await
-                {
+                if let Err(error) = self.client.answer_callback(&callback_query_id, None).await {
                     warn!(%error, update_id, "callback query not answered");
                 }
                 Ok(())

@@ -16,8 +16,7 @@
 
 use serde_json::Value;
 use switchboard_api::{
-    Author, ChannelKind, CustomerAction, CustomerContext, Identity, Inbound, InboundKind,
-    Outbound,
+    Author, ChannelKind, CustomerAction, CustomerContext, Identity, Inbound, InboundKind, Outbound,
 };
 
 /// The callback data of the "Talk to a human" button.
@@ -112,14 +111,22 @@ pub fn parse_update(raw: &Value) -> Result<ParsedUpdate, ParseError> {
 fn message_action(update_id: i64, message: &Value, edited: bool) -> UpdateAction {
     let Some(chat) = private_chat(message) else {
         return UpdateAction::Ignore {
-            reason: match message.get("chat").and_then(|chat| chat.get("id")).and_then(as_i64) {
+            reason: match message
+                .get("chat")
+                .and_then(|chat| chat.get("id"))
+                .and_then(as_i64)
+            {
                 Some(id) => format!("not a private chat ({id}); the bot serves private chats only"),
                 None => "message without a chat".to_string(),
             },
         };
     };
     let from = message.get("from");
-    if from.and_then(|from| from.get("is_bot")).and_then(Value::as_bool) == Some(true) {
+    if from
+        .and_then(|from| from.get("is_bot"))
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
         return UpdateAction::Ignore {
             reason: "message from a bot".to_string(),
         };
@@ -129,7 +136,10 @@ fn message_action(update_id: i64, message: &Value, edited: bool) -> UpdateAction
         return UpdateAction::Greet { chat_id: chat };
     }
     let Some(mut text) = text else {
-        if let Some(service) = SERVICE_FIELDS.iter().find(|key| message.get(**key).is_some()) {
+        if let Some(service) = SERVICE_FIELDS
+            .iter()
+            .find(|key| message.get(**key).is_some())
+        {
             return UpdateAction::Ignore {
                 reason: format!("service message {service}"),
             };

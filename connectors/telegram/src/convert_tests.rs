@@ -62,7 +62,11 @@ fn start_greets_even_without_a_chat_type() {
         "01_message_with_text.json",
     ] {
         let parsed = parse_update(&payload(name)).expect("parses");
-        assert_eq!(parsed.action, UpdateAction::Greet { chat_id: 1111111 }, "{name}");
+        assert_eq!(
+            parsed.action,
+            UpdateAction::Greet { chat_id: 1111111 },
+            "{name}"
+        );
     }
 }
 
@@ -240,7 +244,12 @@ fn our_button_becomes_a_human_request() {
 
 #[test]
 fn garbage_is_an_error_not_a_panic() {
-    for raw in [json!(null), json!([]), json!({"message": {}}), json!({"update_id": "x"})] {
+    for raw in [
+        json!(null),
+        json!([]),
+        json!({"message": {}}),
+        json!({"update_id": "x"}),
+    ] {
         assert_eq!(parse_update(&raw), Err(ParseError::NoUpdateId), "{raw}");
     }
     let odd = json!({"update_id": 1, "message": {"chat": "nope", "text": 5}});
@@ -273,7 +282,10 @@ fn agents_are_named_and_the_ai_offers_a_human() {
     .expect("renders");
     assert_eq!(agent.len(), 1);
     assert_eq!(agent[0].text, "Sam (support team): I'm on it.");
-    assert_eq!(agent[0].bold_prefix_utf16, Some("Sam (support team):".len()));
+    assert_eq!(
+        agent[0].bold_prefix_utf16,
+        Some("Sam (support team):".len())
+    );
     assert!(!agent[0].human_button);
 
     let ai = render(&outbound(
@@ -293,14 +305,21 @@ fn agents_are_named_and_the_ai_offers_a_human() {
 #[test]
 fn long_answers_are_split_with_the_button_last() {
     let long = "word ".repeat(2000);
-    let parts = render(&outbound(Author::Ai, &long, vec![CustomerAction::TalkToHuman]))
-        .expect("renders");
+    let parts = render(&outbound(
+        Author::Ai,
+        &long,
+        vec![CustomerAction::TalkToHuman],
+    ))
+    .expect("renders");
     assert_eq!(parts.len(), 3);
     assert!(parts
         .iter()
         .all(|part| part.text.chars().count() <= MAX_MESSAGE_CHARS));
     assert_eq!(
-        parts.iter().map(|part| part.human_button).collect::<Vec<_>>(),
+        parts
+            .iter()
+            .map(|part| part.human_button)
+            .collect::<Vec<_>>(),
         [false, false, true]
     );
     assert!(parts[1].bold_prefix_utf16.is_none());

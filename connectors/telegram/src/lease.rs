@@ -92,7 +92,10 @@ impl PollLease for MemoryLease {
 
     async fn release(&self, name: &str) {
         self.with_holders(|holders| {
-            if holders.get(name).is_some_and(|(holder, _)| *holder == self.instance) {
+            if holders
+                .get(name)
+                .is_some_and(|(holder, _)| *holder == self.instance)
+            {
                 holders.remove(name);
             }
         });
@@ -110,12 +113,18 @@ mod tests {
         let ttl = Duration::from_secs(30);
         assert!(first.acquire("telegram:poll:1", ttl).await);
         assert!(!second.acquire("telegram:poll:1", ttl).await);
-        assert!(second.acquire("telegram:poll:2", ttl).await, "other bots are free");
+        assert!(
+            second.acquire("telegram:poll:2", ttl).await,
+            "other bots are free"
+        );
         assert!(first.renew("telegram:poll:1", ttl).await);
         assert!(!second.renew("telegram:poll:1", ttl).await);
         first.release("telegram:poll:1").await;
         assert!(second.acquire("telegram:poll:1", ttl).await);
-        assert!(!first.renew("telegram:poll:1", ttl).await, "lost, not renewed");
+        assert!(
+            !first.renew("telegram:poll:1", ttl).await,
+            "lost, not renewed"
+        );
     }
 
     #[tokio::test]

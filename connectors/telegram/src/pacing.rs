@@ -117,7 +117,11 @@ mod tests {
             pacing.wait_turn(chat).await;
         }
         // 31 sends to different chats take at least 30 global intervals (~1 s), not 0.
-        assert!(start.elapsed() >= GLOBAL_INTERVAL * 30, "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= GLOBAL_INTERVAL * 30,
+            "{:?}",
+            start.elapsed()
+        );
         assert!(start.elapsed() < Duration::from_millis(1100));
     }
 

@@ -399,7 +399,9 @@ async fn call(
         "deletewebhook" | "setwebhook" => ok(json!(true)),
         "getwebhookinfo" => {
             let pending = shared.lock().queue.len();
-            ok(json!({ "url": "", "has_custom_certificate": false, "pending_update_count": pending }))
+            ok(
+                json!({ "url": "", "has_custom_certificate": false, "pending_update_count": pending }),
+            )
         }
         _ => fail(StatusCode::NOT_FOUND, "Not Found", None),
     }
@@ -468,7 +470,11 @@ fn send_message(shared: &Shared, params: &Map<String, Value>) -> Response {
             .unwrap_or_default()
             .to_string();
         if text.trim().is_empty() {
-            return fail(StatusCode::BAD_REQUEST, "Bad Request: message text is empty", None);
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: message text is empty",
+                None,
+            );
         }
         let message_id = inner.next_message_id;
         inner.next_message_id += 1;

@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use switchboard_api::{
-    Accepted, ChannelKind, ConversationView, Gateway, Inbound, IngestError,
-};
+use switchboard_api::{Accepted, ChannelKind, ConversationView, Gateway, Inbound, IngestError};
 use tokio::sync::Notify;
 
 #[derive(Default)]
@@ -60,7 +58,11 @@ impl FakeGateway {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.changed.notified();
-            let count = self.attempts().iter().filter(|id| *id == message_id).count();
+            let count = self
+                .attempts()
+                .iter()
+                .filter(|id| *id == message_id)
+                .count();
             if count >= n || tokio::time::Instant::now() >= deadline {
                 return count;
             }

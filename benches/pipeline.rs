@@ -1,0 +1,1016 @@
+//! Throughput, latency, Redis round trips and memory of the whole pipeline, on this machine.
+//!
+//! `cargo bench --bench pipeline` starts its own redis-server on a private unix socket
+//! (persistence off), runs one or two gateway instances in-process (Intake, TriageWorker and
+//! OutboxWorker with the embedded knowledge-base answerer over `config/knowledge`) and a
+//! loopback connector that stands in for the web chat, then prints figures. Nothing is
+//! asserted about timing: the numbers are for the README and the issue.
+//!
+//! Tunables (environment): `SB_BENCH_CONVERSATIONS` (saturation run, default 2000),
+//! `SB_BENCH_MESSAGES` (customer messages per conversation, default 5),
+//! `SB_BENCH_MEMORY_CONVERSATIONS` (default 100000), `SB_BENCH_MEMORY_BUDGET_S` (default 120),
+//! `SB_BENCH_SKIP` (comma list of phases to skip: `baseline,throughput,latency,trips,memory`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use switchboard::config::{Config, OutboxConfig};
+use switchboard::metrics::Metrics;
+use switchboard::model::conversation_id;
+use switchboard::outbox::OutboxWorker;
+use switchboard::pipeline::{Intake, TriageWorker};
+use switchboard::store::{keys, Commit, ReplyToQueue, Store};
+use switchboard::triage::{Decision, Triage, TriageInput, TranscriptLine};
+use switchboard_api::{
+    Capabilities, ChannelKind, Connector, ConnectorError, CustomerContext, DeliveryReceipt,
+    Gateway, Health, Identity, Inbound, InboundKind, Outbound,
+};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Questions the embedded answerer is expected to answer (checked before use).
+const QUESTIONS: &[&str] = &[
+    "How do I reset my password?",
+    "How do I turn on two-factor authentication?",
+    "How do I change the email address on my account?",
+    "How do I add or remove team members?",
+    "What plans and prices do you offer?",
+    "Where can I download my invoices?",
+    "How do I update my payment method?",
+    "When is your support team available?",
+    "How long does shipping take for hardware keys?",
+    "Is my data secure? Are you GDPR compliant?",
+    "What are the API rate limits?",
+    "How do I create an API key?",
+    "How do I export my data?",
+    "Is Acme Cloud down? Where can I see the service status?",
+    "Which integrations do you support?",
+    "How do I cancel my subscription?",
+    "Do you offer refunds?",
+    "How do I delete my account?",
+];
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn skipped(phase: &str) -> bool {
+    std::env::var("SB_BENCH_SKIP")
+        .map(|list| list.split(',').any(|p| p.trim() == phase))
+        .unwrap_or(false)
+}
+
+// ---------------------------------------------------------------------------------------------
+// redis-server
+
+struct RedisServer {
+    child: Child,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create bench dir");
+        let socket = dir.join("redis.sock");
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        let started = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisServer { child, dir, socket }
+    }
+
+    fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket.display())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An administrative connection for INFO, FLUSHALL and MEMORY USAGE.
+struct Admin(redis::aio::MultiplexedConnection);
+
+impl Admin {
+    async fn connect(url: &str) -> Admin {
+        let client = redis::Client::open(url).expect("redis url");
+        Admin(
+            client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("admin connection"),
+        )
+    }
+
+    async fn info(&mut self, section: &str) -> HashMap<String, String> {
+        let text: String = redis::cmd("INFO")
+            .arg(section)
+            .query_async(&mut self.0)
+            .await
+            .expect("INFO");
+        text.lines()
+            .filter_map(|line| line.split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+            .collect()
+    }
+
+    /// Calls per command (`cmdstat_evalsha` -> `evalsha`), including commands run inside scripts.
+    async fn command_calls(&mut self) -> BTreeMap<String, u64> {
+        self.info("commandstats")
+            .await
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let name = key.strip_prefix("cmdstat_")?.to_owned();
+                let calls = value
+                    .split(',')
+                    .find_map(|part| part.strip_prefix("calls="))?
+                    .parse()
+                    .ok()?;
+                Some((name, calls))
+            })
+            .collect()
+    }
+
+    async fn used_memory(&mut self) -> u64 {
+        self.info("memory")
+            .await
+            .get("used_memory")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn memory_usage(&mut self, key: &str) -> u64 {
+        redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(key)
+            .arg("SAMPLES")
+            .arg(0)
+            .query_async::<Option<u64>>(&mut self.0)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+
+    async fn flush(&mut self) {
+        redis::cmd("FLUSHALL")
+            .arg("SYNC")
+            .query_async::<()>(&mut self.0)
+            .await
+            .expect("FLUSHALL");
+        redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async::<()>(&mut self.0)
+            .await
+            .expect("RESETSTAT");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loopback channel: records when each conversation's reply arrived.
+
+#[derive(Default)]
+struct Loopback {
+    waiters: Mutex<HashMap<String, oneshot::Sender<Instant>>>,
+    delivered: AtomicUsize,
+    unexpected: AtomicUsize,
+}
+
+impl Loopback {
+    fn expect(&self, conversation_key: &str) -> oneshot::Receiver<Instant> {
+        let (sender, receiver) = oneshot::channel();
+        self.waiters
+            .lock()
+            .expect("waiters")
+            .insert(conversation_key.to_owned(), sender);
+        receiver
+    }
+}
+
+#[async_trait]
+impl Connector for Loopback {
+    fn channel(&self) -> ChannelKind {
+        ChannelKind::Webchat
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+    async fn run(&self, _gateway: Arc<dyn Gateway>) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+    async fn send(&self, outbound: &Outbound) -> Result<DeliveryReceipt, ConnectorError> {
+        let at = Instant::now();
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        let waiter = self
+            .waiters
+            .lock()
+            .expect("waiters")
+            .remove(&outbound.conversation_key);
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.send(at);
+            }
+            None => {
+                self.unexpected.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(DeliveryReceipt {
+            platform_message_id: Some(outbound.id.clone()),
+        })
+    }
+    async fn health(&self) -> Health {
+        Health::Up
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gateway instances: the same pieces `app::start_with_desk` wires, minus HTTP.
+
+struct Instance {
+    intake: Arc<Intake>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+async fn start_instance(
+    url: &str,
+    name: &str,
+    triage: Arc<Triage>,
+    channel: Arc<Loopback>,
+) -> Instance {
+    let store = Store::connect(url, Duration::from_millis(2000))
+        .await
+        .expect("connect");
+    store
+        .ensure_group(keys::INBOUND, keys::PIPELINE_GROUP)
+        .await
+        .expect("group");
+    store
+        .ensure_group(keys::OUTBOX, keys::OUTBOX_GROUP)
+        .await
+        .expect("group");
+    let metrics = Arc::new(Metrics::default());
+    let intake = Arc::new(Intake::new(store.clone(), 16_000).with_metrics(metrics.clone()));
+    let block = Duration::from_secs(1);
+    let triage_store = store.dedicated(block).await.expect("dedicated");
+    let outbox_store = store.dedicated(block).await.expect("dedicated");
+    let connectors: HashMap<ChannelKind, Arc<dyn Connector>> =
+        HashMap::from([(ChannelKind::Webchat, channel as Arc<dyn Connector>)]);
+    let triage_worker = TriageWorker::new(
+        triage_store,
+        triage,
+        name.to_owned(),
+        Duration::from_secs(30),
+    )
+    .with_metrics(metrics.clone());
+    let outbox_worker = OutboxWorker::new(
+        outbox_store,
+        connectors,
+        OutboxConfig::default(),
+        name.to_owned(),
+    )
+    .with_metrics(metrics);
+    Instance {
+        intake,
+        tasks: vec![
+            tokio::spawn(triage_worker.run()),
+            tokio::spawn(outbox_worker.run()),
+        ],
+    }
+}
+
+fn inbound(session: &str, message: usize, text: &str) -> Inbound {
+    let key = format!("s:{session}");
+    Inbound {
+        channel: ChannelKind::Webchat,
+        conversation_key: key.clone(),
+        message_id: format!("wc:{session}-{message}"),
+        kind: InboundKind::Text,
+        author: Identity {
+            id: key,
+            display_name: Some("Dana".into()),
+            ..Default::default()
+        },
+        text: text.to_owned(),
+        context: CustomerContext {
+            page_url: Some("https://acme.example/pricing".into()),
+            page_title: Some("Pricing - Acme Cloud".into()),
+            tier: Some("standard".into()),
+            locale: None,
+            attributes: BTreeMap::from([
+                ("plan".to_owned(), "pro".to_owned()),
+                ("tier".to_owned(), "standard".to_owned()),
+                ("name".to_owned(), "Dana".to_owned()),
+            ]),
+        },
+    }
+}
+
+/// What one closed-loop conversation measured.
+#[derive(Default)]
+struct Outcome {
+    latencies_us: Vec<u64>,
+    accept_us: Vec<u64>,
+    lost: usize,
+    refused: usize,
+}
+
+/// One visitor: asks `messages` questions, each after the previous one was answered.
+async fn converse(
+    intake: Arc<Intake>,
+    channel: Arc<Loopback>,
+    questions: Arc<Vec<&'static str>>,
+    session: String,
+    first_question: usize,
+    messages: usize,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let key = format!("s:{session}");
+    for m in 0..messages {
+        let text = questions[(first_question + m) % questions.len()];
+        let reply = channel.expect(&key);
+        let started = Instant::now();
+        let accepted = intake.accept(inbound(&session, m, text)).await;
+        outcome.accept_us.push(started.elapsed().as_micros() as u64);
+        if accepted.is_err() {
+            outcome.refused += 1;
+            continue;
+        }
+        match tokio::time::timeout(Duration::from_secs(30), reply).await {
+            Ok(Ok(at)) => outcome
+                .latencies_us
+                .push(at.duration_since(started).as_micros() as u64),
+            _ => outcome.lost += 1,
+        }
+    }
+    outcome
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+struct RunFigures {
+    messages: usize,
+    seconds: f64,
+    latencies_us: Vec<u64>,
+    accept_us: Vec<u64>,
+    lost: usize,
+    refused: usize,
+}
+
+impl RunFigures {
+    fn rate(&self) -> f64 {
+        self.messages as f64 / self.seconds
+    }
+
+    fn print(&self, label: &str) {
+        let mut latencies = self.latencies_us.clone();
+        latencies.sort_unstable();
+        let mut accept = self.accept_us.clone();
+        accept.sort_unstable();
+        println!(
+            "  {label}: {} msgs in {:.2} s = {:.0} msgs/s | accepted->delivered p50 {:.1} ms p99 {:.1} ms max {:.1} ms | accept() p50 {:.2} ms p99 {:.2} ms | lost {} refused {}",
+            self.messages,
+            self.seconds,
+            self.rate(),
+            percentile(&latencies, 50.0),
+            percentile(&latencies, 99.0),
+            percentile(&latencies, 100.0),
+            percentile(&accept, 50.0),
+            percentile(&accept, 99.0),
+            self.lost,
+            self.refused,
+        );
+    }
+}
+
+/// All `conversations` start at once (saturation): the sustained rate the pipeline can carry.
+async fn saturate(
+    instances: &[Instance],
+    channel: &Arc<Loopback>,
+    questions: &Arc<Vec<&'static str>>,
+    run: &str,
+    conversations: usize,
+    messages: usize,
+) -> RunFigures {
+    let started = Instant::now();
+    let visitors: Vec<JoinHandle<Outcome>> = (0..conversations)
+        .map(|c| {
+            let intake = instances[c % instances.len()].intake.clone();
+            tokio::spawn(converse(
+                intake,
+                channel.clone(),
+                questions.clone(),
+                format!("bench-{run}-{c:08}"),
+                c,
+                messages,
+            ))
+        })
+        .collect();
+    collect(visitors, started).await
+}
+
+/// Conversations arrive at a fixed rate (open loop), each asking its questions in turn:
+/// latency at a load the pipeline can carry, not queueing at saturation.
+async fn paced(
+    instances: &[Instance],
+    channel: &Arc<Loopback>,
+    questions: &Arc<Vec<&'static str>>,
+    run: &str,
+    messages_per_second: f64,
+    seconds: f64,
+    messages: usize,
+) -> RunFigures {
+    let conversations = ((messages_per_second * seconds) / messages as f64).round() as usize;
+    let gap = Duration::from_secs_f64(seconds / conversations.max(1) as f64);
+    let started = Instant::now();
+    let mut visitors = Vec::with_capacity(conversations);
+    for c in 0..conversations {
+        let due = started + gap * c as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let intake = instances[c % instances.len()].intake.clone();
+        visitors.push(tokio::spawn(converse(
+            intake,
+            channel.clone(),
+            questions.clone(),
+            format!("paced-{run}-{c:08}"),
+            c,
+            messages,
+        )));
+    }
+    collect(visitors, started).await
+}
+
+async fn collect(visitors: Vec<JoinHandle<Outcome>>, started: Instant) -> RunFigures {
+    let mut figures = RunFigures {
+        messages: 0,
+        seconds: 0.0,
+        latencies_us: Vec::new(),
+        accept_us: Vec::new(),
+        lost: 0,
+        refused: 0,
+    };
+    for visitor in visitors {
+        let outcome = visitor.await.expect("visitor task");
+        figures.messages += outcome.latencies_us.len();
+        figures.latencies_us.extend(outcome.latencies_us);
+        figures.accept_us.extend(outcome.accept_us);
+        figures.lost += outcome.lost;
+        figures.refused += outcome.refused;
+    }
+    figures.seconds = started.elapsed().as_secs_f64();
+    figures
+}
+
+fn print_command_delta(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    messages: usize,
+) -> f64 {
+    let mut total = 0u64;
+    let mut parts = Vec::new();
+    for (name, calls) in after {
+        let delta = calls - before.get(name).copied().unwrap_or(0);
+        if delta == 0 || name == "info" {
+            continue;
+        }
+        total += delta;
+        parts.push(format!("{name} {:.2}", delta as f64 / messages as f64));
+    }
+    let per_message = total as f64 / messages as f64;
+    println!(
+        "    redis commands per message (INFO commandstats, counts commands inside scripts too): {per_message:.2} = {}",
+        parts.join(", ")
+    );
+    per_message
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phases
+
+async fn baseline(redis: &RedisServer) -> Option<f64> {
+    println!("\n== redis-benchmark (single commands on the same server, same socket) ==");
+    let mut best = None;
+    for test in ["ping", "set"] {
+        let output = Command::new("redis-benchmark")
+            .arg("-s")
+            .arg(&redis.socket)
+            .args(["-t", test, "-n", "200000", "-q"])
+            .output();
+        let Ok(output) = output else {
+            println!("  redis-benchmark not available");
+            return None;
+        };
+        let text = String::from_utf8_lossy(&output.stdout).replace('\r', "\n");
+        for line in text.lines().filter(|line| line.contains("requests per second")) {
+            println!("  redis-benchmark -s <socket> -t {test} -n 200000 -q: {}", line.trim());
+            if test == "set" {
+                best = line
+                    .split_whitespace()
+                    .find_map(|word| word.parse::<f64>().ok());
+            }
+        }
+    }
+    best
+}
+
+async fn check_questions(triage: &Triage) -> Vec<&'static str> {
+    let mut answered = Vec::new();
+    for question in QUESTIONS {
+        let input = TriageInput {
+            text: question,
+            kind: InboundKind::Text,
+            channel: ChannelKind::Webchat,
+            tier: None,
+            email: None,
+            history: &[],
+        };
+        if matches!(triage.decide(&input).await.decision, Decision::Answer { .. }) {
+            answered.push(*question);
+        }
+    }
+    answered
+}
+
+/// Time triage spends deciding, without Redis: the CPU floor of one triage worker.
+async fn time_decide(triage: &Triage, questions: &[&str]) -> f64 {
+    let history: Vec<TranscriptLine> = questions
+        .iter()
+        .take(4)
+        .flat_map(|q| {
+            [
+                TranscriptLine {
+                    role: "customer".into(),
+                    text: (*q).into(),
+                },
+                TranscriptLine {
+                    role: "ai".into(),
+                    text: "An answer of a typical length from the knowledge base, about two sentences long, with a link.".into(),
+                },
+            ]
+        })
+        .collect();
+    let rounds = 2000;
+    let started = Instant::now();
+    for i in 0..rounds {
+        let input = TriageInput {
+            text: questions[i % questions.len()],
+            kind: InboundKind::Text,
+            channel: ChannelKind::Webchat,
+            tier: None,
+            email: None,
+            history: &history[..(i % 5) * 2 % (history.len() + 1)],
+        };
+        std::hint::black_box(triage.decide(&input).await);
+    }
+    started.elapsed().as_secs_f64() * 1e6 / rounds as f64
+}
+
+async fn round_trips_by_monitor(
+    redis: &RedisServer,
+    triage: Arc<Triage>,
+    questions: &Arc<Vec<&'static str>>,
+    conversations: usize,
+    messages: usize,
+    paced_rate: f64,
+) {
+    let mut admin = Admin::connect(&redis.url()).await;
+    admin.flush().await;
+    let channel = Arc::new(Loopback::default());
+    let instance = start_instance(&redis.url(), "monitor-a", triage, channel.clone()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = redis.dir.join("monitor.log");
+    let mut monitor = Command::new("redis-cli")
+        .arg("-s")
+        .arg(&redis.socket)
+        .arg("monitor")
+        .stdout(std::fs::File::create(&log).expect("monitor log"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-cli");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let instances = [instance];
+    let saturated = saturate(&instances, &channel, questions, "mon", conversations, messages).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let (top, in_scripts) = parse_monitor(&log);
+    print_round_trips("saturated", &top, in_scripts, saturated.messages);
+
+    // The same at a light, steady load: batches are small, so per-batch commands weigh more.
+    let log = redis.dir.join("monitor-paced.log");
+    let mut monitor = Command::new("redis-cli")
+        .arg("-s")
+        .arg(&redis.socket)
+        .arg("monitor")
+        .stdout(std::fs::File::create(&log).expect("monitor log"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-cli");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let light = paced(&instances, &channel, questions, "mon", paced_rate, 3.0, messages).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let (top, in_scripts) = parse_monitor(&log);
+    print_round_trips(
+        &format!("paced at {paced_rate:.0} msgs/s"),
+        &top,
+        in_scripts,
+        light.messages,
+    );
+}
+
+/// Top-level commands by name, and the number of commands scripts ran.
+fn parse_monitor(log: &Path) -> (BTreeMap<String, u64>, u64) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut top = BTreeMap::new();
+    let mut in_scripts = 0;
+    for line in text.lines() {
+        let Some((origin, command)) = line.split_once("] \"") else {
+            continue;
+        };
+        let name = command.split('"').next().unwrap_or("").to_lowercase();
+        if origin.ends_with(" lua") {
+            in_scripts += 1;
+        } else {
+            *top.entry(name).or_insert(0) += 1;
+        }
+    }
+    (top, in_scripts)
+}
+
+fn print_round_trips(label: &str, top: &BTreeMap<String, u64>, in_scripts: u64, messages: usize) {
+    let commands: u64 = top.values().sum();
+    // Pipelined second commands share their first command's round trip:
+    // HGETALL+XREVRANGE (conversation_with_recent) and XACK+XDEL (ack_and_delete).
+    let pipelined = top.get("xrevrange").copied().unwrap_or(0) + top.get("xdel").copied().unwrap_or(0);
+    let trips = commands - pipelined;
+    let per = |n: u64| n as f64 / messages.max(1) as f64;
+    let breakdown: Vec<String> = top
+        .iter()
+        .map(|(name, n)| format!("{name} {:.2}", per(*n)))
+        .collect();
+    println!(
+        "  {label} ({messages} msgs, MONITOR): {:.2} round trips per inbound message ({:.2} top-level commands; {:.2} more run inside scripts)",
+        per(trips),
+        per(commands),
+        per(in_scripts)
+    );
+    println!("    top-level commands per message: {}", breakdown.join(", "));
+}
+
+/// A realistic 10-message conversation (5 questions, 5 AI answers) written straight through
+/// the store as the pipeline writes it, for `conversations` conversations.
+async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]) {
+    let target = env_usize("SB_BENCH_MEMORY_CONVERSATIONS", 100_000);
+    let budget = Duration::from_secs(env_usize("SB_BENCH_MEMORY_BUDGET_S", 120) as u64);
+    println!("\n== Redis memory per 10-message conversation (5 questions + 5 AI answers) ==");
+    let mut admin = Admin::connect(&redis.url()).await;
+    admin.flush().await;
+    let store = Store::connect(&redis.url(), Duration::from_secs(5))
+        .await
+        .expect("connect");
+    store
+        .ensure_group(keys::INBOUND, keys::PIPELINE_GROUP)
+        .await
+        .expect("group");
+    // What the pipeline would write for each question: its answer and decision record.
+    let mut steps = Vec::new();
+    for question in questions.iter().take(5) {
+        let input = TriageInput {
+            text: question,
+            kind: InboundKind::Text,
+            channel: ChannelKind::Webchat,
+            tier: None,
+            email: None,
+            history: &[],
+        };
+        let record = triage.decide(&input).await;
+        let Decision::Answer { text, .. } = &record.decision else {
+            continue;
+        };
+        steps.push((
+            *question,
+            text.clone(),
+            serde_json::to_string(&record).expect("record json"),
+        ));
+    }
+    let steps = Arc::new(steps);
+    let before = admin.used_memory().await;
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + budget;
+    let mut stores = vec![store.clone()];
+    for _ in 0..3 {
+        stores.push(
+            Store::connect(&redis.url(), Duration::from_secs(5))
+                .await
+                .expect("connect"),
+        );
+    }
+    let workers: Vec<JoinHandle<()>> = (0..256)
+        .map(|w| {
+            let store = stores[w % stores.len()].clone();
+            let (next, done, steps) = (next.clone(), done.clone(), steps.clone());
+            tokio::spawn(async move {
+                loop {
+                    let c = next.fetch_add(1, Ordering::Relaxed);
+                    if c >= target || Instant::now() > deadline {
+                        return;
+                    }
+                    let session = format!("memory-{c:010}-abcdef");
+                    for (m, (question, answer, record)) in steps.iter().enumerate() {
+                        let ingested = store
+                            .ingest(&inbound(&session, m, question))
+                            .await
+                            .expect("ingest");
+                        let committed = store
+                            .commit(&Commit {
+                                conversation_id: ingested.conversation_id.clone(),
+                                fields: vec![
+                                    ("last_decision".into(), record.clone()),
+                                    ("updated_ms".into(), "1767225600000".into()),
+                                    ("status".into(), "bot".into()),
+                                ],
+                                reply: Some(ReplyToQueue {
+                                    role: "ai".into(),
+                                    text: answer.clone(),
+                                    ..Default::default()
+                                }),
+                                ..Default::default()
+                            })
+                            .await
+                            .expect("commit");
+                        let entry = committed.entry_id.unwrap_or_default();
+                        store
+                            .record_delivery(&ingested.conversation_id, &entry, &entry)
+                            .await
+                            .expect("record delivery");
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("memory worker");
+    }
+    let conversations = done.load(Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = admin.used_memory().await;
+    let inbound_stream = admin.memory_usage(keys::INBOUND).await;
+    let total_per = (after - before) as f64 / conversations.max(1) as f64;
+    println!(
+        "  {conversations} conversations populated in {elapsed:.1} s ({}), {} transcript entries each",
+        if conversations < target {
+            format!("time budget reached before {target}")
+        } else {
+            "as asked".into()
+        },
+        steps.len() * 2
+    );
+    println!(
+        "  used_memory delta / conversation: {:.0} B ({:.2} KB); of which the global sb:inbound work stream (acked entries are never deleted): {:.0} B",
+        total_per,
+        total_per / 1024.0,
+        inbound_stream as f64 / conversations.max(1) as f64
+    );
+    // Per-key breakdown on a sample (MEMORY USAGE, exact with SAMPLES 0).
+    let sample = 200.min(conversations);
+    let mut per_key: BTreeMap<&str, u64> = BTreeMap::new();
+    for c in 0..sample {
+        let id = conversation_id(
+            ChannelKind::Webchat,
+            &format!("s:memory-{c:010}-abcdef"),
+        );
+        *per_key.entry("record hash").or_default() +=
+            admin.memory_usage(&keys::conversation(&id)).await;
+        *per_key.entry("transcript stream :m").or_default() +=
+            admin.memory_usage(&keys::messages(&id)).await;
+        *per_key.entry("seen ids hash :seen").or_default() +=
+            admin.memory_usage(&keys::seen(&id)).await;
+        *per_key.entry("receipts hash :d").or_default() +=
+            admin.memory_usage(&keys::deliveries(&id)).await;
+    }
+    let breakdown: Vec<String> = per_key
+        .iter()
+        .map(|(name, bytes)| format!("{name} {:.0} B", *bytes as f64 / sample.max(1) as f64))
+        .collect();
+    println!(
+        "  per conversation (MEMORY USAGE over {sample}): {}",
+        breakdown.join(", ")
+    );
+    let answers: usize = steps.iter().map(|(_, answer, _)| answer.len()).sum();
+    let records: usize = steps.last().map(|(_, _, record)| record.len()).unwrap_or(0);
+    println!(
+        "  payload in it: {answers} B of answer text, {records} B last_decision record, {} B of questions",
+        steps.iter().map(|(q, _, _)| q.len()).sum::<usize>()
+    );
+}
+
+async fn bench() {
+    let conversations = env_usize("SB_BENCH_CONVERSATIONS", 2000);
+    let messages = env_usize("SB_BENCH_MESSAGES", 5);
+    let redis = RedisServer::start();
+    println!(
+        "switchboard pipeline bench: redis-server {} (unix socket, no persistence), {} cpus",
+        redis.socket.display(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+
+    let bound = if skipped("baseline") {
+        None
+    } else {
+        baseline(&redis).await
+    };
+
+    let config = Config::parse(
+        "[triage]\nknowledge_dir = \"knowledge\"\n",
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"),
+    )
+    .expect("bench config");
+    let triage = Arc::new(Triage::from_config(&config.triage, &config.base_dir).expect("triage"));
+    let questions = check_questions(&triage).await;
+    println!(
+        "\n{} of {} bench questions are answered by the embedded answerer; using those",
+        questions.len(),
+        QUESTIONS.len()
+    );
+    let questions = Arc::new(questions);
+    let decide_us = time_decide(&triage, &questions).await;
+    println!(
+        "triage.decide() alone (embedded answerer, no Redis): {decide_us:.0} us per message = {:.0} msgs/s per core",
+        1e6 / decide_us
+    );
+
+    let mut admin = Admin::connect(&redis.url()).await;
+    let mut best_rate = 0.0f64;
+    let mut commands_per_message = f64::NAN;
+    if !skipped("throughput") {
+        println!(
+            "\n== Saturation: {conversations} conversations x {messages} questions, all at once (each question after the previous answer) =="
+        );
+        for instances_count in [1usize, 2] {
+            for repeat in 0..2 {
+                admin.flush().await;
+                let channel = Arc::new(Loopback::default());
+                let mut instances = Vec::new();
+                for i in 0..instances_count {
+                    instances.push(
+                        start_instance(
+                            &redis.url(),
+                            &format!("bench-{instances_count}-{i}"),
+                            triage.clone(),
+                            channel.clone(),
+                        )
+                        .await,
+                    );
+                }
+                // Warm up connections and script caches.
+                saturate(&instances, &channel, &questions, "warm", 50, 1).await;
+                let before = admin.command_calls().await;
+                let used_before = admin.used_memory().await;
+                let figures = saturate(
+                    &instances,
+                    &channel,
+                    &questions,
+                    &format!("{instances_count}-{repeat}"),
+                    conversations,
+                    messages,
+                )
+                .await;
+                let after = admin.command_calls().await;
+                let used_after = admin.used_memory().await;
+                figures.print(&format!(
+                    "{instances_count} instance(s), run {}",
+                    repeat + 1
+                ));
+                commands_per_message = print_command_delta(&before, &after, figures.messages);
+                println!(
+                    "    used_memory grew {:.1} MB ({:.0} B per conversation incl. work streams); duplicate deliveries {}",
+                    (used_after as f64 - used_before as f64) / 1e6,
+                    (used_after as f64 - used_before as f64) / conversations as f64,
+                    channel.unexpected.load(Ordering::Relaxed)
+                );
+                best_rate = best_rate.max(figures.rate());
+            }
+        }
+    }
+
+    let paced_rate = if best_rate > 0.0 {
+        (best_rate * 0.5).max(100.0)
+    } else {
+        500.0
+    };
+    if !skipped("latency") {
+        println!("\n== Latency at a steady load (open loop: conversations arrive at a fixed rate) ==");
+        for instances_count in [1usize, 2] {
+            for rate in [paced_rate * 0.5, paced_rate] {
+                admin.flush().await;
+                let channel = Arc::new(Loopback::default());
+                let mut instances = Vec::new();
+                for i in 0..instances_count {
+                    instances.push(
+                        start_instance(
+                            &redis.url(),
+                            &format!("paced-{instances_count}-{i}"),
+                            triage.clone(),
+                            channel.clone(),
+                        )
+                        .await,
+                    );
+                }
+                saturate(&instances, &channel, &questions, "warm", 50, 1).await;
+                let figures = paced(
+                    &instances, &channel, &questions, "p", rate, 5.0, messages,
+                )
+                .await;
+                figures.print(&format!(
+                    "{instances_count} instance(s) offered {rate:.0} msgs/s"
+                ));
+            }
+        }
+    }
+
+    if !skipped("trips") {
+        println!("\n== Redis round trips per inbound message (1 instance, MONITOR; pipelines count once) ==");
+        round_trips_by_monitor(
+            &redis,
+            triage.clone(),
+            &questions,
+            (conversations / 4).max(50),
+            messages,
+            (paced_rate * 0.25).max(50.0),
+        )
+        .await;
+    }
+
+    if let Some(bound) = bound {
+        println!("\n== Against the machine's single-command bound ==");
+        println!(
+            "  redis-benchmark SET: {bound:.0} commands/s; our best sustained rate {best_rate:.0} msgs/s; commandstats {commands_per_message:.1} commands per message"
+        );
+        if best_rate > 0.0 && commands_per_message.is_finite() {
+            let ceiling = bound / commands_per_message;
+            println!(
+                "  bound / commands per message = {ceiling:.0} msgs/s; we reach {:.0}% of it",
+                100.0 * best_rate / ceiling
+            );
+        }
+    }
+
+    if !skipped("memory") {
+        memory(&redis, &triage, &questions).await;
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(bench());
+}
