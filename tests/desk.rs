@@ -24,7 +24,7 @@ use crate::webchat::{Widget, WEBCHAT};
 pub(crate) struct FakeDesk {
     sink: Mutex<Option<Arc<dyn DeskSink>>>,
     threads: Mutex<Vec<(String, Briefing, ThreadRef)>>,
-    posts: Mutex<Vec<(ThreadRef, String)>>,
+    pub(crate) posts: Mutex<Vec<(ThreadRef, String)>>,
     updates: Mutex<Vec<(ThreadRef, Briefing)>>,
     next_ts: AtomicUsize,
 }

@@ -5,6 +5,7 @@ mod config;
 mod desk;
 mod email;
 mod harness;
+mod learning;
 mod mailservers;
 mod report;
 mod slack_desk;

@@ -1,0 +1,128 @@
+//! The learning loop end to end: escalate -> agent answers -> resolve -> CSAT -> approve ->
+//! the same question is answered by the AI, with no restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Commands;
+use serde_json::json;
+use switchboard::app::{start_with_desk, DeskSetup};
+use switchboard::desk::inbox::CSAT_QUESTION;
+use switchboard::learning::{KnowledgeLoop, LearningError, LEARNED_FILE};
+use switchboard::model::conversation_id;
+use switchboard::pipeline::CSAT_THANKS;
+use switchboard::store::keys;
+use switchboard_api::ChannelKind;
+
+use crate::desk::{reply, FakeDesk};
+use crate::harness::{config_dir, eventually, test_config, RedisServer, TempDir};
+use crate::webchat::{Widget, WEBCHAT};
+
+const QUESTION: &str = "Do you offer a discount for students?";
+const AGENT_ANSWER: &str = "Yes! Students get 50% off the Pro plan with a school email address. Apply at acme.cloud/students.";
+
+fn knowledge_copy() -> TempDir {
+    let dir = TempDir::new("knowledge");
+    for entry in std::fs::read_dir(config_dir().join("knowledge")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.0.join(path.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+#[tokio::test]
+async fn a_question_that_escalated_once_is_answered_by_the_ai_after_approval() {
+    let redis = RedisServer::start();
+    let knowledge = knowledge_copy();
+    let mut config = test_config(&redis, WEBCHAT);
+    config.triage.knowledge_dir = knowledge.0.display().to_string();
+    let desk = Arc::new(FakeDesk::default());
+    let gateway = start_with_desk(config, Some(DeskSetup { desk: desk.clone(), default_channel: "C0SUPPORT".into() }))
+        .await
+        .expect("gateway starts");
+
+    // 1. The AI does not know: it escalates.
+    let (mut first, _) = Widget::connect(gateway.local_addr, "learning-visitor-0000001", None).await;
+    first.send(json!({"type": "message", "client_id": "l1", "text": QUESTION})).await;
+    first.message_from("system").await;
+    let (briefing, thread) = desk.thread().await;
+    assert_eq!(briefing.reason, "low_confidence", "{briefing:?}");
+
+    // 2. An agent answers and resolves; the customer rates the help.
+    desk.agent(reply(&thread, "1800000010.000100", "Priya", AGENT_ANSWER)).await;
+    first.message_from("agent").await;
+    desk.agent(reply(&thread, "1800000010.000200", "Priya", "!resolve")).await;
+    let resolved = first.message_from("system").await;
+    assert!(resolved["text"].as_str().unwrap().contains(CSAT_QUESTION), "{resolved}");
+    first.send(json!({"type": "message", "client_id": "l2", "text": "5"})).await;
+    assert_eq!(first.message_from("system").await["text"], CSAT_THANKS);
+    let id = conversation_id(ChannelKind::Webchat, "s:learning-visitor-0000001");
+    let csat: String = redis.client().hget(keys::conversation(&id), "csat").unwrap();
+    assert_eq!(csat, "5");
+    let status: String = redis.client().hget(keys::conversation(&id), "status").unwrap();
+    assert_eq!(status, "resolved", "a rating does not reopen the conversation");
+
+    // 3. The resolution became a candidate, announced in the thread.
+    let candidate = eventually(Duration::from_secs(10), "a knowledge-base candidate", || async {
+        gateway.learning.candidates().await.unwrap().into_iter().next()
+    })
+    .await;
+    assert_eq!(candidate.question, QUESTION);
+    assert_eq!(candidate.answer, AGENT_ANSWER);
+    assert_eq!(candidate.status, "pending");
+    eventually(Duration::from_secs(10), "the candidate notice in the thread", || async {
+        desk.posts.lock().unwrap().iter().any(|(_, text)| text.contains(&candidate.id)).then_some(())
+    })
+    .await;
+
+    // 4. Two approvals race (an agent in Slack, an admin on the command line): one wins.
+    let (from_slack, from_cli) = tokio::join!(
+        desk.agent(reply(&thread, "1800000010.000300", "Priya", "!kb approve")),
+        gateway.learning.approve(&candidate.id, None),
+    );
+    let _ = from_slack;
+    let learned = std::fs::read_to_string(knowledge.0.join(LEARNED_FILE)).expect("learned.md written");
+    assert_eq!(learned.matches(QUESTION).count(), 1, "written once: {learned}");
+    if let Err(error) = from_cli {
+        assert!(matches!(error, LearningError::AlreadyDecided { .. }), "{error}");
+    }
+    eventually(Duration::from_secs(10), "approved", || async {
+        gateway.learning.candidates().await.unwrap().into_iter().find(|c| c.status == "approved")
+    })
+    .await;
+
+    // 5. The next customer asking the same thing gets the AI's answer.
+    let (mut second, _) = Widget::connect(gateway.local_addr, "learning-visitor-0000002", None).await;
+    second.send(json!({"type": "message", "client_id": "l3", "text": QUESTION})).await;
+    let answer = second.message_from("ai").await;
+    assert!(answer["text"].as_str().unwrap().contains("50% off"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_failed_knowledge_base_write_keeps_the_candidate_and_says_why() {
+    let redis = RedisServer::start();
+    let store = switchboard::store::Store::connect(&redis.url(), Duration::from_millis(500)).await.unwrap();
+    let missing = std::path::PathBuf::from("/nonexistent/switchboard/knowledge");
+    let learning = KnowledgeLoop::new(store, missing, None);
+    let candidate = switchboard::learning::Candidate {
+        id: "kb-test".into(),
+        conversation_id: "c1".into(),
+        question: "Can I pay by bank transfer?".into(),
+        answer: "Yes, on yearly plans.".into(),
+        agent: "Priya".into(),
+        status: "pending".into(),
+        created_ms: 1,
+        decided_ms: None,
+        error: None,
+    };
+    assert!(learning.propose(&candidate).await.unwrap());
+    assert!(!learning.propose(&candidate).await.unwrap(), "proposing twice keeps one");
+    let error = learning.approve("kb-test", None).await.expect_err("the folder does not exist");
+    assert!(matches!(error, LearningError::Write { .. }), "{error}");
+    assert!(error.to_string().contains("/nonexistent/switchboard/knowledge"), "{error}");
+    let kept = learning.candidates().await.unwrap().remove(0);
+    assert_eq!(kept.status, "pending", "kept for another try");
+    assert!(kept.error.is_some(), "and says why");
+    let error = learning.reject("kb-missing").await.expect_err("unknown id");
+    assert!(matches!(error, LearningError::NotFound(_)));
+}
