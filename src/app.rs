@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_api::{ChannelKind, Connector, ConnectorError, Desk, DeskSink, Gateway};
+use switchboard_discord::DiscordConnector;
 use switchboard_email::EmailConnector;
+use switchboard_telegram::TelegramConnector;
 use switchboard_slack::SlackDesk;
 use switchboard_webchat::WebchatConnector;
 use tokio::task::JoinSet;
@@ -18,6 +20,7 @@ use crate::config::Config;
 use crate::desk::inbox::DeskInbox;
 use crate::desk::DeskCourier;
 use crate::learning::KnowledgeLoop;
+use crate::lease::RedisPollLease;
 use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
 use crate::pipeline::{Intake, TriageWorker};
@@ -41,6 +44,9 @@ pub enum StartError {
     /// The agent desk could not be built from its config.
     #[error("{0}")]
     Desk(ConnectorError),
+    /// A connector could not be built from its config.
+    #[error("{0}")]
+    Connector(ConnectorError),
     /// The HTTP listener could not bind.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -151,6 +157,15 @@ pub async fn start_with_desk(
     if let Some(email) = config.connectors.email.clone().filter(|c| c.enabled) {
         connectors.push(Arc::new(EmailConnector::new(email)));
     }
+    if let Some(discord) = config.connectors.discord.clone().filter(|c| c.enabled) {
+        connectors.push(Arc::new(DiscordConnector::new(discord)));
+    }
+    let consumer = instance_name(&config);
+    if let Some(telegram) = config.connectors.telegram.clone().filter(|c| c.enabled) {
+        let lease = Arc::new(RedisPollLease::new(store.clone(), consumer.clone()));
+        let telegram = TelegramConnector::new(telegram).map_err(StartError::Connector)?;
+        connectors.push(Arc::new(telegram.with_lease(lease)));
+    }
     let by_channel: HashMap<ChannelKind, Arc<dyn Connector>> = connectors
         .iter()
         .map(|connector| (connector.channel(), connector.clone()))
@@ -192,7 +207,6 @@ pub async fn start_with_desk(
         source,
     })?;
 
-    let consumer = instance_name(&config);
     let claim_idle = Duration::from_millis(config.outbox.claim_idle_ms);
     let block = Duration::from_secs(1);
     let triage_store = store.dedicated(block).await.map_err(redis_error)?;

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use switchboard_discord::DiscordConfig;
 use switchboard_email::EmailConfig;
+use switchboard_telegram::TelegramConfig;
 use switchboard_slack::SlackDeskConfig;
 use switchboard_webchat::WebchatConfig;
 
@@ -155,6 +157,10 @@ pub struct ConnectorsConfig {
     pub webchat: Option<WebchatConfig>,
     /// `[connectors.email]`.
     pub email: Option<EmailConfig>,
+    /// `[connectors.discord]`.
+    pub discord: Option<DiscordConfig>,
+    /// `[connectors.telegram]`.
+    pub telegram: Option<TelegramConfig>,
 }
 
 /// `[desk]`: the agent desk.
@@ -204,7 +210,7 @@ impl fmt::Display for ConfigError {
 }
 
 const TOP_LEVEL_KEYS: [&str; 6] = ["gateway", "redis", "outbox", "triage", "connectors", "desk"];
-const CONNECTOR_KEYS: [&str; 2] = ["webchat", "email"];
+const CONNECTOR_KEYS: [&str; 4] = ["webchat", "email", "discord", "telegram"];
 const DESK_KEYS: [&str; 1] = ["slack"];
 
 impl Config {
@@ -265,6 +271,10 @@ impl Config {
                     optional_section(connectors, "connectors.webchat", "webchat", &mut problems);
                 config.connectors.email =
                     optional_section(connectors, "connectors.email", "email", &mut problems);
+                config.connectors.discord =
+                    optional_section(connectors, "connectors.discord", "discord", &mut problems);
+                config.connectors.telegram =
+                    optional_section(connectors, "connectors.telegram", "telegram", &mut problems);
             }
             Some(_) => problems.push(ConfigProblem {
                 key: "connectors".into(),
@@ -316,6 +326,12 @@ impl Config {
         }
         if let Some(email) = &mut self.connectors.email {
             email.resolve_secrets("connectors.email", &mut raw);
+        }
+        if let Some(discord) = self.connectors.discord.as_mut().filter(|c| c.enabled) {
+            discord.resolve_secrets("connectors.discord", &mut raw);
+        }
+        if let Some(telegram) = &mut self.connectors.telegram {
+            telegram.resolve_secrets("connectors.telegram", &mut raw);
         }
         if let Some(slack) = &mut self.desk.slack {
             slack.resolve_secrets("desk.slack", &mut raw);
@@ -373,6 +389,12 @@ impl Config {
         }
         if let Some(email) = &self.connectors.email {
             email.validate("connectors.email", &mut raw);
+        }
+        if let Some(discord) = &self.connectors.discord {
+            discord.validate("connectors.discord", &mut raw);
+        }
+        if let Some(telegram) = &self.connectors.telegram {
+            telegram.validate("connectors.telegram", &mut raw);
         }
         if let Some(slack) = &self.desk.slack {
             slack.validate("desk.slack", &mut raw);

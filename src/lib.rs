@@ -8,6 +8,7 @@ pub mod app;
 pub mod config;
 pub mod desk;
 pub mod learning;
+pub mod lease;
 pub mod metrics;
 pub mod model;
 pub mod outbox;

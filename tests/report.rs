@@ -119,7 +119,7 @@ async fn the_report_matches_a_scripted_day_and_the_gateways_metrics() {
     ask(
         addr,
         "report-di-000000000005",
-        "What is the weather like in Paris today?",
+        "What's the weather in Paris today?",
         "system",
     )
     .await;

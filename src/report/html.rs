@@ -22,15 +22,20 @@ pub fn render(report: &Report) -> String {
             )
         })
         .unwrap_or_default();
+    let span = report
+        .window
+        .map(|w| format!("{} window", duration(w.until_ms - w.since_ms)))
+        .unwrap_or_default();
     let _ = write!(
         page,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>Support report {}</title><style>{STYLE}</style></head><body><main>\
-         <header><div><p class=\"eyebrow\">Switchboard · support report</p>\
-         <h1>{}</h1></div></header>",
+         <header><p class=\"eyebrow\">Switchboard · support report</p>\
+         <h1>Support report</h1><p class=\"window\">{}<span>{}</span></p></header>",
         escape(&window),
-        escape(&window)
+        escape(&window),
+        escape(&span)
     );
     page.push_str(&kpi_cards(report));
     page.push_str("<div class=\"grid\">");
@@ -45,28 +50,24 @@ pub fn render(report: &Report) -> String {
         &format!("{} escalations in the window", report.total_escalations()),
         &bar_chart(&reasons, "#6b5bd2", "No escalations"),
     );
-    let channels: Vec<(String, u64)> = report
-        .conversations
-        .iter()
-        .map(|(channel, &n)| (channel.clone(), n))
-        .collect();
     panel(
         &mut page,
         "Conversations by channel",
         &format!(
-            "{} customer messages, {} AI answers",
+            "{} conversations, {} customer messages, {} AI answers",
+            report.total_conversations(),
             report.total_customer_messages(),
             report.total_ai_answers()
         ),
-        &bar_chart(&channels, "#2d7dd2", "No conversations"),
+        &channel_chart(report),
     );
     let csat_note = if report.csat.total() == 0 {
         "No ratings in the window".to_owned()
     } else {
         format!(
-            "Average {:.2} / 5 from {} ratings",
+            "Average {:.2} / 5 from {}",
             report.csat.average(),
-            report.csat.total()
+            plural(report.csat.total(), "rating")
         )
     };
     panel(
@@ -93,43 +94,48 @@ fn kpi_cards(report: &Report) -> String {
         ("–".to_owned(), "no ratings".to_owned())
     } else {
         (
-            format!("{:.1}", report.csat.average()),
-            format!("{} ratings", report.csat.total()),
+            format!("{:.1} / 5", report.csat.average()),
+            plural(report.csat.total(), "rating"),
         )
     };
     let cards = [
         (
+            "",
             "Conversations".to_owned(),
             report.total_conversations().to_string(),
             format!("{} customer messages", report.total_customer_messages()),
         ),
         (
+            "good",
             "AI resolution".to_owned(),
             percent(report.ai_resolution_rate()),
             format!("{} never escalated", report.ai_resolved_conversations()),
         ),
         (
+            "warn",
             "Escalated".to_owned(),
             percent(report.escalation_rate()),
             format!("{} escalations", report.total_escalations()),
         ),
         (
+            "",
             "First response".to_owned(),
             latency_headline(&report.first_response),
             "median".to_owned(),
         ),
         (
+            "",
             "Time to human".to_owned(),
             latency_headline(&report.time_to_human),
             format!("median · {} waiting", report.awaiting_human),
         ),
-        ("CSAT".to_owned(), csat.0, csat.1),
+        ("", "CSAT".to_owned(), csat.0, csat.1),
     ];
     let mut out = String::from("<section class=\"kpis\">");
-    for (label, value, note) in cards {
+    for (class, label, value, note) in cards {
         let _ = write!(
             out,
-            "<div class=\"kpi\"><div class=\"label\">{}</div><div class=\"value\">{}</div>\
+            "<div class=\"kpi {class}\"><div class=\"label\">{}</div><div class=\"value\">{}</div>\
              <div class=\"note\">{}</div></div>",
             escape(&label),
             escape(&value),
@@ -187,6 +193,82 @@ fn bar_chart(items: &[(String, u64)], colour: &str, empty: &str) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// Per channel, three bars: conversations started, customer messages, AI answers.
+fn channel_chart(report: &Report) -> String {
+    let mut channels: Vec<&String> = report
+        .conversations
+        .keys()
+        .chain(report.customer_messages.keys())
+        .chain(report.ai_answers.keys())
+        .collect();
+    channels.sort();
+    channels.dedup();
+    if channels.is_empty() {
+        return "<p class=\"empty\">No conversations</p>".into();
+    }
+    let series = [
+        ("conversations", &report.conversations, "#2d7dd2"),
+        ("customer messages", &report.customer_messages, "#9cc3ec"),
+        ("AI answers", &report.ai_answers, "#6b5bd2"),
+    ];
+    let count = |counts: &std::collections::BTreeMap<String, u64>, channel: &String| {
+        counts.get(channel).copied().unwrap_or(0)
+    };
+    let max = channels
+        .iter()
+        .flat_map(|channel| series.iter().map(|(_, counts, _)| count(counts, channel)))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let (group, label_w, bar_w) = (64u64, 170u64, 300u64);
+    let height = 30 + group * channels.len() as u64;
+    let mut svg = format!(
+        "<svg class=\"chart\" viewBox=\"0 0 540 {height}\" role=\"img\" \
+         xmlns=\"http://www.w3.org/2000/svg\">"
+    );
+    for (i, (name, _, colour)) in series.iter().enumerate() {
+        let x = label_w + i as u64 * 120;
+        let _ = write!(
+            svg,
+            "<rect x=\"{x}\" y=\"4\" width=\"10\" height=\"10\" rx=\"2\" fill=\"{colour}\"/>\
+             <text x=\"{}\" y=\"13\" class=\"legend\">{name}</text>",
+            x + 15
+        );
+    }
+    for (row, channel) in channels.iter().enumerate() {
+        let y = 30 + group * row as u64;
+        let _ = write!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" class=\"lbl\" text-anchor=\"end\">{}</text>",
+            label_w - 10,
+            y + 27,
+            escape(&one_line(channel, 24))
+        );
+        for (i, (_, counts, colour)) in series.iter().enumerate() {
+            let n = count(counts, channel);
+            let bar_y = y + i as u64 * 18;
+            let width = (bar_w * n / max).max(2);
+            let _ = write!(
+                svg,
+                "<rect x=\"{label_w}\" y=\"{bar_y}\" width=\"{width}\" height=\"14\" rx=\"3\" \
+                 fill=\"{colour}\"/><text x=\"{}\" y=\"{}\" class=\"num\">{n}</text>",
+                label_w + width + 8,
+                bar_y + 12
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// Five columns, 1 to 5 stars, coloured from red to green.
@@ -339,6 +421,11 @@ const STYLE: &str = r#"
 body{margin:0;background:var(--bg);color:var(--ink);font:15px/1.45 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 main{max-width:1180px;margin:0 auto;padding:32px 28px 40px}
 header{border-bottom:3px solid var(--accent);margin-bottom:24px;padding-bottom:14px}
+.window{margin:6px 0 0;font-size:17px;color:#344054}
+.window span{margin-left:12px;color:var(--muted);font-size:14px}
+.chart .legend{font-size:12px;fill:var(--muted)}
+.kpi.good{border-top:4px solid #2f9e68}
+.kpi.warn{border-top:4px solid #e8833a}
 .eyebrow{margin:0;color:var(--accent);font-weight:600;letter-spacing:.06em;text-transform:uppercase;font-size:12px}
 h1{margin:4px 0 0;font-size:28px;font-weight:700}
 h2{margin:0;font-size:17px}

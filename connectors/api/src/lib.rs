@@ -363,3 +363,19 @@ pub trait Connector: Send + Sync {
     /// Tells whether the connector currently works.
     async fn health(&self) -> Health;
 }
+
+/// A named, expiring lease that at most one gateway instance holds.
+///
+/// Implementations answer `false` when they cannot tell (storage down): not polling is
+/// safe, polling twice is not.
+#[async_trait]
+pub trait PollLease: Send + Sync {
+    /// Takes the lease `name` for `ttl` when it is free (or already ours); true when held.
+    async fn acquire(&self, name: &str, ttl: Duration) -> bool;
+
+    /// Extends our lease by `ttl`; false when it expired and another instance took it.
+    async fn renew(&self, name: &str, ttl: Duration) -> bool;
+
+    /// Gives our lease up, so another instance can take over at once.
+    async fn release(&self, name: &str);
+}
