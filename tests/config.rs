@@ -19,7 +19,9 @@ fn check_config(files: &[&Path], env: &[(&str, &str)]) -> (bool, String) {
 }
 
 /// Secrets the examples reference; an admin sets them in the environment.
-const EXAMPLE_ENV: [(&str, &str); 8] = [
+const EXAMPLE_ENV: [(&str, &str); 10] = [
+    ("TELEGRAM_BOT_TOKEN", "123456:example"),
+    ("DISCORD_BOT_TOKEN", "example"),
     ("WEBCHAT_IDENTITY_SECRET", "example-secret"),
     ("SWITCHBOARD_REDIS_URL", "redis://127.0.0.1:6379/"),
     ("SUPPORT_IMAP_USER", "support@example.com"),

@@ -229,7 +229,7 @@ fn channel_chart(report: &Report) -> String {
          xmlns=\"http://www.w3.org/2000/svg\">"
     );
     for (i, (name, _, colour)) in series.iter().enumerate() {
-        let x = label_w + i as u64 * 120;
+        let x = label_w + [0u64, 120, 265][i];
         let _ = write!(
             svg,
             "<rect x=\"{x}\" y=\"4\" width=\"10\" height=\"10\" rx=\"2\" fill=\"{colour}\"/>\
@@ -431,7 +431,7 @@ h1{margin:4px 0 0;font-size:28px;font-weight:700}
 h2{margin:0;font-size:17px}
 .sub{margin:2px 0 14px;color:var(--muted);font-size:13px}
 .kpis{display:grid;grid-template-columns:repeat(6,1fr);gap:14px;margin-bottom:18px}
-.kpi{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px}
+.kpi{background:var(--card);border:1px solid var(--line);border-top:4px solid var(--line);border-radius:10px;padding:14px 16px}
 .kpi .label{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.05em}
 .kpi .value{font-size:30px;font-weight:700;margin:4px 0 2px;font-variant-numeric:tabular-nums}
 .kpi .note{color:var(--muted);font-size:12px}

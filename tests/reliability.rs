@@ -1,0 +1,583 @@
+//! Reliability: several instances on one Redis, a crashed worker, a Redis outage, isolation.
+//!
+//! Each test drives real gateways over HTTP against a real redis-server and then checks what
+//! a customer would see, read back from the transcript in Redis: every message stored once,
+//! every message answered once.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use redis::streams::StreamRangeReply;
+use redis::Commands;
+use serde_json::{json, Value};
+use switchboard::app::RunningGateway;
+use switchboard::config::Config;
+use switchboard::metrics::Metrics;
+use switchboard::model::conversation_id;
+use switchboard::store::{keys, Store};
+use switchboard_api::{ChannelKind, CustomerContext, Identity, Inbound, InboundKind};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::harness::{
+    eventually, http, start_gateway, test_config, RedisServer, TempDir,
+};
+use crate::webchat::Widget;
+
+/// Web chat with a rate limit that does not get in the way of bulk traffic from one test.
+const WEBCHAT: &str = "[connectors.webchat]\nenabled = true\nrate_limit_per_minute = 10000\n";
+
+/// Distinct questions the embedded answerer answers, so no conversation escalates.
+const QUESTIONS: &[&str] = &[
+    "How do I reset my password?",
+    "What plans and prices do you offer?",
+    "Where can I download my invoices?",
+    "How do I create an API key?",
+    "What are the API rate limits?",
+    "How do I export my data?",
+    "When is your support team available?",
+    "Which integrations do you support?",
+];
+
+fn config_for(redis_url: &str, instance: &str) -> Config {
+    let text = format!(
+        r#"
+[gateway]
+listen = "127.0.0.1:0"
+instance_id = "{instance}"
+[redis]
+url = "{redis_url}"
+command_timeout_ms = 500
+[outbox]
+claim_idle_ms = 1000
+initial_backoff_ms = 50
+max_backoff_ms = 400
+[triage]
+knowledge_dir = "knowledge"
+{WEBCHAT}
+"#
+    );
+    crate::harness::init_logging();
+    Config::parse(&text, crate::harness::config_dir())
+        .unwrap_or_else(|problems| panic!("test config: {problems:?}"))
+}
+
+fn post_body(session: &str, client_id: &str, text: &str) -> String {
+    json!({"session": session, "client_id": client_id, "text": text}).to_string()
+}
+
+/// The transcript of a web chat session's conversation: (role, text) oldest first.
+fn transcript(client: &mut redis::Connection, session: &str) -> Vec<(String, String, String)> {
+    let id = conversation_id(ChannelKind::Webchat, &format!("s:{session}"));
+    let range: StreamRangeReply = client
+        .xrange_all(keys::messages(&id))
+        .expect("read transcript");
+    range
+        .ids
+        .iter()
+        .map(|entry| {
+            (
+                entry.get::<String>("role").unwrap_or_default(),
+                entry.get::<String>("cmid").unwrap_or_default(),
+                entry.get::<String>("text").unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Checks one conversation: each expected customer message once, one reply per message.
+fn assert_answered_once(client: &mut redis::Connection, session: &str, client_ids: &[String]) {
+    let entries = transcript(client, session);
+    let customer: Vec<&String> = entries
+        .iter()
+        .filter(|(role, _, _)| role == "customer")
+        .map(|(_, cmid, _)| cmid)
+        .collect();
+    let replies = entries
+        .iter()
+        .filter(|(role, _, _)| role == "ai" || role == "system")
+        .count();
+    for client_id in client_ids {
+        let stored = customer
+            .iter()
+            .filter(|cmid| **cmid == &format!("wc:{client_id}"))
+            .count();
+        assert_eq!(stored, 1, "{session}: {client_id} stored {stored} times: {entries:?}");
+    }
+    assert_eq!(customer.len(), client_ids.len(), "{session}: {entries:?}");
+    assert_eq!(
+        replies,
+        client_ids.len(),
+        "{session}: one reply per customer message: {entries:?}"
+    );
+    let id = conversation_id(ChannelKind::Webchat, &format!("s:{session}"));
+    let receipts: usize = client.hlen(keys::deliveries(&id)).expect("receipts");
+    assert_eq!(
+        receipts, replies,
+        "{session}: every reply was delivered (one receipt each)"
+    );
+}
+
+/// Replies (ai or system) stored for a session so far.
+fn replies(client: &mut redis::Connection, session: &str) -> usize {
+    transcript(client, session)
+        .iter()
+        .filter(|(role, _, _)| role == "ai" || role == "system")
+        .count()
+}
+
+fn pending(client: &mut redis::Connection, stream: &str, group: &str) -> usize {
+    let reply: redis::streams::StreamPendingReply =
+        client.xpending(stream, group).expect("xpending");
+    reply.count()
+}
+
+fn answered_by(gateway: &RunningGateway) -> u64 {
+    gateway
+        .metrics
+        .ai_answers
+        .get_or_create(&Metrics::label("channel", "webchat"))
+        .get()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_work_and_answer_every_message_once() {
+    let redis = RedisServer::start();
+    let a = start_gateway(config_for(&redis.url(), "instance-a")).await;
+    let b = start_gateway(config_for(&redis.url(), "instance-b")).await;
+    let addrs = [a.local_addr, b.local_addr];
+
+    // 50 visitors x 4 questions = 200 messages, alternating between the two instances.
+    let sessions: Vec<String> = (0..50).map(|s| format!("shared-work-visitor-{s:04}")).collect();
+    let mut posts = Vec::new();
+    for (s, session) in sessions.iter().enumerate() {
+        for m in 0..4 {
+            let addr = addrs[(s + m) % 2];
+            let body = post_body(
+                session,
+                &format!("m-{m}"),
+                QUESTIONS[(s + m) % QUESTIONS.len()],
+            );
+            posts.push(tokio::spawn(async move {
+                http(addr, "POST", "/webchat/messages", Some(&body)).await
+            }));
+        }
+    }
+    for post in posts {
+        let (status, body) = post.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let mut client = redis.client();
+    eventually(Duration::from_secs(30), "200 replies", || {
+        let total: usize = sessions.iter().map(|s| replies(&mut client, s)).sum();
+        async move { (total >= 200).then_some(()) }
+    })
+    .await;
+    // Give a duplicate (a double delivery or a second decision) the time to show up.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ids: Vec<String> = (0..4).map(|m| format!("m-{m}")).collect();
+    for session in &sessions {
+        assert_answered_once(&mut client, session, &ids);
+    }
+    assert_eq!(pending(&mut client, keys::INBOUND, keys::PIPELINE_GROUP), 0);
+    let outbox: usize = client.xlen(keys::OUTBOX).unwrap();
+    assert_eq!(outbox, 0, "every reply delivered and removed from the outbox");
+    let dead: usize = client.xlen(keys::OUTBOX_DEAD).unwrap();
+    assert_eq!(dead, 0);
+
+    let (by_a, by_b) = (answered_by(&a), answered_by(&b));
+    assert_eq!(by_a + by_b, 200);
+    assert!(
+        by_a > 0 && by_b > 0,
+        "both instances answered some: a {by_a}, b {by_b}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once() {
+    let redis = RedisServer::start();
+    let store = Store::connect(&redis.url(), Duration::from_millis(500))
+        .await
+        .unwrap();
+    store
+        .ensure_group(keys::INBOUND, keys::PIPELINE_GROUP)
+        .await
+        .unwrap();
+    store
+        .ensure_group(keys::OUTBOX, keys::OUTBOX_GROUP)
+        .await
+        .unwrap();
+
+    // Twenty visitors write; an instance reads the whole batch, then dies before acking any.
+    let sessions: Vec<String> = (0..20).map(|s| format!("crash-visitor-{s:06}")).collect();
+    for (s, session) in sessions.iter().enumerate() {
+        store
+            .ingest(&Inbound {
+                channel: ChannelKind::Webchat,
+                conversation_key: format!("s:{session}"),
+                message_id: "wc:m-0".into(),
+                kind: InboundKind::Text,
+                author: Identity {
+                    id: format!("s:{session}"),
+                    ..Default::default()
+                },
+                text: QUESTIONS[s % QUESTIONS.len()].into(),
+                context: CustomerContext::default(),
+            })
+            .await
+            .unwrap();
+    }
+    let taken = store
+        .read_group(
+            keys::INBOUND,
+            keys::PIPELINE_GROUP,
+            "crashed-instance",
+            100,
+            Duration::from_millis(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 20);
+    let crashed_at = Instant::now();
+
+    // The survivor starts, with claim_idle_ms = 1000; a widget watches one visitor's chat.
+    let survivor = start_gateway(config_for(&redis.url(), "survivor")).await;
+    let (mut widget, _) = Widget::connect(survivor.local_addr, &sessions[0], None).await;
+    let mut client = redis.client();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let early: usize = sessions.iter().map(|s| replies(&mut client, s)).sum();
+    assert_eq!(
+        early, 0,
+        "a live owner's items are not taken before claim_idle_ms"
+    );
+
+    eventually(Duration::from_secs(20), "every reclaimed message answered", || {
+        let total: usize = sessions.iter().map(|s| replies(&mut client, s)).sum();
+        async move { (total >= 20).then_some(()) }
+    })
+    .await;
+    assert!(
+        crashed_at.elapsed() >= Duration::from_millis(1000),
+        "reclaimed only after claim_idle_ms"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ids = vec!["m-0".to_owned()];
+    for session in &sessions {
+        assert_answered_once(&mut client, session, &ids);
+    }
+    assert_eq!(pending(&mut client, keys::INBOUND, keys::PIPELINE_GROUP), 0);
+
+    // The customer saw exactly one answer.
+    let mut answers = 0;
+    let quiet = Duration::from_millis(800);
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(quiet, widget.socket.next()).await {
+        if let Message::Text(text) = frame {
+            let frame: Value = serde_json::from_str(&text).unwrap();
+            if frame["type"] == "message" && frame["message"]["author"]["kind"] == "ai" {
+                answers += 1;
+            }
+        }
+    }
+    assert_eq!(answers, 1, "the visitor sees the answer once");
+}
+
+/// A redis-server with AOF fsync on every write, so a kill loses nothing that was acknowledged.
+struct DurableRedis {
+    child: Option<Child>,
+    dir: TempDir,
+    socket: PathBuf,
+}
+
+impl DurableRedis {
+    fn start() -> DurableRedis {
+        let dir = TempDir::new("redis-aof");
+        let socket = dir.0.join("redis.sock");
+        let mut server = DurableRedis {
+            child: None,
+            dir,
+            socket,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&self.socket)
+            .args(["--unixsocketperm", "700", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        self.child = Some(child);
+        wait_for_socket(&self.socket);
+    }
+
+    fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket.display())
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
+    fn client(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|client| client.get_connection())
+            .expect("connect to test redis")
+    }
+}
+
+impl Drop for DurableRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_for_socket(socket: &Path) {
+    let started = Instant::now();
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "redis-server did not open {}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_mid_traffic_refuses_fast_loses_nothing_and_resumes_by_itself() {
+    let mut redis = DurableRedis::start();
+    let gateway = start_gateway(config_for(&redis.url(), "outage")).await;
+    let addr = gateway.local_addr;
+
+    // Ten visitors each send six questions, one every 150 ms; like a platform, a sender retries
+    // a refused message with the same client id until it is accepted.
+    let outage = Arc::new(AtomicBool::new(false));
+    let refusals_in_outage = Arc::new(AtomicUsize::new(0));
+    let slowest_refusal_ms = Arc::new(AtomicUsize::new(0));
+    let sessions: Vec<String> = (0..10).map(|s| format!("outage-visitor-{s:06}")).collect();
+    let senders: Vec<_> = sessions
+        .iter()
+        .enumerate()
+        .map(|(s, session)| {
+            let session = session.clone();
+            let (outage, refusals, slowest) = (
+                outage.clone(),
+                refusals_in_outage.clone(),
+                slowest_refusal_ms.clone(),
+            );
+            tokio::spawn(async move {
+                let mut statuses = HashMap::new();
+                for m in 0..6 {
+                    let body = post_body(
+                        &session,
+                        &format!("m-{m}"),
+                        QUESTIONS[(s + m) % QUESTIONS.len()],
+                    );
+                    loop {
+                        let started = Instant::now();
+                        let (status, body) =
+                            http(addr, "POST", "/webchat/messages", Some(&body)).await;
+                        *statuses.entry(status).or_insert(0) += 1;
+                        if status == 200 {
+                            break;
+                        }
+                        assert_eq!(status, 503, "only 'unavailable' while Redis is down: {body}");
+                        if outage.load(Ordering::SeqCst) {
+                            refusals.fetch_add(1, Ordering::SeqCst);
+                        }
+                        slowest.fetch_max(started.elapsed().as_millis() as usize, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                }
+                statuses
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    outage.store(true, Ordering::SeqCst);
+    redis.kill();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    redis.spawn();
+    outage.store(false, Ordering::SeqCst);
+    let restarted = Instant::now();
+
+    let mut refused = 0;
+    for sender in senders {
+        refused += sender.await.unwrap().get(&503).copied().unwrap_or(0);
+    }
+    assert!(
+        refusals_in_outage.load(Ordering::SeqCst) > 0,
+        "inbound messages during the outage were refused"
+    );
+    let slowest = slowest_refusal_ms.load(Ordering::SeqCst);
+    assert!(slowest < 3000, "refusals are fast: slowest took {slowest} ms");
+
+    let mut client = redis.client();
+    eventually(Duration::from_secs(30), "every message answered after the outage", || {
+        let total: usize = sessions.iter().map(|s| replies(&mut client, s)).sum();
+        async move { (total >= 60).then_some(()) }
+    })
+    .await;
+    tracing::info!(
+        refused,
+        resumed_after = ?restarted.elapsed(),
+        "outage test: all answered"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ids: Vec<String> = (0..6).map(|m| format!("m-{m}")).collect();
+    for session in &sessions {
+        assert_answered_once(&mut client, session, &ids);
+    }
+
+    // A new visitor after the outage is answered without restarting the gateway.
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/webchat/messages",
+        Some(&post_body("after-outage-visitor-01", "n-1", QUESTIONS[0])),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    eventually(Duration::from_secs(10), "an answer after the outage", || {
+        let answered = replies(&mut client, "after-outage-visitor-01") == 1;
+        async move { answered.then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn history_over_http_shows_a_visitor_only_their_own_conversation() {
+    let redis = RedisServer::start();
+    let extra = "[connectors.webchat]\nenabled = true\nidentity_secret_env = \"SB_TEST_RELIABILITY_SECRET\"\n";
+    std::env::set_var("SB_TEST_RELIABILITY_SECRET", "reliability-secret");
+    let gateway = start_gateway(test_config(&redis, extra)).await;
+    let addr = gateway.local_addr;
+    let sign = |user: &str| switchboard_webchat::sign_user_id(b"reliability-secret", user);
+
+    // Alice writes anonymously and as a signed-in user.
+    let alice_session = "alice-session-7f3k9q2m4x";
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/webchat/messages",
+        Some(&post_body(alice_session, "a-1", "my card ends in 4242")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let signed = json!({
+        "session": alice_session, "client_id": "a-2", "text": "my account number is 99887766",
+        "user_id": "alice@acme.example", "user_sig": sign("alice@acme.example"),
+    });
+    let (status, body) = http(addr, "POST", "/webchat/messages", Some(&signed.to_string())).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Alice herself reads both, each in its own conversation.
+    let (status, body) = http(
+        addr,
+        "GET",
+        &format!("/webchat/messages?session={alice_session}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("4242"), "{body}");
+    let (status, body) = http(
+        addr,
+        "GET",
+        &format!(
+            "/webchat/messages?session={alice_session}&user_id=alice%40acme.example&user_sig={}",
+            sign("alice@acme.example")
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("99887766"), "{body}");
+
+    let secrets = ["4242", "99887766"];
+    let leaks = |body: &str| secrets.iter().any(|secret| body.contains(secret));
+    let mallory = "mallory-session-00000001";
+    let attempts = [
+        // Her own session, and sessions guessed near Alice's.
+        format!("/webchat/messages?session={mallory}"),
+        "/webchat/messages?session=alice-session-7f3k9q2m4y".to_owned(),
+        "/webchat/messages?session=alice-session-7f3k9q2m4".to_owned(),
+        "/webchat/messages?session=alice-session-7f3k9q2m4x%20".to_owned(),
+        "/webchat/messages?session=ALICE-SESSION-7F3K9Q2M4X".to_owned(),
+        "/webchat/messages?session=alice".to_owned(),
+        "/webchat/messages?session=".to_owned(),
+        "/webchat/messages".to_owned(),
+        // A cursor does not open someone else's conversation.
+        format!("/webchat/messages?session={mallory}&after=0-0"),
+        // Claims to Alice's user id: unsigned, forged, signed for another user, signed by Mallory
+        // with a made-up key, upper-cased, and the raw user key as a session.
+        format!("/webchat/messages?session={mallory}&user_id=alice%40acme.example"),
+        format!(
+            "/webchat/messages?session={mallory}&user_id=alice%40acme.example&user_sig={}",
+            "00".repeat(32)
+        ),
+        format!(
+            "/webchat/messages?session={mallory}&user_id=alice%40acme.example&user_sig={}",
+            sign("mallory@evil.example")
+        ),
+        format!(
+            "/webchat/messages?session={mallory}&user_id=alice%40acme.example&user_sig={}",
+            switchboard_webchat::sign_user_id(b"guessed-secret", "alice@acme.example")
+        ),
+        format!(
+            "/webchat/messages?session={mallory}&user_id=ALICE%40ACME.EXAMPLE&user_sig={}",
+            sign("ALICE@ACME.EXAMPLE")
+        ),
+        format!(
+            "/webchat/messages?session={mallory}&user_id=alice%40acme.example&user_sig={}",
+            &sign("alice@acme.example")[..32]
+        ),
+        format!(
+            "/webchat/messages?session={mallory}&user_id=alice%40acme.example&user_sig=&after="
+        ),
+        "/webchat/messages?session=u:alice@acme.example".to_owned(),
+    ];
+    for path in &attempts {
+        let (status, body) = http(addr, "GET", path, None).await;
+        assert!(!leaks(&body), "GET {path} leaked: {status} {body}");
+        assert!(
+            status == 200 || status == 400 || status == 401,
+            "GET {path}: {status} {body}"
+        );
+        if path.contains("user_id=alice") {
+            assert_eq!(status, 401, "GET {path}: a forged claim is refused: {body}");
+        }
+    }
+
+    // Mallory signed in as herself sees her own (empty) conversation and nothing of Alice's.
+    let (status, body) = http(
+        addr,
+        "GET",
+        &format!(
+            "/webchat/messages?session={mallory}&user_id=mallory%40evil.example&user_sig={}",
+            sign("mallory@evil.example")
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!leaks(&body), "{body}");
+}
