@@ -23,7 +23,7 @@ use crate::webchat::{Widget, WEBCHAT};
 #[derive(Default)]
 pub(crate) struct FakeDesk {
     sink: Mutex<Option<Arc<dyn DeskSink>>>,
-    threads: Mutex<Vec<(String, Briefing, ThreadRef)>>,
+    pub(crate) threads: Mutex<Vec<(String, Briefing, ThreadRef)>>,
     pub(crate) posts: Mutex<Vec<(ThreadRef, String)>>,
     updates: Mutex<Vec<(ThreadRef, Briefing)>>,
     next_ts: AtomicUsize,
@@ -97,7 +97,7 @@ impl FakeDesk {
         })
         .await
     }
-    fn posts_in(&self, thread: &ThreadRef) -> Vec<String> {
+    pub(crate) fn posts_in(&self, thread: &ThreadRef) -> Vec<String> {
         self.posts
             .lock()
             .unwrap()

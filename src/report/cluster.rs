@@ -77,7 +77,7 @@ pub fn cluster_questions(questions: &[EscalatedQuestion], threshold: f64) -> Vec
         .map(|members| summarize(members, &items))
         .collect();
     // Stable sort: equal sizes keep first-seen order.
-    out.sort_by(|a, b| b.size.cmp(&a.size));
+    out.sort_by_key(|cluster| std::cmp::Reverse(cluster.size));
     out
 }
 
@@ -134,7 +134,7 @@ fn summarize(
         .into_iter()
         .filter(|(text, _)| *text != representative)
         .collect();
-    examples.sort_by(|a, b| b.1.cmp(&a.1));
+    examples.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
     QuestionCluster {
         size: members.len(),
         representative,

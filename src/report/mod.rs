@@ -242,7 +242,7 @@ impl Report {
             .iter()
             .map(|(reason, &count)| (reason.as_str(), count))
             .collect();
-        reasons.sort_by(|a, b| b.1.cmp(&a.1));
+        reasons.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
         reasons
     }
     /// Records skipped as unreadable, all kinds.

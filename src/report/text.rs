@@ -124,14 +124,17 @@ fn latency(latency: &Latency) -> String {
     )
 }
 
-/// A duration the way a person says it: 850ms, 12.3s, 4m 05s, 2h 10m, 7d 0h.
+/// A duration the way a person says it: 850ms, 12.3s, 4m 05s, 2h 10m, 7d, 8d 6h.
 pub(crate) fn duration(ms: u64) -> String {
     match ms {
         0..=999 => format!("{ms}ms"),
         1_000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
         60_000..=3_599_999 => format!("{}m {:02}s", ms / 60_000, ms % 60_000 / 1000),
         3_600_000..=172_799_999 => format!("{}h {:02}m", ms / 3_600_000, ms % 3_600_000 / 60_000),
-        _ => format!("{}d {}h", ms / 86_400_000, ms % 86_400_000 / 3_600_000),
+        _ => match ms % 86_400_000 / 3_600_000 {
+            0 => format!("{}d", ms / 86_400_000),
+            hours => format!("{}d {hours}h", ms / 86_400_000),
+        },
     }
 }
 

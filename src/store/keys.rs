@@ -47,3 +47,13 @@ pub fn desk_thread(channel: &str, ts: &str) -> String {
 pub const KB_CANDIDATES: &str = "sb:kb:candidates";
 /// Bumped on every approval; instances reload their answerer when it changes.
 pub const KB_VERSION: &str = "sb:kb:version";
+
+/// A linked contact (by email address) -> their conversation id (a string).
+pub fn contact(email: &str) -> String {
+    format!("sb:contact:email:{email}")
+}
+
+/// A channel conversation key linked into another channel's conversation (a string).
+pub fn alias(channel: &str, conversation_key: &str) -> String {
+    format!("sb:alias:{channel}:{conversation_key}")
+}

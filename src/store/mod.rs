@@ -269,8 +269,16 @@ impl Store {
     }
 
     /// Stores one inbound message: dedupe, find-or-create, append, enqueue for triage.
+    ///
+    /// A customer whose identity carries a linkable email address (see [`linkable_email`]) has
+    /// one conversation whatever the channel: the first channel's conversation is recorded for
+    /// the address, and later channels are aliased into it (one extra round trip for them).
     pub async fn ingest(&self, inbound: &Inbound) -> Result<Ingested, StoreError> {
-        let id = conversation_id(inbound.channel, &inbound.conversation_key);
+        let own_id = conversation_id(inbound.channel, &inbound.conversation_key);
+        let id = match linkable_email(inbound) {
+            Some(email) => self.link_contact(&email, inbound, &own_id).await?,
+            None => own_id,
+        };
         let contact = serde_json::to_string(&inbound.author)
             .map_err(|error| StoreError::Corrupt(error.to_string()))?;
         let context = if inbound.context == Default::default() {
@@ -376,6 +384,52 @@ impl Store {
         Ok(range.ids.iter().map(TranscriptEntry::from_stream).collect())
     }
 
+    /// Finds (or records) the conversation of a linked contact; aliases this channel key to it.
+    async fn link_contact(
+        &self,
+        email: &str,
+        inbound: &Inbound,
+        own_id: &str,
+    ) -> Result<String, StoreError> {
+        let mut conn = self.conn.clone();
+        let existing: Option<String> = self
+            .bounded(
+                Duration::ZERO,
+                redis::cmd("SET")
+                    .arg(keys::contact(email))
+                    .arg(own_id)
+                    .arg("NX")
+                    .arg("GET")
+                    .query_async(&mut conn),
+            )
+            .await?;
+        match existing {
+            Some(linked) if linked != own_id => {
+                let alias = keys::alias(inbound.channel.as_str(), &inbound.conversation_key);
+                self.bounded(Duration::ZERO, conn.set::<_, _, ()>(alias, &linked))
+                    .await?;
+                Ok(linked)
+            }
+            _ => Ok(own_id.to_owned()),
+        }
+    }
+
+    /// The conversation id a channel key maps to, following a contact link if there is one.
+    pub async fn resolve_conversation(
+        &self,
+        channel: ChannelKind,
+        conversation_key: &str,
+    ) -> Result<String, StoreError> {
+        let mut conn = self.conn.clone();
+        let alias: Option<String> = self
+            .bounded(
+                Duration::ZERO,
+                conn.get(keys::alias(channel.as_str(), conversation_key)),
+            )
+            .await?;
+        Ok(alias.unwrap_or_else(|| conversation_id(channel, conversation_key)))
+    }
+
     /// The customer-visible view of a channel conversation; `None` when it does not exist yet.
     pub async fn customer_view(
         &self,
@@ -383,7 +437,7 @@ impl Store {
         conversation_key: &str,
         after: Option<&str>,
     ) -> Result<Option<ConversationView>, StoreError> {
-        let id = conversation_id(channel, conversation_key);
+        let id = self.resolve_conversation(channel, conversation_key).await?;
         let mut conn = self.conn.clone();
         let status: Option<String> = self
             .bounded(Duration::ZERO, conn.hget(keys::conversation(&id), "status"))
@@ -685,6 +739,25 @@ impl Store {
     }
 }
 
+/// The email address that links a customer across channels, if their identity has one.
+///
+/// The rule: an address links channels when the channel vouches for it. An email's sender is
+/// its address; any other channel links only a verified identity whose id *is* the address
+/// (a web chat site that signs the customer's email as the user id, a platform account). An
+/// unverified claim (a widget attribute) never joins someone else's conversation.
+pub fn linkable_email(inbound: &Inbound) -> Option<String> {
+    let identity = &inbound.author;
+    let address = if inbound.channel == ChannelKind::Email {
+        identity.email.as_deref().or(Some(identity.id.as_str()))?
+    } else if identity.verified && identity.id.contains('@') {
+        identity.id.as_str()
+    } else {
+        return None;
+    };
+    let address = address.trim().to_lowercase();
+    (address.contains('@') && !address.contains(char::is_whitespace)).then_some(address)
+}
+
 async fn manager(
     client: &redis::Client,
     response_timeout: Duration,
@@ -698,5 +771,42 @@ async fn manager(
     match tokio::time::timeout(Duration::from_secs(5), connect).await {
         Ok(result) => Ok(result?),
         Err(_) => Err(StoreError::Timeout(Duration::from_secs(5))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::linkable_email;
+    use switchboard_api::{ChannelKind, Identity, Inbound, InboundKind};
+
+    fn inbound(channel: ChannelKind, id: &str, email: Option<&str>, verified: bool) -> Inbound {
+        Inbound {
+            channel,
+            conversation_key: "k".into(),
+            message_id: "m".into(),
+            kind: InboundKind::Text,
+            author: Identity {
+                id: id.into(),
+                display_name: None,
+                email: email.map(Into::into),
+                verified,
+            },
+            text: "hi".into(),
+            context: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_addresses_a_channel_vouches_for_link_contacts() {
+        let mail = inbound(ChannelKind::Email, "Alice@Example.org", Some("Alice@Example.org"), false);
+        assert_eq!(linkable_email(&mail).as_deref(), Some("alice@example.org"));
+        let signed = inbound(ChannelKind::Webchat, "alice@example.org", None, true);
+        assert_eq!(linkable_email(&signed).as_deref(), Some("alice@example.org"));
+        let claimed = inbound(ChannelKind::Webchat, "visitor-1", Some("alice@example.org"), false);
+        assert_eq!(linkable_email(&claimed), None, "a widget attribute is only a claim");
+        let signed_other = inbound(ChannelKind::Webchat, "42", Some("alice@example.org"), true);
+        assert_eq!(linkable_email(&signed_other), None, "the signed id is not the address");
+        let telegram = inbound(ChannelKind::Telegram, "12345", None, true);
+        assert_eq!(linkable_email(&telegram), None);
     }
 }

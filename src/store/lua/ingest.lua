@@ -14,7 +14,8 @@ if not status then
   redis.call('HSET', KEYS[1], 'status', status, 'channel', ARGV[2], 'key', ARGV[3],
     'created_ms', ARGV[5], 'contact', ARGV[8])
 end
-redis.call('HSET', KEYS[1], 'updated_ms', ARGV[5])
+-- Replies go where the customer wrote last: a linked contact may switch channels.
+redis.call('HSET', KEYS[1], 'updated_ms', ARGV[5], 'channel', ARGV[2], 'key', ARGV[3])
 if ARGV[9] ~= '' then
   redis.call('HSET', KEYS[1], 'context', ARGV[9])
 end
