@@ -168,6 +168,29 @@ pub struct ConnectorsConfig {
 pub struct DeskConfig {
     /// `[desk.slack]`: the team's Slack workspace.
     pub slack: Option<SlackDeskConfig>,
+    /// `[[desk.routes]]`: which desk channel an escalation goes to; first match wins, else the
+    /// desk's default channel.
+    pub routes: Vec<DeskRoute>,
+}
+
+/// One routing rule: escalations matching every given condition go to `channel`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeskRoute {
+    /// The desk channel (a Slack channel id like `C0123BILLING`).
+    pub channel: String,
+    /// Triage categories (e.g. `billing_dispute`, `security`); empty = any.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Customer tiers (e.g. `vip`); empty = any.
+    #[serde(default)]
+    pub tiers: Vec<String>,
+    /// Customer channels (`webchat`, `email`, `telegram`, `discord`, `slack`); empty = any.
+    #[serde(default)]
+    pub customer_channels: Vec<String>,
+    /// Escalation reasons (e.g. `negative_sentiment`); empty = any.
+    #[serde(default)]
+    pub reasons: Vec<String>,
 }
 
 /// One mistake in a config file.
@@ -211,7 +234,7 @@ impl fmt::Display for ConfigError {
 
 const TOP_LEVEL_KEYS: [&str; 6] = ["gateway", "redis", "outbox", "triage", "connectors", "desk"];
 const CONNECTOR_KEYS: [&str; 4] = ["webchat", "email", "discord", "telegram"];
-const DESK_KEYS: [&str; 1] = ["slack"];
+const DESK_KEYS: [&str; 2] = ["slack", "routes"];
 
 impl Config {
     /// Reads, parses, resolves secrets and validates one config file, reporting every problem.
@@ -290,6 +313,8 @@ impl Config {
                     }
                 }
                 config.desk.slack = optional_section(desk, "desk.slack", "slack", &mut problems);
+                config.desk.routes =
+                    optional_section(desk, "desk.routes", "routes", &mut problems).unwrap_or_default();
             }
             Some(_) => problems.push(ConfigProblem {
                 key: "desk".into(),
@@ -398,6 +423,23 @@ impl Config {
         }
         if let Some(slack) = &self.desk.slack {
             slack.validate("desk.slack", &mut raw);
+        }
+        for (n, route) in self.desk.routes.iter().enumerate() {
+            let key = format!("desk.routes[{n}]");
+            if route.channel.trim().is_empty() {
+                raw.push((format!("{key}.channel"), "must name a desk channel id".into()));
+            }
+            for name in &route.customer_channels {
+                if switchboard_api::ChannelKind::parse(name).is_none() {
+                    raw.push((
+                        format!("{key}.customer_channels"),
+                        format!("`{name}` is not a channel (webchat, email, telegram, discord, slack)"),
+                    ));
+                }
+            }
+        }
+        if !self.desk.routes.is_empty() && self.desk.slack.is_none() {
+            raw.push(("desk.routes".into(), "routing rules need a desk ([desk.slack])".into()));
         }
         problems.extend(
             raw.into_iter()
