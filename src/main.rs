@@ -31,6 +31,30 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Support figures for a time window, from Redis (all instances): text on stdout, optionally
+    /// a self-contained HTML page with charts.
+    Report {
+        /// The config file (for Redis).
+        #[arg(long, short, default_value = "config/switchboard.toml")]
+        config: PathBuf,
+        /// Start: 7d, 24h, 30m (ago), now, or epoch milliseconds.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// End (exclusive), same forms.
+        #[arg(long, default_value = "now")]
+        until: String,
+        /// Also write the HTML report here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+    /// Review knowledge-base candidates learned from agents' answers.
+    Kb {
+        /// The config file (for Redis and the knowledge folder).
+        #[arg(long, short, default_value = "config/switchboard.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: KbAction,
+    },
     /// Measure the embedded answerer on CLINC150: knowledge base from `train`, questions from
     /// `val` + `oos_val`; prints accuracy, out-of-scope recall, wrong answers and a threshold sweep.
     Eval {
@@ -46,11 +70,41 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum KbAction {
+    /// List candidates waiting for review.
+    Review {
+        /// Show approved and rejected ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Add a candidate to the knowledge base (running gateways reload it within seconds).
+    Approve {
+        /// The candidate id (`kb-…`).
+        id: String,
+        /// Replace the agent's answer with this text.
+        #[arg(long)]
+        answer: Option<String>,
+    },
+    /// Discard a candidate.
+    Reject {
+        /// The candidate id (`kb-…`).
+        id: String,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => run(config),
         Command::CheckConfig { files } => check_config(&files),
+        Command::Kb { config, action } => with_runtime(|| kb(config, action)),
+        Command::Report {
+            config,
+            since,
+            until,
+            html,
+        } => with_runtime(|| report(config, since, until, html)),
         Command::Eval {
             clinc150,
             threshold,
@@ -123,4 +177,90 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Runs an async command on a fresh runtime; a runtime that cannot start is one error line.
+fn with_runtime<F, Fut>(command: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let outcome = tokio::runtime::Runtime::new()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))
+        .and_then(|runtime| runtime.block_on(command()));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn kb(path: PathBuf, action: KbAction) -> Result<(), String> {
+    let config = Config::load(&path).map_err(|error| error.to_string())?;
+    let timeout = std::time::Duration::from_millis(config.redis.command_timeout_ms);
+    let store = switchboard::store::Store::connect(&config.redis.url, timeout)
+        .await
+        .map_err(|error| {
+            let url = switchboard::app::redact_url(&config.redis.url);
+            format!("cannot reach Redis at {url}: {error}")
+        })?;
+    let knowledge_dir = config.base_dir.join(&config.triage.knowledge_dir);
+    let learning = switchboard::learning::KnowledgeLoop::new(store, knowledge_dir, None);
+    match action {
+        KbAction::Review { all } => {
+            let candidates = learning.candidates().await.map_err(|e| e.to_string())?;
+            let shown: Vec<_> = candidates
+                .into_iter()
+                .filter(|candidate| all || candidate.status == "pending")
+                .collect();
+            if shown.is_empty() {
+                println!("no candidates waiting for review");
+            }
+            for candidate in shown {
+                println!(
+                    "{}  [{}] answered by {} (conversation {})\n  Q: {}\n  A: {}\n",
+                    candidate.id,
+                    candidate.status,
+                    candidate.agent,
+                    candidate.conversation_id,
+                    candidate.question,
+                    candidate.answer.replace('\n', "\n     ")
+                );
+            }
+        }
+        KbAction::Approve { id, answer } => {
+            let approved = learning
+                .approve(&id, answer.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{} approved: added to the knowledge base", approved.id);
+        }
+        KbAction::Reject { id } => {
+            let rejected = learning.reject(&id).await.map_err(|e| e.to_string())?;
+            println!("{} rejected", rejected.id);
+        }
+    }
+    Ok(())
+}
+
+async fn report(
+    path: PathBuf,
+    since: String,
+    until: String,
+    html: Option<PathBuf>,
+) -> Result<(), String> {
+    use switchboard::report::{run_report, Window};
+    let config = Config::load(&path).map_err(|error| error.to_string())?;
+    let now = switchboard::model::now_ms();
+    let window = Window::parse_bound(&since, now)
+        .and_then(|since| Ok((since, Window::parse_bound(&until, now)?)))
+        .and_then(|(since, until)| Window::new(since, until))
+        .map_err(|error| error.to_string())?;
+    let report = run_report(&config, window, html.as_deref())
+        .await
+        .map_err(|error| error.to_string())?;
+    println!("{report}");
+    Ok(())
 }

@@ -126,3 +126,64 @@ async fn a_failed_knowledge_base_write_keeps_the_candidate_and_says_why() {
     let error = learning.reject("kb-missing").await.expect_err("unknown id");
     assert!(matches!(error, LearningError::NotFound(_)));
 }
+
+fn switchboard(args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run switchboard");
+    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_review_candidates_and_read_the_report_on_the_command_line() {
+    let redis = RedisServer::start();
+    let knowledge = knowledge_copy();
+    let config = knowledge.0.join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!("[redis]\nurl = \"{}\"\n[triage]\nknowledge_dir = \".\"\n", redis.url()),
+    )
+    .unwrap();
+    let store = switchboard::store::Store::connect(&redis.url(), Duration::from_millis(500)).await.unwrap();
+    let learning = KnowledgeLoop::new(store, knowledge.0.clone(), None);
+    for (id, question) in [("kb-cli-1", "Can I pay by bank transfer?"), ("kb-cli-2", "Do you have an office in Berlin?")] {
+        learning
+            .propose(&switchboard::learning::Candidate {
+                id: id.into(),
+                conversation_id: "c1".into(),
+                question: question.into(),
+                answer: "Yes, on yearly plans.".into(),
+                agent: "Priya".into(),
+                status: "pending".into(),
+                created_ms: switchboard::model::now_ms(),
+                decided_ms: None,
+                error: None,
+            })
+            .await
+            .unwrap();
+    }
+    let config = config.display().to_string();
+
+    let (ok, listed) = switchboard(&["kb", "review", "--config", &config]);
+    assert!(ok && listed.contains("kb-cli-1") && listed.contains("bank transfer"), "{listed}");
+    let (ok, out) = switchboard(&["kb", "approve", "kb-cli-1", "--answer", "Yes: yearly plans can pay by bank transfer.", "--config", &config]);
+    assert!(ok, "{out}");
+    let learned = std::fs::read_to_string(knowledge.0.join(LEARNED_FILE)).unwrap();
+    assert!(learned.contains("## Can I pay by bank transfer?") && learned.contains("yearly plans can pay by bank transfer"), "{learned}");
+    let (ok, out) = switchboard(&["kb", "approve", "kb-cli-1", "--config", &config]);
+    assert!(!ok && out.contains("already approved"), "{out}");
+    let (ok, out) = switchboard(&["kb", "reject", "kb-cli-2", "--config", &config]);
+    assert!(ok, "{out}");
+    let (_, listed) = switchboard(&["kb", "review", "--config", &config]);
+    assert!(listed.contains("no candidates waiting"), "{listed}");
+
+    let html = knowledge.0.join("report.html");
+    let (ok, report) = switchboard(&["report", "--config", &config, "--since", "1d", "--html", &html.display().to_string()]);
+    assert!(ok, "{report}");
+    assert!(html.exists());
+    let (ok, out) = switchboard(&["report", "--config", &config, "--since", "yesterday-ish"]);
+    assert!(!ok && out.starts_with("error:"), "{out}");
+}

@@ -36,6 +36,21 @@ pub struct BotIdentity {
 pub trait EnvelopeHandler: Send + Sync {
     /// Handles one callback; `Err` means "do not ack, let Slack redeliver".
     async fn handle_callback(&self, callback: Value) -> Result<(), String>;
+
+    /// Handles one `interactive` payload (e.g. `block_actions`); the desk does not use them.
+    async fn handle_interaction(&self, _payload: Value) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A Slack user as `users.info` shows them: a name to show and, with `users:read.email`, the
+/// account's email address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserProfile {
+    /// The display name, else the real name.
+    pub name: Option<String>,
+    /// `profile.email`, when the app may read it.
+    pub email: Option<String>,
 }
 
 /// The Slack calls the desk makes.
@@ -63,6 +78,14 @@ pub trait SlackWeb: Send + Sync {
     async fn user_name(&self, user: &str) -> Result<Option<String>, ConnectorError>;
     /// Runs Socket Mode with the app token until the returned future is dropped.
     async fn socket_mode(&self, handler: Arc<dyn EnvelopeHandler>) -> Result<(), ConnectorError>;
+    /// `users.info`: the name and, when present, the profile's email.
+    async fn user_profile(&self, user: &str) -> Result<UserProfile, ConnectorError>;
+    /// Socket Mode like [`SlackWeb::socket_mode`], also handing `interactive` envelopes
+    /// (button presses) to [`EnvelopeHandler::handle_interaction`].
+    async fn socket_mode_interactive(
+        &self,
+        handler: Arc<dyn EnvelopeHandler>,
+    ) -> Result<(), ConnectorError>;
 }
 
 /// Builds the transport for `api_base`: plain HTTP for `http://`, rustls for `https://`.
@@ -244,6 +267,99 @@ impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
         std::future::pending::<()>().await;
         Ok(())
     }
+
+    async fn user_profile(&self, user: &str) -> Result<UserProfile, ConnectorError> {
+        self.users_info_profile(user).await
+    }
+
+    async fn socket_mode_interactive(
+        &self,
+        handler: Arc<dyn EnvelopeHandler>,
+    ) -> Result<(), ConnectorError> {
+        self.listen_interactive(handler).await
+    }
+}
+
+impl<H: Connect + Clone + Send + Sync + 'static> MorphismWeb<H> {
+    async fn users_info_profile(&self, user: &str) -> Result<UserProfile, ConnectorError> {
+        let session = self.client.open_session(&self.bot_token);
+        let response = session
+            .users_info(&SlackApiUsersInfoRequest::new(user.into()))
+            .await
+            .map_err(|error| map_error("bot token", "users.info", error))?;
+        let user = response.user;
+        let non_empty = |text: Option<String>| text.filter(|text| !text.trim().is_empty());
+        let profile = user.profile.as_ref();
+        let name = non_empty(profile.and_then(|p| p.display_name.clone()))
+            .or_else(|| non_empty(profile.and_then(|p| p.real_name.clone())))
+            .or_else(|| non_empty(user.real_name.clone()));
+        let email = non_empty(
+            profile
+                .and_then(|p| p.email.as_ref())
+                .map(|email| email.0.clone()),
+        );
+        Ok(UserProfile { name, email })
+    }
+
+    async fn listen_interactive(
+        &self,
+        handler: Arc<dyn EnvelopeHandler>,
+    ) -> Result<(), ConnectorError> {
+        let Some(app_token) = self.app_token.clone() else {
+            return Err(ConnectorError::Auth {
+                connector: CONNECTOR,
+                detail: "Socket Mode needs an app-level token (xapp-...)".to_string(),
+            });
+        };
+        // As in `socket_mode`: a refused app token becomes an Auth error up front.
+        self.client
+            .open_session(&app_token)
+            .apps_connections_open(&SlackApiAppsConnectionOpenRequest::new())
+            .await
+            .map_err(|error| map_error("app token", "apps.connections.open", error))?;
+
+        let callbacks = SlackSocketModeListenerCallbacks::new()
+            .with_push_events(on_push_event)
+            .with_interaction_events(on_interaction_event);
+        let environment = Arc::new(
+            SlackClientEventsListenerEnvironment::new(self.client.clone())
+                .with_error_handler(on_listener_error)
+                .with_user_state(handler),
+        );
+        let listener = Arc::new(SlackClientSocketModeListener::new(
+            &SlackClientSocketModeConfig::new(),
+            environment,
+            callbacks,
+        ));
+        listener
+            .listen_for(&app_token)
+            .await
+            .map_err(|error| map_error("app token", "apps.connections.open", error))?;
+        let _shutdown = ShutdownOnDrop(listener.clone());
+        listener.start().await;
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+/// Hands an `interactive` envelope's payload to the handler as Slack's JSON; an error
+/// withholds the ack so Slack redelivers.
+async fn on_interaction_event<H: Connect + Clone + Send + Sync + 'static>(
+    event: SlackInteractionEvent,
+    _client: Arc<SlackClient<SlackClientHyperConnector<H>>>,
+    state: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let handler = {
+        let storage = state.read().await;
+        storage
+            .get_user_state::<Arc<dyn EnvelopeHandler>>()
+            .cloned()
+    };
+    let Some(handler) = handler else {
+        return Err("slack: socket mode handler missing".into());
+    };
+    let payload = serde_json::to_value(&event)?;
+    handler.handle_interaction(payload).await.map_err(Into::into)
 }
 
 /// Closes the Socket Mode connections when `run` is cancelled.

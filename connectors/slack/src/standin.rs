@@ -60,6 +60,7 @@ struct Recorded {
     retry_after_secs: u64,
     outage: bool,
     users: HashMap<String, String>,
+    emails: HashMap<String, String>,
     seq: u64,
     sockets: Vec<mpsc::UnboundedSender<String>>,
     queued: VecDeque<String>,
@@ -166,6 +167,43 @@ impl SlackStandIn {
             .insert(id.to_string(), display_name.to_string());
     }
 
+    /// Registers a workspace member whose profile shows an email (`users:read.email`).
+    pub fn set_user_with_email(&self, id: &str, display_name: &str, email: &str) {
+        let mut recorded = self.inner.lock();
+        recorded
+            .users
+            .insert(id.to_string(), display_name.to_string());
+        recorded.emails.insert(id.to_string(), email.to_string());
+    }
+
+    /// Pushes an `interactive` envelope (e.g. a [`block_actions`] payload) to a connected
+    /// Socket Mode client; returns the envelope id.
+    pub fn send_interaction(&self, payload: Value) -> String {
+        self.send_envelope("interactive", payload)
+    }
+
+    fn send_envelope(&self, kind: &str, payload: Value) -> String {
+        let mut recorded = self.inner.lock();
+        recorded.seq += 1;
+        let envelope_id = format!("envelope-{:08}", recorded.seq);
+        let envelope = json!({
+            "envelope_id": envelope_id,
+            "type": kind,
+            "accepts_response_payload": kind == "interactive",
+            "payload": payload,
+        })
+        .to_string();
+        recorded.sockets.retain(|socket| !socket.is_closed());
+        let delivered = recorded
+            .sockets
+            .iter()
+            .any(|socket| socket.send(envelope.clone()).is_ok());
+        if !delivered {
+            recorded.queued.push_back(envelope);
+        }
+        envelope_id
+    }
+
     /// Wraps an inner event (e.g. a `message`) in an `event_callback` with a fresh `event_id`
     /// and pushes it to a connected Socket Mode client; returns the envelope id.
     pub fn send_event(&self, event: Value) -> String {
@@ -242,6 +280,37 @@ pub fn event_callback(event_id: &str, event: Value) -> Value {
                             "is_enterprise_install": false}],
         "event_id": event_id,
         "event_time": signature::unix_now(),
+    })
+}
+
+/// A `block_actions` payload, shaped like Slack's documented example: `user` pressed the
+/// button `action_id` on the message `message_ts` (a reply in thread `thread_ts`) of `channel`.
+pub fn block_actions(
+    user: &str,
+    channel: &str,
+    message_ts: &str,
+    thread_ts: &str,
+    action_id: &str,
+    trigger_id: &str,
+) -> Value {
+    json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(),
+                 "team_id": TEAM_ID},
+        "api_app_id": APP_ID,
+        "token": "Shh_its_a_seekrit",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
+                      "is_ephemeral": false},
+        "trigger_id": trigger_id,
+        "team": {"id": TEAM_ID, "domain": "standin"},
+        "is_enterprise_install": false,
+        "channel": {"id": channel, "name": "shared-support"},
+        "message": {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID,
+                    "text": "answer", "ts": message_ts, "thread_ts": thread_ts},
+        "response_url": "https://hooks.slack.com/actions/T0STANDIN/1/abc",
+        "actions": [{"type": "button", "action_id": action_id, "block_id": "sb_actions",
+                     "text": {"type": "plain_text", "text": "Talk to a human"},
+                     "value": "human", "action_ts": format!("{}.000100", 1_800_000_000)}],
     })
 }
 
@@ -339,11 +408,13 @@ async fn api(
         "users.info" => {
             let user = param("user").unwrap_or_default();
             let name = inner.lock().users.get(&user).cloned();
+            let email = inner.lock().emails.get(&user).cloned();
             match name {
                 Some(name) => Json(json!({"ok": true, "user": {
                     "id": user, "team_id": TEAM_ID, "name": name.to_lowercase(),
                     "real_name": format!("{name} (real name)"),
-                    "profile": {"display_name": name, "real_name": format!("{name} (real name)")},
+                    "profile": {"display_name": name, "real_name": format!("{name} (real name)"),
+                                "email": email},
                 }}))
                 .into_response(),
                 None => slack_error("user_not_found"),
