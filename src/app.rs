@@ -16,7 +16,7 @@ use switchboard_webchat::WebchatConnector;
 use tokio::task::JoinSet;
 use tracing::{error, info, Instrument};
 
-use crate::config::Config;
+use crate::config::{Config, DeskRoute};
 use crate::desk::inbox::DeskInbox;
 use crate::desk::DeskCourier;
 use crate::learning::KnowledgeLoop;
@@ -109,6 +109,8 @@ pub struct DeskSetup {
     pub desk: Arc<dyn Desk>,
     /// Where new threads go unless a routing rule says otherwise.
     pub default_channel: String,
+    /// Routing rules (`[[desk.routes]]`), first match wins.
+    pub routes: Vec<DeskRoute>,
 }
 
 /// Connects, builds everything and starts serving; returns once the listener is bound.
@@ -120,6 +122,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
             Some(DeskSetup {
                 desk: Arc::new(desk),
                 default_channel,
+                routes: config.desk.routes.clone(),
             })
         }
         None => None,
@@ -230,11 +233,14 @@ pub async fn start_with_desk(
     .with_metrics(metrics.clone());
     if let Some(setup) = desk {
         triage_worker = triage_worker.with_desk();
-        outbox_worker = outbox_worker.with_desk(Arc::new(DeskCourier::new(
-            store.clone(),
-            setup.desk.clone(),
-            setup.default_channel,
-        )));
+        outbox_worker = outbox_worker.with_desk(Arc::new(
+            DeskCourier::new(store.clone(), setup.desk.clone(), setup.default_channel)
+                .with_routes(if setup.routes.is_empty() {
+                    config.desk.routes.clone()
+                } else {
+                    setup.routes
+                }),
+        ));
         let desk = setup.desk;
         tasks.spawn(
             async move {

@@ -13,14 +13,22 @@ use crate::harness::{eventually, test_config, RedisServer};
 async fn gateway(redis: &RedisServer, extra: &str, desk: Arc<FakeDesk>) -> RunningGateway {
     start_with_desk(
         test_config(redis, extra),
-        Some(DeskSetup { desk, default_channel: "C0SUPPORT".into() }),
+        Some(DeskSetup {
+            desk,
+            default_channel: "C0SUPPORT".into(),
+            routes: vec![],
+        }),
     )
     .await
     .expect("gateway starts")
 }
 
 /// Customer messages stored for a conversation.
-async fn customer_messages(gateway: &RunningGateway, channel: ChannelKind, key: &str) -> Vec<String> {
+async fn customer_messages(
+    gateway: &RunningGateway,
+    channel: ChannelKind,
+    key: &str,
+) -> Vec<String> {
     gateway
         .store
         .customer_view(channel, key, None)
@@ -54,15 +62,28 @@ mod telegram {
         let chat = 4242;
 
         let first = standin.push_text(chat, "alice", "How do I reset my password?");
-        let answer = eventually(Duration::from_secs(20), "the AI's answer on Telegram", || async {
-            standin.sent().into_iter().find(|m| m.chat_id == chat && m.text.to_lowercase().contains("password"))
-        })
+        let answer = eventually(
+            Duration::from_secs(20),
+            "the AI's answer on Telegram",
+            || async {
+                standin
+                    .sent()
+                    .into_iter()
+                    .find(|m| m.chat_id == chat && m.text.to_lowercase().contains("password"))
+            },
+        )
         .await;
-        assert!(answer.reply_markup.to_string().contains("sb:human"), "Talk to a human button: {answer:?}");
+        assert!(
+            answer.reply_markup.to_string().contains("sb:human"),
+            "Talk to a human button: {answer:?}"
+        );
 
         standin.push_callback(chat, "alice", "sb:human");
         eventually(Duration::from_secs(20), "the escalation notice", || async {
-            standin.sent().into_iter().find(|m| m.chat_id == chat && m.text.contains("person"))
+            standin
+                .sent()
+                .into_iter()
+                .find(|m| m.chat_id == chat && m.text.contains("person"))
         })
         .await;
         let (briefing, thread) = desk.thread().await;
@@ -74,18 +95,48 @@ mod telegram {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let key = chat.to_string();
         let stored = customer_messages(&gateway, ChannelKind::Telegram, &key).await;
-        assert_eq!(stored.iter().filter(|t| t.contains("reset my password")).count(), 1, "{stored:?}");
+        assert_eq!(
+            stored
+                .iter()
+                .filter(|t| t.contains("reset my password"))
+                .count(),
+            1,
+            "{stored:?}"
+        );
 
         // Telegram is rate limiting when the agent answers: the reply still arrives, once.
         standin.fail_next_with_429(1, 1);
-        desk.agent(reply(&thread, "1800000020.000100", "Sam", "Hi Alice, I've sent you a new link.")).await;
-        let agent = eventually(Duration::from_secs(20), "the agent's reply on Telegram", || async {
-            standin.sent().into_iter().find(|m| m.chat_id == chat && m.text.contains("new link"))
-        })
+        desk.agent(reply(
+            &thread,
+            "1800000020.000100",
+            "Sam",
+            "Hi Alice, I've sent you a new link.",
+        ))
         .await;
-        assert!(agent.text.contains("Sam"), "signed with the agent's name: {agent:?}");
+        let agent = eventually(
+            Duration::from_secs(20),
+            "the agent's reply on Telegram",
+            || async {
+                standin
+                    .sent()
+                    .into_iter()
+                    .find(|m| m.chat_id == chat && m.text.contains("new link"))
+            },
+        )
+        .await;
+        assert!(
+            agent.text.contains("Sam"),
+            "signed with the agent's name: {agent:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(standin.sent().iter().filter(|m| m.text.contains("new link")).count(), 1);
+        assert_eq!(
+            standin
+                .sent()
+                .iter()
+                .filter(|m| m.text.contains("new link"))
+                .count(),
+            1
+        );
     }
 }
 
@@ -104,33 +155,66 @@ mod discord {
         );
         let desk = Arc::new(FakeDesk::default());
         let gateway = gateway(&redis, &extra, desk.clone()).await;
-        assert!(standin.wait_for_ready(Duration::from_secs(20)).await, "the bot connected to the gateway");
+        assert!(
+            standin.wait_for_ready(Duration::from_secs(20)).await,
+            "the bot connected to the gateway"
+        );
         let dm = standin.dm_channel("bob");
 
         standin.push_dm("bob", "How do I download my invoices?");
-        let answer = eventually(Duration::from_secs(20), "the AI's answer on Discord", || async {
-            standin.sent().into_iter().find(|m| m.channel_id == dm && m.content.to_lowercase().contains("invoice"))
-        })
+        let answer = eventually(
+            Duration::from_secs(20),
+            "the AI's answer on Discord",
+            || async {
+                standin
+                    .sent()
+                    .into_iter()
+                    .find(|m| m.channel_id == dm && m.content.to_lowercase().contains("invoice"))
+            },
+        )
         .await;
-        assert!(answer.button_ids().contains(&"sb:human".to_owned()), "{answer:?}");
+        assert!(
+            answer.button_ids().contains(&"sb:human".to_owned()),
+            "{answer:?}"
+        );
 
         // The gateway redelivers the message (a RESUME replay): stored once.
         standin.replay_last();
         standin.push_button_click(dm, "bob", "sb:human");
         eventually(Duration::from_secs(20), "the escalation notice", || async {
-            standin.sent().into_iter().find(|m| m.channel_id == dm && m.content.contains("person"))
+            standin
+                .sent()
+                .into_iter()
+                .find(|m| m.channel_id == dm && m.content.contains("person"))
         })
         .await;
         let (briefing, thread) = desk.thread().await;
         assert_eq!(briefing.channel, ChannelKind::Discord);
         let stored = customer_messages(&gateway, ChannelKind::Discord, &format!("dm:{dm}")).await;
-        assert_eq!(stored.iter().filter(|t| t.contains("invoices")).count(), 1, "{stored:?}");
+        assert_eq!(
+            stored.iter().filter(|t| t.contains("invoices")).count(),
+            1,
+            "{stored:?}"
+        );
 
         standin.fail_next_with_429(1, Duration::from_millis(500));
-        desk.agent(reply(&thread, "1800000021.000100", "Sam", "Hi Bob, they're under Settings > Billing.")).await;
-        let agent = eventually(Duration::from_secs(20), "the agent's reply on Discord", || async {
-            standin.sent().into_iter().find(|m| m.channel_id == dm && m.content.contains("Settings > Billing"))
-        })
+        desk.agent(reply(
+            &thread,
+            "1800000021.000100",
+            "Sam",
+            "Hi Bob, they're under Settings > Billing.",
+        ))
+        .await;
+        let agent = eventually(
+            Duration::from_secs(20),
+            "the agent's reply on Discord",
+            || async {
+                standin
+                    .sent()
+                    .into_iter()
+                    .find(|m| m.channel_id == dm && m.content.contains("Settings > Billing"))
+            },
+        )
         .await;
         assert!(agent.content.contains("Sam"), "{agent:?}");
     }

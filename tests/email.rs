@@ -403,19 +403,27 @@ tls = "plain"
 
     /// A captured mail with its quoted-printable soft line breaks and spaces decoded.
     fn readable(mail: &str) -> String {
-        mail.replace("=\n", "").replace("=20", " ").replace("=3D", "=")
+        mail.replace("=\n", "")
+            .replace("=20", " ")
+            .replace("=3D", "=")
     }
 
     pub(super) async fn captured(smtp: &SmtpSink, what: &str, needle: &str) -> String {
         eventually(Duration::from_secs(30), what, || async {
-            smtp.mails().into_iter().map(|mail| readable(&mail)).find(|mail| mail.contains(needle))
+            smtp.mails()
+                .into_iter()
+                .map(|mail| readable(&mail))
+                .find(|mail| mail.contains(needle))
         })
         .await
     }
 
     fn header<'a>(mail: &'a str, name: &str) -> &'a str {
         mail.lines()
-            .find(|line| line.to_lowercase().starts_with(&format!("{}:", name.to_lowercase())))
+            .find(|line| {
+                line.to_lowercase()
+                    .starts_with(&format!("{}:", name.to_lowercase()))
+            })
             .map(|line| line[name.len() + 1..].trim())
             .unwrap_or("")
     }
@@ -429,14 +437,21 @@ tls = "plain"
         let config = test_config(&redis, &email_toml(&dovecot, &smtp));
         let _gateway = start_with_desk(
             config,
-            Some(DeskSetup { desk: desk.clone(), default_channel: "C0SUPPORT".into() }),
+            Some(DeskSetup {
+                desk: desk.clone(),
+                default_channel: "C0SUPPORT".into(),
+                routes: vec![],
+            }),
         )
         .await
         .expect("gateway starts");
 
         dovecot.deliver(super::FIRST_MAIL);
         let answer = captured(&smtp, "the AI's answer by mail", "Forgot password").await;
-        assert!(header(&answer, "To").contains("alice@example.org"), "{answer}");
+        assert!(
+            header(&answer, "To").contains("alice@example.org"),
+            "{answer}"
+        );
         assert_eq!(header(&answer, "Subject"), "Re: Password help");
         assert_eq!(header(&answer, "In-Reply-To"), "<first@example.org>");
         assert!(header(&answer, "Auto-Submitted").contains("auto-replied"));
@@ -449,13 +464,31 @@ tls = "plain"
         let (briefing, thread) = desk.thread().await;
         assert_eq!(briefing.channel, switchboard_api::ChannelKind::Email);
         assert_eq!(briefing.email.as_deref(), Some("alice@example.org"));
-        assert!(!briefing.transcript.iter().any(|line| line.text.contains("quoted answer")), "quotes are trimmed before the desk sees them");
+        assert!(
+            !briefing
+                .transcript
+                .iter()
+                .any(|line| line.text.contains("quoted answer")),
+            "quotes are trimmed before the desk sees them"
+        );
 
-        desk.agent(reply(&thread, "1800000005.000100", "Sam", "Hi Alice, I reset it for you; check your inbox.")).await;
+        desk.agent(reply(
+            &thread,
+            "1800000005.000100",
+            "Sam",
+            "Hi Alice, I reset it for you; check your inbox.",
+        ))
+        .await;
         let agent_mail = captured(&smtp, "the agent's reply by mail", "I reset it for you").await;
-        assert!(agent_mail.contains("Sam"), "signed with the agent's name: {agent_mail}");
+        assert!(
+            agent_mail.contains("Sam"),
+            "signed with the agent's name: {agent_mail}"
+        );
         assert_eq!(header(&agent_mail, "In-Reply-To"), "<third@example.org>");
-        assert!(header(&agent_mail, "References").contains("<first@example.org>"), "{agent_mail}");
+        assert!(
+            header(&agent_mail, "References").contains("<first@example.org>"),
+            "{agent_mail}"
+        );
         assert_eq!(header(&agent_mail, "Subject"), "Re: Password help");
     }
 }
@@ -487,7 +520,11 @@ mod linked_contact {
         let desk = Arc::new(FakeDesk::default());
         let gateway = start_with_desk(
             test_config(&redis, &extra),
-            Some(DeskSetup { desk: desk.clone(), default_channel: "C0SUPPORT".into() }),
+            Some(DeskSetup {
+                desk: desk.clone(),
+                default_channel: "C0SUPPORT".into(),
+                routes: vec![],
+            }),
         )
         .await
         .expect("gateway starts");
@@ -498,7 +535,13 @@ mod linked_contact {
             "session": "linked-visitor-000000001", "client_id": "w1", "user_id": user, "user_sig": signature,
             "text": "I need to talk to a human about my account",
         });
-        let (status, response) = http(gateway.local_addr, "POST", "/webchat/messages", Some(&body.to_string())).await;
+        let (status, response) = http(
+            gateway.local_addr,
+            "POST",
+            "/webchat/messages",
+            Some(&body.to_string()),
+        )
+        .await;
         assert_eq!(status, 200, "{response}");
         let (_, thread) = desk.thread().await;
 
@@ -507,9 +550,16 @@ mod linked_contact {
             "From: Alice Doe <alice@example.org>\nTo: support@example.com\nSubject: My account\n\
              Message-ID: <linked-1@example.org>\n\nHere is the screenshot you asked for.\n",
         );
-        eventually(Duration::from_secs(30), "the mail mirrored into the web chat's thread", || async {
-            desk.posts_in(&thread).iter().any(|post| post.contains("screenshot")).then_some(())
-        })
+        eventually(
+            Duration::from_secs(30),
+            "the mail mirrored into the web chat's thread",
+            || async {
+                desk.posts_in(&thread)
+                    .iter()
+                    .any(|post| post.contains("screenshot"))
+                    .then_some(())
+            },
+        )
         .await;
         let view = gateway
             .store
@@ -518,11 +568,25 @@ mod linked_contact {
             .unwrap()
             .expect("one conversation");
         let texts: Vec<&str> = view.messages.iter().map(|m| m.text.as_str()).collect();
-        assert!(texts.iter().any(|t| t.contains("talk to a human")) && texts.iter().any(|t| t.contains("screenshot")), "{texts:?}");
-        assert_eq!(desk.threads.lock().unwrap().len(), 1, "one thread for one customer");
+        assert!(
+            texts.iter().any(|t| t.contains("talk to a human"))
+                && texts.iter().any(|t| t.contains("screenshot")),
+            "{texts:?}"
+        );
+        assert_eq!(
+            desk.threads.lock().unwrap().len(),
+            1,
+            "one thread for one customer"
+        );
 
         // The agent answers; the reply goes where she wrote last: by email.
-        desk.agent(reply(&thread, "1800000030.000100", "Sam", "Thanks Alice, got the screenshot.")).await;
+        desk.agent(reply(
+            &thread,
+            "1800000030.000100",
+            "Sam",
+            "Thanks Alice, got the screenshot.",
+        ))
+        .await;
         let mail = captured(&smtp, "the reply by email", "got the screenshot").await;
         assert!(mail.contains("alice@example.org"), "{mail}");
     }

@@ -37,42 +37,87 @@ async fn a_question_that_escalated_once_is_answered_by_the_ai_after_approval() {
     let mut config = test_config(&redis, WEBCHAT);
     config.triage.knowledge_dir = knowledge.0.display().to_string();
     let desk = Arc::new(FakeDesk::default());
-    let gateway = start_with_desk(config, Some(DeskSetup { desk: desk.clone(), default_channel: "C0SUPPORT".into() }))
-        .await
-        .expect("gateway starts");
+    let gateway = start_with_desk(
+        config,
+        Some(DeskSetup {
+            desk: desk.clone(),
+            default_channel: "C0SUPPORT".into(),
+            routes: vec![],
+        }),
+    )
+    .await
+    .expect("gateway starts");
 
     // 1. The AI does not know: it escalates.
-    let (mut first, _) = Widget::connect(gateway.local_addr, "learning-visitor-0000001", None).await;
-    first.send(json!({"type": "message", "client_id": "l1", "text": QUESTION})).await;
+    let (mut first, _) =
+        Widget::connect(gateway.local_addr, "learning-visitor-0000001", None).await;
+    first
+        .send(json!({"type": "message", "client_id": "l1", "text": QUESTION}))
+        .await;
     first.message_from("system").await;
     let (briefing, thread) = desk.thread().await;
     assert_eq!(briefing.reason, "low_confidence", "{briefing:?}");
 
     // 2. An agent answers and resolves; the customer rates the help.
-    desk.agent(reply(&thread, "1800000010.000100", "Priya", AGENT_ANSWER)).await;
+    desk.agent(reply(&thread, "1800000010.000100", "Priya", AGENT_ANSWER))
+        .await;
     first.message_from("agent").await;
-    desk.agent(reply(&thread, "1800000010.000200", "Priya", "!resolve")).await;
+    desk.agent(reply(&thread, "1800000010.000200", "Priya", "!resolve"))
+        .await;
     let resolved = first.message_from("system").await;
-    assert!(resolved["text"].as_str().unwrap().contains(CSAT_QUESTION), "{resolved}");
-    first.send(json!({"type": "message", "client_id": "l2", "text": "5"})).await;
+    assert!(
+        resolved["text"].as_str().unwrap().contains(CSAT_QUESTION),
+        "{resolved}"
+    );
+    first
+        .send(json!({"type": "message", "client_id": "l2", "text": "5"}))
+        .await;
     assert_eq!(first.message_from("system").await["text"], CSAT_THANKS);
     let id = conversation_id(ChannelKind::Webchat, "s:learning-visitor-0000001");
-    let csat: String = redis.client().hget(keys::conversation(&id), "csat").unwrap();
+    let csat: String = redis
+        .client()
+        .hget(keys::conversation(&id), "csat")
+        .unwrap();
     assert_eq!(csat, "5");
-    let status: String = redis.client().hget(keys::conversation(&id), "status").unwrap();
-    assert_eq!(status, "resolved", "a rating does not reopen the conversation");
+    let status: String = redis
+        .client()
+        .hget(keys::conversation(&id), "status")
+        .unwrap();
+    assert_eq!(
+        status, "resolved",
+        "a rating does not reopen the conversation"
+    );
 
     // 3. The resolution became a candidate, announced in the thread.
-    let candidate = eventually(Duration::from_secs(10), "a knowledge-base candidate", || async {
-        gateway.learning.candidates().await.unwrap().into_iter().next()
-    })
+    let candidate = eventually(
+        Duration::from_secs(10),
+        "a knowledge-base candidate",
+        || async {
+            gateway
+                .learning
+                .candidates()
+                .await
+                .unwrap()
+                .into_iter()
+                .next()
+        },
+    )
     .await;
     assert_eq!(candidate.question, QUESTION);
     assert_eq!(candidate.answer, AGENT_ANSWER);
     assert_eq!(candidate.status, "pending");
-    eventually(Duration::from_secs(10), "the candidate notice in the thread", || async {
-        desk.posts.lock().unwrap().iter().any(|(_, text)| text.contains(&candidate.id)).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the candidate notice in the thread",
+        || async {
+            desk.posts
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(_, text)| text.contains(&candidate.id))
+                .then_some(())
+        },
+    )
     .await;
 
     // 4. Two approvals race (an agent in Slack, an admin on the command line): one wins.
@@ -81,27 +126,49 @@ async fn a_question_that_escalated_once_is_answered_by_the_ai_after_approval() {
         gateway.learning.approve(&candidate.id, None),
     );
     let _ = from_slack;
-    let learned = std::fs::read_to_string(knowledge.0.join(LEARNED_FILE)).expect("learned.md written");
-    assert_eq!(learned.matches(QUESTION).count(), 1, "written once: {learned}");
+    let learned =
+        std::fs::read_to_string(knowledge.0.join(LEARNED_FILE)).expect("learned.md written");
+    assert_eq!(
+        learned.matches(QUESTION).count(),
+        1,
+        "written once: {learned}"
+    );
     if let Err(error) = from_cli {
-        assert!(matches!(error, LearningError::AlreadyDecided { .. }), "{error}");
+        assert!(
+            matches!(error, LearningError::AlreadyDecided { .. }),
+            "{error}"
+        );
     }
     eventually(Duration::from_secs(10), "approved", || async {
-        gateway.learning.candidates().await.unwrap().into_iter().find(|c| c.status == "approved")
+        gateway
+            .learning
+            .candidates()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.status == "approved")
     })
     .await;
 
     // 5. The next customer asking the same thing gets the AI's answer.
-    let (mut second, _) = Widget::connect(gateway.local_addr, "learning-visitor-0000002", None).await;
-    second.send(json!({"type": "message", "client_id": "l3", "text": QUESTION})).await;
+    let (mut second, _) =
+        Widget::connect(gateway.local_addr, "learning-visitor-0000002", None).await;
+    second
+        .send(json!({"type": "message", "client_id": "l3", "text": QUESTION}))
+        .await;
     let answer = second.message_from("ai").await;
-    assert!(answer["text"].as_str().unwrap().contains("50% off"), "{answer}");
+    assert!(
+        answer["text"].as_str().unwrap().contains("50% off"),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
 async fn a_failed_knowledge_base_write_keeps_the_candidate_and_says_why() {
     let redis = RedisServer::start();
-    let store = switchboard::store::Store::connect(&redis.url(), Duration::from_millis(500)).await.unwrap();
+    let store = switchboard::store::Store::connect(&redis.url(), Duration::from_millis(500))
+        .await
+        .unwrap();
     let missing = std::path::PathBuf::from("/nonexistent/switchboard/knowledge");
     let learning = KnowledgeLoop::new(store, missing, None);
     let candidate = switchboard::learning::Candidate {
@@ -116,10 +183,21 @@ async fn a_failed_knowledge_base_write_keeps_the_candidate_and_says_why() {
         error: None,
     };
     assert!(learning.propose(&candidate).await.unwrap());
-    assert!(!learning.propose(&candidate).await.unwrap(), "proposing twice keeps one");
-    let error = learning.approve("kb-test", None).await.expect_err("the folder does not exist");
+    assert!(
+        !learning.propose(&candidate).await.unwrap(),
+        "proposing twice keeps one"
+    );
+    let error = learning
+        .approve("kb-test", None)
+        .await
+        .expect_err("the folder does not exist");
     assert!(matches!(error, LearningError::Write { .. }), "{error}");
-    assert!(error.to_string().contains("/nonexistent/switchboard/knowledge"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("/nonexistent/switchboard/knowledge"),
+        "{error}"
+    );
     let kept = learning.candidates().await.unwrap().remove(0);
     assert_eq!(kept.status, "pending", "kept for another try");
     assert!(kept.error.is_some(), "and says why");
@@ -133,7 +211,8 @@ fn switchboard(args: &[&str]) -> (bool, String) {
         .env("RUST_LOG", "off")
         .output()
         .expect("run switchboard");
-    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
     (output.status.success(), text)
 }
 
@@ -144,12 +223,20 @@ async fn admins_review_candidates_and_read_the_report_on_the_command_line() {
     let config = knowledge.0.join("switchboard.toml");
     std::fs::write(
         &config,
-        format!("[redis]\nurl = \"{}\"\n[triage]\nknowledge_dir = \".\"\n", redis.url()),
+        format!(
+            "[redis]\nurl = \"{}\"\n[triage]\nknowledge_dir = \".\"\n",
+            redis.url()
+        ),
     )
     .unwrap();
-    let store = switchboard::store::Store::connect(&redis.url(), Duration::from_millis(500)).await.unwrap();
+    let store = switchboard::store::Store::connect(&redis.url(), Duration::from_millis(500))
+        .await
+        .unwrap();
     let learning = KnowledgeLoop::new(store, knowledge.0.clone(), None);
-    for (id, question) in [("kb-cli-1", "Can I pay by bank transfer?"), ("kb-cli-2", "Do you have an office in Berlin?")] {
+    for (id, question) in [
+        ("kb-cli-1", "Can I pay by bank transfer?"),
+        ("kb-cli-2", "Do you have an office in Berlin?"),
+    ] {
         learning
             .propose(&switchboard::learning::Candidate {
                 id: id.into(),
@@ -168,11 +255,26 @@ async fn admins_review_candidates_and_read_the_report_on_the_command_line() {
     let config = config.display().to_string();
 
     let (ok, listed) = switchboard(&["kb", "review", "--config", &config]);
-    assert!(ok && listed.contains("kb-cli-1") && listed.contains("bank transfer"), "{listed}");
-    let (ok, out) = switchboard(&["kb", "approve", "kb-cli-1", "--answer", "Yes: yearly plans can pay by bank transfer.", "--config", &config]);
+    assert!(
+        ok && listed.contains("kb-cli-1") && listed.contains("bank transfer"),
+        "{listed}"
+    );
+    let (ok, out) = switchboard(&[
+        "kb",
+        "approve",
+        "kb-cli-1",
+        "--answer",
+        "Yes: yearly plans can pay by bank transfer.",
+        "--config",
+        &config,
+    ]);
     assert!(ok, "{out}");
     let learned = std::fs::read_to_string(knowledge.0.join(LEARNED_FILE)).unwrap();
-    assert!(learned.contains("## Can I pay by bank transfer?") && learned.contains("yearly plans can pay by bank transfer"), "{learned}");
+    assert!(
+        learned.contains("## Can I pay by bank transfer?")
+            && learned.contains("yearly plans can pay by bank transfer"),
+        "{learned}"
+    );
     let (ok, out) = switchboard(&["kb", "approve", "kb-cli-1", "--config", &config]);
     assert!(!ok && out.contains("already approved"), "{out}");
     let (ok, out) = switchboard(&["kb", "reject", "kb-cli-2", "--config", &config]);
@@ -181,7 +283,15 @@ async fn admins_review_candidates_and_read_the_report_on_the_command_line() {
     assert!(listed.contains("no candidates waiting"), "{listed}");
 
     let html = knowledge.0.join("report.html");
-    let (ok, report) = switchboard(&["report", "--config", &config, "--since", "1d", "--html", &html.display().to_string()]);
+    let (ok, report) = switchboard(&[
+        "report",
+        "--config",
+        &config,
+        "--since",
+        "1d",
+        "--html",
+        &html.display().to_string(),
+    ]);
     assert!(ok, "{report}");
     assert!(html.exists());
     let (ok, out) = switchboard(&["report", "--config", &config, "--since", "yesterday-ish"]);

@@ -62,6 +62,7 @@ async fn the_report_matches_a_scripted_day_and_the_gateways_metrics() {
         Some(DeskSetup {
             desk: desk.clone(),
             default_channel: "C0SUPPORT".into(),
+        routes: vec![],
         }),
     )
     .await

@@ -12,10 +12,13 @@ pub mod inbox;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use switchboard_api::{ConnectorError, Desk};
-use tracing::info;
+use switchboard_api::{ConnectorError, Desk, ThreadRef};
+use tracing::{info, warn};
 
+use crate::config::DeskRoute;
+use crate::model::Conversation;
 use crate::store::{Store, StoreError};
+use crate::triage::DecisionRecord;
 
 /// A delivery for the desk, queued in the outbox like customer replies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +56,7 @@ pub struct DeskCourier {
     store: Store,
     desk: Arc<dyn Desk>,
     default_channel: String,
+    routes: Vec<DeskRoute>,
 }
 
 fn store_failure(error: StoreError) -> ConnectorError {
@@ -69,6 +73,67 @@ impl DeskCourier {
             store,
             desk,
             default_channel,
+            routes: Vec::new(),
+        }
+    }
+
+    /// Routes new threads by category, tier, customer channel or reason; first match wins.
+    pub fn with_routes(mut self, routes: Vec<DeskRoute>) -> Self {
+        self.routes = routes;
+        self
+    }
+
+    /// The desk channel a new thread for `conversation` goes to.
+    pub fn route(&self, conversation: &Conversation) -> &str {
+        let category = conversation
+            .fields
+            .get("last_decision")
+            .and_then(|json| serde_json::from_str::<DecisionRecord>(json).ok())
+            .and_then(|record| record.category);
+        let reason = conversation.fields.get("escalation_reason");
+        let tier = conversation
+            .context
+            .tier
+            .as_ref()
+            .filter(|_| conversation.contact.verified);
+        let matches = |wanted: &[String], actual: Option<&String>| {
+            wanted.is_empty() || actual.is_some_and(|value| wanted.iter().any(|w| w == value))
+        };
+        self.routes
+            .iter()
+            .find(|route| {
+                matches(&route.categories, category.as_ref())
+                    && matches(&route.tiers, tier)
+                    && matches(&route.reasons, reason)
+                    && matches(
+                        &route.customer_channels,
+                        Some(&conversation.channel.as_str().to_owned()),
+                    )
+            })
+            .map(|route| route.channel.as_str())
+            .unwrap_or(&self.default_channel)
+    }
+
+    /// Opens the thread in the routed channel, falling back to the default channel when the
+    /// routed one cannot take it (the app is not in it, it was archived).
+    async fn open_routed(
+        &self,
+        conversation: &Conversation,
+        briefing: &switchboard_api::Briefing,
+    ) -> Result<ThreadRef, ConnectorError> {
+        let channel = self.route(conversation);
+        match self.desk.open_thread(channel, briefing).await {
+            Err(ConnectorError::Permanent { detail, .. }) if channel != self.default_channel => {
+                warn!(
+                    conversation = %conversation.id,
+                    routed = channel,
+                    default = %self.default_channel,
+                    %detail,
+                    "routed desk channel refused the briefing; using the default channel"
+                );
+                self.desk.open_thread(&self.default_channel, briefing).await
+            }
+            other => other,
         }
     }
 
@@ -89,10 +154,7 @@ impl DeskCourier {
         match (&post.action, thread) {
             (DeskAction::OpenThread, None) => {
                 let briefing = briefing::compose(&conversation, &transcript);
-                let thread = self
-                    .desk
-                    .open_thread(&self.default_channel, &briefing)
-                    .await?;
+                let thread = self.open_routed(&conversation, &briefing).await?;
                 self.store
                     .link_thread(&conversation.id, &thread)
                     .await

@@ -359,7 +359,10 @@ async fn on_interaction_event<H: Connect + Clone + Send + Sync + 'static>(
         return Err("slack: socket mode handler missing".into());
     };
     let payload = serde_json::to_value(&event)?;
-    handler.handle_interaction(payload).await.map_err(Into::into)
+    handler
+        .handle_interaction(payload)
+        .await
+        .map_err(Into::into)
 }
 
 /// Closes the Socket Mode connections when `run` is cancelled.

@@ -10,11 +10,21 @@
 //! - [`signature`]: Events API request signing
 //! - [`SlackDesk`]: the `Desk` implementation (I/O)
 //! - `standin` (feature `standin`): a loopback Slack for tests
+//!
+//! Slack as a customer channel (`[connectors.slack]`, a separate Slack app):
+//! - [`customer_config`]: its typed config; [`customer_convert`]: Slack JSON <-> model (pure)
+//! - [`SlackCustomerConnector`]: the `Connector` implementation (I/O)
 
 pub mod blocks;
 mod client;
 pub mod config;
 pub mod convert;
+mod customer;
+pub mod customer_config;
+pub mod customer_convert;
+mod customer_http;
+#[cfg(all(test, feature = "standin"))]
+mod customer_tests;
 mod desk;
 mod events_http;
 mod pacing;
@@ -26,4 +36,6 @@ mod standin_tests;
 
 pub use client::CONNECTOR;
 pub use config::{SlackDeskConfig, SlackMode};
+pub use customer::{SlackCustomerConnector, CUSTOMER_CONNECTOR};
+pub use customer_config::SlackCustomerConfig;
 pub use desk::SlackDesk;

@@ -1,0 +1,372 @@
+//! [`SlackCustomerConnector`]: Slack as a customer channel. Customers write in Slack Connect
+//! shared channels or a community workspace; each top-level message in a configured channel
+//! starts a conversation, its thread carries the rest, and the AI's and agents' answers are
+//! posted in that thread.
+//!
+//! A separate Slack app from the agent desk (its own tokens and config); it reuses the desk's
+//! transport ([`SlackWeb`] over slack-morphism), its pacing and its error mapping.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use switchboard_api::{
+    Author, Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway, Health,
+    Identity, Inbound, InboundKind, IngestError, Outbound,
+};
+use tokio::sync::OnceCell;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::client::{self, BotIdentity, EnvelopeHandler, SlackWeb, UserProfile};
+use crate::config::SlackMode;
+use crate::customer_config::SlackCustomerConfig;
+use crate::customer_convert::{self as convert, CustomerOutcome};
+use crate::pacing::ChannelPacing;
+
+/// The name this connector's errors and logs carry.
+pub const CUSTOMER_CONNECTOR: &str = "slack customers";
+
+/// Slack as a customer channel.
+pub struct SlackCustomerConnector {
+    shared: Arc<CustomerShared>,
+}
+
+/// What the connector, its Socket Mode handler and its HTTP route share.
+pub(crate) struct CustomerShared {
+    pub(crate) config: SlackCustomerConfig,
+    web: Arc<dyn SlackWeb>,
+    pacing: ChannelPacing,
+    bot: OnceCell<BotIdentity>,
+    health: Mutex<Health>,
+    /// Slack user id -> name and email; both change rarely and users.info is rate limited.
+    profiles: Mutex<HashMap<String, UserProfile>>,
+}
+
+/// The shared transport names itself "slack desk"; this connector's errors name it instead.
+fn renamed(error: ConnectorError) -> ConnectorError {
+    let connector = CUSTOMER_CONNECTOR;
+    match error {
+        ConnectorError::Transient { detail, .. } => ConnectorError::Transient { connector, detail },
+        ConnectorError::RateLimited { retry_after, .. } => ConnectorError::RateLimited {
+            connector,
+            retry_after,
+        },
+        ConnectorError::Auth { detail, .. } => ConnectorError::Auth { connector, detail },
+        ConnectorError::Permanent { detail, .. } => ConnectorError::Permanent { connector, detail },
+    }
+}
+
+impl SlackCustomerConnector {
+    /// Builds the connector from a validated config with resolved secrets; opens no connection.
+    pub fn new(config: SlackCustomerConfig) -> Result<SlackCustomerConnector, ConnectorError> {
+        let missing = |what: &str| ConnectorError::Auth {
+            connector: CUSTOMER_CONNECTOR,
+            detail: format!("{what} not resolved (call resolve_secrets first)"),
+        };
+        let bot_token = config
+            .bot_token
+            .clone()
+            .ok_or_else(|| missing("bot token"))?;
+        let app_token = match config.mode {
+            SlackMode::Socket => Some(
+                config
+                    .app_token
+                    .clone()
+                    .ok_or_else(|| missing("app token"))?,
+            ),
+            SlackMode::EventsApi => {
+                if config.signing_secret.is_none() {
+                    return Err(missing("signing secret"));
+                }
+                None
+            }
+        };
+        let web =
+            client::connect(&config.api_base(), &bot_token, app_token.as_ref()).map_err(renamed)?;
+        Ok(SlackCustomerConnector {
+            shared: Arc::new(CustomerShared {
+                pacing: ChannelPacing::new(config.posts_per_second_per_channel),
+                config,
+                web,
+                bot: OnceCell::new(),
+                health: Mutex::new(Health::Down("not started (auth.test pending)".into())),
+                profiles: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+impl CustomerShared {
+    fn set_health(&self, health: Health) {
+        if let Ok(mut current) = self.health.lock() {
+            *current = health;
+        }
+    }
+
+    /// Marks the connector down when Slack refuses the token, whichever call noticed.
+    fn note<T>(&self, result: &Result<T, ConnectorError>) {
+        if let Err(error @ ConnectorError::Auth { .. }) = result {
+            self.set_health(Health::Down(error.to_string()));
+        }
+    }
+
+    /// The bot's identity, from one `auth.test` (repeated only after a failure).
+    async fn bot(&self) -> Result<&BotIdentity, ConnectorError> {
+        let result = self
+            .bot
+            .get_or_try_init(|| async { self.web.auth_test().await.map_err(renamed) })
+            .await;
+        match &result {
+            Ok(bot) => {
+                if let Ok(mut health) = self.health.lock() {
+                    if *health != Health::Up {
+                        info!(bot_user = %bot.user_id, team = %bot.team_id, "slack customer channel authenticated");
+                    }
+                    *health = Health::Up;
+                }
+            }
+            Err(error) => self.set_health(Health::Down(error.to_string())),
+        }
+        result
+    }
+
+    /// Posts in a thread at the channel's pace; a 429 holds the channel for Retry-After.
+    async fn post(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        text: &str,
+        blocks: Option<Vec<Value>>,
+    ) -> Result<String, ConnectorError> {
+        self.pacing.wait_turn(channel).await;
+        let result = self
+            .web
+            .post_message(channel, Some(thread_ts), text, blocks)
+            .await
+            .map_err(renamed);
+        self.note(&result);
+        if let Err(ConnectorError::RateLimited { retry_after, .. }) = &result {
+            self.pacing.hold(channel, *retry_after).await;
+        }
+        result
+    }
+
+    /// The customer's identity: users.info once per user, then the cache.
+    async fn identity(&self, user: &str) -> Result<Identity, IngestError> {
+        let cached = self
+            .profiles
+            .lock()
+            .ok()
+            .and_then(|profiles| profiles.get(user).cloned());
+        let profile = match cached {
+            Some(profile) => profile,
+            None => match self.web.user_profile(user).await.map_err(renamed) {
+                Ok(profile) => {
+                    if let Ok(mut profiles) = self.profiles.lock() {
+                        profiles.insert(user.to_string(), profile.clone());
+                    }
+                    profile
+                }
+                // Rather have Slack redeliver than lose the name and the linking email.
+                Err(error) if error.is_retryable() => {
+                    return Err(IngestError::Unavailable(error.to_string()))
+                }
+                Err(error) => {
+                    warn!(%error, user, "slack customer profile unknown; using the user id");
+                    UserProfile::default()
+                }
+            },
+        };
+        Ok(Identity {
+            id: user.to_string(),
+            display_name: profile.name,
+            email: profile.email,
+            // Slack authenticated the account that wrote the message.
+            verified: true,
+        })
+    }
+}
+
+/// Turns Slack callbacks and button presses into inbound messages for the gateway.
+pub(crate) struct CustomerIntake {
+    pub(crate) shared: Arc<CustomerShared>,
+    gateway: Arc<dyn Gateway>,
+}
+
+impl CustomerIntake {
+    /// Maps one `event_callback` and hands it to the gateway; `Err` asks Slack to redeliver.
+    pub(crate) async fn message(&self, callback: &Value) -> Result<(), IngestError> {
+        let bot = self
+            .shared
+            .bot()
+            .await
+            .map_err(|error| IngestError::Unavailable(error.to_string()))?;
+        let config = &self.shared.config;
+        let message = match convert::from_callback(callback, &bot.user_id, |channel| {
+            config.answers_in(channel)
+        }) {
+            CustomerOutcome::Accepted(message) => message,
+            CustomerOutcome::Ignored(reason) => {
+                debug!(%reason, "slack customer event ignored");
+                return Ok(());
+            }
+        };
+        let author = self.shared.identity(&message.user).await?;
+        let inbound = Inbound {
+            channel: ChannelKind::Slack,
+            conversation_key: message.conversation_key,
+            message_id: message.message_id,
+            kind: InboundKind::Text,
+            author,
+            text: message.text,
+            context: Default::default(),
+        };
+        self.accept(inbound).await
+    }
+
+    /// Maps one interaction payload (a button press) and hands it to the gateway.
+    pub(crate) async fn interaction(&self, payload: &Value) -> Result<(), IngestError> {
+        let config = &self.shared.config;
+        let press = match convert::from_interaction(payload, |channel| config.answers_in(channel)) {
+            CustomerOutcome::Accepted(press) => press,
+            CustomerOutcome::Ignored(reason) => {
+                debug!(%reason, "slack customer interaction ignored");
+                return Ok(());
+            }
+        };
+        let author = self.shared.identity(&press.user).await?;
+        let inbound = Inbound {
+            channel: ChannelKind::Slack,
+            conversation_key: press.conversation_key,
+            message_id: press.message_id,
+            kind: InboundKind::HumanRequest,
+            author,
+            text: "Talk to a human".to_string(),
+            context: Default::default(),
+        };
+        self.accept(inbound).await
+    }
+
+    async fn accept(&self, inbound: Inbound) -> Result<(), IngestError> {
+        let key = inbound.conversation_key.clone();
+        match self.gateway.accept(inbound).await {
+            Ok(accepted) => {
+                debug!(conversation = %accepted.conversation_id, key, new = accepted.is_new, "slack customer message stored");
+                Ok(())
+            }
+            Err(IngestError::Rejected(reason)) => {
+                // Redelivering would be refused again; take it off Slack's hands.
+                warn!(%reason, key, "slack customer message rejected");
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+#[async_trait]
+impl EnvelopeHandler for CustomerIntake {
+    async fn handle_callback(&self, callback: Value) -> Result<(), String> {
+        self.message(&callback)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
+    async fn handle_interaction(&self, payload: Value) -> Result<(), String> {
+        self.interaction(&payload)
+            .await
+            .map_err(|error| error.to_string())
+    }
+}
+
+#[async_trait]
+impl Connector for SlackCustomerConnector {
+    fn channel(&self) -> ChannelKind {
+        ChannelKind::Slack
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            buttons: true,
+            threads: true,
+            edits: false,
+            files: false,
+        }
+    }
+
+    fn routes(&self, gateway: Arc<dyn Gateway>) -> Option<axum::Router> {
+        if self.shared.config.mode != SlackMode::EventsApi {
+            return None;
+        }
+        let intake = Arc::new(CustomerIntake {
+            shared: self.shared.clone(),
+            gateway,
+        });
+        crate::customer_http::router(intake)
+    }
+
+    async fn run(&self, gateway: Arc<dyn Gateway>) -> Result<(), ConnectorError> {
+        let span = tracing::info_span!("slack_customers", mode = ?self.shared.config.mode);
+        async move {
+            self.shared.bot().await?;
+            match self.shared.config.mode {
+                SlackMode::Socket => {
+                    let intake = Arc::new(CustomerIntake {
+                        shared: self.shared.clone(),
+                        gateway,
+                    });
+                    let result = self
+                        .shared
+                        .web
+                        .socket_mode_interactive(intake)
+                        .await
+                        .map_err(renamed);
+                    self.shared.note(&result);
+                    result
+                }
+                SlackMode::EventsApi => {
+                    // The HTTP route from `routes` does the work; keep the task alive for it.
+                    std::future::pending::<()>().await;
+                    Ok(())
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn send(&self, outbound: &Outbound) -> Result<DeliveryReceipt, ConnectorError> {
+        let Some((channel, thread_ts)) = convert::thread_of(&outbound.conversation_key) else {
+            return Err(ConnectorError::Permanent {
+                connector: CUSTOMER_CONNECTOR,
+                detail: format!(
+                    "conversation key {:?} is not <channel>:<thread ts>",
+                    outbound.conversation_key
+                ),
+            });
+        };
+        if outbound.author == Author::Customer || outbound.text.trim().is_empty() {
+            return Err(ConnectorError::Permanent {
+                connector: CUSTOMER_CONNECTOR,
+                detail: format!("outbound {} has nothing to post", outbound.id),
+            });
+        }
+        let rendered = convert::render(outbound);
+        let ts = self
+            .shared
+            .post(channel, thread_ts, &rendered.text, rendered.blocks)
+            .await?;
+        Ok(DeliveryReceipt {
+            platform_message_id: Some(ts),
+        })
+    }
+
+    async fn health(&self) -> Health {
+        self.shared
+            .health
+            .lock()
+            .map(|health| health.clone())
+            .unwrap_or_else(|_| Health::Down("health state poisoned".into()))
+    }
+}

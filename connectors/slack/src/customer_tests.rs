@@ -1,0 +1,395 @@
+//! The Slack customer channel against the loopback stand-in, through the real slack-morphism
+//! client and Socket Mode, with an in-memory gateway that dedupes like the core.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use switchboard_api::{
+    Accepted, Author, ChannelKind, Connector, ConnectorError, ConversationView, CustomerAction,
+    Gateway, Inbound, InboundKind, IngestError, Outbound,
+};
+use tokio::sync::Notify;
+use tower::ServiceExt;
+
+use crate::config::Secret;
+use crate::customer_http::percent_encode;
+use crate::standin::{block_actions, event_callback, signed_request, SlackStandIn};
+use crate::{SlackCustomerConfig, SlackCustomerConnector, SlackMode};
+
+const SHARED: &str = "C0SHARED";
+const CUSTOMER: &str = "U0CUSTADA";
+const SECRET: &str = "customer-signing-secret";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// An in-memory gateway: stores each message id once, like the core's dedupe.
+#[derive(Default)]
+struct FakeGateway {
+    stored: Mutex<Vec<Inbound>>,
+    seen: Mutex<HashMap<String, String>>,
+    arrived: Notify,
+}
+
+impl FakeGateway {
+    fn stored(&self) -> Vec<Inbound> {
+        self.stored.lock().expect("gateway lock").clone()
+    }
+
+    async fn wait_for(&self, n: usize) -> Vec<Inbound> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let arrived = self.arrived.notified();
+            let stored = self.stored();
+            if stored.len() >= n || tokio::time::Instant::now() >= deadline {
+                return stored;
+            }
+            let _ = tokio::time::timeout_at(deadline, arrived).await;
+        }
+    }
+}
+
+#[async_trait]
+impl Gateway for FakeGateway {
+    async fn accept(&self, inbound: Inbound) -> Result<Accepted, IngestError> {
+        let mut seen = self.seen.lock().expect("gateway lock");
+        let conversation_id = format!("conv-{}", inbound.conversation_key);
+        if let Some(message_id) = seen.get(&inbound.message_id) {
+            return Ok(Accepted {
+                conversation_id,
+                message_id: message_id.clone(),
+                is_new: false,
+            });
+        }
+        let message_id = format!("{}-0", seen.len() + 1);
+        seen.insert(inbound.message_id.clone(), message_id.clone());
+        self.stored.lock().expect("gateway lock").push(inbound);
+        self.arrived.notify_waiters();
+        Ok(Accepted {
+            conversation_id,
+            message_id,
+            is_new: true,
+        })
+    }
+
+    async fn history(
+        &self,
+        _channel: ChannelKind,
+        _conversation_key: &str,
+        _after: Option<&str>,
+    ) -> Result<Option<ConversationView>, IngestError> {
+        Ok(None)
+    }
+}
+
+fn config(slack: &SlackStandIn, mode: SlackMode) -> SlackCustomerConfig {
+    SlackCustomerConfig {
+        enabled: true,
+        mode,
+        channels: vec![SHARED.into()],
+        api_url: Some(slack.api_url()),
+        posts_per_second_per_channel: 50.0,
+        bot_token: Some(Secret::new("xoxb-customers")),
+        app_token: Some(Secret::new("xapp-customers")),
+        signing_secret: Some(Secret::new(SECRET)),
+        ..SlackCustomerConfig::default()
+    }
+}
+
+/// A connector running in Socket Mode against the stand-in, with its fake gateway.
+async fn running(slack: &SlackStandIn) -> (Arc<SlackCustomerConnector>, Arc<FakeGateway>) {
+    slack.set_user_with_email(CUSTOMER, "Ada", "ada@example.com");
+    let connector = Arc::new(
+        SlackCustomerConnector::new(config(slack, SlackMode::Socket)).expect("builds offline"),
+    );
+    let gateway = Arc::new(FakeGateway::default());
+    let (run, sink) = (connector.clone(), gateway.clone());
+    tokio::spawn(async move { run.run(sink).await });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while slack.socket_clients() == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (connector, gateway)
+}
+
+fn customer_message(ts: &str, thread_ts: Option<&str>, text: &str) -> Value {
+    let mut event = json!({"type": "message", "channel": SHARED, "user": CUSTOMER, "text": text,
+                           "ts": ts, "event_ts": ts, "channel_type": "channel"});
+    if let Some(thread_ts) = thread_ts {
+        event["thread_ts"] = json!(thread_ts);
+    }
+    event
+}
+
+fn outbound(key: &str, author: Author, text: &str, actions: Vec<CustomerAction>) -> Outbound {
+    Outbound {
+        id: "7-0".into(),
+        conversation_id: "conv-1".into(),
+        channel: ChannelKind::Slack,
+        conversation_key: key.into(),
+        author,
+        text: text.into(),
+        actions,
+        reply_context: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn a_top_level_message_starts_a_conversation_and_thread_replies_continue_it() {
+    let slack = SlackStandIn::start().await;
+    let (_connector, gateway) = running(&slack).await;
+
+    let first = slack.send_event(customer_message(
+        "1700000000.000100",
+        None,
+        "How do I reset my password?",
+    ));
+    assert!(slack.wait_for_ack(&first, WAIT).await, "envelope acked");
+    slack.send_event(customer_message(
+        "1700000050.000200",
+        Some("1700000000.000100"),
+        "I still get an error &amp; no email",
+    ));
+    let stored = gateway.wait_for(2).await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+
+    let question = &stored[0];
+    assert_eq!(question.channel, ChannelKind::Slack);
+    assert_eq!(question.conversation_key, "C0SHARED:1700000000.000100");
+    assert_eq!(question.message_id, "slack:C0SHARED:1700000000.000100");
+    assert_eq!(question.kind, InboundKind::Text);
+    assert_eq!(question.text, "How do I reset my password?");
+    assert_eq!(question.author.id, CUSTOMER);
+    assert_eq!(question.author.display_name.as_deref(), Some("Ada"));
+    assert_eq!(question.author.email.as_deref(), Some("ada@example.com"));
+    assert!(question.author.verified);
+
+    let reply = &stored[1];
+    assert_eq!(
+        reply.conversation_key, question.conversation_key,
+        "same thread, same conversation"
+    );
+    assert_eq!(reply.message_id, "slack:C0SHARED:1700000050.000200");
+    assert_eq!(reply.text, "I still get an error & no email");
+}
+
+#[tokio::test]
+async fn the_bots_own_posts_other_channels_and_edits_are_ignored_and_redeliveries_dedupe() {
+    let slack = SlackStandIn::start().await;
+    let (_connector, gateway) = running(&slack).await;
+
+    let own = json!({"type": "message", "channel": SHARED, "user": slack.bot_user_id(),
+                     "bot_id": "B0STANDINBOT", "text": "*AI assistant:* hi",
+                     "ts": "1700000001.000100", "thread_ts": "1700000000.000100"});
+    let elsewhere = json!({"type": "message", "channel": "C0TEAMONLY", "user": CUSTOMER,
+                           "text": "internal chatter", "ts": "1700000002.000100"});
+    let edit = json!({"type": "message", "subtype": "message_changed", "channel": SHARED,
+                      "hidden": true, "ts": "1700000003.000100",
+                      "message": {"type": "message", "user": CUSTOMER, "text": "edited",
+                                  "ts": "1700000000.000100"}});
+    for event in [own, elsewhere, edit] {
+        let envelope = slack.send_event(event);
+        assert!(
+            slack.wait_for_ack(&envelope, WAIT).await,
+            "ignored events are acked"
+        );
+    }
+    // Slack redelivers the same event (a retry after a missed ack): stored once.
+    let question = customer_message("1700000010.000100", None, "Where is my invoice?");
+    slack.send_callback(event_callback("EvRetry0001", question.clone()));
+    let replay = slack.send_callback(event_callback("EvRetry0001", question));
+    assert!(slack.wait_for_ack(&replay, WAIT).await);
+
+    let stored = gateway.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stored_now = gateway.stored();
+    assert_eq!(stored_now.len(), 1, "{stored_now:?}");
+    assert_eq!(stored[0].text, "Where is my invoice?");
+}
+
+#[tokio::test]
+async fn answers_are_posted_in_the_thread_with_the_human_button_and_agents_are_named() {
+    let slack = SlackStandIn::start().await;
+    let connector =
+        SlackCustomerConnector::new(config(&slack, SlackMode::Socket)).expect("builds offline");
+    let key = "C0SHARED:1700000000.000100";
+
+    let receipt = connector
+        .send(&outbound(
+            key,
+            Author::Ai,
+            "Use the reset link on the sign-in page.",
+            vec![CustomerAction::TalkToHuman],
+        ))
+        .await
+        .expect("the AI's answer posted");
+    connector
+        .send(&outbound(
+            key,
+            Author::Agent { name: "Sam".into() },
+            "I've sent you a new link.",
+            vec![],
+        ))
+        .await
+        .expect("the agent's reply posted");
+
+    let posts = slack.posts();
+    assert_eq!(posts.len(), 2);
+    let answer = &posts[0];
+    assert_eq!(answer.channel, SHARED);
+    assert_eq!(answer.thread_ts.as_deref(), Some("1700000000.000100"));
+    assert_eq!(
+        receipt.platform_message_id.as_deref(),
+        Some(answer.ts.as_str())
+    );
+    assert!(
+        answer.text.starts_with("*AI assistant:*"),
+        "{}",
+        answer.text
+    );
+    let blocks = answer.blocks.to_string();
+    assert!(
+        blocks.contains("sb_human") && blocks.contains("Talk to a human"),
+        "{blocks}"
+    );
+
+    let agent = &posts[1];
+    assert_eq!(agent.thread_ts.as_deref(), Some("1700000000.000100"));
+    assert_eq!(
+        agent.text,
+        "*Sam (support team):* I've sent you a new link."
+    );
+    assert!(agent.blocks.is_null(), "no button under an agent's reply");
+}
+
+#[tokio::test]
+async fn pressing_talk_to_a_human_becomes_a_human_request_once() {
+    let slack = SlackStandIn::start().await;
+    let (_connector, gateway) = running(&slack).await;
+
+    let press = block_actions(
+        CUSTOMER,
+        SHARED,
+        "1700000001.000300",
+        "1700000000.000100",
+        "sb_human",
+        "13345224609.738474920.8088930838d88f008e0",
+    );
+    let envelope = slack.send_interaction(press.clone());
+    assert!(
+        slack.wait_for_ack(&envelope, WAIT).await,
+        "interaction acked"
+    );
+    slack.send_interaction(press);
+    let stored = gateway.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        gateway.stored().len(),
+        1,
+        "a redelivered press is stored once"
+    );
+    let request = &stored[0];
+    assert_eq!(request.kind, InboundKind::HumanRequest);
+    assert_eq!(request.conversation_key, "C0SHARED:1700000000.000100");
+    assert_eq!(
+        request.message_id,
+        "slack:i:13345224609.738474920.8088930838d88f008e0"
+    );
+    assert_eq!(request.author.email.as_deref(), Some("ada@example.com"));
+}
+
+#[tokio::test]
+async fn a_429_is_rate_limited_and_a_revoked_token_is_an_auth_error() {
+    let slack = SlackStandIn::start().await;
+    let connector =
+        SlackCustomerConnector::new(config(&slack, SlackMode::Socket)).expect("builds offline");
+    let key = "C0SHARED:1700000000.000100";
+    slack.fail_next_with_429(1, 3);
+    let limited = connector
+        .send(&outbound(key, Author::Ai, "hello", vec![]))
+        .await
+        .expect_err("429");
+    match limited {
+        ConnectorError::RateLimited {
+            connector,
+            retry_after,
+        } => {
+            assert_eq!(connector, "slack customers");
+            assert_eq!(retry_after, Duration::from_secs(3));
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    assert!(slack.posts().is_empty());
+
+    let bad_key = connector
+        .send(&outbound("no-thread", Author::Ai, "hello", vec![]))
+        .await
+        .expect_err("malformed key");
+    assert!(!bad_key.is_retryable(), "{bad_key}");
+
+    let mut revoked = config(&slack, SlackMode::Socket);
+    revoked.bot_token = Some(Secret::new("xoxb-revoked"));
+    let revoked = SlackCustomerConnector::new(revoked).expect("builds offline");
+    let error = revoked
+        .run(Arc::new(FakeGateway::default()))
+        .await
+        .expect_err("auth.test refuses the token");
+    assert!(matches!(error, ConnectorError::Auth { .. }), "{error:?}");
+    assert!(error.to_string().starts_with("slack customers:"), "{error}");
+}
+
+#[tokio::test]
+async fn the_events_api_verifies_signatures_and_takes_events_and_button_presses() {
+    let slack = SlackStandIn::start().await;
+    slack.set_user(CUSTOMER, "Ada");
+    let connector =
+        SlackCustomerConnector::new(config(&slack, SlackMode::EventsApi)).expect("builds offline");
+    let gateway = Arc::new(FakeGateway::default());
+    let router = connector
+        .routes(gateway.clone())
+        .expect("events_api mode serves a route");
+    let now = crate::signature::unix_now();
+    let path = "/slack/customer-events";
+
+    let body = event_callback(
+        "EvHttp0001",
+        customer_message("1700000020.000100", None, "Hello from the community"),
+    )
+    .to_string();
+    let forged = signed_request("wrong-secret", &body, now).into_request(path);
+    let response = router.clone().oneshot(forged).await.expect("response");
+    assert_eq!(response.status(), 401);
+
+    let signed = signed_request(SECRET, &body, now).into_request(path);
+    let response = router.clone().oneshot(signed).await.expect("response");
+    assert_eq!(response.status(), 200);
+
+    let press = block_actions(
+        CUSTOMER,
+        SHARED,
+        "1700000021.000100",
+        "1700000020.000100",
+        "sb_human",
+        "trigger-1",
+    );
+    let form = format!("payload={}", percent_encode(&press.to_string()));
+    let mut request = signed_request(SECRET, &form, now);
+    request.headers[0].1 = "application/x-www-form-urlencoded".into();
+    let response = router
+        .clone()
+        .oneshot(request.into_request(path))
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 200);
+
+    let stored = gateway.stored();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(stored[0].text, "Hello from the community");
+    assert_eq!(
+        stored[0].author.email, None,
+        "no email without users:read.email"
+    );
+    assert_eq!(stored[1].kind, InboundKind::HumanRequest);
+    assert_eq!(stored[1].conversation_key, "C0SHARED:1700000020.000100");
+}
