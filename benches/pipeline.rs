@@ -8,6 +8,7 @@
 //!
 //! Tunables (environment): `SB_BENCH_CONVERSATIONS` (saturation run, default 2000),
 //! `SB_BENCH_MESSAGES` (customer messages per conversation, default 5),
+//! `SB_BENCH_WORKERS` (triage+outbox worker pairs per instance, default 1),
 //! `SB_BENCH_MEMORY_CONVERSATIONS` (default 100000), `SB_BENCH_MEMORY_BUDGET_S` (default 120),
 //! `SB_BENCH_SKIP` (comma list of phases to skip: `baseline,throughput,latency,trips,memory`).
 
@@ -25,7 +26,7 @@ use switchboard::model::conversation_id;
 use switchboard::outbox::OutboxWorker;
 use switchboard::pipeline::{Intake, TriageWorker};
 use switchboard::store::{keys, Commit, ReplyToQueue, Store};
-use switchboard::triage::{Decision, Triage, TriageInput, TranscriptLine};
+use switchboard::triage::{Decision, TranscriptLine, Triage, TriageInput};
 use switchboard_api::{
     Capabilities, ChannelKind, Connector, ConnectorError, CustomerContext, DeliveryReceipt,
     Gateway, Health, Identity, Inbound, InboundKind, Outbound,
@@ -86,7 +87,14 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", "0", "--unixsocket"])
             .arg(&socket)
-            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no"])
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
@@ -288,31 +296,33 @@ async fn start_instance(
     let metrics = Arc::new(Metrics::default());
     let intake = Arc::new(Intake::new(store.clone(), 16_000).with_metrics(metrics.clone()));
     let block = Duration::from_secs(1);
-    let triage_store = store.dedicated(block).await.expect("dedicated");
-    let outbox_store = store.dedicated(block).await.expect("dedicated");
-    let connectors: HashMap<ChannelKind, Arc<dyn Connector>> =
-        HashMap::from([(ChannelKind::Webchat, channel as Arc<dyn Connector>)]);
-    let triage_worker = TriageWorker::new(
-        triage_store,
-        triage,
-        name.to_owned(),
-        Duration::from_secs(30),
-    )
-    .with_metrics(metrics.clone());
-    let outbox_worker = OutboxWorker::new(
-        outbox_store,
-        connectors,
-        OutboxConfig::default(),
-        name.to_owned(),
-    )
-    .with_metrics(metrics);
-    Instance {
-        intake,
-        tasks: vec![
-            tokio::spawn(triage_worker.run()),
-            tokio::spawn(outbox_worker.run()),
-        ],
+    // SB_BENCH_WORKERS > 1 runs several worker pairs per instance (distinct consumer names):
+    // what concurrency inside the workers would buy, without changing the core.
+    let mut tasks = Vec::new();
+    for w in 0..env_usize("SB_BENCH_WORKERS", 1).max(1) {
+        let consumer = if w == 0 {
+            name.to_owned()
+        } else {
+            format!("{name}-w{w}")
+        };
+        let triage_store = store.dedicated(block).await.expect("dedicated");
+        let outbox_store = store.dedicated(block).await.expect("dedicated");
+        let connectors: HashMap<ChannelKind, Arc<dyn Connector>> =
+            HashMap::from([(ChannelKind::Webchat, channel.clone() as Arc<dyn Connector>)]);
+        let triage_worker = TriageWorker::new(
+            triage_store,
+            triage.clone(),
+            consumer.clone(),
+            Duration::from_secs(30),
+        )
+        .with_metrics(metrics.clone());
+        let outbox_worker =
+            OutboxWorker::new(outbox_store, connectors, OutboxConfig::default(), consumer)
+                .with_metrics(metrics.clone());
+        tasks.push(tokio::spawn(triage_worker.run()));
+        tasks.push(tokio::spawn(outbox_worker.run()));
     }
+    Instance { intake, tasks }
 }
 
 fn inbound(session: &str, message: usize, text: &str) -> Inbound {
@@ -543,8 +553,14 @@ async fn baseline(redis: &RedisServer) -> Option<f64> {
             return None;
         };
         let text = String::from_utf8_lossy(&output.stdout).replace('\r', "\n");
-        for line in text.lines().filter(|line| line.contains("requests per second")) {
-            println!("  redis-benchmark -s <socket> -t {test} -n 200000 -q: {}", line.trim());
+        for line in text
+            .lines()
+            .filter(|line| line.contains("requests per second"))
+        {
+            println!(
+                "  redis-benchmark -s <socket> -t {test} -n 200000 -q: {}",
+                line.trim()
+            );
             if test == "set" {
                 best = line
                     .split_whitespace()
@@ -566,7 +582,10 @@ async fn check_questions(triage: &Triage) -> Vec<&'static str> {
             email: None,
             history: &[],
         };
-        if matches!(triage.decide(&input).await.decision, Decision::Answer { .. }) {
+        if matches!(
+            triage.decide(&input).await.decision,
+            Decision::Answer { .. }
+        ) {
             answered.push(*question);
         }
     }
@@ -631,7 +650,15 @@ async fn round_trips_by_monitor(
         .expect("redis-cli");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let instances = [instance];
-    let saturated = saturate(&instances, &channel, questions, "mon", conversations, messages).await;
+    let saturated = saturate(
+        &instances,
+        &channel,
+        questions,
+        "mon",
+        conversations,
+        messages,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = monitor.kill();
     let _ = monitor.wait();
@@ -649,7 +676,10 @@ async fn round_trips_by_monitor(
         .spawn()
         .expect("redis-cli");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let light = paced(&instances, &channel, questions, "mon", paced_rate, 3.0, messages).await;
+    let light = paced(
+        &instances, &channel, questions, "mon", paced_rate, 3.0, messages,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = monitor.kill();
     let _ = monitor.wait();
@@ -691,7 +721,8 @@ fn print_round_trips(
     let commands: u64 = top.values().sum();
     // Pipelined second commands share their first command's round trip:
     // HGETALL+XREVRANGE (conversation_with_recent) and XACK+XDEL (ack_and_delete).
-    let pipelined = top.get("xrevrange").copied().unwrap_or(0) + top.get("xdel").copied().unwrap_or(0);
+    let pipelined =
+        top.get("xrevrange").copied().unwrap_or(0) + top.get("xdel").copied().unwrap_or(0);
     let trips = commands - pipelined;
     let per = |n: u64| n as f64 / messages.max(1) as f64;
     let breakdown: Vec<String> = top
@@ -704,7 +735,10 @@ fn print_round_trips(
         per(commands),
         per(in_scripts)
     );
-    println!("    top-level commands per message: {}", breakdown.join(", "));
+    println!(
+        "    top-level commands per message: {}",
+        breakdown.join(", ")
+    );
     per(trips)
 }
 
@@ -829,10 +863,7 @@ async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]
     let sample = 200.min(conversations);
     let mut per_key: BTreeMap<&str, u64> = BTreeMap::new();
     for c in 0..sample {
-        let id = conversation_id(
-            ChannelKind::Webchat,
-            &format!("s:memory-{c:010}-abcdef"),
-        );
+        let id = conversation_id(ChannelKind::Webchat, &format!("s:memory-{c:010}-abcdef"));
         *per_key.entry("record hash").or_default() +=
             admin.memory_usage(&keys::conversation(&id)).await;
         *per_key.entry("transcript stream :m").or_default() +=
@@ -863,8 +894,9 @@ async fn bench() {
     let messages = env_usize("SB_BENCH_MESSAGES", 5);
     let redis = RedisServer::start();
     println!(
-        "switchboard pipeline bench: redis-server {} (unix socket, no persistence), {} cpus",
+        "switchboard pipeline bench: redis-server {} (unix socket, no persistence), {} worker pair(s) per instance, {} cpus",
         redis.socket.display(),
+        env_usize("SB_BENCH_WORKERS", 1).max(1),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
 
@@ -953,7 +985,9 @@ async fn bench() {
         500.0
     };
     if !skipped("latency") {
-        println!("\n== Latency at a steady load (open loop: conversations arrive at a fixed rate) ==");
+        println!(
+            "\n== Latency at a steady load (open loop: conversations arrive at a fixed rate) =="
+        );
         for instances_count in [1usize, 2] {
             for rate in [paced_rate * 0.5, paced_rate] {
                 admin.flush().await;
@@ -971,10 +1005,8 @@ async fn bench() {
                     );
                 }
                 saturate(&instances, &channel, &questions, "warm", 50, 1).await;
-                let figures = paced(
-                    &instances, &channel, &questions, "p", rate, 5.0, messages,
-                )
-                .await;
+                let figures =
+                    paced(&instances, &channel, &questions, "p", rate, 5.0, messages).await;
                 figures.print(&format!(
                     "{instances_count} instance(s) offered {rate:.0} msgs/s"
                 ));

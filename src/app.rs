@@ -11,7 +11,7 @@ use switchboard_api::{ChannelKind, Connector, ConnectorError, Desk, DeskSink, Ga
 use switchboard_discord::DiscordConnector;
 use switchboard_email::EmailConnector;
 use switchboard_telegram::TelegramConnector;
-use switchboard_slack::SlackDesk;
+use switchboard_slack::{SlackCustomerConnector, SlackDesk};
 use switchboard_webchat::WebchatConnector;
 use tokio::task::JoinSet;
 use tracing::{error, info, Instrument};
@@ -168,6 +168,10 @@ pub async fn start_with_desk(
         let lease = Arc::new(RedisPollLease::new(store.clone(), consumer.clone()));
         let telegram = TelegramConnector::new(telegram).map_err(StartError::Connector)?;
         connectors.push(Arc::new(telegram.with_lease(lease)));
+    }
+    if let Some(slack) = config.connectors.slack.clone().filter(|c| c.enabled) {
+        let slack = SlackCustomerConnector::new(slack).map_err(StartError::Connector)?;
+        connectors.push(Arc::new(slack));
     }
     let by_channel: HashMap<ChannelKind, Arc<dyn Connector>> = connectors
         .iter()

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use switchboard_discord::DiscordConfig;
 use switchboard_email::EmailConfig;
 use switchboard_telegram::TelegramConfig;
-use switchboard_slack::SlackDeskConfig;
+use switchboard_slack::{SlackCustomerConfig, SlackDeskConfig};
 use switchboard_webchat::WebchatConfig;
 
 use crate::triage::TriageConfig;
@@ -161,6 +161,8 @@ pub struct ConnectorsConfig {
     pub discord: Option<DiscordConfig>,
     /// `[connectors.telegram]`.
     pub telegram: Option<TelegramConfig>,
+    /// `[connectors.slack]`: Slack as a customer channel (a separate app from the desk).
+    pub slack: Option<SlackCustomerConfig>,
 }
 
 /// `[desk]`: the agent desk.
@@ -233,7 +235,7 @@ impl fmt::Display for ConfigError {
 }
 
 const TOP_LEVEL_KEYS: [&str; 6] = ["gateway", "redis", "outbox", "triage", "connectors", "desk"];
-const CONNECTOR_KEYS: [&str; 4] = ["webchat", "email", "discord", "telegram"];
+const CONNECTOR_KEYS: [&str; 5] = ["webchat", "email", "discord", "telegram", "slack"];
 const DESK_KEYS: [&str; 2] = ["slack", "routes"];
 
 impl Config {
@@ -298,6 +300,8 @@ impl Config {
                     optional_section(connectors, "connectors.discord", "discord", &mut problems);
                 config.connectors.telegram =
                     optional_section(connectors, "connectors.telegram", "telegram", &mut problems);
+                config.connectors.slack =
+                    optional_section(connectors, "connectors.slack", "slack", &mut problems);
             }
             Some(_) => problems.push(ConfigProblem {
                 key: "connectors".into(),
@@ -357,6 +361,9 @@ impl Config {
         }
         if let Some(telegram) = &mut self.connectors.telegram {
             telegram.resolve_secrets("connectors.telegram", &mut raw);
+        }
+        if let Some(slack) = &mut self.connectors.slack {
+            slack.resolve_secrets("connectors.slack", &mut raw);
         }
         if let Some(slack) = &mut self.desk.slack {
             slack.resolve_secrets("desk.slack", &mut raw);
@@ -420,6 +427,9 @@ impl Config {
         }
         if let Some(telegram) = &self.connectors.telegram {
             telegram.validate("connectors.telegram", &mut raw);
+        }
+        if let Some(slack) = &self.connectors.slack {
+            slack.validate("connectors.slack", &mut raw);
         }
         if let Some(slack) = &self.desk.slack {
             slack.validate("desk.slack", &mut raw);

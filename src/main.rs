@@ -67,6 +67,10 @@ enum Command {
         /// Confidence threshold to report at (defaults to the built-in one).
         #[arg(long)]
         threshold: Option<f32>,
+        /// Instead of evaluating, refit the confidence calibration on `train` (+ `oos_train`)
+        /// and print its weights, for `src/triage/calibrate.rs`.
+        #[arg(long)]
+        fit_calibration: bool,
     },
 }
 
@@ -107,7 +111,23 @@ fn main() -> ExitCode {
         } => with_runtime(|| report(config, since, until, html)),
         Command::Eval {
             clinc150,
+            fit_calibration: true,
+            ..
+        } => match switchboard::triage::fit_clinc150(&clinc150) {
+            Ok((calibration, top1)) => {
+                println!("held-out top-1 on train: {:.1}%", top1 * 100.0);
+                println!("{calibration:?}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Eval {
+            clinc150,
             threshold,
+            ..
         } => match switchboard::triage::eval_clinc150(&clinc150, threshold) {
             Ok(report) => {
                 println!("{report}");

@@ -19,7 +19,9 @@ fn check_config(files: &[&Path], env: &[(&str, &str)]) -> (bool, String) {
 }
 
 /// Secrets the examples reference; an admin sets them in the environment.
-const EXAMPLE_ENV: [(&str, &str); 10] = [
+const EXAMPLE_ENV: [(&str, &str); 12] = [
+    ("SLACK_CUSTOMER_BOT_TOKEN", "xoxb-example"),
+    ("SLACK_CUSTOMER_APP_TOKEN", "xapp-example"),
     ("TELEGRAM_BOT_TOKEN", "123456:example"),
     ("DISCORD_BOT_TOKEN", "example"),
     ("WEBCHAT_IDENTITY_SECRET", "example-secret"),

@@ -574,3 +574,52 @@ async fn escalations_are_routed_by_category_and_tier_and_fall_back_when_a_channe
     );
     assert_eq!(channel_for("human_requested"), "C0SUPPORT");
 }
+
+#[tokio::test]
+async fn after_the_desk_channel_changes_open_threads_stay_and_new_ones_go_to_the_new_channel() {
+    let redis = RedisServer::start();
+    let desk = Arc::new(FakeDesk::default());
+    let gateway = gateway_with_desk(&redis, desk.clone()).await;
+    let widget = escalated_visitor(&gateway, "desk-visitor-000000010").await;
+    let (_, old_thread) = desk.thread().await;
+    assert_eq!(old_thread.channel, "C0SUPPORT");
+    drop(widget);
+    drop(gateway);
+
+    // The admin moves the desk to a new channel and restarts.
+    let moved = Arc::new(FakeDesk::default());
+    let gateway = start_with_desk(
+        test_config(&redis, WEBCHAT),
+        Some(DeskSetup {
+            desk: moved.clone(),
+            default_channel: "C0NEWDESK".into(),
+            routes: vec![],
+        }),
+    )
+    .await
+    .expect("gateway starts");
+    let (mut old_customer, _) =
+        Widget::connect(gateway.local_addr, "desk-visitor-000000010", None).await;
+    old_customer
+        .send(json!({"type": "message", "client_id": "c9", "text": "any news?"}))
+        .await;
+    eventually(Duration::from_secs(10), "the mirror in the old thread", || async {
+        moved
+            .posts_in(&old_thread)
+            .iter()
+            .any(|post| post.contains("any news?"))
+            .then_some(())
+    })
+    .await;
+    moved
+        .agent(reply(&old_thread, "1800000040.000100", "Sam", "Yes, it's fixed now."))
+        .await;
+    assert!(old_customer.message_from("agent").await["text"]
+        .as_str()
+        .unwrap()
+        .contains("fixed"));
+
+    let _new_customer = escalated_visitor(&gateway, "desk-visitor-000000011").await;
+    let (_, new_thread) = moved.thread().await;
+    assert_eq!(new_thread.channel, "C0NEWDESK", "new escalations go to the new channel");
+}

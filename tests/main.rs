@@ -10,6 +10,7 @@ mod learning;
 mod mailservers;
 mod reliability;
 mod report;
+mod slack_customers;
 mod slack_desk;
 mod store;
 mod triage;

@@ -23,9 +23,7 @@ use switchboard::store::{keys, Store};
 use switchboard_api::{ChannelKind, CustomerContext, Identity, Inbound, InboundKind};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{
-    eventually, http, start_gateway, test_config, RedisServer, TempDir,
-};
+use crate::harness::{eventually, http, start_gateway, test_config, RedisServer, TempDir};
 use crate::webchat::Widget;
 
 /// Web chat with a rate limit that does not get in the way of bulk traffic from one test.
@@ -106,7 +104,10 @@ fn assert_answered_once(client: &mut redis::Connection, session: &str, client_id
             .iter()
             .filter(|cmid| **cmid == &format!("wc:{client_id}"))
             .count();
-        assert_eq!(stored, 1, "{session}: {client_id} stored {stored} times: {entries:?}");
+        assert_eq!(
+            stored, 1,
+            "{session}: {client_id} stored {stored} times: {entries:?}"
+        );
     }
     assert_eq!(customer.len(), client_ids.len(), "{session}: {entries:?}");
     assert_eq!(
@@ -152,7 +153,9 @@ async fn two_instances_share_the_work_and_answer_every_message_once() {
     let addrs = [a.local_addr, b.local_addr];
 
     // 50 visitors x 4 questions = 200 messages, alternating between the two instances.
-    let sessions: Vec<String> = (0..50).map(|s| format!("shared-work-visitor-{s:04}")).collect();
+    let sessions: Vec<String> = (0..50)
+        .map(|s| format!("shared-work-visitor-{s:04}"))
+        .collect();
     let mut posts = Vec::new();
     for (s, session) in sessions.iter().enumerate() {
         for m in 0..4 {
@@ -186,7 +189,10 @@ async fn two_instances_share_the_work_and_answer_every_message_once() {
     }
     assert_eq!(pending(&mut client, keys::INBOUND, keys::PIPELINE_GROUP), 0);
     let outbox: usize = client.xlen(keys::OUTBOX).unwrap();
-    assert_eq!(outbox, 0, "every reply delivered and removed from the outbox");
+    assert_eq!(
+        outbox, 0,
+        "every reply delivered and removed from the outbox"
+    );
     let dead: usize = client.xlen(keys::OUTBOX_DEAD).unwrap();
     assert_eq!(dead, 0);
 
@@ -256,10 +262,14 @@ async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once() {
         "a live owner's items are not taken before claim_idle_ms"
     );
 
-    eventually(Duration::from_secs(20), "every reclaimed message answered", || {
-        let total: usize = sessions.iter().map(|s| replies(&mut client, s)).sum();
-        async move { (total >= 20).then_some(()) }
-    })
+    eventually(
+        Duration::from_secs(20),
+        "every reclaimed message answered",
+        || {
+            let total: usize = sessions.iter().map(|s| replies(&mut client, s)).sum();
+            async move { (total >= 20).then_some(()) }
+        },
+    )
     .await;
     assert!(
         crashed_at.elapsed() >= Duration::from_millis(1000),
@@ -397,7 +407,10 @@ async fn a_redis_outage_mid_traffic_refuses_fast_loses_nothing_and_resumes_by_it
                         if status == 200 {
                             break;
                         }
-                        assert_eq!(status, 503, "only 'unavailable' while Redis is down: {body}");
+                        assert_eq!(
+                            status, 503,
+                            "only 'unavailable' while Redis is down: {body}"
+                        );
                         if outage.load(Ordering::SeqCst) {
                             refusals.fetch_add(1, Ordering::SeqCst);
                         }
@@ -428,13 +441,20 @@ async fn a_redis_outage_mid_traffic_refuses_fast_loses_nothing_and_resumes_by_it
         "inbound messages during the outage were refused"
     );
     let slowest = slowest_refusal_ms.load(Ordering::SeqCst);
-    assert!(slowest < 3000, "refusals are fast: slowest took {slowest} ms");
+    assert!(
+        slowest < 3000,
+        "refusals are fast: slowest took {slowest} ms"
+    );
 
     let mut client = redis.client();
-    eventually(Duration::from_secs(30), "every message answered after the outage", || {
-        let total: usize = sessions.iter().map(|s| replies(&mut client, s)).sum();
-        async move { (total >= 60).then_some(()) }
-    })
+    eventually(
+        Duration::from_secs(30),
+        "every message answered after the outage",
+        || {
+            let total: usize = sessions.iter().map(|s| replies(&mut client, s)).sum();
+            async move { (total >= 60).then_some(()) }
+        },
+    )
     .await;
     tracing::info!(
         refused,
@@ -456,10 +476,14 @@ async fn a_redis_outage_mid_traffic_refuses_fast_loses_nothing_and_resumes_by_it
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    eventually(Duration::from_secs(10), "an answer after the outage", || {
-        let answered = replies(&mut client, "after-outage-visitor-01") == 1;
-        async move { answered.then_some(()) }
-    })
+    eventually(
+        Duration::from_secs(10),
+        "an answer after the outage",
+        || {
+            let answered = replies(&mut client, "after-outage-visitor-01") == 1;
+            async move { answered.then_some(()) }
+        },
+    )
     .await;
 }
 

@@ -459,8 +459,10 @@ fn intent_commit(
             vec![("handed_back_by".into(), agent.to_owned())],
             Some(HANDBACK_NOTICE),
         ),
+        // `!kb` needs the learning loop, so `apply` handles it before coming here; answer with
+        // the help rather than doing nothing if it ever arrives.
         AgentIntent::KbApprove(_) | AgentIntent::KbReject => {
-            unreachable!("`!kb` commands are handled before intent_commit")
+            return notice_commit(conversation, COMMAND_HELP, dedupe);
         }
         AgentIntent::UnknownCommand(word) => {
             let text = format!("Unknown command `!{word}`. {COMMAND_HELP}");

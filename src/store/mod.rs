@@ -742,15 +742,19 @@ impl Store {
 /// The email address that links a customer across channels, if their identity has one.
 ///
 /// The rule: an address links channels when the channel vouches for it. An email's sender is
-/// its address; any other channel links only a verified identity whose id *is* the address
-/// (a web chat site that signs the customer's email as the user id, a platform account). An
-/// unverified claim (a widget attribute) never joins someone else's conversation.
+/// its address; a Slack account's profile email is verified by the workspace; any other
+/// channel links only a verified identity whose id *is* the address (a web chat site that
+/// signs the customer's email as the user id). An unverified claim (a widget attribute) never
+/// joins someone else's conversation.
 pub fn linkable_email(inbound: &Inbound) -> Option<String> {
     let identity = &inbound.author;
     let address = if inbound.channel == ChannelKind::Email {
         identity.email.as_deref().or(Some(identity.id.as_str()))?
     } else if identity.verified && identity.id.contains('@') {
         identity.id.as_str()
+    } else if identity.verified && inbound.channel == ChannelKind::Slack {
+        // Slack's users.info email is the workspace's verified account address.
+        identity.email.as_deref()?
     } else {
         return None;
     };

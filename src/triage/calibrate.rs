@@ -267,21 +267,3 @@ mod tests {
         assert!(c.confidence(&x(0.9)) > c.confidence(&x(0.1)));
     }
 }
-
-/// Prints the fitted calibration; run with
-/// `cargo test --release --lib triage::calibrate::print_fit -- --ignored --nocapture`.
-#[cfg(test)]
-#[test]
-#[ignore = "a tool, not a test: prints the calibration fitted on CLINC150 train"]
-fn print_fit() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/clinc150/clinc150_train_val.json"
-    );
-    let (c, top1) = fit_clinc150(Path::new(path)).expect("fits");
-    println!(
-        "held-out top-1 on train (150 entries x 80 phrasings): {:.1}%",
-        top1 * 100.0
-    );
-    println!("{c:?}");
-}
