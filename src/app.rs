@@ -14,7 +14,7 @@ use switchboard_telegram::TelegramConnector;
 use switchboard_slack::{SlackCustomerConnector, SlackDesk};
 use switchboard_webchat::WebchatConnector;
 use tokio::task::JoinSet;
-use tracing::{error, info, Instrument};
+use tracing::{error, info, warn, Instrument};
 
 use crate::config::{Config, DeskRoute};
 use crate::desk::inbox::DeskInbox;
@@ -22,6 +22,7 @@ use crate::desk::DeskCourier;
 use crate::learning::KnowledgeLoop;
 use crate::lease::RedisPollLease;
 use crate::metrics::Metrics;
+use crate::server::DeskChannelChecks;
 use crate::outbox::OutboxWorker;
 use crate::pipeline::{Intake, TriageWorker};
 use crate::store::{keys, Store, StoreError};
@@ -113,6 +114,37 @@ pub struct DeskSetup {
     pub routes: Vec<DeskRoute>,
 }
 
+/// Checks at start that the desk can post in its default channel and every routed one, so a
+/// routing rule naming a channel the app is not in is reported before an escalation needs it.
+async fn check_desk_channels(
+    desk: Arc<dyn Desk>,
+    default_channel: String,
+    routes: Vec<DeskRoute>,
+    results: DeskChannelChecks,
+) {
+    let mut channels = vec![default_channel.clone()];
+    channels.extend(routes.into_iter().map(|route| route.channel));
+    channels.dedup();
+    for channel in channels {
+        let status = match desk.check_channel(&channel).await {
+            Ok(()) => "ok".to_owned(),
+            Err(error) if channel == default_channel => {
+                error!(%channel, %error, "the desk's default channel cannot take escalations");
+                format!("error: {error}")
+            }
+            Err(error) => {
+                warn!(%channel, %error, "a routed desk channel cannot take escalations; they fall back to the default channel");
+                format!("falls back to {default_channel}: {error}")
+            }
+        };
+        if let Ok(mut results) = results.lock() {
+            results.insert(channel, status);
+        }
+    }
+    // Every gateway task runs for the life of the process; `wait` treats an end as a failure.
+    std::future::pending::<()>().await
+}
+
 /// Connects, builds everything and starts serving; returns once the listener is bound.
 pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let desk = match config.desk.slack.clone().filter(|slack| slack.enabled) {
@@ -182,12 +214,14 @@ pub async fn start_with_desk(
     let gateway: Arc<dyn Gateway> = Arc::new(
         Intake::new(store.clone(), config.gateway.max_message_bytes).with_metrics(metrics.clone()),
     );
+    let desk_channels = DeskChannelChecks::default();
     let mut router = crate::server::router(
         store.clone(),
         gateway.clone(),
         &connectors,
         desk.as_ref().map(|setup| setup.desk.clone()),
         metrics.clone(),
+        desk_channels.clone(),
     );
     let learning = Arc::new(KnowledgeLoop::new(
         store.clone(),
@@ -235,6 +269,22 @@ pub async fn start_with_desk(
         consumer.clone(),
     )
     .with_metrics(metrics.clone());
+    if let Some(setup) = &desk {
+        let routes = if setup.routes.is_empty() {
+            config.desk.routes.clone()
+        } else {
+            setup.routes.clone()
+        };
+        tasks.spawn(
+            check_desk_channels(
+                setup.desk.clone(),
+                setup.default_channel.clone(),
+                routes,
+                desk_channels.clone(),
+            )
+            .instrument(tracing::info_span!("desk")),
+        );
+    }
     if let Some(setup) = desk {
         triage_worker = triage_worker.with_desk();
         outbox_worker = outbox_worker.with_desk(Arc::new(

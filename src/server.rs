@@ -12,12 +12,16 @@ use switchboard_api::{Connector, Desk, Gateway, Health};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+/// What the start-up check found for each desk channel (default and routed), for `/readyz`.
+pub type DeskChannelChecks = Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>;
+
 #[derive(Clone)]
 struct HealthState {
     store: Store,
     connectors: Vec<Arc<dyn Connector>>,
     desk: Option<Arc<dyn Desk>>,
     metrics: Arc<Metrics>,
+    desk_channels: DeskChannelChecks,
 }
 
 /// Builds the router: every connector's routes plus `/healthz` and `/readyz`.
@@ -27,6 +31,7 @@ pub fn router(
     connectors: &[Arc<dyn Connector>],
     desk: Option<Arc<dyn Desk>>,
     metrics: Arc<Metrics>,
+    desk_channels: DeskChannelChecks,
 ) -> Router {
     let mut router = Router::new();
     for connector in connectors {
@@ -39,6 +44,7 @@ pub fn router(
         connectors: connectors.to_vec(),
         desk,
         metrics,
+        desk_channels,
     };
     router.merge(
         Router::new()
@@ -92,6 +98,14 @@ async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
             }
         };
         checks.insert("desk".into(), status.into());
+        let channels = state
+            .desk_channels
+            .lock()
+            .map(|found| found.clone())
+            .unwrap_or_default();
+        if !channels.is_empty() {
+            checks.insert("desk_channels".into(), serde_json::json!(channels));
+        }
     }
     let code = if ready {
         StatusCode::OK

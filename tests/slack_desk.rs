@@ -328,3 +328,37 @@ async fn during_a_slack_outage_desk_posts_wait_in_the_outbox_and_arrive_when_sla
         redis::Commands::xlen(&mut client, switchboard::store::keys::OUTBOX_DEAD).unwrap();
     assert_eq!(dead, 0, "nothing was given up on");
 }
+
+#[tokio::test]
+async fn routing_rules_naming_channels_the_app_cannot_post_in_are_reported_at_start() {
+    let redis = RedisServer::start();
+    let standin = SlackStandIn::start().await;
+    let extra = format!(
+        "{}\n[[desk.routes]]\nchannel = \"CNOTMEMBERVIP\"\ntiers = [\"vip\"]\n[[desk.routes]]\nchannel = \"CMISSINGBILLING\"\ncategories = [\"billing_dispute\"]\n[[desk.routes]]\nchannel = \"C0SECURITY\"\ncategories = [\"security\"]\n",
+        desk_config(&standin, "socket")
+    );
+    let gateway = start_gateway(test_config(&redis, &extra)).await;
+    let addr = gateway.local_addr;
+    let channels = eventually(Duration::from_secs(10), "the start-up channel check", || async move {
+        let (_, body) = crate::harness::http(addr, "GET", "/readyz", None).await;
+        let ready: Value = serde_json::from_str(&body).ok()?;
+        let channels = ready.get("desk_channels")?.clone();
+        (channels.as_object()?.len() == 4).then_some(channels)
+    })
+    .await;
+    assert_eq!(channels[SUPPORT], "ok");
+    assert_eq!(channels["C0SECURITY"], "ok");
+    let vip = channels["CNOTMEMBERVIP"].as_str().unwrap();
+    assert!(vip.contains("falls back to C0SUPPORT") && vip.contains("not a member"), "{vip}");
+    let billing = channels["CMISSINGBILLING"].as_str().unwrap();
+    assert!(billing.contains("falls back") && billing.contains("channel_not_found"), "{billing}");
+
+    // And an escalation routed to the missing channel lands in the default one.
+    let mut widget = Widget::connect(gateway.local_addr, "slack-visitor-000000009", None).await.0;
+    widget
+        .send(json!({"type": "message", "client_id": "b1", "text": "I was charged twice and I dispute this charge"}))
+        .await;
+    widget.message_from("system").await;
+    let parent = briefing(&standin).await;
+    assert_eq!(parent.channel, SUPPORT);
+}

@@ -170,4 +170,9 @@ pub trait Desk: Send + Sync {
 
     /// Tells whether the desk currently works.
     async fn health(&self) -> Health;
+
+    /// Checks the desk can post in `channel` (a routing rule's target): an error says why not.
+    async fn check_channel(&self, _channel: &str) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }

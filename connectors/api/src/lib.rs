@@ -6,6 +6,8 @@
 
 mod desk;
 pub use desk::{Briefing, BriefingLine, Desk, DeskEvent, DeskSink, ThreadRef};
+mod secret;
+pub use secret::{read_secret, Secret};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,34 +1,14 @@
 //! `[connectors.discord]`: the Discord channel's typed config, the bot token read from the
 //! environment, and offline validation that reports every problem with its dotted key path.
 
-use std::fmt;
-
 use serde::Deserialize;
+use switchboard_api::read_secret;
+
+/// The secret type every connector shares; re-exported so `config::Secret` keeps working.
+pub use switchboard_api::Secret;
 
 /// Discord's own API host; serenity appends `/api/v10/...`.
 pub const DISCORD_API_URL: &str = "https://discord.com";
-
-/// A secret read from the environment; never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// The Discord channel's settings, at `[connectors.discord]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -91,13 +71,7 @@ impl DiscordConfig {
         if !self.enabled {
             return;
         }
-        match env(&self.bot_token_env).filter(|value| !value.trim().is_empty()) {
-            Some(value) => self.bot_token = Some(Secret::new(value.trim())),
-            None => problems.push((
-                format!("{prefix}.bot_token_env"),
-                format!("environment variable {} is not set", self.bot_token_env),
-            )),
-        }
+        self.bot_token = read_secret(&env, prefix, "bot_token_env", &self.bot_token_env, problems);
     }
 
     /// Checks the settings offline and reports every problem with its key path.

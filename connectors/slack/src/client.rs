@@ -76,6 +76,9 @@ pub trait SlackWeb: Send + Sync {
     ) -> Result<(), ConnectorError>;
     /// `users.info`: the display name, else the real name, else `None`.
     async fn user_name(&self, user: &str) -> Result<Option<String>, ConnectorError>;
+
+    /// Whether the bot is a member of `channel` (`conversations.info`).
+    async fn is_member(&self, channel: &str) -> Result<bool, ConnectorError>;
     /// Runs Socket Mode with the app token until the returned future is dropped.
     async fn socket_mode(&self, handler: Arc<dyn EnvelopeHandler>) -> Result<(), ConnectorError>;
     /// `users.info`: the name and, when present, the profile's email.
@@ -214,6 +217,15 @@ impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
             .await
             .map_err(|error| map_error("bot token", "chat.update", error))?;
         Ok(())
+    }
+
+    async fn is_member(&self, channel: &str) -> Result<bool, ConnectorError> {
+        let session = self.client.open_session(&self.bot_token);
+        let response = session
+            .conversations_info(&SlackApiConversationsInfoRequest::new(channel.into()))
+            .await
+            .map_err(|error| map_error("bot token", "conversations.info", error))?;
+        Ok(response.channel.flags.is_member.unwrap_or(false))
     }
 
     async fn user_name(&self, user: &str) -> Result<Option<String>, ConnectorError> {

@@ -1,9 +1,11 @@
 //! `[desk.slack]`: the Slack desk's typed config, its secrets read from the environment, and
 //! offline validation that reports every problem with its dotted key path.
 
-use std::fmt;
-
 use serde::Deserialize;
+use switchboard_api::read_secret;
+
+/// The secret type every connector shares; re-exported so `config::Secret` keeps working.
+pub use switchboard_api::Secret;
 
 /// How Slack delivers agents' actions to the gateway.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -14,28 +16,6 @@ pub enum SlackMode {
     Socket,
     /// The Events API: Slack POSTs signed events to `events_path` on the gateway's listener.
     EventsApi,
-}
-
-/// A secret read from the environment; never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 /// The Slack desk's settings, at `[desk.slack]`.
@@ -140,18 +120,7 @@ impl SlackDeskConfig {
         if !self.enabled {
             return;
         }
-        let mut read = |key: &str, var: &str| -> Option<Secret> {
-            match env(var).filter(|value| !value.trim().is_empty()) {
-                Some(value) => Some(Secret::new(value.trim())),
-                None => {
-                    problems.push((
-                        format!("{prefix}.{key}"),
-                        format!("environment variable {var} is not set"),
-                    ));
-                    None
-                }
-            }
-        };
+        let mut read = |key: &str, var: &str| read_secret(&env, prefix, key, var, problems);
         self.bot_token = read("bot_token_env", &self.bot_token_env);
         match self.mode {
             SlackMode::Socket => self.app_token = read("app_token_env", &self.app_token_env),

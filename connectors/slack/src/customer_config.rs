@@ -3,6 +3,7 @@
 //! its own channels and its own Events API path.
 
 use serde::Deserialize;
+use switchboard_api::read_secret;
 
 use crate::config::{is_channel_id, Secret, SlackMode, SLACK_API_URL};
 
@@ -104,18 +105,7 @@ impl SlackCustomerConfig {
         if !self.enabled {
             return;
         }
-        let mut read = |key: &str, var: &str| -> Option<Secret> {
-            match env(var).filter(|value| !value.trim().is_empty()) {
-                Some(value) => Some(Secret::new(value.trim())),
-                None => {
-                    problems.push((
-                        format!("{prefix}.{key}"),
-                        format!("environment variable {var} is not set"),
-                    ));
-                    None
-                }
-            }
-        };
+        let mut read = |key: &str, var: &str| read_secret(&env, prefix, key, var, problems);
         self.bot_token = read("bot_token_env", &self.bot_token_env);
         match self.mode {
             SlackMode::Socket => self.app_token = read("app_token_env", &self.app_token_env),

@@ -331,4 +331,14 @@ impl Desk for SlackDesk {
             .map(|health| health.clone())
             .unwrap_or_else(|_| Health::Down("health state poisoned".into()))
     }
+
+    async fn check_channel(&self, channel: &str) -> Result<(), ConnectorError> {
+        if self.shared.web.is_member(channel).await? {
+            return Ok(());
+        }
+        Err(ConnectorError::Permanent {
+            connector: CONNECTOR,
+            detail: format!("the app is not a member of channel {channel}; invite it with /invite"),
+        })
+    }
 }

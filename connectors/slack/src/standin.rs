@@ -405,6 +405,17 @@ async fn api(
             "user": "switchboard", "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID,
         }))
         .into_response(),
+        "conversations.info" => {
+            let channel = param("channel").unwrap_or_default();
+            if channel.starts_with("CMISSING") {
+                return slack_error("channel_not_found");
+            }
+            Json(json!({"ok": true, "channel": {
+                "id": channel, "name": channel.to_lowercase(), "created": 1_700_000_000,
+                "is_channel": true, "is_member": !channel.starts_with("CNOTMEMBER"),
+            }}))
+            .into_response()
+        }
         "users.info" => {
             let user = param("user").unwrap_or_default();
             let name = inner.lock().users.get(&user).cloned();
