@@ -139,3 +139,43 @@ async fn the_widget_resends_after_drops_and_reloads_without_duplicates() {
         assert_eq!(stored, 1, "{question:?} stored {stored} times");
     }
 }
+
+/// The end-to-end story: a visitor in a real browser asks for a person, the Slack
+/// stand-in sees the briefing, an agent answers in the thread, and the visitor's page shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_slack_reply_reaches_the_visitors_browser() {
+    use switchboard_slack::standin::SlackStandIn;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    use crate::slack_desk::{agent_reply, briefing, desk_config, AGENT};
+
+    ensure_browser_tooling();
+    let redis = RedisServer::start();
+    let standin = SlackStandIn::start().await;
+    standin.set_user(AGENT, "Sam Rivera");
+    let gateway = start_gateway(test_config(&redis, &desk_config(&standin, "socket"))).await;
+    let screenshots = artifacts_dir().join("agent-reply");
+    let mut node = tokio::process::Command::new("node")
+        .arg(browser_dir().join("webchat.mjs"))
+        .arg(format!("http://{}", gateway.local_addr))
+        .arg(&screenshots)
+        .env("SB_WAIT_FOR_AGENT", "1")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut lines = BufReader::new(node.stdout.take().expect("stdout")).lines();
+
+    let escalated = lines.next_line().await.expect("read").expect("a line from the browser");
+    assert!(escalated.contains("\"escalated\":true"), "{escalated}");
+    let parent = briefing(&standin).await;
+    assert!(parent.blocks.to_string().contains("reset my password"), "the briefing carries the transcript");
+    standin.send_event(agent_reply(&parent.ts, "1800000050.000100", "Hi! I'm Sam, I'll take it from here."));
+
+    let last = lines.next_line().await.expect("read").expect("the browser's report");
+    let report: Value = serde_json::from_str(&last).unwrap_or_else(|_| panic!("{last}"));
+    assert_eq!(report["ok"], true, "{report}");
+    let shown = report["agent_message"].as_str().unwrap_or("");
+    assert!(shown.contains("Sam Rivera") && shown.contains("take it from here"), "{report}");
+    assert!(node.wait().await.expect("node exits").success());
+}

@@ -11,9 +11,9 @@ use crate::harness::{eventually, http_with_headers, start_gateway, test_config, 
 use crate::webchat::{Widget, WEBCHAT};
 
 const SUPPORT: &str = "C0SUPPORT";
-const AGENT: &str = "U0AGENTSAM";
+pub(crate) const AGENT: &str = "U0AGENTSAM";
 
-fn desk_config(standin: &SlackStandIn, mode: &str) -> String {
+pub(crate) fn desk_config(standin: &SlackStandIn, mode: &str) -> String {
     std::env::set_var("SB_TEST_SLACK_BOT", "xoxb-test-token");
     std::env::set_var("SB_TEST_SLACK_APP", "xapp-test-token");
     std::env::set_var("SB_TEST_SLACK_SIGNING", "test-signing-secret");
@@ -34,14 +34,14 @@ posts_per_second_per_channel = 20.0
 }
 
 /// A thread reply by an agent, shaped like Slack's `message` event.
-fn agent_reply(thread_ts: &str, ts: &str, text: &str) -> Value {
+pub(crate) fn agent_reply(thread_ts: &str, ts: &str, text: &str) -> Value {
     json!({
         "type": "message", "channel": SUPPORT, "user": AGENT, "text": text,
         "ts": ts, "thread_ts": thread_ts, "event_ts": ts, "channel_type": "channel",
     })
 }
 
-async fn briefing(standin: &SlackStandIn) -> RecordedPost {
+pub(crate) async fn briefing(standin: &SlackStandIn) -> RecordedPost {
     eventually(
         Duration::from_secs(15),
         "the briefing in the support channel",

@@ -47,7 +47,13 @@ const selectors = {
   messages: '[data-testid="sb-message"]',
   ai: '[data-testid="sb-message"][data-author="ai"]',
   system: '[data-testid="sb-message"][data-author="system"]',
+  agent: '[data-testid="sb-message"][data-author="agent"]',
 };
+
+// With SB_WAIT_FOR_AGENT=1 the script announces the escalation on a line of its own
+// ({"escalated":true}) and waits for an agent's reply before going on, so a test can answer
+// from the desk in between.
+const WAIT_FOR_AGENT = process.env.SB_WAIT_FOR_AGENT === "1";
 
 /** Opens the chat panel unless the widget restored it open. */
 async function openWidget(page) {
@@ -95,6 +101,13 @@ async function run() {
   const notice = page.locator(selectors.system).first();
   await notice.waitFor({ state: "visible", timeout: ANSWER_TIMEOUT_MS });
   const noticeText = (await notice.innerText()).trim();
+  let agentMessage = null;
+  if (WAIT_FOR_AGENT) {
+    process.stdout.write(JSON.stringify({ escalated: true }) + "\n");
+    const agent = page.locator(selectors.agent).first();
+    await agent.waitFor({ state: "visible", timeout: ANSWER_TIMEOUT_MS * 2 });
+    agentMessage = (await agent.innerText()).trim();
+  }
   // Let the panel settle (scroll, button hidden) so the screenshot shows the final state.
   await page.waitForTimeout(400);
   await page.screenshot({ path: join(screenshotDir, "widget.png") });
@@ -118,7 +131,13 @@ async function run() {
   }
   await page.screenshot({ path: join(screenshotDir, "widget-after-reload.png") });
 
-  return { ok: true, ai_answer: aiAnswer, notice: noticeText, history_after_reload: historyAfterReload };
+  return {
+    ok: true,
+    ai_answer: aiAnswer,
+    notice: noticeText,
+    agent_message: agentMessage,
+    history_after_reload: historyAfterReload,
+  };
 }
 
 const overall = setTimeout(async () => {
