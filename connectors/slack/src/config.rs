@@ -148,33 +148,19 @@ impl SlackDeskConfig {
                 ),
             );
         }
-        if let Some(url) = &self.api_url {
-            if let Err(message) = check_api_url(url) {
-                problem("api_url", message);
-            }
-        }
-        if !self.events_path.starts_with('/') {
-            problem(
-                "events_path",
-                format!("must start with '/', got {:?}", self.events_path),
-            );
-        }
-        let rate = self.posts_per_second_per_channel;
-        if !(rate.is_finite() && rate > 0.0) {
-            problem(
-                "posts_per_second_per_channel",
-                format!("must be a positive number, got {rate}"),
-            );
-        }
-        for (key, var) in [
-            ("bot_token_env", &self.bot_token_env),
-            ("app_token_env", &self.app_token_env),
-            ("signing_secret_env", &self.signing_secret_env),
-        ] {
-            if var.trim().is_empty() {
-                problem(key, "must name an environment variable".to_string());
-            }
-        }
+        validate_app_settings(
+            AppSettings {
+                api_url: self.api_url.as_deref(),
+                events_path: &self.events_path,
+                posts_per_second: self.posts_per_second_per_channel,
+                token_envs: [
+                    ("bot_token_env", &self.bot_token_env),
+                    ("app_token_env", &self.app_token_env),
+                    ("signing_secret_env", &self.signing_secret_env),
+                ],
+            },
+            &mut problem,
+        );
     }
 
     /// The Web API base URL without a trailing slash (slack-morphism adds `/<method>`).
@@ -193,6 +179,44 @@ pub(crate) fn is_channel_id(channel: &str) -> bool {
     matches!(chars.next(), Some('C' | 'G'))
         && channel.len() >= 2
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// The settings the desk app and the customer app share, checked the same way.
+pub(crate) struct AppSettings<'a> {
+    pub(crate) api_url: Option<&'a str>,
+    pub(crate) events_path: &'a str,
+    pub(crate) posts_per_second: f64,
+    pub(crate) token_envs: [(&'static str, &'a String); 3],
+}
+
+/// Reports each problem of a Slack app's shared settings through `problem(key, message)`.
+pub(crate) fn validate_app_settings(
+    settings: AppSettings<'_>,
+    problem: &mut impl FnMut(&str, String),
+) {
+    if let Some(url) = settings.api_url {
+        if let Err(message) = check_api_url(url) {
+            problem("api_url", message);
+        }
+    }
+    if !settings.events_path.starts_with('/') {
+        problem(
+            "events_path",
+            format!("must start with '/', got {:?}", settings.events_path),
+        );
+    }
+    let rate = settings.posts_per_second;
+    if !(rate.is_finite() && rate > 0.0) {
+        problem(
+            "posts_per_second_per_channel",
+            format!("must be a positive number, got {rate}"),
+        );
+    }
+    for (key, var) in settings.token_envs {
+        if var.trim().is_empty() {
+            problem(key, "must name an environment variable".to_string());
+        }
+    }
 }
 
 fn check_api_url(url: &str) -> Result<(), String> {

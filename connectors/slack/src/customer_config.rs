@@ -5,7 +5,9 @@
 use serde::Deserialize;
 use switchboard_api::read_secret;
 
-use crate::config::{is_channel_id, Secret, SlackMode, SLACK_API_URL};
+use crate::config::{
+    is_channel_id, validate_app_settings, AppSettings, Secret, SlackMode, SLACK_API_URL,
+};
 
 /// The Slack customer channel's settings, at `[connectors.slack]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -138,33 +140,19 @@ impl SlackCustomerConfig {
                 );
             }
         }
-        if let Some(url) = &self.api_url {
-            if let Err(message) = check_api_url(url) {
-                problem("api_url", message);
-            }
-        }
-        if !self.events_path.starts_with('/') {
-            problem(
-                "events_path",
-                format!("must start with '/', got {:?}", self.events_path),
-            );
-        }
-        let rate = self.posts_per_second_per_channel;
-        if !(rate.is_finite() && rate > 0.0) {
-            problem(
-                "posts_per_second_per_channel",
-                format!("must be a positive number, got {rate}"),
-            );
-        }
-        for (key, var) in [
-            ("bot_token_env", &self.bot_token_env),
-            ("app_token_env", &self.app_token_env),
-            ("signing_secret_env", &self.signing_secret_env),
-        ] {
-            if var.trim().is_empty() {
-                problem(key, "must name an environment variable".to_string());
-            }
-        }
+        validate_app_settings(
+            AppSettings {
+                api_url: self.api_url.as_deref(),
+                events_path: &self.events_path,
+                posts_per_second: self.posts_per_second_per_channel,
+                token_envs: [
+                    ("bot_token_env", &self.bot_token_env),
+                    ("app_token_env", &self.app_token_env),
+                    ("signing_secret_env", &self.signing_secret_env),
+                ],
+            },
+            &mut problem,
+        );
     }
 
     /// The Web API base URL without a trailing slash (slack-morphism adds `/<method>`).
@@ -179,20 +167,6 @@ impl SlackCustomerConfig {
     /// True when the bot answers customers in `channel`.
     pub fn answers_in(&self, channel: &str) -> bool {
         self.channels.iter().any(|configured| configured == channel)
-    }
-}
-
-fn check_api_url(url: &str) -> Result<(), String> {
-    if url.starts_with("http://") {
-        Ok(())
-    } else if url.starts_with("https://") {
-        if cfg!(feature = "tls") {
-            Ok(())
-        } else {
-            Err("https:// needs switchboard-slack's `tls` feature".to_string())
-        }
-    } else {
-        Err(format!("must start with http:// or https://, got {url:?}"))
     }
 }
 
