@@ -101,7 +101,7 @@ impl OutboxWorker {
                 Ok(_) => failures = 0,
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    let pause = Duration::from_millis((100u64 << failures.min(6)).min(5_000));
+                    let pause = Duration::from_millis((100u64 << failures.min(4)).min(1_000));
                     warn!(%error, retry_in = ?pause, "outbox: redis unavailable");
                     tokio::time::sleep(pause).await;
                 }
@@ -203,14 +203,13 @@ impl OutboxWorker {
         };
         let failure = match attempt_result {
             Ok(Ok(platform_id)) => {
+                let receipt = platform_id
+                    .as_deref()
+                    .filter(|_| !transcript_id.is_empty())
+                    .map(|platform_id| (conversation_id.as_str(), transcript_id.as_str(), platform_id));
                 self.store
-                    .ack_and_delete(keys::OUTBOX, keys::OUTBOX_GROUP, &item.entry_id)
+                    .complete_delivery(&item.entry_id, receipt)
                     .await?;
-                if let Some(platform_id) = platform_id.filter(|_| !transcript_id.is_empty()) {
-                    self.store
-                        .record_delivery(&conversation_id, &transcript_id, &platform_id)
-                        .await?;
-                }
                 return Ok((connector_name, DeliveryOutcome::Delivered));
             }
             Ok(Err(failure)) => failure,

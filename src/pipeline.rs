@@ -492,7 +492,8 @@ fn commit_for_decision(
     }
 }
 
-/// Exponential backoff capped at 5 s, for workers waiting out a Redis outage.
+/// Exponential backoff capped at 1 s, for workers waiting out a Redis outage: short, so
+/// service resumes within a second of Redis coming back.
 fn backoff(failures: u32) -> Duration {
-    Duration::from_millis((100u64 << failures.min(6)).min(5_000))
+    Duration::from_millis((100u64 << failures.min(4)).min(1_000))
 }

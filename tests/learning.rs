@@ -64,11 +64,11 @@ async fn a_question_that_escalated_once_is_answered_by_the_ai_after_approval() {
     first.message_from("agent").await;
     desk.agent(reply(&thread, "1800000010.000200", "Priya", "!resolve"))
         .await;
-    let resolved = first.message_from("system").await;
-    assert!(
-        resolved["text"].as_str().unwrap().contains(CSAT_QUESTION),
-        "{resolved}"
-    );
+    let frame = first
+        .next_matching("message", |frame| frame["message"]["author"]["kind"] == "system")
+        .await;
+    assert!(frame["message"]["text"].as_str().unwrap().contains(CSAT_QUESTION), "{frame}");
+    assert_eq!(frame["actions"], json!(["rate_service"]), "rating buttons where the channel has them");
     first
         .send(json!({"type": "message", "client_id": "l2", "text": "5"}))
         .await;

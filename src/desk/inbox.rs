@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use switchboard_api::{Author, DeskEvent, DeskSink, IngestError, Outbound, ThreadRef};
+use switchboard_api::{Author, CustomerAction, DeskEvent, DeskSink, IngestError, Outbound, ThreadRef};
 use tracing::{info, warn};
 
 use crate::desk::{briefing, DeskAction, DeskPost};
@@ -331,6 +331,12 @@ fn desk_payload(conversation: &Conversation, action: DeskAction) -> Option<Strin
 }
 
 fn customer_payload(conversation: &Conversation, author: Author, text: &str) -> String {
+    // The satisfaction question offers rating buttons where the channel has buttons.
+    let actions = if text.ends_with(CSAT_QUESTION) {
+        vec![CustomerAction::RateService]
+    } else {
+        vec![]
+    };
     serde_json::to_string(&Delivery::Customer(Outbound {
         id: String::new(),
         conversation_id: conversation.id.clone(),
@@ -338,7 +344,7 @@ fn customer_payload(conversation: &Conversation, author: Author, text: &str) -> 
         conversation_key: conversation.conversation_key.clone(),
         author,
         text: text.to_owned(),
-        actions: vec![],
+        actions,
         reply_context: conversation.context.attributes.clone(),
     }))
     .unwrap_or_default()

@@ -494,28 +494,13 @@ impl Store {
         })
     }
 
-    /// Acks a work item without writing anything else.
+    /// Acks and deletes a work item without writing anything else.
     pub async fn ack(&self, stream: &str, group: &str, entry_id: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         self.bounded(
             Duration::ZERO,
-            conn.xack::<_, _, _, i64>(stream, group, &[entry_id]),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// Acks and deletes a delivered outbox entry.
-    pub async fn ack_and_delete(
-        &self,
-        stream: &str,
-        group: &str,
-        entry_id: &str,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        self.bounded(
-            Duration::ZERO,
             redis::pipe()
+                .atomic()
                 .xack(stream, group, &[entry_id])
                 .ignore()
                 .xdel(stream, &[entry_id])
@@ -658,23 +643,32 @@ impl Store {
         .await
     }
 
-    /// Records where a delivered message landed on its platform (for threads and edits).
-    pub async fn record_delivery(
+    /// Completes a delivered outbox entry in one round trip: records where it landed on its
+    /// platform (for threads and edits), then acks and deletes it. The receipt goes first, so a
+    /// connection lost midway leaves the entry to be redelivered (connectors dedupe) rather
+    /// than delivered without its receipt.
+    pub async fn complete_delivery(
         &self,
-        conversation_id: &str,
-        message_id: &str,
-        platform_message_id: &str,
+        entry_id: &str,
+        receipt: Option<(&str, &str, &str)>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        self.bounded(
-            Duration::ZERO,
-            conn.hset::<_, _, _, ()>(
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if let Some((conversation_id, message_id, platform_message_id)) = receipt {
+            pipe.hset(
                 keys::deliveries(conversation_id),
                 message_id,
                 platform_message_id,
-            ),
-        )
-        .await
+            )
+            .ignore();
+        }
+        pipe.xack(keys::OUTBOX, keys::OUTBOX_GROUP, &[entry_id])
+            .ignore()
+            .xdel(keys::OUTBOX, &[entry_id])
+            .ignore();
+        let mut conn = self.conn.clone();
+        self.bounded(Duration::ZERO, pipe.query_async::<()>(&mut conn))
+            .await
     }
 
     /// Links a conversation to its desk thread, both ways, so either is found after a restart.

@@ -200,6 +200,8 @@ pub struct Outbound {
 pub enum CustomerAction {
     /// Offer a way to reach a person.
     TalkToHuman,
+    /// Offer 1-5 rating buttons; a press is sent as a message with the number as its text.
+    RateService,
 }
 
 /// What a channel can show; data, not methods.

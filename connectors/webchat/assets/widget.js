@@ -279,11 +279,38 @@
     // The escalation notice (or an agent) answers a pending "Talk to a human".
     if (humanClientId && (kind === "system" || kind === "agent")) resetHumanButton(true);
     if (actions && actions.indexOf("talk_to_human") >= 0) aiAnswered = true;
+    if (actions && actions.indexOf("rate_service") >= 0) el.appendChild(ratingButtons());
     if (kind !== "customer") {
       setTyping(false);
       if (panel.hidden) setUnread(unread + 1);
     }
     refreshChrome();
+  }
+
+  // 1-5 buttons under the satisfaction question; a press is sent as the number, which the
+  // gateway stores as the rating (typing the number works the same way).
+  function ratingButtons() {
+    var row = document.createElement("div");
+    row.className = "sb-rating";
+    row.setAttribute("role", "group");
+    row.setAttribute("aria-label", "Rate this conversation from 1 to 5");
+    for (var n = 1; n <= 5; n++) {
+      (function (score) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.textContent = String(score);
+        button.setAttribute("data-testid", "sb-rate-" + score);
+        button.setAttribute("aria-label", score + " out of 5");
+        button.addEventListener("click", function () {
+          var buttons = row.querySelectorAll("button");
+          for (var i = 0; i < buttons.length; i++) buttons[i].disabled = true;
+          button.classList.add("sb-chosen");
+          enqueue({ client_id: newClientId(), type: "message", text: String(score), at: Date.now() });
+        });
+        row.appendChild(button);
+      })(n);
+    }
+    return row;
   }
 
   function showPending(item) {
@@ -730,6 +757,11 @@
       ".sb-typing em{font-style:normal;margin-left:6px}",
       "@keyframes sb-blink{0%,80%,100%{opacity:.3}40%{opacity:1}}",
       ".sb-actions{display:flex;justify-content:center;padding:0 16px;background:#f8fafc}",
+      ".sb-rating{display:flex;gap:6px;margin-top:8px}",
+      ".sb-rating button{min-width:32px;height:32px;border-radius:8px;border:1px solid #c7d2fe;background:#fff;color:#3730a3;font:inherit;font-weight:600;cursor:pointer}",
+      ".sb-rating button:hover:not(:disabled){background:#eef2ff}",
+      ".sb-rating button:disabled{cursor:default;opacity:.55}",
+      ".sb-rating button.sb-chosen{background:#4f46e5;color:#fff;opacity:1}",
       ".sb-human{display:inline-flex;align-items:center;gap:6px;margin:0 0 10px;padding:7px 14px;border-radius:999px;border:1px solid color-mix(in srgb,var(--sb-accent) 35%,white);background:#fff;color:var(--sb-accent);font:inherit;font-weight:600;font-size:13px;cursor:pointer;box-shadow:0 1px 2px rgba(17,24,39,.06)}",
       ".sb-human:hover{background:color-mix(in srgb,var(--sb-accent) 7%,white)}",
       ".sb-human .sb-svg{width:16px;height:16px}.sb-human:disabled{cursor:default;opacity:.75}",
