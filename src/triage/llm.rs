@@ -384,3 +384,18 @@ mod tests {
         }
     }
 }
+
+#[async_trait::async_trait]
+impl super::answerer::Answerer for LlmAnswerer {
+    fn name(&self) -> &'static str {
+        "the model"
+    }
+
+    fn context_entries(&self) -> usize {
+        LlmAnswerer::context_entries(self)
+    }
+
+    async fn answer(&self, question: &str, entries: &[&Entry], _retriever_confidence: f32) -> Verdict {
+        LlmAnswerer::answer(self, question, entries).await
+    }
+}

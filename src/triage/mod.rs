@@ -15,6 +15,7 @@ mod classifier;
 mod config;
 pub mod eval;
 mod knowledge;
+mod answerer;
 mod llm;
 mod policy;
 mod retriever;
@@ -35,7 +36,10 @@ pub use knowledge::Entry;
 pub use llm::LlmConfig;
 pub use sentiment::compound as sentiment_compound;
 
-use llm::{LlmAnswerer, Verdict};
+use answerer::KnowledgeBaseAnswerer;
+pub use answerer::Answerer;
+use llm::LlmAnswerer;
+pub use llm::Verdict;
 use retriever::Index;
 
 /// Only this many characters of a message are analysed: enough for any real question, and
@@ -126,8 +130,8 @@ pub struct Triage {
     knowledge_dir: PathBuf,
     /// Swapped whole on reload, so a decision in flight keeps the index it started with.
     index: RwLock<Arc<Index>>,
-    /// The OpenAI-compatible answerer, when `[triage.llm]` is set.
-    llm: Option<LlmAnswerer>,
+    /// The knowledge base's own answerer, or the OpenAI-compatible one when `[triage.llm]` is set.
+    answerer: Box<dyn Answerer>,
 }
 
 impl Triage {
@@ -135,15 +139,15 @@ impl Triage {
     pub fn from_config(config: &TriageConfig, base_dir: &Path) -> Result<Triage, TriageError> {
         let knowledge_dir = base_dir.join(&config.knowledge_dir);
         let index = Index::build(knowledge::load_dir(&knowledge_dir)?);
-        let llm = match &config.llm {
-            Some(llm) => Some(LlmAnswerer::new(llm).map_err(TriageError::Llm)?),
-            None => None,
+        let answerer: Box<dyn Answerer> = match &config.llm {
+            Some(llm) => Box::new(LlmAnswerer::new(llm).map_err(TriageError::Llm)?),
+            None => Box::new(KnowledgeBaseAnswerer),
         };
         Ok(Triage {
             config: config.clone(),
             knowledge_dir,
             index: RwLock::new(Arc::new(index)),
-            llm,
+            answerer,
         })
     }
 
@@ -170,22 +174,22 @@ impl Triage {
     /// Decides one message: the policies, then the answerer (the LLM when configured).
     pub async fn decide(&self, input: &TriageInput<'_>) -> DecisionRecord {
         let (record, answerer_stage) = self.decide_now(input);
-        match (&self.llm, answerer_stage) {
-            (Some(llm), Some((index, ranked))) => {
+        match answerer_stage {
+            Some((index, ranked)) => {
                 let text = truncate_chars(input.text, MAX_ANALYSED_CHARS);
                 let threshold = self.config.threshold_for(input.channel);
-                self.ask_llm(llm, record, text, &index, &ranked, threshold)
+                self.ask_answerer(record, text, &index, &ranked, threshold)
                     .await
             }
-            _ => record,
+            None => record,
         }
     }
 
-    /// Replaces the embedded answerer's outcome with the model's verdict, grounded on the
-    /// best retrieved entries. The embedded answer stays the agent's suggested reply.
-    async fn ask_llm(
+    /// Asks the answerer, grounded on the best retrieved entries, and applies the threshold
+    /// and the always-human categories to its verdict. The best entry's answer stays the
+    /// agent's suggested reply when the answerer escalates without one.
+    async fn ask_answerer(
         &self,
-        llm: &LlmAnswerer,
         mut record: DecisionRecord,
         text: &str,
         index: &Index,
@@ -195,14 +199,14 @@ impl Triage {
         let entries: Vec<&Entry> = ranked
             .iter()
             .filter_map(|&i| index.entries().get(i))
-            .take(llm.context_entries())
+            .take(self.answerer.context_entries())
             .collect();
         let sources: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
         let kb_suggestion = entries.first().map(|e| e.answer.clone());
         let started = std::time::Instant::now();
-        let verdict = llm.answer(text, &entries).await;
-        let elapsed = started.elapsed().as_millis() as f32;
-        record.scores.insert("llm_ms".into(), elapsed);
+        let verdict = self.answerer.answer(text, &entries, record.confidence).await;
+        let elapsed = started.elapsed().as_secs_f32() * 1000.0;
+        record.scores.insert("answerer_ms".into(), elapsed);
         record
             .scores
             .insert("retriever_confidence".into(), record.confidence);
@@ -231,7 +235,8 @@ impl Triage {
                     escalate(&mut record, "always_human_category", why, Some(answer));
                 } else if confidence >= threshold {
                     record.explanation = format!(
-                        "answered by the model from {} (confidence {confidence:.2} >= {threshold:.2})",
+                        "answered by {} from {} (confidence {confidence:.2} >= {threshold:.2})",
+                        self.answerer.name(),
                         sources.join(", ")
                     );
                     record.decision = Decision::Answer {
@@ -367,31 +372,8 @@ impl Triage {
             escalate(&mut record, "low_confidence", why);
             return (record, None);
         }
+        // No policy decided: the answerer does, grounded on the retrieval.
         let ranked = retrieval.ranked.clone();
-        match best {
-            Some(entry) if retrieval.confidence >= threshold => {
-                record.decision = Decision::Answer {
-                    text: entry.answer.clone(),
-                    sources: vec![entry.id.clone()],
-                };
-                record.explanation = format!(
-                    "answered from `{}` (confidence {:.2} >= {threshold:.2})",
-                    entry.id, retrieval.confidence
-                );
-            }
-            Some(entry) => {
-                let why = format!(
-                    "best entry `{}` has confidence {:.2} < {threshold:.2}",
-                    entry.id, retrieval.confidence
-                );
-                escalate(&mut record, "low_confidence", why);
-            }
-            None => escalate(
-                &mut record,
-                "low_confidence",
-                "no knowledge-base entry matches".into(),
-            ),
-        }
         (record, Some((index, ranked)))
     }
 }

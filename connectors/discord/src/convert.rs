@@ -19,6 +19,8 @@ use switchboard_api::{
 
 /// The `custom_id` of the "Talk to a human" button.
 pub const HUMAN_BUTTON_ID: &str = "sb:human";
+/// The prefix of a rating button's `custom_id`: `sb:rate:<n>` for a rating of 1 to 5.
+pub const RATE_BUTTON_PREFIX: &str = "sb:rate:";
 /// Discord refuses message content longer than this many characters.
 pub const MAX_CONTENT_CHARS: usize = 2000;
 /// Discord refuses thread names longer than this many characters.
@@ -156,12 +158,16 @@ pub fn inbound_from_message(message: &Message, conversation_key: String) -> Opti
     })
 }
 
-/// A press of our "Talk to a human" button as a [`InboundKind::HumanRequest`]; `None` for any
+/// A press of our "Talk to a human" button as a [`InboundKind::HumanRequest`], a press of a
+/// rating button as a text message with the rating ("1".."5") as its text; `None` for any
 /// other component.
 pub fn inbound_from_click(interaction: &ComponentInteraction) -> Option<Inbound> {
-    if interaction.data.custom_id != HUMAN_BUTTON_ID {
-        return None;
-    }
+    let custom_id = interaction.data.custom_id.as_str();
+    let (kind, text) = if custom_id == HUMAN_BUTTON_ID {
+        (InboundKind::HumanRequest, "Talk to a human".to_string())
+    } else {
+        (InboundKind::Text, rating_of(custom_id)?.to_string())
+    };
     let channel = interaction.channel_id.get();
     // The button sits under our message, so its channel is the conversation's channel.
     let conversation_key = match interaction.guild_id {
@@ -179,11 +185,25 @@ pub fn inbound_from_click(interaction: &ComponentInteraction) -> Option<Inbound>
         channel: ChannelKind::Discord,
         conversation_key,
         message_id: format!("dc:i:{}", interaction.id.get()),
-        kind: InboundKind::HumanRequest,
+        kind,
         author: identity(&interaction.user),
-        text: "Talk to a human".to_string(),
+        text,
         context,
     })
+}
+
+/// The `custom_id` of the rating button for `rating` (1 to 5).
+pub fn rate_button_id(rating: u8) -> String {
+    format!("{RATE_BUTTON_PREFIX}{rating}")
+}
+
+/// The rating a rating button's `custom_id` carries; `None` for anything else.
+fn rating_of(custom_id: &str) -> Option<u8> {
+    // Exactly one digit: "sb:rate:04" or "sb:rate:+4" are not ours.
+    match custom_id.strip_prefix(RATE_BUTTON_PREFIX)?.as_bytes() {
+        [digit @ b'1'..=b'5'] => Some(digit - b'0'),
+        _ => None,
+    }
 }
 
 /// The JSON body of `POST /channels/{id}/messages` for an outbound message.
@@ -199,13 +219,29 @@ pub fn render_outbound(outbound: &Outbound) -> Value {
         // Whatever an answer quotes, it never pings @everyone or a role.
         "allowed_mentions": {"parse": []},
     });
+    let mut rows: Vec<Value> = Vec::new();
     if outbound.actions.contains(&CustomerAction::TalkToHuman) {
-        body["components"] = json!([{
+        rows.push(json!({
             "type": 1,
             "components": [{
                 "type": 2, "style": 1, "label": "Talk to a human", "custom_id": HUMAN_BUTTON_ID,
             }],
-        }]);
+        }));
+    }
+    if outbound.actions.contains(&CustomerAction::RateService) {
+        // One action row holds at most five buttons: exactly the five ratings.
+        let buttons: Vec<Value> = (1..=5u8)
+            .map(|rating| {
+                json!({
+                    "type": 2, "style": 2, "label": rating.to_string(),
+                    "custom_id": rate_button_id(rating),
+                })
+            })
+            .collect();
+        rows.push(json!({"type": 1, "components": buttons}));
+    }
+    if !rows.is_empty() {
+        body["components"] = Value::Array(rows);
     }
     body
 }

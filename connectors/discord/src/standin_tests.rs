@@ -311,3 +311,45 @@ async fn after_a_dropped_connection_the_client_resumes_and_nothing_is_lost_or_do
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(h.gateway.accepted().len(), 2);
 }
+
+#[tokio::test]
+async fn the_rating_buttons_are_shown_and_a_press_is_stored_as_the_number() {
+    let h = start().await;
+    h.standin.push_dm("Ada", "Thanks, that fixed it");
+    let first = h.gateway.wait_for_accepted(1, WAIT).await;
+    let key = first[0].conversation_key.clone();
+    let question = outbound(&key, Author::System, vec![CustomerAction::RateService]);
+    h.connector.send(&question).await.expect("delivered");
+    let sent = h.standin.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].button_ids(),
+        [
+            "sb:rate:1",
+            "sb:rate:2",
+            "sb:rate:3",
+            "sb:rate:4",
+            "sb:rate:5"
+        ]
+    );
+    let labels: Vec<&str> = sent[0].components[0]["components"]
+        .as_array()
+        .expect("one action row")
+        .iter()
+        .filter_map(|button| button["label"].as_str())
+        .collect();
+    assert_eq!(labels, ["1", "2", "3", "4", "5"]);
+
+    let dm = h.standin.dm_channel("Ada");
+    let interaction = h.standin.push_button_click(dm, "Ada", "sb:rate:4");
+    let accepted = h.gateway.wait_for_accepted(2, WAIT).await;
+    assert_eq!(accepted.len(), 2);
+    assert_eq!(accepted[1].kind, InboundKind::Text);
+    assert_eq!(accepted[1].text, "4");
+    assert_eq!(accepted[1].conversation_key, key);
+    assert_eq!(accepted[1].message_id, format!("dc:i:{interaction}"));
+    let callbacks = h.standin.wait_for_callbacks(1, WAIT).await;
+    assert_eq!(callbacks.len(), 1);
+    assert_eq!(callbacks[0].interaction_id, interaction);
+    assert_eq!(callbacks[0].kind, 6);
+}

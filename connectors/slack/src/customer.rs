@@ -21,7 +21,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::client::{self, BotIdentity, EnvelopeHandler, SlackWeb, UserProfile};
 use crate::config::SlackMode;
 use crate::customer_config::SlackCustomerConfig;
-use crate::customer_convert::{self as convert, CustomerOutcome};
+use crate::customer_convert::{self as convert, ButtonPress, CustomerOutcome};
 use crate::pacing::ChannelPacing;
 
 /// The name this connector's errors and logs carry.
@@ -228,21 +228,30 @@ impl CustomerIntake {
     /// Maps one interaction payload (a button press) and hands it to the gateway.
     pub(crate) async fn interaction(&self, payload: &Value) -> Result<(), IngestError> {
         let config = &self.shared.config;
-        let press = match convert::from_interaction(payload, |channel| config.answers_in(channel)) {
-            CustomerOutcome::Accepted(press) => press,
+        let pressed = match convert::button_press(payload, |channel| config.answers_in(channel)) {
+            CustomerOutcome::Accepted(pressed) => pressed,
             CustomerOutcome::Ignored(reason) => {
                 debug!(%reason, "slack customer interaction ignored");
                 return Ok(());
             }
+        };
+        let (press, kind, text) = match pressed {
+            ButtonPress::Human(press) => (
+                press,
+                InboundKind::HumanRequest,
+                "Talk to a human".to_string(),
+            ),
+            // A rating is stored as the customer's text message "1".."5".
+            ButtonPress::Rating { press, rating } => (press, InboundKind::Text, rating.to_string()),
         };
         let author = self.shared.identity(&press.user).await?;
         let inbound = Inbound {
             channel: ChannelKind::Slack,
             conversation_key: press.conversation_key,
             message_id: press.message_id,
-            kind: InboundKind::HumanRequest,
+            kind,
             author,
-            text: "Talk to a human".to_string(),
+            text,
             context: Default::default(),
         };
         self.accept(inbound).await

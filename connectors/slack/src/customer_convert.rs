@@ -12,16 +12,20 @@
 //! - anything written by a bot (this bot's user id, any `bot_id`, subtype `bot_message`) is
 //!   ignored, so our own answers never echo back;
 //! - a `block_actions` press of the `sb_human` button becomes a `HumanRequest` in the thread
-//!   the button's message lives in, with id `"slack:i:<trigger_id>"`.
+//!   the button's message lives in, with id `"slack:i:<trigger_id>"`; a press of a rating
+//!   button `sb_rate_<n>` becomes the customer's text message `"<n>"` there, with the same id.
 //!
 //! Outbound: the speaker in bold first (agents by name, the AI as the assistant), the text
-//! escaped so a reply can never ping `@channel`, and the "Talk to a human" button as Block Kit.
+//! escaped so a reply can never ping `@channel`, and the "Talk to a human" button and the 1-5
+//! rating buttons as Block Kit.
 
 use serde_json::{json, Value};
 use switchboard_api::{Author, CustomerAction, Outbound};
 
 /// The `action_id` of the "Talk to a human" button.
 pub const HUMAN_ACTION_ID: &str = "sb_human";
+/// The prefix of a rating button's `action_id`: `sb_rate_<n>` for a rating of 1 to 5.
+pub const RATE_ACTION_PREFIX: &str = "sb_rate_";
 
 /// Slack's limit for a section block's text.
 const SECTION_MAX_CHARS: usize = 3000;
@@ -43,7 +47,8 @@ pub struct CustomerMessage {
     pub ts: String,
 }
 
-/// A press of the "Talk to a human" button.
+/// A press of one of our buttons: where and by whom ("Talk to a human" alone in
+/// [`from_interaction`], any of them in [`ButtonPress`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HumanPress {
     /// The conversation key of the thread the button is in.
@@ -52,6 +57,20 @@ pub struct HumanPress {
     pub message_id: String,
     /// Who pressed it.
     pub user: String,
+}
+
+/// Which of our buttons was pressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ButtonPress {
+    /// "Talk to a human".
+    Human(HumanPress),
+    /// A rating button; the rating (1 to 5) is stored as the customer's text.
+    Rating {
+        /// Where and by whom.
+        press: HumanPress,
+        /// The rating, 1 to 5.
+        rating: u8,
+    },
 }
 
 /// What one Slack payload means for the customer channel.
@@ -154,23 +173,53 @@ pub fn from_interaction(
     payload: &Value,
     answers_in: impl Fn(&str) -> bool,
 ) -> CustomerOutcome<HumanPress> {
+    match button_press(payload, answers_in) {
+        CustomerOutcome::Accepted(ButtonPress::Human(press)) => CustomerOutcome::Accepted(press),
+        CustomerOutcome::Accepted(ButtonPress::Rating { .. }) => {
+            ignored("block_actions without the sb_human button")
+        }
+        CustomerOutcome::Ignored(reason) => CustomerOutcome::Ignored(reason),
+    }
+}
+
+/// The rating a rating button's `action_id` carries; `None` for anything else.
+fn rating_of(action_id: &str) -> Option<u8> {
+    // Exactly one digit: "sb_rate_04" or "sb_rate_+4" are not ours.
+    match action_id.strip_prefix(RATE_ACTION_PREFIX)?.as_bytes() {
+        [digit @ b'1'..=b'5'] => Some(digit - b'0'),
+        _ => None,
+    }
+}
+
+/// Maps an interaction payload; a `block_actions` press of [`HUMAN_ACTION_ID`] or of a rating
+/// button (`sb_rate_1` .. `sb_rate_5`) counts.
+pub fn button_press(
+    payload: &Value,
+    answers_in: impl Fn(&str) -> bool,
+) -> CustomerOutcome<ButtonPress> {
     if text(payload, "type") != Some("block_actions") {
         return ignored(format!(
             "interaction {:?} is not a button press",
             text(payload, "type").unwrap_or("none")
         ));
     }
-    let pressed = payload
-        .get("actions")
-        .and_then(Value::as_array)
-        .is_some_and(|actions| {
-            actions
-                .iter()
-                .any(|action| text(action, "action_id") == Some(HUMAN_ACTION_ID))
-        });
-    if !pressed {
+    let action_ids = || {
+        payload
+            .get("actions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|action| text(action, "action_id"))
+    };
+    // None: the human button; Some(n): a rating.
+    let pressed: Option<Option<u8>> = if action_ids().any(|id| id == HUMAN_ACTION_ID) {
+        Some(None)
+    } else {
+        action_ids().find_map(rating_of).map(Some)
+    };
+    let Some(rating) = pressed else {
         return ignored("block_actions without the sb_human button");
-    }
+    };
     let container = payload.get("container").unwrap_or(&Value::Null);
     let channel = text(container, "channel_id")
         .or_else(|| payload.get("channel").and_then(|c| text(c, "id")));
@@ -202,10 +251,14 @@ pub fn from_interaction(
     let Some(press_id) = press_id else {
         return ignored("button press without trigger_id or action_ts");
     };
-    CustomerOutcome::Accepted(HumanPress {
+    let press = HumanPress {
         conversation_key: conversation_key(channel, parent),
         message_id: format!("slack:i:{press_id}"),
         user: user.to_string(),
+    };
+    CustomerOutcome::Accepted(match rating {
+        None => ButtonPress::Human(press),
+        Some(rating) => ButtonPress::Rating { press, rating },
     })
 }
 
@@ -226,7 +279,7 @@ pub fn escape(text: &str) -> String {
 pub struct Rendered {
     /// The message text (also the notification fallback when there are blocks).
     pub text: String,
-    /// Block Kit blocks, when the message carries the "Talk to a human" button.
+    /// Block Kit blocks, when the message carries the "Talk to a human" or the rating buttons.
     pub blocks: Option<Vec<Value>>,
 }
 
@@ -242,15 +295,14 @@ pub fn render(outbound: &Outbound) -> Rendered {
         Some(speaker) => format!("{speaker} {body}"),
         None => body,
     };
-    let blocks = outbound
-        .actions
-        .contains(&CustomerAction::TalkToHuman)
-        .then(|| with_human_button(&text));
+    let human = outbound.actions.contains(&CustomerAction::TalkToHuman);
+    let rate = outbound.actions.contains(&CustomerAction::RateService);
+    let blocks = (human || rate).then(|| with_buttons(&text, human, rate));
     Rendered { text, blocks }
 }
 
-/// The text as section blocks (Slack caps each at 3000 characters), then the button.
-fn with_human_button(text: &str) -> Vec<Value> {
+/// The text as section blocks (Slack caps each at 3000 characters), then the buttons.
+fn with_buttons(text: &str, human: bool, rate: bool) -> Vec<Value> {
     let chars: Vec<char> = text.chars().collect();
     let mut blocks: Vec<Value> = chars
         .chunks(SECTION_MAX_CHARS)
@@ -259,16 +311,32 @@ fn with_human_button(text: &str) -> Vec<Value> {
                    "text": {"type": "mrkdwn", "text": chunk.iter().collect::<String>()}})
         })
         .collect();
-    blocks.push(json!({
-        "type": "actions",
-        "block_id": "sb_actions",
-        "elements": [{
-            "type": "button",
-            "action_id": HUMAN_ACTION_ID,
-            "text": {"type": "plain_text", "text": "Talk to a human"},
-            "value": "human",
-        }],
-    }));
+    if human {
+        blocks.push(json!({
+            "type": "actions",
+            "block_id": "sb_actions",
+            "elements": [{
+                "type": "button",
+                "action_id": HUMAN_ACTION_ID,
+                "text": {"type": "plain_text", "text": "Talk to a human"},
+                "value": "human",
+            }],
+        }));
+    }
+    if rate {
+        let buttons: Vec<Value> = (1..=5u8)
+            .map(|rating| {
+                json!({
+                    "type": "button",
+                    "action_id": format!("{RATE_ACTION_PREFIX}{rating}"),
+                    "text": {"type": "plain_text", "text": rating.to_string()},
+                    "value": rating.to_string(),
+                })
+            })
+            .collect();
+        // Block ids are unique within a message.
+        blocks.push(json!({"type": "actions", "block_id": "sb_rating", "elements": buttons}));
+    }
     blocks
 }
 

@@ -393,3 +393,67 @@ async fn the_events_api_verifies_signatures_and_takes_events_and_button_presses(
     assert_eq!(stored[1].kind, InboundKind::HumanRequest);
     assert_eq!(stored[1].conversation_key, "C0SHARED:1700000020.000100");
 }
+
+#[tokio::test]
+async fn the_rating_buttons_are_posted_and_a_press_is_stored_as_the_number() {
+    let slack = SlackStandIn::start().await;
+    let (connector, gateway) = running(&slack).await;
+    let key = "C0SHARED:1700000000.000100";
+
+    connector
+        .send(&outbound(
+            key,
+            Author::System,
+            "How did we do? Rate us from 1 to 5.",
+            vec![CustomerAction::RateService],
+        ))
+        .await
+        .expect("the question posted");
+    let posts = slack.posts();
+    assert_eq!(posts.len(), 1);
+    let blocks = posts[0].blocks.as_array().expect("blocks").clone();
+    let actions = blocks
+        .iter()
+        .find(|block| block["type"] == "actions")
+        .expect("an actions block");
+    let buttons: Vec<(&str, &str, &str)> = actions["elements"]
+        .as_array()
+        .expect("elements")
+        .iter()
+        .map(|button| {
+            (
+                button["action_id"].as_str().unwrap_or_default(),
+                button["value"].as_str().unwrap_or_default(),
+                button["text"]["text"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        buttons,
+        [
+            ("sb_rate_1", "1", "1"),
+            ("sb_rate_2", "2", "2"),
+            ("sb_rate_3", "3", "3"),
+            ("sb_rate_4", "4", "4"),
+            ("sb_rate_5", "5", "5"),
+        ]
+    );
+    assert!(!posts[0].blocks.to_string().contains("sb_human"));
+
+    let press = block_actions(
+        CUSTOMER,
+        SHARED,
+        "1700000001.000300",
+        "1700000000.000100",
+        "sb_rate_4",
+        "13345224609.738474920.rating",
+    );
+    slack.send_interaction(press);
+    let stored = gateway.wait_for(1).await;
+    assert_eq!(stored.len(), 1);
+    let rating = &stored[0];
+    assert_eq!(rating.kind, InboundKind::Text);
+    assert_eq!(rating.text, "4");
+    assert_eq!(rating.conversation_key, key);
+    assert_eq!(rating.message_id, "slack:i:13345224609.738474920.rating");
+}

@@ -18,7 +18,7 @@ use teloxide::types::{
 };
 use teloxide::{ApiError, Bot, RequestError};
 
-use crate::convert::{OutgoingPart, HUMAN_BUTTON_DATA, HUMAN_BUTTON_LABEL};
+use crate::convert::{rate_button_data, OutgoingPart, HUMAN_BUTTON_DATA, HUMAN_BUTTON_LABEL};
 
 /// The connector's name in errors and logs.
 pub const CONNECTOR: &str = "telegram";
@@ -131,9 +131,20 @@ impl BotClient {
             // An entity, not Markdown: the text goes out exactly as written, nothing to escape.
             request = request.entities(vec![MessageEntity::bold(0, length)]);
         }
+        let mut rows: Vec<Vec<InlineKeyboardButton>> = Vec::new();
         if part.human_button {
             let button = InlineKeyboardButton::callback(HUMAN_BUTTON_LABEL, HUMAN_BUTTON_DATA);
-            request = request.reply_markup(InlineKeyboardMarkup::new([[button]]));
+            rows.push(vec![button]);
+        }
+        if part.rate_buttons {
+            rows.push(
+                (1..=5u8)
+                    .map(|n| InlineKeyboardButton::callback(n.to_string(), rate_button_data(n)))
+                    .collect(),
+            );
+        }
+        if !rows.is_empty() {
+            request = request.reply_markup(InlineKeyboardMarkup::new(rows));
         }
         let message = request
             .await

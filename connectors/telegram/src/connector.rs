@@ -169,6 +169,7 @@ impl Shared {
             text: text.to_string(),
             bold_prefix_utf16: None,
             human_button: false,
+            rate_buttons: false,
         };
         if let Err(error) = self.send_part(chat, &part).await {
             warn!(%error, chat, what, "notice not delivered");

@@ -23,6 +23,8 @@ use switchboard_api::{
 pub const HUMAN_BUTTON_DATA: &str = "sb:human";
 /// The label of the "Talk to a human" button, also the stored text of a press.
 pub const HUMAN_BUTTON_LABEL: &str = "Talk to a human";
+/// The prefix of a rating button's callback data: `sb:rate:<n>` for a rating of 1 to 5.
+pub const RATE_BUTTON_PREFIX: &str = "sb:rate:";
 /// Telegram's limit on one message's text, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 4096;
 /// What a customer is told when they send something the bot cannot read.
@@ -39,11 +41,12 @@ pub enum UpdateAction {
         /// The private chat.
         chat_id: i64,
     },
-    /// A button press: stop the button's spinner, and store the request when it is ours.
+    /// A button press: stop the button's spinner, and store the press when it is ours.
     Button {
         /// The callback query to answer.
         callback_query_id: String,
-        /// The human request to store; `None` for foreign or unusable buttons.
+        /// The human request or the rating (a text message "1".."5") to store; `None` for
+        /// foreign or unusable buttons.
         inbound: Option<Inbound>,
     },
     /// Something the bot cannot read in a private chat: answer politely.
@@ -215,12 +218,17 @@ fn callback_action(update_id: i64, query: &Value) -> UpdateAction {
         };
     };
     let data = query.get("data").and_then(Value::as_str).unwrap_or("");
-    if data != HUMAN_BUTTON_DATA {
+    let (kind, text) = if data == HUMAN_BUTTON_DATA {
+        (InboundKind::HumanRequest, HUMAN_BUTTON_LABEL.to_string())
+    } else if let Some(rating) = rating_of(data) {
+        // A rating is stored as the customer's text message "1".."5".
+        (InboundKind::Text, rating.to_string())
+    } else {
         return UpdateAction::Button {
             callback_query_id,
             inbound: None,
         };
-    }
+    };
     let from = query.get("from");
     // The button sits under a message in the customer's private chat; without that message
     // (an inline-mode message) the private chat's id is the user's id.
@@ -237,15 +245,30 @@ fn callback_action(update_id: i64, query: &Value) -> UpdateAction {
             channel: ChannelKind::Telegram,
             conversation_key: chat.to_string(),
             message_id: message_id(update_id),
-            kind: InboundKind::HumanRequest,
+            kind,
             author: identity(from, chat),
-            text: HUMAN_BUTTON_LABEL.to_string(),
+            text,
             context,
         }
     });
     UpdateAction::Button {
         callback_query_id,
         inbound,
+    }
+}
+
+/// The callback data of the rating button for `rating` (1 to 5).
+pub fn rate_button_data(rating: u8) -> String {
+    format!("{RATE_BUTTON_PREFIX}{rating}")
+}
+
+/// The rating a rating button's callback data carries; `None` for anything else.
+fn rating_of(data: &str) -> Option<u8> {
+    let digits = data.strip_prefix(RATE_BUTTON_PREFIX)?;
+    // Exactly one digit: "sb:rate:04" or "sb:rate:+4" are not ours.
+    match digits.as_bytes() {
+        [digit @ b'1'..=b'5'] => Some(digit - b'0'),
+        _ => None,
     }
 }
 
@@ -476,6 +499,8 @@ pub struct OutgoingPart {
     pub bold_prefix_utf16: Option<usize>,
     /// Show the "Talk to a human" button under this part.
     pub human_button: bool,
+    /// Show the row of rating buttons "1".."5" under this part.
+    pub rate_buttons: bool,
 }
 
 /// Why an outbound message cannot be rendered for Telegram.
@@ -500,7 +525,7 @@ pub fn chat_id(outbound: &Outbound) -> Result<i64, RenderError> {
 
 /// Renders an outbound message: the speaker in bold first (agents by name, so the customer
 /// knows a person is speaking; the AI as the assistant), split at Telegram's length limit,
-/// the button under the last part.
+/// the buttons under the last part.
 pub fn render(outbound: &Outbound) -> Result<Vec<OutgoingPart>, RenderError> {
     let body = outbound.text.trim();
     if body.is_empty() {
@@ -518,6 +543,7 @@ pub fn render(outbound: &Outbound) -> Result<Vec<OutgoingPart>, RenderError> {
     let chunks = split_text(&text, MAX_MESSAGE_CHARS);
     let last = chunks.len().saturating_sub(1);
     let button = outbound.actions.contains(&CustomerAction::TalkToHuman);
+    let rate = outbound.actions.contains(&CustomerAction::RateService);
     Ok(chunks
         .into_iter()
         .enumerate()
@@ -528,6 +554,7 @@ pub fn render(outbound: &Outbound) -> Result<Vec<OutgoingPart>, RenderError> {
                 .filter(|_| index == 0)
                 .map(|speaker| speaker.encode_utf16().count()),
             human_button: button && index == last,
+            rate_buttons: rate && index == last,
         })
         .collect())
 }

@@ -470,3 +470,59 @@ async fn without_a_lease_two_pollers_conflict_but_nothing_is_lost() {
         task.abort();
     }
 }
+
+#[tokio::test]
+async fn the_rating_buttons_are_shown_and_a_press_is_stored_as_the_number() {
+    let run = running().await;
+    run.connector
+        .send(&outbound(
+            Author::System,
+            "How did we do? Rate us from 1 to 5.",
+            vec![CustomerAction::RateService],
+        ))
+        .await
+        .expect("sent");
+    let sent = run.standin.sent();
+    assert_eq!(sent.len(), 1);
+    let keyboard = sent[0].reply_markup["inline_keyboard"]
+        .as_array()
+        .expect("a keyboard");
+    assert_eq!(keyboard.len(), 1, "one row: {keyboard:?}");
+    let row: Vec<(&str, &str)> = keyboard[0]
+        .as_array()
+        .expect("a row")
+        .iter()
+        .map(|button| {
+            (
+                button["text"].as_str().unwrap_or_default(),
+                button["callback_data"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        row,
+        [
+            ("1", "sb:rate:1"),
+            ("2", "sb:rate:2"),
+            ("3", "sb:rate:3"),
+            ("4", "sb:rate:4"),
+            ("5", "sb:rate:5"),
+        ]
+    );
+
+    let update_id = run.standin.push_callback(ADA, "Ada", "sb:rate:4");
+    let stored = run.gateway.wait_for_stored(1, WAIT).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].kind, InboundKind::Text);
+    assert_eq!(stored[0].text, "4");
+    assert_eq!(stored[0].message_id, format!("tg:{update_id}"));
+    assert_eq!(stored[0].conversation_key, ADA.to_string());
+    for _ in 0..100 {
+        if !run.standin.answered_callbacks().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(run.standin.answered_callbacks(), ["cbq-1"]);
+    run.task.abort();
+}
