@@ -796,5 +796,21 @@ mod llm {
                 "triage.llm.timeout_ms"
             ]
         );
+
+        // Hosted endpoints (OpenAI) speak https: accepted, and the client builds.
+        let hosted = TriageConfig {
+            llm: Some(LlmConfig {
+                base_url: "https://api.openai.com/v1".into(),
+                model: "gpt-4o-mini".into(),
+                api_key_env: None,
+                timeout_ms: 8000,
+                max_context_entries: 3,
+            }),
+            ..TriageConfig::default()
+        };
+        let mut problems = Vec::new();
+        hosted.validate("triage", &config_dir(), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(Triage::from_config(&hosted, &config_dir()).is_ok());
     }
 }

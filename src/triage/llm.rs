@@ -9,8 +9,8 @@
 //! escalation whose explanation says why. Nothing the model says reaches the customer
 //! unchecked.
 //!
-//! Plain `http://` only (a local Ollama or vLLM, or a proxy); `https://` endpoints are a
-//! follow-up (hyper-rustls is already in the tree through the Slack connector).
+//! `http://` (a local Ollama, vLLM or llama.cpp server) and `https://` (OpenAI and hosted
+//! endpoints, rustls with the system's root certificates).
 
 use std::time::Duration;
 
@@ -54,12 +54,9 @@ impl LlmConfig {
     /// Checks values offline; pushes one problem per mistake under `prefix`.
     pub fn validate(&self, prefix: &str, problems: &mut Vec<super::Problem>) {
         let key = |name: &str| format!("{prefix}.{name}");
-        if self.base_url.starts_with("https://") {
-            problems.push((
-                key("base_url"),
-                "https is not supported yet; use a local http endpoint or an http proxy".into(),
-            ));
-        } else if !self.base_url.starts_with("http://")
+        let scheme_ok =
+            self.base_url.starts_with("http://") || self.base_url.starts_with("https://");
+        if !scheme_ok
             || self.endpoint().parse::<hyper::Uri>().is_err()
         {
             problems.push((
@@ -127,7 +124,10 @@ draft for the human agent when you escalate.";
 pub struct LlmAnswerer {
     config: LlmConfig,
     api_key: Option<String>,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    client: Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        Full<Bytes>,
+    >,
 }
 
 impl LlmAnswerer {
@@ -141,10 +141,16 @@ impl LlmAnswerer {
             ),
             None => None,
         };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|error| format!("cannot load the system's root certificates: {error}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
         Ok(LlmAnswerer {
             config: config.clone(),
             api_key,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
         })
     }
 
