@@ -22,6 +22,9 @@ pub struct Metrics {
     pub ai_answers: Family<Labels, Counter>,
     /// Escalations to a person, by reason.
     pub escalations: Family<Labels, Counter>,
+    /// Conversations escalated for the first time; the AI resolution rate is
+    /// `1 - conversations_escalated / conversations_started`.
+    pub conversations_escalated: Counter,
     /// Replies agents sent to customers.
     pub agent_replies: Counter,
     /// Conversations resolved by an agent.
@@ -44,6 +47,7 @@ impl Default for Metrics {
             conversations_started: Family::default(),
             ai_answers: Family::default(),
             escalations: Family::default(),
+            conversations_escalated: Counter::default(),
             agent_replies: Counter::default(),
             resolutions: Counter::default(),
             outbox_deliveries: Family::default(),
@@ -71,6 +75,11 @@ impl Default for Metrics {
             "escalations",
             "Escalations to a person, by reason",
             metrics.escalations.clone(),
+        );
+        registry.register(
+            "conversations_escalated",
+            "Conversations escalated to a person, each counted once",
+            metrics.conversations_escalated.clone(),
         );
         registry.register(
             "agent_replies",

@@ -305,11 +305,15 @@ impl TriageWorker {
                 .ai_answers
                 .get_or_create(&Metrics::label("channel", conversation.channel.as_str()))
                 .inc(),
-            Decision::Escalate { reason, .. } => self
-                .metrics
-                .escalations
-                .get_or_create(&Metrics::label("reason", reason.clone()))
-                .inc(),
+            Decision::Escalate { reason, .. } => {
+                if !conversation.fields.contains_key("escalated_ms") {
+                    self.metrics.conversations_escalated.inc();
+                }
+                self.metrics
+                    .escalations
+                    .get_or_create(&Metrics::label("reason", reason.clone()))
+                    .inc()
+            }
         };
         if let Some(asked_ms) = first_asked_ms {
             let waited_ms = now_ms().saturating_sub(asked_ms);

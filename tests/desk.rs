@@ -460,6 +460,11 @@ async fn metrics_count_a_scripted_set_of_conversations() {
         ),
         1.0
     );
+    assert_eq!(metric(&text, "switchboard_conversations_escalated_total"), 1.0);
+    let ai_resolution_rate = 1.0
+        - metric(&text, "switchboard_conversations_escalated_total")
+            / metric(&text, r#"switchboard_conversations_started_total{channel="webchat"}"#);
+    assert!((ai_resolution_rate - 2.0 / 3.0).abs() < 1e-9, "two of three conversations stayed with the AI");
     assert_eq!(metric(&text, "switchboard_agent_replies_total"), 1.0);
     assert_eq!(metric(&text, "switchboard_resolutions_total"), 1.0);
     assert_eq!(
