@@ -219,3 +219,41 @@ mod discord {
         assert!(agent.content.contains("Sam"), "{agent:?}");
     }
 }
+
+/// A revoked bot token stops that connector with a clear error; the others keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_telegram_token_is_named_and_web_chat_keeps_working() {
+    use serde_json::{json, Value};
+    use switchboard_telegram::standin::{TelegramStandIn, TOKEN};
+
+    use crate::webchat::{Widget, WEBCHAT};
+
+    let redis = RedisServer::start();
+    let standin = TelegramStandIn::start().await;
+    standin.revoke_token();
+    std::env::set_var("SB_TEST_TELEGRAM_REVOKED", TOKEN);
+    let extra = format!(
+        "{WEBCHAT}[connectors.telegram]\nenabled = true\nbot_token_env = \"SB_TEST_TELEGRAM_REVOKED\"\napi_url = \"{}\"\npoll_timeout_secs = 1\n",
+        standin.api_url()
+    );
+    let gateway = gateway(&redis, &extra, Arc::new(FakeDesk::default())).await;
+    let addr = gateway.local_addr;
+    let telegram = eventually(Duration::from_secs(20), "telegram reported down", || async move {
+        let (status, body) = crate::harness::http(addr, "GET", "/readyz", None).await;
+        let ready: Value = serde_json::from_str(&body).ok()?;
+        let telegram = ready["telegram"].as_str()?.to_owned();
+        (status == 503 && telegram.contains("401")).then_some(telegram)
+    })
+    .await;
+    assert!(telegram.starts_with("down") && telegram.contains("telegram"), "{telegram}");
+
+    let (mut widget, _) = Widget::connect(addr, "revoked-visitor-0000001", None).await;
+    widget
+        .send(json!({"type": "message", "client_id": "t1", "text": "How do I reset my password?"}))
+        .await;
+    assert!(widget.message_from("ai").await["text"]
+        .as_str()
+        .unwrap()
+        .to_lowercase()
+        .contains("password"));
+}
