@@ -70,42 +70,34 @@ async fn render_metrics(State(state): State<HealthState>) -> impl IntoResponse {
 async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
     let mut checks = serde_json::Map::new();
     let mut ready = true;
-    match state.store.ping().await {
-        Ok(()) => {
-            checks.insert("redis".into(), "up".into());
-        }
-        Err(error) => {
-            ready = false;
-            checks.insert("redis".into(), format!("down: {error}").into());
-        }
-    }
-    for connector in &state.connectors {
-        let status = match connector.health().await {
+    let mut record = |name: &str, health: Health| {
+        let status = match health {
             Health::Up => "up".to_owned(),
             Health::Down(reason) => {
                 ready = false;
                 format!("down: {reason}")
             }
         };
-        checks.insert(connector.channel().as_str().into(), status.into());
+        checks.insert(name.into(), status.into());
+    };
+    let redis = match state.store.ping().await {
+        Ok(()) => Health::Up,
+        Err(error) => Health::Down(error.to_string()),
+    };
+    record("redis", redis);
+    for connector in &state.connectors {
+        record(connector.channel().as_str(), connector.health().await);
     }
     if let Some(desk) = &state.desk {
-        let status = match desk.health().await {
-            Health::Up => "up".to_owned(),
-            Health::Down(reason) => {
-                ready = false;
-                format!("down: {reason}")
-            }
-        };
-        checks.insert("desk".into(), status.into());
-        let channels = state
-            .desk_channels
-            .lock()
-            .map(|found| found.clone())
-            .unwrap_or_default();
-        if !channels.is_empty() {
-            checks.insert("desk_channels".into(), serde_json::json!(channels));
-        }
+        record("desk", desk.health().await);
+    }
+    let channels = state
+        .desk_channels
+        .lock()
+        .map(|found| found.clone())
+        .unwrap_or_default();
+    if !channels.is_empty() {
+        checks.insert("desk_channels".into(), serde_json::json!(channels));
     }
     let code = if ready {
         StatusCode::OK
