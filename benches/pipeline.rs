@@ -826,8 +826,17 @@ async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]
                             .await
                             .expect("commit");
                         let entry = committed.entry_id.unwrap_or_default();
+                        // The receipt the outbox writes for each delivered reply.
+                        let receipts = keys::deliveries(&ingested.conversation_id);
                         store
-                            .record_delivery(&ingested.conversation_id, &entry, &entry)
+                            .run(|mut conn| async move {
+                                redis::cmd("HSET")
+                                    .arg(receipts)
+                                    .arg(&entry)
+                                    .arg(&entry)
+                                    .query_async::<()>(&mut conn)
+                                    .await
+                            })
                             .await
                             .expect("record delivery");
                     }
