@@ -160,6 +160,8 @@ impl Shared {
         let inbound = convert::to_inbound(visitor, context, client_id, kind, text);
         let accepted = gateway.accept(inbound).await.map_err(|error| match error {
             IngestError::Unavailable(detail) => {
+                // The widget resends it later; an outage must not use up the visitor's quota.
+                self.limiter.refund(&visitor.conversation_key);
                 tracing::warn!(%detail, "webchat message not stored: storage unavailable");
                 Refusal::new(
                     ErrorCode::Unavailable,
@@ -168,6 +170,10 @@ impl Shared {
             }
             IngestError::Rejected(reason) => Refusal::new(ErrorCode::Invalid, reason),
         })?;
+        if !accepted.is_new {
+            // A resend after a lost ack is the same message, not another one.
+            self.limiter.refund(&visitor.conversation_key);
+        }
         if accepted.is_new {
             // Other open tabs of the same visitor show the message too; the sender dedupes by id.
             let echo = convert::customer_echo(&accepted.message_id, client_id, text, now_ms());

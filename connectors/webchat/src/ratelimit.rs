@@ -50,6 +50,14 @@ impl RateLimiter {
         }
     }
 
+    /// Gives back the token of a message that did not count: storage was down (the widget
+    /// retries it) or it was a resend of a message already stored.
+    pub fn refund(&self, key: &str) {
+        if let Some(bucket) = self.lock().get_mut(key) {
+            bucket.tokens = (bucket.tokens + 1.0).min(self.per_minute);
+        }
+    }
+
     /// Drops buckets that have refilled completely.
     pub fn prune(&self, now: Instant) {
         let mut buckets = self.lock();
@@ -112,5 +120,28 @@ mod tests {
         assert_eq!(limiter.tracked(), 1);
         limiter.prune(start + Duration::from_secs(61));
         assert_eq!(limiter.tracked(), 0);
+    }
+
+    #[test]
+    fn a_refunded_token_can_be_spent_again() {
+        let limiter = RateLimiter::new(2);
+        let now = Instant::now();
+        assert!(limiter.allow("s:a", now));
+        assert!(limiter.allow("s:a", now));
+        assert!(!limiter.allow("s:a", now));
+        limiter.refund("s:a");
+        assert!(
+            limiter.allow("s:a", now),
+            "a refunded retry is not rate limited"
+        );
+        assert!(!limiter.allow("s:a", now));
+        limiter.refund("s:a");
+        limiter.refund("s:a");
+        limiter.refund("s:a");
+        assert!(limiter.allow("s:a", now) && limiter.allow("s:a", now));
+        assert!(
+            !limiter.allow("s:a", now),
+            "refunds never exceed the bucket"
+        );
     }
 }
