@@ -719,10 +719,13 @@ fn print_round_trips(
     messages: usize,
 ) -> f64 {
     let commands: u64 = top.values().sum();
-    // Pipelined second commands share their first command's round trip:
-    // HGETALL+XREVRANGE (conversation_with_recent) and XACK+XDEL (ack_and_delete).
-    let pipelined =
-        top.get("xrevrange").copied().unwrap_or(0) + top.get("xdel").copied().unwrap_or(0);
+    // Pipelined commands share their first command's round trip: HGETALL+XREVRANGE
+    // (conversation_with_recent), and MULTI+[HSET receipt]+XACK+XDEL+EXEC (the outbox's
+    // complete_delivery and the store's ack), which MONITOR lists one by one.
+    let pipelined: u64 = ["xrevrange", "hset", "xack", "xdel", "exec"]
+        .iter()
+        .map(|name| top.get(*name).copied().unwrap_or(0))
+        .sum();
     let trips = commands - pipelined;
     let per = |n: u64| n as f64 / messages.max(1) as f64;
     let breakdown: Vec<String> = top
