@@ -229,55 +229,11 @@ impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
     }
 
     async fn user_name(&self, user: &str) -> Result<Option<String>, ConnectorError> {
-        let session = self.client.open_session(&self.bot_token);
-        let response = session
-            .users_info(&SlackApiUsersInfoRequest::new(user.into()))
-            .await
-            .map_err(|error| map_error("bot token", "users.info", error))?;
-        let user = response.user;
-        let non_empty = |name: Option<String>| name.filter(|name| !name.trim().is_empty());
-        let profile = user.profile.as_ref();
-        Ok(non_empty(profile.and_then(|p| p.display_name.clone()))
-            .or_else(|| non_empty(profile.and_then(|p| p.real_name.clone())))
-            .or_else(|| non_empty(user.real_name.clone())))
+        Ok(self.users_info_profile(user).await?.name)
     }
 
     async fn socket_mode(&self, handler: Arc<dyn EnvelopeHandler>) -> Result<(), ConnectorError> {
-        let Some(app_token) = self.app_token.clone() else {
-            return Err(ConnectorError::Auth {
-                connector: CONNECTOR,
-                detail: "Socket Mode needs an app-level token (xapp-...)".to_string(),
-            });
-        };
-        // slack-morphism retries a refused app token forever in the background; one call up
-        // front turns a wrong token into an Auth error that stops this connector.
-        self.client
-            .open_session(&app_token)
-            .apps_connections_open(&SlackApiAppsConnectionOpenRequest::new())
-            .await
-            .map_err(|error| map_error("app token", "apps.connections.open", error))?;
-
-        let callbacks = SlackSocketModeListenerCallbacks::new().with_push_events(on_push_event);
-        let environment = Arc::new(
-            SlackClientEventsListenerEnvironment::new(self.client.clone())
-                .with_error_handler(on_listener_error)
-                .with_user_state(handler),
-        );
-        let listener = Arc::new(SlackClientSocketModeListener::new(
-            &SlackClientSocketModeConfig::new(),
-            environment,
-            callbacks,
-        ));
-        listener
-            .listen_for(&app_token)
-            .await
-            .map_err(|error| map_error("app token", "apps.connections.open", error))?;
-        let _shutdown = ShutdownOnDrop(listener.clone());
-        listener.start().await;
-        // slack-morphism reconnects by itself (Slack rotates connections every few hours), so
-        // this runs until the caller drops it; the guard then closes the websockets.
-        std::future::pending::<()>().await;
-        Ok(())
+        self.listen(handler, false).await
     }
 
     async fn user_profile(&self, user: &str) -> Result<UserProfile, ConnectorError> {
@@ -288,7 +244,7 @@ impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
         &self,
         handler: Arc<dyn EnvelopeHandler>,
     ) -> Result<(), ConnectorError> {
-        self.listen_interactive(handler).await
+        self.listen(handler, true).await
     }
 }
 
@@ -313,9 +269,11 @@ impl<H: Connect + Clone + Send + Sync + 'static> MorphismWeb<H> {
         Ok(UserProfile { name, email })
     }
 
-    async fn listen_interactive(
+    /// Runs Socket Mode until dropped; `interactive` also delivers button presses.
+    async fn listen(
         &self,
         handler: Arc<dyn EnvelopeHandler>,
+        interactive: bool,
     ) -> Result<(), ConnectorError> {
         let Some(app_token) = self.app_token.clone() else {
             return Err(ConnectorError::Auth {
@@ -323,16 +281,18 @@ impl<H: Connect + Clone + Send + Sync + 'static> MorphismWeb<H> {
                 detail: "Socket Mode needs an app-level token (xapp-...)".to_string(),
             });
         };
-        // As in `socket_mode`: a refused app token becomes an Auth error up front.
+        // slack-morphism retries a refused app token forever in the background; one call up
+        // front turns a wrong token into an Auth error that stops this connector.
         self.client
             .open_session(&app_token)
             .apps_connections_open(&SlackApiAppsConnectionOpenRequest::new())
             .await
             .map_err(|error| map_error("app token", "apps.connections.open", error))?;
 
-        let callbacks = SlackSocketModeListenerCallbacks::new()
-            .with_push_events(on_push_event)
-            .with_interaction_events(on_interaction_event);
+        let mut callbacks = SlackSocketModeListenerCallbacks::new().with_push_events(on_push_event);
+        if interactive {
+            callbacks = callbacks.with_interaction_events(on_interaction_event);
+        }
         let environment = Arc::new(
             SlackClientEventsListenerEnvironment::new(self.client.clone())
                 .with_error_handler(on_listener_error)
@@ -349,6 +309,8 @@ impl<H: Connect + Clone + Send + Sync + 'static> MorphismWeb<H> {
             .map_err(|error| map_error("app token", "apps.connections.open", error))?;
         let _shutdown = ShutdownOnDrop(listener.clone());
         listener.start().await;
+        // slack-morphism reconnects by itself (Slack rotates connections every few hours), so
+        // this runs until the caller drops it; the guard then closes the websockets.
         std::future::pending::<()>().await;
         Ok(())
     }

@@ -181,6 +181,32 @@ pub(crate) fn is_channel_id(channel: &str) -> bool {
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
+/// The bot token, and the app token Socket Mode needs, from resolved secrets; a secret the
+/// mode needs but `resolve_secrets` did not fill is an Auth error naming `connector`.
+pub(crate) fn resolved_tokens(
+    connector: &'static str,
+    mode: SlackMode,
+    bot_token: Option<&Secret>,
+    app_token: Option<&Secret>,
+    signing_secret: Option<&Secret>,
+) -> Result<(Secret, Option<Secret>), switchboard_api::ConnectorError> {
+    let missing = |what: &str| switchboard_api::ConnectorError::Auth {
+        connector,
+        detail: format!("{what} not resolved (call resolve_secrets first)"),
+    };
+    let bot_token = bot_token.cloned().ok_or_else(|| missing("bot token"))?;
+    let app_token = match mode {
+        SlackMode::Socket => Some(app_token.cloned().ok_or_else(|| missing("app token"))?),
+        SlackMode::EventsApi => {
+            if signing_secret.is_none() {
+                return Err(missing("signing secret"));
+            }
+            None
+        }
+    };
+    Ok((bot_token, app_token))
+}
+
 /// The settings the desk app and the customer app share, checked the same way.
 pub(crate) struct AppSettings<'a> {
     pub(crate) api_url: Option<&'a str>,

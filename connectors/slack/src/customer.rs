@@ -19,7 +19,7 @@ use tokio::sync::OnceCell;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::client::{self, BotIdentity, EnvelopeHandler, SlackWeb, UserProfile};
-use crate::config::SlackMode;
+use crate::config::{resolved_tokens, SlackMode};
 use crate::customer_config::SlackCustomerConfig;
 use crate::customer_convert::{self as convert, ButtonPress, CustomerOutcome};
 use crate::pacing::ChannelPacing;
@@ -60,28 +60,13 @@ fn renamed(error: ConnectorError) -> ConnectorError {
 impl SlackCustomerConnector {
     /// Builds the connector from a validated config with resolved secrets; opens no connection.
     pub fn new(config: SlackCustomerConfig) -> Result<SlackCustomerConnector, ConnectorError> {
-        let missing = |what: &str| ConnectorError::Auth {
-            connector: CUSTOMER_CONNECTOR,
-            detail: format!("{what} not resolved (call resolve_secrets first)"),
-        };
-        let bot_token = config
-            .bot_token
-            .clone()
-            .ok_or_else(|| missing("bot token"))?;
-        let app_token = match config.mode {
-            SlackMode::Socket => Some(
-                config
-                    .app_token
-                    .clone()
-                    .ok_or_else(|| missing("app token"))?,
-            ),
-            SlackMode::EventsApi => {
-                if config.signing_secret.is_none() {
-                    return Err(missing("signing secret"));
-                }
-                None
-            }
-        };
+        let (bot_token, app_token) = resolved_tokens(
+            CUSTOMER_CONNECTOR,
+            config.mode,
+            config.bot_token.as_ref(),
+            config.app_token.as_ref(),
+            config.signing_secret.as_ref(),
+        )?;
         let web =
             client::connect(&config.api_base(), &bot_token, app_token.as_ref()).map_err(renamed)?;
         Ok(SlackCustomerConnector {

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::blocks;
 use crate::client::{self, BotIdentity, EnvelopeHandler, SlackWeb, CONNECTOR};
-use crate::config::{SlackDeskConfig, SlackMode};
+use crate::config::{resolved_tokens, SlackDeskConfig, SlackMode};
 use crate::convert::{self, Outcome};
 use crate::pacing::ChannelPacing;
 
@@ -41,28 +41,13 @@ pub(crate) struct Shared {
 impl SlackDesk {
     /// Builds the desk from a validated config with resolved secrets; opens no connection.
     pub fn new(config: SlackDeskConfig) -> Result<SlackDesk, ConnectorError> {
-        let missing = |what: &str| ConnectorError::Auth {
-            connector: CONNECTOR,
-            detail: format!("{what} not resolved (call resolve_secrets first)"),
-        };
-        let bot_token = config
-            .bot_token
-            .clone()
-            .ok_or_else(|| missing("bot token"))?;
-        let app_token = match config.mode {
-            SlackMode::Socket => Some(
-                config
-                    .app_token
-                    .clone()
-                    .ok_or_else(|| missing("app token"))?,
-            ),
-            SlackMode::EventsApi => {
-                if config.signing_secret.is_none() {
-                    return Err(missing("signing secret"));
-                }
-                None
-            }
-        };
+        let (bot_token, app_token) = resolved_tokens(
+            CONNECTOR,
+            config.mode,
+            config.bot_token.as_ref(),
+            config.app_token.as_ref(),
+            config.signing_secret.as_ref(),
+        )?;
         let web = client::connect(&config.api_base(), &bot_token, app_token.as_ref())?;
         Ok(SlackDesk {
             shared: Arc::new(Shared {
