@@ -4,23 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard::app::{start_with_desk, DeskSetup, RunningGateway};
+use switchboard::app::RunningGateway;
 use switchboard_api::ChannelKind;
 
-use crate::desk::{reply, FakeDesk};
+use crate::desk::{reply, start_with_fake_desk, FakeDesk};
 use crate::harness::{eventually, test_config, RedisServer};
 
 async fn gateway(redis: &RedisServer, extra: &str, desk: Arc<FakeDesk>) -> RunningGateway {
-    start_with_desk(
-        test_config(redis, extra),
-        Some(DeskSetup {
-            desk,
-            default_channel: "C0SUPPORT".into(),
-            routes: vec![],
-        }),
-    )
-    .await
-    .expect("gateway starts")
+    start_with_fake_desk(test_config(redis, extra), desk).await
 }
 
 /// Customer messages stored for a conversation.
@@ -238,14 +229,21 @@ async fn a_revoked_telegram_token_is_named_and_web_chat_keeps_working() {
     );
     let gateway = gateway(&redis, &extra, Arc::new(FakeDesk::default())).await;
     let addr = gateway.local_addr;
-    let telegram = eventually(Duration::from_secs(20), "telegram reported down", || async move {
-        let (status, body) = crate::harness::http(addr, "GET", "/readyz", None).await;
-        let ready: Value = serde_json::from_str(&body).ok()?;
-        let telegram = ready["telegram"].as_str()?.to_owned();
-        (status == 503 && telegram.contains("401")).then_some(telegram)
-    })
+    let telegram = eventually(
+        Duration::from_secs(20),
+        "telegram reported down",
+        || async move {
+            let (status, body) = crate::harness::http(addr, "GET", "/readyz", None).await;
+            let ready: Value = serde_json::from_str(&body).ok()?;
+            let telegram = ready["telegram"].as_str()?.to_owned();
+            (status == 503 && telegram.contains("401")).then_some(telegram)
+        },
+    )
     .await;
-    assert!(telegram.starts_with("down") && telegram.contains("telegram"), "{telegram}");
+    assert!(
+        telegram.starts_with("down") && telegram.contains("telegram"),
+        "{telegram}"
+    );
 
     let (mut widget, _) = Widget::connect(addr, "revoked-visitor-0000001", None).await;
     widget

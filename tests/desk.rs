@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use redis::Commands;
 use serde_json::json;
 use switchboard::app::{start_with_desk, DeskSetup, RunningGateway};
+use switchboard::config::Config;
 use switchboard::desk::inbox::{HANDBACK_NOTICE, RESOLVED_NOTICE};
 use switchboard::model::conversation_id;
 use switchboard::store::keys;
@@ -125,9 +126,10 @@ pub(crate) fn reply(thread: &ThreadRef, ts: &str, agent: &str, text: &str) -> De
     }
 }
 
-async fn gateway_with_desk(redis: &RedisServer, desk: Arc<FakeDesk>) -> RunningGateway {
+/// A whole gateway whose agent desk is `desk`, posting new threads to `C0SUPPORT`.
+pub(crate) async fn start_with_fake_desk(config: Config, desk: Arc<FakeDesk>) -> RunningGateway {
     start_with_desk(
-        test_config(redis, WEBCHAT),
+        config,
         Some(DeskSetup {
             desk,
             default_channel: "C0SUPPORT".into(),
@@ -136,6 +138,10 @@ async fn gateway_with_desk(redis: &RedisServer, desk: Arc<FakeDesk>) -> RunningG
     )
     .await
     .expect("gateway starts")
+}
+
+async fn gateway_with_desk(redis: &RedisServer, desk: Arc<FakeDesk>) -> RunningGateway {
+    start_with_fake_desk(test_config(redis, WEBCHAT), desk).await
 }
 
 async fn escalated_visitor(gateway: &RunningGateway, session: &str) -> Widget {
@@ -460,11 +466,20 @@ async fn metrics_count_a_scripted_set_of_conversations() {
         ),
         1.0
     );
-    assert_eq!(metric(&text, "switchboard_conversations_escalated_total"), 1.0);
+    assert_eq!(
+        metric(&text, "switchboard_conversations_escalated_total"),
+        1.0
+    );
     let ai_resolution_rate = 1.0
         - metric(&text, "switchboard_conversations_escalated_total")
-            / metric(&text, r#"switchboard_conversations_started_total{channel="webchat"}"#);
-    assert!((ai_resolution_rate - 2.0 / 3.0).abs() < 1e-9, "two of three conversations stayed with the AI");
+            / metric(
+                &text,
+                r#"switchboard_conversations_started_total{channel="webchat"}"#,
+            );
+    assert!(
+        (ai_resolution_rate - 2.0 / 3.0).abs() < 1e-9,
+        "two of three conversations stayed with the AI"
+    );
     assert_eq!(metric(&text, "switchboard_agent_replies_total"), 1.0);
     assert_eq!(metric(&text, "switchboard_resolutions_total"), 1.0);
     assert_eq!(
@@ -523,16 +538,7 @@ async fn escalations_are_routed_by_category_and_tier_and_fall_back_when_a_channe
         },
     ];
     let desk = Arc::new(FakeDesk::default());
-    let gateway = start_with_desk(
-        config,
-        Some(DeskSetup {
-            desk: desk.clone(),
-            default_channel: "C0SUPPORT".into(),
-            routes: vec![],
-        }),
-    )
-    .await
-    .expect("gateway starts");
+    let gateway = start_with_fake_desk(config, desk.clone()).await;
     // DeskSetup.routes are the app's routing rules; this test passes them through the config
     // the way `switchboard run` does.
     let post = |body: serde_json::Value| {
@@ -608,16 +614,25 @@ async fn after_the_desk_channel_changes_open_threads_stay_and_new_ones_go_to_the
     old_customer
         .send(json!({"type": "message", "client_id": "c9", "text": "any news?"}))
         .await;
-    eventually(Duration::from_secs(10), "the mirror in the old thread", || async {
-        moved
-            .posts_in(&old_thread)
-            .iter()
-            .any(|post| post.contains("any news?"))
-            .then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the mirror in the old thread",
+        || async {
+            moved
+                .posts_in(&old_thread)
+                .iter()
+                .any(|post| post.contains("any news?"))
+                .then_some(())
+        },
+    )
     .await;
     moved
-        .agent(reply(&old_thread, "1800000040.000100", "Sam", "Yes, it's fixed now."))
+        .agent(reply(
+            &old_thread,
+            "1800000040.000100",
+            "Sam",
+            "Yes, it's fixed now.",
+        ))
         .await;
     assert!(old_customer.message_from("agent").await["text"]
         .as_str()
@@ -626,5 +641,8 @@ async fn after_the_desk_channel_changes_open_threads_stay_and_new_ones_go_to_the
 
     let _new_customer = escalated_visitor(&gateway, "desk-visitor-000000011").await;
     let (_, new_thread) = moved.thread().await;
-    assert_eq!(new_thread.channel, "C0NEWDESK", "new escalations go to the new channel");
+    assert_eq!(
+        new_thread.channel, "C0NEWDESK",
+        "new escalations go to the new channel"
+    );
 }

@@ -370,9 +370,7 @@ mod through_the_gateway {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use switchboard::app::{start_with_desk, DeskSetup};
-
-    use crate::desk::{reply, FakeDesk};
+    use crate::desk::{reply, start_with_fake_desk, FakeDesk};
     use crate::harness::{eventually, test_config, RedisServer};
     use crate::mailservers::{Dovecot, SmtpSink};
 
@@ -435,16 +433,7 @@ tls = "plain"
         let smtp = SmtpSink::start();
         let desk = Arc::new(FakeDesk::default());
         let config = test_config(&redis, &email_toml(&dovecot, &smtp));
-        let _gateway = start_with_desk(
-            config,
-            Some(DeskSetup {
-                desk: desk.clone(),
-                default_channel: "C0SUPPORT".into(),
-                routes: vec![],
-            }),
-        )
-        .await
-        .expect("gateway starts");
+        let _gateway = start_with_fake_desk(config, desk.clone()).await;
 
         dovecot.deliver(super::FIRST_MAIL);
         let answer = captured(&smtp, "the AI's answer by mail", "Forgot password").await;
@@ -499,11 +488,11 @@ mod linked_contact {
     use std::time::Duration;
 
     use serde_json::json;
-    use switchboard::app::{start_with_desk, DeskSetup};
+
     use switchboard_api::ChannelKind;
 
     use super::through_the_gateway::{captured, email_toml};
-    use crate::desk::{reply, FakeDesk};
+    use crate::desk::{reply, start_with_fake_desk, FakeDesk};
     use crate::harness::{eventually, http, test_config, RedisServer};
     use crate::mailservers::{Dovecot, SmtpSink};
 
@@ -518,16 +507,7 @@ mod linked_contact {
             email_toml(&dovecot, &smtp)
         );
         let desk = Arc::new(FakeDesk::default());
-        let gateway = start_with_desk(
-            test_config(&redis, &extra),
-            Some(DeskSetup {
-                desk: desk.clone(),
-                default_channel: "C0SUPPORT".into(),
-                routes: vec![],
-            }),
-        )
-        .await
-        .expect("gateway starts");
+        let gateway = start_with_fake_desk(test_config(&redis, &extra), desk.clone()).await;
 
         let user = "alice@example.org";
         let signature = switchboard_webchat::sign_user_id(b"site-secret", user);

@@ -127,13 +127,6 @@ pub fn config_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
 }
 
-/// The shared test data directory (`../shared/data`).
-pub fn shared_data(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(path)
-}
-
 /// A config for a gateway on a free port talking to `redis`, with extra TOML appended.
 pub fn test_config(redis: &RedisServer, extra: &str) -> Config {
     init_logging();

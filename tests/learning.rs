@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use redis::Commands;
 use serde_json::json;
-use switchboard::app::{start_with_desk, DeskSetup};
+
 use switchboard::desk::inbox::CSAT_QUESTION;
 use switchboard::learning::{KnowledgeLoop, LearningError, LEARNED_FILE};
 use switchboard::model::conversation_id;
@@ -14,7 +14,7 @@ use switchboard::pipeline::CSAT_THANKS;
 use switchboard::store::keys;
 use switchboard_api::ChannelKind;
 
-use crate::desk::{reply, FakeDesk};
+use crate::desk::{reply, start_with_fake_desk, FakeDesk};
 use crate::harness::{config_dir, eventually, test_config, RedisServer, TempDir};
 use crate::webchat::{Widget, WEBCHAT};
 
@@ -37,16 +37,7 @@ async fn a_question_that_escalated_once_is_answered_by_the_ai_after_approval() {
     let mut config = test_config(&redis, WEBCHAT);
     config.triage.knowledge_dir = knowledge.0.display().to_string();
     let desk = Arc::new(FakeDesk::default());
-    let gateway = start_with_desk(
-        config,
-        Some(DeskSetup {
-            desk: desk.clone(),
-            default_channel: "C0SUPPORT".into(),
-            routes: vec![],
-        }),
-    )
-    .await
-    .expect("gateway starts");
+    let gateway = start_with_fake_desk(config, desk.clone()).await;
 
     // 1. The AI does not know: it escalates.
     let (mut first, _) =
@@ -65,10 +56,22 @@ async fn a_question_that_escalated_once_is_answered_by_the_ai_after_approval() {
     desk.agent(reply(&thread, "1800000010.000200", "Priya", "!resolve"))
         .await;
     let frame = first
-        .next_matching("message", |frame| frame["message"]["author"]["kind"] == "system")
+        .next_matching("message", |frame| {
+            frame["message"]["author"]["kind"] == "system"
+        })
         .await;
-    assert!(frame["message"]["text"].as_str().unwrap().contains(CSAT_QUESTION), "{frame}");
-    assert_eq!(frame["actions"], json!(["rate_service"]), "rating buttons where the channel has them");
+    assert!(
+        frame["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains(CSAT_QUESTION),
+        "{frame}"
+    );
+    assert_eq!(
+        frame["actions"],
+        json!(["rate_service"]),
+        "rating buttons where the channel has them"
+    );
     first
         .send(json!({"type": "message", "client_id": "l2", "text": "5"}))
         .await;

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use redis::Commands;
 use serde_json::json;
-use switchboard::app::{start_with_desk, DeskSetup};
+
 use switchboard::model::now_ms;
 use switchboard::report::{self, cluster_questions, EscalatedQuestion, Report, Window};
 use switchboard::store::keys;
 
-use crate::desk::{reply, FakeDesk};
+use crate::desk::{reply, start_with_fake_desk, FakeDesk};
 use crate::harness::{eventually, http, test_config, RedisServer, TempDir};
 use crate::webchat::{Widget, WEBCHAT};
 
@@ -57,16 +57,7 @@ async fn the_report_matches_a_scripted_day_and_the_gateways_metrics() {
     let redis = RedisServer::start();
     let desk = Arc::new(FakeDesk::default());
     let since = now_ms();
-    let gateway = start_with_desk(
-        test_config(&redis, WEBCHAT),
-        Some(DeskSetup {
-            desk: desk.clone(),
-            default_channel: "C0SUPPORT".into(),
-        routes: vec![],
-        }),
-    )
-    .await
-    .expect("gateway starts");
+    let gateway = start_with_fake_desk(test_config(&redis, WEBCHAT), desk.clone()).await;
     let addr = gateway.local_addr;
 
     // Dana gets an AI answer, asks for a person, Sam answers and resolves, Dana rates 4.

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchboard::app::{start_with_desk, DeskSetup, RunningGateway};
+use switchboard::app::RunningGateway;
 use switchboard_api::ChannelKind;
 use switchboard_slack::standin::{event_callback, RecordedPost, SlackStandIn};
 
-use crate::desk::{reply, FakeDesk};
+use crate::desk::{reply, start_with_fake_desk, FakeDesk};
 use crate::harness::{eventually, test_config, RedisServer};
 
 const SHARED: &str = "C0SHAREDACME";
@@ -62,16 +62,7 @@ async fn gateway(
     standin: &SlackStandIn,
     desk: Arc<FakeDesk>,
 ) -> RunningGateway {
-    start_with_desk(
-        test_config(redis, &customer_config(standin)),
-        Some(DeskSetup {
-            desk,
-            default_channel: "C0SUPPORT".into(),
-            routes: vec![],
-        }),
-    )
-    .await
-    .expect("gateway starts")
+    start_with_fake_desk(test_config(redis, &customer_config(standin)), desk).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
