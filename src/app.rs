@@ -110,8 +110,6 @@ pub struct DeskSetup {
     pub desk: Arc<dyn Desk>,
     /// Where new threads go unless a routing rule says otherwise.
     pub default_channel: String,
-    /// Routing rules (`[[desk.routes]]`), first match wins.
-    pub routes: Vec<DeskRoute>,
 }
 
 /// Checks at start that the desk can post in its default channel and every routed one, so a
@@ -154,7 +152,6 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
             Some(DeskSetup {
                 desk: Arc::new(desk),
                 default_channel,
-                routes: config.desk.routes.clone(),
             })
         }
         None => None,
@@ -269,31 +266,20 @@ pub async fn start_with_desk(
         consumer.clone(),
     )
     .with_metrics(metrics.clone());
-    if let Some(setup) = &desk {
-        let routes = if setup.routes.is_empty() {
-            config.desk.routes.clone()
-        } else {
-            setup.routes.clone()
-        };
+    if let Some(setup) = desk {
         tasks.spawn(
             check_desk_channels(
                 setup.desk.clone(),
                 setup.default_channel.clone(),
-                routes,
+                config.desk.routes.clone(),
                 desk_channels.clone(),
             )
             .instrument(tracing::info_span!("desk")),
         );
-    }
-    if let Some(setup) = desk {
         triage_worker = triage_worker.with_desk();
         outbox_worker = outbox_worker.with_desk(Arc::new(
             DeskCourier::new(store.clone(), setup.desk.clone(), setup.default_channel)
-                .with_routes(if setup.routes.is_empty() {
-                    config.desk.routes.clone()
-                } else {
-                    setup.routes
-                }),
+                .with_routes(config.desk.routes.clone()),
         ));
         let desk = setup.desk;
         tasks.spawn(

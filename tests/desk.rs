@@ -133,7 +133,6 @@ pub(crate) async fn start_with_fake_desk(config: Config, desk: Arc<FakeDesk>) ->
         Some(DeskSetup {
             desk,
             default_channel: "C0SUPPORT".into(),
-            routes: vec![],
         }),
     )
     .await
@@ -539,8 +538,6 @@ async fn escalations_are_routed_by_category_and_tier_and_fall_back_when_a_channe
     ];
     let desk = Arc::new(FakeDesk::default());
     let gateway = start_with_fake_desk(config, desk.clone()).await;
-    // DeskSetup.routes are the app's routing rules; this test passes them through the config
-    // the way `switchboard run` does.
     let post = |body: serde_json::Value| {
         let addr = gateway.local_addr;
         async move {
@@ -604,7 +601,6 @@ async fn after_the_desk_channel_changes_open_threads_stay_and_new_ones_go_to_the
         Some(DeskSetup {
             desk: moved.clone(),
             default_channel: "C0NEWDESK".into(),
-            routes: vec![],
         }),
     )
     .await
