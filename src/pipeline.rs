@@ -199,10 +199,7 @@ impl TriageWorker {
             (item.fields.get("conv"), item.fields.get("msg"))
         else {
             warn!(entry = %item.entry_id, "inbound work item without conversation; dropped");
-            return self
-                .store
-                .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
-                .await;
+            return self.finish(&item).await;
         };
         let Some((conversation, recent)) = self
             .store
@@ -210,10 +207,7 @@ impl TriageWorker {
             .await?
         else {
             warn!(conversation = %conversation_id, "work item for a missing conversation; dropped");
-            return self
-                .store
-                .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
-                .await;
+            return self.finish(&item).await;
         };
         let ack = Some((keys::PIPELINE_GROUP.to_owned(), item.entry_id.clone()));
         match conversation.status {
@@ -221,10 +215,7 @@ impl TriageWorker {
                 let Some(position) = recent.iter().position(|entry| &entry.id == message_id) else {
                     // Newer messages pushed this one out of the window; each of them has its own
                     // work item and gets its answer, so answering this stale one would only repeat.
-                    return self
-                        .store
-                        .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
-                        .await;
+                    return self.finish(&item).await;
                 };
                 let rating = csat_rating(&recent[position].text);
                 if conversation.fields.get("csat_pending").map(String::as_str) == Some("1") {
@@ -258,16 +249,17 @@ impl TriageWorker {
             Status::Escalated | Status::Human => {
                 if !self.desk_enabled {
                     info!(conversation = %conversation.id, "message for a person; no desk is enabled");
-                    return self
-                        .store
-                        .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
-                        .await;
+                    return self.finish(&item).await;
                 }
-                let Some(message) = recent.iter().find(|entry| &entry.id == message_id) else {
-                    return self
-                        .store
-                        .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
-                        .await;
+                // A busy conversation may have pushed the message out of the recent window; the
+                // agents must still see it.
+                let found = recent.iter().find(|entry| &entry.id == message_id).cloned();
+                let message = match found {
+                    Some(message) => message,
+                    None => match self.store.entry(&conversation.id, message_id).await? {
+                        Some(message) => message,
+                        None => return self.finish(&item).await,
+                    },
                 };
                 let text = if message.kind.as_deref() == Some("human_request") {
                     "(pressed \"Talk to a human\")".to_owned()
@@ -290,6 +282,13 @@ impl TriageWorker {
                 self.store.commit(&commit).await.map(|_| ())
             }
         }
+    }
+
+    /// Acks a work item that needs nothing more (it was handled, or cannot be).
+    async fn finish(&self, item: &WorkItem) -> Result<(), StoreError> {
+        self.store
+            .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
+            .await
     }
 
     /// Counts a decision; `first_asked_ms` is set when this is the conversation's first reply.
@@ -365,7 +364,11 @@ pub const CSAT_THANKS: &str = "Thank you for your feedback!";
 pub fn csat_rating(text: &str) -> Option<u8> {
     let trimmed = text.trim().trim_end_matches(['.', '!']);
     let stars = trimmed.chars().filter(|c| *c == '⭐' || *c == '★').count();
-    if stars > 0 && trimmed.chars().all(|c| c == '⭐' || c == '★' || c.is_whitespace()) {
+    if stars > 0
+        && trimmed
+            .chars()
+            .all(|c| c == '⭐' || c == '★' || c.is_whitespace())
+    {
         return u8::try_from(stars).ok().filter(|n| (1..=5).contains(n));
     }
     let number = trimmed

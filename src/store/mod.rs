@@ -430,6 +430,26 @@ impl Store {
         Ok(alias.unwrap_or_else(|| conversation_id(channel, conversation_key)))
     }
 
+    /// One transcript entry by its id.
+    pub async fn entry(
+        &self,
+        conversation_id: &str,
+        entry_id: &str,
+    ) -> Result<Option<TranscriptEntry>, StoreError> {
+        let mut conn = self.conn.clone();
+        let range: StreamRangeReply = self
+            .bounded(
+                Duration::ZERO,
+                redis::cmd("XRANGE")
+                    .arg(keys::messages(conversation_id))
+                    .arg(entry_id)
+                    .arg(entry_id)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(range.ids.first().map(TranscriptEntry::from_stream))
+    }
+
     /// The customer-visible view of a channel conversation; `None` when it does not exist yet.
     pub async fn customer_view(
         &self,
@@ -729,7 +749,8 @@ impl Store {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        self.bounded(Duration::ZERO, command(self.conn.clone())).await
+        self.bounded(Duration::ZERO, command(self.conn.clone()))
+            .await
     }
 }
 
@@ -796,14 +817,35 @@ mod tests {
 
     #[test]
     fn only_addresses_a_channel_vouches_for_link_contacts() {
-        let mail = inbound(ChannelKind::Email, "Alice@Example.org", Some("Alice@Example.org"), false);
+        let mail = inbound(
+            ChannelKind::Email,
+            "Alice@Example.org",
+            Some("Alice@Example.org"),
+            false,
+        );
         assert_eq!(linkable_email(&mail).as_deref(), Some("alice@example.org"));
         let signed = inbound(ChannelKind::Webchat, "alice@example.org", None, true);
-        assert_eq!(linkable_email(&signed).as_deref(), Some("alice@example.org"));
-        let claimed = inbound(ChannelKind::Webchat, "visitor-1", Some("alice@example.org"), false);
-        assert_eq!(linkable_email(&claimed), None, "a widget attribute is only a claim");
+        assert_eq!(
+            linkable_email(&signed).as_deref(),
+            Some("alice@example.org")
+        );
+        let claimed = inbound(
+            ChannelKind::Webchat,
+            "visitor-1",
+            Some("alice@example.org"),
+            false,
+        );
+        assert_eq!(
+            linkable_email(&claimed),
+            None,
+            "a widget attribute is only a claim"
+        );
         let signed_other = inbound(ChannelKind::Webchat, "42", Some("alice@example.org"), true);
-        assert_eq!(linkable_email(&signed_other), None, "the signed id is not the address");
+        assert_eq!(
+            linkable_email(&signed_other),
+            None,
+            "the signed id is not the address"
+        );
         let telegram = inbound(ChannelKind::Telegram, "12345", None, true);
         assert_eq!(linkable_email(&telegram), None);
     }
