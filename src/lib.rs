@@ -12,6 +12,7 @@ pub mod lease;
 pub mod metrics;
 pub mod model;
 pub mod outbox;
+pub mod periodic;
 pub mod pipeline;
 pub mod report;
 pub mod server;

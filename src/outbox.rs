@@ -17,6 +17,7 @@ use crate::config::OutboxConfig;
 use crate::desk::{DeskCourier, DeskPost};
 use crate::metrics::Metrics;
 use crate::model::now_ms;
+use crate::periodic::Periodic;
 use crate::store::{keys, Store, StoreError, WorkItem};
 
 /// What an outbox entry delivers: a message to a customer, or a post to the agent desk.
@@ -37,6 +38,58 @@ struct Parked<'a> {
     attempt: u32,
 }
 
+/// Entries read per round; their completions are one round trip.
+const BATCH: usize = 64;
+
+/// An outbox entry's payload, parsed once for grouping and for delivery.
+enum Parsed {
+    Delivery(Delivery),
+    Malformed(serde_json::Error),
+}
+
+impl Parsed {
+    fn from_item(item: &WorkItem) -> Parsed {
+        let payload = item.fields.get("p").map(String::as_str).unwrap_or_default();
+        match serde_json::from_str(payload) {
+            Ok(delivery) => Parsed::Delivery(delivery),
+            Err(error) => Parsed::Malformed(error),
+        }
+    }
+
+    fn conversation_id(&self) -> Option<&str> {
+        match self {
+            Parsed::Delivery(Delivery::Customer(outbound)) => Some(&outbound.conversation_id),
+            Parsed::Delivery(Delivery::Desk(post)) => Some(&post.conversation_id),
+            Parsed::Malformed(_) => None,
+        }
+    }
+}
+
+/// One tried entry: where it went, what happened, and what is left to write when delivered.
+struct Attempt {
+    target: &'static str,
+    outcome: DeliveryOutcome,
+    completion: Option<Completion>,
+}
+
+impl Attempt {
+    /// An attempt whose outcome is already written (parked or dead-lettered).
+    fn finished(target: &'static str, outcome: DeliveryOutcome) -> Attempt {
+        Attempt {
+            target,
+            outcome,
+            completion: None,
+        }
+    }
+}
+
+/// A delivered entry's ack, with its receipt (conversation, transcript id, platform id).
+#[derive(Clone)]
+struct Completion {
+    entry_id: String,
+    receipt: Option<(String, String, String)>,
+}
+
 /// Delivers the outbox through the enabled connectors.
 pub struct OutboxWorker {
     store: Store,
@@ -45,6 +98,8 @@ pub struct OutboxWorker {
     config: OutboxConfig,
     consumer: String,
     metrics: Arc<Metrics>,
+    promote_chore: Periodic,
+    claim_chore: Periodic,
 }
 
 /// What happened to one outbox entry.
@@ -71,6 +126,7 @@ impl OutboxWorker {
         config: OutboxConfig,
         consumer: String,
     ) -> Self {
+        let claim_chore = Periodic::for_claims(Duration::from_millis(config.claim_idle_ms));
         OutboxWorker {
             store,
             connectors,
@@ -78,6 +134,10 @@ impl OutboxWorker {
             config,
             consumer,
             metrics: Arc::default(),
+            // Retries are parked for at least the initial backoff; looking five times a
+            // second returns them close to their due time.
+            promote_chore: Periodic::every(Duration::from_millis(200)),
+            claim_chore,
         }
     }
 
@@ -109,49 +169,126 @@ impl OutboxWorker {
         }
     }
 
-    /// One round: put back due retries, take over stale entries, deliver new ones.
+    /// One round: put back due retries and take over stale entries (each when due), then
+    /// deliver new ones.
     pub async fn work_once(&self, block: Duration) -> Result<Vec<DeliveryOutcome>, StoreError> {
-        self.store.promote_due(now_ms()).await?;
+        if self.promote_chore.is_due() {
+            self.store.promote_due(now_ms()).await?;
+        }
         let mut outcomes = Vec::new();
-        let stale = self
-            .store
-            .claim_stale(
-                keys::OUTBOX,
-                keys::OUTBOX_GROUP,
-                &self.consumer,
-                Duration::from_millis(self.config.claim_idle_ms),
-                64,
-            )
-            .await?;
-        for item in stale {
-            outcomes.push(self.deliver(item).await?);
+        let claim_idle = Duration::from_millis(self.config.claim_idle_ms);
+        if self.claim_chore.is_due() {
+            let stale = self
+                .store
+                .claim_stale(
+                    keys::OUTBOX,
+                    keys::OUTBOX_GROUP,
+                    &self.consumer,
+                    claim_idle,
+                    BATCH,
+                )
+                .await?;
+            if stale.len() == BATCH {
+                self.claim_chore.again();
+            }
+            outcomes.extend(self.deliver_batch(stale).await?);
         }
         let fresh = self
             .store
-            .read_group(keys::OUTBOX, keys::OUTBOX_GROUP, &self.consumer, 64, block)
+            .read_group(
+                keys::OUTBOX,
+                keys::OUTBOX_GROUP,
+                &self.consumer,
+                BATCH,
+                block,
+            )
             .await?;
-        for item in fresh {
-            outcomes.push(self.deliver(item).await?);
+        outcomes.extend(self.deliver_batch(fresh).await?);
+        Ok(outcomes)
+    }
+
+    /// Delivers a batch: conversations side by side (a slow platform call for one customer
+    /// does not hold up the others), each conversation's entries in order; the delivered
+    /// entries are completed together in one round trip.
+    async fn deliver_batch(
+        &self,
+        items: Vec<WorkItem>,
+    ) -> Result<Vec<DeliveryOutcome>, StoreError> {
+        let mut by_conversation: Vec<Vec<(WorkItem, Parsed)>> = Vec::new();
+        let mut group_of: HashMap<String, usize> = HashMap::new();
+        for item in items {
+            let parsed = Parsed::from_item(&item);
+            let key = parsed.conversation_id().unwrap_or_default().to_owned();
+            let index = *group_of.entry(key).or_insert_with(|| {
+                by_conversation.push(Vec::new());
+                by_conversation.len() - 1
+            });
+            by_conversation[index].push((item, parsed));
+        }
+        let attempted =
+            futures_util::future::join_all(by_conversation.into_iter().map(|group| async move {
+                let mut results = Vec::with_capacity(group.len());
+                for (item, parsed) in group {
+                    results.push(self.attempt(item, parsed).await);
+                }
+                results
+            }))
+            .await;
+        let mut done = Vec::new();
+        let mut counted = Vec::new();
+        let mut first_error = None;
+        for result in attempted.into_iter().flatten() {
+            match result {
+                Ok(attempt) => {
+                    if let Some(completion) = &attempt.completion {
+                        done.push(completion.clone());
+                    }
+                    counted.push(attempt);
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        let completions: Vec<(&str, Option<(&str, &str, &str)>)> = done
+            .iter()
+            .map(|completion| {
+                (
+                    completion.entry_id.as_str(),
+                    completion
+                        .receipt
+                        .as_ref()
+                        .map(|(conversation, message, platform)| {
+                            (conversation.as_str(), message.as_str(), platform.as_str())
+                        }),
+                )
+            })
+            .collect();
+        self.store.complete_deliveries(&completions).await?;
+        if let Some(error) = first_error {
+            return Err(error);
+        }
+        let mut outcomes = Vec::with_capacity(counted.len());
+        for attempt in counted {
+            let label = match &attempt.outcome {
+                DeliveryOutcome::Delivered => "delivered",
+                DeliveryOutcome::Retrying { .. } => "retry",
+                DeliveryOutcome::DeadLettered(_) => "dead",
+            };
+            self.metrics
+                .outbox_deliveries
+                .get_or_create(&vec![
+                    ("target", attempt.target.into()),
+                    ("outcome", label.into()),
+                ])
+                .inc();
+            outcomes.push(attempt.outcome);
         }
         Ok(outcomes)
     }
 
-    async fn deliver(&self, item: WorkItem) -> Result<DeliveryOutcome, StoreError> {
-        let (target, outcome) = self.attempt(item).await?;
-        let label = match &outcome {
-            DeliveryOutcome::Delivered => "delivered",
-            DeliveryOutcome::Retrying { .. } => "retry",
-            DeliveryOutcome::DeadLettered(_) => "dead",
-        };
-        self.metrics
-            .outbox_deliveries
-            .get_or_create(&vec![("target", target.into()), ("outcome", label.into())])
-            .inc();
-        Ok(outcome)
-    }
-
-    /// Tries one entry; returns the target (channel or `desk`) with the outcome.
-    async fn attempt(&self, item: WorkItem) -> Result<(&'static str, DeliveryOutcome), StoreError> {
+    /// Tries one entry; a delivered entry comes back with its completion still to write.
+    async fn attempt(&self, item: WorkItem, parsed: Parsed) -> Result<Attempt, StoreError> {
         let payload = item.fields.get("p").cloned().unwrap_or_default();
         let transcript_id = item.fields.get("id").cloned().unwrap_or_default();
         let attempt: u32 = item
@@ -160,11 +297,12 @@ impl OutboxWorker {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
             + 1;
-        let delivery: Delivery = match serde_json::from_str(&payload) {
-            Ok(delivery) => delivery,
-            Err(parse_error) => {
+        let delivery = match parsed {
+            Parsed::Delivery(delivery) => delivery,
+            Parsed::Malformed(parse_error) => {
                 let reason = format!("malformed outbox entry: {parse_error}");
-                return Ok(("unknown", self.dead_letter(&item, &payload, reason).await?));
+                let outcome = self.dead_letter(&item, &payload, reason).await?;
+                return Ok(Attempt::finished("unknown", outcome));
             }
         };
         let (conversation_id, connector_name) = match &delivery {
@@ -179,10 +317,8 @@ impl OutboxWorker {
                 outbound.id = transcript_id.clone();
                 let Some(connector) = self.connectors.get(&outbound.channel) else {
                     let reason = format!("no {} connector is enabled", outbound.channel);
-                    return Ok((
-                        connector_name,
-                        self.dead_letter(&item, &payload, reason).await?,
-                    ));
+                    let outcome = self.dead_letter(&item, &payload, reason).await?;
+                    return Ok(Attempt::finished(connector_name, outcome));
                 };
                 tokio::time::timeout(send_timeout, connector.send(&outbound))
                     .await
@@ -191,10 +327,8 @@ impl OutboxWorker {
             Delivery::Desk(post) => {
                 let Some(courier) = &self.desk else {
                     let reason = "no agent desk is enabled".to_owned();
-                    return Ok((
-                        connector_name,
-                        self.dead_letter(&item, &payload, reason).await?,
-                    ));
+                    let outcome = self.dead_letter(&item, &payload, reason).await?;
+                    return Ok(Attempt::finished(connector_name, outcome));
                 };
                 tokio::time::timeout(send_timeout, courier.deliver(&post))
                     .await
@@ -204,13 +338,16 @@ impl OutboxWorker {
         let failure = match attempt_result {
             Ok(Ok(platform_id)) => {
                 let receipt = platform_id
-                    .as_deref()
                     .filter(|_| !transcript_id.is_empty())
-                    .map(|platform_id| (conversation_id.as_str(), transcript_id.as_str(), platform_id));
-                self.store
-                    .complete_delivery(&item.entry_id, receipt)
-                    .await?;
-                return Ok((connector_name, DeliveryOutcome::Delivered));
+                    .map(|platform_id| (conversation_id, transcript_id, platform_id));
+                return Ok(Attempt {
+                    target: connector_name,
+                    outcome: DeliveryOutcome::Delivered,
+                    completion: Some(Completion {
+                        entry_id: item.entry_id,
+                        receipt,
+                    }),
+                });
             }
             Ok(Err(failure)) => failure,
             Err(_) => ConnectorError::Transient {
@@ -220,17 +357,13 @@ impl OutboxWorker {
         };
         if !failure.is_retryable() {
             let reason = failure.to_string();
-            return Ok((
-                connector_name,
-                self.dead_letter(&item, &payload, reason).await?,
-            ));
+            let outcome = self.dead_letter(&item, &payload, reason).await?;
+            return Ok(Attempt::finished(connector_name, outcome));
         }
         if attempt >= self.config.max_attempts {
             let reason = format!("gave up after {attempt} attempts: {failure}");
-            return Ok((
-                connector_name,
-                self.dead_letter(&item, &payload, reason).await?,
-            ));
+            let outcome = self.dead_letter(&item, &payload, reason).await?;
+            return Ok(Attempt::finished(connector_name, outcome));
         }
         let after = match &failure {
             ConnectorError::RateLimited { retry_after, .. } => *retry_after,
@@ -253,7 +386,10 @@ impl OutboxWorker {
         self.store
             .park_for_retry(keys::OUTBOX_GROUP, &item.entry_id, due, &member)
             .await?;
-        Ok((connector_name, DeliveryOutcome::Retrying { attempt, after }))
+        Ok(Attempt::finished(
+            connector_name,
+            DeliveryOutcome::Retrying { attempt, after },
+        ))
     }
 
     fn backoff(&self, attempt: u32) -> Duration {

@@ -20,6 +20,7 @@ use crate::desk::{DeskAction, DeskPost};
 use crate::metrics::Metrics;
 use crate::model::{now_ms, Conversation, Status};
 use crate::outbox::Delivery;
+use crate::periodic::Periodic;
 use crate::store::{keys, Commit, ReplyToQueue, Store, StoreError, TranscriptEntry, WorkItem};
 use crate::triage::{Decision, DecisionRecord, TranscriptLine, Triage, TriageInput};
 
@@ -29,6 +30,24 @@ pub const ESCALATION_NOTICE: &str =
 
 /// How many earlier messages triage sees (repetition and bot-loop checks).
 const TRIAGE_HISTORY: usize = 20;
+
+/// Work items read per round; their reads and their writes are one round trip each.
+const BATCH: usize = 64;
+
+/// What one work item needs written.
+enum Step {
+    /// Nothing but its ack (handled, or cannot be).
+    Ack,
+    /// A commit (which acks the item), and the decision to count once it is written.
+    Commit(Box<Commit>, Option<Decided>),
+}
+
+/// A triage decision, counted in the metrics after its commit succeeded.
+struct Decided {
+    conversation: Conversation,
+    record: DecisionRecord,
+    asked_ms: Option<u64>,
+}
 
 /// The gateway as connectors see it: validation and durable intake.
 pub struct Intake {
@@ -120,6 +139,7 @@ pub struct TriageWorker {
     claim_idle: Duration,
     desk_enabled: bool,
     metrics: Arc<Metrics>,
+    claim_chore: Periodic,
 }
 
 impl TriageWorker {
@@ -132,6 +152,7 @@ impl TriageWorker {
             claim_idle,
             desk_enabled: false,
             metrics: Arc::default(),
+            claim_chore: Periodic::for_claims(claim_idle),
         }
     }
 
@@ -163,20 +184,25 @@ impl TriageWorker {
         }
     }
 
-    /// One round: take over stale items, then read new ones (waiting up to a second).
+    /// One round: take over stale items (when due), then read new ones (waiting up to a
+    /// second), and write each batch's decisions in one round trip.
     pub async fn work_once(&self) -> Result<(), StoreError> {
-        let stale = self
-            .store
-            .claim_stale(
-                keys::INBOUND,
-                keys::PIPELINE_GROUP,
-                &self.consumer,
-                self.claim_idle,
-                32,
-            )
-            .await?;
-        for item in stale {
-            self.handle(item).await?;
+        if self.claim_chore.is_due() {
+            let stale = self
+                .store
+                .claim_stale(
+                    keys::INBOUND,
+                    keys::PIPELINE_GROUP,
+                    &self.consumer,
+                    self.claim_idle,
+                    BATCH,
+                )
+                .await?;
+            if stale.len() == BATCH {
+                // There may be more; take them on the next round rather than a period later.
+                self.claim_chore.again();
+            }
+            self.handle_all(stale).await?;
         }
         let fresh = self
             .store
@@ -184,30 +210,83 @@ impl TriageWorker {
                 keys::INBOUND,
                 keys::PIPELINE_GROUP,
                 &self.consumer,
-                32,
+                BATCH,
                 Duration::from_secs(1),
             )
             .await?;
-        for item in fresh {
-            self.handle(item).await?;
+        self.handle_all(fresh).await
+    }
+
+    async fn handle_all(&self, mut items: Vec<WorkItem>) -> Result<(), StoreError> {
+        // A conversation's messages are decided in order, each seeing what the one before it
+        // changed (an answer, an escalation), so a batch holds one item per conversation.
+        while !items.is_empty() {
+            let mut taken = std::collections::HashSet::new();
+            let (batch, later): (Vec<WorkItem>, Vec<WorkItem>) =
+                items
+                    .into_iter()
+                    .partition(|item| match item.fields.get("conv") {
+                        Some(conversation) => taken.insert(conversation.clone()),
+                        None => true,
+                    });
+            self.handle_batch(&batch).await?;
+            items = later;
         }
         Ok(())
     }
 
-    async fn handle(&self, item: WorkItem) -> Result<(), StoreError> {
+    /// Reads the batch's conversations in one round trip, decides each item, and writes every
+    /// decision and ack in one more.
+    async fn handle_batch(&self, items: &[WorkItem]) -> Result<(), StoreError> {
+        let conversation_ids: Vec<&str> = items
+            .iter()
+            .filter_map(|item| item.fields.get("conv").map(String::as_str))
+            .collect();
+        let mut loaded = self
+            .store
+            .conversations_with_recent(&conversation_ids, TRIAGE_HISTORY)
+            .await?
+            .into_iter();
+        let mut commits = Vec::new();
+        let mut decisions = Vec::new();
+        let mut acks = Vec::new();
+        for item in items {
+            let found = match item.fields.get("conv") {
+                Some(_) => loaded.next().flatten(),
+                None => None,
+            };
+            match self.plan(item, found).await? {
+                Step::Ack => {
+                    acks.push((keys::INBOUND, keys::PIPELINE_GROUP, item.entry_id.as_str()))
+                }
+                Step::Commit(commit, decided) => {
+                    commits.push(*commit);
+                    decisions.extend(decided);
+                }
+            }
+        }
+        self.store.commit_batch(&commits, &acks).await?;
+        for decided in decisions {
+            self.count_decision(&decided.conversation, &decided.record, decided.asked_ms);
+        }
+        Ok(())
+    }
+
+    /// Decides what one work item needs written; `found` is its conversation and recent entries.
+    async fn plan(
+        &self,
+        item: &WorkItem,
+        found: Option<(Conversation, Vec<TranscriptEntry>)>,
+    ) -> Result<Step, StoreError> {
         let (Some(conversation_id), Some(message_id)) =
             (item.fields.get("conv"), item.fields.get("msg"))
         else {
             warn!(entry = %item.entry_id, "inbound work item without conversation; dropped");
-            return self.finish(&item).await;
+            return Ok(Step::Ack);
         };
-        let Some((conversation, recent)) = self
-            .store
-            .conversation_with_recent(conversation_id, TRIAGE_HISTORY)
-            .await?
-        else {
+        let Some((conversation, recent)) = found else {
             warn!(conversation = %conversation_id, "work item for a missing conversation; dropped");
-            return self.finish(&item).await;
+            return Ok(Step::Ack);
         };
         let ack = Some((keys::PIPELINE_GROUP.to_owned(), item.entry_id.clone()));
         match conversation.status {
@@ -215,13 +294,13 @@ impl TriageWorker {
                 let Some(position) = recent.iter().position(|entry| &entry.id == message_id) else {
                     // Newer messages pushed this one out of the window; each of them has its own
                     // work item and gets its answer, so answering this stale one would only repeat.
-                    return self.finish(&item).await;
+                    return Ok(Step::Ack);
                 };
                 let rating = csat_rating(&recent[position].text);
                 if conversation.fields.get("csat_pending").map(String::as_str) == Some("1") {
                     if let Some(rating) = rating {
                         let commit = commit_for_rating(&conversation, rating, ack);
-                        return self.store.commit(&commit).await.map(|_| ());
+                        return Ok(Step::Commit(Box::new(commit), None));
                     }
                 }
                 let started = std::time::Instant::now();
@@ -238,18 +317,23 @@ impl TriageWorker {
                     ack,
                     self.desk_enabled,
                 );
-                self.store.commit(&commit).await?;
                 let first_reply = recent[..position]
                     .iter()
                     .all(|entry| entry.role == "customer");
                 let asked_ms = first_reply.then(|| recent[position].at_ms());
-                self.count_decision(&conversation, &record, asked_ms);
-                Ok(())
+                Ok(Step::Commit(
+                    Box::new(commit),
+                    Some(Decided {
+                        conversation,
+                        record,
+                        asked_ms,
+                    }),
+                ))
             }
             Status::Escalated | Status::Human => {
                 if !self.desk_enabled {
                     info!(conversation = %conversation.id, "message for a person; no desk is enabled");
-                    return self.finish(&item).await;
+                    return Ok(Step::Ack);
                 }
                 // A busy conversation may have pushed the message out of the recent window; the
                 // agents must still see it.
@@ -258,7 +342,7 @@ impl TriageWorker {
                     Some(message) => message,
                     None => match self.store.entry(&conversation.id, message_id).await? {
                         Some(message) => message,
-                        None => return self.finish(&item).await,
+                        None => return Ok(Step::Ack),
                     },
                 };
                 let text = if message.kind.as_deref() == Some("human_request") {
@@ -279,16 +363,9 @@ impl TriageWorker {
                     ack,
                     ..Default::default()
                 };
-                self.store.commit(&commit).await.map(|_| ())
+                Ok(Step::Commit(Box::new(commit), None))
             }
         }
-    }
-
-    /// Acks a work item that needs nothing more (it was handled, or cannot be).
-    async fn finish(&self, item: &WorkItem) -> Result<(), StoreError> {
-        self.store
-            .ack(keys::INBOUND, keys::PIPELINE_GROUP, &item.entry_id)
-            .await
     }
 
     /// Counts a decision; `first_asked_ms` is set when this is the conversation's first reply.

@@ -187,19 +187,34 @@ impl Store {
         entry_id: &str,
         receipt: Option<(&str, &str, &str)>,
     ) -> Result<(), StoreError> {
+        self.complete_deliveries(&[(entry_id, receipt)]).await
+    }
+
+    /// Completes several delivered outbox entries in one atomic round trip (see
+    /// [`Store::complete_delivery`]).
+    pub async fn complete_deliveries(
+        &self,
+        done: &[(&str, Option<(&str, &str, &str)>)],
+    ) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
         pipe.atomic();
-        if let Some((conversation_id, message_id, platform_message_id)) = receipt {
-            pipe.hset(
-                keys::deliveries(conversation_id),
-                message_id,
-                platform_message_id,
-            )
-            .ignore();
+        for (_, receipt) in done {
+            if let Some((conversation_id, message_id, platform_message_id)) = receipt {
+                pipe.hset(
+                    keys::deliveries(conversation_id),
+                    *message_id,
+                    *platform_message_id,
+                )
+                .ignore();
+            }
         }
-        pipe.xack(keys::OUTBOX, keys::OUTBOX_GROUP, &[entry_id])
+        let entry_ids: Vec<&str> = done.iter().map(|(entry_id, _)| *entry_id).collect();
+        pipe.xack(keys::OUTBOX, keys::OUTBOX_GROUP, &entry_ids)
             .ignore()
-            .xdel(keys::OUTBOX, &[entry_id])
+            .xdel(keys::OUTBOX, &entry_ids)
             .ignore();
         let mut conn = self.conn.clone();
         self.bounded(Duration::ZERO, pipe.query_async::<()>(&mut conn))
