@@ -189,6 +189,7 @@ pub struct Store {
     conn: ConnectionManager,
     command_timeout: Duration,
     scripts: std::sync::Arc<Scripts>,
+    round_trips: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -206,6 +207,7 @@ impl Store {
                 retry: Script::new(include_str!("lua/retry.lua")),
                 promote: Script::new(include_str!("lua/promote.lua")),
             }),
+            round_trips: Default::default(),
         };
         store.ping().await?;
         Ok(store)
@@ -220,6 +222,12 @@ impl Store {
         })
     }
 
+    /// Round trips to Redis made so far by this store and every store derived from it (a
+    /// pipeline or a script call counts once): the figure the benchmark reports per message.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// How long one command may take.
     pub fn command_timeout(&self) -> Duration {
         self.command_timeout
@@ -231,6 +239,8 @@ impl Store {
         work: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
         let limit = self.command_timeout + extra;
+        self.round_trips
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match tokio::time::timeout(limit, work).await {
             Ok(result) => Ok(result?),
             Err(_) => Err(StoreError::Timeout(limit)),
