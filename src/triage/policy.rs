@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use switchboard_api::InboundKind;
 
-use super::text::{content_terms, matches_pattern, words};
+use super::text::{content_terms, matches_pattern, pattern_parts, words};
 use super::{TranscriptLine, TriageConfig};
 
 /// VIP bypass: the tier is listed, or the email's domain is.
@@ -150,9 +150,9 @@ pub fn is_rejection(config: &TriageConfig, text: &str) -> bool {
         return false;
     }
     config.rejection_phrases.iter().any(|p| {
-        let single = words(p).len() == 1;
-        if single {
-            tokens.first().is_some_and(|t| *t == words(p)[0]) && tokens.len() <= 4
+        let parts = pattern_parts(p);
+        if parts.len() == 1 {
+            tokens.first().is_some_and(|t| *t == parts[0].0) && tokens.len() <= 4
         } else {
             matches_pattern(&tokens, p)
         }
