@@ -247,15 +247,27 @@ impl TriageWorker {
             .conversations_with_recent(&conversation_ids, TRIAGE_HISTORY)
             .await?
             .into_iter();
+        let found: Vec<_> = items
+            .iter()
+            .map(|item| match item.fields.get("conv") {
+                Some(_) => loaded.next().flatten(),
+                None => None,
+            })
+            .collect();
+        // Side by side: with a model behind an API, each decision waits a second or more on
+        // the network, and one customer must not wait for the model calls of all the others.
+        let steps = futures_util::future::join_all(
+            items
+                .iter()
+                .zip(found)
+                .map(|(item, found)| self.plan(item, found)),
+        )
+        .await;
         let mut commits = Vec::new();
         let mut decisions = Vec::new();
         let mut acks = Vec::new();
-        for item in items {
-            let found = match item.fields.get("conv") {
-                Some(_) => loaded.next().flatten(),
-                None => None,
-            };
-            match self.plan(item, found).await? {
+        for (item, step) in items.iter().zip(steps) {
+            match step? {
                 Step::Ack => {
                     acks.push((keys::INBOUND, keys::PIPELINE_GROUP, item.entry_id.as_str()))
                 }

@@ -201,3 +201,58 @@ fn llm_config_is_validated() {
     assert!(problems.is_empty(), "{problems:?}");
     assert!(Triage::from_config(&hosted, &config_dir()).is_ok());
 }
+
+/// Ten visitors ask at once while the model takes 600 ms per call: each waits about one call,
+/// not for the calls of everyone who asked before them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_asking_at_once_do_not_wait_for_each_others_model_calls() {
+    use crate::harness::{eventually, http, start_gateway, test_config, RedisServer};
+    const CALL_MS: u64 = 600;
+    const VISITORS: usize = 10;
+    let (url, seen) = stand_in(Model::Slow(CALL_MS)).await;
+    let redis = RedisServer::start();
+    let config = test_config(
+        &redis,
+        &format!(
+            "[triage.llm]\nbase_url = \"{url}\"\nmodel = \"stand-in\"\ntimeout_ms = 5000\n\
+             [connectors.webchat]\nenabled = true\n"
+        ),
+    );
+    let gateway = start_gateway(config).await;
+    let started = std::time::Instant::now();
+    for visitor in 0..VISITORS {
+        let body = serde_json::json!({
+            "session": format!("llm-concurrency-visitor-{visitor:02}"),
+            "client_id": "m-1",
+            "text": QUESTION,
+        })
+        .to_string();
+        let (status, reply) =
+            http(gateway.local_addr, "POST", "/webchat/messages", Some(&body)).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    eventually(
+        std::time::Duration::from_secs(20),
+        "every visitor answered",
+        || {
+            let answered = gateway
+                .metrics
+                .ai_answers
+                .get_or_create(&switchboard::metrics::Metrics::label("channel", "webchat"))
+                .get();
+            async move { (answered as usize >= VISITORS).then_some(()) }
+        },
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(
+        seen.lock().expect("log").len(),
+        VISITORS,
+        "one model call per question"
+    );
+    let one_after_another = std::time::Duration::from_millis(CALL_MS * VISITORS as u64);
+    assert!(
+        took < one_after_another / 2,
+        "{VISITORS} answers took {took:?}; one model call after another would take {one_after_another:?}"
+    );
+}
