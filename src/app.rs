@@ -120,17 +120,17 @@ async fn check_desk_channels(
     routes: Vec<DeskRoute>,
     results: DeskChannelChecks,
 ) {
-    let mut channels = vec![default_channel.clone()];
-    channels.extend(routes.into_iter().map(|route| route.channel));
-    channels.dedup();
-    for channel in channels {
-        let status = match desk.check_channel(&channel).await {
-            Ok(()) => "ok".to_owned(),
-            Err(error) if channel == default_channel => {
+    let checks =
+        crate::desk::channels::check_channels(desk.as_ref(), &default_channel, &routes).await;
+    for check in checks {
+        let channel = check.channel;
+        let status = match check.problem {
+            None => "ok".to_owned(),
+            Some(error) if check.is_default => {
                 error!(%channel, %error, "the desk's default channel cannot take escalations");
                 format!("error: {error}")
             }
-            Err(error) => {
+            Some(error) => {
                 warn!(%channel, %error, "a routed desk channel cannot take escalations; they fall back to the default channel");
                 format!("falls back to {default_channel}: {error}")
             }

@@ -30,6 +30,10 @@ enum Command {
         /// One or more config files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also ask Slack whether the desk can post in its channel and every routed one
+        /// (needs the desk's token in the environment and a route to Slack).
+        #[arg(long)]
+        online: bool,
     },
     /// Support figures for a time window, from Redis (all instances): text on stdout, optionally
     /// a self-contained HTML page with charts.
@@ -101,7 +105,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => run(config),
-        Command::CheckConfig { files } => check_config(&files),
+        Command::CheckConfig { files, online } => check_config(&files, online),
         Command::Kb { config, action } => with_runtime(|| kb(config, action)),
         Command::Report {
             config,
@@ -181,11 +185,17 @@ fn run(path: PathBuf) -> ExitCode {
     })
 }
 
-fn check_config(files: &[PathBuf]) -> ExitCode {
+fn check_config(files: &[PathBuf], online: bool) -> ExitCode {
     let mut failed = false;
     for path in files {
         match Config::load(path) {
-            Ok(_) => println!("{}: ok", path.display()),
+            Ok(config) => {
+                if online && !desk_channels_usable(path, &config) {
+                    failed = true;
+                } else {
+                    println!("{}: ok", path.display());
+                }
+            }
             Err(error) => {
                 failed = true;
                 println!("{error}");
@@ -197,6 +207,55 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Asks Slack whether the desk can post in every channel `config` names; prints each problem
+/// with its key path. True when there is no desk or every channel works.
+fn desk_channels_usable(path: &std::path::Path, config: &Config) -> bool {
+    let Some(slack) = config.desk.slack.clone().filter(|slack| slack.enabled) else {
+        return true;
+    };
+    let default_channel = slack.channel.clone();
+    let desk = match switchboard_slack::SlackDesk::new(slack) {
+        Ok(desk) => desk,
+        Err(error) => {
+            println!(
+                "{}: desk.slack: cannot check channels: {error}",
+                path.display()
+            );
+            return false;
+        }
+    };
+    let checks = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(switchboard::desk::channels::check_channels(
+            &desk,
+            &default_channel,
+            &config.desk.routes,
+        )),
+        Err(error) => {
+            println!("cannot start the async runtime: {error}");
+            return false;
+        }
+    };
+    let mut usable = true;
+    for check in checks {
+        let Some(problem) = check.problem else {
+            continue;
+        };
+        usable = false;
+        let consequence = if check.is_default {
+            "escalations cannot be posted".to_owned()
+        } else {
+            format!("escalations routed there would fall back to {default_channel}")
+        };
+        println!(
+            "{}: {}: the desk cannot post in {}: {problem}; {consequence}",
+            path.display(),
+            check.key,
+            check.channel
+        );
+    }
+    usable
 }
 
 /// Runs an async command on a fresh runtime; a runtime that cannot start is one error line.

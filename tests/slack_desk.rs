@@ -339,22 +339,71 @@ async fn routing_rules_naming_channels_the_app_cannot_post_in_are_reported_at_st
     );
     let gateway = start_gateway(test_config(&redis, &extra)).await;
     let addr = gateway.local_addr;
-    let channels = eventually(Duration::from_secs(10), "the start-up channel check", || async move {
-        let (_, body) = crate::harness::http(addr, "GET", "/readyz", None).await;
-        let ready: Value = serde_json::from_str(&body).ok()?;
-        let channels = ready.get("desk_channels")?.clone();
-        (channels.as_object()?.len() == 4).then_some(channels)
-    })
+    let channels = eventually(
+        Duration::from_secs(10),
+        "the start-up channel check",
+        || async move {
+            let (_, body) = crate::harness::http(addr, "GET", "/readyz", None).await;
+            let ready: Value = serde_json::from_str(&body).ok()?;
+            let channels = ready.get("desk_channels")?.clone();
+            (channels.as_object()?.len() == 4).then_some(channels)
+        },
+    )
     .await;
     assert_eq!(channels[SUPPORT], "ok");
     assert_eq!(channels["C0SECURITY"], "ok");
     let vip = channels["CNOTMEMBERVIP"].as_str().unwrap();
-    assert!(vip.contains("falls back to C0SUPPORT") && vip.contains("not a member"), "{vip}");
+    assert!(
+        vip.contains("falls back to C0SUPPORT") && vip.contains("not a member"),
+        "{vip}"
+    );
     let billing = channels["CMISSINGBILLING"].as_str().unwrap();
-    assert!(billing.contains("falls back") && billing.contains("channel_not_found"), "{billing}");
+    assert!(
+        billing.contains("falls back") && billing.contains("channel_not_found"),
+        "{billing}"
+    );
+
+    // An admin can ask the same before deploying: `check-config --online`.
+    let dir = crate::harness::TempDir::new("check-config-online");
+    let file = dir.0.join("desk.toml");
+    let knowledge = crate::harness::config_dir().join("knowledge");
+    std::fs::write(
+        &file,
+        format!(
+            "[triage]\nknowledge_dir = \"{}\"\n{extra}",
+            knowledge.display()
+        ),
+    )
+    .unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["check-config", "--online"])
+            .arg(&file)
+            .output()
+            .expect("run check-config")
+    })
+    .await
+    .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{printed}");
+    assert!(
+        printed.contains("desk.routes[0].channel: the desk cannot post in CNOTMEMBERVIP")
+            && printed.contains("would fall back to C0SUPPORT"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("desk.routes[1].channel") && printed.contains("channel_not_found"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains("C0SECURITY") && !printed.contains("desk.slack.channel"),
+        "{printed}"
+    );
 
     // And an escalation routed to the missing channel lands in the default one.
-    let mut widget = Widget::connect(gateway.local_addr, "slack-visitor-000000009", None).await.0;
+    let mut widget = Widget::connect(gateway.local_addr, "slack-visitor-000000009", None)
+        .await
+        .0;
     widget
         .send(json!({"type": "message", "client_id": "b1", "text": "I was charged twice and I dispute this charge"}))
         .await;

@@ -7,6 +7,7 @@
 //! [`inbox::DeskInbox`].
 
 pub mod briefing;
+pub mod channels;
 pub mod inbox;
 
 use std::sync::Arc;
