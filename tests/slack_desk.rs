@@ -411,3 +411,57 @@ async fn routing_rules_naming_channels_the_app_cannot_post_in_are_reported_at_st
     let parent = briefing(&standin).await;
     assert_eq!(parent.channel, SUPPORT);
 }
+
+#[tokio::test]
+async fn the_thread_keeps_working_after_slack_asks_the_app_to_reconnect() {
+    let redis = RedisServer::start();
+    let standin = SlackStandIn::start().await;
+    let gateway = start_gateway(test_config(&redis, &desk_config(&standin, "socket"))).await;
+    let mut widget = visitor_asks_for_a_human(gateway.local_addr, "slack-visitor-000000011").await;
+    let parent = briefing(&standin).await;
+    // slack-morphism keeps two connections, the second opened a few seconds after the first.
+    eventually(
+        Duration::from_secs(15),
+        "both Socket Mode connections",
+        || async { (standin.socket_clients() == 2).then_some(()) },
+    )
+    .await;
+    let opened = standin.socket_connections_opened();
+
+    // Slack moves the app to another server: each connection is told to go, then closed.
+    standin.refresh_socket_connections();
+    eventually(
+        Duration::from_secs(15),
+        "two new Socket Mode connections",
+        || async {
+            (standin.socket_connections_opened() >= opened + 2 && standin.socket_clients() >= 1)
+                .then_some(())
+        },
+    )
+    .await;
+    let envelope = standin.send_event(agent_reply(
+        &parent.ts,
+        "1800000000.000400",
+        "Still here: your reset link is on its way.",
+    ));
+    assert!(
+        standin
+            .wait_for_ack(&envelope, Duration::from_secs(10))
+            .await,
+        "the agent's reply is acked on a new connection"
+    );
+    let message = widget.message_from("agent").await;
+    assert!(
+        message["text"]
+            .as_str()
+            .unwrap()
+            .contains("reset link is on its way"),
+        "{message}"
+    );
+
+    // The customer's next message still lands in the same thread.
+    widget
+        .send(json!({"type": "message", "client_id": "q3", "text": "Got it, thanks, order ACME-7731"}))
+        .await;
+    thread_post(&standin, &parent.ts, "ACME-7731").await;
+}

@@ -64,6 +64,7 @@ struct Recorded {
     seq: u64,
     sockets: Vec<mpsc::UnboundedSender<String>>,
     queued: VecDeque<String>,
+    socket_connections_opened: u64,
 }
 
 struct Inner {
@@ -71,6 +72,7 @@ struct Inner {
     changed: Notify,
     addr: SocketAddr,
     closed: watch::Sender<bool>,
+    refresh: Notify,
 }
 
 impl Inner {
@@ -108,6 +110,7 @@ impl SlackStandIn {
             changed: Notify::new(),
             addr,
             closed,
+            refresh: Notify::new(),
         });
         let app = Router::new()
             .route("/api/{method}", any(api))
@@ -258,6 +261,18 @@ impl SlackStandIn {
                 return self.acked(envelope_id);
             }
         }
+    }
+
+    /// Tells every Socket Mode connection to go away, as Slack does before it moves an app to
+    /// another server (`disconnect`, reason `refresh_requested`, then close): the app must
+    /// open a new connection, and envelopes sent meanwhile wait for it.
+    pub fn refresh_socket_connections(&self) {
+        self.inner.refresh.notify_waiters();
+    }
+
+    /// How many Socket Mode connections were opened so far (reconnections included).
+    pub fn socket_connections_opened(&self) -> u64 {
+        self.inner.lock().socket_connections_opened
     }
 
     /// How many Socket Mode clients are connected now.
@@ -508,6 +523,7 @@ async fn serve_socket(inner: Arc<Inner>, mut ws: WebSocket) {
             let _ = sender.send(queued);
         }
         recorded.sockets.push(sender);
+        recorded.socket_connections_opened += 1;
     }
     let mut closed = inner.closed.subscribe();
     loop {
@@ -529,6 +545,15 @@ async fn serve_socket(inner: Arc<Inner>, mut ws: WebSocket) {
                 Some(Ok(_)) => {}
             },
             _ = closed.changed() => break,
+            _ = inner.refresh.notified() => {
+                let disconnect = json!({
+                    "type": "disconnect", "reason": "refresh_requested",
+                    "debug_info": {"host": "standin"},
+                });
+                let _ = ws.send(Message::Text(disconnect.to_string().into())).await;
+                let _ = ws.send(Message::Close(None)).await;
+                break;
+            }
         }
     }
 }
