@@ -10,8 +10,8 @@ use std::time::Duration;
 use switchboard_api::{ChannelKind, Connector, ConnectorError, Desk, DeskSink, Gateway};
 use switchboard_discord::DiscordConnector;
 use switchboard_email::EmailConnector;
-use switchboard_telegram::TelegramConnector;
 use switchboard_slack::{SlackCustomerConnector, SlackDesk};
+use switchboard_telegram::TelegramConnector;
 use switchboard_webchat::WebchatConnector;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn, Instrument};
@@ -19,12 +19,13 @@ use tracing::{error, info, warn, Instrument};
 use crate::config::{Config, DeskRoute};
 use crate::desk::inbox::DeskInbox;
 use crate::desk::DeskCourier;
+use crate::files::Files;
 use crate::learning::KnowledgeLoop;
 use crate::lease::RedisPollLease;
 use crate::metrics::Metrics;
-use crate::server::DeskChannelChecks;
 use crate::outbox::OutboxWorker;
 use crate::pipeline::{Intake, TriageWorker};
+use crate::server::DeskChannelChecks;
 use crate::store::{keys, Store, StoreError};
 use crate::triage::{Triage, TriageError};
 
@@ -148,7 +149,9 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let desk = match config.desk.slack.clone().filter(|slack| slack.enabled) {
         Some(slack) => {
             let default_channel = slack.channel.clone();
-            let desk = SlackDesk::new(slack).map_err(StartError::Desk)?;
+            let desk = SlackDesk::new(slack)
+                .map_err(StartError::Desk)?
+                .with_max_file_bytes(config.files.max_bytes);
             Some(DeskSetup {
                 desk: Arc::new(desk),
                 default_channel,
@@ -181,25 +184,42 @@ pub async fn start_with_desk(
         .await
         .map_err(redis_error)?;
     let triage = Arc::new(Triage::from_config(&config.triage, &config.base_dir)?);
+    let files = Arc::new(
+        Files::new(store.clone(), &config.files)
+            .await
+            .map_err(redis_error)?,
+    );
 
     let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
     if let Some(webchat) = config.connectors.webchat.clone().filter(|c| c.enabled) {
-        connectors.push(Arc::new(WebchatConnector::new(webchat)));
+        connectors.push(Arc::new(
+            WebchatConnector::new(webchat).with_max_file_bytes(config.files.max_bytes),
+        ));
     }
     if let Some(email) = config.connectors.email.clone().filter(|c| c.enabled) {
-        connectors.push(Arc::new(EmailConnector::new(email)));
+        connectors.push(Arc::new(
+            EmailConnector::new(email).with_max_file_bytes(config.files.max_bytes),
+        ));
     }
     if let Some(discord) = config.connectors.discord.clone().filter(|c| c.enabled) {
-        connectors.push(Arc::new(DiscordConnector::new(discord)));
+        connectors.push(Arc::new(
+            DiscordConnector::new(discord).with_max_file_bytes(config.files.max_bytes),
+        ));
     }
     let consumer = instance_name(&config);
     if let Some(telegram) = config.connectors.telegram.clone().filter(|c| c.enabled) {
         let lease = Arc::new(RedisPollLease::new(store.clone(), consumer.clone()));
         let telegram = TelegramConnector::new(telegram).map_err(StartError::Connector)?;
-        connectors.push(Arc::new(telegram.with_lease(lease)));
+        connectors.push(Arc::new(
+            telegram
+                .with_lease(lease)
+                .with_max_file_bytes(config.files.max_bytes),
+        ));
     }
     if let Some(slack) = config.connectors.slack.clone().filter(|c| c.enabled) {
-        let slack = SlackCustomerConnector::new(slack).map_err(StartError::Connector)?;
+        let slack = SlackCustomerConnector::new(slack)
+            .map_err(StartError::Connector)?
+            .with_max_file_bytes(config.files.max_bytes);
         connectors.push(Arc::new(slack));
     }
     let by_channel: HashMap<ChannelKind, Arc<dyn Connector>> = connectors
@@ -209,8 +229,17 @@ pub async fn start_with_desk(
 
     let metrics = Arc::new(Metrics::default());
     let gateway: Arc<dyn Gateway> = Arc::new(
-        Intake::new(store.clone(), config.gateway.max_message_bytes).with_metrics(metrics.clone()),
+        Intake::new(store.clone(), config.gateway.max_message_bytes)
+            .with_metrics(metrics.clone())
+            .with_files(files.clone()),
     );
+    if config.files.public_base_url.is_none()
+        && connectors
+            .iter()
+            .any(|connector| connector.channel() != ChannelKind::Webchat)
+    {
+        warn!("files.public_base_url is not set: file links sent to email, Telegram, Discord or Slack customers are relative paths they cannot open");
+    }
     let desk_channels = DeskChannelChecks::default();
     let mut router = crate::server::router(
         store.clone(),
@@ -226,8 +255,11 @@ pub async fn start_with_desk(
         Some(triage.clone()),
     ));
     let desk_sink: Arc<dyn DeskSink> = Arc::new(
-        DeskInbox::new(store.clone(), metrics.clone()).with_learning(learning.clone()),
+        DeskInbox::new(store.clone(), metrics.clone())
+            .with_learning(learning.clone())
+            .with_files(files.clone()),
     );
+    router = router.merge(files.clone().router());
     if let Some(routes) = desk
         .as_ref()
         .and_then(|setup| setup.desk.routes(desk_sink.clone()))
@@ -252,7 +284,9 @@ pub async fn start_with_desk(
 
     let mut tasks = JoinSet::new();
     tasks.spawn(async move {
-        if let Err(error) = axum::serve(listener, router).await {
+        // Peer addresses feed the web chat's per-IP rate limit.
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(error) = axum::serve(listener, service).await {
             error!(%error, "http listener stopped");
         }
     });
@@ -265,7 +299,8 @@ pub async fn start_with_desk(
         config.outbox.clone(),
         consumer.clone(),
     )
-    .with_metrics(metrics.clone());
+    .with_metrics(metrics.clone())
+    .with_files(files.clone());
     if let Some(setup) = desk {
         tasks.spawn(
             check_desk_channels(
@@ -279,7 +314,8 @@ pub async fn start_with_desk(
         triage_worker = triage_worker.with_desk();
         outbox_worker = outbox_worker.with_desk(Arc::new(
             DeskCourier::new(store.clone(), setup.desk.clone(), setup.default_channel)
-                .with_routes(config.desk.routes.clone()),
+                .with_routes(config.desk.routes.clone())
+                .with_files(files.clone()),
         ));
         let desk = setup.desk;
         tasks.spawn(

@@ -32,6 +32,8 @@ pub struct Config {
     pub connectors: ConnectorsConfig,
     /// `[desk.*]`: where escalations go (the Slack agent desk).
     pub desk: DeskConfig,
+    /// `[files]`: attachments both ways, their size limit and retention.
+    pub files: FilesConfig,
     /// The directory of the config file; relative paths resolve against it.
     pub base_dir: PathBuf,
 }
@@ -150,6 +152,102 @@ impl Default for OutboxConfig {
     }
 }
 
+/// `[files]`: files customers and agents send each other.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Largest file accepted from a customer or an agent, in bytes; larger ones are refused
+    /// with a message saying the size and the limit.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_bytes: u64,
+    /// How long stored files (and their download links) live, in days.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// The gateway's public URL (`https://support.example.com`), put in front of download
+    /// links sent to channels that cannot carry files; without it links are relative paths,
+    /// which only the web chat widget can resolve.
+    #[serde(default)]
+    pub public_base_url: Option<String>,
+    /// Environment variable holding the key download links are signed with; without it the
+    /// gateway keeps a random key in Redis, shared by every instance.
+    #[serde(default)]
+    pub link_secret_env: Option<String>,
+    /// The resolved signing key (never read from TOML).
+    #[serde(skip)]
+    pub link_secret: Option<switchboard_api::Secret>,
+}
+
+/// Files over this would strain Redis (one value per file) and every channel's own limit.
+pub const MAX_FILE_BYTES_CEILING: u64 = 100 * 1024 * 1024;
+
+fn default_max_file_bytes() -> u64 {
+    10 * 1024 * 1024
+}
+fn default_retention_days() -> u32 {
+    30
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            max_bytes: default_max_file_bytes(),
+            retention_days: default_retention_days(),
+            public_base_url: None,
+            link_secret_env: None,
+            link_secret: None,
+        }
+    }
+}
+
+impl FilesConfig {
+    fn validate(&self, problems: &mut Vec<(String, String)>) {
+        if self.max_bytes == 0 || self.max_bytes > MAX_FILE_BYTES_CEILING {
+            problems.push((
+                "files.max_bytes".into(),
+                format!(
+                    "must be between 1 and {MAX_FILE_BYTES_CEILING} (100 MiB), got {}",
+                    self.max_bytes
+                ),
+            ));
+        }
+        if self.retention_days == 0 || self.retention_days > 3650 {
+            problems.push((
+                "files.retention_days".into(),
+                format!("must be between 1 and 3650, got {}", self.retention_days),
+            ));
+        }
+        if let Some(url) = &self.public_base_url {
+            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+            let host = url.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+            if !scheme_ok || host.is_empty() || url.contains(['?', '#', ' ']) {
+                problems.push((
+                    "files.public_base_url".into(),
+                    format!("`{url}` is not an http(s) URL like https://support.example.com"),
+                ));
+            }
+        }
+    }
+
+    fn resolve_secrets(&mut self, problems: &mut Vec<(String, String)>) {
+        let Some(var) = &self.link_secret_env else {
+            return;
+        };
+        match std::env::var(var) {
+            Ok(secret) if secret.len() >= 16 => {
+                self.link_secret = Some(switchboard_api::Secret::new(secret))
+            }
+            Ok(_) => problems.push((
+                "files.link_secret_env".into(),
+                format!("environment variable {var} must hold at least 16 characters"),
+            )),
+            Err(_) => problems.push((
+                "files.link_secret_env".into(),
+                format!("environment variable {var} is not set"),
+            )),
+        }
+    }
+}
+
 /// `[connectors]`: one optional table per channel.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectorsConfig {
@@ -234,7 +332,15 @@ impl fmt::Display for ConfigError {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 6] = ["gateway", "redis", "outbox", "triage", "connectors", "desk"];
+const TOP_LEVEL_KEYS: [&str; 7] = [
+    "gateway",
+    "redis",
+    "outbox",
+    "triage",
+    "connectors",
+    "desk",
+    "files",
+];
 const CONNECTOR_KEYS: [&str; 5] = ["webchat", "email", "discord", "telegram", "slack"];
 const DESK_KEYS: [&str; 2] = ["slack", "routes"];
 
@@ -282,6 +388,7 @@ impl Config {
             triage: section(&table, "triage", &mut problems),
             connectors: ConnectorsConfig::default(),
             desk: DeskConfig::default(),
+            files: section(&table, "files", &mut problems),
             base_dir,
         };
         match table.get("connectors") {
@@ -350,6 +457,7 @@ impl Config {
                 )),
             }
         }
+        self.files.resolve_secrets(&mut raw);
         if let Some(webchat) = &mut self.connectors.webchat {
             webchat.resolve_secrets("connectors.webchat", &mut raw);
         }
@@ -416,6 +524,7 @@ impl Config {
             raw.push(("outbox.max_attempts".into(), "must be at least 1".into()));
         }
         self.triage.validate("triage", &self.base_dir, &mut raw);
+        self.files.validate(&mut raw);
         if let Some(webchat) = &self.connectors.webchat {
             webchat.validate("connectors.webchat", &mut raw);
         }
@@ -459,8 +568,14 @@ impl Config {
 }
 
 fn unknown_key(key: &str, expected: &[&str]) -> ConfigProblem {
+    // `"" = 1` is legal TOML; quoted, the problem still names a key (found by fuzzing).
+    let key = if key.is_empty() || key.ends_with('.') {
+        format!("{key}\"\"")
+    } else {
+        key.to_owned()
+    };
     ConfigProblem {
-        key: key.to_owned(),
+        key,
         message: format!("unknown key (expected one of: {})", expected.join(", ")),
     }
 }

@@ -7,12 +7,14 @@
 pub mod app;
 pub mod config;
 pub mod desk;
+pub mod files;
 pub mod learning;
 pub mod lease;
 pub mod metrics;
 pub mod model;
 pub mod outbox;
 pub mod periodic;
+pub mod receipts;
 pub mod pipeline;
 pub mod report;
 pub mod server;

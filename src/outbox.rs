@@ -6,8 +6,11 @@
 //! `claim_idle_ms`. Delivery is therefore at least once; connectors dedupe on `Outbound::id`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
 
 use serde::{Deserialize, Serialize};
 use switchboard_api::{ChannelKind, Connector, ConnectorError, Outbound};
@@ -15,9 +18,12 @@ use tracing::{error, warn};
 
 use crate::config::OutboxConfig;
 use crate::desk::{DeskCourier, DeskPost};
+use crate::files::Files;
 use crate::metrics::Metrics;
 use crate::model::now_ms;
 use crate::periodic::Periodic;
+use crate::receipts::ReceiptWriter;
+use crate::store::DeliveryTarget;
 use crate::store::{keys, Store, StoreError, WorkItem};
 
 /// What an outbox entry delivers: a message to a customer, or a post to the agent desk.
@@ -56,6 +62,21 @@ impl Parsed {
         }
     }
 
+    /// Where it goes; deliveries to one target are kept in order.
+    fn target(&self) -> Option<DeliveryTarget> {
+        match self {
+            Parsed::Delivery(Delivery::Customer(outbound)) => Some(DeliveryTarget {
+                conversation_id: outbound.conversation_id.clone(),
+                target: outbound.channel.as_str(),
+            }),
+            Parsed::Delivery(Delivery::Desk(post)) => Some(DeliveryTarget {
+                conversation_id: post.conversation_id.clone(),
+                target: "desk",
+            }),
+            Parsed::Malformed(_) => None,
+        }
+    }
+
     fn conversation_id(&self) -> Option<&str> {
         match self {
             Parsed::Delivery(Delivery::Customer(outbound)) => Some(&outbound.conversation_id),
@@ -83,11 +104,10 @@ impl Attempt {
     }
 }
 
-/// A delivered entry's ack, with its receipt (conversation, transcript id, platform id).
+/// A delivered entry still to ack (its receipt is already stored).
 #[derive(Clone)]
 struct Completion {
     entry_id: String,
-    receipt: Option<(String, String, String)>,
 }
 
 /// Delivers the outbox through the enabled connectors.
@@ -95,9 +115,13 @@ pub struct OutboxWorker {
     store: Store,
     connectors: HashMap<ChannelKind, Arc<dyn Connector>>,
     desk: Option<Arc<DeskCourier>>,
+    files: Option<Arc<Files>>,
     config: OutboxConfig,
     consumer: String,
     metrics: Arc<Metrics>,
+    receipts: ReceiptWriter,
+    /// Whether any delivery was parked at the last look (then holds must be read).
+    something_parked: AtomicBool,
     promote_chore: Periodic,
     claim_chore: Periodic,
 }
@@ -116,6 +140,9 @@ pub enum DeliveryOutcome {
     },
     /// It can never be delivered; it is in the dead-letter stream.
     DeadLettered(String),
+    /// An earlier message to the same recipient waits for a retry; this one waits behind it,
+    /// so the customer (or the thread) reads them in the order they were written.
+    Waiting,
 }
 
 impl OutboxWorker {
@@ -128,9 +155,12 @@ impl OutboxWorker {
     ) -> Self {
         let claim_chore = Periodic::for_claims(Duration::from_millis(config.claim_idle_ms));
         OutboxWorker {
+            receipts: ReceiptWriter::new(store.clone()),
+            something_parked: AtomicBool::new(true),
             store,
             connectors,
             desk: None,
+            files: None,
             config,
             consumer,
             metrics: Arc::default(),
@@ -144,6 +174,12 @@ impl OutboxWorker {
     /// Counts into `metrics` (shared with the rest of the gateway).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Fills in files' links (and bytes, for connectors that send files) at delivery time.
+    pub fn with_files(mut self, files: Arc<Files>) -> Self {
+        self.files = Some(files);
         self
     }
 
@@ -173,7 +209,11 @@ impl OutboxWorker {
     /// deliver new ones.
     pub async fn work_once(&self, block: Duration) -> Result<Vec<DeliveryOutcome>, StoreError> {
         if self.promote_chore.is_due() {
-            self.store.promote_due(now_ms()).await?;
+            let (_, still_parked) = self.store.promote_due(now_ms()).await?;
+            // Another instance may park an entry at any time; holds are checked again as soon
+            // as a promotion round sees it.
+            self.something_parked
+                .store(still_parked > 0, Ordering::Relaxed);
         }
         let mut outcomes = Vec::new();
         let claim_idle = Duration::from_millis(self.config.claim_idle_ms);
@@ -191,7 +231,7 @@ impl OutboxWorker {
             if stale.len() == BATCH {
                 self.claim_chore.again();
             }
-            outcomes.extend(self.deliver_batch(stale).await?);
+            outcomes.extend(self.deliver_batch(stale, true).await?);
         }
         let fresh = self
             .store
@@ -203,17 +243,28 @@ impl OutboxWorker {
                 block,
             )
             .await?;
-        outcomes.extend(self.deliver_batch(fresh).await?);
+        outcomes.extend(self.deliver_batch(fresh, false).await?);
         Ok(outcomes)
     }
 
     /// Delivers a batch: conversations side by side (a slow platform call for one customer
     /// does not hold up the others), each conversation's entries in order; the delivered
     /// entries are completed together in one round trip.
+    ///
+    /// `reclaimed` entries were taken over from an instance that may have delivered them
+    /// before it died.
     async fn deliver_batch(
         &self,
         items: Vec<WorkItem>,
+        reclaimed: bool,
     ) -> Result<Vec<DeliveryOutcome>, StoreError> {
+        // Another instance takes over entries idle for `claim_idle_ms`, even while this one is
+        // still working through a slow batch (platform pacing); a send started after this
+        // deadline could land twice. What is left stays pending and is reclaimed in order.
+        // (With a send timeout near the claim idle time, half of it is the best we can do.)
+        let claim_idle = Duration::from_millis(self.config.claim_idle_ms);
+        let send_timeout = Duration::from_millis(self.config.send_timeout_ms);
+        let deadline = Instant::now() + claim_idle.saturating_sub(send_timeout).max(claim_idle / 2);
         let mut by_conversation: Vec<Vec<(WorkItem, Parsed)>> = Vec::new();
         let mut group_of: HashMap<String, usize> = HashMap::new();
         for item in items {
@@ -225,11 +276,40 @@ impl OutboxWorker {
             });
             by_conversation[index].push((item, parsed));
         }
+        let holds = self.holds_of(&by_conversation).await?;
+        let holds = &holds;
         let attempted =
             futures_util::future::join_all(by_conversation.into_iter().map(|group| async move {
                 let mut results = Vec::with_capacity(group.len());
+                // Within the batch, a failure holds the same target's later entries too.
+                let mut waiting: HashMap<DeliveryTarget, u64> = HashMap::new();
                 for (item, parsed) in group {
-                    results.push(self.attempt(item, parsed).await);
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    let target = parsed.target();
+                    let held = target
+                        .as_ref()
+                        .and_then(|t| waiting.get(t).or_else(|| holds.get(t)).copied());
+                    if let (Some(target), Some(until)) = (target.clone(), held) {
+                        // Strictly after the entry it waits for, and after each other.
+                        let behind = until + 1;
+                        results.push(self.wait_behind(&item, behind, &target).await);
+                        waiting.insert(target, behind);
+                        continue;
+                    }
+                    let result = self.attempt(item, parsed, reclaimed).await;
+                    if let (
+                        Some(target),
+                        Ok(Attempt {
+                            outcome: DeliveryOutcome::Retrying { after, .. },
+                            ..
+                        }),
+                    ) = (target, &result)
+                    {
+                        waiting.insert(target, now_ms() + after.as_millis() as u64);
+                    }
+                    results.push(result);
                 }
                 results
             }))
@@ -250,19 +330,9 @@ impl OutboxWorker {
                 }
             }
         }
-        let completions: Vec<(&str, Option<(&str, &str, &str)>)> = done
+        let completions: Vec<&str> = done
             .iter()
-            .map(|completion| {
-                (
-                    completion.entry_id.as_str(),
-                    completion
-                        .receipt
-                        .as_ref()
-                        .map(|(conversation, message, platform)| {
-                            (conversation.as_str(), message.as_str(), platform.as_str())
-                        }),
-                )
-            })
+            .map(|completion| completion.entry_id.as_str())
             .collect();
         self.store.complete_deliveries(&completions).await?;
         if let Some(error) = first_error {
@@ -274,6 +344,7 @@ impl OutboxWorker {
                 DeliveryOutcome::Delivered => "delivered",
                 DeliveryOutcome::Retrying { .. } => "retry",
                 DeliveryOutcome::DeadLettered(_) => "dead",
+                DeliveryOutcome::Waiting => "waiting",
             };
             self.metrics
                 .outbox_deliveries
@@ -288,7 +359,12 @@ impl OutboxWorker {
     }
 
     /// Tries one entry; a delivered entry comes back with its completion still to write.
-    async fn attempt(&self, item: WorkItem, parsed: Parsed) -> Result<Attempt, StoreError> {
+    async fn attempt(
+        &self,
+        item: WorkItem,
+        parsed: Parsed,
+        reclaimed: bool,
+    ) -> Result<Attempt, StoreError> {
         let payload = item.fields.get("p").cloned().unwrap_or_default();
         let transcript_id = item.fields.get("id").cloned().unwrap_or_default();
         let attempt: u32 = item
@@ -320,6 +396,26 @@ impl OutboxWorker {
                     let outcome = self.dead_letter(&item, &payload, reason).await?;
                     return Ok(Attempt::finished(connector_name, outcome));
                 };
+                if reclaimed
+                    && self
+                        .receipt_exists(&conversation_id, &transcript_id)
+                        .await?
+                {
+                    // Its first owner delivered it and died before the ack: sending again
+                    // would show the customer the message twice.
+                    return Ok(Attempt {
+                        target: connector_name,
+                        outcome: DeliveryOutcome::Delivered,
+                        completion: Some(Completion {
+                            entry_id: item.entry_id,
+                        }),
+                    });
+                }
+                if let (false, Some(files)) = (outbound.files.is_empty(), &self.files) {
+                    files
+                        .prepare(&mut outbound, connector.capabilities().files)
+                        .await?;
+                }
                 tokio::time::timeout(send_timeout, connector.send(&outbound))
                     .await
                     .map(|sent| sent.map(|receipt| receipt.platform_message_id))
@@ -337,15 +433,16 @@ impl OutboxWorker {
         };
         let failure = match attempt_result {
             Ok(Ok(platform_id)) => {
-                let receipt = platform_id
-                    .filter(|_| !transcript_id.is_empty())
-                    .map(|platform_id| (conversation_id, transcript_id, platform_id));
+                if let Some(platform_id) = platform_id.filter(|_| !transcript_id.is_empty()) {
+                    self.receipts
+                        .record(&conversation_id, &transcript_id, &platform_id)
+                        .await;
+                }
                 return Ok(Attempt {
                     target: connector_name,
                     outcome: DeliveryOutcome::Delivered,
                     completion: Some(Completion {
                         entry_id: item.entry_id,
-                        receipt,
                     }),
                 });
             }
@@ -383,13 +480,94 @@ impl OutboxWorker {
         })
         .unwrap_or_default();
         let due = now_ms() + after.as_millis() as u64;
+        let target = DeliveryTarget {
+            conversation_id,
+            target: connector_name,
+        };
         self.store
-            .park_for_retry(keys::OUTBOX_GROUP, &item.entry_id, due, &member)
+            .park_for_retry(
+                keys::OUTBOX_GROUP,
+                &item.entry_id,
+                due,
+                &member,
+                Some(&target),
+            )
             .await?;
+        self.something_parked.store(true, Ordering::Relaxed);
         Ok(Attempt::finished(
             connector_name,
             DeliveryOutcome::Retrying { attempt, after },
         ))
+    }
+
+    async fn receipt_exists(&self, conversation: &str, message: &str) -> Result<bool, StoreError> {
+        if message.is_empty() {
+            return Ok(false);
+        }
+        let key = keys::deliveries(conversation);
+        self.store
+            .run(|mut conn| async move { conn.hexists(key, message).await })
+            .await
+    }
+
+    /// Reads the holds of the batch's targets, unless nothing is parked (the common case):
+    /// then no target can be held and the round trip is saved.
+    async fn holds_of(
+        &self,
+        groups: &[Vec<(WorkItem, Parsed)>],
+    ) -> Result<HashMap<DeliveryTarget, u64>, StoreError> {
+        if !self.something_parked.load(Ordering::Relaxed) {
+            return Ok(HashMap::new());
+        }
+        let targets: Vec<DeliveryTarget> = groups
+            .iter()
+            .flatten()
+            .filter_map(|(_, parsed)| parsed.target())
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .collect();
+        let until = self.store.delivery_holds(&targets).await?;
+        let now = now_ms();
+        Ok(targets
+            .into_iter()
+            .zip(until)
+            .filter_map(|(target, until)| until.filter(|due| *due > now).map(|due| (target, due)))
+            .collect())
+    }
+
+    /// Parks an entry, unattempted, until `due`: it waits behind an earlier one to its
+    /// target, and becomes the one the next waits behind (the hold moves to `due`).
+    async fn wait_behind(
+        &self,
+        item: &WorkItem,
+        due: u64,
+        target: &DeliveryTarget,
+    ) -> Result<Attempt, StoreError> {
+        let attempts_so_far: u32 = item
+            .fields
+            .get("attempt")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let member = serde_json::to_string(&Parked {
+            id: item
+                .fields
+                .get("id")
+                .map(String::as_str)
+                .unwrap_or_default(),
+            p: item.fields.get("p").map(String::as_str).unwrap_or_default(),
+            attempt: attempts_so_far,
+        })
+        .unwrap_or_default();
+        self.store
+            .park_for_retry(
+                keys::OUTBOX_GROUP,
+                &item.entry_id,
+                due,
+                &member,
+                Some(target),
+            )
+            .await?;
+        Ok(Attempt::finished(target.target, DeliveryOutcome::Waiting))
     }
 
     fn backoff(&self, attempt: u32) -> Duration {

@@ -17,6 +17,7 @@ use switchboard_api::{
 use tracing::{info, warn};
 
 use crate::desk::{DeskAction, DeskPost};
+use crate::files::Files;
 use crate::metrics::Metrics;
 use crate::model::{now_ms, Conversation, Status};
 use crate::outbox::Delivery;
@@ -54,6 +55,7 @@ pub struct Intake {
     store: Store,
     max_message_bytes: usize,
     metrics: Arc<Metrics>,
+    files: Option<Arc<Files>>,
 }
 
 impl Intake {
@@ -63,7 +65,14 @@ impl Intake {
             store,
             max_message_bytes,
             metrics: Arc::default(),
+            files: None,
         }
+    }
+
+    /// Accepts files with messages (without it, files are refused).
+    pub fn with_files(mut self, files: Arc<Files>) -> Self {
+        self.files = Some(files);
+        self
     }
 
     /// Counts into `metrics` (shared with the rest of the gateway).
@@ -79,13 +88,16 @@ fn unavailable(error: StoreError) -> IngestError {
 
 #[async_trait]
 impl Gateway for Intake {
-    async fn accept(&self, inbound: Inbound) -> Result<Accepted, IngestError> {
+    async fn accept(&self, mut inbound: Inbound) -> Result<Accepted, IngestError> {
         if inbound.message_id.is_empty() || inbound.conversation_key.is_empty() {
             return Err(IngestError::Rejected(
                 "a message needs a channel message id and a conversation key".into(),
             ));
         }
-        if inbound.kind == InboundKind::Text && inbound.text.trim().is_empty() {
+        if inbound.kind == InboundKind::Text
+            && inbound.text.trim().is_empty()
+            && inbound.files.is_empty()
+        {
             return Err(IngestError::Rejected("the message is empty".into()));
         }
         if inbound.text.len() > self.max_message_bytes {
@@ -95,7 +107,18 @@ impl Gateway for Intake {
                 self.max_message_bytes
             )));
         }
-        let ingested = self.store.ingest(&inbound).await.map_err(unavailable)?;
+        let taken =
+            crate::files::take_inbound(self.files.as_deref(), &self.store, &mut inbound).await?;
+        let retention = self
+            .files
+            .as_ref()
+            .map(|f| f.retention())
+            .unwrap_or_default();
+        let ingested = self
+            .store
+            .ingest_with_files(&inbound, &taken.stored, retention)
+            .await
+            .map_err(unavailable)?;
         let channel = inbound.channel.as_str();
         let replay = if ingested.is_new { "new" } else { "replay" };
         self.metrics
@@ -124,10 +147,17 @@ impl Gateway for Intake {
         conversation_key: &str,
         after: Option<&str>,
     ) -> Result<Option<ConversationView>, IngestError> {
-        self.store
+        let mut view = self
+            .store
             .customer_view(channel, conversation_key, after)
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        if let (Some(view), Some(files)) = (view.as_mut(), &self.files) {
+            for message in &mut view.messages {
+                files.with_links(&view.conversation_id, &mut message.files);
+            }
+        }
+        Ok(view)
     }
 }
 
@@ -367,6 +397,7 @@ impl TriageWorker {
                     action: DeskAction::Mirror {
                         author: conversation.customer_name(),
                         text,
+                        files: message.files.clone(),
                     },
                 });
                 let commit = Commit {
@@ -428,8 +459,10 @@ impl TriageWorker {
             Some("human_request") => InboundKind::HumanRequest,
             _ => InboundKind::Text,
         };
+        // The AI reads no files; a file sent alone is triaged by its name.
+        let file_only = crate::files::placeholder(&message.text, &message.files);
         let input = TriageInput {
-            text: &message.text,
+            text: file_only.as_deref().unwrap_or(&message.text),
             kind,
             channel: conversation.channel,
             // Anyone can type a tier into an anonymous widget's attributes; only a channel-verified
@@ -483,6 +516,7 @@ fn commit_for_rating(
         text: CSAT_THANKS.into(),
         actions: vec![],
         reply_context: conversation.context.attributes.clone(),
+        files: Vec::new(),
     };
     Commit {
         conversation_id: conversation.id.clone(),
@@ -571,6 +605,7 @@ fn commit_for_decision(
         text: text.clone(),
         actions,
         reply_context: conversation.context.attributes.clone(),
+        files: Vec::new(),
     };
     Commit {
         conversation_id: conversation.id.clone(),

@@ -123,6 +123,7 @@ pub(crate) fn reply(thread: &ThreadRef, ts: &str, agent: &str, text: &str) -> De
         agent_id: "U0AGENT".into(),
         agent_name: agent.into(),
         text: text.into(),
+        files: Vec::new(),
     }
 }
 

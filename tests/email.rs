@@ -292,6 +292,7 @@ async fn agent_reply_is_sent_as_a_threaded_mail() {
         text: "I reset it for you; check your inbox.".into(),
         actions: Vec::new(),
         reply_context,
+        files: Vec::new(),
     };
     let receipt = connector
         .send(&outbound)
@@ -360,13 +361,14 @@ async fn smtp_down_is_a_transient_error() {
         text: "hi".into(),
         actions: Vec::new(),
         reply_context: BTreeMap::new(),
+        files: Vec::new(),
     };
     let error = connector.send(&outbound).await.expect_err("no server");
     assert!(error.is_retryable(), "{error}");
 }
 
 /// The whole gateway with the email channel enabled, talking to real Dovecot and smtp-sink.
-mod through_the_gateway {
+pub(crate) mod through_the_gateway {
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -374,7 +376,7 @@ mod through_the_gateway {
     use crate::harness::{eventually, test_config, RedisServer};
     use crate::mailservers::{Dovecot, SmtpSink};
 
-    pub(super) fn email_toml(dovecot: &Dovecot, smtp: &SmtpSink) -> String {
+    pub(crate) fn email_toml(dovecot: &Dovecot, smtp: &SmtpSink) -> String {
         std::env::set_var("SB_TEST_IMAP_USER", &dovecot.user);
         std::env::set_var("SB_TEST_IMAP_PASSWORD", &dovecot.password);
         format!(

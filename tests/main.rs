@@ -1,10 +1,12 @@
 //! The one integration test binary: real redis-server, real HTTP, real browser.
 
+mod attachments;
 mod browser;
 mod channels;
 mod config;
 mod desk;
 mod email;
+mod fuzzing;
 mod harness;
 mod learning;
 mod mailservers;
@@ -12,6 +14,7 @@ mod reliability;
 mod report;
 mod slack_customers;
 mod slack_desk;
+mod soak;
 mod store;
 mod triage;
 mod webchat;

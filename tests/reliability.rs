@@ -23,11 +23,16 @@ use switchboard::store::{keys, Store};
 use switchboard_api::{ChannelKind, CustomerContext, Identity, Inbound, InboundKind};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{eventually, http, start_gateway, test_config, RedisServer, TempDir};
+use switchboard_telegram::standin::{TelegramStandIn, TOKEN};
+use switchboard_telegram::SECRET_HEADER;
+
+use crate::harness::{
+    eventually, http, http_with_headers, start_gateway, test_config, RedisServer, TempDir,
+};
 use crate::webchat::Widget;
 
 /// Web chat with a rate limit that does not get in the way of bulk traffic from one test.
-const WEBCHAT: &str = "[connectors.webchat]\nenabled = true\nrate_limit_per_minute = 10000\n";
+const WEBCHAT: &str = "[connectors.webchat]\nenabled = true\nrate_limit_per_minute = 10000\nrate_limit_per_ip_per_minute = 100000\n";
 
 /// Distinct questions the embedded answerer answers, so no conversation escalates.
 const QUESTIONS: &[&str] = &[
@@ -42,6 +47,11 @@ const QUESTIONS: &[&str] = &[
 ];
 
 fn config_for(redis_url: &str, instance: &str) -> Config {
+    config_with(redis_url, instance, "")
+}
+
+/// Like [`config_for`], with more connector sections appended.
+fn config_with(redis_url: &str, instance: &str, extra: &str) -> Config {
     let text = format!(
         r#"
 [gateway]
@@ -57,6 +67,7 @@ max_backoff_ms = 400
 [triage]
 knowledge_dir = "knowledge"
 {WEBCHAT}
+{extra}
 "#
     );
     crate::harness::init_logging();
@@ -249,6 +260,7 @@ async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once() {
                 },
                 text: QUESTIONS[s % QUESTIONS.len()].into(),
                 context: CustomerContext::default(),
+                files: Vec::new(),
             })
             .await
             .unwrap();
@@ -386,10 +398,35 @@ fn wait_for_socket(socket: &Path) {
     }
 }
 
+const TELEGRAM_SECRET: &str = "outage-webhook-secret";
+
+/// A private-chat text message as Telegram POSTs it to a webhook.
+fn telegram_update(update_id: i64, chat: i64, text: &str) -> Value {
+    json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "from": {"id": chat, "is_bot": false, "first_name": "Olga", "language_code": "en"},
+            "chat": {"id": chat, "type": "private", "first_name": "Olga"},
+            "date": 1441645532,
+            "text": text
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_mid_traffic_refuses_fast_loses_nothing_and_resumes_by_itself() {
     let mut redis = DurableRedis::start();
-    let gateway = start_gateway(config_for(&redis.url(), "outage")).await;
+    let telegram = TelegramStandIn::start().await;
+    std::env::set_var("SB_TEST_OUTAGE_TELEGRAM", TOKEN);
+    std::env::set_var("SB_TEST_OUTAGE_TELEGRAM_SECRET", TELEGRAM_SECRET);
+    let webhook = format!(
+        "[connectors.telegram]\nenabled = true\nmode = \"webhook\"\n\
+         bot_token_env = \"SB_TEST_OUTAGE_TELEGRAM\"\n\
+         webhook_secret_env = \"SB_TEST_OUTAGE_TELEGRAM_SECRET\"\napi_url = \"{}\"\n",
+        telegram.api_url()
+    );
+    let gateway = start_gateway(config_with(&redis.url(), "outage", &webhook)).await;
     let addr = gateway.local_addr;
 
     // Ten visitors each send six questions, one every 150 ms; like a platform, a sender retries
@@ -441,10 +478,55 @@ async fn a_redis_outage_mid_traffic_refuses_fast_loses_nothing_and_resumes_by_it
         })
         .collect();
 
+    // Telegram customers in webhook mode: Telegram POSTs each update and, as long as the
+    // answer is not 200, delivers the same update again.
+    let telegram_refusals = Arc::new(AtomicUsize::new(0));
+    let chats: Vec<i64> = (0..5).map(|c| 8_100_000 + c).collect();
+    let telegram_senders: Vec<_> = chats
+        .iter()
+        .enumerate()
+        .map(|(c, &chat)| {
+            let (outage, refusals) = (outage.clone(), telegram_refusals.clone());
+            tokio::spawn(async move {
+                let mut update_ids = Vec::new();
+                for m in 0..4 {
+                    let update_id = 90_000 + (c as i64) * 10 + m as i64;
+                    let text = QUESTIONS[(c + m + 2) % QUESTIONS.len()];
+                    let body = telegram_update(update_id, chat, text).to_string();
+                    let headers = [
+                        ("content-type".to_owned(), "application/json".to_owned()),
+                        (SECRET_HEADER.to_owned(), TELEGRAM_SECRET.to_owned()),
+                    ];
+                    loop {
+                        let (status, _) = http_with_headers(
+                            addr,
+                            "POST",
+                            "/telegram/webhook",
+                            &headers,
+                            Some(&body),
+                        )
+                        .await;
+                        if status == 200 {
+                            break;
+                        }
+                        assert_eq!(status, 503, "only 'unavailable' while Redis is down");
+                        if outage.load(Ordering::SeqCst) {
+                            refusals.fetch_add(1, Ordering::SeqCst);
+                        }
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    update_ids.push(update_id);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                update_ids
+            })
+        })
+        .collect();
+
     tokio::time::sleep(Duration::from_millis(400)).await;
     outage.store(true, Ordering::SeqCst);
     redis.kill();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
     redis.spawn();
     outage.store(false, Ordering::SeqCst);
     let restarted = Instant::now();
@@ -453,9 +535,17 @@ async fn a_redis_outage_mid_traffic_refuses_fast_loses_nothing_and_resumes_by_it
     for sender in senders {
         refused += sender.await.unwrap().get(&503).copied().unwrap_or(0);
     }
+    let mut telegram_updates = Vec::new();
+    for sender in telegram_senders {
+        telegram_updates.push(sender.await.unwrap());
+    }
     assert!(
         refusals_in_outage.load(Ordering::SeqCst) > 0,
-        "inbound messages during the outage were refused"
+        "web chat messages during the outage were refused"
+    );
+    assert!(
+        telegram_refusals.load(Ordering::SeqCst) > 0,
+        "Telegram webhook calls during the outage were refused"
     );
     let slowest = slowest_refusal_ms.load(Ordering::SeqCst);
     assert!(
@@ -493,6 +583,46 @@ async fn a_redis_outage_mid_traffic_refuses_fast_loses_nothing_and_resumes_by_it
         receipts, stored_replies,
         "delivery receipts {receipts} for {stored_replies} replies"
     );
+
+    // Every Telegram update stored once, answered, and the answer sent to its chat once.
+    for (chat, update_ids) in chats.iter().zip(&telegram_updates) {
+        let id = conversation_id(ChannelKind::Telegram, &chat.to_string());
+        let range: StreamRangeReply = client.xrange_all(keys::messages(&id)).unwrap();
+        let roles: Vec<(String, String)> = range
+            .ids
+            .iter()
+            .map(|entry| {
+                (
+                    entry.get::<String>("role").unwrap_or_default(),
+                    entry.get::<String>("cmid").unwrap_or_default(),
+                )
+            })
+            .collect();
+        for update_id in update_ids {
+            let copies = roles
+                .iter()
+                .filter(|(_, cmid)| *cmid == format!("tg:{update_id}"))
+                .count();
+            assert_eq!(
+                copies, 1,
+                "chat {chat}: update {update_id} stored {copies} times"
+            );
+        }
+        let replies = roles.iter().filter(|(role, _)| role == "ai").count();
+        assert_eq!(
+            replies,
+            update_ids.len(),
+            "chat {chat}: one answer each: {roles:?}"
+        );
+        let receipts: usize = client.hlen(keys::deliveries(&id)).unwrap();
+        assert_eq!(receipts, replies, "chat {chat}: every answer delivered");
+        let shown = telegram
+            .sent()
+            .iter()
+            .filter(|m| m.chat_id == *chat)
+            .count();
+        assert_eq!(shown, replies, "chat {chat}: each answer shown once");
+    }
 
     // A new visitor after the outage is answered without restarting the gateway.
     let (status, body) = http(

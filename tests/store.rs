@@ -31,6 +31,7 @@ fn inbound(key: &str, message_id: &str, text: &str) -> Inbound {
         },
         text: text.into(),
         context: Default::default(),
+        files: Vec::new(),
     }
 }
 
@@ -253,6 +254,7 @@ async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
         text: text.into(),
         actions: vec![],
         reply_context: Default::default(),
+        files: Vec::new(),
     };
     store
         .commit(&Commit {
@@ -373,4 +375,58 @@ async fn an_undeliverable_reply_goes_to_dead_letters_with_the_reason() {
     assert_eq!(dead, 1);
     let outbox_len: usize = client.xlen(keys::OUTBOX).unwrap();
     assert_eq!(outbox_len, 0);
+}
+
+#[tokio::test]
+async fn replies_to_one_customer_arrive_in_order_when_an_earlier_one_is_retried() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    queue_reply(&store, "s:order", "First answer").await;
+    queue_reply(&store, "s:order", "Second answer").await;
+    let channel = RecordingChannel::new(1, transient);
+    let outbox = worker(store.clone(), channel.clone(), "solo");
+
+    let first_round = outbox.work_once(Duration::from_millis(20)).await.unwrap();
+    assert!(
+        matches!(
+            first_round.as_slice(),
+            [
+                DeliveryOutcome::Retrying { attempt: 1, .. },
+                DeliveryOutcome::Waiting
+            ]
+        ),
+        "the second reply waits behind the first: {first_round:?}"
+    );
+    // A reply written while the first waits for its retry waits too; another customer does not.
+    queue_reply(&store, "s:order", "Third answer").await;
+    queue_reply(&store, "s:other", "Another customer's answer").await;
+    for _ in 0..50 {
+        outbox.work_once(Duration::from_millis(20)).await.unwrap();
+        if channel.delivered.lock().unwrap().len() == 4 {
+            break;
+        }
+    }
+    let delivered: Vec<String> = channel
+        .delivered
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|outbound| outbound.text.clone())
+        .collect();
+    let to_first_customer: Vec<&String> = delivered
+        .iter()
+        .filter(|text| !text.starts_with("Another"))
+        .collect();
+    assert_eq!(
+        to_first_customer,
+        ["First answer", "Second answer", "Third answer"],
+        "{delivered:?}"
+    );
+    assert_eq!(
+        delivered.first().map(String::as_str),
+        Some("Another customer's answer"),
+        "a retry for one customer holds up nobody else: {delivered:?}"
+    );
+    let parked: usize = redis.client().zcard(keys::OUTBOX_DELAYED).unwrap();
+    assert_eq!(parked, 0);
 }

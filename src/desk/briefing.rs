@@ -53,6 +53,7 @@ pub fn compose(conversation: &Conversation, transcript: &[TranscriptEntry]) -> B
             },
             text: entry.text.clone(),
             at_ms: entry.at_ms(),
+            files: entry.files.clone(),
         })
         .collect();
     let mut attributes: Vec<(String, String)> = conversation

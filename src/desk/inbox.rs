@@ -14,10 +14,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use switchboard_api::{Author, CustomerAction, DeskEvent, DeskSink, IngestError, Outbound, ThreadRef};
+use switchboard_api::{
+    Attachment, Author, CustomerAction, DeskEvent, DeskSink, FileRef, IngestError, Outbound,
+    ThreadRef,
+};
 use tracing::{info, warn};
 
 use crate::desk::{briefing, DeskAction, DeskPost};
+use crate::files::Files;
 use crate::learning::{candidate_from, KnowledgeLoop, LearningError};
 use crate::metrics::Metrics;
 use crate::model::{now_ms, Conversation, Status};
@@ -28,8 +32,7 @@ use crate::store::{Commit, ReplyToQueue, Store, StoreError};
 pub const RESOLVED_NOTICE: &str =
     "This conversation has been marked as resolved. If you need anything else, just reply here.";
 /// Asked right after the resolution; the answer is stored and never goes to triage.
-pub const CSAT_QUESTION: &str =
-    "How did we do? Reply with a number from 1 (poor) to 5 (great).";
+pub const CSAT_QUESTION: &str = "How did we do? Reply with a number from 1 (poor) to 5 (great).";
 /// Told to the customer when an agent hands the conversation back to the AI.
 pub const HANDBACK_NOTICE: &str =
     "You're chatting with our AI assistant again. You can ask for a person at any time.";
@@ -106,6 +109,7 @@ pub struct DeskInbox {
     store: Store,
     metrics: Arc<Metrics>,
     learning: Option<Arc<KnowledgeLoop>>,
+    files: Option<Arc<Files>>,
 }
 
 impl DeskInbox {
@@ -115,7 +119,52 @@ impl DeskInbox {
             store,
             metrics,
             learning: None,
+            files: None,
         }
+    }
+
+    /// Relays agents' files to customers (without it, the thread is told files are off).
+    pub fn with_files(mut self, files: Arc<Files>) -> Self {
+        self.files = Some(files);
+        self
+    }
+
+    /// A reply with files: the accepted files are stored, then sent with the text in one
+    /// commit; each refused file is reported in the thread and never reaches the customer.
+    async fn reply_with_files(
+        &self,
+        conversation: &Conversation,
+        agent: &str,
+        text: &str,
+        files: Vec<Attachment>,
+        dedupe: String,
+    ) -> Result<Option<Commit>, StoreError> {
+        let (stored, refused) = match &self.files {
+            Some(service) => {
+                let taken = service.take(&dedupe, files);
+                service.put(&conversation.id, &taken.stored).await?;
+                (taken.stored, taken.refused)
+            }
+            None => {
+                let refused = files
+                    .iter()
+                    .map(|file| format!("{}: files are not enabled on this gateway.", file.name))
+                    .collect();
+                (Vec::new(), refused)
+            }
+        };
+        if !refused.is_empty() {
+            let text = format!(":warning: Not sent to the customer: {}", refused.join(" "));
+            let notice = notice_commit(conversation, &text, format!("{dedupe}:files"));
+            self.store.commit(&notice).await?;
+        }
+        let refs: Vec<FileRef> = stored.into_iter().map(|file| file.file).collect();
+        if text.is_empty() && refs.is_empty() {
+            return Ok(None);
+        }
+        let mut commit = reply_commit(conversation, agent, text, "", &refs);
+        commit.dedupe = Some(dedupe);
+        Ok(Some(commit))
     }
 
     /// Turns resolutions into knowledge-base candidates and handles `!kb` commands.
@@ -165,7 +214,9 @@ impl DeskInbox {
         let text = match &self.learning {
             None => "The learning loop is not enabled on this gateway.".to_owned(),
             Some(learning) => match learning.pending_for(&conversation.id).await? {
-                None => "There is no pending knowledge-base candidate for this conversation.".into(),
+                None => {
+                    "There is no pending knowledge-base candidate for this conversation.".into()
+                }
                 Some(candidate) => {
                     let outcome = match &approve {
                         Some(edited) => learning.approve(&candidate.id, edited.as_deref()).await,
@@ -239,10 +290,20 @@ impl DeskInbox {
                 message_ts,
                 agent_name,
                 text,
+                files,
                 ..
             } => {
                 let dedupe = format!("desk:{message_ts}");
                 match parse_agent_text(&text) {
+                    AgentIntent::Reply(reply) if !files.is_empty() => {
+                        let commit = self
+                            .reply_with_files(&conversation, &agent_name, &reply, files, dedupe)
+                            .await?;
+                        match commit {
+                            Some(commit) => commit,
+                            None => return Ok(()),
+                        }
+                    }
                     AgentIntent::KbApprove(edited) => {
                         return self
                             .review_candidate(&conversation, Some(edited), dedupe)
@@ -275,7 +336,7 @@ impl DeskInbox {
                 ..
             } => match parse_agent_text(&text) {
                 AgentIntent::Reply(text) => {
-                    let mut commit = reply_commit(&conversation, &agent_name, &text, "edit");
+                    let mut commit = reply_commit(&conversation, &agent_name, &text, "edit", &[]);
                     commit.dedupe = Some(format!("desk:{event_id}"));
                     commit
                 }
@@ -302,7 +363,10 @@ impl DeskInbox {
         };
         if self.store.commit(&commit).await?.applied {
             self.count(&conversation, &commit);
-            let resolved = commit.fields.iter().any(|(field, _)| field == "resolved_ms");
+            let resolved = commit
+                .fields
+                .iter()
+                .any(|(field, _)| field == "resolved_ms");
             if resolved {
                 let dedupe = commit.dedupe.clone().unwrap_or_default();
                 self.propose_candidate(&conversation, &dedupe).await?;
@@ -330,7 +394,12 @@ fn desk_payload(conversation: &Conversation, action: DeskAction) -> Option<Strin
     .ok()
 }
 
-fn customer_payload(conversation: &Conversation, author: Author, text: &str) -> String {
+fn customer_payload(
+    conversation: &Conversation,
+    author: Author,
+    text: &str,
+    files: &[FileRef],
+) -> String {
     // The satisfaction question offers rating buttons where the channel has buttons.
     let actions = if text.ends_with(CSAT_QUESTION) {
         vec![CustomerAction::RateService]
@@ -346,11 +415,18 @@ fn customer_payload(conversation: &Conversation, author: Author, text: &str) -> 
         text: text.to_owned(),
         actions,
         reply_context: conversation.context.attributes.clone(),
+        files: files.to_vec(),
     }))
     .unwrap_or_default()
 }
 
-fn reply_commit(conversation: &Conversation, agent: &str, text: &str, kind: &str) -> Commit {
+fn reply_commit(
+    conversation: &Conversation,
+    agent: &str,
+    text: &str,
+    kind: &str,
+    files: &[FileRef],
+) -> Commit {
     let now = now_ms().to_string();
     let mut fields = vec![
         ("status".to_owned(), Status::Human.as_str().to_owned()),
@@ -377,7 +453,13 @@ fn reply_commit(conversation: &Conversation, agent: &str, text: &str, kind: &str
                     name: agent.to_owned(),
                 },
                 text,
+                files,
             ),
+            files: if files.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(files).unwrap_or_default()
+            },
         }),
         desk_payload: newly_claimed
             .then(|| desk_payload(conversation, DeskAction::RefreshBriefing))
@@ -417,7 +499,7 @@ fn status_commit(
         reply: customer_notice.map(|text| ReplyToQueue {
             role: "system".into(),
             text: text.to_owned(),
-            payload: customer_payload(conversation, Author::System, text),
+            payload: customer_payload(conversation, Author::System, text, &[]),
             ..Default::default()
         }),
         desk_payload: desk_payload(conversation, DeskAction::RefreshBriefing),
@@ -432,7 +514,7 @@ fn intent_commit(
     dedupe: String,
 ) -> Commit {
     let mut commit = match intent {
-        AgentIntent::Reply(text) => reply_commit(conversation, agent, &text, ""),
+        AgentIntent::Reply(text) => reply_commit(conversation, agent, &text, "", &[]),
         AgentIntent::Note(text) => Commit {
             conversation_id: conversation.id.clone(),
             reply: Some(ReplyToQueue {

@@ -13,10 +13,11 @@ pub mod inbox;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use switchboard_api::{ConnectorError, Desk, ThreadRef};
+use switchboard_api::{ConnectorError, Desk, FileRef, ThreadRef};
 use tracing::{info, warn};
 
 use crate::config::DeskRoute;
+use crate::files::Files;
 use crate::model::Conversation;
 use crate::store::{Store, StoreError};
 use crate::triage::DecisionRecord;
@@ -44,6 +45,9 @@ pub enum DeskAction {
         author: String,
         /// The text.
         text: String,
+        /// Files sent with it, uploaded into the thread (bytes read from the file store).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<FileRef>,
     },
     /// Post a notice from the gateway into the thread.
     Notice {
@@ -58,6 +62,7 @@ pub struct DeskCourier {
     desk: Arc<dyn Desk>,
     default_channel: String,
     routes: Vec<DeskRoute>,
+    files: Option<Arc<Files>>,
 }
 
 fn store_failure(error: StoreError) -> ConnectorError {
@@ -75,7 +80,46 @@ impl DeskCourier {
             desk,
             default_channel,
             routes: Vec::new(),
+            files: None,
         }
+    }
+
+    /// Uploads customers' files into threads (without it, only their names are posted).
+    pub fn with_files(mut self, files: Arc<Files>) -> Self {
+        self.files = Some(files);
+        self
+    }
+
+    /// Puts a customer's files into the thread: uploaded with their bytes where the file store
+    /// still has them, named otherwise.
+    async fn upload_files(
+        &self,
+        conversation_id: &str,
+        thread: &ThreadRef,
+        author: &str,
+        files: &[FileRef],
+    ) -> Result<(), ConnectorError> {
+        for file in files {
+            let mut file = file.clone();
+            let stored = match &self.files {
+                Some(service) => {
+                    service.with_links(conversation_id, std::slice::from_mut(&mut file));
+                    service
+                        .load(conversation_id, &mut file)
+                        .await
+                        .map_err(store_failure)?
+                }
+                None => false,
+            };
+            if stored {
+                let comment = format!("*{author}* sent a file:");
+                self.desk.upload_in_thread(thread, &file, &comment).await?;
+            } else {
+                let text = format!("*{author}* sent {}, which is no longer stored.", file.name);
+                self.desk.post_in_thread(thread, &text).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Routes new threads by category, tier, customer channel or reason; first match wins.
@@ -138,6 +182,21 @@ impl DeskCourier {
         }
     }
 
+    /// The briefing, with signed links to the files in its transcript.
+    fn briefing(
+        &self,
+        conversation: &Conversation,
+        transcript: &[crate::store::TranscriptEntry],
+    ) -> switchboard_api::Briefing {
+        let mut briefing = briefing::compose(conversation, transcript);
+        if let Some(files) = &self.files {
+            for line in &mut briefing.transcript {
+                files.with_links(&conversation.id, &mut line.files);
+            }
+        }
+        briefing
+    }
+
     /// Carries out one post; `Ok` once the desk accepted it.
     pub async fn deliver(&self, post: &DeskPost) -> Result<(), ConnectorError> {
         let Some((conversation, transcript)) = self
@@ -154,7 +213,7 @@ impl DeskCourier {
         let thread = conversation.desk_thread();
         match (&post.action, thread) {
             (DeskAction::OpenThread, None) => {
-                let briefing = briefing::compose(&conversation, &transcript);
+                let briefing = self.briefing(&conversation, &transcript);
                 let thread = self.open_routed(&conversation, &briefing).await?;
                 self.store
                     .link_thread(&conversation.id, &thread)
@@ -174,16 +233,27 @@ impl DeskCourier {
                     briefing::reason_in_words(reason)
                 );
                 self.desk.post_in_thread(&thread, &text).await?;
-                let briefing = briefing::compose(&conversation, &transcript);
+                let briefing = self.briefing(&conversation, &transcript);
                 self.desk.update_briefing(&thread, &briefing).await
             }
             (DeskAction::RefreshBriefing, Some(thread)) => {
-                let briefing = briefing::compose(&conversation, &transcript);
+                let briefing = self.briefing(&conversation, &transcript);
                 self.desk.update_briefing(&thread, &briefing).await
             }
-            (DeskAction::Mirror { author, text }, Some(thread)) => {
-                let line = format!("*{author}:* {text}");
-                self.desk.post_in_thread(&thread, &line).await.map(|_| ())
+            (
+                DeskAction::Mirror {
+                    author,
+                    text,
+                    files,
+                },
+                Some(thread),
+            ) => {
+                if !text.is_empty() || files.is_empty() {
+                    let line = format!("*{author}:* {text}");
+                    self.desk.post_in_thread(&thread, &line).await?;
+                }
+                self.upload_files(&conversation.id, &thread, author, files)
+                    .await
             }
             (DeskAction::Notice { text }, Some(thread)) => {
                 self.desk.post_in_thread(&thread, text).await.map(|_| ())

@@ -38,6 +38,22 @@ pub fn deliveries(id: &str) -> String {
     format!("sb:{{c:{id}}}:d")
 }
 
+/// A stored file of the conversation: a hash of `name`, `type` and `data` (the bytes),
+/// expiring after `files.retention_days`.
+pub fn file(id: &str, file_id: &str) -> String {
+    format!("sb:{{c:{id}}}:f:{file_id}")
+}
+
+/// The key download links are signed with when `files.link_secret_env` is not set (a string,
+/// created once and shared by every instance).
+pub const FILE_LINK_SECRET: &str = "sb:files:link_secret";
+
+/// Until when deliveries to a target of the conversation (a channel, or `desk`) wait behind
+/// an earlier one parked for retry (a string of epoch ms, expiring).
+pub fn delivery_hold(id: &str, target: &str) -> String {
+    format!("sb:{{c:{id}}}:hold:{target}")
+}
+
 /// Desk thread (channel, ts) -> conversation id (a string).
 pub fn desk_thread(channel: &str, ts: &str) -> String {
     format!("sb:desk:thread:{channel}:{ts}")

@@ -4,8 +4,13 @@
 //! connection leaves either the old state or the new one. Keys of one conversation share
 //! the hash tag `{c:<id>}` (see [`keys`]).
 
+mod files;
 pub mod keys;
 mod streams;
+
+pub use streams::DeliveryTarget;
+
+pub use files::{NewFile, StoredFile};
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,7 +18,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::{AsyncCommands, Script};
-use switchboard_api::{Author, ChannelKind, ConversationView, Inbound, StoredMessage};
+use switchboard_api::{Author, ChannelKind, ConversationView, FileRef, Inbound, StoredMessage};
 
 use crate::model::{conversation_id, now_ms, Conversation, Status};
 
@@ -61,6 +66,8 @@ pub struct TranscriptEntry {
     pub text: String,
     /// The channel's message id, for customer entries.
     pub channel_message_id: Option<String>,
+    /// Files sent with the message (references; the bytes are in the file store).
+    pub files: Vec<FileRef>,
 }
 
 impl TranscriptEntry {
@@ -72,6 +79,10 @@ impl TranscriptEntry {
             kind: entry.get("kind"),
             text: entry.get("text").unwrap_or_default(),
             channel_message_id: entry.get("cmid"),
+            files: entry
+                .get::<String>("files")
+                .and_then(|json| serde_json::from_str(&json).ok())
+                .unwrap_or_default(),
         }
     }
 
@@ -101,6 +112,7 @@ impl TranscriptEntry {
             text: self.text.clone(),
             at_ms: self.at_ms(),
             channel_message_id: self.channel_message_id.clone(),
+            files: self.files.clone(),
         })
     }
 }
@@ -137,6 +149,8 @@ pub struct ReplyToQueue {
     pub kind: String,
     /// The customer `Delivery` as json, or empty when the entry is not for the customer.
     pub payload: String,
+    /// The entry's file refs as json, or empty; their bytes must be stored before the commit.
+    pub files: String,
 }
 
 /// What a commit did.
@@ -264,6 +278,18 @@ impl Store {
     /// one conversation whatever the channel: the first channel's conversation is recorded for
     /// the address, and later channels are aliased into it (one extra round trip for them).
     pub async fn ingest(&self, inbound: &Inbound) -> Result<Ingested, StoreError> {
+        self.ingest_with_files(inbound, &[], Duration::ZERO).await
+    }
+
+    /// [`Store::ingest`] with files: their bytes are stored (expiring after `retention`) under
+    /// the conversation first, then the message records their refs. File ids derive from the
+    /// channel message id, so a platform's retry rewrites the same keys instead of adding any.
+    pub async fn ingest_with_files(
+        &self,
+        inbound: &Inbound,
+        files: &[NewFile],
+        retention: Duration,
+    ) -> Result<Ingested, StoreError> {
         let own_id = conversation_id(inbound.channel, &inbound.conversation_key);
         let id = match linkable_email(inbound) {
             Some(email) => self.link_contact(&email, inbound, &own_id).await?,
@@ -276,6 +302,13 @@ impl Store {
         } else {
             serde_json::to_string(&inbound.context)
                 .map_err(|error| StoreError::Corrupt(error.to_string()))?
+        };
+        let file_refs = if files.is_empty() {
+            String::new()
+        } else {
+            self.put_files(&id, files, retention).await?;
+            let refs: Vec<&FileRef> = files.iter().map(|file| &file.file).collect();
+            serde_json::to_string(&refs).map_err(|error| StoreError::Corrupt(error.to_string()))?
         };
         let mut conn = self.conn.clone();
         let mut invocation = self.scripts.ingest.prepare_invoke();
@@ -292,7 +325,8 @@ impl Store {
             .arg(inbound.kind.as_str())
             .arg(&inbound.text)
             .arg(contact)
-            .arg(context);
+            .arg(context)
+            .arg(file_refs);
         let (is_new, message_id, status, created): (i64, String, String, i64) = self
             .bounded(Duration::ZERO, invocation.invoke_async(&mut conn))
             .await?;
@@ -572,6 +606,7 @@ impl Store {
         for (field, value) in &commit.fields {
             invocation.arg(field).arg(value);
         }
+        invocation.arg(&reply.files);
         invocation
     }
 
@@ -696,6 +731,7 @@ mod tests {
             },
             text: "hi".into(),
             context: Default::default(),
+            files: Vec::new(),
         }
     }
 

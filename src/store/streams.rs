@@ -7,6 +7,25 @@ use redis::streams::{StreamAutoClaimReply, StreamReadReply};
 
 use super::{keys, Store, StoreError, WorkItem};
 
+/// How long a delivery hold outlives its retry's due time.
+const HOLD_SLACK_MS: u64 = 2_000;
+
+/// Where a delivery goes: one conversation's customer, or its desk thread. Deliveries to one
+/// target arrive in order; different targets do not wait for each other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeliveryTarget {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The customer's channel name, or `desk`.
+    pub target: &'static str,
+}
+
+impl DeliveryTarget {
+    fn hold_key(&self) -> String {
+        keys::delivery_hold(&self.conversation_id, self.target)
+    }
+}
+
 impl Store {
     /// Creates the consumer groups the workers read from (idempotent).
     pub async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), StoreError> {
@@ -115,13 +134,15 @@ impl Store {
             .collect())
     }
 
-    /// Parks a failed outbox entry until `due_ms` (see `lua/retry.lua`).
+    /// Parks a failed outbox entry until `due_ms` (see `lua/retry.lua`). With `hold`, the
+    /// recipient's later deliveries wait behind it until then (see [`Store::delivery_holds`]).
     pub async fn park_for_retry(
         &self,
         group: &str,
         entry_id: &str,
         due_ms: u64,
         member: &str,
+        hold: Option<&DeliveryTarget>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let mut invocation = self.scripts.retry.prepare_invoke();
@@ -132,13 +153,20 @@ impl Store {
             .arg(entry_id)
             .arg(due_ms)
             .arg(member);
+        if let Some(target) = hold {
+            // The hold outlives the due time a little: the retry must be promoted and read
+            // before the messages behind it.
+            let ttl_ms = due_ms.saturating_sub(crate::model::now_ms()) + HOLD_SLACK_MS;
+            invocation.key(target.hold_key()).arg(ttl_ms);
+        }
         self.bounded(Duration::ZERO, invocation.invoke_async::<i64>(&mut conn))
             .await
             .map(|_| ())
     }
 
-    /// Moves parked outbox entries whose time has come back into the stream.
-    pub async fn promote_due(&self, now_ms: u64) -> Result<usize, StoreError> {
+    /// Moves parked outbox entries whose time has come back into the stream; returns how many
+    /// moved and how many are still parked.
+    pub async fn promote_due(&self, now_ms: u64) -> Result<(usize, usize), StoreError> {
         let mut conn = self.conn.clone();
         let mut invocation = self.scripts.promote.prepare_invoke();
         invocation
@@ -146,8 +174,26 @@ impl Store {
             .key(keys::OUTBOX)
             .arg(now_ms)
             .arg(100);
-        self.bounded(Duration::ZERO, invocation.invoke_async::<usize>(&mut conn))
+        self.bounded(Duration::ZERO, invocation.invoke_async(&mut conn))
             .await
+    }
+
+    /// Until when each target's deliveries must wait behind a parked earlier one (epoch ms),
+    /// in the order of `targets`; `None` where nothing is parked.
+    pub async fn delivery_holds(
+        &self,
+        targets: &[DeliveryTarget],
+    ) -> Result<Vec<Option<u64>>, StoreError> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hold_keys: Vec<String> = targets.iter().map(DeliveryTarget::hold_key).collect();
+        let mut conn = self.conn.clone();
+        self.bounded(
+            Duration::ZERO,
+            redis::cmd("MGET").arg(&hold_keys).query_async(&mut conn),
+        )
+        .await
     }
 
     /// Records an undeliverable outbox entry in the dead-letter stream and removes it.
@@ -178,46 +224,23 @@ impl Store {
         .await
     }
 
-    /// Completes a delivered outbox entry in one round trip: records where it landed on its
-    /// platform (for threads and edits), then acks and deletes it. The receipt goes first, so a
-    /// connection lost midway leaves the entry to be redelivered (connectors dedupe) rather
-    /// than delivered without its receipt.
-    pub async fn complete_delivery(
-        &self,
-        entry_id: &str,
-        receipt: Option<(&str, &str, &str)>,
-    ) -> Result<(), StoreError> {
-        self.complete_deliveries(&[(entry_id, receipt)]).await
-    }
-
-    /// Completes several delivered outbox entries in one atomic round trip (see
-    /// [`Store::complete_delivery`]).
-    pub async fn complete_deliveries(
-        &self,
-        done: &[(&str, Option<(&str, &str, &str)>)],
-    ) -> Result<(), StoreError> {
-        if done.is_empty() {
+    /// Acks and deletes delivered outbox entries in one round trip (their receipts were
+    /// written when each was sent; see `crate::receipts`).
+    pub async fn complete_deliveries(&self, entry_ids: &[&str]) -> Result<(), StoreError> {
+        if entry_ids.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for (_, receipt) in done {
-            if let Some((conversation_id, message_id, platform_message_id)) = receipt {
-                pipe.hset(
-                    keys::deliveries(conversation_id),
-                    *message_id,
-                    *platform_message_id,
-                )
-                .ignore();
-            }
-        }
-        let entry_ids: Vec<&str> = done.iter().map(|(entry_id, _)| *entry_id).collect();
-        pipe.xack(keys::OUTBOX, keys::OUTBOX_GROUP, &entry_ids)
-            .ignore()
-            .xdel(keys::OUTBOX, &entry_ids)
-            .ignore();
         let mut conn = self.conn.clone();
-        self.bounded(Duration::ZERO, pipe.query_async::<()>(&mut conn))
-            .await
+        self.bounded(
+            Duration::ZERO,
+            redis::pipe()
+                .atomic()
+                .xack(keys::OUTBOX, keys::OUTBOX_GROUP, entry_ids)
+                .ignore()
+                .xdel(keys::OUTBOX, entry_ids)
+                .ignore()
+                .query_async::<()>(&mut conn),
+        )
+        .await
     }
 }

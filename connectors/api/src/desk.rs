@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{ChannelKind, ConnectorError, Health, IngestError};
+use crate::{Attachment, ChannelKind, ConnectorError, FileRef, Health, IngestError};
 
 /// Where a conversation's thread lives on the desk.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -31,6 +31,10 @@ pub struct BriefingLine {
     pub text: String,
     /// Milliseconds since the epoch.
     pub at_ms: u64,
+    /// Files sent with the message, with their signed links when the gateway has a public
+    /// URL (agents open them from the briefing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileRef>,
 }
 
 /// Everything an agent needs to take over without the customer repeating a word.
@@ -91,6 +95,9 @@ pub enum DeskEvent {
         agent_name: String,
         /// The text as written.
         text: String,
+        /// Files attached to the message (over-limit ones without their bytes).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<Attachment>,
     },
     /// An agent edited a message in a thread.
     AgentEdited {
@@ -167,6 +174,18 @@ pub trait Desk: Send + Sync {
         thread: &ThreadRef,
         text: &str,
     ) -> Result<String, ConnectorError>;
+
+    /// Puts a customer's file (bytes filled in) into a thread, with `comment` above it;
+    /// returns the post's id. Desks that cannot upload post the file's link instead.
+    async fn upload_in_thread(
+        &self,
+        thread: &ThreadRef,
+        file: &FileRef,
+        comment: &str,
+    ) -> Result<String, ConnectorError> {
+        let text = crate::text_with_links(comment, std::slice::from_ref(file));
+        self.post_in_thread(thread, &text).await
+    }
 
     /// Tells whether the desk currently works.
     async fn health(&self) -> Health;

@@ -5,7 +5,12 @@
 //! [`Gateway`], and delivers [`Outbound`] messages the core's outbox gives it.
 
 mod desk;
+mod files;
 pub use desk::{Briefing, BriefingLine, Desk, DeskEvent, DeskSink, ThreadRef};
+pub use files::{
+    clean_content_type, clean_file_name, human_size, is_inline_image, text_with_links,
+    too_large_message, Attachment, FileRef,
+};
 mod secret;
 pub use secret::{read_secret, Secret};
 
@@ -168,6 +173,9 @@ pub struct Inbound {
     /// Page, tier and other context.
     #[serde(default)]
     pub context: CustomerContext,
+    /// Files sent with the message (the text may then be empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<Attachment>,
 }
 
 /// What the outbox asks a connector to deliver.
@@ -192,6 +200,11 @@ pub struct Outbound {
     /// connector can thread its reply (e.g. `email.message_id`, `email.subject`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reply_context: BTreeMap<String, String>,
+    /// Files to deliver with the text. Each carries its signed link; its bytes are filled in
+    /// only for connectors whose [`Capabilities::files`] is set (the others get the links
+    /// appended to `text` by the gateway before `send`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileRef>,
 }
 
 /// A button the channel may show under a message, when it has buttons.
@@ -213,7 +226,8 @@ pub struct Capabilities {
     pub threads: bool,
     /// Messages can be edited after sending.
     pub edits: bool,
-    /// Files can be sent.
+    /// The connector delivers `Outbound::files` itself (natively, or as links it renders);
+    /// when false the gateway appends each file's signed link to the text instead.
     pub files: bool,
 }
 
@@ -285,6 +299,9 @@ pub struct StoredMessage {
     /// The channel's message id, for the customer's own messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_message_id: Option<String>,
+    /// Files sent with the message, with their signed links.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileRef>,
 }
 
 /// A conversation as a channel may show it to the customer who owns it.

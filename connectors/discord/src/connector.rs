@@ -10,19 +10,21 @@ use serenity::http::{Http, HttpBuilder};
 use serenity::model::application::ComponentInteraction;
 use serenity::model::channel::Message;
 use switchboard_api::{
-    Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway, Health,
-    Inbound, IngestError, Outbound,
+    too_large_message, Attachment, Capabilities, ChannelKind, Connector, ConnectorError,
+    DeliveryReceipt, Gateway, Health, Inbound, IngestError, Outbound,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::config::DiscordConfig;
-use crate::convert::{self, MessagePlace, Scope};
+use crate::convert::{self, MessagePlace, RemoteAttachment, Scope};
 use crate::gateway::{GatewayEvent, GatewaySession};
-use crate::rest::{Rest, CONNECTOR};
+use crate::rest::{Download, Rest, CONNECTOR};
 
 /// How often a message is offered to a storage that is down before it is given up.
 const ACCEPT_ATTEMPTS: u32 = 5;
+/// The file limit before the gateway sets its own (`files.max_bytes`'s default).
+const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 /// How often thread creation is tried when Discord answers 429 or 5xx.
 const THREAD_ATTEMPTS: u32 = 3;
 
@@ -33,6 +35,8 @@ pub struct DiscordConnector {
     client: reqwest::Client,
     rest: Option<Rest>,
     state: Mutex<State>,
+    /// The largest customer attachment downloaded (the gateway's `files.max_bytes`).
+    max_file_bytes: u64,
 }
 
 #[derive(Default)]
@@ -60,6 +64,79 @@ impl DiscordConnector {
             client,
             rest,
             state: Mutex::new(State::default()),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+        }
+    }
+
+    /// Refuses customers' attachments over `max_bytes` (the gateway's `files.max_bytes`)
+    /// before downloading them.
+    pub fn with_max_file_bytes(mut self, max_bytes: u64) -> DiscordConnector {
+        self.max_file_bytes = max_bytes;
+        self
+    }
+
+    /// Downloads a message's attachments. One over the limit is not downloaded and one that
+    /// cannot be fetched is kept without bytes: the gateway names both in the conversation.
+    async fn fetch_files(&self, remote: Vec<RemoteAttachment>) -> Vec<Attachment> {
+        let mut files = Vec::with_capacity(remote.len());
+        for file in remote {
+            if file.size > self.max_file_bytes {
+                files.push(Attachment::over_limit(
+                    &file.name,
+                    &file.content_type,
+                    file.size,
+                ));
+                continue;
+            }
+            let fetched = match self.rest() {
+                Ok(rest) => rest.download(&file.url, self.max_file_bytes).await,
+                Err(error) => Err(error),
+            };
+            files.push(match fetched {
+                Ok(Download::Bytes(bytes)) => {
+                    Attachment::new(&file.name, &file.content_type, bytes)
+                }
+                Ok(Download::TooLarge(size)) => {
+                    Attachment::over_limit(&file.name, &file.content_type, size)
+                }
+                Err(error) => {
+                    warn!(%error, file = %file.name, "customer's attachment not downloaded");
+                    // No bytes and no size over the limit: the gateway says it "could not be
+                    // received".
+                    Attachment {
+                        name: file.name,
+                        content_type: file.content_type,
+                        size: 0,
+                        bytes: None,
+                    }
+                }
+            });
+        }
+        files
+    }
+
+    /// Tells the customer, in their channel, which files were too large to be taken.
+    async fn tell_refused(&self, inbound: &Inbound) {
+        let refused: Vec<String> = inbound
+            .files
+            .iter()
+            .filter(|file| file.bytes.is_none() && file.size > self.max_file_bytes)
+            .map(|file| too_large_message(&file.name, file.size, self.max_file_bytes))
+            .collect();
+        let (Some(channel), false) = (
+            convert::channel_of_key(&inbound.conversation_key),
+            refused.is_empty(),
+        ) else {
+            return;
+        };
+        let body = serde_json::json!({
+            "content": format!("Not received: {}", refused.join(" ")),
+            "allowed_mentions": {"parse": []},
+        });
+        if let Ok(rest) = self.rest() {
+            if let Err(error) = rest.create_message(channel, &body).await {
+                warn!(%error, channel, "file refusal not delivered");
+            }
         }
     }
 
@@ -138,7 +215,12 @@ impl DiscordConnector {
             }
         };
         match convert::inbound_from_message(message, key) {
-            Some(inbound) => self.accept(inbound, gateway).await,
+            Some(mut inbound) => {
+                inbound.files = self.fetch_files(convert::remote_attachments(message)).await;
+                if self.accept(inbound.clone(), gateway).await {
+                    self.tell_refused(&inbound).await;
+                }
+            }
             None => warn!(
                 channel,
                 message = message.id.get(),
@@ -156,7 +238,9 @@ impl DiscordConnector {
             }
         }
         match convert::inbound_from_click(click) {
-            Some(inbound) => self.accept(inbound, gateway).await,
+            Some(inbound) => {
+                self.accept(inbound, gateway).await;
+            }
             None => debug!(custom_id = %click.data.custom_id, "unknown button ignored"),
         }
     }
@@ -209,18 +293,20 @@ impl DiscordConnector {
         }
     }
 
-    async fn accept(&self, inbound: Inbound, gateway: &dyn Gateway) {
+    /// Stores a message; true when it was new or refused (the customer may need telling),
+    /// false for a replay or when storage stayed down.
+    async fn accept(&self, inbound: Inbound, gateway: &dyn Gateway) -> bool {
         let message_id = inbound.message_id.clone();
         for attempt in 1..=ACCEPT_ATTEMPTS {
             match gateway.accept(inbound.clone()).await {
                 Ok(accepted) => {
                     debug!(message = %message_id, conversation = %accepted.conversation_id,
                            new = accepted.is_new, "message stored");
-                    return;
+                    return accepted.is_new;
                 }
                 Err(IngestError::Rejected(reason)) => {
                     warn!(message = %message_id, %reason, "message rejected by the gateway");
-                    return;
+                    return true;
                 }
                 Err(IngestError::Unavailable(error)) => {
                     // Discord does not redeliver an event we already received, so we hold it.
@@ -230,6 +316,7 @@ impl DiscordConnector {
             }
         }
         warn!(message = %message_id, "storage unavailable; message dropped");
+        false
     }
 }
 
@@ -251,7 +338,7 @@ impl Connector for DiscordConnector {
             buttons: true,
             threads: self.config.support_channel().is_some(),
             edits: true,
-            files: false,
+            files: true,
         }
     }
 
@@ -278,8 +365,12 @@ impl Connector for DiscordConnector {
                 ),
             }
         })?;
-        let body = convert::render_outbound(outbound);
-        match self.rest()?.create_message(channel, &body).await {
+        let (body, uploads) = convert::render_with_files(outbound);
+        match self
+            .rest()?
+            .create_message_with_files(channel, &body, &uploads)
+            .await
+        {
             Ok(id) => Ok(DeliveryReceipt {
                 platform_message_id: Some(id.to_string()),
             }),

@@ -9,12 +9,14 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde_json::{json, Value};
 use serenity::model::application::ComponentInteraction;
 use serenity::model::channel::{Message, MessageType};
 use serenity::model::user::User;
 use switchboard_api::{
-    Author, ChannelKind, CustomerAction, CustomerContext, Identity, Inbound, InboundKind, Outbound,
+    clean_content_type, clean_file_name, text_with_links, Author, ChannelKind, CustomerAction,
+    CustomerContext, FileRef, Identity, Inbound, InboundKind, Outbound,
 };
 
 /// The `custom_id` of the "Talk to a human" button.
@@ -23,6 +25,10 @@ pub const HUMAN_BUTTON_ID: &str = "sb:human";
 pub const RATE_BUTTON_PREFIX: &str = "sb:rate:";
 /// Discord refuses message content longer than this many characters.
 pub const MAX_CONTENT_CHARS: usize = 2000;
+/// Discord's upload limit for a bot in a server without boosts; bigger files go as links.
+pub const MAX_UPLOAD_BYTES: u64 = 10 * 1024 * 1024;
+/// Discord takes at most this many files in one message.
+const MAX_FILES_PER_MESSAGE: usize = 10;
 /// Discord refuses thread names longer than this many characters.
 const MAX_THREAD_NAME_CHARS: usize = 100;
 
@@ -111,8 +117,9 @@ pub fn identity(user: &User) -> Identity {
     }
 }
 
-/// The stored text of a message: its content, then one line per attachment and sticker, so an
-/// image or a sticker is stored as what it is; `None` when there is nothing to store (e.g. the
+/// The stored text of a message: its content, then one line per sticker, so a sticker is
+/// stored as what it is (attachments travel as files, see [`remote_attachments`]; a message
+/// of only attachments has an empty text); `None` when there is nothing to store (e.g. the
 /// bot lacks the `MESSAGE_CONTENT` intent and Discord sent an empty content).
 pub fn message_text(message: &Message) -> Option<String> {
     let mut lines: Vec<String> = Vec::new();
@@ -120,17 +127,92 @@ pub fn message_text(message: &Message) -> Option<String> {
     if !content.is_empty() {
         lines.push(content.to_string());
     }
-    for attachment in &message.attachments {
-        let kind = attachment.content_type.as_deref().unwrap_or("file");
-        lines.push(format!(
-            "[attachment: {} ({kind}) {}]",
-            attachment.filename, attachment.url
-        ));
-    }
     for sticker in &message.sticker_items {
         lines.push(format!("[sticker: {}]", sticker.name));
     }
-    (!lines.is_empty()).then(|| lines.join("\n"))
+    (!lines.is_empty() || !message.attachments.is_empty()).then(|| lines.join("\n"))
+}
+
+/// A file attached to a customer's message, still on Discord's CDN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteAttachment {
+    /// Where to download it (a signed CDN URL; no bot token needed).
+    pub url: String,
+    /// The file name.
+    pub name: String,
+    /// The MIME type, `application/octet-stream` when Discord gave none.
+    pub content_type: String,
+    /// The size Discord announced.
+    pub size: u64,
+}
+
+/// The files a customer's message carries.
+pub fn remote_attachments(message: &Message) -> Vec<RemoteAttachment> {
+    message
+        .attachments
+        .iter()
+        .map(|attachment| RemoteAttachment {
+            url: attachment.url.clone(),
+            name: clean_file_name(&attachment.filename),
+            content_type: clean_content_type(
+                attachment
+                    .content_type
+                    .as_deref()
+                    .unwrap_or("application/octet-stream"),
+            ),
+            size: u64::from(attachment.size),
+        })
+        .collect()
+}
+
+/// One file to upload with an outbound message (`files[n]` of the multipart body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// The file name the customer sees.
+    pub name: String,
+    /// The MIME type.
+    pub content_type: String,
+    /// The content.
+    pub bytes: Bytes,
+}
+
+/// An outbound message for `POST /channels/{id}/messages`: the JSON body and the files to
+/// upload with it. Files without bytes (expired from the store) or over Discord's upload
+/// limit go as links in the text; the uploads are announced in the body's `attachments`.
+pub fn render_with_files(outbound: &Outbound) -> (Value, Vec<Upload>) {
+    let (sendable, linked): (Vec<&FileRef>, Vec<&FileRef>) = outbound
+        .files
+        .iter()
+        .take(MAX_FILES_PER_MESSAGE)
+        .partition(|file| {
+            file.bytes
+                .as_ref()
+                .is_some_and(|bytes| bytes.len() as u64 <= MAX_UPLOAD_BYTES)
+        });
+    let mut linked: Vec<FileRef> = linked.into_iter().cloned().collect();
+    linked.extend(outbound.files.iter().skip(MAX_FILES_PER_MESSAGE).cloned());
+    let text = text_with_links(&outbound.text, &linked);
+    let mut body = render_outbound(&Outbound {
+        text,
+        files: Vec::new(),
+        ..outbound.clone()
+    });
+    let uploads: Vec<Upload> = sendable
+        .into_iter()
+        .map(|file| Upload {
+            name: file.name.clone(),
+            content_type: file.content_type.clone(),
+            bytes: file.bytes.clone().unwrap_or_default(),
+        })
+        .collect();
+    if !uploads.is_empty() {
+        body["attachments"] = uploads
+            .iter()
+            .enumerate()
+            .map(|(id, upload)| json!({"id": id, "filename": upload.name}))
+            .collect();
+    }
+    (body, uploads)
 }
 
 /// A customer's message as an [`Inbound`] in the conversation `conversation_key`.
@@ -155,6 +237,7 @@ pub fn inbound_from_message(message: &Message, conversation_key: String) -> Opti
         author: identity(&message.author),
         text,
         context,
+        files: Vec::new(),
     })
 }
 
@@ -189,6 +272,7 @@ pub fn inbound_from_click(interaction: &ComponentInteraction) -> Option<Inbound>
         author: identity(&interaction.user),
         text,
         context,
+        files: Vec::new(),
     })
 }
 
@@ -262,8 +346,12 @@ pub fn thread_name(message: &Message) -> String {
     truncate(&name, MAX_THREAD_NAME_CHARS)
 }
 
+/// Longest wait a 429 may ask for: the response comes from the network, and a huge number
+/// would park replies for years (or overflow a `Duration`, a panic).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// How long a 429 asks us to wait: the JSON body's `retry_after` (seconds, fractional), else
-/// the `Retry-After` header, else one second.
+/// the `Retry-After` header, else one second; at most [`MAX_RETRY_AFTER`].
 pub fn retry_after(body: &[u8], header: Option<&str>) -> Duration {
     let from_body = serde_json::from_slice::<Value>(body)
         .ok()
@@ -272,7 +360,7 @@ pub fn retry_after(body: &[u8], header: Option<&str>) -> Duration {
     from_body
         .or(from_header)
         .filter(|secs| secs.is_finite() && *secs >= 0.0)
-        .map(Duration::from_secs_f64)
+        .map(|secs| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())))
         .unwrap_or(Duration::from_secs(1))
 }
 

@@ -134,8 +134,24 @@ fn attachments_and_stickers_are_stored_as_what_they_are() {
     let message: Message = serde_json::from_value(value.clone()).unwrap();
     let inbound = inbound_from_message(&message, "dm:1".into()).unwrap();
     assert_eq!(
-        inbound.text,
-        "[attachment: error.png (image/png) https://cdn.discordapp.com/a/error.png]\n[sticker: wave]"
+        inbound.text, "[sticker: wave]",
+        "the file travels as a file"
+    );
+    assert_eq!(
+        remote_attachments(&message),
+        [RemoteAttachment {
+            url: "https://cdn.discordapp.com/a/error.png".into(),
+            name: "error.png".into(),
+            content_type: "image/png".into(),
+            size: 1024,
+        }]
+    );
+    value["sticker_items"] = json!([]);
+    let only_a_file: Message = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(
+        inbound_from_message(&only_a_file, "dm:1".into()).map(|inbound| inbound.text),
+        Some(String::new()),
+        "a message of only a file is still stored"
     );
 
     value["attachments"] = json!([]);
@@ -163,6 +179,7 @@ fn outbound(author: Author, actions: Vec<CustomerAction>) -> Outbound {
         text: "Try turning it off and on again.".into(),
         actions,
         reply_context: Default::default(),
+        files: Vec::new(),
     }
 }
 
@@ -208,4 +225,10 @@ fn retry_after_prefers_the_body_then_the_header() {
     );
     assert_eq!(retry_after(b"", Some("2")), Duration::from_secs(2));
     assert_eq!(retry_after(b"junk", None), Duration::from_secs(1));
+    // Found by fuzzing: a number too big for a Duration panicked.
+    assert_eq!(
+        retry_after(br#"{"retry_after":1e300}"#, None),
+        MAX_RETRY_AFTER
+    );
+    assert_eq!(retry_after(b"", Some("1e+300")), MAX_RETRY_AFTER);
 }

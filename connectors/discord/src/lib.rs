@@ -36,6 +36,8 @@ mod rest;
 #[cfg(feature = "standin")]
 pub mod standin;
 #[cfg(all(test, feature = "standin"))]
+mod standin_files_tests;
+#[cfg(all(test, feature = "standin"))]
 mod standin_tests;
 #[cfg(test)]
 mod testkit;

@@ -9,19 +9,37 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, USER_AGENT};
+use reqwest::multipart::{Form, Part};
+use reqwest::RequestBuilder;
 use serde::Deserialize;
 use serde_json::Value;
 use serenity::http::{LightMethod, Request, Route};
 use serenity::model::id::{ChannelId, InteractionId, MessageId};
 use switchboard_api::ConnectorError;
 
-use crate::convert;
+use crate::convert::{self, Upload};
 
 /// The connector's name in every error it returns.
 pub const CONNECTOR: &str = "discord";
 
 /// How long one REST call may take before it counts as a transient failure.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long an upload or a download may take (files are bigger than messages).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// The host serenity's routes start with, replaced by the proxy for a stand-in.
+const DISCORD_HOST: &str = "https://discord.com";
+
+/// A customer's attachment as downloaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Download {
+    /// The whole file.
+    Bytes(Bytes),
+    /// Over the limit: the announced length, or what had arrived when it was cut off.
+    TooLarge(u64),
+}
 
 /// Discord's JSON error code for "a thread has already been created for this message".
 const THREAD_ALREADY_CREATED: u64 = 160004;
@@ -141,6 +159,94 @@ impl Rest {
         self.call(request).await.map(|_| ())
     }
 
+    /// `POST /channels/{id}/messages` with files, as Discord takes them: `multipart/form-data`
+    /// with the JSON body as `payload_json` and each file as `files[n]` (announced in the
+    /// body's `attachments` by the same `n`); returns the new message's id.
+    pub async fn create_message_with_files(
+        &self,
+        channel: u64,
+        body: &Value,
+        uploads: &[Upload],
+    ) -> Result<u64, ConnectorError> {
+        if uploads.is_empty() {
+            return self.create_message(channel, body).await;
+        }
+        // serenity's `CreateAttachment` numbers its files only inside serenity's own `Http`,
+        // which would hide the 429 details; the form is built here the way it builds it.
+        let mut form = Form::new().text("payload_json", body.to_string());
+        for (index, upload) in uploads.iter().enumerate() {
+            let part = Part::bytes(upload.bytes.to_vec())
+                .file_name(upload.name.clone())
+                .mime_str(&upload.content_type)
+                .or_else(|_| {
+                    Part::bytes(upload.bytes.to_vec())
+                        .file_name(upload.name.clone())
+                        .mime_str("application/octet-stream")
+                })
+                .map_err(|error| ConnectorError::Permanent {
+                    connector: CONNECTOR,
+                    detail: format!("cannot attach {}: {error}", upload.name),
+                })?;
+            form = form.part(format!("files[{index}]"), part);
+        }
+        let route = Route::ChannelMessages {
+            channel_id: ChannelId::new(channel),
+        };
+        let mut url = route.path().to_string();
+        if let Some(proxy) = &self.proxy {
+            url = url.replace(DISCORD_HOST, proxy.trim_end_matches('/'));
+        }
+        let request = self
+            .client
+            .post(url)
+            .header(AUTHORIZATION, &self.authorization)
+            .header(USER_AGENT, serenity::constants::USER_AGENT)
+            .multipart(form)
+            .timeout(UPLOAD_TIMEOUT);
+        let response = self.execute(request).await?;
+        let message: ChannelInfo = parse(&response, "POST /channels/{id}/messages (files)")?;
+        Ok(message.id)
+    }
+
+    /// Downloads a customer's attachment from Discord's CDN (the signed URL needs no token,
+    /// and none is sent), refusing more than `max_bytes`, announced or counted.
+    pub async fn download(&self, url: &str, max_bytes: u64) -> Result<Download, ConnectorError> {
+        let transient = |detail: String| ConnectorError::Transient {
+            connector: CONNECTOR,
+            detail,
+        };
+        let mut response = self
+            .client
+            .get(url)
+            .timeout(UPLOAD_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| transient(format!("attachment download failed: {error}")))?;
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            return Err(status_error(status, b"", None));
+        }
+        if let Some(length) = response
+            .content_length()
+            .filter(|length| *length > max_bytes)
+        {
+            return Ok(Download::TooLarge(length));
+        }
+        let mut data: Vec<u8> = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| transient(format!("attachment download failed: {error}")))?
+        {
+            let total = data.len() as u64 + chunk.len() as u64;
+            if total > max_bytes {
+                return Ok(Download::TooLarge(total));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        Ok(Download::Bytes(Bytes::from(data)))
+    }
+
     async fn call(&self, request: Request<'_>) -> Result<Vec<u8>, ConnectorError> {
         let request = request
             .build(&self.client, &self.authorization, self.proxy.as_deref())
@@ -149,6 +255,10 @@ impl Rest {
                 detail: format!("cannot build request: {error}"),
             })?
             .timeout(REQUEST_TIMEOUT);
+        self.execute(request).await
+    }
+
+    async fn execute(&self, request: RequestBuilder) -> Result<Vec<u8>, ConnectorError> {
         let response = request
             .send()
             .await

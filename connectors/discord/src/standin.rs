@@ -5,7 +5,8 @@
 //! `GET /gateway/bot` (answering `ws://127.0.0.1:PORT/gateway`), `GET /channels/{id}`,
 //! `POST /channels/{id}/messages` (recorded), `POST /channels/{id}/messages/{id}/threads`
 //! (the thread gets the message's id, as on Discord; a second one is error 160004) and
-//! `POST /interactions/{id}/{token}/callback` (recorded).
+//! `POST /interactions/{id}/{token}/callback` (recorded); files: customers' attachments at
+//! `GET /attachments/{id}/{name}` and message creates with `files[n]` (see `standin_files.rs`).
 //!
 //! Gateway: Hello (op 10) on connect, heartbeat acks (op 11), Identify (op 2) answered with
 //! READY, Resume (op 6) answered by replaying missed dispatches and RESUMED, then the
@@ -28,6 +29,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify};
+
+#[path = "standin_files.rs"]
+mod files;
+pub use files::UploadedFile;
 
 /// The stand-in bot's user id (READY and `GET /users/@me`).
 pub const BOT_USER_ID: u64 = 1_000_000_000_000_000_001;
@@ -118,6 +123,7 @@ struct Recorded {
     dispatched: Vec<(String, Value, u64)>,
     sockets: Vec<mpsc::UnboundedSender<SocketCommand>>,
     queued: VecDeque<String>,
+    files: files::Files,
 }
 
 impl Recorded {
@@ -212,6 +218,7 @@ impl DiscordStandIn {
                 post(interaction_callback),
             )
             .route("/gateway", get(gateway_socket))
+            .route("/attachments/{id}/{name}", get(files::attachment))
             .with_state(inner.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -531,6 +538,7 @@ async fn create_message(
     if !token_ok(&inner, &headers) {
         return unauthorized();
     }
+    let (body, uploads) = files::message_body(&headers, body);
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -571,6 +579,7 @@ async fn create_message(
         components: body.get("components").cloned().unwrap_or(Value::Null),
         body: body.clone(),
     });
+    files::record(&mut recorded, channel, id, &body, uploads);
     drop(recorded);
     inner.changed.notify_waiters();
     let mut message: Value = serde_json::from_str(EXAMPLE_MESSAGE).unwrap_or_default();

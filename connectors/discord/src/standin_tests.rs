@@ -72,6 +72,7 @@ fn outbound(key: &str, author: Author, actions: Vec<CustomerAction>) -> Outbound
         text: "Go to Settings > Security > Reset password.".into(),
         actions,
         reply_context: Default::default(),
+        files: Vec::new(),
     }
 }
 
@@ -263,9 +264,13 @@ async fn bot_messages_are_ignored_and_an_attachment_only_message_is_stored() {
     from_bot["author"]["bot"] = json!(true);
     h.standin.push_message(from_bot);
     let mut photo = h.standin.message(None, "Ada", "");
-    photo["attachments"] = json!([{"id": "77", "filename": "screenshot.png", "size": 2048,
-        "url": "https://cdn.example/screenshot.png", "proxy_url": "https://media.example/s.png",
-        "content_type": "image/png"}]);
+    let screenshot = vec![0x89u8; 2048];
+    photo["attachments"] = json!([h.standin.host_attachment(
+        "screenshot.png",
+        "image/png",
+        &screenshot,
+        screenshot.len()
+    )]);
     h.standin.push_message(photo);
     let mut sticker_only = h.standin.message(None, "Ada", "");
     sticker_only["sticker_items"] = json!([{"id": "88", "name": "thumbsup", "format_type": 1}]);
@@ -279,14 +284,13 @@ async fn bot_messages_are_ignored_and_an_attachment_only_message_is_stored() {
         .map(|inbound| inbound.text.as_str())
         .collect();
     texts.sort();
-    assert_eq!(
-        texts,
-        [
-            "[attachment: screenshot.png (image/png) https://cdn.example/screenshot.png]",
-            "[sticker: thumbsup]",
-            "see above"
-        ]
-    );
+    assert_eq!(texts, ["", "[sticker: thumbsup]", "see above"]);
+    let with_file = accepted
+        .iter()
+        .find(|inbound| !inbound.files.is_empty())
+        .expect("the attachment-only message");
+    assert_eq!(with_file.files[0].name, "screenshot.png");
+    assert_eq!(with_file.files[0].bytes.as_deref(), Some(&screenshot[..]));
     assert!(accepted
         .iter()
         .all(|inbound| inbound.author.display_name.as_deref() == Some("Ada")));

@@ -7,11 +7,13 @@
 //! - In-Reply-To / References from the customer's latest mail (`reply_context`).
 //! - `Auto-Submitted: auto-replied` on AI answers and system notices (RFC 3834), so other
 //!   robots do not answer them; agents' replies are signed with the agent's name.
+//! - Files as `multipart/mixed` attachments after the text; a file whose bytes are gone
+//!   (expired from the gateway's store) is sent as its link in the text instead.
 
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
-use lettre::message::Mailbox;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
-use switchboard_api::{Author, CustomerAction, Outbound};
+use switchboard_api::{text_with_links, Author, CustomerAction, FileRef, Outbound};
 
 use crate::config::EmailConfig;
 use crate::thread;
@@ -106,7 +108,13 @@ fn ids(text: &str) -> Vec<String> {
 
 /// The mail body: the text, a way to reach a person, and who is speaking.
 pub fn body(outbound: &Outbound, config: &EmailConfig) -> String {
-    let mut body = outbound.text.trim_end().replace("\r\n", "\n");
+    let unsent: Vec<FileRef> = outbound
+        .files
+        .iter()
+        .filter(|file| file.bytes.is_none())
+        .cloned()
+        .collect();
+    let mut body = text_with_links(&outbound.text, &unsent).replace("\r\n", "\n");
     if outbound.actions.contains(&CustomerAction::TalkToHuman) {
         body.push_str("\n\nWould you rather talk to a person? Just reply and ask for a human.");
     }
@@ -179,15 +187,33 @@ pub fn compose(outbound: &Outbound, config: &EmailConfig) -> Result<Message, Com
     if matches!(outbound.author, Author::Ai | Author::System) {
         builder = builder.header(AutoSubmitted("auto-replied".into()));
     }
-    builder
-        .header(ContentType::TEXT_PLAIN)
-        .body(body(outbound, config))
-        .map_err(|error| ComposeError::Build(error.to_string()))
+    let text = body(outbound, config);
+    let attached: Vec<(&FileRef, &bytes::Bytes)> = outbound
+        .files
+        .iter()
+        .filter_map(|file| file.bytes.as_ref().map(|bytes| (file, bytes)))
+        .collect();
+    let built = if attached.is_empty() {
+        builder.header(ContentType::TEXT_PLAIN).body(text)
+    } else {
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(text));
+        for (file, bytes) in attached {
+            // Names and types were cleaned when the file was stored; a type lettre still
+            // cannot read goes as plain bytes rather than failing the whole reply.
+            let content_type = ContentType::parse(&file.content_type)
+                .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("valid"));
+            parts = parts
+                .singlepart(Attachment::new(file.name.clone()).body(bytes.to_vec(), content_type));
+        }
+        builder.multipart(parts)
+    };
+    built.map_err(|error| ComposeError::Build(error.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mail_parser::MimeHeaders;
     use std::collections::BTreeMap;
     use switchboard_api::ChannelKind;
 
@@ -229,6 +255,7 @@ mod tests {
             text: "Go to Settings > Security.".into(),
             actions: vec![CustomerAction::TalkToHuman],
             reply_context,
+            files: Vec::new(),
         }
     }
 
@@ -297,6 +324,48 @@ mod tests {
                 .map(str::to_owned)
         };
         assert_eq!(id(&first), id(&second));
+    }
+
+    #[test]
+    fn files_are_attached_after_the_text_and_expired_ones_linked() {
+        let mut out = outbound(Author::Agent {
+            name: "Dana".into(),
+        });
+        let pdf = b"%PDF-1.4\n\xff\xfe binary".to_vec();
+        out.files = vec![
+            FileRef {
+                id: "f1".into(),
+                name: "invoice.pdf".into(),
+                content_type: "application/pdf".into(),
+                size: pdf.len() as u64,
+                url: Some("https://support.example.com/files/c1/f1?exp=1&sig=a".into()),
+                bytes: Some(bytes::Bytes::from(pdf.clone())),
+            },
+            FileRef {
+                id: "f2".into(),
+                name: "old.log".into(),
+                content_type: "text/plain".into(),
+                size: 2048,
+                url: Some("https://support.example.com/files/c1/f2?exp=1&sig=b".into()),
+                bytes: None,
+            },
+        ];
+        let raw = compose(&out, &config()).expect("compose").formatted();
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&raw)
+            .expect("parses");
+        let attachments: Vec<(Option<&str>, &[u8])> = parsed
+            .attachments()
+            .map(|part| (part.attachment_name(), part.contents()))
+            .collect();
+        assert_eq!(attachments, [(Some("invoice.pdf"), &pdf[..])]);
+        let text = parsed.body_text(0).expect("a text part");
+        assert!(text.contains("Go to Settings"), "{text}");
+        assert!(
+            text.contains("old.log (2 KB): https://support.example.com/files/c1/f2?exp=1&sig=b"),
+            "{text}"
+        );
+        assert!(text.contains("Dana"), "{text}");
     }
 
     #[test]

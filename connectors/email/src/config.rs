@@ -109,7 +109,8 @@ pub struct EmailConfig {
     pub imap: ImapConfig,
     /// Outbound server.
     pub smtp: SmtpConfig,
-    /// Attachments larger than this are listed as "too large" rather than kept.
+    /// Attachments larger than this (or than the gateway's `files.max_bytes`, whichever is
+    /// smaller) are not kept: they are named in the conversation and the customer is told.
     #[serde(default = "default_max_attachment_bytes")]
     pub max_attachment_bytes: usize,
     /// Mails one sender may open per hour; more are marked processed but not stored.

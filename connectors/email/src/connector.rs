@@ -13,8 +13,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use switchboard_api::{
-    Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway, Health,
-    IngestError, Outbound,
+    too_large_message, Author, Capabilities, ChannelKind, Connector, ConnectorError,
+    DeliveryReceipt, Gateway, Health, Inbound, IngestError, Outbound,
 };
 use tracing::{info, warn};
 
@@ -62,6 +62,14 @@ impl EmailConnector {
             settings,
             config,
         }
+    }
+
+    /// Keeps customers' attachments over `max_bytes` (the gateway's `files.max_bytes`) out,
+    /// when that is below the connector's own `max_attachment_bytes`.
+    pub fn with_max_file_bytes(mut self, max_bytes: u64) -> EmailConnector {
+        let max = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        self.settings.max_attachment_bytes = self.settings.max_attachment_bytes.min(max);
+        self
     }
 
     fn set_health(&self, health: Health) {
@@ -131,7 +139,7 @@ impl EmailConnector {
     /// The raw mail; a mail far over the attachment limit is read as header plus a notice.
     async fn fetch(&self, session: &mut Session, uid: u32) -> Result<Option<Vec<u8>>, ImapError> {
         let limit = self
-            .config
+            .settings
             .max_attachment_bytes
             .saturating_mul(2)
             .saturating_add(1 << 20);
@@ -175,6 +183,7 @@ impl EmailConnector {
             return Outcome::Done;
         }
         let message_id = inbound.message_id.clone();
+        let refusal = self.refusal_notice(&inbound);
         match gateway.accept(*inbound).await {
             Ok(accepted) => {
                 info!(
@@ -183,13 +192,57 @@ impl EmailConnector {
                     new = accepted.is_new,
                     "mail stored"
                 );
+                if let Some(notice) = refusal.filter(|_| accepted.is_new) {
+                    self.send_notice(&notice).await;
+                }
                 Outcome::Done
             }
             Err(IngestError::Rejected(why)) => {
                 warn!(message_id = %message_id, %why, "mail rejected by the gateway; marking it processed");
+                if let Some(mut notice) = refusal {
+                    notice.text = format!("Your mail could not be accepted: {why}");
+                    self.send_notice(&notice).await;
+                }
                 Outcome::Done
             }
             Err(IngestError::Unavailable(why)) => Outcome::Retry(why),
+        }
+    }
+
+    /// A reply telling the customer which attachments were too large to be taken, if any.
+    fn refusal_notice(&self, inbound: &Inbound) -> Option<Outbound> {
+        let limit = self.settings.max_attachment_bytes as u64;
+        let refused: Vec<String> = inbound
+            .files
+            .iter()
+            .filter(|file| file.bytes.is_none())
+            .map(|file| too_large_message(&file.name, file.size, limit))
+            .collect();
+        if refused.is_empty() {
+            return None;
+        }
+        Some(Outbound {
+            // Derived from the mail, so a notice about the same mail has the same Message-ID.
+            id: format!("refused.{}", inbound.message_id),
+            conversation_id: String::new(),
+            channel: ChannelKind::Email,
+            conversation_key: inbound.conversation_key.clone(),
+            author: Author::System,
+            text: format!(
+                "We received your mail, but not all of its attachments: {} Please send a \
+                 smaller file or a link to it.",
+                refused.join(" ")
+            ),
+            actions: Vec::new(),
+            reply_context: inbound.context.attributes.clone(),
+            files: Vec::new(),
+        })
+    }
+
+    /// Best effort: the mail itself is handled either way.
+    async fn send_notice(&self, notice: &Outbound) {
+        if let Err(error) = self.send(notice).await {
+            warn!(%error, to = %notice.conversation_key, "attachment refusal not sent");
         }
     }
 
@@ -270,7 +323,7 @@ impl Connector for EmailConnector {
             buttons: false,
             threads: true,
             edits: false,
-            files: false,
+            files: true,
         }
     }
 

@@ -3,8 +3,11 @@
 //! No I/O here, so every sample mail (including the malformed ones) can be fed through it in
 //! unit tests. What goes into the stored message:
 //! - `text`: the customer's new text (quoted history and signature trimmed, see `trim.rs`);
-//!   HTML-only mails are converted to text by mail-parser; no text at all is stored as
-//!   "(no text)" so agents still see the mail (and its attachments) arrived.
+//!   HTML-only mails are converted to text by mail-parser; a mail without text is stored
+//!   with an empty text when it carries files, else as "(no text)" so agents still see it.
+//! - `files`: the mail's attachments, except signatures (S/MIME, PGP) and the small inline
+//!   images of signatures (logos referenced by `cid:`); one over the size limit is kept
+//!   without its bytes, so the gateway can name it and the customer be told.
 //! - attributes (kept small, they travel with every outbound as `reply_context`):
 //!   `email.message_id`, `email.references`, `email.subject`, `email.reply_token`,
 //!   `email.raw_size`, `email.attachments`, `email.trimmed`, `email.reply_token_valid`.
@@ -14,7 +17,10 @@ use std::collections::BTreeMap;
 
 use mail_parser::{Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
-use switchboard_api::{ChannelKind, CustomerContext, Identity, Inbound, InboundKind};
+use switchboard_api::{
+    clean_content_type, clean_file_name, Attachment, ChannelKind, CustomerContext, Identity,
+    Inbound, InboundKind,
+};
 
 use crate::noise::{self, SkipReason};
 use crate::thread;
@@ -29,6 +35,11 @@ const MAX_SUBJECT_CHARS: usize = 200;
 const MAX_REFERENCES: usize = 10;
 /// Attachments listed by name; more are summarized as "and N more".
 const MAX_LISTED_ATTACHMENTS: usize = 10;
+/// Attachments taken from one mail; a mail bomb of thousands of tiny parts stops here.
+const MAX_FILES: usize = 20;
+/// Inline images smaller than this with a `Content-ID` are signature logos and social icons,
+/// not something the customer meant to send; a pasted screenshot is bigger.
+const SIGNATURE_IMAGE_BYTES: usize = 16 * 1024;
 
 /// What the converter needs to know about our side.
 #[derive(Debug, Clone)]
@@ -116,6 +127,7 @@ pub fn convert(raw: &[u8], settings: &ConvertSettings) -> Converted {
         .map(|text| text.replace("\r\n", "\n"))
         .unwrap_or_default();
     let trimmed = trim_reply(&full);
+    let files = files_of(&message, settings.max_attachment_bytes);
     let text = if !trimmed.trim().is_empty() {
         if trimmed.trim() != full.trim() {
             attributes.insert("email.trimmed".into(), "true".into());
@@ -124,8 +136,11 @@ pub fn convert(raw: &[u8], settings: &ConvertSettings) -> Converted {
     } else if !full.trim().is_empty() {
         // The trimmer removed everything (e.g. a bare forward): the whole text beats nothing.
         full.trim().to_owned()
-    } else {
+    } else if files.is_empty() {
         NO_TEXT.to_owned()
+    } else {
+        // The files say what the mail is; the gateway shows their names.
+        String::new()
     };
 
     Converted::Inbound(Box::new(Inbound {
@@ -144,7 +159,73 @@ pub fn convert(raw: &[u8], settings: &ConvertSettings) -> Converted {
             attributes,
             ..CustomerContext::default()
         },
+        files,
     }))
+}
+
+/// The files the customer attached (see the module doc for what is left out).
+fn files_of(message: &Message<'_>, max_bytes: usize) -> Vec<Attachment> {
+    message
+        .attachments()
+        .filter(|part| !is_signature_part(part))
+        .take(MAX_FILES)
+        .map(|part| {
+            let content_type = clean_content_type(&mime_type(part));
+            let name = part
+                .attachment_name()
+                .map(one_line)
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| {
+                    if part.is_message() {
+                        "forwarded.eml".to_owned()
+                    } else {
+                        "attachment".to_owned()
+                    }
+                });
+            let contents = part.contents();
+            if contents.len() > max_bytes {
+                Attachment::over_limit(&name, &content_type, contents.len() as u64)
+            } else {
+                Attachment::new(
+                    &clean_file_name(&name),
+                    &content_type,
+                    bytes::Bytes::copy_from_slice(contents),
+                )
+            }
+        })
+        .collect()
+}
+
+/// `type/subtype` of a part, `application/octet-stream` when it has none.
+fn mime_type(part: &mail_parser::MessagePart<'_>) -> String {
+    part.content_type()
+        .map(|ct| match ct.subtype() {
+            Some(sub) => format!("{}/{}", ct.ctype(), sub),
+            None => ct.ctype().to_owned(),
+        })
+        .unwrap_or_else(|| "application/octet-stream".to_owned())
+        .to_ascii_lowercase()
+}
+
+/// Signatures of the mail itself and the small inline images of a signature block.
+fn is_signature_part(part: &mail_parser::MessagePart<'_>) -> bool {
+    let mime = mime_type(part);
+    if matches!(
+        mime.as_str(),
+        "application/pgp-signature"
+            | "application/pkcs7-signature"
+            | "application/x-pkcs7-signature"
+            | "application/pgp-keys"
+    ) {
+        return true;
+    }
+    let inline = part
+        .content_disposition()
+        .is_none_or(|disposition| !disposition.ctype().eq_ignore_ascii_case("attachment"));
+    inline
+        && part.content_id().is_some()
+        && mime.starts_with("image/")
+        && part.contents().len() < SIGNATURE_IMAGE_BYTES
 }
 
 fn skip(reason: SkipReason, sender: Option<String>) -> Converted {
@@ -238,14 +319,7 @@ fn attachment_listing(message: &Message<'_>, max_bytes: usize) -> Option<String>
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "unnamed".to_owned());
         let name: String = name.chars().take(100).collect();
-        let ctype = part
-            .content_type()
-            .map(|ct| match ct.subtype() {
-                Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                None => ct.ctype().to_owned(),
-            })
-            .unwrap_or_else(|| "application/octet-stream".to_owned())
-            .to_ascii_lowercase();
+        let ctype = mime_type(part);
         let size = part.contents().len();
         let note = if size > max_bytes {
             ", too large, not kept"
@@ -368,7 +442,21 @@ mod tests {
             + &"x".repeat(3000)
             + "\r\n--b--\r\n";
         let inbound = inbound(&raw);
-        assert_eq!(inbound.text, NO_TEXT);
+        assert_eq!(inbound.text, "", "the files say what the mail is");
+        let names: Vec<(&str, u64, Option<&[u8]>)> = inbound
+            .files
+            .iter()
+            .map(|file| (file.name.as_str(), file.size, file.bytes.as_deref()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("invoice.pdf", 9, Some(&b"%PDF-1.4\n"[..])),
+                ("big.zip", 3000, None)
+            ],
+            "the big one is named, not kept"
+        );
+        assert_eq!(inbound.files[0].content_type, "application/pdf");
         let listing = &inbound.context.attributes["email.attachments"];
         assert!(
             listing.contains("invoice.pdf (application/pdf, 9 B)"),
@@ -377,6 +465,44 @@ mod tests {
         assert!(
             listing.contains("big.zip (application/zip, 3 KB, too large, not kept)"),
             "{listing}"
+        );
+    }
+
+    #[test]
+    fn signature_logos_and_smime_signatures_are_not_files() {
+        let logo = "R0lGODlhAQABAAAAACw=";
+        let screenshot = "iVBORw0KGgo".to_owned() + &"A".repeat(30_000);
+        let raw = format!(
+            "From: alice@example.org\r\nContent-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; boundary=s\r\n\r\n\
+             --s\r\nContent-Type: multipart/related; boundary=r\r\n\r\n\
+             --r\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>See the screenshot</p><img src=\"cid:shot\"><p>--<br><img src=\"cid:logo\"></p>\r\n\
+             --r\r\nContent-Type: image/gif\r\nContent-ID: <logo>\r\nContent-Disposition: inline; filename=logo.gif\r\nContent-Transfer-Encoding: base64\r\n\r\n{logo}\r\n\
+             --r\r\nContent-Type: image/png\r\nContent-ID: <shot>\r\nContent-Disposition: inline; filename=screenshot.png\r\nContent-Transfer-Encoding: base64\r\n\r\n{screenshot}\r\n\
+             --r--\r\n\
+             --s\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\nContent-Disposition: attachment; filename=smime.p7s\r\nContent-Transfer-Encoding: base64\r\n\r\nMIAGCSqGSIb3DQEHAqCAMIACAQEx\r\n\
+             --s--\r\n"
+        );
+        let big = ConvertSettings {
+            max_attachment_bytes: 1024 * 1024,
+            ..settings()
+        };
+        let Converted::Inbound(inbound) = convert(raw.as_bytes(), &big) else {
+            panic!("stored");
+        };
+        let names: Vec<&str> = inbound
+            .files
+            .iter()
+            .map(|file| file.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["screenshot.png"],
+            "a pasted screenshot is a file; the logo and the signature are not"
+        );
+        assert!(
+            inbound.text.contains("See the screenshot"),
+            "{}",
+            inbound.text
         );
     }
 
@@ -444,7 +570,11 @@ mod tests {
             match convert(&raw, &settings()) {
                 Converted::Inbound(inbound) => {
                     stored += 1;
-                    assert!(!inbound.text.is_empty(), "{}", file.display());
+                    assert!(
+                        !inbound.text.is_empty() || !inbound.files.is_empty(),
+                        "{}",
+                        file.display()
+                    );
                     assert!(!inbound.message_id.is_empty(), "{}", file.display());
                 }
                 Converted::Skip { .. } => skipped += 1,

@@ -15,7 +15,7 @@
 //! cannot write `<!channel>` and ping the whole support channel.
 
 use serde_json::{json, Value};
-use switchboard_api::{Briefing, BriefingLine};
+use switchboard_api::{human_size, Briefing, BriefingLine};
 
 /// A transcript with more lines than this is folded.
 pub const FOLD_LINES: usize = 8;
@@ -80,15 +80,35 @@ fn utc_clock(at_ms: u64) -> String {
     format!("{:02}:{:02} UTC", day_secs / 3600, (day_secs % 3600) / 60)
 }
 
-/// One transcript line; Slack shows the time in each agent's own time zone.
+/// One transcript line; Slack shows the time in each agent's own time zone. Files follow the
+/// text by name (a message of only files would otherwise be an empty line), as links when the
+/// gateway gave absolute ones.
 fn transcript_line(line: &BriefingLine, max_text: usize) -> String {
     let secs = line.at_ms / 1000;
+    let mut text = escape(&truncate(&line.text, max_text));
+    for file in &line.files {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        let name = escape(&file.name);
+        let size = human_size(file.size);
+        match file
+            .url
+            .as_deref()
+            .filter(|url| url.starts_with("https://") || url.starts_with("http://"))
+        {
+            // `|` and `>` would end Slack's link markup early; signed links contain neither.
+            Some(url) if !url.contains(['|', '>', '<']) => {
+                text.push_str(&format!(":paperclip: <{url}|{name}> ({size})"))
+            }
+            _ => text.push_str(&format!(":paperclip: {name} ({size})")),
+        }
+    }
     format!(
-        "<!date^{secs}^{{time}}|{}> *{}* _{}_: {}",
+        "<!date^{secs}^{{time}}|{}> *{}* _{}_: {text}",
         utc_clock(line.at_ms),
         escape(&line.author),
         escape(&line.role),
-        escape(&truncate(&line.text, max_text)),
     )
 }
 
@@ -319,6 +339,7 @@ pub(crate) mod tests {
                     author: if i % 2 == 0 { "Ada Lovelace" } else { "AI" }.into(),
                     text: format!("message number {i} <!channel>"),
                     at_ms: 1_700_000_000_000 + i as u64 * 60_000,
+                    files: Vec::new(),
                 })
                 .collect(),
             suggested_reply: Some("Sorry about that!\nI have refunded the duplicate.".into()),
@@ -369,6 +390,35 @@ pub(crate) mod tests {
         let text = all_text(&briefing_blocks(&sample_briefing(1)));
         assert!(!text.contains("<!channel>"));
         assert!(text.contains("&lt;!channel&gt;"));
+    }
+
+    #[test]
+    fn a_file_only_message_shows_its_files_with_their_links() {
+        let mut briefing = sample_briefing(2);
+        let file = |name: &str, url: Option<&str>| switchboard_api::FileRef {
+            id: name.into(),
+            name: name.into(),
+            content_type: "image/png".into(),
+            size: 2048,
+            url: url.map(str::to_owned),
+            bytes: None,
+        };
+        briefing.transcript[0].text = String::new();
+        briefing.transcript[0].files = vec![
+            file(
+                "error.png",
+                Some("https://support.example.com/files/c/f1?exp=9&sig=ab"),
+            ),
+            // Without `files.public_base_url` links are relative: Slack cannot open them.
+            file("log<1>.txt", Some("/files/c/f2?exp=9&sig=cd")),
+        ];
+        let text = all_text(&briefing_blocks(&briefing));
+        assert!(
+            text.contains(
+                "_customer_: :paperclip: <https://support.example.com/files/c/f1?exp=9&sig=ab|error.png> (2 KB) :paperclip: log&lt;1&gt;.txt (2 KB)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

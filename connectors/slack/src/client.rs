@@ -10,7 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
@@ -53,6 +57,15 @@ pub struct UserProfile {
     pub email: Option<String>,
 }
 
+/// What a bounded download got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Download {
+    /// The whole file.
+    Complete(Bytes),
+    /// The file is over the limit; its size when Slack said it (`Content-Length`).
+    TooLarge(Option<u64>),
+}
+
 /// The Slack calls the desk makes.
 #[async_trait]
 pub trait SlackWeb: Send + Sync {
@@ -83,6 +96,19 @@ pub trait SlackWeb: Send + Sync {
     async fn socket_mode(&self, handler: Arc<dyn EnvelopeHandler>) -> Result<(), ConnectorError>;
     /// `users.info`: the name and, when present, the profile's email.
     async fn user_profile(&self, user: &str) -> Result<UserProfile, ConnectorError>;
+    /// Uploads a file into a thread (files.getUploadURLExternal, the bytes to the upload URL,
+    /// files.completeUploadExternal with the channel and thread); returns the file id.
+    async fn upload_file(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        name: &str,
+        content_type: &str,
+        bytes: Bytes,
+        comment: &str,
+    ) -> Result<String, ConnectorError>;
+    /// Fetches a file's `url_private_download` with the bot token, refusing more than `max_bytes`.
+    async fn download(&self, url: &str, max_bytes: u64) -> Result<Download, ConnectorError>;
     /// Socket Mode like [`SlackWeb::socket_mode`], also handing `interactive` envelopes
     /// (button presses) to [`EnvelopeHandler::handle_interaction`].
     async fn socket_mode_interactive(
@@ -100,9 +126,12 @@ pub fn connect(
     let bot_token = SlackApiToken::new(bot_token.expose().into());
     let app_token = app_token.map(|token| SlackApiToken::new(token.expose().into()));
     if api_base.starts_with("http://") {
-        let connector = SlackClientHyperConnector::with_connector(HttpConnector::new())
-            .with_slack_api_url(api_base);
-        return Ok(Arc::new(MorphismWeb::new(connector, bot_token, app_token)));
+        return Ok(Arc::new(MorphismWeb::new(
+            HttpConnector::new(),
+            api_base,
+            bot_token,
+            app_token,
+        )));
     }
     https(api_base, bot_token, app_token)
 }
@@ -114,13 +143,18 @@ fn https(
     app_token: Option<SlackApiToken>,
 ) -> Result<Arc<dyn SlackWeb>, ConnectorError> {
     // Reads the system's root certificates; no network.
-    let connector = SlackClientHyperConnector::new()
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
         .map_err(|error| ConnectorError::Permanent {
             connector: CONNECTOR,
             detail: format!("no TLS root certificates available: {error}"),
         })?
-        .with_slack_api_url(api_base);
-    Ok(Arc::new(MorphismWeb::new(connector, bot_token, app_token)))
+        .https_only()
+        .enable_http1()
+        .build();
+    Ok(Arc::new(MorphismWeb::new(
+        https, api_base, bot_token, app_token,
+    )))
 }
 
 #[cfg(not(feature = "tls"))]
@@ -138,18 +172,23 @@ fn https(
 /// [`SlackWeb`] through slack-morphism's client with connector `H`.
 pub struct MorphismWeb<H: Connect + Clone + Send + Sync + 'static> {
     client: Arc<SlackClient<SlackClientHyperConnector<H>>>,
+    files: HyperClient<H, Empty<Bytes>>,
     bot_token: SlackApiToken,
     app_token: Option<SlackApiToken>,
 }
 
 impl<H: Connect + Clone + Send + Sync + 'static> MorphismWeb<H> {
     fn new(
-        connector: SlackClientHyperConnector<H>,
+        connector: H,
+        api_base: &str,
         bot_token: SlackApiToken,
         app_token: Option<SlackApiToken>,
     ) -> Self {
         MorphismWeb {
-            client: Arc::new(SlackClient::new(connector)),
+            files: HyperClient::builder(TokioExecutor::new()).build(connector.clone()),
+            client: Arc::new(SlackClient::new(
+                SlackClientHyperConnector::with_connector(connector).with_slack_api_url(api_base),
+            )),
             bot_token,
             app_token,
         }
@@ -245,6 +284,104 @@ impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
         handler: Arc<dyn EnvelopeHandler>,
     ) -> Result<(), ConnectorError> {
         self.listen(handler, true).await
+    }
+
+    async fn upload_file(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        name: &str,
+        content_type: &str,
+        bytes: Bytes,
+        comment: &str,
+    ) -> Result<String, ConnectorError> {
+        let session = self.client.open_session(&self.bot_token);
+        let target = session
+            .get_upload_url_external(&SlackApiFilesGetUploadUrlExternalRequest::new(
+                name.to_string(),
+                bytes.len(),
+            ))
+            .await
+            .map_err(|error| map_error("bot token", "files.getUploadURLExternal", error))?;
+        session
+            .files_upload_via_url(&SlackApiFilesUploadViaUrlRequest::new(
+                target.upload_url,
+                bytes.to_vec(),
+                content_type.to_string(),
+            ))
+            .await
+            .map_err(|error| map_error("bot token", "file upload", error))?;
+        let mut request =
+            SlackApiFilesCompleteUploadExternalRequest::new(vec![SlackApiFilesComplete::new(
+                target.file_id.clone(),
+            )
+            .with_title(name.to_string())])
+            .with_channel_id(channel.into())
+            .with_thread_ts(thread_ts.into());
+        if !comment.is_empty() {
+            request = request.with_initial_comment(comment.to_string());
+        }
+        session
+            .files_complete_upload_external(&request)
+            .await
+            .map_err(|error| map_error("bot token", "files.completeUploadExternal", error))?;
+        Ok(target.file_id.to_string())
+    }
+
+    async fn download(&self, url: &str, max_bytes: u64) -> Result<Download, ConnectorError> {
+        let failed = |detail: String| ConnectorError::Transient {
+            connector: CONNECTOR,
+            detail,
+        };
+        let request = hyper::Request::get(url)
+            .header(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {}", self.bot_token.token_value.0),
+            )
+            .body(Empty::new())
+            .map_err(|error| ConnectorError::Permanent {
+                connector: CONNECTOR,
+                detail: format!("file URL {url} is not usable: {error}"),
+            })?;
+        let response = self
+            .files
+            .request(request)
+            .await
+            .map_err(|error| failed(format!("file download failed: {error}")))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(failed(format!("file download answered HTTP {status}")));
+        }
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        // Without `files:read` Slack answers with its sign-in page instead of the file.
+        let html = header(hyper::header::CONTENT_TYPE).is_some_and(|t| t.starts_with("text/html"));
+        if !status.is_success() || html {
+            return Err(ConnectorError::Permanent {
+                connector: CONNECTOR,
+                detail: format!(
+                    "file download refused (HTTP {status}); does the app have the files:read scope?"
+                ),
+            });
+        }
+        let length: Option<u64> =
+            header(hyper::header::CONTENT_LENGTH).and_then(|n| n.parse().ok());
+        if length.is_some_and(|length| length > max_bytes) {
+            return Ok(Download::TooLarge(length));
+        }
+        let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        match Limited::new(response.into_body(), limit).collect().await {
+            Ok(body) => Ok(Download::Complete(body.to_bytes())),
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                Ok(Download::TooLarge(length))
+            }
+            Err(error) => Err(failed(format!("file download interrupted: {error}"))),
+        }
     }
 }
 

@@ -124,6 +124,7 @@ fn from_message(event_id: &str, event: &Value, bot_user_id: &str) -> Outcome {
             agent_id: user.to_string(),
             agent_name: user.to_string(),
             text: text(event, "text").unwrap_or_default().to_string(),
+            files: Vec::new(),
         },
         name_of: Some(user.to_string()),
     }
@@ -214,6 +215,50 @@ fn from_reaction(event_id: &str, event: &Value, bot_user_id: &str) -> Outcome {
     }
 }
 
+/// A file shared with a message, as Slack's `files` array describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedFile {
+    /// The file name.
+    pub name: String,
+    /// Slack's `mimetype`.
+    pub content_type: String,
+    /// Slack's `size` in bytes.
+    pub size: u64,
+    /// `url_private_download` (or `url_private`): fetched with the bot token.
+    pub url: String,
+}
+
+/// The downloadable files of a `message` event. Entries without a private URL (a file hidden
+/// by the workspace's plan limit, a deleted file's tombstone, an external file) are skipped.
+pub fn shared_files(event: &Value) -> Vec<SharedFile> {
+    let Some(files) = event.get("files").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    files
+        .iter()
+        .filter(|file| {
+            !matches!(
+                text(file, "mode"),
+                Some("tombstone" | "hidden_by_limit" | "external")
+            )
+        })
+        .filter_map(|file| {
+            let url = text(file, "url_private_download").or_else(|| text(file, "url_private"))?;
+            Some(SharedFile {
+                name: text(file, "name")
+                    .or_else(|| text(file, "title"))
+                    .unwrap_or("file")
+                    .to_string(),
+                content_type: text(file, "mimetype")
+                    .unwrap_or("application/octet-stream")
+                    .to_string(),
+                size: file.get("size").and_then(Value::as_u64).unwrap_or(0),
+                url: url.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// Puts the looked-up display name into an event that shows one.
 pub fn with_agent_name(event: DeskEvent, name: String) -> DeskEvent {
     match event {
@@ -223,6 +268,7 @@ pub fn with_agent_name(event: DeskEvent, name: String) -> DeskEvent {
             message_ts,
             agent_id,
             text,
+            files,
             ..
         } => DeskEvent::AgentMessage {
             event_id,
@@ -231,6 +277,7 @@ pub fn with_agent_name(event: DeskEvent, name: String) -> DeskEvent {
             agent_id,
             agent_name: name,
             text,
+            files,
         },
         DeskEvent::AgentEdited {
             event_id,
@@ -290,6 +337,32 @@ mod tests {
             Outcome::Ignored(why) => assert!(why.contains(because), "{why}"),
             Outcome::Event { event, .. } => panic!("expected ignored, got {event:?}"),
         }
+    }
+
+    #[test]
+    fn shared_files_come_from_the_message_files_array() {
+        let event = json!({
+            "type": "message", "subtype": "file_share", "channel": "C1", "user": "U1",
+            "text": "the invoice", "ts": "2.0", "thread_ts": "1.0",
+            "files": [
+                {"id": "F1", "name": "invoice.pdf", "title": "Invoice", "mimetype": "application/pdf",
+                 "filetype": "pdf", "size": 43518, "mode": "hosted",
+                 "url_private": "https://files.slack.com/files-pri/T1-F1/invoice.pdf",
+                 "url_private_download": "https://files.slack.com/files-pri/T1-F1/download/invoice.pdf"},
+                {"id": "F2", "mode": "hidden_by_limit"},
+                {"id": "F3", "mode": "tombstone"}
+            ]
+        });
+        assert_eq!(
+            shared_files(&event),
+            vec![SharedFile {
+                name: "invoice.pdf".into(),
+                content_type: "application/pdf".into(),
+                size: 43518,
+                url: "https://files.slack.com/files-pri/T1-F1/download/invoice.pdf".into(),
+            }]
+        );
+        assert!(shared_files(&json!({"type": "message"})).is_empty());
     }
 
     #[test]
@@ -355,6 +428,7 @@ mod tests {
                 agent_id: "U123ABC456".into(),
                 agent_name: "U123ABC456".into(),
                 text: "Hello world".into(),
+                files: Vec::new(),
             }
         );
     }

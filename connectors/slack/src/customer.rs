@@ -12,17 +12,20 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::Value;
 use switchboard_api::{
-    Author, Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway, Health,
-    Identity, Inbound, InboundKind, IngestError, Outbound,
+    text_with_links, too_large_message, Author, Capabilities, ChannelKind, Connector,
+    ConnectorError, DeliveryReceipt, FileRef, Gateway, Health, Identity, Inbound, InboundKind,
+    IngestError, Outbound,
 };
 use tokio::sync::OnceCell;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::blocks;
 use crate::client::{self, BotIdentity, EnvelopeHandler, SlackWeb, UserProfile};
 use crate::config::{resolved_tokens, SlackMode};
 use crate::customer_config::SlackCustomerConfig;
 use crate::customer_convert::{self as convert, ButtonPress, CustomerOutcome};
 use crate::pacing::ChannelPacing;
+use crate::shared_files;
 
 /// The name this connector's errors and logs carry.
 pub const CUSTOMER_CONNECTOR: &str = "slack customers";
@@ -41,7 +44,12 @@ pub(crate) struct CustomerShared {
     health: Mutex<Health>,
     /// Slack user id -> name and email; both change rarely and users.info is rate limited.
     profiles: Mutex<HashMap<String, UserProfile>>,
+    /// Customers' files larger than this are not downloaded (the gateway names them).
+    max_file_bytes: u64,
 }
+
+/// The limit on customers' files when the gateway sets none.
+const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 
 /// The shared transport names itself "slack desk"; this connector's errors name it instead.
 fn renamed(error: ConnectorError) -> ConnectorError {
@@ -77,8 +85,19 @@ impl SlackCustomerConnector {
                 bot: OnceCell::new(),
                 health: Mutex::new(Health::Down("not started (auth.test pending)".into())),
                 profiles: Mutex::new(HashMap::new()),
+                max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             }),
         })
+    }
+
+    /// Downloads customers' files up to `max_bytes` each (the gateway's `files.max_bytes`).
+    /// Call before `run`.
+    pub fn with_max_file_bytes(mut self, max_bytes: u64) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.max_file_bytes = max_bytes,
+            None => warn!("slack customers: file limit set after start; keeping the old one"),
+        }
+        self
     }
 }
 
@@ -128,6 +147,40 @@ impl CustomerShared {
         let result = self
             .web
             .post_message(channel, Some(thread_ts), text, blocks)
+            .await
+            .map_err(renamed);
+        self.note(&result);
+        if let Err(ConnectorError::RateLimited { retry_after, .. }) = &result {
+            self.pacing.hold(channel, *retry_after).await;
+        }
+        result
+    }
+
+    /// Uploads an agent's (or the AI's) file into the customer's thread at the channel's
+    /// pace, with the same upload flow the desk uses; a file whose bytes expired goes as its
+    /// link.
+    async fn upload(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        file: &FileRef,
+        comment: &str,
+    ) -> Result<String, ConnectorError> {
+        let Some(bytes) = file.bytes.clone() else {
+            let text = text_with_links(comment, std::slice::from_ref(file));
+            return self.post(channel, thread_ts, &text, None).await;
+        };
+        self.pacing.wait_turn(channel).await;
+        let result = self
+            .web
+            .upload_file(
+                channel,
+                thread_ts,
+                &file.name,
+                &file.content_type,
+                bytes,
+                comment,
+            )
             .await
             .map_err(renamed);
         self.note(&result);
@@ -198,6 +251,12 @@ impl CustomerIntake {
             }
         };
         let author = self.shared.identity(&message.user).await?;
+        let files = shared_files::fetch(
+            self.shared.web.as_ref(),
+            message.files,
+            self.shared.max_file_bytes,
+        )
+        .await?;
         let inbound = Inbound {
             channel: ChannelKind::Slack,
             conversation_key: message.conversation_key,
@@ -206,8 +265,35 @@ impl CustomerIntake {
             author,
             text: message.text,
             context: Default::default(),
+            files,
         };
-        self.accept(inbound).await
+        let refused: Vec<String> = inbound
+            .files
+            .iter()
+            .filter(|file| file.bytes.is_none() && file.size > self.shared.max_file_bytes)
+            .map(|file| too_large_message(&file.name, file.size, self.shared.max_file_bytes))
+            .collect();
+        let had_files = !inbound.files.is_empty();
+        let key = inbound.conversation_key.clone();
+        let notice = match self.gateway.accept(inbound).await {
+            Ok(accepted) => {
+                debug!(conversation = %accepted.conversation_id, key, new = accepted.is_new, "slack customer message stored");
+                (accepted.is_new && !refused.is_empty()).then(|| refused.join(" "))
+            }
+            Err(IngestError::Rejected(reason)) => {
+                warn!(%reason, key, "slack customer message rejected");
+                had_files.then_some(reason)
+            }
+            Err(error) => return Err(error),
+        };
+        // Files left behind: the customer hears why in their thread (best effort).
+        if let (Some(notice), Some((channel, thread_ts))) = (notice, convert::thread_of(&key)) {
+            let text = format!("Not received: {}", blocks::escape(&notice));
+            if let Err(error) = self.shared.post(channel, thread_ts, &text, None).await {
+                warn!(%error, key, "file refusal not posted");
+            }
+        }
+        Ok(())
     }
 
     /// Maps one interaction payload (a button press) and hands it to the gateway.
@@ -238,6 +324,7 @@ impl CustomerIntake {
             author,
             text,
             context: Default::default(),
+            files: Vec::new(),
         };
         self.accept(inbound).await
     }
@@ -285,7 +372,7 @@ impl Connector for SlackCustomerConnector {
             buttons: true,
             threads: true,
             edits: false,
-            files: false,
+            files: true,
         }
     }
 
@@ -340,19 +427,40 @@ impl Connector for SlackCustomerConnector {
                 ),
             });
         };
-        if outbound.author == Author::Customer || outbound.text.trim().is_empty() {
+        if outbound.author == Author::Customer
+            || (outbound.text.trim().is_empty() && outbound.files.is_empty())
+        {
             return Err(ConnectorError::Permanent {
                 connector: CUSTOMER_CONNECTOR,
                 detail: format!("outbound {} has nothing to post", outbound.id),
             });
         }
         let rendered = convert::render(outbound);
-        let ts = self
-            .shared
-            .post(channel, thread_ts, &rendered.text, rendered.blocks)
-            .await?;
+        let mut last = None;
+        if !outbound.text.trim().is_empty() {
+            last = Some(
+                self.shared
+                    .post(channel, thread_ts, &rendered.text, rendered.blocks)
+                    .await?,
+            );
+        }
+        for (index, file) in outbound.files.iter().enumerate() {
+            // A message of files only still says who sent them, on the first file.
+            let comment = if index == 0 && last.is_none() {
+                rendered.text.trim_end()
+            } else {
+                ""
+            };
+            // A failure after the text means a retry posts the text again; better than
+            // losing the files.
+            last = Some(
+                self.shared
+                    .upload(channel, thread_ts, file, comment)
+                    .await?,
+            );
+        }
         Ok(DeliveryReceipt {
-            platform_message_id: Some(ts),
+            platform_message_id: last,
         })
     }
 

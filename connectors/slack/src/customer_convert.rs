@@ -5,7 +5,8 @@
 //! - a `message` in a configured channel by a person starts (top level) or continues (in a
 //!   thread) a conversation keyed `"<channel>:<thread parent ts>"`; its id is
 //!   `"slack:<channel>:<ts>"`, so Slack's retries and Socket Mode redeliveries dedupe in the core;
-//! - plain messages, `thread_broadcast` and `file_share` (its text) count; every other subtype
+//! - plain messages, `thread_broadcast` and `file_share` (its text and its files, which the
+//!   connector downloads with its own bot token) count; every other subtype
 //!   is ignored: edits (`message_changed`: the customer's first words were already answered,
 //!   and storing an edit as a new message would make the AI answer twice), deletions, joins,
 //!   topic changes, `message_replied`;
@@ -17,10 +18,12 @@
 //!
 //! Outbound: the speaker in bold first (agents by name, the AI as the assistant), the text
 //! escaped so a reply can never ping `@channel`, and the "Talk to a human" button and the 1-5
-//! rating buttons as Block Kit.
+//! rating buttons as Block Kit. Files are uploaded into the thread after the text.
 
 use serde_json::{json, Value};
 use switchboard_api::{Author, CustomerAction, Outbound};
+
+use crate::convert::{shared_files, SharedFile};
 
 /// The `action_id` of the "Talk to a human" button.
 pub const HUMAN_ACTION_ID: &str = "sb_human";
@@ -45,6 +48,8 @@ pub struct CustomerMessage {
     pub channel: String,
     /// The message's own ts.
     pub ts: String,
+    /// The files shared with the message, to download.
+    pub files: Vec<SharedFile>,
 }
 
 /// A press of one of our buttons: where and by whom ("Talk to a human" alone in
@@ -95,6 +100,13 @@ pub fn conversation_key(channel: &str, thread_ts: &str) -> String {
     format!("{channel}:{thread_ts}")
 }
 
+/// True for a channel id or a ts as Slack writes them (`C0123ABC`, `1700000000.000100`): the
+/// conversation key joins the two with `:`, so an empty or odd one could not be split back
+/// into where the replies go (found by fuzzing).
+fn is_plain_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+}
+
 /// Splits a conversation key into the channel and the thread's parent ts.
 pub fn thread_of(conversation_key: &str) -> Option<(&str, &str)> {
     let (channel, ts) = conversation_key.split_once(':')?;
@@ -131,7 +143,7 @@ pub fn from_event(
             text(event, "type").unwrap_or("none")
         ));
     }
-    let Some(channel) = text(event, "channel") else {
+    let Some(channel) = text(event, "channel").filter(|id| is_plain_id(id)) else {
         return ignored("message without channel");
     };
     if !answers_in(channel) {
@@ -150,14 +162,19 @@ pub fn from_event(
     if user == bot_user_id {
         return ignored("written by this bot's user");
     }
-    let Some(ts) = text(event, "ts") else {
+    let Some(ts) = text(event, "ts").filter(|ts| is_plain_id(ts)) else {
         return ignored("message without ts");
     };
     let body = unescape(text(event, "text").unwrap_or_default());
-    if body.trim().is_empty() {
-        return ignored("message without text (a file or an attachment only)");
+    let files = shared_files(event);
+    if body.trim().is_empty() && files.is_empty() {
+        return ignored("message without text or files (an attachment only)");
     }
-    let parent = text(event, "thread_ts").unwrap_or(ts);
+    let parent = match text(event, "thread_ts") {
+        None => ts,
+        Some(parent) if is_plain_id(parent) => parent,
+        Some(_) => return ignored("message with an unusable thread_ts"),
+    };
     CustomerOutcome::Accepted(CustomerMessage {
         conversation_key: conversation_key(channel, parent),
         message_id: format!("slack:{channel}:{ts}"),
@@ -165,6 +182,7 @@ pub fn from_event(
         text: body.trim().to_string(),
         channel: channel.to_string(),
         ts: ts.to_string(),
+        files,
     })
 }
 
@@ -422,6 +440,20 @@ mod tests {
                 "{event} -> {outcome:?}"
             );
         }
+        // Found by fuzzing: ids the conversation key could not be split back into.
+        for event in [
+            message(json!({"channel": ""})),
+            message(json!({"channel": "C0:X"})),
+            message(json!({"ts": ""})),
+            message(json!({"thread_ts": ""})),
+            message(json!({"thread_ts": "1700000000.000100:x"})),
+        ] {
+            let outcome = from_event(&event, BOT, any_channel);
+            assert!(
+                matches!(outcome, CustomerOutcome::Ignored(_)),
+                "{event} -> {outcome:?}"
+            );
+        }
         let replied = from_callback(
             &official("message_replied.wrapped.docs.slack.dev.strict.json"),
             BOT,
@@ -471,6 +503,7 @@ mod tests {
             text: text.into(),
             actions,
             reply_context: Default::default(),
+            files: Vec::new(),
         }
     }
 

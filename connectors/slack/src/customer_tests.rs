@@ -132,6 +132,7 @@ fn outbound(key: &str, author: Author, text: &str, actions: Vec<CustomerAction>)
         text: text.into(),
         actions,
         reply_context: Default::default(),
+        files: Vec::new(),
     }
 }
 
@@ -456,4 +457,136 @@ async fn the_rating_buttons_are_posted_and_a_press_is_stored_as_the_number() {
     assert_eq!(rating.text, "4");
     assert_eq!(rating.conversation_key, key);
     assert_eq!(rating.message_id, "slack:i:13345224609.738474920.rating");
+}
+
+/// Bytes that are not valid UTF-8, so nothing can pass them along as text.
+fn binary(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(37).wrapping_add(seed) | 0x80)
+        .collect()
+}
+
+fn file_share(ts: &str, thread_ts: Option<&str>, text: &str, files: Vec<Value>) -> Value {
+    let mut event = customer_message(ts, thread_ts, text);
+    event["subtype"] = json!("file_share");
+    event["files"] = json!(files);
+    event["upload"] = json!(false);
+    event
+}
+
+#[tokio::test]
+async fn a_customers_shared_file_reaches_the_gateway_with_its_bytes() {
+    let slack = SlackStandIn::start().await;
+    let (_connector, gateway) = running(&slack).await;
+    let screenshot = binary(20_000, 1);
+    let hosted = slack.host_file("error.png", "image/png", &screenshot);
+    slack.send_event(file_share(
+        "1700000100.000100",
+        Some("1700000000.000100"),
+        "",
+        vec![hosted],
+    ));
+    let stored = gateway.wait_for(1).await;
+    assert_eq!(stored.len(), 1, "a message of only a file is stored");
+    let inbound = &stored[0];
+    assert_eq!(inbound.conversation_key, "C0SHARED:1700000000.000100");
+    assert_eq!(inbound.text, "");
+    let [file] = &inbound.files[..] else {
+        panic!("one file: {:?}", inbound.files);
+    };
+    assert_eq!(
+        (file.name.as_str(), file.content_type.as_str()),
+        ("error.png", "image/png")
+    );
+    assert_eq!(file.bytes.as_deref(), Some(&screenshot[..]));
+    assert_eq!(slack.file_downloads(), 1);
+}
+
+#[tokio::test]
+async fn an_oversized_shared_file_is_not_kept_and_the_customer_told() {
+    let slack = SlackStandIn::start().await;
+    slack.set_user_with_email(CUSTOMER, "Ada", "ada@example.com");
+    let connector = Arc::new(
+        SlackCustomerConnector::new(config(&slack, SlackMode::Socket))
+            .expect("builds offline")
+            .with_max_file_bytes(1024),
+    );
+    let gateway = Arc::new(FakeGateway::default());
+    let (run, sink) = (connector.clone(), gateway.clone());
+    tokio::spawn(async move { run.run(sink).await });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while slack.socket_clients() == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let hosted = slack.host_file("backup.zip", "application/zip", &binary(2048, 2));
+    slack.send_event(file_share(
+        "1700000200.000100",
+        Some("1700000000.000100"),
+        "my backup",
+        vec![hosted],
+    ));
+    let stored = gateway.wait_for(1).await;
+    let file = &stored[0].files[0];
+    assert_eq!(
+        (file.name.as_str(), file.size, file.bytes.is_none()),
+        ("backup.zip", 2048, true)
+    );
+    // Socket Mode events lose Slack's `size` (slack-morphism's file model has none), so the
+    // limit is enforced from the download's Content-Length, before its body is read.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let notice = loop {
+        let found = slack.posts().into_iter().find(|post| {
+            post.thread_ts.as_deref() == Some("1700000000.000100")
+                && post.text.starts_with("Not received")
+        });
+        if found.is_some() || tokio::time::Instant::now() >= deadline {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        notice.map(|post| post.text).as_deref(),
+        Some("Not received: backup.zip is 2 KB; the limit is 1 KB.")
+    );
+}
+
+#[tokio::test]
+async fn an_agents_file_is_uploaded_into_the_customers_thread() {
+    let slack = SlackStandIn::start().await;
+    let connector =
+        SlackCustomerConnector::new(config(&slack, SlackMode::Socket)).expect("builds offline");
+    assert!(
+        connector.capabilities().files,
+        "the outbox hands it the bytes"
+    );
+    let guide = binary(4_000, 3);
+    let mut reply = outbound(
+        "C0SHARED:1700000000.000100",
+        Author::Agent { name: "Sam".into() },
+        "Here is the guide.",
+        vec![],
+    );
+    reply.files = vec![switchboard_api::FileRef {
+        id: "f1".into(),
+        name: "guide.pdf".into(),
+        content_type: "application/pdf".into(),
+        size: guide.len() as u64,
+        url: Some("https://support.example.com/files/c/f1?exp=1&sig=a".into()),
+        bytes: Some(bytes::Bytes::from(guide.clone())),
+    }];
+    connector.send(&reply).await.expect("delivered");
+    let posts = slack.posts();
+    assert!(
+        posts.iter().any(|post| post.channel == SHARED
+            && post.thread_ts.as_deref() == Some("1700000000.000100")
+            && post.text == "*Sam (support team):* Here is the guide."),
+        "{posts:?}"
+    );
+    let files = slack.files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].name, "guide.pdf");
+    assert_eq!(files[0].bytes, guide);
+    assert_eq!(files[0].channel, SHARED);
+    assert_eq!(files[0].thread_ts.as_deref(), Some("1700000000.000100"));
 }

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::Value;
 use switchboard_api::{
-    Briefing, ConnectorError, Desk, DeskEvent, DeskSink, Health, IngestError, ThreadRef,
+    Attachment, Briefing, ConnectorError, Desk, DeskEvent, DeskSink, FileRef, Health, IngestError,
+    ThreadRef,
 };
 use tokio::sync::OnceCell;
 use tracing::{debug, info, warn, Instrument};
@@ -19,8 +20,12 @@ use tracing::{debug, info, warn, Instrument};
 use crate::blocks;
 use crate::client::{self, BotIdentity, EnvelopeHandler, SlackWeb, CONNECTOR};
 use crate::config::{resolved_tokens, SlackDeskConfig, SlackMode};
-use crate::convert::{self, Outcome};
+use crate::convert::{self, Outcome, SharedFile};
 use crate::pacing::ChannelPacing;
+use crate::shared_files;
+
+/// The limit on agents' files when the gateway sets none.
+const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 
 /// The Slack agent desk.
 pub struct SlackDesk {
@@ -36,6 +41,8 @@ pub(crate) struct Shared {
     health: Mutex<Health>,
     /// Slack user id -> display name; names change rarely and users.info is rate limited.
     names: Mutex<HashMap<String, String>>,
+    /// Agents' files larger than this are not downloaded (the core tells the thread).
+    max_file_bytes: u64,
 }
 
 impl SlackDesk {
@@ -57,8 +64,17 @@ impl SlackDesk {
                 bot: OnceCell::new(),
                 health: Mutex::new(Health::Down("not started (auth.test pending)".into())),
                 names: Mutex::new(HashMap::new()),
+                max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             }),
         })
+    }
+
+    /// Downloads agents' files up to `max_bytes` each (the gateway's `files.max_bytes`).
+    pub fn with_max_file_bytes(mut self, max_bytes: u64) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.max_file_bytes = max_bytes;
+        }
+        self
     }
 
     /// The configured default support channel.
@@ -122,6 +138,12 @@ impl Shared {
         }
     }
 
+    /// Downloads an agent's files, bounded by the limit; a file over it comes back without
+    /// bytes (the core tells the thread), a failed download asks Slack to redeliver.
+    async fn fetch_files(&self, files: Vec<SharedFile>) -> Result<Vec<Attachment>, IngestError> {
+        shared_files::fetch(self.web.as_ref(), files, self.max_file_bytes).await
+    }
+
     /// The agent's display name: users.info once per user, then the cache.
     async fn agent_name(&self, user: &str) -> Result<String, IngestError> {
         if let Some(name) = self
@@ -178,6 +200,32 @@ impl Relay {
         let event = match name_of {
             Some(user) => convert::with_agent_name(event, self.shared.agent_name(&user).await?),
             None => event,
+        };
+        let event = match event {
+            DeskEvent::AgentMessage {
+                event_id,
+                thread,
+                message_ts,
+                agent_id,
+                agent_name,
+                text,
+                ..
+            } => {
+                let shared = callback
+                    .get("event")
+                    .map(convert::shared_files)
+                    .unwrap_or_default();
+                DeskEvent::AgentMessage {
+                    files: self.shared.fetch_files(shared).await?,
+                    event_id,
+                    thread,
+                    message_ts,
+                    agent_id,
+                    agent_name,
+                    text,
+                }
+            }
+            other => other,
         };
         debug!(
             event_id,
@@ -307,6 +355,33 @@ impl Desk for SlackDesk {
         self.shared
             .post(&thread.channel, Some(&thread.ts), &text, None)
             .await
+    }
+
+    async fn upload_in_thread(
+        &self,
+        thread: &ThreadRef,
+        file: &FileRef,
+        comment: &str,
+    ) -> Result<String, ConnectorError> {
+        let Some(bytes) = file.bytes.clone() else {
+            let text = switchboard_api::text_with_links(comment, std::slice::from_ref(file));
+            return self.post_in_thread(thread, &text).await;
+        };
+        self.shared.pacing.wait_turn(&thread.channel).await;
+        let result = self
+            .shared
+            .web
+            .upload_file(
+                &thread.channel,
+                &thread.ts,
+                &file.name,
+                &file.content_type,
+                bytes,
+                &blocks::escape(comment),
+            )
+            .await;
+        self.shared.after_call(&thread.channel, &result).await;
+        result
     }
 
     async fn health(&self) -> Health {

@@ -28,6 +28,7 @@ mod customer_tests;
 mod desk;
 mod events_http;
 mod pacing;
+mod shared_files;
 pub mod signature;
 #[cfg(feature = "standin")]
 pub mod standin;

@@ -52,8 +52,44 @@ pub struct RecordedPost {
     pub at: Instant,
 }
 
+/// One file shared into a channel through Slack's external upload flow
+/// (`files.getUploadURLExternal`, the bytes POSTed to the upload URL, `files.completeUploadExternal`).
+#[derive(Debug, Clone)]
+pub struct RecordedFile {
+    /// The file id Slack assigned.
+    pub id: String,
+    /// The name given to `files.getUploadURLExternal`.
+    pub name: String,
+    /// The title given on completion.
+    pub title: Option<String>,
+    /// The `content-type` of the upload POST.
+    pub content_type: String,
+    /// The bytes uploaded.
+    pub bytes: Vec<u8>,
+    /// The channel shared into (`channel_id`).
+    pub channel: String,
+    /// The thread shared into, if any.
+    pub thread_ts: Option<String>,
+    /// The message shown with the file.
+    pub initial_comment: Option<String>,
+}
+
+/// An upload URL handed out, waiting for its bytes and completion.
+#[derive(Debug, Clone, Default)]
+struct PendingUpload {
+    name: String,
+    length: usize,
+    content_type: String,
+    bytes: Option<Vec<u8>>,
+}
+
 #[derive(Default)]
 struct Recorded {
+    files: Vec<RecordedFile>,
+    uploads: HashMap<String, PendingUpload>,
+    /// Files agents "posted": id -> (bytes, mimetype), served at `url_private_download`.
+    hosted: HashMap<String, (Vec<u8>, String)>,
+    file_downloads: u32,
     posts: Vec<RecordedPost>,
     acks: HashSet<String>,
     fail_429: u32,
@@ -115,6 +151,8 @@ impl SlackStandIn {
         let app = Router::new()
             .route("/api/{method}", any(api))
             .route("/socket", get(socket))
+            .route("/upload/{file_id}", axum::routing::post(upload))
+            .route("/files-pri/{file_id}/{name}", get(private_file))
             .with_state(inner.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -148,6 +186,51 @@ impl SlackStandIn {
             }
             let _ = tokio::time::timeout_at(deadline, notified).await;
         }
+    }
+
+    /// Every file shared through the external upload flow so far.
+    pub fn files(&self) -> Vec<RecordedFile> {
+        self.inner.lock().files.clone()
+    }
+
+    /// Waits until at least `n` files were shared or `timeout` passed; returns what arrived.
+    pub async fn wait_for_files(&self, n: usize, timeout: Duration) -> Vec<RecordedFile> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.changed.notified();
+            let files = self.files();
+            if files.len() >= n || tokio::time::Instant::now() >= deadline {
+                return files;
+            }
+            let _ = tokio::time::timeout_at(deadline, notified).await;
+        }
+    }
+
+    /// Hosts a file an agent posted; returns its object as Slack puts it in a message's
+    /// `files` array (with `url_private_download`, fetched with the bot token).
+    pub fn host_file(&self, name: &str, mimetype: &str, bytes: &[u8]) -> Value {
+        let mut recorded = self.inner.lock();
+        recorded.seq += 1;
+        let id = format!("F0AGENT{:04}", recorded.seq);
+        recorded
+            .hosted
+            .insert(id.clone(), (bytes.to_vec(), mimetype.to_string()));
+        let base = format!("http://{}/files-pri/{id}", self.inner.addr);
+        json!({
+            "id": id, "created": 1_700_000_000, "timestamp": 1_700_000_000, "name": name,
+            "title": name, "mimetype": mimetype, "filetype": name.rsplit('.').next().unwrap_or(""),
+            "pretty_type": mimetype, "user": "U0AGENT", "mode": "hosted", "editable": false,
+            "is_external": false, "external_type": "", "is_public": false,
+            "public_url_shared": false, "display_as_bot": false, "size": bytes.len(),
+            "url_private": format!("{base}/{name}"),
+            "url_private_download": format!("{base}/{name}?download=1"),
+            "permalink": format!("https://standin.slack.com/files/U0AGENT/{id}/{name}"),
+        })
+    }
+
+    /// How many times a hosted file was downloaded.
+    pub fn file_downloads(&self) -> u32 {
+        self.inner.lock().file_downloads
     }
 
     /// Starts or ends an outage: while it lasts, posts and updates answer HTTP 503.
@@ -495,8 +578,117 @@ async fn api(
             )
             .into_response()
         }
+        "files.getUploadURLExternal" => {
+            let (Some(name), Some(length)) = (param("filename"), param("length")) else {
+                return slack_error("invalid_arguments");
+            };
+            let Ok(length) = length.parse::<usize>() else {
+                return slack_error("invalid_arguments");
+            };
+            let mut recorded = inner.lock();
+            recorded.seq += 1;
+            let file_id = format!("F0UPLOAD{:04}", recorded.seq);
+            recorded.uploads.insert(
+                file_id.clone(),
+                PendingUpload {
+                    name,
+                    length,
+                    ..Default::default()
+                },
+            );
+            let upload_url = format!("http://{}/upload/{file_id}", inner.addr);
+            Json(json!({"ok": true, "upload_url": upload_url, "file_id": file_id})).into_response()
+        }
+        "files.completeUploadExternal" => {
+            let Some(Value::Array(files)) = params.get("files").cloned() else {
+                return slack_error("invalid_arguments");
+            };
+            let channel = param("channel_id");
+            let mut recorded = inner.lock();
+            let mut done = Vec::new();
+            for file in &files {
+                let id = file.get("id").and_then(Value::as_str).unwrap_or_default();
+                // Slack refuses to complete a file whose bytes never arrived.
+                let Some(upload) = recorded.uploads.get(id).cloned() else {
+                    return slack_error("file_not_found");
+                };
+                let Some(bytes) = upload.bytes.clone() else {
+                    return slack_error("file_not_found");
+                };
+                let title = file.get("title").and_then(Value::as_str).map(String::from);
+                done.push(json!({"id": id, "name": upload.name, "title": title,
+                                 "size": bytes.len(), "mimetype": upload.content_type}));
+                if let Some(channel) = &channel {
+                    recorded.files.push(RecordedFile {
+                        id: id.to_string(),
+                        name: upload.name.clone(),
+                        title,
+                        content_type: upload.content_type.clone(),
+                        bytes,
+                        channel: channel.clone(),
+                        thread_ts: param("thread_ts"),
+                        initial_comment: param("initial_comment"),
+                    });
+                }
+                recorded.uploads.remove(id);
+            }
+            drop(recorded);
+            inner.changed.notify_waiters();
+            Json(json!({"ok": true, "files": done})).into_response()
+        }
         _ => slack_error("unknown_method"),
     }
+}
+
+/// The upload URL: takes the raw bytes (Slack also takes a multipart `file` field; the
+/// slack-morphism client sends raw bytes) and answers `OK - <length>` in plain text.
+async fn upload(
+    State(inner): State<Arc<Inner>>,
+    Path(file_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut recorded = inner.lock();
+    let Some(upload) = recorded.uploads.get_mut(&file_id) else {
+        return (StatusCode::NOT_FOUND, "unknown upload").into_response();
+    };
+    if body.len() != upload.length {
+        return (StatusCode::BAD_REQUEST, "length mismatch").into_response();
+    }
+    upload.content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    upload.bytes = Some(body.to_vec());
+    (StatusCode::OK, format!("OK - {}", body.len())).into_response()
+}
+
+/// `url_private` / `url_private_download`: the bot token in `Authorization` is required;
+/// without it Slack shows its sign-in page (HTML, status 200), which the stand-in copies.
+async fn private_file(
+    State(inner): State<Arc<Inner>>,
+    Path((file_id, _name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let authorized = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|token| token.starts_with("xoxb-") && token != "xoxb-revoked");
+    if !authorized {
+        return (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<html><body>Sign in to Stand-in</body></html>",
+        )
+            .into_response();
+    }
+    let mut recorded = inner.lock();
+    let Some((bytes, mimetype)) = recorded.hosted.get(&file_id).cloned() else {
+        return (StatusCode::NOT_FOUND, "file not found").into_response();
+    };
+    recorded.file_downloads += 1;
+    ([(header::CONTENT_TYPE, mimetype)], bytes).into_response()
 }
 
 async fn socket(State(inner): State<Arc<Inner>>, upgrade: WebSocketUpgrade) -> Response {

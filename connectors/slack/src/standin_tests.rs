@@ -290,6 +290,7 @@ async fn socket_mode_relays_an_agent_reply_and_acks_it() {
             agent_id: "U0AGENT".into(),
             agent_name: "Dana".into(),
             text: "Refunded, sorry!".into(),
+            files: Vec::new(),
         }]
     );
     assert!(slack.wait_for_ack(&envelope, WAIT).await, "envelope acked");

@@ -4,21 +4,33 @@
 //! `getUpdates` goes through teloxide's transport with a payload of our own whose result is
 //! raw JSON, so each update is read by the lenient [`crate::convert`] (the webhook path
 //! reads the same JSON) instead of teloxide's strict `Update`, which cannot hold Telegram's
-//! own off-spec examples. Everything else uses teloxide's typed requests.
+//! own off-spec examples. Everything else uses teloxide's typed requests (files go out as
+//! multipart `sendPhoto`/`sendDocument` and come in through `getFile` and the file path).
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use switchboard_api::ConnectorError;
-use teloxide::payloads::{AnswerCallbackQuerySetters, SendMessageSetters};
+use teloxide::net::Download;
+use teloxide::payloads::{
+    AnswerCallbackQuerySetters, SendDocumentSetters, SendMessageSetters, SendPhotoSetters,
+};
 use teloxide::requests::{JsonRequest, Payload, Requester};
 use teloxide::types::{
-    CallbackQueryId, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity,
+    CallbackQueryId, ChatId, FileId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile,
+    MessageEntity,
 };
 use teloxide::{ApiError, Bot, RequestError};
+use tokio::io::AsyncWrite;
+use tracing::warn;
 
-use crate::convert::{rate_button_data, OutgoingPart, HUMAN_BUTTON_DATA, HUMAN_BUTTON_LABEL};
+use crate::convert::{
+    rate_button_data, OutgoingFile, OutgoingPart, HUMAN_BUTTON_DATA, HUMAN_BUTTON_LABEL,
+};
 
 /// The connector's name in errors and logs.
 pub const CONNECTOR: &str = "telegram";
@@ -131,25 +143,99 @@ impl BotClient {
             // An entity, not Markdown: the text goes out exactly as written, nothing to escape.
             request = request.entities(vec![MessageEntity::bold(0, length)]);
         }
-        let mut rows: Vec<Vec<InlineKeyboardButton>> = Vec::new();
-        if part.human_button {
-            let button = InlineKeyboardButton::callback(HUMAN_BUTTON_LABEL, HUMAN_BUTTON_DATA);
-            rows.push(vec![button]);
-        }
-        if part.rate_buttons {
-            rows.push(
-                (1..=5u8)
-                    .map(|n| InlineKeyboardButton::callback(n.to_string(), rate_button_data(n)))
-                    .collect(),
-            );
-        }
-        if !rows.is_empty() {
-            request = request.reply_markup(InlineKeyboardMarkup::new(rows));
+        if let Some(keyboard) = keyboard(part) {
+            request = request.reply_markup(keyboard);
         }
         let message = request
             .await
             .map_err(|error| map_error(error, "sendMessage"))?;
         Ok(message.id.0)
+    }
+
+    /// Sends one file (`sendPhoto` or `sendDocument`, multipart) with its caption; returns
+    /// Telegram's message id. A photo Telegram refuses (odd dimensions, a type it will not
+    /// recompress) is sent again as a document, so the customer still gets the file.
+    pub async fn send_file(&self, chat: i64, file: &OutgoingFile) -> Result<i32, ConnectorError> {
+        if file.as_photo {
+            match self.send_document_or_photo(chat, file, true).await {
+                Err(ConnectorError::Permanent { detail, .. }) => {
+                    warn!(chat, file = %file.name, %detail, "photo refused; sending it as a document");
+                }
+                other => return other,
+            }
+        }
+        self.send_document_or_photo(chat, file, false).await
+    }
+
+    async fn send_document_or_photo(
+        &self,
+        chat: i64,
+        file: &OutgoingFile,
+        as_photo: bool,
+    ) -> Result<i32, ConnectorError> {
+        let input = InputFile::memory(file.bytes.clone()).file_name(file.name.clone());
+        let caption = &file.caption;
+        let entities = caption
+            .bold_prefix_utf16
+            .map(|length| vec![MessageEntity::bold(0, length)]);
+        let keyboard = keyboard(caption);
+        let sent = if as_photo {
+            let mut request = self.bot.send_photo(ChatId(chat), input);
+            if !caption.text.is_empty() {
+                request = request.caption(caption.text.clone());
+            }
+            if let Some(entities) = entities {
+                request = request.caption_entities(entities);
+            }
+            if let Some(keyboard) = keyboard {
+                request = request.reply_markup(keyboard);
+            }
+            request.await.map_err(|error| map_error(error, "sendPhoto"))
+        } else {
+            let mut request = self.bot.send_document(ChatId(chat), input);
+            if !caption.text.is_empty() {
+                request = request.caption(caption.text.clone());
+            }
+            if let Some(entities) = entities {
+                request = request.caption_entities(entities);
+            }
+            if let Some(keyboard) = keyboard {
+                request = request.reply_markup(keyboard);
+            }
+            request
+                .await
+                .map_err(|error| map_error(error, "sendDocument"))
+        };
+        Ok(sent?.id.0)
+    }
+
+    /// Fetches a customer's file: `getFile`, then `<api>/file/bot<token>/<file_path>`. More
+    /// than `max_bytes`, announced by `getFile` or counted while downloading, is refused
+    /// without reading the rest.
+    pub async fn fetch_file(
+        &self,
+        file_id: &str,
+        max_bytes: u64,
+    ) -> Result<FetchedFile, ConnectorError> {
+        let file = self
+            .bot
+            .get_file(FileId(file_id.to_string()))
+            .await
+            .map_err(|error| map_error(error, "getFile"))?;
+        // teloxide fills in u32::MAX when Telegram leaves the size out.
+        if file.size != u32::MAX && u64::from(file.size) > max_bytes {
+            return Ok(FetchedFile::TooLarge(u64::from(file.size)));
+        }
+        let mut buffer = BoundedBuffer::new(max_bytes);
+        let downloaded = self.bot.download_file(&file.path, &mut buffer).await;
+        if let Some(received) = buffer.exceeded {
+            return Ok(FetchedFile::TooLarge(received));
+        }
+        downloaded.map_err(|error| ConnectorError::Transient {
+            connector: CONNECTOR,
+            detail: format!("file download: {error}"),
+        })?;
+        Ok(FetchedFile::Bytes(Bytes::from(buffer.data)))
     }
 
     /// Stops a pressed button's spinner, optionally with a short notice.
@@ -168,6 +254,77 @@ impl BotClient {
             .await
             .map(|_| ())
             .map_err(|error| map_error(error, "answerCallbackQuery"))
+    }
+}
+
+/// The buttons under a message, if it has any.
+fn keyboard(part: &OutgoingPart) -> Option<InlineKeyboardMarkup> {
+    let mut rows: Vec<Vec<InlineKeyboardButton>> = Vec::new();
+    if part.human_button {
+        let button = InlineKeyboardButton::callback(HUMAN_BUTTON_LABEL, HUMAN_BUTTON_DATA);
+        rows.push(vec![button]);
+    }
+    if part.rate_buttons {
+        rows.push(
+            (1..=5u8)
+                .map(|n| InlineKeyboardButton::callback(n.to_string(), rate_button_data(n)))
+                .collect(),
+        );
+    }
+    (!rows.is_empty()).then(|| InlineKeyboardMarkup::new(rows))
+}
+
+/// A customer's file as fetched from Telegram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchedFile {
+    /// The whole file.
+    Bytes(Bytes),
+    /// Over the limit: the size Telegram announced, or what had arrived when the download
+    /// was cut off.
+    TooLarge(u64),
+}
+
+/// A download destination that refuses to grow past its limit, so a file that lied about
+/// its size (or announced none) cannot fill the memory.
+struct BoundedBuffer {
+    data: Vec<u8>,
+    limit: u64,
+    /// Set to the bytes offered so far once they pass the limit.
+    exceeded: Option<u64>,
+}
+
+impl BoundedBuffer {
+    fn new(limit: u64) -> BoundedBuffer {
+        BoundedBuffer {
+            data: Vec::new(),
+            limit,
+            exceeded: None,
+        }
+    }
+}
+
+impl AsyncWrite for BoundedBuffer {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let total = this.data.len() as u64 + buf.len() as u64;
+        if total > this.limit {
+            this.exceeded = Some(total);
+            return Poll::Ready(Err(std::io::Error::other("file over the size limit")));
+        }
+        this.data.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 

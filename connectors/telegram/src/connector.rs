@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use async_trait::async_trait;
 use serde_json::Value;
 use switchboard_api::{
-    Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway, Health,
-    IngestError, Outbound,
+    too_large_message, Attachment, Capabilities, ChannelKind, Connector, ConnectorError,
+    DeliveryReceipt, Gateway, Health, IngestError, Outbound,
 };
 use tracing::{debug, info, warn, Instrument};
 
-use crate::client::{BotClient, CONNECTOR};
+use crate::client::{BotClient, FetchedFile, CONNECTOR};
 use crate::config::{TelegramConfig, TelegramMode};
-use crate::convert::{self, OutgoingPart, UpdateAction, DECLINE_TEXT};
+use crate::convert::{self, OutgoingFile, OutgoingPart, RemoteFile, UpdateAction, DECLINE_TEXT};
 use crate::lease::PollLease;
 use crate::pacing::SendPacing;
 use crate::{polling, webhook};
@@ -34,7 +34,16 @@ pub(crate) struct Shared {
     pacing: SendPacing,
     health: Mutex<Health>,
     pub(crate) lease: OnceLock<Arc<dyn PollLease>>,
+    /// The largest customer file fetched (the gateway's `files.max_bytes`, capped at what
+    /// Telegram lets bots download).
+    max_file_bytes: u64,
 }
+
+/// Telegram serves bots files up to 20 MB (`getFile` refuses bigger ones).
+pub const TELEGRAM_DOWNLOAD_LIMIT: u64 = 20 * 1024 * 1024;
+/// How often a file download that failed on the network is tried before the message is
+/// stored without it (saying so), rather than holding up the chat's later messages.
+const FETCH_ATTEMPTS: u32 = 3;
 
 impl TelegramConnector {
     /// Builds the connector from a validated config whose secrets are resolved; connects to
@@ -56,8 +65,19 @@ impl TelegramConnector {
                 pacing: SendPacing::telegram(),
                 health: Mutex::new(Health::Down("not started (getMe pending)".into())),
                 lease: OnceLock::new(),
+                max_file_bytes: TELEGRAM_DOWNLOAD_LIMIT,
             }),
         })
+    }
+
+    /// Refuses customers' files over `max_bytes` (the gateway's `files.max_bytes`) before
+    /// downloading them. Call before `run`.
+    pub fn with_max_file_bytes(mut self, max_bytes: u64) -> TelegramConnector {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.max_file_bytes = max_bytes.min(TELEGRAM_DOWNLOAD_LIMIT),
+            None => warn!("telegram: file limit set after start; keeping the old one"),
+        }
+        self
     }
 
     /// Polls only while `lease` is held, so one of several gateway instances polls.
@@ -102,7 +122,11 @@ impl Shared {
         };
         let update_id = parsed.update_id;
         match parsed.action {
-            UpdateAction::Store(inbound) => self.store(gateway, update_id, inbound).await,
+            UpdateAction::Store(mut inbound) => {
+                let remote = convert::remote_files(raw, self.max_file_bytes);
+                inbound.files = self.fetch_files(remote).await;
+                self.store(gateway, update_id, inbound).await
+            }
             UpdateAction::Greet { chat_id } => {
                 // Not stored: `/start` carries no question, and the greeting is not part of
                 // the support conversation (a redelivered /start greets twice, harmlessly).
@@ -136,6 +160,53 @@ impl Shared {
         }
     }
 
+    /// Downloads a message's files. One over the limit is not downloaded, and one that cannot
+    /// be fetched is kept without bytes: the gateway names both in the conversation.
+    async fn fetch_files(&self, remote: Vec<RemoteFile>) -> Vec<Attachment> {
+        let mut files = Vec::with_capacity(remote.len());
+        for file in remote {
+            let limit = self.max_file_bytes;
+            if let Some(size) = file.size.filter(|size| *size > limit) {
+                files.push(Attachment::over_limit(&file.name, &file.content_type, size));
+                continue;
+            }
+            let mut attempt = 1;
+            let fetched = loop {
+                match self.client.fetch_file(&file.file_id, limit).await {
+                    Err(error) if error.is_retryable() && attempt < FETCH_ATTEMPTS => {
+                        debug!(%error, attempt, file = %file.name, "file download failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(
+                            500 * u64::from(attempt),
+                        ))
+                        .await;
+                        attempt += 1;
+                    }
+                    other => break other,
+                }
+            };
+            files.push(match fetched {
+                Ok(FetchedFile::Bytes(bytes)) => {
+                    Attachment::new(&file.name, &file.content_type, bytes)
+                }
+                Ok(FetchedFile::TooLarge(size)) => {
+                    Attachment::over_limit(&file.name, &file.content_type, size)
+                }
+                Err(error) => {
+                    warn!(%error, file = %file.name, "customer's file not fetched");
+                    // No bytes and no size over the limit: the gateway says it "could not
+                    // be received".
+                    Attachment {
+                        name: file.name,
+                        content_type: file.content_type,
+                        size: 0,
+                        bytes: None,
+                    }
+                }
+            });
+        }
+        files
+    }
+
     async fn store(
         &self,
         gateway: &dyn Gateway,
@@ -143,8 +214,24 @@ impl Shared {
         inbound: switchboard_api::Inbound,
     ) -> Result<(), IngestError> {
         let chat = inbound.conversation_key.clone();
+        let chat_id = chat.parse::<i64>().ok();
+        // Files left behind for their size: the customer hears why, the agents see it in
+        // the stored text (the gateway adds it).
+        let too_large: Vec<String> = inbound
+            .files
+            .iter()
+            .filter(|file| file.bytes.is_none() && file.size > self.max_file_bytes)
+            .map(|file| too_large_message(&file.name, file.size, self.max_file_bytes))
+            .collect();
+        let had_files = !inbound.files.is_empty();
         match gateway.accept(inbound).await {
             Ok(accepted) => {
+                if accepted.is_new && !too_large.is_empty() {
+                    if let Some(chat_id) = chat_id {
+                        let notice = format!("Not received: {}", too_large.join(" "));
+                        self.notify(chat_id, &notice, "file refusal").await;
+                    }
+                }
                 debug!(
                     update_id,
                     chat = %chat,
@@ -157,6 +244,12 @@ impl Shared {
             Err(IngestError::Rejected(reason)) => {
                 // Retrying cannot help; move on rather than block the chat's later updates.
                 warn!(update_id, chat = %chat, reason = %reason, "update rejected by the gateway");
+                // A message of files only that was refused (too large, files off): the
+                // customer must not think it arrived.
+                if let (true, Some(chat_id)) = (had_files, chat_id) {
+                    self.notify(chat_id, &format!("Not received: {reason}"), "file refusal")
+                        .await;
+                }
                 Ok(())
             }
             Err(error) => Err(error),
@@ -178,7 +271,23 @@ impl Shared {
 
     async fn send_part(&self, chat: i64, part: &OutgoingPart) -> Result<i32, ConnectorError> {
         self.pacing.wait_turn(chat).await;
-        match self.client.send_part(chat, part).await {
+        let sent = self.client.send_part(chat, part).await;
+        self.after_send(chat, sent).await
+    }
+
+    async fn send_file(&self, chat: i64, file: &OutgoingFile) -> Result<i32, ConnectorError> {
+        self.pacing.wait_turn(chat).await;
+        let sent = self.client.send_file(chat, file).await;
+        self.after_send(chat, sent).await
+    }
+
+    /// Honours a 429's wait for the chat and marks the connector down on a revoked token.
+    async fn after_send(
+        &self,
+        chat: i64,
+        sent: Result<i32, ConnectorError>,
+    ) -> Result<i32, ConnectorError> {
+        match sent {
             Ok(id) => Ok(id),
             Err(error) => {
                 match &error {
@@ -205,7 +314,7 @@ impl Connector for TelegramConnector {
             buttons: true,
             threads: false,
             edits: false,
-            files: false,
+            files: true,
         }
     }
 
@@ -239,18 +348,23 @@ impl Connector for TelegramConnector {
             detail: error.to_string(),
         };
         let chat = convert::chat_id(outbound).map_err(permanent)?;
-        let parts = convert::render(outbound).map_err(permanent)?;
+        let rendered = convert::render_with_files(outbound).map_err(permanent)?;
         let mut last = None;
-        for part in &parts {
+        for part in &rendered.parts {
             // A failure after the first part means a retry repeats the parts already sent;
-            // rare (answers over 4096 characters) and better than losing the rest.
+            // rare (answers over 4096 characters, files after text) and better than losing
+            // the rest.
             last = Some(self.shared.send_part(chat, part).await?);
         }
+        for file in &rendered.files {
+            last = Some(self.shared.send_file(chat, file).await?);
+        }
+        let parts = rendered.parts.len() + rendered.files.len();
         debug!(
             conversation = %outbound.conversation_id,
             message = %outbound.id,
             chat,
-            parts = parts.len(),
+            parts,
             "telegram message sent"
         );
         Ok(DeliveryReceipt {

@@ -6,17 +6,20 @@
 //! users without `is_bot`, a channel in `forward_from`, a numeric inline query id, a callback
 //! query without `chat_instance`): a strict model (teloxide's `Update` included) turns those
 //! into parse errors and the customer's message would be lost. What is dropped on the way:
-//! formatting entities (the plain text is kept), file ids and sizes (a placeholder such as
-//! `[photo]` says what was sent), and the unused fields of inline queries.
+//! formatting entities (the plain text is kept) and the unused fields of inline queries.
 //!
 //! Choices: `/start` greets and is not stored (it carries no question); an edit is stored
-//! as a new message marked `(edited)` so the agent sees the correction; media are stored as
-//! placeholders with their caption; a message with nothing readable gets a polite decline;
+//! as a new message marked `(edited)` so the agent sees the correction; photos, documents,
+//! voice, audio and video are files the connector fetches ([`remote_files`]) with the caption
+//! as text, while stickers, locations, contacts and polls (and media in an edit) become
+//! placeholders such as `[sticker 😀]`; a message with nothing readable gets a polite decline;
 //! group, supergroup and channel messages are ignored (the bot serves private chats only).
 
+use bytes::Bytes;
 use serde_json::Value;
 use switchboard_api::{
-    Author, ChannelKind, CustomerAction, CustomerContext, Identity, Inbound, InboundKind, Outbound,
+    clean_content_type, clean_file_name, text_with_links, Author, ChannelKind, CustomerAction,
+    CustomerContext, FileRef, Identity, Inbound, InboundKind, Outbound,
 };
 
 /// The callback data of the "Talk to a human" button.
@@ -134,7 +137,8 @@ fn message_action(update_id: i64, message: &Value, edited: bool) -> UpdateAction
             reason: "message from a bot".to_string(),
         };
     }
-    let text = message_text(message);
+    // An edit repeats the media of the original, which was fetched already.
+    let text = message_text(message, !edited);
     if !edited && text.as_deref().is_some_and(is_start_command) {
         return UpdateAction::Greet { chat_id: chat };
     }
@@ -207,6 +211,7 @@ fn message_action(update_id: i64, message: &Value, edited: bool) -> UpdateAction
         author,
         text,
         context,
+        files: Vec::new(),
     })
 }
 
@@ -249,6 +254,7 @@ fn callback_action(update_id: i64, query: &Value) -> UpdateAction {
             author: identity(from, chat),
             text,
             context,
+            files: Vec::new(),
         }
     });
     UpdateAction::Button {
@@ -355,8 +361,10 @@ fn identity(from: Option<&Value>, chat: i64) -> Identity {
     }
 }
 
-/// The readable content of a message: its text, or its caption plus a placeholder.
-fn message_text(message: &Value) -> Option<String> {
+/// The readable content of a message: its text, or its caption plus a placeholder. A
+/// message whose media the connector fetches ([`remote_files`]) keeps only its caption (an
+/// empty text when it has none): the files themselves reach the thread.
+fn message_text(message: &Value, fetches_media: bool) -> Option<String> {
     let str_of = |value: &Value, key: &str| {
         value
             .get(key)
@@ -366,6 +374,9 @@ fn message_text(message: &Value) -> Option<String> {
             .map(str::to_string)
     };
     let text = str_of(message, "text").or_else(|| str_of(message, "caption"));
+    if fetches_media && has_media_file(message) {
+        return Some(text.unwrap_or_default());
+    }
     let placeholder = media_placeholder(message, &str_of);
     match (text, placeholder) {
         (Some(text), Some(placeholder)) => Some(format!("{text} {placeholder}")),
@@ -435,6 +446,113 @@ fn media_placeholder(
         return Some(labelled("dice", str_of(dice, "emoji")));
     }
     None
+}
+
+/// A file a customer's message carries, still on Telegram's servers (`getFile` finds it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    /// Telegram's id for the file, for `getFile`.
+    pub file_id: String,
+    /// The name to show (Telegram gives one for documents and audio; the rest get a
+    /// generic one such as `photo.jpg`).
+    pub name: String,
+    /// The MIME type.
+    pub content_type: String,
+    /// The size Telegram announced, when it did.
+    pub size: Option<u64>,
+}
+
+/// The files to fetch for a new message (none for edits, button presses and other updates).
+/// Of a photo's sizes the largest within `max_bytes` is taken; when none fits, the smallest,
+/// whose announced size then says how far over the limit it is.
+pub fn remote_files(raw: &Value, max_bytes: u64) -> Vec<RemoteFile> {
+    let Some(message) = raw.get("message") else {
+        return Vec::new();
+    };
+    let photo = message
+        .get("photo")
+        .and_then(Value::as_array)
+        .and_then(|sizes| best_photo(sizes, max_bytes));
+    photo.into_iter().chain(media_file(message)).collect()
+}
+
+/// True when the message carries a file [`remote_files`] fetches.
+fn has_media_file(message: &Value) -> bool {
+    let has_photo = message
+        .get("photo")
+        .and_then(Value::as_array)
+        .is_some_and(|sizes| !sizes.is_empty());
+    has_photo || media_file(message).is_some()
+}
+
+/// The message's one non-photo file (Telegram sends media one per message).
+fn media_file(message: &Value) -> Option<RemoteFile> {
+    // Animations also carry `document` (the same file): the animation comes first.
+    const KINDS: &[(&str, &str, &str)] = &[
+        ("animation", "animation.mp4", "video/mp4"),
+        ("voice", "voice.ogg", "audio/ogg"),
+        ("audio", "audio.mp3", "audio/mpeg"),
+        ("document", "file", "application/octet-stream"),
+        ("video", "video.mp4", "video/mp4"),
+        ("video_note", "video_message.mp4", "video/mp4"),
+    ];
+    KINDS.iter().find_map(|(kind, default_name, default_type)| {
+        let media = message.get(*kind)?;
+        let file_id = media.get("file_id").and_then(as_string)?;
+        let text = |key: &str| {
+            media
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|value| !value.is_empty())
+        };
+        let name = text("file_name")
+            .map(str::to_string)
+            .or_else(|| {
+                // An audio track without a file name is best known by its title.
+                text("title").map(|title| format!("{title}.{}", extension(default_name)))
+            })
+            .unwrap_or_else(|| default_name.to_string());
+        Some(RemoteFile {
+            file_id,
+            name: clean_file_name(&name),
+            content_type: clean_content_type(text("mime_type").unwrap_or(default_type)),
+            size: media
+                .get("file_size")
+                .and_then(as_i64)
+                .and_then(|size| u64::try_from(size).ok()),
+        })
+    })
+}
+
+fn extension(name: &str) -> &str {
+    name.rsplit_once('.').map_or("bin", |(_, ext)| ext)
+}
+
+fn best_photo(sizes: &[Value], max_bytes: u64) -> Option<RemoteFile> {
+    let candidates: Vec<(u64, Option<u64>, String)> = sizes
+        .iter()
+        .filter_map(|size| {
+            let file_id = size.get("file_id").and_then(as_string)?;
+            let pixels = |key: &str| size.get(key).and_then(as_i64).unwrap_or(0).max(0) as u64;
+            let bytes = size
+                .get("file_size")
+                .and_then(as_i64)
+                .and_then(|bytes| u64::try_from(bytes).ok());
+            Some((pixels("width") * pixels("height"), bytes, file_id))
+        })
+        .collect();
+    let fits = candidates
+        .iter()
+        .filter(|(_, bytes, _)| bytes.is_none_or(|bytes| bytes <= max_bytes))
+        .max_by_key(|(area, _, _)| *area);
+    let chosen = fits.or_else(|| candidates.iter().min_by_key(|(_, bytes, _)| *bytes))?;
+    Some(RemoteFile {
+        file_id: chosen.2.clone(),
+        name: "photo.jpg".into(),
+        content_type: "image/jpeg".into(),
+        size: chosen.1,
+    })
 }
 
 /// Who a forwarded message originally came from (Bot API 7 `forward_origin`, or the older
@@ -531,11 +649,7 @@ pub fn render(outbound: &Outbound) -> Result<Vec<OutgoingPart>, RenderError> {
     if body.is_empty() {
         return Err(RenderError::Empty);
     }
-    let speaker = match &outbound.author {
-        Author::Agent { name } => Some(format!("{} (support team):", name.trim())),
-        Author::Ai => Some("AI assistant:".to_string()),
-        Author::System | Author::Customer => None,
-    };
+    let speaker = speaker(&outbound.author);
     let text = match &speaker {
         Some(speaker) => format!("{speaker} {body}"),
         None => body.to_string(),
@@ -557,6 +671,121 @@ pub fn render(outbound: &Outbound) -> Result<Vec<OutgoingPart>, RenderError> {
             rate_buttons: rate && index == last,
         })
         .collect())
+}
+
+/// Telegram's limit on a file's caption, in characters.
+pub const MAX_CAPTION_CHARS: usize = 1024;
+/// The largest file a bot may upload (Bot API `sendDocument`); bigger ones go as links.
+pub const MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
+
+/// One file to send (`sendPhoto` or `sendDocument`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingFile {
+    /// The file name the customer sees.
+    pub name: String,
+    /// The content.
+    pub bytes: Bytes,
+    /// Send as a photo (shown inline) rather than a document.
+    pub as_photo: bool,
+    /// The caption (possibly empty) and, on the last message, the buttons.
+    pub caption: OutgoingPart,
+}
+
+/// An outbound message as Telegram messages: text parts first, then the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// Text messages.
+    pub parts: Vec<OutgoingPart>,
+    /// File messages, after the text.
+    pub files: Vec<OutgoingFile>,
+}
+
+/// Renders an outbound message with its files. A text that fits a caption becomes the first
+/// file's caption (one message, as a person would send it); a longer one goes first as text.
+/// Files without bytes (expired from the store) or over Telegram's upload limit go as links.
+pub fn render_with_files(outbound: &Outbound) -> Result<Rendered, RenderError> {
+    let (sendable, linked): (Vec<&FileRef>, Vec<&FileRef>) =
+        outbound.files.iter().partition(|file| {
+            file.bytes
+                .as_ref()
+                .is_some_and(|bytes| (bytes.len() as u64) <= MAX_UPLOAD_BYTES)
+        });
+    let linked: Vec<FileRef> = linked.into_iter().cloned().collect();
+    let text = text_with_links(&outbound.text, &linked);
+    let with_text = |text: String| Outbound {
+        text,
+        files: Vec::new(),
+        ..outbound.clone()
+    };
+    if sendable.is_empty() {
+        return Ok(Rendered {
+            parts: render(&with_text(text))?,
+            files: Vec::new(),
+        });
+    }
+    let speaker = speaker(&outbound.author);
+    let body = text.trim();
+    let caption_text = match (&speaker, body.is_empty()) {
+        (Some(speaker), true) => speaker.clone(),
+        (Some(speaker), false) => format!("{speaker} {body}"),
+        (None, _) => body.to_string(),
+    };
+    let fits = caption_text.chars().count() <= MAX_CAPTION_CHARS;
+    let mut parts = if fits || body.is_empty() {
+        Vec::new()
+    } else {
+        render(&with_text(text.clone()))?
+    };
+    for part in &mut parts {
+        part.human_button = false;
+        part.rate_buttons = false;
+    }
+    let last = sendable.len() - 1;
+    let files = sendable
+        .into_iter()
+        .enumerate()
+        .map(|(index, file)| {
+            let captioned = index == 0 && (fits || body.is_empty());
+            let caption_text = match (captioned, fits) {
+                (false, _) => String::new(),
+                (true, true) => caption_text.clone(),
+                (true, false) => speaker.clone().unwrap_or_default(),
+            };
+            OutgoingFile {
+                name: file.name.clone(),
+                bytes: file.bytes.clone().unwrap_or_default(),
+                as_photo: sends_as_photo(&file.content_type),
+                caption: OutgoingPart {
+                    bold_prefix_utf16: speaker
+                        .as_ref()
+                        .filter(|_| !caption_text.is_empty())
+                        .map(|speaker| speaker.encode_utf16().count()),
+                    text: caption_text,
+                    human_button: index == last
+                        && outbound.actions.contains(&CustomerAction::TalkToHuman),
+                    rate_buttons: index == last
+                        && outbound.actions.contains(&CustomerAction::RateService),
+                },
+            }
+        })
+        .collect();
+    Ok(Rendered { parts, files })
+}
+
+/// Photos Telegram recompresses and shows inline; GIFs would lose their animation, so they
+/// go as documents like every other type.
+fn sends_as_photo(content_type: &str) -> bool {
+    matches!(content_type, "image/jpeg" | "image/png" | "image/webp")
+}
+
+/// How the speaker is introduced: agents by name, so the customer knows a person is
+/// speaking; the AI as the assistant.
+fn speaker(author: &Author) -> Option<String> {
+    match author {
+        Author::Agent { name } => Some(format!("{} (support team):", name.trim())),
+        Author::Ai => Some("AI assistant:".to_string()),
+        Author::System | Author::Customer => None,
+    }
 }
 
 /// Splits text into pieces of at most `max` characters, preferring line then word breaks.

@@ -134,34 +134,158 @@ fn entities_are_dropped_and_the_text_kept() {
 }
 
 #[test]
-fn media_become_placeholders() {
+fn files_keep_their_caption_as_text_and_are_listed_for_fetching() {
+    const LIMIT: u64 = 10 * 1024 * 1024;
+    let audio = payload("07_message_with_audio.json");
+    assert_eq!(stored(&audio).text, "");
     assert_eq!(
-        stored(&payload("07_message_with_audio.json")).text,
-        "[audio: Test music file]"
+        remote_files(&audio, LIMIT),
+        [RemoteFile {
+            file_id: "AwADBAADbXXXXXXXXXXXGBdhD2l6_XX".into(),
+            name: "Test music file.mp3".into(),
+            content_type: "audio/mpeg".into(),
+            size: Some(3897500),
+        }]
     );
+    let voice = remote_files(&payload("08_voice_message.json"), LIMIT);
     assert_eq!(
-        stored(&payload("08_voice_message.json")).text,
-        "[voice message 0:05]"
+        (
+            voice[0].name.as_str(),
+            voice[0].content_type.as_str(),
+            voice[0].size
+        ),
+        ("voice.ogg", "audio/ogg", Some(23000))
     );
+    let document = payload("09_message_with_a_document.json");
+    assert_eq!(stored(&document).text, "");
+    let document = remote_files(&document, LIMIT);
     assert_eq!(
-        stored(&payload("09_message_with_a_document.json")).text,
-        "[document: Testfile.pdf]"
+        (document[0].name.as_str(), document[0].content_type.as_str()),
+        ("Testfile.pdf", "application/pdf")
     );
+
+    // Of a photo's sizes, the largest within the limit; when none fits, the smallest, so
+    // the customer hears how far over the limit it is.
     let photo = private_message(json!({
-        "photo": [{"file_id": "a", "file_unique_id": "b", "width": 90, "height": 90}],
+        "photo": [
+            {"file_id": "small", "file_unique_id": "s", "width": 90, "height": 60, "file_size": 1500},
+            {"file_id": "medium", "file_unique_id": "m", "width": 800, "height": 533, "file_size": 60000},
+            {"file_id": "large", "file_unique_id": "l", "width": 1280, "height": 853, "file_size": 200000}
+        ],
         "caption": "the error I get"
     }));
-    assert_eq!(stored(&photo).text, "the error I get [photo]");
+    assert_eq!(stored(&photo).text, "the error I get");
+    let chosen = |limit: u64| remote_files(&photo, limit)[0].clone();
+    assert_eq!(chosen(LIMIT).file_id, "large");
+    assert_eq!(chosen(100_000).file_id, "medium");
+    let none_fits = chosen(1000);
+    assert_eq!(
+        (none_fits.file_id.as_str(), none_fits.size),
+        ("small", Some(1500))
+    );
+    assert_eq!(
+        (none_fits.name.as_str(), none_fits.content_type.as_str()),
+        ("photo.jpg", "image/jpeg")
+    );
+
+    // A file name from the customer cannot smuggle a path.
+    let sneaky = private_message(json!({
+        "document": {"file_id": "d", "file_name": "../../etc/passwd", "mime_type": "text/plain"}
+    }));
+    assert_eq!(remote_files(&sneaky, LIMIT)[0].name, "passwd");
+    // Edits repeat the original's media, already fetched: nothing to fetch again.
+    let edited = json!({"update_id": 9, "edited_message": photo["message"].clone()});
+    assert!(remote_files(&edited, LIMIT).is_empty());
+}
+
+#[test]
+fn other_media_become_placeholders() {
     let sticker = private_message(json!({"sticker": {"file_id": "s", "emoji": "😀"}}));
     assert_eq!(stored(&sticker).text, "[sticker 😀]");
-    let gif = private_message(json!({"animation": {"file_id": "g"}, "document": {"file_id": "g"}}));
-    assert_eq!(stored(&gif).text, "[GIF]");
+    assert!(remote_files(&sticker, u64::MAX).is_empty());
     let venue = private_message(json!({
         "location": {"latitude": 52.5, "longitude": 13.4},
         "venue": {"title": "Shop", "address": "Main St 1",
                   "location": {"latitude": 52.5, "longitude": 13.4}}
     }));
     assert_eq!(stored(&venue).text, "[venue: Shop]");
+    let gif = private_message(json!({"animation": {"file_id": "g"}, "document": {"file_id": "g"}}));
+    let files = remote_files(&gif, u64::MAX);
+    assert_eq!(
+        files.len(),
+        1,
+        "the animation once, not again as its document"
+    );
+    assert_eq!(files[0].name, "animation.mp4");
+}
+
+#[test]
+fn a_short_text_becomes_the_first_files_caption_with_the_agent_named() {
+    let file = |name: &str, content_type: &str| FileRef {
+        id: name.into(),
+        name: name.into(),
+        content_type: content_type.into(),
+        size: 3,
+        url: Some(format!("https://gw/files/c/{name}")),
+        bytes: Some(Bytes::from_static(b"abc")),
+    };
+    let outbound = Outbound {
+        id: "o1".into(),
+        conversation_id: "c".into(),
+        channel: ChannelKind::Telegram,
+        conversation_key: "42".into(),
+        author: Author::Agent { name: "Sam".into() },
+        text: "Here you go".into(),
+        actions: vec![CustomerAction::RateService],
+        reply_context: Default::default(),
+        files: vec![
+            file("shot.png", "image/png"),
+            file("invoice.pdf", "application/pdf"),
+        ],
+    };
+    let rendered = render_with_files(&outbound).expect("renders");
+    assert!(rendered.parts.is_empty(), "{rendered:?}");
+    let [shot, invoice] = &rendered.files[..] else {
+        panic!("two files: {rendered:?}");
+    };
+    assert!(shot.as_photo && !invoice.as_photo);
+    assert_eq!(shot.caption.text, "Sam (support team): Here you go");
+    assert_eq!(
+        shot.caption.bold_prefix_utf16,
+        Some("Sam (support team):".len())
+    );
+    assert_eq!(invoice.caption.text, "");
+    assert!(!shot.caption.rate_buttons && invoice.caption.rate_buttons);
+
+    // Too long for a caption: the text goes first as a message, the files after it.
+    let long = Outbound {
+        text: "word ".repeat(300),
+        ..outbound.clone()
+    };
+    let rendered = render_with_files(&long).expect("renders");
+    assert_eq!(rendered.parts.len(), 1);
+    assert!(rendered.parts[0]
+        .text
+        .starts_with("Sam (support team): word"));
+    assert!(
+        !rendered.parts[0].rate_buttons,
+        "buttons go under the last message"
+    );
+    assert_eq!(rendered.files[0].caption.text, "");
+
+    // A file whose bytes expired from the store goes as its link.
+    let mut expired = outbound.clone();
+    expired.files[1].bytes = None;
+    let rendered = render_with_files(&expired).expect("renders");
+    assert_eq!(rendered.files.len(), 1);
+    assert!(
+        rendered.files[0]
+            .caption
+            .text
+            .ends_with("invoice.pdf (3 bytes): https://gw/files/c/invoice.pdf"),
+        "{:?}",
+        rendered.files[0].caption.text
+    );
 }
 
 #[test]
@@ -269,6 +393,7 @@ fn outbound(author: Author, text: &str, actions: Vec<CustomerAction>) -> Outboun
         text: text.into(),
         actions,
         reply_context: Default::default(),
+        files: Vec::new(),
     }
 }
 

@@ -21,6 +21,8 @@ mod polling;
 #[cfg(feature = "standin")]
 pub mod standin;
 #[cfg(all(test, feature = "standin"))]
+mod standin_files_tests;
+#[cfg(all(test, feature = "standin"))]
 mod standin_tests;
 #[cfg(all(test, feature = "standin"))]
 mod testkit;

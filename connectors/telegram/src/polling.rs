@@ -21,6 +21,8 @@ use crate::convert;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often an instance without the lease asks for it again.
 const LEASE_RETRY: Duration = Duration::from_secs(5);
+/// How long the polling lease outlives the poll it was renewed for.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 /// Checks the token with `getMe`, retrying transient failures; a rejected token is final.
 pub(crate) async fn check_token(shared: &Shared) -> Result<BotAccount, ConnectorError> {
@@ -53,9 +55,11 @@ pub(crate) async fn poll(
 ) -> Result<(), ConnectorError> {
     let timeout = Duration::from_secs(shared.config.poll_timeout_secs);
     let lease_name = format!("telegram:poll:{}", account.id);
-    // Renewed before every poll; the margin covers one poll (HTTP timeout = poll + 10 s)
-    // plus a slow batch.
-    let lease_ttl = timeout + Duration::from_secs(60);
+    // Renewed before every poll, so it must outlast one poll plus storing its batch. The TTL is
+    // also how long Telegram goes unpolled after the holder crashes, so the margin stays
+    // small: a live holder that overruns it costs one 409 and a handover, never an update
+    // (the offset lives at Telegram and ingest dedupes).
+    let lease_ttl = timeout + LEASE_MARGIN;
     let mut holding = false;
     let mut webhook_cleared = false;
     let mut offset: Option<i64> = None;

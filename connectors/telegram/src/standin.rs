@@ -6,7 +6,8 @@
 //! confirms earlier updates; an empty queue holds the request up to `timeout` seconds; a
 //! second concurrent poll ends the first with 409 Conflict, as Telegram does),
 //! `sendMessage` (recorded with its `reply_markup` and `entities`), `answerCallbackQuery`,
-//! `deleteWebhook`, `getWebhookInfo`. Answers are `{"ok":true,"result":...}` or
+//! `deleteWebhook`, `getWebhookInfo`, and files (`getFile`, the file path, multipart
+//! `sendPhoto`/`sendDocument`: see the `files` module). Answers are `{"ok":true,"result":...}` or
 //! `{"ok":false,"error_code":...,"description":...,"parameters":{"retry_after":N}}`.
 //! Updates are shaped like Telegram's examples (../shared/data/platform_payloads/telegram).
 
@@ -17,12 +18,16 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
+
+#[path = "standin_files.rs"]
+mod files;
+pub use files::SentFile;
 
 /// The token the stand-in accepts.
 pub const TOKEN: &str = "123456:STANDIN-token";
@@ -67,6 +72,7 @@ struct Inner {
     poll_generation: u64,
     conflicts: u32,
     calls: Vec<String>,
+    files: files::Files,
 }
 
 struct Shared {
@@ -104,6 +110,7 @@ impl TelegramStandIn {
         });
         let router = Router::new()
             .route("/{bot}/{method}", any(call))
+            .route("/file/{bot}/{*path}", get(files::download))
             .with_state(Arc::clone(&shared));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -363,9 +370,17 @@ async fn call(
     State(shared): State<Arc<Shared>>,
     Path((bot, method)): Path<(String, String)>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = params(query, &body);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let (params, parts) = match files::multipart(content_type, &body) {
+        Some((params, parts)) => (params, parts),
+        None => (params(query, &body), Vec::new()),
+    };
     {
         let mut inner = shared.lock();
         inner.calls.push(method.clone());
@@ -387,6 +402,8 @@ async fn call(
         })),
         "getupdates" => get_updates(shared, params).await,
         "sendmessage" => send_message(&shared, &params),
+        "sendphoto" | "senddocument" => files::send_file(&shared, &method, &params, &parts),
+        "getfile" => files::get_file(&shared, &params),
         "answercallbackquery" => {
             let id = params
                 .get("callback_query_id")

@@ -108,6 +108,8 @@
     icon("person") + "<span>Talk to a human</span></button></div>" +
     '<form class="sb-composer" id="sb-form"><label class="sb-sr" for="sb-input">Type your message</label>' +
     '<textarea id="sb-input" data-testid="sb-input" rows="1" placeholder="Ask a question…" autocomplete="off"></textarea>' +
+    '<input type="file" id="sb-file" data-testid="sb-file" hidden>' +
+    '<button class="sb-attach" id="sb-attach" data-testid="sb-attach" type="button" aria-label="Attach a file">\u{1F4CE}</button>' +
     '<button class="sb-send" id="sb-send" data-testid="sb-send" type="submit" aria-label="Send message">' + icon("send") + "</button></form>" +
     '<p class="sb-hint" id="sb-hint" role="alert"></p>' +
     '<p class="sb-footer">AI answers are marked · a person is one click away</p></section>';
@@ -270,6 +272,7 @@
     // Stored before its ack got through (a drop or a reload): nothing left to resend.
     if (kind === "customer" && cid) dequeue(cid);
     var el = buildMessage(message.author, message.text, message.at_ms);
+    if (Array.isArray(message.files)) message.files.forEach(function (file) { el.appendChild(fileView(file)); });
     el.setAttribute("data-id", message.id);
     seen[message.id] = el;
     insert(el);
@@ -415,6 +418,61 @@
     if (event.key === "Escape") close();
   });
 
+  // ---- files
+  var maxFileBytes = 10 * 1024 * 1024;
+  var fileInput = $("sb-file");
+  function humanSize(bytes) {
+    if (bytes < 1024) return bytes + " bytes";
+    if (bytes < 1024 * 1024) return Math.ceil(bytes / 1024) + " KB";
+    return (Math.ceil(bytes * 10 / (1024 * 1024)) / 10) + " MB";
+  }
+  // Images from the gateway are shown inline; anything else is a link. Built with DOM calls
+  // only, so a file name can never become markup.
+  function fileView(file) {
+    var box = document.createElement("div");
+    box.className = "sb-file";
+    var url = typeof file.url === "string" ? (file.url.charAt(0) === "/" ? gateway + file.url : file.url) : null;
+    var safeUrl = url && /^https?:\/\//.test(url) ? url : null;
+    var link = document.createElement(safeUrl ? "a" : "span");
+    if (safeUrl) { link.href = safeUrl; link.target = "_blank"; link.rel = "noopener noreferrer"; }
+    if (safeUrl && /^image\/(png|jpeg|gif|webp)$/.test(file.content_type || "")) {
+      var img = document.createElement("img");
+      img.src = safeUrl;
+      img.alt = file.name || "image";
+      img.loading = "lazy";
+      link.appendChild(img);
+    } else {
+      link.textContent = "\u{1F4CE} " + (file.name || "file") + " (" + humanSize(file.size || 0) + ")";
+    }
+    box.appendChild(link);
+    return box;
+  }
+  $("sb-attach").addEventListener("click", function () { fileInput.click(); });
+  fileInput.addEventListener("change", function () {
+    var file = fileInput.files && fileInput.files[0];
+    fileInput.value = "";
+    if (!file) return;
+    if (file.size > maxFileBytes) {
+      hint.textContent = file.name + " is " + humanSize(file.size) + "; the limit is " + humanSize(maxFileBytes) + ".";
+      return;
+    }
+    var clientId = newClientId();
+    var params = "?session=" + encodeURIComponent(session) + "&client_id=" + encodeURIComponent(clientId) +
+      "&name=" + encodeURIComponent(file.name);
+    if (userId) params += "&user_id=" + encodeURIComponent(userId) + "&user_sig=" + encodeURIComponent(userSig || "");
+    hint.textContent = "Sending " + file.name + "…";
+    fetch(gateway + "/webchat/files" + params, {
+      method: "POST", body: file, headers: { "content-type": file.type || "application/octet-stream" }
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        if (!response.ok) { hint.textContent = body.message || ("Not sent: HTTP " + response.status); return; }
+        hint.textContent = "";
+        showStored({ id: body.message_id, author: { kind: "customer" }, text: "", at_ms: Date.now(),
+                     files: [{ name: file.name, content_type: file.type, size: file.size }] });
+      });
+    }).catch(function () { hint.textContent = "Not sent: the connection failed. Please try again."; });
+  });
+
   // ---- composing
   function byteLength(text) { return new TextEncoder().encode(text).length; }
 
@@ -520,6 +578,7 @@
     wsFailures = 0;
     setBanner("");
     if (frame.limits && frame.limits.max_message_bytes) settings.maxBytes = frame.limits.max_message_bytes;
+    if (frame.limits && frame.limits.max_file_bytes) maxFileBytes = frame.limits.max_file_bytes;
     if (typeof frame.status === "string") status = frame.status;
     humanRequested = status === "escalated" || status === "human";
     (frame.messages || []).forEach(function (message) { showStored(message); });
@@ -770,6 +829,9 @@
       ".sb-composer textarea:focus{border-color:var(--sb-accent);box-shadow:0 0 0 3px color-mix(in srgb,var(--sb-accent) 18%,transparent)}",
       ".sb-send{width:42px;height:42px;flex:none;border:0;border-radius:12px;background:var(--sb-accent);color:#fff;cursor:pointer;display:flex;align-items:center;justify-content:center}",
       ".sb-send:hover{filter:brightness(1.08)}",
+      ".sb-attach{width:36px;height:42px;flex:none;border:0;background:transparent;cursor:pointer;font-size:18px}",
+      ".sb-file{margin-top:6px}.sb-file img{max-width:220px;max-height:220px;border-radius:8px;display:block}",
+      ".sb-file a{color:inherit;text-decoration:underline;word-break:break-all}",
       ".sb-hint{margin:0;padding:0 14px;color:#b91c1c;font-size:12px}.sb-hint:empty{display:none}",
       ".sb-footer{margin:0;padding:6px 12px 10px;text-align:center;font-size:11px;color:#9ca3af;background:#fff}",
       ".sb-sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",

@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::client_ip::IpBlock;
+
 /// Largest message size an admin may configure; keeps one frame well under a megabyte.
 const MAX_MESSAGE_BYTES_CEILING: usize = 64 * 1024;
 
@@ -30,6 +32,12 @@ pub struct WebchatConfig {
     pub allowed_origins: Vec<String>,
     /// Messages one visitor session may send per minute before `rate_limited`.
     pub rate_limit_per_minute: u32,
+    /// New chat sockets plus messages one client address (an IPv6 /64) may open or send per
+    /// minute, over all its visitors, before `rate_limited` (HTTP 429 with `Retry-After`).
+    pub rate_limit_per_ip_per_minute: u32,
+    /// Proxies (`10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`) whose `X-Forwarded-For` names the
+    /// client; from any other peer the header is ignored and the peer's address counts.
+    pub trusted_proxies: Vec<String>,
     /// The widget's header title.
     pub title: String,
     /// The first line the widget shows before any message (not stored).
@@ -48,6 +56,8 @@ impl Default for WebchatConfig {
             require_verified_identity: false,
             allowed_origins: Vec::new(),
             rate_limit_per_minute: 30,
+            rate_limit_per_ip_per_minute: 600,
+            trusted_proxies: Vec::new(),
             title: "Chat with us".to_owned(),
             greeting: "Hi! Ask us anything. Our AI assistant answers right away, and a person from our team is one click away.".to_owned(),
             assistant_name: "AI assistant".to_owned(),
@@ -69,6 +79,11 @@ impl fmt::Debug for WebchatConfig {
             .field("require_verified_identity", &self.require_verified_identity)
             .field("allowed_origins", &self.allowed_origins)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field(
+                "rate_limit_per_ip_per_minute",
+                &self.rate_limit_per_ip_per_minute,
+            )
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("title", &self.title)
             .field("greeting", &self.greeting)
             .field("assistant_name", &self.assistant_name)
@@ -120,6 +135,25 @@ impl WebchatConfig {
                 "must be at least 1 (a visitor could not send anything)".to_owned(),
             );
         }
+        if self.rate_limit_per_ip_per_minute == 0 {
+            problem(
+                "rate_limit_per_ip_per_minute",
+                "must be at least 1 (no visitor could send anything)".to_owned(),
+            );
+        } else if self.rate_limit_per_ip_per_minute < self.rate_limit_per_minute {
+            problem(
+                "rate_limit_per_ip_per_minute",
+                format!(
+                    "must be at least rate_limit_per_minute ({}): one visitor could not use its own limit",
+                    self.rate_limit_per_minute
+                ),
+            );
+        }
+        for (index, proxy) in self.trusted_proxies.iter().enumerate() {
+            if let Err(why) = IpBlock::parse(proxy) {
+                problem(&format!("trusted_proxies[{index}]"), why);
+            }
+        }
         if let Some(name) = &self.identity_secret_env {
             if name.trim().is_empty() {
                 problem(
@@ -145,6 +179,14 @@ impl WebchatConfig {
         if self.assistant_name.trim().is_empty() {
             problem("assistant_name", "must not be empty".to_owned());
         }
+    }
+
+    /// The trusted proxies that parse (`validate` reports the others).
+    pub(crate) fn trusted_proxy_blocks(&self) -> Vec<IpBlock> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|proxy| IpBlock::parse(proxy).ok())
+            .collect()
     }
 
     /// The secret as bytes, when identity verification is configured.
@@ -199,6 +241,8 @@ mod tests {
             require_verified_identity = true
             allowed_origins = ["https://shop.example.com"]
             rate_limit_per_minute = 10
+            rate_limit_per_ip_per_minute = 100
+            trusted_proxies = ["10.0.0.0/8", "2001:db8::1"]
             title = "Acme Cloud Support"
             "#,
         )
@@ -206,6 +250,8 @@ mod tests {
         assert!(config.enabled);
         assert_eq!(config.max_message_bytes, 4000);
         assert_eq!(config.rate_limit_per_minute, 10);
+        assert_eq!(config.rate_limit_per_ip_per_minute, 100);
+        assert_eq!(config.trusted_proxy_blocks().len(), 2);
         assert!(problems_of(&config).is_empty());
     }
 
@@ -240,6 +286,8 @@ mod tests {
             rate_limit_per_minute: 0,
             require_verified_identity: true,
             allowed_origins: vec!["shop.example.com".to_owned(), "https://a.b/".to_owned()],
+            rate_limit_per_ip_per_minute: 0,
+            trusted_proxies: vec!["10.0.0.0/8".to_owned(), "proxy.internal".to_owned()],
             ..WebchatConfig::default()
         };
         let keys: Vec<String> = problems_of(&config).into_iter().map(|(k, _)| k).collect();
@@ -248,6 +296,8 @@ mod tests {
             [
                 "connectors.webchat.max_message_bytes",
                 "connectors.webchat.rate_limit_per_minute",
+                "connectors.webchat.rate_limit_per_ip_per_minute",
+                "connectors.webchat.trusted_proxies[1]",
                 "connectors.webchat.require_verified_identity",
                 "connectors.webchat.allowed_origins[0]",
                 "connectors.webchat.allowed_origins[1]",

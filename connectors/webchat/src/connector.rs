@@ -9,16 +9,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use switchboard_api::Attachment;
 use switchboard_api::{
     Accepted, Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway,
     Health, InboundKind, IngestError, Outbound,
 };
 
+use crate::client_ip::{self, ClientKey, IpBlock};
 use crate::config::WebchatConfig;
 use crate::convert::{self, ErrorCode, Limits, Refusal, ServerFrame, VisitorContext};
 use crate::hub::Hub;
 use crate::identity::{self, Claims, IdentityError, Visitor};
 use crate::ratelimit::RateLimiter;
+
+/// The upload limit when the gateway sets none.
+const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 
 /// How often idle rate-limit buckets are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -34,6 +39,11 @@ pub(crate) struct Shared {
     secret: Option<Vec<u8>>,
     pub(crate) hub: Arc<Hub>,
     limiter: RateLimiter,
+    /// Per client address, over all its visitors: new sockets and messages.
+    ip_limiter: RateLimiter,
+    trusted_proxies: Vec<IpBlock>,
+    /// Largest file a visitor may upload (the gateway's `files.max_bytes`).
+    pub(crate) max_file_bytes: u64,
 }
 
 impl WebchatConnector {
@@ -41,14 +51,27 @@ impl WebchatConnector {
     pub fn new(config: WebchatConfig) -> Self {
         let secret = config.secret_bytes();
         let limiter = RateLimiter::new(config.rate_limit_per_minute);
+        let ip_limiter = RateLimiter::new(config.rate_limit_per_ip_per_minute);
+        let trusted_proxies = config.trusted_proxy_blocks();
         WebchatConnector {
             shared: Arc::new(Shared {
                 config,
                 secret,
                 hub: Arc::new(Hub::default()),
                 limiter,
+                ip_limiter,
+                trusted_proxies,
+                max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             }),
         }
+    }
+
+    /// Accepts visitors' files up to `max_bytes` (the gateway's `files.max_bytes`).
+    pub fn with_max_file_bytes(mut self, max_bytes: u64) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.max_file_bytes = max_bytes;
+        }
+        self
     }
 
     /// How many widget sockets are open right now.
@@ -68,7 +91,8 @@ impl Connector for WebchatConnector {
             buttons: true,
             threads: false,
             edits: false,
-            files: false,
+            // The widget shows files itself: images inline, others as links.
+            files: true,
         }
     }
 
@@ -85,6 +109,7 @@ impl Connector for WebchatConnector {
         loop {
             tick.tick().await;
             self.shared.limiter.prune(Instant::now());
+            self.shared.ip_limiter.prune(Instant::now());
         }
     }
 
@@ -123,20 +148,59 @@ impl Shared {
         })
     }
 
+    /// The key a request is rate limited under; `None` when the server did not record peer
+    /// addresses (then `X-Forwarded-For` is not believed either).
+    pub(crate) fn client_key(
+        &self,
+        peer: Option<std::net::SocketAddr>,
+        headers: &axum::http::HeaderMap,
+    ) -> Option<ClientKey> {
+        let peer = peer?.ip();
+        let address = client_ip::client_address(peer, headers, &self.trusted_proxies);
+        Some(ClientKey::of(address))
+    }
+
+    /// Counts a new chat (a socket) against its client's address.
+    pub(crate) fn admit_client(&self, client: Option<&ClientKey>) -> Result<(), Refusal> {
+        let Some(client) = client else {
+            return Ok(());
+        };
+        self.ip_limiter
+            .take(client.as_str(), Instant::now())
+            .map_err(|wait| {
+                tracing::info!(%client, "webchat client address rate limited");
+                Refusal::rate_limited(
+                    "too many chats from your network; please wait a moment",
+                    wait,
+                )
+            })
+    }
+
+    /// Gives back a client's token for a message that did not count.
+    fn refund(&self, visitor: &Visitor, client: Option<&ClientKey>) {
+        self.limiter.refund(&visitor.conversation_key);
+        if let Some(client) = client {
+            self.ip_limiter.refund(client.as_str());
+        }
+    }
+
     /// Limits announced to the widget.
     pub(crate) fn limits(&self) -> Limits {
         Limits {
             max_message_bytes: self.config.max_message_bytes,
+            max_file_bytes: self.max_file_bytes,
         }
     }
 
     /// Runs one customer message through the rules and into the gateway.
     ///
-    /// Order matters: cheap checks first, the rate limit before storage, nothing stored
-    /// unless every rule passed.
+    /// Order matters: cheap checks first, the rate limits (the client's address, then the
+    /// visitor) before storage, nothing stored unless every rule passed.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn submit(
         &self,
         gateway: &dyn Gateway,
+        client: Option<&ClientKey>,
         visitor: &Visitor,
         context: &VisitorContext,
         client_id: &str,
@@ -148,20 +212,31 @@ impl Shared {
             InboundKind::Text => convert::check_text(text, self.config.max_message_bytes)?,
             InboundKind::HumanRequest => convert::HUMAN_REQUEST_TEXT,
         };
-        if !self
-            .limiter
-            .allow(&visitor.conversation_key, Instant::now())
-        {
-            return Err(Refusal::new(
-                ErrorCode::RateLimited,
+        let now = Instant::now();
+        if let Some(client) = client {
+            if let Err(wait) = self.ip_limiter.take(client.as_str(), now) {
+                tracing::info!(%client, "webchat client address rate limited");
+                return Err(Refusal::rate_limited(
+                    "too many messages from your network; please wait a moment",
+                    wait,
+                ));
+            }
+        }
+        if let Err(wait) = self.limiter.take(&visitor.conversation_key, now) {
+            if let Some(client) = client {
+                // The visitor's own limit refused it: the address did not send anything more.
+                self.ip_limiter.refund(client.as_str());
+            }
+            return Err(Refusal::rate_limited(
                 "too many messages; please wait a moment",
+                wait,
             ));
         }
         let inbound = convert::to_inbound(visitor, context, client_id, kind, text);
         let accepted = gateway.accept(inbound).await.map_err(|error| match error {
             IngestError::Unavailable(detail) => {
                 // The widget resends it later; an outage must not use up the visitor's quota.
-                self.limiter.refund(&visitor.conversation_key);
+                self.refund(visitor, client);
                 tracing::warn!(%detail, "webchat message not stored: storage unavailable");
                 Refusal::new(
                     ErrorCode::Unavailable,
@@ -172,13 +247,66 @@ impl Shared {
         })?;
         if !accepted.is_new {
             // A resend after a lost ack is the same message, not another one.
-            self.limiter.refund(&visitor.conversation_key);
+            self.refund(visitor, client);
         }
         if accepted.is_new {
             // Other open tabs of the same visitor show the message too; the sender dedupes by id.
             let echo = convert::customer_echo(&accepted.message_id, client_id, text, now_ms());
             self.hub
                 .push(&visitor.conversation_key, &Arc::from(echo.to_json()));
+        }
+        Ok(accepted)
+    }
+}
+
+impl Shared {
+    /// Runs one uploaded file (a message of its own) through the rate limits and into the
+    /// gateway; the size was checked by the upload route.
+    pub(crate) async fn submit_file(
+        &self,
+        gateway: &dyn Gateway,
+        client: Option<&ClientKey>,
+        visitor: &Visitor,
+        context: &VisitorContext,
+        client_id: &str,
+        file: Attachment,
+    ) -> Result<Accepted, Refusal> {
+        convert::check_client_id(client_id)?;
+        let now = Instant::now();
+        if let Some(client) = client {
+            if let Err(wait) = self.ip_limiter.take(client.as_str(), now) {
+                return Err(Refusal::rate_limited(
+                    "too many messages from your network; please wait a moment",
+                    wait,
+                ));
+            }
+        }
+        if let Err(wait) = self.limiter.take(&visitor.conversation_key, now) {
+            if let Some(client) = client {
+                self.ip_limiter.refund(client.as_str());
+            }
+            return Err(Refusal::rate_limited(
+                "too many messages; please wait a moment",
+                wait,
+            ));
+        }
+        let mut inbound = convert::to_inbound(visitor, context, client_id, InboundKind::Text, "");
+        inbound.files = vec![file];
+        let accepted = gateway.accept(inbound).await.map_err(|error| {
+            self.refund(visitor, client);
+            match error {
+                IngestError::Unavailable(detail) => {
+                    tracing::warn!(%detail, "webchat file not stored: storage unavailable");
+                    Refusal::new(
+                        ErrorCode::Unavailable,
+                        "we could not save your file; please try again",
+                    )
+                }
+                IngestError::Rejected(reason) => Refusal::new(ErrorCode::Invalid, reason),
+            }
+        })?;
+        if !accepted.is_new {
+            self.refund(visitor, client);
         }
         Ok(accepted)
     }

@@ -4,6 +4,7 @@
 //! [`Inbound`] and server frames. The I/O around them lives in `socket.rs` and `http.rs`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use switchboard_api::{
@@ -117,6 +118,8 @@ pub struct Refusal {
     pub code: ErrorCode,
     /// A sentence the widget may show.
     pub message: String,
+    /// When trying again makes sense (rate limits): HTTP `Retry-After`, `retry_after_ms`.
+    pub retry_after: Option<Duration>,
 }
 
 impl Refusal {
@@ -125,6 +128,15 @@ impl Refusal {
         Refusal {
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A `rate_limited` refusal; the client may try again after `wait`.
+    pub fn rate_limited(message: impl Into<String>, wait: Duration) -> Self {
+        Refusal {
+            retry_after: Some(wait),
+            ..Refusal::new(ErrorCode::RateLimited, message)
         }
     }
 }
@@ -168,6 +180,9 @@ pub enum ServerFrame {
         /// The refused message's client id, when the refusal is about one.
         #[serde(skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        /// How long to wait before trying again, for `rate_limited`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -176,6 +191,8 @@ pub enum ServerFrame {
 pub struct Limits {
     /// Largest message in UTF-8 bytes.
     pub max_message_bytes: usize,
+    /// Largest file upload in bytes.
+    pub max_file_bytes: u64,
 }
 
 impl ServerFrame {
@@ -193,6 +210,9 @@ impl ServerFrame {
             code: refusal.code,
             message: refusal.message,
             client_id,
+            retry_after_ms: refusal
+                .retry_after
+                .map(|wait| u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
         }
     }
 
@@ -223,6 +243,7 @@ impl ServerFrame {
                 text: outbound.text.clone(),
                 at_ms,
                 channel_message_id: None,
+                files: outbound.files.clone(),
             },
             actions: outbound.actions.clone(),
         }
@@ -363,6 +384,7 @@ pub fn to_inbound(
             locale: context.attributes.get("locale").cloned(),
             attributes: context.attributes.clone(),
         },
+        files: Vec::new(),
     }
 }
 
@@ -375,6 +397,7 @@ pub fn customer_echo(message_id: &str, client_id: &str, text: &str, at_ms: u64) 
             text: text.to_owned(),
             at_ms,
             channel_message_id: Some(format!("wc:{client_id}")),
+            files: Vec::new(),
         },
         actions: Vec::new(),
     }
@@ -528,6 +551,7 @@ mod tests {
             text: "Hello".to_owned(),
             actions: vec![CustomerAction::TalkToHuman],
             reply_context: Default::default(),
+            files: Vec::new(),
         };
         let json: serde_json::Value =
             serde_json::from_str(&ServerFrame::from_outbound(&outbound, 5).to_json()).unwrap();

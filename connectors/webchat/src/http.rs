@@ -21,6 +21,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use switchboard_api::{Gateway, InboundKind};
 
+use crate::client_ip::Peer;
 use crate::connector::Shared;
 use crate::convert::{ErrorCode, Page, Refusal, ServerFrame, VisitorContext};
 use crate::identity::{self, Claims};
@@ -47,6 +48,7 @@ struct App {
 pub(crate) fn router(shared: Arc<Shared>, gateway: Arc<dyn Gateway>) -> Router {
     // JSON escaping can grow text up to 6x; anything beyond that can not be a valid message.
     let body_limit = shared.config.max_message_bytes * 6 + 16 * 1024;
+    let (upload_shared, upload_gateway) = (Arc::clone(&shared), Arc::clone(&gateway));
     let app = App {
         widget_js: Arc::from(widget_js(&shared)),
         shared,
@@ -63,6 +65,7 @@ pub(crate) fn router(shared: Arc<Shared>, gateway: Arc<dyn Gateway>) -> Router {
         )
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(app)
+        .merge(crate::upload::router(upload_shared, upload_gateway))
 }
 
 /// The widget with the server's settings filled in.
@@ -129,15 +132,28 @@ fn demo_html(widget_attributes: &str, note: &str) -> String {
         .replacen(DEMO_NOTE_SLOT, note, 1)
 }
 
-async fn socket(State(app): State<App>, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+async fn socket(
+    State(app): State<App>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     if !origin_allowed(&app.shared, &headers) {
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
+    let client = app.shared.client_key(peer, &headers);
+    let admitted = app.shared.admit_client(client.as_ref());
     let frame_limit = app.shared.config.max_message_bytes * 6 + 16 * 1024;
     upgrade
         .max_message_size(frame_limit)
         .max_frame_size(frame_limit)
-        .on_upgrade(move |socket| crate::socket::serve(app.shared, app.gateway, socket))
+        .on_upgrade(move |socket| async move {
+            // Refused after the upgrade: a browser shows a socket's frames, not its HTTP status.
+            match admitted {
+                Ok(()) => crate::socket::serve(app.shared, app.gateway, client, socket).await,
+                Err(refusal) => crate::socket::refuse_busy(socket, refusal).await,
+            }
+        })
 }
 
 /// The HTTP variant of a message frame.
@@ -159,7 +175,12 @@ struct PostedMessage {
     attributes: serde_json::Map<String, serde_json::Value>,
 }
 
-async fn post_message(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+async fn post_message(
+    State(app): State<App>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let cors = cors_headers(&app.shared, &headers);
     if !origin_allowed(&app.shared, &headers) {
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
@@ -194,6 +215,7 @@ async fn post_message(State(app): State<App>, headers: HeaderMap, body: Bytes) -
         .shared
         .submit(
             app.gateway.as_ref(),
+            app.shared.client_key(peer, &headers).as_ref(),
             &visitor,
             &context,
             &posted.client_id,
@@ -285,18 +307,26 @@ async fn preflight(State(app): State<App>, headers: HeaderMap) -> Response {
 fn refusal_response(refusal: Refusal, client_id: Option<String>, cors: HeaderMap) -> Response {
     let status =
         StatusCode::from_u16(refusal.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let retry_after = refusal.retry_after;
     let body = ServerFrame::error(refusal, client_id).to_json();
     let mut response = (status, cors, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if let Some(wait) = retry_after {
+        // Whole seconds, rounded up, so a client that waits this long is let through.
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
     response
 }
 
 /// True when the request's page may use the chat: no `Origin` (not a browser), the
 /// gateway's own origin, or one listed in `allowed_origins` (empty list: any).
-fn origin_allowed(shared: &Shared, headers: &HeaderMap) -> bool {
+pub(crate) fn origin_allowed(shared: &Shared, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };

@@ -15,19 +15,24 @@
 //! Files: `config.rs` (settings), `identity.rs` (session tokens, signatures, conversation
 //! keys), `convert.rs` (frames <-> neutral messages), `connector.rs` (the [`Connector`]
 //! impl and intake), `socket.rs` (one WebSocket), `http.rs` (routes), `hub.rs` (live
-//! sockets per conversation), `ratelimit.rs` (per-session limit), `assets/` (widget, demo).
+//! sockets per conversation), `ratelimit.rs` (per-visitor and
+//! per-IP limits), `client_ip.rs` (whose address a request is, behind trusted proxies), `assets/` (widget, demo).
 //!
 //! [`Connector`]: switchboard_api::Connector
 
+mod client_ip;
 mod config;
 mod connector;
-mod convert;
+pub mod convert;
 mod http;
 mod hub;
-mod identity;
+pub mod identity;
 mod ratelimit;
 mod socket;
+mod upload;
 
+#[cfg(test)]
+mod client_ip_tests;
 #[cfg(test)]
 mod socket_tests;
 #[cfg(test)]

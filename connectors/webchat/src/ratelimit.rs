@@ -1,19 +1,27 @@
-//! Per-session rate limit: a token bucket per conversation key.
+//! Rate limits: a token bucket per key, used per visitor (conversation key) and per client
+//! IP (see `client_ip.rs`).
 //!
 //! A bucket holds up to `per_minute` tokens and refills evenly over a minute, so a visitor
 //! may send a short burst but not a flood. Full buckets carry no information, so
-//! [`RateLimiter::prune`] drops them to keep memory bounded by active visitors.
+//! [`RateLimiter::prune`] drops them to keep memory bounded by active visitors; a flood of
+//! fresh keys (many sessions, many addresses) is capped at [`MAX_BUCKETS`] by evicting the
+//! least recently used buckets.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Buckets kept before an inline prune, so a flood of fresh sessions can not grow the map forever.
-const PRUNE_ABOVE: usize = 100_000;
+/// Most buckets kept. Reaching it prunes full buckets and, if that frees less than half, forgets
+/// the least recently used down to half, so the work is amortized over many new keys.
+/// Forgetting a bucket only forgives that key, and an attacker needs this many live keys.
+pub const MAX_BUCKETS: usize = 100_000;
 
 struct Bucket {
     tokens: f64,
     updated: Instant,
+    /// Last time the key asked for a token; pruning refills (and so moves `updated`) but
+    /// must not make an idle key look recent.
+    last_seen: Instant,
 }
 
 /// Token buckets keyed by conversation key.
@@ -32,21 +40,33 @@ impl RateLimiter {
     }
 
     /// Takes one token for `key`; false when the bucket is empty.
+    #[cfg(test)]
     pub fn allow(&self, key: &str, now: Instant) -> bool {
+        self.take(key, now).is_ok()
+    }
+
+    /// Takes one token for `key`, or says how long until the next token (for `Retry-After`).
+    pub fn take(&self, key: &str, now: Instant) -> Result<(), Duration> {
         let mut buckets = self.lock();
-        if buckets.len() > PRUNE_ABOVE {
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
             self.prune_locked(&mut buckets, now);
+            if buckets.len() > MAX_BUCKETS / 2 {
+                evict_least_recent(&mut buckets, MAX_BUCKETS / 2);
+            }
         }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: self.per_minute,
             updated: now,
+            last_seen: now,
         });
         self.refill(bucket, now);
+        bucket.last_seen = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            let missing = 1.0 - bucket.tokens;
+            Err(Duration::from_secs_f64(missing * 60.0 / self.per_minute))
         }
     }
 
@@ -91,6 +111,17 @@ impl RateLimiter {
     }
 }
 
+/// Keeps the `keep` most recently updated buckets.
+fn evict_least_recent(buckets: &mut HashMap<String, Bucket>, keep: usize) {
+    let mut seen: Vec<Instant> = buckets.values().map(|bucket| bucket.last_seen).collect();
+    let cut = seen.len().saturating_sub(keep);
+    if cut == 0 {
+        return;
+    }
+    let (_, &mut oldest_kept, _) = seen.select_nth_unstable(cut);
+    buckets.retain(|_, bucket| bucket.last_seen >= oldest_kept);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +140,38 @@ mod tests {
         // One token comes back every 20 s at 3 per minute.
         assert!(!limiter.allow("s:a", start + Duration::from_secs(19)));
         assert!(limiter.allow("s:a", start + Duration::from_secs(40)));
+    }
+
+    #[test]
+    fn a_refusal_says_when_the_next_token_comes() {
+        let limiter = RateLimiter::new(6);
+        let start = Instant::now();
+        for _ in 0..6 {
+            assert!(limiter.take("ip:a", start).is_ok());
+        }
+        // One token every 10 s at 6 per minute; 4 s of it have passed.
+        let wait = limiter
+            .take("ip:a", start + Duration::from_secs(4))
+            .unwrap_err();
+        assert!(
+            wait > Duration::from_millis(5900) && wait <= Duration::from_secs(6),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_fresh_keys_stays_bounded() {
+        let limiter = RateLimiter::new(1);
+        let start = Instant::now();
+        // Every key spends its only token, so pruning alone could not drop any of them.
+        for n in 0..MAX_BUCKETS + 10_000 {
+            let now = start + Duration::from_micros(n as u64);
+            assert!(limiter.allow(&format!("ip:{n}"), now));
+        }
+        assert!(limiter.tracked() <= MAX_BUCKETS, "{}", limiter.tracked());
+        // The newest keys are still limited; only the oldest were forgiven.
+        let late = start + Duration::from_micros((MAX_BUCKETS + 10_000) as u64);
+        assert!(!limiter.allow(&format!("ip:{}", MAX_BUCKETS + 9_999), late));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use switchboard_api::{ChannelKind, ConversationView, Gateway, InboundKind, IngestError};
 use tokio::time::{interval, timeout, MissedTickBehavior};
 
+use crate::client_ip::ClientKey;
 use crate::connector::Shared;
 use crate::convert::{self, ClientFrame, ErrorCode, Hello, Refusal, ServerFrame, VisitorContext};
 use crate::identity::{Claims, Visitor};
@@ -26,7 +27,12 @@ const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TRY_AGAIN: u16 = 1013;
 
 /// Serves one upgraded socket until either side leaves.
-pub(crate) async fn serve(shared: Arc<Shared>, gateway: Arc<dyn Gateway>, mut socket: WebSocket) {
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    gateway: Arc<dyn Gateway>,
+    client: Option<ClientKey>,
+    mut socket: WebSocket,
+) {
     let hello = match timeout(HELLO_TIMEOUT, wait_for_hello(&mut socket)).await {
         Ok(Some(hello)) => hello,
         Ok(None) => return,
@@ -77,7 +83,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, gateway: Arc<dyn Gateway>, mut so
             incoming = socket.recv() => {
                 let reply = match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        on_text(&shared, gateway.as_ref(), &visitor, &context, text.as_str()).await
+                        let client = client.as_ref();
+                        on_text(&shared, gateway.as_ref(), client, &visitor, &context, text.as_str()).await
                     }
                     Some(Ok(Message::Binary(_))) => Some(ServerFrame::error(
                         Refusal::new(ErrorCode::Invalid, "binary frames are not supported"),
@@ -151,6 +158,7 @@ async fn wait_for_hello(socket: &mut WebSocket) -> Option<Hello> {
 async fn on_text(
     shared: &Shared,
     gateway: &dyn Gateway,
+    client: Option<&ClientKey>,
     visitor: &Visitor,
     context: &VisitorContext,
     text: &str,
@@ -167,7 +175,7 @@ async fn on_text(
         Err(refusal) => return Some(ServerFrame::error(refusal, None)),
     };
     let result = shared
-        .submit(gateway, visitor, context, &client_id, kind, &body)
+        .submit(gateway, client, visitor, context, &client_id, kind, &body)
         .await;
     Some(match result {
         Ok(accepted) => ServerFrame::Ack {
@@ -176,6 +184,11 @@ async fn on_text(
         },
         Err(refusal) => ServerFrame::error(refusal, Some(client_id)),
     })
+}
+
+/// Turns a socket away before hello: its client address opened too many chats.
+pub(crate) async fn refuse_busy(mut socket: WebSocket, refusal: Refusal) {
+    refuse_and_close(&mut socket, refusal, CLOSE_TRY_AGAIN).await;
 }
 
 async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::Error> {

@@ -153,6 +153,7 @@ async fn send_reaches_every_open_socket_of_the_conversation() {
         text: "Hi, Sam here from Acme.".to_owned(),
         actions: Vec::new(),
         reply_context: Default::default(),
+        files: Vec::new(),
     };
     let receipt = server.connector.send(&outbound).await.unwrap();
     assert_eq!(receipt.platform_message_id.as_deref(), Some("42-0"));

@@ -61,6 +61,7 @@ impl FakeGateway {
                 text: text.to_owned(),
                 at_ms: crate::connector::now_ms(),
                 channel_message_id: None,
+                files: Vec::new(),
             },
         ));
         Outbound {
@@ -72,6 +73,7 @@ impl FakeGateway {
             text: text.to_owned(),
             actions: Vec::new(),
             reply_context: Default::default(),
+            files: Vec::new(),
         }
     }
 }
@@ -169,7 +171,8 @@ impl TestServer {
             .expect("webchat is enabled");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, service).await });
         TestServer {
             addr,
             connector,

@@ -7,7 +7,8 @@
 -- ARGV: 1 work group, 2 work entry id ("" = none), 3 role, 4 author name, 5 text ("" = no entry),
 --       6 customer outbox payload ("" = not for the customer), 7 escalation log json ("" = none),
 --       8 desk outbox payload ("" = none), 9 dedupe id ("" = none), 10 entry kind,
---       11 number of hash field pairs, then the pairs
+--       11 number of hash field pairs, then the pairs, then the entry's file refs json
+--       ("" or absent = none; the bytes were stored before this script)
 if ARGV[9] ~= '' then
   local seen = redis.call('HGET', KEYS[6], ARGV[9])
   if seen then
@@ -22,10 +23,16 @@ if pairs_count > 0 then
   end
   redis.call('HSET', KEYS[1], unpack(fields))
 end
+local files = ARGV[12 + pairs_count * 2] or ''
 local id = ''
-if ARGV[5] ~= '' then
-  id = redis.call('XADD', KEYS[2], '*', 'role', ARGV[3], 'author', ARGV[4], 'text', ARGV[5],
-    'kind', ARGV[10])
+if ARGV[5] ~= '' or files ~= '' then
+  if files ~= '' then
+    id = redis.call('XADD', KEYS[2], '*', 'role', ARGV[3], 'author', ARGV[4], 'text', ARGV[5],
+      'kind', ARGV[10], 'files', files)
+  else
+    id = redis.call('XADD', KEYS[2], '*', 'role', ARGV[3], 'author', ARGV[4], 'text', ARGV[5],
+      'kind', ARGV[10])
+  end
   if ARGV[6] ~= '' then
     redis.call('XADD', KEYS[3], '*', 'id', id, 'p', ARGV[6])
   end

@@ -1,7 +1,8 @@
 -- Ingest one customer message atomically: dedupe, find-or-create, append, enqueue.
 -- KEYS: 1 conversation hash, 2 message stream, 3 seen-ids hash, 4 inbound work stream
 -- ARGV: 1 channel message id, 2 channel, 3 channel conversation key, 4 conversation id,
---       5 now ms, 6 message kind, 7 text, 8 contact json, 9 context json ("" keeps the old one)
+--       5 now ms, 6 message kind, 7 text, 8 contact json, 9 context json ("" keeps the old one),
+--       10 file refs json ("" = no files; the bytes were stored before this script)
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
 if existing then
   return {0, existing, redis.call('HGET', KEYS[1], 'status') or 'bot', 0}
@@ -19,8 +20,14 @@ redis.call('HSET', KEYS[1], 'updated_ms', ARGV[5], 'channel', ARGV[2], 'key', AR
 if ARGV[9] ~= '' then
   redis.call('HSET', KEYS[1], 'context', ARGV[9])
 end
-local id = redis.call('XADD', KEYS[2], '*', 'role', 'customer', 'kind', ARGV[6],
-  'text', ARGV[7], 'cmid', ARGV[1])
+local id
+if ARGV[10] and ARGV[10] ~= '' then
+  id = redis.call('XADD', KEYS[2], '*', 'role', 'customer', 'kind', ARGV[6],
+    'text', ARGV[7], 'cmid', ARGV[1], 'files', ARGV[10])
+else
+  id = redis.call('XADD', KEYS[2], '*', 'role', 'customer', 'kind', ARGV[6],
+    'text', ARGV[7], 'cmid', ARGV[1])
+end
 redis.call('HSET', KEYS[3], ARGV[1], id)
 redis.call('XADD', KEYS[4], '*', 'conv', ARGV[4], 'msg', id)
 return {1, id, status, created}

@@ -34,6 +34,8 @@ use switchboard_api::{
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+mod wire;
+
 /// Questions the embedded answerer is expected to answer (checked before use).
 const QUESTIONS: &[&str] = &[
     "How do I reset my password?",
@@ -355,6 +357,7 @@ fn inbound(session: &str, message: usize, text: &str) -> Inbound {
                 ("name".to_owned(), "Dana".to_owned()),
             ]),
         },
+        files: Vec::new(),
     }
 }
 
@@ -999,6 +1002,7 @@ async fn bench() {
         }
     }
 
+    let mut best_wire_rate = 0.0f64;
     let paced_rate = if best_rate > 0.0 {
         (best_rate * 0.5).max(100.0)
     } else {
@@ -1031,6 +1035,47 @@ async fn bench() {
                     "{instances_count} instance(s) offered {rate:.0} msgs/s"
                 ));
             }
+        }
+    }
+
+    if !skipped("wire") {
+        println!("\n== Over the wire: visitors on WebSocket connections to whole gateways (frame sent -> answer frame received) ==");
+        for gateways_count in [1usize, 2] {
+            admin.flush().await;
+            let mut gateways = Vec::new();
+            for _ in 0..gateways_count {
+                gateways.push(wire::start_gateway(&redis.url()).await);
+            }
+            let addrs: Vec<_> = gateways.iter().map(|g| g.local_addr).collect();
+            wire::run(&addrs, &questions, "warm", 50, 1, Duration::ZERO).await;
+            let visitors = (conversations / 2).max(100);
+            let saturated = wire::run(
+                &addrs,
+                &questions,
+                &format!("sat-{gateways_count}"),
+                visitors,
+                messages,
+                Duration::ZERO,
+            )
+            .await;
+            saturated.print(&format!(
+                "{gateways_count} gateway(s), {visitors} visitors at once"
+            ));
+            best_wire_rate = best_wire_rate.max(saturated.rate());
+            // Then a steady load at half that rate: latency without a queue.
+            let rate = (saturated.rate() * 0.5).max(50.0);
+            let arrivals = ((rate * 5.0) / messages as f64).round().max(1.0) as usize;
+            let gap = Duration::from_secs_f64(5.0 / arrivals as f64);
+            let steady = wire::run(
+                &addrs,
+                &questions,
+                &format!("steady-{gateways_count}"),
+                arrivals,
+                messages,
+                gap,
+            )
+            .await;
+            steady.print(&format!("{gateways_count} gateway(s) offered {rate:.0} msgs/s"));
         }
     }
 

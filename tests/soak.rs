@@ -1,0 +1,610 @@
+//! Crash safety: a known set of customer messages from three channels (web chat over HTTP,
+//! Telegram long polling, Slack customers over Socket Mode) goes into two gateway processes
+//! while a killer SIGKILLs one of them at random moments and starts it again.
+//!
+//! Each platform behaves as the real one does when the gateway did not acknowledge: web chat
+//! clients resend with the same client id, the Telegram stand-in hands out every update past
+//! the confirmed offset again, and Slack redelivers an envelope nobody acked. Once everything
+//! has settled, the test reads Redis and the stand-ins and checks what customers would: every
+//! message stored exactly once, every reply delivered, and each reply shown on the platform
+//! once. The seed of the run is printed; `SWITCHBOARD_SOAK_SEED=<n>` replays its schedule.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use redis::streams::StreamRangeReply;
+use redis::Commands;
+use serde_json::{json, Value};
+use switchboard::model::conversation_id;
+use switchboard::store::keys;
+use switchboard_api::ChannelKind;
+use switchboard_slack::standin::{event_callback, SlackStandIn};
+use switchboard_telegram::standin::{TelegramStandIn, TOKEN};
+
+use crate::harness::{config_dir, RedisServer, TempDir};
+
+/// Distinct questions the embedded answerer answers; a conversation never repeats one, so
+/// none escalates for asking the same thing twice.
+const QUESTIONS: &[&str] = &[
+    "How do I reset my password?",
+    "What plans and prices do you offer?",
+    "Where can I download my invoices?",
+    "How do I create an API key?",
+    "What are the API rate limits?",
+    "How do I export my data?",
+    "When is your support team available?",
+    "Which integrations do you support?",
+];
+const MESSAGES_PER_CONVERSATION: usize = 5;
+const WEBCHAT_VISITORS: usize = 24;
+const TELEGRAM_CHATS: usize = 12;
+const SLACK_THREADS: usize = 12;
+const SHARED_CHANNEL: &str = "C0SOAKSHARED";
+const SLACK_BOT_ENV: &str = "SB_SOAK_SLACK_BOT";
+const SLACK_APP_ENV: &str = "SB_SOAK_SLACK_APP";
+const TELEGRAM_ENV: &str = "SB_SOAK_TELEGRAM";
+
+/// One gateway process slot: a fixed port and config, restarted after each kill.
+struct Slot {
+    name: &'static str,
+    addr: SocketAddr,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl Slot {
+    fn start(&mut self) {
+        self.starts += 1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open gateway log");
+        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            // Each Telegram send is logged with its outbound id, to explain a duplicate.
+            .env("RUST_LOG", "info,switchboard_telegram=debug")
+            .env("NO_COLOR", "1")
+            .env(TELEGRAM_ENV, TOKEN)
+            .env(SLACK_BOT_ENV, "xoxb-soak-customers")
+            .env(SLACK_APP_ENV, "xapp-soak-customers")
+            .stdout(Stdio::from(log.try_clone().expect("log handle")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start the switchboard binary");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a crash or an OOM kill.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn wait_healthy(&mut self, limit: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("{} exited ({status}); log: {}", self.name, tail(&self.log));
+            }
+            if let Some((200, _)) = request(self.addr, "GET", "/healthz", None).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{} did not come up within {limit:?}; log: {}",
+            self.name,
+            tail(&self.log)
+        );
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    listener.local_addr().expect("address")
+}
+
+fn write_config(
+    dir: &Path,
+    name: &str,
+    addr: SocketAddr,
+    redis: &str,
+    telegram: &str,
+    slack: &str,
+) -> PathBuf {
+    let knowledge = config_dir().join("knowledge");
+    let text = format!(
+        r#"
+[gateway]
+listen = "{addr}"
+[redis]
+url = "{redis}"
+command_timeout_ms = 500
+[outbox]
+claim_idle_ms = 4000
+initial_backoff_ms = 50
+max_backoff_ms = 400
+send_timeout_ms = 3000
+[triage]
+knowledge_dir = "{knowledge}"
+[connectors.webchat]
+enabled = true
+rate_limit_per_minute = 10000
+rate_limit_per_ip_per_minute = 100000
+[connectors.telegram]
+enabled = true
+bot_token_env = "{TELEGRAM_ENV}"
+api_url = "{telegram}"
+poll_timeout_secs = 1
+[connectors.slack]
+enabled = true
+mode = "socket"
+channels = ["{SHARED_CHANNEL}"]
+api_url = "{slack}"
+bot_token_env = "{SLACK_BOT_ENV}"
+app_token_env = "{SLACK_APP_ENV}"
+posts_per_second_per_channel = 50.0
+"#,
+        knowledge = knowledge.display()
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).expect("write gateway config");
+    path
+}
+
+/// One HTTP/1.1 request; `None` when the gateway is not there (killed) or too slow.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let body = body.unwrap_or("");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+             content-type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.ok()?;
+        let text = String::from_utf8_lossy(&response).to_string();
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+        Some((status, body))
+    };
+    tokio::time::timeout(Duration::from_secs(3), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// A transcript entry: (stream id, role, channel message id).
+type Entry = (String, String, String);
+
+fn transcript(client: &mut redis::Connection, channel: ChannelKind, key: &str) -> Vec<Entry> {
+    let id = conversation_id(channel, key);
+    let range: StreamRangeReply = client
+        .xrange_all(keys::messages(&id))
+        .expect("read transcript");
+    range
+        .ids
+        .iter()
+        .map(|entry| {
+            (
+                entry.id.clone(),
+                entry.get::<String>("role").unwrap_or_default(),
+                entry.get::<String>("cmid").unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn is_reply(role: &str) -> bool {
+    matches!(role, "ai" | "system" | "agent")
+}
+
+fn pending(client: &mut redis::Connection, stream: &str, group: &str) -> usize {
+    let reply: redis::streams::StreamPendingReply =
+        client.xpending(stream, group).unwrap_or_default();
+    reply.count()
+}
+
+/// True when no work is left anywhere: inbound and outbox empty, nothing pending or parked.
+fn quiet(client: &mut redis::Connection) -> bool {
+    let inbound: usize = client.xlen(keys::INBOUND).unwrap_or(usize::MAX);
+    let outbox: usize = client.xlen(keys::OUTBOX).unwrap_or(usize::MAX);
+    let parked: usize = client.zcard(keys::OUTBOX_DELAYED).unwrap_or(usize::MAX);
+    inbound == 0
+        && outbox == 0
+        && parked == 0
+        && pending(client, keys::INBOUND, keys::PIPELINE_GROUP) == 0
+        && pending(client, keys::OUTBOX, keys::OUTBOX_GROUP) == 0
+}
+
+/// What the test sent and must find stored once: (channel, conversation key, channel message id).
+type Expected = Arc<Mutex<Vec<(ChannelKind, String, String)>>>;
+
+/// A web chat visitor posting over HTTP to whichever instance it picks; a refused or
+/// unanswered post is resent with the same client id, as the widget does.
+async fn webchat_visitor(
+    visitor: usize,
+    addrs: [SocketAddr; 2],
+    seed: u64,
+    expected: Expected,
+    resends: Arc<AtomicUsize>,
+) {
+    let mut rng = StdRng::seed_from_u64(seed ^ (visitor as u64).wrapping_mul(0x9e37));
+    let session = format!("soak-visitor-{visitor:06}");
+    for m in 0..MESSAGES_PER_CONVERSATION {
+        let client_id = format!("m-{m}");
+        let body = json!({"session": session, "client_id": client_id,
+                          "text": QUESTIONS[(visitor + m) % QUESTIONS.len()]})
+        .to_string();
+        loop {
+            let addr = addrs[rng.gen_range(0..2)];
+            match request(addr, "POST", "/webchat/messages", Some(&body)).await {
+                Some((200, _)) => break,
+                Some((503, _)) | None => {
+                    resends.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Some((status, body)) => panic!("web chat post refused: {status} {body}"),
+            }
+        }
+        expected.lock().unwrap().push((
+            ChannelKind::Webchat,
+            format!("s:{session}"),
+            format!("wc:{client_id}"),
+        ));
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1200))).await;
+    }
+}
+
+/// A Slack customer starting a thread in the shared channel and following up in it; an
+/// envelope nobody acked within two seconds is redelivered with the same event id.
+async fn slack_customer(
+    thread: usize,
+    slack: Arc<SlackStandIn>,
+    seed: u64,
+    expected: Expected,
+    resends: Arc<AtomicUsize>,
+) {
+    let mut rng = StdRng::seed_from_u64(seed ^ (thread as u64).wrapping_mul(0x7f4a_7c15));
+    let user = format!("U0SOAK{thread:04}");
+    let parent = format!("1700{thread:06}.000000");
+    for m in 0..MESSAGES_PER_CONVERSATION {
+        let ts = format!("1700{thread:06}.{m:06}");
+        let mut event = json!({"type": "message", "channel": SHARED_CHANNEL, "user": user,
+            "text": QUESTIONS[(thread + m + 3) % QUESTIONS.len()], "ts": ts, "event_ts": ts,
+            "channel_type": "channel"});
+        if m > 0 {
+            event["thread_ts"] = json!(parent);
+        }
+        let callback = event_callback(&format!("EvSoak{thread:04}x{m}"), event);
+        loop {
+            let envelope = slack.send_callback(callback.clone());
+            if slack.wait_for_ack(&envelope, Duration::from_secs(2)).await {
+                break;
+            }
+            resends.fetch_add(1, Ordering::SeqCst);
+        }
+        expected.lock().unwrap().push((
+            ChannelKind::Slack,
+            format!("{SHARED_CHANNEL}:{parent}"),
+            format!("slack:{SHARED_CHANNEL}:{ts}"),
+        ));
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1200))).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_instances_lose_nothing_store_once_and_show_each_reply_once() {
+    let seed: u64 = std::env::var("SWITCHBOARD_SOAK_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("soak seed: {seed} (replay with SWITCHBOARD_SOAK_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let started = Instant::now();
+
+    let redis = RedisServer::start();
+    let telegram = Arc::new(TelegramStandIn::start().await);
+    let slack = Arc::new(SlackStandIn::start().await);
+    for thread in 0..SLACK_THREADS {
+        slack.set_user(&format!("U0SOAK{thread:04}"), &format!("Customer {thread}"));
+    }
+    let dir = TempDir::new("soak");
+    let mut slots: Vec<Slot> = ["gateway-a", "gateway-b"]
+        .into_iter()
+        .map(|name| {
+            let addr = free_port();
+            Slot {
+                name,
+                addr,
+                config: write_config(
+                    &dir.0,
+                    name,
+                    addr,
+                    &redis.url(),
+                    &telegram.api_url(),
+                    &slack.api_url(),
+                ),
+                log: dir.0.join(format!("{name}.log")),
+                child: None,
+                starts: 0,
+            }
+        })
+        .collect();
+    for slot in &mut slots {
+        slot.start();
+    }
+    for slot in &mut slots {
+        slot.wait_healthy(Duration::from_secs(20)).await;
+    }
+    let addrs = [slots[0].addr, slots[1].addr];
+
+    let expected: Expected = Arc::default();
+    let resends = Arc::new(AtomicUsize::new(0));
+    let mut senders = Vec::new();
+    for visitor in 0..WEBCHAT_VISITORS {
+        senders.push(tokio::spawn(webchat_visitor(
+            visitor,
+            addrs,
+            seed,
+            expected.clone(),
+            resends.clone(),
+        )));
+    }
+    for thread in 0..SLACK_THREADS {
+        senders.push(tokio::spawn(slack_customer(
+            thread,
+            slack.clone(),
+            seed,
+            expected.clone(),
+            resends.clone(),
+        )));
+    }
+    // Telegram customers: the stand-in queues each update until an offset confirms it.
+    let telegram_sender = {
+        let (telegram, expected) = (telegram.clone(), expected.clone());
+        let mut rng = StdRng::seed_from_u64(seed.rotate_left(17));
+        tokio::spawn(async move {
+            for m in 0..MESSAGES_PER_CONVERSATION {
+                for chat in 0..TELEGRAM_CHATS {
+                    let chat_id = 7_000_000 + chat as i64;
+                    let text = QUESTIONS[(chat + m + 5) % QUESTIONS.len()];
+                    let update = telegram.push_text(chat_id, &format!("tg{chat}"), text);
+                    expected.lock().unwrap().push((
+                        ChannelKind::Telegram,
+                        chat_id.to_string(),
+                        format!("tg:{update}"),
+                    ));
+                    tokio::time::sleep(Duration::from_millis(rng.gen_range(20..150))).await;
+                }
+            }
+        })
+    };
+
+    // The killer: one instance at a time, so a platform always has somewhere to go, at random
+    // moments while traffic flows.
+    let mut kills = Vec::new();
+    let killing_until = Instant::now() + Duration::from_secs(24);
+    while Instant::now() < killing_until {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(1500..4000))).await;
+        let victim = rng.gen_range(0..2);
+        let slot = &mut slots[victim];
+        slot.kill();
+        kills.push((slot.name, started.elapsed()));
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(100..1500))).await;
+        slot.start();
+        slot.wait_healthy(Duration::from_secs(20)).await;
+    }
+    eprintln!("soak: {} kills: {kills:?}", kills.len());
+
+    for sender in senders {
+        sender.await.expect("a customer task panicked");
+    }
+    telegram_sender
+        .await
+        .expect("the telegram customers panicked");
+    let sent_at = started.elapsed();
+
+    // Quiescence: every expected message stored, and no work left in any stream.
+    let expected = expected.lock().unwrap().clone();
+    let total = WEBCHAT_VISITORS * MESSAGES_PER_CONVERSATION
+        + (TELEGRAM_CHATS + SLACK_THREADS) * MESSAGES_PER_CONVERSATION;
+    assert_eq!(expected.len(), total);
+    let mut client = redis.client();
+    let settle_limit = Duration::from_secs(45);
+    let settling = Instant::now();
+    loop {
+        let stored = expected
+            .iter()
+            .filter(|(channel, key, cmid)| {
+                transcript(&mut client, *channel, key)
+                    .iter()
+                    .any(|(_, role, stored)| role == "customer" && stored == cmid)
+            })
+            .count();
+        if stored == total && quiet(&mut client) && telegram.unconfirmed().is_empty() {
+            break;
+        }
+        if settling.elapsed() > settle_limit {
+            panic!(
+                "not settled after {settle_limit:?}: {stored}/{total} stored, quiet: {}; \
+                 logs:\n{}\n{}",
+                quiet(&mut client),
+                tail(&slots[0].log),
+                tail(&slots[1].log)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A duplicate (a second delivery, a second decision) gets the time to show up.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(quiet(&mut client), "work appeared after quiescence");
+
+    // Every inbound message stored exactly once, in its own conversation.
+    let mut conversations: HashMap<(ChannelKind, String), Vec<String>> = HashMap::new();
+    for (channel, key, cmid) in &expected {
+        conversations
+            .entry((*channel, key.clone()))
+            .or_default()
+            .push(cmid.clone());
+    }
+    let dead: usize = client.xlen(keys::OUTBOX_DEAD).unwrap();
+    assert_eq!(dead, 0, "no reply was dead-lettered");
+    let (mut replies, mut duplicates) = (0, Vec::new());
+    for ((channel, key), cmids) in &conversations {
+        let entries = transcript(&mut client, *channel, key);
+        for cmid in cmids {
+            let copies = entries
+                .iter()
+                .filter(|(_, role, stored)| role == "customer" && stored == cmid)
+                .count();
+            assert_eq!(
+                copies, 1,
+                "{channel} {key}: {cmid} stored {copies} times: {entries:?}"
+            );
+        }
+        let customer = entries
+            .iter()
+            .filter(|(_, role, _)| role == "customer")
+            .count();
+        assert_eq!(customer, cmids.len(), "{channel} {key}: {entries:?}");
+
+        // Every reply the store queued was delivered: its receipt is in the conversation.
+        let reply_ids: Vec<&String> = entries
+            .iter()
+            .filter(|(_, role, _)| is_reply(role))
+            .map(|(id, _, _)| id)
+            .collect();
+        assert!(!reply_ids.is_empty(), "{channel} {key}: never answered");
+        replies += reply_ids.len();
+        let id = conversation_id(*channel, key);
+        let receipts: HashMap<String, String> =
+            client.hgetall(keys::deliveries(&id)).expect("receipts");
+        for reply in &reply_ids {
+            assert!(
+                receipts.contains_key(*reply),
+                "{channel} {key}: reply {reply} has no delivery receipt"
+            );
+        }
+
+        // On the platform, each reply is shown once.
+        let shown = match channel {
+            ChannelKind::Telegram => {
+                let chat: i64 = key.parse().unwrap();
+                telegram.sent().iter().filter(|m| m.chat_id == chat).count()
+            }
+            ChannelKind::Slack => {
+                let parent = key.split_once(':').unwrap().1;
+                slack
+                    .posts()
+                    .iter()
+                    .filter(|p| p.thread_ts.as_deref() == Some(parent))
+                    .count()
+            }
+            _ => {
+                let session = key.trim_start_matches("s:");
+                let (status, body) = request(
+                    addrs[0],
+                    "GET",
+                    &format!("/webchat/messages?session={session}"),
+                    None,
+                )
+                .await
+                .expect("history");
+                assert_eq!(status, 200, "{body}");
+                let view: Value = serde_json::from_str(&body).expect("history json");
+                let mut ids: Vec<&str> = view["messages"]
+                    .as_array()
+                    .expect("messages")
+                    .iter()
+                    .filter(|m| m["author"]["kind"] != "customer")
+                    .filter_map(|m| m["id"].as_str())
+                    .collect();
+                let before = ids.len();
+                ids.dedup();
+                assert_eq!(ids.len(), before, "{key}: a reply shown twice: {view}");
+                ids.len()
+            }
+        };
+        assert!(
+            shown >= reply_ids.len(),
+            "{channel} {key}: {} replies stored, {shown} shown",
+            reply_ids.len()
+        );
+        if shown > reply_ids.len() {
+            duplicates.push((*channel, key.clone(), shown - reply_ids.len()));
+            let logs: Vec<String> = slots
+                .iter()
+                .flat_map(|slot| {
+                    let text = std::fs::read_to_string(&slot.log).unwrap_or_default();
+                    text.lines()
+                        .filter(|line| line.contains(&format!("chat={key}")))
+                        .map(|line| format!("{}: {line}", slot.name))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            eprintln!(
+                "soak: {channel} {key} replies {reply_ids:?} shown {shown}; logs:\n{}",
+                logs.join("\n")
+            );
+        }
+    }
+    let logs: String = slots
+        .iter()
+        .map(|slot| std::fs::read_to_string(&slot.log).unwrap_or_default())
+        .collect();
+    let retried: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("will retry"))
+        .collect();
+    eprintln!(
+        "soak: {} failed attempts retried: {retried:#?}",
+        retried.len()
+    );
+    eprintln!(
+        "soak: seed {seed}, {total} messages, {replies} replies, {} kills, {} resends, \
+         traffic for {sent_at:?}, settled in {:?}, duplicates shown: {duplicates:?}",
+        kills.len(),
+        resends.load(Ordering::SeqCst),
+        settling.elapsed()
+    );
+    assert!(kills.len() >= 5, "the killer struck {} times", kills.len());
+    assert!(
+        duplicates.is_empty(),
+        "replies shown more than once (channel, conversation, extra copies): {duplicates:?}"
+    );
+}
