@@ -13,6 +13,8 @@ use switchboard_email::EmailConnector;
 use switchboard_slack::{SlackCustomerConnector, SlackDesk};
 use switchboard_telegram::TelegramConnector;
 use switchboard_webchat::WebchatConnector;
+
+use crate::fanout::{relay_frames, RedisFanout};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn, Instrument};
 
@@ -190,11 +192,22 @@ pub async fn start_with_desk(
             .map_err(redis_error)?,
     );
 
+    let consumer = instance_name(&config);
     let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
+    let mut webchat_relay = None;
     if let Some(webchat) = config.connectors.webchat.clone().filter(|c| c.enabled) {
-        connectors.push(Arc::new(
-            WebchatConnector::new(webchat).with_max_file_bytes(config.files.max_bytes),
+        let fanout = RedisFanout::new(store.clone(), consumer.clone());
+        let webchat = Arc::new(
+            WebchatConnector::new(webchat)
+                .with_max_file_bytes(config.files.max_bytes)
+                .with_fanout(Arc::new(fanout)),
+        );
+        webchat_relay = Some(relay_frames(
+            store.clone(),
+            consumer.clone(),
+            webchat.clone(),
         ));
+        connectors.push(webchat);
     }
     if let Some(email) = config.connectors.email.clone().filter(|c| c.enabled) {
         connectors.push(Arc::new(
@@ -206,7 +219,6 @@ pub async fn start_with_desk(
             DiscordConnector::new(discord).with_max_file_bytes(config.files.max_bytes),
         ));
     }
-    let consumer = instance_name(&config);
     if let Some(telegram) = config.connectors.telegram.clone().filter(|c| c.enabled) {
         let lease = Arc::new(RedisPollLease::new(store.clone(), consumer.clone()));
         let telegram = TelegramConnector::new(telegram).map_err(StartError::Connector)?;
@@ -283,6 +295,9 @@ pub async fn start_with_desk(
     let outbox_store = store.dedicated(block).await.map_err(redis_error)?;
 
     let mut tasks = JoinSet::new();
+    if let Some(relay) = webchat_relay {
+        tasks.spawn(relay.instrument(tracing::info_span!("webchat")));
+    }
     tasks.spawn(async move {
         // Peer addresses feed the web chat's per-IP rate limit.
         let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();

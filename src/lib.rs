@@ -7,6 +7,7 @@
 pub mod app;
 pub mod config;
 pub mod desk;
+pub mod fanout;
 pub mod files;
 pub mod learning;
 pub mod lease;

@@ -762,3 +762,35 @@ async fn history_over_http_shows_a_visitor_only_their_own_conversation() {
     assert_eq!(status, 200, "{body}");
     assert!(!leaks(&body), "{body}");
 }
+
+/// Behind a load balancer a visitor's socket is on one instance while either may deliver the
+/// answer: every answer still appears live, whichever instance delivered it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_sees_every_answer_live_whichever_instance_delivers_it() {
+    let redis = RedisServer::start();
+    let a = start_gateway(config_for(&redis.url(), "instance-a")).await;
+    let b = start_gateway(config_for(&redis.url(), "instance-b")).await;
+    let session = "live-across-instances-visitor-01";
+    let (mut widget, _) = Widget::connect(a.local_addr, session, None).await;
+    let asked = QUESTIONS.len();
+    for m in 0..asked {
+        // Sent through the other instance (the visitor's HTTP fallback path), so about half
+        // of the answers are triaged and delivered by an instance that holds no socket.
+        let body = post_body(session, &format!("q-{m}"), QUESTIONS[m]);
+        let (status, reply) = http(b.local_addr, "POST", "/webchat/messages", Some(&body)).await;
+        assert_eq!(status, 200, "{reply}");
+        widget.message_from("ai").await;
+    }
+    let delivered_by_b = b
+        .metrics
+        .outbox_deliveries
+        .get_or_create(&vec![
+            ("target", "webchat".into()),
+            ("outcome", "delivered".into()),
+        ])
+        .get();
+    assert!(
+        delivered_by_b > 0,
+        "the test needs answers delivered by the instance without the socket"
+    );
+}

@@ -662,6 +662,17 @@ impl Store {
         .await
     }
 
+    /// A pub/sub connection of its own subscribed to `channel` (a subscribed connection can do
+    /// nothing else).
+    pub async fn subscribe(&self, channel: &str) -> Result<redis::aio::PubSub, StoreError> {
+        let connect = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok(pubsub)
+        };
+        self.bounded(Duration::ZERO, connect).await
+    }
+
     /// Runs one bounded command on the shared connection (for modules with their own keys).
     pub async fn run<T, F, Fut>(&self, command: F) -> Result<T, StoreError>
     where

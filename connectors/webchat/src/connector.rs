@@ -31,6 +31,18 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// The web chat channel: the widget, its endpoints, and delivery to open chats.
 pub struct WebchatConnector {
     shared: Arc<Shared>,
+    fanout: Option<Arc<dyn Fanout>>,
+}
+
+/// Carries frames to the sockets other gateway instances hold.
+///
+/// Behind a load balancer a visitor's socket is open on one instance while any instance may
+/// deliver the reply; without this the visitor would see it only after reconnecting.
+#[async_trait]
+pub trait Fanout: Send + Sync {
+    /// Offers `frame` to the other instances' sockets of `conversation_key`; an error means
+    /// they may not have it (the delivery is retried).
+    async fn publish(&self, conversation_key: &str, frame: &str) -> Result<(), String>;
 }
 
 /// State the HTTP handlers, the sockets and `send` share.
@@ -63,7 +75,20 @@ impl WebchatConnector {
                 trusted_proxies,
                 max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             }),
+            fanout: None,
         }
+    }
+
+    /// Also offers every delivered frame to the other instances through `fanout`.
+    pub fn with_fanout(mut self, fanout: Arc<dyn Fanout>) -> Self {
+        self.fanout = Some(fanout);
+        self
+    }
+
+    /// Pushes a frame another instance published to this instance's sockets of the
+    /// conversation; returns how many it reached.
+    pub fn push_local(&self, conversation_key: &str, frame: &str) -> usize {
+        self.shared.hub.push(conversation_key, &Arc::from(frame))
     }
 
     /// Accepts visitors' files up to `max_bytes` (the gateway's `files.max_bytes`).
@@ -116,6 +141,17 @@ impl Connector for WebchatConnector {
     async fn send(&self, outbound: &Outbound) -> Result<DeliveryReceipt, ConnectorError> {
         let frame: Arc<str> = Arc::from(ServerFrame::from_outbound(outbound, now_ms()).to_json());
         let sockets = self.shared.hub.push(&outbound.conversation_key, &frame);
+        if let Some(fanout) = &self.fanout {
+            // A retry after a failed publish pushes locally again; the widget drops a message
+            // id it already shows.
+            fanout
+                .publish(&outbound.conversation_key, &frame)
+                .await
+                .map_err(|detail| ConnectorError::Transient {
+                    connector: "webchat",
+                    detail: format!("cannot reach the other gateway instances: {detail}"),
+                })?;
+        }
         tracing::debug!(
             conversation = %outbound.conversation_id,
             message = %outbound.id,

@@ -39,5 +39,5 @@ mod socket_tests;
 mod testkit;
 
 pub use config::WebchatConfig;
-pub use connector::WebchatConnector;
+pub use connector::{Fanout, WebchatConnector};
 pub use identity::{sign_user_id, verify_user_sig};
