@@ -47,14 +47,21 @@ async fn visitor(
     messages: usize,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    let Ok((mut socket, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/webchat/ws")).await
+    let Ok((mut socket, _)) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/webchat/ws")).await
     else {
         outcome.refused = messages;
         return outcome;
     };
-    let hello = json!({"type": "hello", "session": session, "page": {"url": "https://acme.example/"}});
-    if socket.send(Message::Text(hello.to_string().into())).await.is_err()
-        || next_frame(&mut socket, |frame| frame["type"] == "welcome").await.is_none()
+    let hello =
+        json!({"type": "hello", "session": session, "page": {"url": "https://acme.example/"}});
+    if socket
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .is_err()
+        || next_frame(&mut socket, |frame| frame["type"] == "welcome")
+            .await
+            .is_none()
     {
         outcome.refused = messages;
         return outcome;
@@ -63,17 +70,26 @@ async fn visitor(
         let text = questions[(first_question + m) % questions.len()];
         let frame = json!({"type": "message", "client_id": format!("m{m}"), "text": text});
         let started = Instant::now();
-        if socket.send(Message::Text(frame.to_string().into())).await.is_err() {
+        if socket
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .is_err()
+        {
             outcome.refused += 1;
             continue;
         }
         let answered = next_frame(&mut socket, |frame| {
             frame["type"] == "message"
-                && matches!(frame["message"]["author"]["kind"].as_str(), Some("ai" | "system"))
+                && matches!(
+                    frame["message"]["author"]["kind"].as_str(),
+                    Some("ai" | "system")
+                )
         })
         .await;
         match answered {
-            Some(_) => outcome.latencies_us.push(started.elapsed().as_micros() as u64),
+            Some(_) => outcome
+                .latencies_us
+                .push(started.elapsed().as_micros() as u64),
             None => outcome.lost += 1,
         }
     }
@@ -87,7 +103,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let frame = tokio::time::timeout_at(deadline, socket.next()).await.ok()??.ok()?;
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .ok()??
+            .ok()?;
         if let Message::Text(text) = frame {
             let value: Value = serde_json::from_str(&text).ok()?;
             if wanted(&value) {
