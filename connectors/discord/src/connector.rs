@@ -365,7 +365,14 @@ impl Connector for DiscordConnector {
                 ),
             }
         })?;
-        let (body, uploads) = convert::render_with_files(outbound);
+        let (mut body, uploads) = convert::render_with_files(outbound);
+        if let Some(nonce) = convert::nonce_for(&outbound.id) {
+            // Discord keeps one message per nonce for a few minutes when told to enforce it, so
+            // a resend (the gateway crashed after Discord took the message, before the receipt
+            // was stored) returns the first message instead of showing a second.
+            body["nonce"] = serde_json::json!(nonce);
+            body["enforce_nonce"] = serde_json::json!(true);
+        }
         match self
             .rest()?
             .create_message_with_files(channel, &body, &uploads)

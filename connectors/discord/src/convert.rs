@@ -176,6 +176,20 @@ pub struct Upload {
     pub bytes: Bytes,
 }
 
+/// Discord's limit on a message nonce.
+const MAX_NONCE_CHARS: usize = 25;
+
+/// The nonce that makes a resend of the gateway's outbound message `id` idempotent; `None`
+/// for a message with no id. Ids are transcript stream ids (`<ms>-<seq>`, about 15
+/// characters); a longer one keeps its distinctive tail.
+pub fn nonce_for(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return None;
+    }
+    let skip = id.chars().count().saturating_sub(MAX_NONCE_CHARS);
+    Some(id.chars().skip(skip).collect())
+}
+
 /// An outbound message for `POST /channels/{id}/messages`: the JSON body and the files to
 /// upload with it. Files without bytes (expired from the store) or over Discord's upload
 /// limit go as links in the text; the uploads are announced in the body's `attachments`.

@@ -124,6 +124,10 @@ struct Recorded {
     sockets: Vec<mpsc::UnboundedSender<SocketCommand>>,
     queued: VecDeque<String>,
     files: files::Files,
+    /// Message id by nonce, for creates that ask Discord to enforce the nonce.
+    nonces: HashMap<String, (u64, Value)>,
+    /// Creates answered with an earlier message because their nonce was seen.
+    repeated_nonces: u32,
 }
 
 impl Recorded {
@@ -354,6 +358,11 @@ impl DiscordStandIn {
         self.inner.lock().sent.clone()
     }
 
+    /// How many creates were answered with an earlier message because their nonce was seen.
+    pub fn repeated_nonces(&self) -> u32 {
+        self.inner.lock().repeated_nonces
+    }
+
     /// Waits until at least `n` messages were posted or `timeout` passed.
     pub async fn wait_for_sent(&self, n: usize, timeout: Duration) -> Vec<SentMessage> {
         self.wait_until(timeout, |recorded| recorded.sent.len() >= n)
@@ -566,6 +575,18 @@ async fn create_message(
         )
             .into_response();
     }
+    let nonce = body
+        .get("enforce_nonce")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+        .then(|| body.get("nonce").map(|nonce| nonce.to_string()))
+        .flatten();
+    if let Some(earlier) = nonce.as_ref().and_then(|nonce| recorded.nonces.get(nonce)) {
+        // Discord returns the message created with this nonce, and creates nothing.
+        let message = earlier.1.clone();
+        recorded.repeated_nonces += 1;
+        return Json(message).into_response();
+    }
     let id = recorded.id();
     let content = body
         .get("content")
@@ -588,6 +609,9 @@ async fn create_message(
     message["content"] = json!(content);
     message["author"] = user_json(BOT_USER_ID, "switchboard", true);
     message["reactions"] = json!([]);
+    if let Some(nonce) = nonce {
+        inner.lock().nonces.insert(nonce, (id, message.clone()));
+    }
     Json(message).into_response()
 }
 

@@ -357,3 +357,31 @@ async fn the_rating_buttons_are_shown_and_a_press_is_stored_as_the_number() {
     assert_eq!(callbacks[0].interaction_id, interaction);
     assert_eq!(callbacks[0].kind, 6);
 }
+
+#[tokio::test]
+async fn a_resent_reply_is_shown_once_because_discord_enforces_its_nonce() {
+    let h = start().await;
+    h.standin.push_dm("Ada", "How do I reset my password?");
+    let accepted = h.gateway.wait_for_accepted(1, WAIT).await;
+    let answer = outbound(&accepted[0].conversation_key, Author::Ai, vec![]);
+    let first = h.connector.send(&answer).await.expect("delivered");
+    // The gateway died after Discord took it and before the receipt was stored: it sends again.
+    let again = h.connector.send(&answer).await.expect("delivered");
+    assert_eq!(
+        h.standin.sent().len(),
+        1,
+        "the customer sees the reply once"
+    );
+    assert_eq!(h.standin.repeated_nonces(), 1);
+    assert_eq!(first.platform_message_id, again.platform_message_id);
+    let next = Outbound {
+        id: "10-0".into(),
+        ..answer
+    };
+    h.connector.send(&next).await.expect("delivered");
+    assert_eq!(
+        h.standin.sent().len(),
+        2,
+        "another reply is another message"
+    );
+}
