@@ -12,8 +12,11 @@ use std::path::PathBuf;
 use serde_json::Value;
 use switchboard_api::{ChannelKind, Inbound, InboundKind};
 
+/// One parser's property check, on raw outside bytes.
+pub type Check = fn(&[u8]);
+
 /// The parsers, by the name of their fuzz target and corpus folder.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("email_mime", email_mime),
     ("email_trim", email_trim),
     ("slack_events", slack_events),

@@ -140,14 +140,6 @@ impl WebchatConfig {
                 "rate_limit_per_ip_per_minute",
                 "must be at least 1 (no visitor could send anything)".to_owned(),
             );
-        } else if self.rate_limit_per_ip_per_minute < self.rate_limit_per_minute {
-            problem(
-                "rate_limit_per_ip_per_minute",
-                format!(
-                    "must be at least rate_limit_per_minute ({}): one visitor could not use its own limit",
-                    self.rate_limit_per_minute
-                ),
-            );
         }
         for (index, proxy) in self.trusted_proxies.iter().enumerate() {
             if let Err(why) = IpBlock::parse(proxy) {
