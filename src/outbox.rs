@@ -110,6 +110,30 @@ struct Completion {
     entry_id: String,
 }
 
+/// How many times the entry was tried before (promoted retries carry the count).
+fn attempts_so_far(item: &WorkItem) -> u32 {
+    item.fields
+        .get("attempt")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The delayed-set member that brings `item` back with `attempt` tries counted.
+fn parked_member(item: &WorkItem, attempt: u32) -> String {
+    let field = |name: &str| {
+        item.fields
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
+    };
+    serde_json::to_string(&Parked {
+        id: field("id"),
+        p: field("p"),
+        attempt,
+    })
+    .unwrap_or_default()
+}
+
 /// Delivers the outbox through the enabled connectors.
 pub struct OutboxWorker {
     store: Store,
@@ -367,12 +391,7 @@ impl OutboxWorker {
     ) -> Result<Attempt, StoreError> {
         let payload = item.fields.get("p").cloned().unwrap_or_default();
         let transcript_id = item.fields.get("id").cloned().unwrap_or_default();
-        let attempt: u32 = item
-            .fields
-            .get("attempt")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-            + 1;
+        let attempt = attempts_so_far(&item) + 1;
         let delivery = match parsed {
             Parsed::Delivery(delivery) => delivery,
             Parsed::Malformed(parse_error) => {
@@ -473,12 +492,7 @@ impl OutboxWorker {
             retry_in = ?after,
             "reply not delivered; will retry"
         );
-        let member = serde_json::to_string(&Parked {
-            id: &transcript_id,
-            p: &payload,
-            attempt,
-        })
-        .unwrap_or_default();
+        let member = parked_member(&item, attempt);
         let due = now_ms() + after.as_millis() as u64;
         let target = DeliveryTarget {
             conversation_id,
@@ -543,21 +557,7 @@ impl OutboxWorker {
         due: u64,
         target: &DeliveryTarget,
     ) -> Result<Attempt, StoreError> {
-        let attempts_so_far: u32 = item
-            .fields
-            .get("attempt")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let member = serde_json::to_string(&Parked {
-            id: item
-                .fields
-                .get("id")
-                .map(String::as_str)
-                .unwrap_or_default(),
-            p: item.fields.get("p").map(String::as_str).unwrap_or_default(),
-            attempt: attempts_so_far,
-        })
-        .unwrap_or_default();
+        let member = parked_member(item, attempts_so_far(item));
         self.store
             .park_for_retry(
                 keys::OUTBOX_GROUP,

@@ -42,6 +42,33 @@ impl Attachment {
             bytes: None,
         }
     }
+    /// The attachment for what fetching a customer's file from its platform gave. A failed
+    /// fetch keeps neither bytes nor an over-the-limit size, so the customer is told the file
+    /// "could not be received" rather than that it was too large.
+    pub fn fetched(
+        name: &str,
+        content_type: &str,
+        outcome: Result<Fetched, impl std::fmt::Display>,
+    ) -> Attachment {
+        match outcome {
+            Ok(Fetched::Bytes(bytes)) => Attachment::new(name, content_type, bytes),
+            Ok(Fetched::TooLarge(size)) => Attachment::over_limit(name, content_type, size),
+            Err(error) => {
+                tracing::warn!(%error, file = %name, "customer's file not fetched");
+                Attachment::over_limit(name, content_type, 0)
+            }
+        }
+    }
+}
+
+/// A customer's file as a connector fetched it from its platform, within the size limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The whole file.
+    Bytes(Bytes),
+    /// Over the limit: the size the platform announced, or what had arrived when the download
+    /// was cut off.
+    TooLarge(u64),
 }
 
 /// A stored file, as messages refer to it.

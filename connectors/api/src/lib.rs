@@ -9,7 +9,7 @@ mod files;
 pub use desk::{Briefing, BriefingLine, Desk, DeskEvent, DeskSink, ThreadRef};
 pub use files::{
     clean_content_type, clean_file_name, human_size, is_inline_image, text_with_links,
-    too_large_message, Attachment, FileRef,
+    too_large_message, Attachment, Fetched, FileRef,
 };
 mod secret;
 pub use secret::{read_secret, Secret};

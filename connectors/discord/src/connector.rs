@@ -19,7 +19,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::config::DiscordConfig;
 use crate::convert::{self, MessagePlace, RemoteAttachment, Scope};
 use crate::gateway::{GatewayEvent, GatewaySession};
-use crate::rest::{Download, Rest, CONNECTOR};
+use crate::rest::{Rest, CONNECTOR};
 
 /// How often a message is offered to a storage that is down before it is given up.
 const ACCEPT_ATTEMPTS: u32 = 5;
@@ -92,25 +92,7 @@ impl DiscordConnector {
                 Ok(rest) => rest.download(&file.url, self.max_file_bytes).await,
                 Err(error) => Err(error),
             };
-            files.push(match fetched {
-                Ok(Download::Bytes(bytes)) => {
-                    Attachment::new(&file.name, &file.content_type, bytes)
-                }
-                Ok(Download::TooLarge(size)) => {
-                    Attachment::over_limit(&file.name, &file.content_type, size)
-                }
-                Err(error) => {
-                    warn!(%error, file = %file.name, "customer's attachment not downloaded");
-                    // No bytes and no size over the limit: the gateway says it "could not be
-                    // received".
-                    Attachment {
-                        name: file.name,
-                        content_type: file.content_type,
-                        size: 0,
-                        bytes: None,
-                    }
-                }
-            });
+            files.push(Attachment::fetched(&file.name, &file.content_type, fetched));
         }
         files
     }

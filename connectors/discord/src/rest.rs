@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serenity::http::{LightMethod, Request, Route};
 use serenity::model::id::{ChannelId, InteractionId, MessageId};
-use switchboard_api::ConnectorError;
+use switchboard_api::{ConnectorError, Fetched};
 
 use crate::convert::{self, Upload};
 
@@ -31,15 +31,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// The host serenity's routes start with, replaced by the proxy for a stand-in.
 const DISCORD_HOST: &str = "https://discord.com";
-
-/// A customer's attachment as downloaded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Download {
-    /// The whole file.
-    Bytes(Bytes),
-    /// Over the limit: the announced length, or what had arrived when it was cut off.
-    TooLarge(u64),
-}
 
 /// Discord's JSON error code for "a thread has already been created for this message".
 const THREAD_ALREADY_CREATED: u64 = 160004;
@@ -210,7 +201,7 @@ impl Rest {
 
     /// Downloads a customer's attachment from Discord's CDN (the signed URL needs no token,
     /// and none is sent), refusing more than `max_bytes`, announced or counted.
-    pub async fn download(&self, url: &str, max_bytes: u64) -> Result<Download, ConnectorError> {
+    pub async fn download(&self, url: &str, max_bytes: u64) -> Result<Fetched, ConnectorError> {
         let transient = |detail: String| ConnectorError::Transient {
             connector: CONNECTOR,
             detail,
@@ -230,7 +221,7 @@ impl Rest {
             .content_length()
             .filter(|length| *length > max_bytes)
         {
-            return Ok(Download::TooLarge(length));
+            return Ok(Fetched::TooLarge(length));
         }
         let mut data: Vec<u8> = Vec::new();
         while let Some(chunk) = response
@@ -240,11 +231,11 @@ impl Rest {
         {
             let total = data.len() as u64 + chunk.len() as u64;
             if total > max_bytes {
-                return Ok(Download::TooLarge(total));
+                return Ok(Fetched::TooLarge(total));
             }
             data.extend_from_slice(&chunk);
         }
-        Ok(Download::Bytes(Bytes::from(data)))
+        Ok(Fetched::Bytes(Bytes::from(data)))
     }
 
     async fn call(&self, request: Request<'_>) -> Result<Vec<u8>, ConnectorError> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
-use switchboard_api::ConnectorError;
+use switchboard_api::{ConnectorError, Fetched};
 use teloxide::net::Download;
 use teloxide::payloads::{
     AnswerCallbackQuerySetters, SendDocumentSetters, SendMessageSetters, SendPhotoSetters,
@@ -216,7 +216,7 @@ impl BotClient {
         &self,
         file_id: &str,
         max_bytes: u64,
-    ) -> Result<FetchedFile, ConnectorError> {
+    ) -> Result<Fetched, ConnectorError> {
         let file = self
             .bot
             .get_file(FileId(file_id.to_string()))
@@ -224,18 +224,18 @@ impl BotClient {
             .map_err(|error| map_error(error, "getFile"))?;
         // teloxide fills in u32::MAX when Telegram leaves the size out.
         if file.size != u32::MAX && u64::from(file.size) > max_bytes {
-            return Ok(FetchedFile::TooLarge(u64::from(file.size)));
+            return Ok(Fetched::TooLarge(u64::from(file.size)));
         }
         let mut buffer = BoundedBuffer::new(max_bytes);
         let downloaded = self.bot.download_file(&file.path, &mut buffer).await;
         if let Some(received) = buffer.exceeded {
-            return Ok(FetchedFile::TooLarge(received));
+            return Ok(Fetched::TooLarge(received));
         }
         downloaded.map_err(|error| ConnectorError::Transient {
             connector: CONNECTOR,
             detail: format!("file download: {error}"),
         })?;
-        Ok(FetchedFile::Bytes(Bytes::from(buffer.data)))
+        Ok(Fetched::Bytes(Bytes::from(buffer.data)))
     }
 
     /// Stops a pressed button's spinner, optionally with a short notice.
@@ -272,16 +272,6 @@ fn keyboard(part: &OutgoingPart) -> Option<InlineKeyboardMarkup> {
         );
     }
     (!rows.is_empty()).then(|| InlineKeyboardMarkup::new(rows))
-}
-
-/// A customer's file as fetched from Telegram.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FetchedFile {
-    /// The whole file.
-    Bytes(Bytes),
-    /// Over the limit: the size Telegram announced, or what had arrived when the download
-    /// was cut off.
-    TooLarge(u64),
 }
 
 /// A download destination that refuses to grow past its limit, so a file that lied about

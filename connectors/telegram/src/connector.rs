@@ -15,7 +15,7 @@ use switchboard_api::{
 };
 use tracing::{debug, info, warn, Instrument};
 
-use crate::client::{BotClient, FetchedFile, CONNECTOR};
+use crate::client::{BotClient, CONNECTOR};
 use crate::config::{TelegramConfig, TelegramMode};
 use crate::convert::{self, OutgoingFile, OutgoingPart, RemoteFile, UpdateAction, DECLINE_TEXT};
 use crate::lease::PollLease;
@@ -184,25 +184,7 @@ impl Shared {
                     other => break other,
                 }
             };
-            files.push(match fetched {
-                Ok(FetchedFile::Bytes(bytes)) => {
-                    Attachment::new(&file.name, &file.content_type, bytes)
-                }
-                Ok(FetchedFile::TooLarge(size)) => {
-                    Attachment::over_limit(&file.name, &file.content_type, size)
-                }
-                Err(error) => {
-                    warn!(%error, file = %file.name, "customer's file not fetched");
-                    // No bytes and no size over the limit: the gateway says it "could not
-                    // be received".
-                    Attachment {
-                        name: file.name,
-                        content_type: file.content_type,
-                        size: 0,
-                        bytes: None,
-                    }
-                }
-            });
+            files.push(Attachment::fetched(&file.name, &file.content_type, fetched));
         }
         files
     }

@@ -600,7 +600,12 @@
         var el = pending[cid];
         if (el) el.querySelector(".sb-state").textContent = frame.code === "rate_limited" ? "Waiting a moment…" : "Retrying…";
         delete inFlight[cid];
-        retrySoon(frame.code === "rate_limited" ? 10000 : 3000);
+        // The gateway says how long its rate limit needs; wait that long, not a guess.
+        var wait = frame.code === "rate_limited" ? 10000 : 3000;
+        if (typeof frame.retry_after_ms === "number" && frame.retry_after_ms > 0) {
+          wait = Math.min(Math.max(frame.retry_after_ms, 250), 120000);
+        }
+        retrySoon(wait);
       } else {
         fail(cid, frame.message || frame.code);
         if (cid === humanClientId) resetHumanButton(false);
