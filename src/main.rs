@@ -1,5 +1,10 @@
 //! The `switchboard` command: run the gateway, check config, evaluate triage.
 
+// Many small, short-lived allocations per message: mimalloc carries ~10% more messages/s
+// than the system allocator on the pipeline bench (the bench runs with it too).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
