@@ -10,7 +10,8 @@
 //! `SB_BENCH_MESSAGES` (customer messages per conversation, default 5),
 //! `SB_BENCH_WORKERS` (triage+outbox worker pairs per instance, default 1),
 //! `SB_BENCH_MEMORY_CONVERSATIONS` (default 100000), `SB_BENCH_MEMORY_BUDGET_S` (default 120),
-//! `SB_BENCH_SKIP` (comma list of phases to skip: `baseline,throughput,latency,wire,trips,memory`).
+//! `SB_BENCH_SKIP` (comma list of phases to skip: `baseline,throughput,latency,wire,trips,memory`),
+//! `SB_BENCH_RATES` (comma list of msgs/s for the steady-load latency phase).
 
 // Many small, short-lived allocations per message: mimalloc carries ~10% more messages/s
 // than the system allocator on the pipeline bench (the bench runs with it too).
@@ -1026,7 +1027,16 @@ async fn bench() {
             "\n== Latency at a steady load (open loop: conversations arrive at a fixed rate) =="
         );
         for instances_count in [1usize, 2] {
-            for rate in [paced_rate * 0.5, paced_rate] {
+            // `SB_BENCH_RATES` (comma list of msgs/s) checks a target rate directly.
+            let rates: Vec<f64> = std::env::var("SB_BENCH_RATES")
+                .ok()
+                .map(|list| {
+                    list.split(',')
+                        .filter_map(|r| r.trim().parse().ok())
+                        .collect()
+                })
+                .unwrap_or_else(|| vec![paced_rate * 0.5, paced_rate]);
+            for rate in rates {
                 admin.flush().await;
                 let channel = Arc::new(Loopback::default());
                 let mut instances = Vec::new();
