@@ -40,7 +40,7 @@ enum Step {
     /// Nothing but its ack (handled, or cannot be).
     Ack,
     /// A commit (which acks the item), and the decision to count once it is written.
-    Commit(Box<Commit>, Option<Decided>),
+    Commit(Box<Commit>, Option<Box<Decided>>),
 }
 
 /// A triage decision, counted in the metrics after its commit succeeded.
@@ -365,11 +365,11 @@ impl TriageWorker {
                 let asked_ms = first_reply.then(|| recent[position].at_ms());
                 Ok(Step::Commit(
                     Box::new(commit),
-                    Some(Decided {
+                    Some(Box::new(Decided {
                         conversation,
                         record,
                         asked_ms,
-                    }),
+                    })),
                 ))
             }
             Status::Escalated | Status::Human => {

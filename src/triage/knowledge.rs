@@ -174,8 +174,7 @@ fn parse_entry(
     let mut phrasings = Vec::new();
     let mut rest = &lines[1..];
     // Metadata lines come first, each optional, in any order.
-    loop {
-        let Some(line) = rest.first() else { break };
+    while let Some(line) = rest.first() {
         let trimmed = line.trim();
         if let Some(value) = trimmed.strip_prefix("Id:") {
             id = Some(value.trim().to_string());

@@ -56,9 +56,7 @@ impl LlmConfig {
         let key = |name: &str| format!("{prefix}.{name}");
         let scheme_ok =
             self.base_url.starts_with("http://") || self.base_url.starts_with("https://");
-        if !scheme_ok
-            || self.endpoint().parse::<hyper::Uri>().is_err()
-        {
+        if !scheme_ok || self.endpoint().parse::<hyper::Uri>().is_err() {
             problems.push((
                 key("base_url"),
                 format!("not an http:// URL: {:?}", self.base_url),
@@ -361,6 +359,26 @@ fn promise(reply: &str) -> Option<&'static str> {
         .copied()
 }
 
+#[async_trait::async_trait]
+impl super::answerer::Answerer for LlmAnswerer {
+    fn name(&self) -> &'static str {
+        "the model"
+    }
+
+    fn context_entries(&self) -> usize {
+        LlmAnswerer::context_entries(self)
+    }
+
+    async fn answer(
+        &self,
+        question: &str,
+        entries: &[&Entry],
+        _retriever_confidence: f32,
+    ) -> Verdict {
+        LlmAnswerer::answer(self, question, entries).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,20 +406,5 @@ mod tests {
         ] {
             assert!(matches!(parse_verdict(reply), Verdict::Escalate { .. }), "{reply}");
         }
-    }
-}
-
-#[async_trait::async_trait]
-impl super::answerer::Answerer for LlmAnswerer {
-    fn name(&self) -> &'static str {
-        "the model"
-    }
-
-    fn context_entries(&self) -> usize {
-        LlmAnswerer::context_entries(self)
-    }
-
-    async fn answer(&self, question: &str, entries: &[&Entry], _retriever_confidence: f32) -> Verdict {
-        LlmAnswerer::answer(self, question, entries).await
     }
 }

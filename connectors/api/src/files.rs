@@ -114,7 +114,7 @@ pub fn human_size(bytes: u64) -> String {
         format!("{bytes} bytes")
     } else if bytes < MIB {
         format!("{} KB", bytes.div_ceil(KIB))
-    } else if bytes % MIB == 0 {
+    } else if bytes.is_multiple_of(MIB) {
         format!("{} MB", bytes / MIB)
     } else {
         let tenths = (bytes * 10).div_ceil(MIB);
@@ -251,7 +251,7 @@ mod tests {
             bytes: None,
         };
         assert_eq!(
-            text_with_links("Here it is", &[file.clone()]),
+            text_with_links("Here it is", std::slice::from_ref(&file)),
             "Here it is\n\u{1F4CE} invoice.pdf (2 KB): https://gw/files/c/f1?exp=1&sig=ab"
         );
         assert_eq!(
