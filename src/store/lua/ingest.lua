@@ -9,17 +9,21 @@ if existing then
 end
 local status = redis.call('HGET', KEYS[1], 'status')
 local created = 0
+-- Replies go where the customer wrote last: a linked contact may switch channels.
+-- One HSET for all fields: this script runs for every message, so each call counts.
+local fields = {'updated_ms', ARGV[5], 'channel', ARGV[2], 'key', ARGV[3]}
 if not status then
   status = 'bot'
   created = 1
-  redis.call('HSET', KEYS[1], 'status', status, 'channel', ARGV[2], 'key', ARGV[3],
-    'created_ms', ARGV[5], 'contact', ARGV[8])
+  for _, field in ipairs({'status', status, 'created_ms', ARGV[5], 'contact', ARGV[8]}) do
+    fields[#fields + 1] = field
+  end
 end
--- Replies go where the customer wrote last: a linked contact may switch channels.
-redis.call('HSET', KEYS[1], 'updated_ms', ARGV[5], 'channel', ARGV[2], 'key', ARGV[3])
 if ARGV[9] ~= '' then
-  redis.call('HSET', KEYS[1], 'context', ARGV[9])
+  fields[#fields + 1] = 'context'
+  fields[#fields + 1] = ARGV[9]
 end
+redis.call('HSET', KEYS[1], unpack(fields))
 local id
 if ARGV[10] and ARGV[10] ~= '' then
   id = redis.call('XADD', KEYS[2], '*', 'role', 'customer', 'kind', ARGV[6],
