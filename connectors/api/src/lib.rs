@@ -400,3 +400,20 @@ pub trait PollLease: Send + Sync {
     /// Gives our lease up, so another instance can take over at once.
     async fn release(&self, name: &str);
 }
+
+/// Checks a configured platform API URL (a connector's `api_url`, pointed at a proxy or a
+/// stand-in): it must be http, or https when the connector `crate_name` was built with its `tls`
+/// feature (`tls_enabled`). Each connector passes its own `cfg!(feature = "tls")`.
+pub fn check_api_url(url: &str, crate_name: &str, tls_enabled: bool) -> Result<(), String> {
+    if url.starts_with("http://") {
+        Ok(())
+    } else if url.starts_with("https://") {
+        if tls_enabled {
+            Ok(())
+        } else {
+            Err(format!("https:// needs {crate_name}'s `tls` feature"))
+        }
+    } else {
+        Err(format!("must start with http:// or https://, got {url:?}"))
+    }
+}

@@ -246,17 +246,7 @@ pub(crate) fn validate_app_settings(
 }
 
 fn check_api_url(url: &str) -> Result<(), String> {
-    if url.starts_with("http://") {
-        Ok(())
-    } else if url.starts_with("https://") {
-        if cfg!(feature = "tls") {
-            Ok(())
-        } else {
-            Err("https:// needs switchboard-slack's `tls` feature".to_string())
-        }
-    } else {
-        Err(format!("must start with http:// or https://, got {url:?}"))
-    }
+    switchboard_api::check_api_url(url, "switchboard-slack", cfg!(feature = "tls"))
 }
 
 #[cfg(test)]

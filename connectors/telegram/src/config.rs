@@ -170,17 +170,7 @@ fn check_api_url(url: &str) -> Result<(), String> {
     if url::Url::parse(url).is_err() {
         return Err(format!("must be an absolute URL, got {url:?}"));
     }
-    if url.starts_with("http://") {
-        Ok(())
-    } else if url.starts_with("https://") {
-        if cfg!(feature = "tls") {
-            Ok(())
-        } else {
-            Err("https:// needs switchboard-telegram's `tls` feature".to_string())
-        }
-    } else {
-        Err(format!("must start with http:// or https://, got {url:?}"))
-    }
+    switchboard_api::check_api_url(url, "switchboard-telegram", cfg!(feature = "tls"))
 }
 
 #[cfg(test)]
