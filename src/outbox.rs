@@ -44,7 +44,7 @@ struct Parked<'a> {
     attempt: u32,
 }
 
-/// Entries read per round; their completions are one round trip.
+/// Entries read per round; their acks are one round trip.
 const BATCH: usize = 64;
 
 /// An outbox entry's payload, parsed once for grouping and for delivery.
@@ -86,11 +86,12 @@ impl Parsed {
     }
 }
 
-/// One tried entry: where it went, what happened, and what is left to write when delivered.
+/// One tried entry: where it went, what happened, and, when delivered, the entry still to ack
+/// (its receipt is already stored).
 struct Attempt {
     target: &'static str,
     outcome: DeliveryOutcome,
-    completion: Option<Completion>,
+    to_ack: Option<String>,
 }
 
 impl Attempt {
@@ -99,15 +100,9 @@ impl Attempt {
         Attempt {
             target,
             outcome,
-            completion: None,
+            to_ack: None,
         }
     }
-}
-
-/// A delivered entry still to ack (its receipt is already stored).
-#[derive(Clone)]
-struct Completion {
-    entry_id: String,
 }
 
 /// How many times the entry was tried before (promoted retries carry the count).
@@ -344,8 +339,8 @@ impl OutboxWorker {
         for result in attempted.into_iter().flatten() {
             match result {
                 Ok(attempt) => {
-                    if let Some(completion) = &attempt.completion {
-                        done.push(completion.clone());
+                    if let Some(entry_id) = &attempt.to_ack {
+                        done.push(entry_id.clone());
                     }
                     counted.push(attempt);
                 }
@@ -354,10 +349,7 @@ impl OutboxWorker {
                 }
             }
         }
-        let completions: Vec<&str> = done
-            .iter()
-            .map(|completion| completion.entry_id.as_str())
-            .collect();
+        let completions: Vec<&str> = done.iter().map(String::as_str).collect();
         self.store.complete_deliveries(&completions).await?;
         if let Some(error) = first_error {
             return Err(error);
@@ -382,7 +374,7 @@ impl OutboxWorker {
         Ok(outcomes)
     }
 
-    /// Tries one entry; a delivered entry comes back with its completion still to write.
+    /// Tries one entry; a delivered entry comes back with its ack still to write.
     async fn attempt(
         &self,
         item: WorkItem,
@@ -425,9 +417,7 @@ impl OutboxWorker {
                     return Ok(Attempt {
                         target: connector_name,
                         outcome: DeliveryOutcome::Delivered,
-                        completion: Some(Completion {
-                            entry_id: item.entry_id,
-                        }),
+                        to_ack: Some(item.entry_id),
                     });
                 }
                 if let (false, Some(files)) = (outbound.files.is_empty(), &self.files) {
@@ -460,9 +450,7 @@ impl OutboxWorker {
                 return Ok(Attempt {
                     target: connector_name,
                     outcome: DeliveryOutcome::Delivered,
-                    completion: Some(Completion {
-                        entry_id: item.entry_id,
-                    }),
+                    to_ack: Some(item.entry_id),
                 });
             }
             Ok(Err(failure)) => failure,
