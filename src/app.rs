@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
 use crate::pipeline::{Intake, TriageWorker};
 use crate::server::DeskChannelChecks;
-use crate::store::{keys, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::triage::{Triage, TriageError};
 
 /// Why the gateway could not start.
@@ -177,14 +177,7 @@ pub async fn start_with_desk(
     let store = Store::connect(&config.redis.url, command_timeout)
         .await
         .map_err(redis_error)?;
-    store
-        .ensure_group(keys::INBOUND, keys::PIPELINE_GROUP)
-        .await
-        .map_err(redis_error)?;
-    store
-        .ensure_group(keys::OUTBOX, keys::OUTBOX_GROUP)
-        .await
-        .map_err(redis_error)?;
+    store.ensure_groups().await.map_err(redis_error)?;
     let triage = Arc::new(Triage::from_config(&config.triage, &config.base_dir)?);
     let files = Arc::new(
         Files::new(store.clone(), &config.files)

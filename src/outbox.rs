@@ -24,7 +24,7 @@ use crate::model::now_ms;
 use crate::periodic::Periodic;
 use crate::receipts::ReceiptWriter;
 use crate::store::DeliveryTarget;
-use crate::store::{keys, Store, StoreError, WorkItem};
+use crate::store::{keys, Store, StoreError, Work, WorkItem};
 
 /// What an outbox entry delivers: a message to a customer, or a post to the agent desk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +91,7 @@ impl Parsed {
 struct Attempt {
     target: &'static str,
     outcome: DeliveryOutcome,
-    to_ack: Option<String>,
+    to_ack: Option<WorkItem>,
 }
 
 impl Attempt {
@@ -239,13 +239,7 @@ impl OutboxWorker {
         if self.claim_chore.is_due() {
             let stale = self
                 .store
-                .claim_stale(
-                    keys::OUTBOX,
-                    keys::OUTBOX_GROUP,
-                    &self.consumer,
-                    claim_idle,
-                    BATCH,
-                )
+                .claim_stale(Work::Outbox, &self.consumer, claim_idle, BATCH)
                 .await?;
             if stale.len() == BATCH {
                 self.claim_chore.again();
@@ -254,13 +248,7 @@ impl OutboxWorker {
         }
         let fresh = self
             .store
-            .read_group(
-                keys::OUTBOX,
-                keys::OUTBOX_GROUP,
-                &self.consumer,
-                BATCH,
-                block,
-            )
+            .read_work(Work::Outbox, &self.consumer, BATCH, block)
             .await?;
         outcomes.extend(self.deliver_batch(fresh, false).await?);
         Ok(outcomes)
@@ -338,9 +326,9 @@ impl OutboxWorker {
         let mut first_error = None;
         for result in attempted.into_iter().flatten() {
             match result {
-                Ok(attempt) => {
-                    if let Some(entry_id) = &attempt.to_ack {
-                        done.push(entry_id.clone());
+                Ok(mut attempt) => {
+                    if let Some(item) = attempt.to_ack.take() {
+                        done.push(item);
                     }
                     counted.push(attempt);
                 }
@@ -349,7 +337,7 @@ impl OutboxWorker {
                 }
             }
         }
-        let completions: Vec<&str> = done.iter().map(String::as_str).collect();
+        let completions: Vec<&WorkItem> = done.iter().collect();
         self.store.complete_deliveries(&completions).await?;
         if let Some(error) = first_error {
             return Err(error);
@@ -417,7 +405,7 @@ impl OutboxWorker {
                     return Ok(Attempt {
                         target: connector_name,
                         outcome: DeliveryOutcome::Delivered,
-                        to_ack: Some(item.entry_id),
+                        to_ack: Some(item),
                     });
                 }
                 if let (false, Some(files)) = (outbound.files.is_empty(), &self.files) {
@@ -450,7 +438,7 @@ impl OutboxWorker {
                 return Ok(Attempt {
                     target: connector_name,
                     outcome: DeliveryOutcome::Delivered,
-                    to_ack: Some(item.entry_id),
+                    to_ack: Some(item),
                 });
             }
             Ok(Err(failure)) => failure,
@@ -487,13 +475,7 @@ impl OutboxWorker {
             target: connector_name,
         };
         self.store
-            .park_for_retry(
-                keys::OUTBOX_GROUP,
-                &item.entry_id,
-                due,
-                &member,
-                Some(&target),
-            )
+            .park_for_retry(&item, due, &member, Some(&target))
             .await?;
         self.something_parked.store(true, Ordering::Relaxed);
         Ok(Attempt::finished(
@@ -547,13 +529,7 @@ impl OutboxWorker {
     ) -> Result<Attempt, StoreError> {
         let member = parked_member(item, attempts_so_far(item));
         self.store
-            .park_for_retry(
-                keys::OUTBOX_GROUP,
-                &item.entry_id,
-                due,
-                &member,
-                Some(target),
-            )
+            .park_for_retry(&item, due, &member, Some(target))
             .await?;
         Ok(Attempt::finished(target.target, DeliveryOutcome::Waiting))
     }
@@ -573,9 +549,7 @@ impl OutboxWorker {
         reason: String,
     ) -> Result<DeliveryOutcome, StoreError> {
         error!(entry = %item.entry_id, %reason, "reply cannot be delivered; moved to dead letters");
-        self.store
-            .dead_letter(keys::OUTBOX_GROUP, &item.entry_id, payload, &reason)
-            .await?;
+        self.store.dead_letter(item, payload, &reason).await?;
         Ok(DeliveryOutcome::DeadLettered(reason))
     }
 }

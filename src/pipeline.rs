@@ -22,7 +22,9 @@ use crate::metrics::Metrics;
 use crate::model::{now_ms, Conversation, Status};
 use crate::outbox::Delivery;
 use crate::periodic::Periodic;
-use crate::store::{keys, Commit, ReplyToQueue, Store, StoreError, TranscriptEntry, WorkItem};
+use crate::store::{
+    keys, Commit, ReplyToQueue, Store, StoreError, TranscriptEntry, Work, WorkItem,
+};
 use crate::triage::{Decision, DecisionRecord, TranscriptLine, Triage, TriageInput};
 
 /// What the customer is told when a person takes over.
@@ -220,13 +222,7 @@ impl TriageWorker {
         if self.claim_chore.is_due() {
             let stale = self
                 .store
-                .claim_stale(
-                    keys::INBOUND,
-                    keys::PIPELINE_GROUP,
-                    &self.consumer,
-                    self.claim_idle,
-                    BATCH,
-                )
+                .claim_stale(Work::Inbound, &self.consumer, self.claim_idle, BATCH)
                 .await?;
             if stale.len() == BATCH {
                 // There may be more; take them on the next round rather than a period later.
@@ -236,13 +232,7 @@ impl TriageWorker {
         }
         let fresh = self
             .store
-            .read_group(
-                keys::INBOUND,
-                keys::PIPELINE_GROUP,
-                &self.consumer,
-                BATCH,
-                Duration::from_secs(1),
-            )
+            .read_work(Work::Inbound, &self.consumer, BATCH, Duration::from_secs(1))
             .await?;
         self.handle_all(fresh).await
     }
@@ -298,9 +288,7 @@ impl TriageWorker {
         let mut acks = Vec::new();
         for (item, step) in items.iter().zip(steps) {
             match step? {
-                Step::Ack => {
-                    acks.push((keys::INBOUND, keys::PIPELINE_GROUP, item.entry_id.as_str()))
-                }
+                Step::Ack => acks.push((Work::Inbound, item)),
                 Step::Commit(commit, decided) => {
                     commits.push(*commit);
                     decisions.extend(decided);

@@ -7,7 +7,6 @@ use std::sync::Mutex;
 
 use redis::Commands;
 use serde_json::Value;
-use switchboard::store::keys;
 
 use crate::harness::{start_gateway, test_config, RedisServer};
 use crate::webchat::WEBCHAT;
@@ -102,7 +101,7 @@ async fn a_visitor_in_a_real_browser_gets_an_answer_and_reaches_a_human() {
     );
 
     let mut client = redis.client();
-    let escalations: usize = client.xlen(keys::ESCALATIONS).unwrap();
+    let escalations = crate::work::work_left(&mut client).escalations;
     assert_eq!(escalations, 1);
 }
 
@@ -166,16 +165,34 @@ async fn an_agents_slack_reply_reaches_the_visitors_browser() {
         .expect("node runs");
     let mut lines = BufReader::new(node.stdout.take().expect("stdout")).lines();
 
-    let escalated = lines.next_line().await.expect("read").expect("a line from the browser");
+    let escalated = lines
+        .next_line()
+        .await
+        .expect("read")
+        .expect("a line from the browser");
     assert!(escalated.contains("\"escalated\":true"), "{escalated}");
     let parent = briefing(&standin).await;
-    assert!(parent.blocks.to_string().contains("reset my password"), "the briefing carries the transcript");
-    standin.send_event(agent_reply(&parent.ts, "1800000050.000100", "Hi! I'm Sam, I'll take it from here."));
+    assert!(
+        parent.blocks.to_string().contains("reset my password"),
+        "the briefing carries the transcript"
+    );
+    standin.send_event(agent_reply(
+        &parent.ts,
+        "1800000050.000100",
+        "Hi! I'm Sam, I'll take it from here.",
+    ));
 
-    let last = lines.next_line().await.expect("read").expect("the browser's report");
+    let last = lines
+        .next_line()
+        .await
+        .expect("read")
+        .expect("the browser's report");
     let report: Value = serde_json::from_str(&last).unwrap_or_else(|_| panic!("{last}"));
     assert_eq!(report["ok"], true, "{report}");
     let shown = report["agent_message"].as_str().unwrap_or("");
-    assert!(shown.contains("Sam Rivera") && shown.contains("take it from here"), "{report}");
+    assert!(
+        shown.contains("Sam Rivera") && shown.contains("take it from here"),
+        "{report}"
+    );
     assert!(node.wait().await.expect("node exits").success());
 }

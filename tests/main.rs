@@ -3,6 +3,7 @@
 mod attachments;
 mod browser;
 mod channels;
+mod cluster_harness;
 mod config;
 mod desk;
 mod email;
@@ -18,3 +19,4 @@ mod soak;
 mod store;
 mod triage;
 mod webchat;
+mod work;

@@ -19,7 +19,7 @@ use switchboard::app::RunningGateway;
 use switchboard::config::Config;
 use switchboard::metrics::Metrics;
 use switchboard::model::conversation_id;
-use switchboard::store::{keys, Store};
+use switchboard::store::{keys, Store, Work};
 use switchboard_api::{ChannelKind, CustomerContext, Identity, Inbound, InboundKind};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -30,6 +30,7 @@ use crate::harness::{
     eventually, http, http_with_headers, start_gateway, test_config, RedisServer, TempDir,
 };
 use crate::webchat::Widget;
+use crate::work::work_left;
 
 /// Web chat with a rate limit that does not get in the way of bulk traffic from one test.
 const WEBCHAT: &str = "[connectors.webchat]\nenabled = true\nrate_limit_per_minute = 10000\nrate_limit_per_ip_per_minute = 100000\n";
@@ -139,14 +140,11 @@ fn assert_answered_once(
 /// Waits until the outbox holds nothing: no entry, none pending, none parked; none dead.
 async fn outbox_drained(client: &mut redis::Connection) {
     eventually(Duration::from_secs(20), "the outbox to drain", || {
-        let queued: usize = client.xlen(keys::OUTBOX).unwrap_or(usize::MAX);
-        let parked: usize = client.zcard(keys::OUTBOX_DELAYED).unwrap_or(usize::MAX);
-        let taken = pending(client, keys::OUTBOX, keys::OUTBOX_GROUP);
-        async move { (queued == 0 && parked == 0 && taken == 0).then_some(()) }
+        let left = work_left(client);
+        async move { (left.outbox == 0 && left.parked == 0).then_some(()) }
     })
     .await;
-    let dead: usize = client.xlen(keys::OUTBOX_DEAD).unwrap();
-    assert_eq!(dead, 0, "no reply was dead-lettered");
+    assert_eq!(work_left(client).dead, 0, "no reply was dead-lettered");
 }
 
 /// Replies (ai or system) stored for a session so far.
@@ -155,12 +153,6 @@ fn replies(client: &mut redis::Connection, session: &str) -> usize {
         .iter()
         .filter(|(role, _, _)| role == "ai" || role == "system")
         .count()
-}
-
-fn pending(client: &mut redis::Connection, stream: &str, group: &str) -> usize {
-    let reply: redis::streams::StreamPendingReply =
-        client.xpending(stream, group).expect("xpending");
-    reply.count()
 }
 
 fn answered_by(gateway: &RunningGateway) -> u64 {
@@ -213,14 +205,13 @@ async fn two_instances_share_the_work_and_answer_every_message_once() {
     for session in &sessions {
         assert_answered_once(&mut client, session, &ids);
     }
-    assert_eq!(pending(&mut client, keys::INBOUND, keys::PIPELINE_GROUP), 0);
-    let outbox: usize = client.xlen(keys::OUTBOX).unwrap();
+    let left = work_left(&mut client);
+    assert_eq!(left.inbound_pending, 0);
     assert_eq!(
-        outbox, 0,
+        left.outbox, 0,
         "every reply delivered and removed from the outbox"
     );
-    let dead: usize = client.xlen(keys::OUTBOX_DEAD).unwrap();
-    assert_eq!(dead, 0);
+    assert_eq!(left.dead, 0);
 
     let (by_a, by_b) = (answered_by(&a), answered_by(&b));
     assert_eq!(by_a + by_b, 200);
@@ -236,14 +227,7 @@ async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once() {
     let store = Store::connect(&redis.url(), Duration::from_millis(500))
         .await
         .unwrap();
-    store
-        .ensure_group(keys::INBOUND, keys::PIPELINE_GROUP)
-        .await
-        .unwrap();
-    store
-        .ensure_group(keys::OUTBOX, keys::OUTBOX_GROUP)
-        .await
-        .unwrap();
+    store.ensure_groups().await.unwrap();
 
     // Twenty visitors write; an instance reads the whole batch, then dies before acking any.
     let sessions: Vec<String> = (0..20).map(|s| format!("crash-visitor-{s:06}")).collect();
@@ -266,9 +250,8 @@ async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once() {
             .unwrap();
     }
     let taken = store
-        .read_group(
-            keys::INBOUND,
-            keys::PIPELINE_GROUP,
+        .read_work(
+            Work::Inbound,
             "crashed-instance",
             100,
             Duration::from_millis(10),
@@ -309,7 +292,7 @@ async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once() {
         let (replies, receipts) = assert_answered_once(&mut client, session, &ids);
         assert_eq!(receipts, replies, "{session}: every reply delivered");
     }
-    assert_eq!(pending(&mut client, keys::INBOUND, keys::PIPELINE_GROUP), 0);
+    assert_eq!(work_left(&mut client).inbound_pending, 0);
 
     // The customer saw exactly one answer.
     let mut answers = 0;

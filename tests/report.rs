@@ -334,12 +334,22 @@ async fn an_empty_window_reads_as_zeros_and_corrupt_records_are_counted_not_fata
         )
         .unwrap();
     let _: String = client
-        .xadd(keys::ESCALATIONS, "*", &[("e", "{not json")])
+        .xadd(keys::escalations(0), "*", &[("e", "{not json")])
         .unwrap();
     let log = json!({"conversation_id": "good", "reason": "low_confidence", "question": "Do you ship to Mars?"});
     let _: String = client
-        .xadd(keys::ESCALATIONS, "*", &[("e", log.to_string())])
+        .xadd(
+            keys::escalations(keys::partition("good")),
+            "*",
+            &[("e", log.to_string())],
+        )
         .unwrap();
+    // The gateway indexes each conversation when it creates it; so does this seed.
+    for id in ["good", "no-channel", "bad-csat"] {
+        let _: () = client
+            .zadd(keys::conversation_index(keys::partition(id)), id, &created)
+            .unwrap();
+    }
     let _: () = client.hset(keys::KB_CANDIDATES, "kb-broken", "{").unwrap();
     let pending = json!({"id": "kb-1", "status": "pending", "created_ms": now});
     let _: () = client

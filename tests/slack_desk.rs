@@ -317,15 +317,13 @@ async fn during_a_slack_outage_desk_posts_wait_in_the_outbox_and_arrive_when_sla
         "nothing can be posted while Slack is down"
     );
     let mut client = redis.client();
-    let waiting: usize =
-        redis::Commands::zcard(&mut client, switchboard::store::keys::OUTBOX_DELAYED).unwrap();
+    let waiting = crate::work::work_left(&mut client).parked;
     assert!(waiting >= 1, "the mirror waits for a retry in the outbox");
 
     standin.set_outage(false);
     thread_post(&standin, &parent.ts, "Is anyone there?").await;
     thread_post(&standin, &parent.ts, "INV-2041").await;
-    let dead: usize =
-        redis::Commands::xlen(&mut client, switchboard::store::keys::OUTBOX_DEAD).unwrap();
+    let dead = crate::work::work_left(&mut client).dead;
     assert_eq!(dead, 0, "nothing was given up on");
 }
 

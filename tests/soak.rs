@@ -29,6 +29,7 @@ use switchboard_slack::standin::{event_callback, SlackStandIn};
 use switchboard_telegram::standin::{TelegramStandIn, TOKEN};
 
 use crate::harness::{config_dir, RedisServer, TempDir};
+use crate::work::work_left;
 
 /// Distinct questions the embedded answerer answers; a conversation never repeats one, so
 /// none escalates for asking the same thing twice.
@@ -233,22 +234,11 @@ fn is_reply(role: &str) -> bool {
     matches!(role, "ai" | "system" | "agent")
 }
 
-fn pending(client: &mut redis::Connection, stream: &str, group: &str) -> usize {
-    let reply: redis::streams::StreamPendingReply =
-        client.xpending(stream, group).unwrap_or_default();
-    reply.count()
-}
-
 /// True when no work is left anywhere: inbound and outbox empty, nothing pending or parked.
 fn quiet(client: &mut redis::Connection) -> bool {
-    let inbound: usize = client.xlen(keys::INBOUND).unwrap_or(usize::MAX);
-    let outbox: usize = client.xlen(keys::OUTBOX).unwrap_or(usize::MAX);
-    let parked: usize = client.zcard(keys::OUTBOX_DELAYED).unwrap_or(usize::MAX);
-    inbound == 0
-        && outbox == 0
-        && parked == 0
-        && pending(client, keys::INBOUND, keys::PIPELINE_GROUP) == 0
-        && pending(client, keys::OUTBOX, keys::OUTBOX_GROUP) == 0
+    let left = work_left(client);
+    // Acked entries are deleted, so an empty stream has nothing pending either.
+    left.inbound == 0 && left.outbox == 0 && left.parked == 0
 }
 
 /// What the test sent and must find stored once: (channel, conversation key, channel message id).
@@ -482,8 +472,7 @@ async fn sigkilled_instances_lose_nothing_store_once_and_show_each_reply_once() 
             .or_default()
             .push(cmid.clone());
     }
-    let dead: usize = client.xlen(keys::OUTBOX_DEAD).unwrap();
-    assert_eq!(dead, 0, "no reply was dead-lettered");
+    assert_eq!(work_left(&mut client).dead, 0, "no reply was dead-lettered");
     let (mut replies, mut duplicates) = (0, Vec::new());
     for ((channel, key), cmids) in &conversations {
         let entries = transcript(&mut client, *channel, key);

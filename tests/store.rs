@@ -10,13 +10,14 @@ use redis::Commands;
 use switchboard::config::OutboxConfig;
 use switchboard::model::conversation_id;
 use switchboard::outbox::{Delivery, DeliveryOutcome, OutboxWorker};
-use switchboard::store::{keys, Commit, ReplyToQueue, Store};
+use switchboard::store::{keys, Commit, ReplyToQueue, Store, Work};
 use switchboard_api::{
     Author, Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway, Health,
     Identity, Inbound, InboundKind, Outbound,
 };
 
 use crate::harness::RedisServer;
+use crate::work::work_left;
 
 fn inbound(key: &str, message_id: &str, text: &str) -> Inbound {
     Inbound {
@@ -39,14 +40,7 @@ async fn store(redis: &RedisServer) -> Store {
     let store = Store::connect(&redis.url(), Duration::from_millis(500))
         .await
         .expect("connect");
-    store
-        .ensure_group(keys::INBOUND, keys::PIPELINE_GROUP)
-        .await
-        .unwrap();
-    store
-        .ensure_group(keys::OUTBOX, keys::OUTBOX_GROUP)
-        .await
-        .unwrap();
+    store.ensure_groups().await.unwrap();
     store
 }
 
@@ -88,7 +82,7 @@ async fn ingest_creates_the_conversation_and_a_replay_stores_nothing_twice() {
     let id = conversation_id(ChannelKind::Webchat, "s:visitor-1");
     let stored: usize = redis_client.xlen(keys::messages(&id)).unwrap();
     assert_eq!(stored, 2);
-    let queued: usize = redis_client.xlen(keys::INBOUND).unwrap();
+    let queued = work_left(&mut redis_client).inbound;
     assert_eq!(
         queued, 3,
         "one triage work item per new message, none for the replay"
@@ -132,13 +126,7 @@ async fn a_committed_escalation_changes_status_and_shows_the_notice_to_the_custo
         .await
         .unwrap();
     let item = store
-        .read_group(
-            keys::INBOUND,
-            keys::PIPELINE_GROUP,
-            "test",
-            10,
-            Duration::from_millis(10),
-        )
+        .read_work(Work::Inbound, "test", 10, Duration::from_millis(10))
         .await
         .unwrap()
         .remove(0);
@@ -167,18 +155,13 @@ async fn a_committed_escalation_changes_status_and_shows_the_notice_to_the_custo
     assert_eq!(view.messages.len(), 2);
     assert_eq!(view.messages[1].author, Author::System);
     let mut client = redis.client();
-    let escalations: usize = client.xlen(keys::ESCALATIONS).unwrap();
-    assert_eq!(escalations, 1);
-    let pending: redis::streams::StreamPendingReply = client
-        .xpending(keys::INBOUND, keys::PIPELINE_GROUP)
-        .unwrap();
+    let left = work_left(&mut client);
+    assert_eq!(left.escalations, 1);
     assert_eq!(
-        pending.count(),
-        0,
+        left.inbound_pending, 0,
         "the work item is acked with the decision"
     );
-    let outbox: usize = client.xlen(keys::OUTBOX).unwrap();
-    assert_eq!(outbox, 1);
+    assert_eq!(left.outbox, 1);
 }
 
 /// A channel that records deliveries and fails the first `failures` attempts.
@@ -295,13 +278,7 @@ async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another() {
 
     // Instance A takes the entry and dies before delivering or acking it.
     let taken = store
-        .read_group(
-            keys::OUTBOX,
-            keys::OUTBOX_GROUP,
-            "instance-a",
-            10,
-            Duration::from_millis(10),
-        )
+        .read_work(Work::Outbox, "instance-a", 10, Duration::from_millis(10))
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
@@ -326,8 +303,7 @@ async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another() {
         delivered[0].id, transcript_id,
         "the outbound id is the transcript id"
     );
-    let outbox_len: usize = redis.client().xlen(keys::OUTBOX).unwrap();
-    assert_eq!(outbox_len, 0);
+    assert_eq!(work_left(&mut redis.client()).outbox, 0);
 }
 
 #[tokio::test]
@@ -371,10 +347,9 @@ async fn an_undeliverable_reply_goes_to_dead_letters_with_the_reason() {
         matches!(&outcomes[0], DeliveryOutcome::DeadLettered(reason) if reason.contains("unknown recipient"))
     );
     let mut client = redis.client();
-    let dead: usize = client.xlen(keys::OUTBOX_DEAD).unwrap();
-    assert_eq!(dead, 1);
-    let outbox_len: usize = client.xlen(keys::OUTBOX).unwrap();
-    assert_eq!(outbox_len, 0);
+    let left = work_left(&mut client);
+    assert_eq!(left.dead, 1);
+    assert_eq!(left.outbox, 0);
 }
 
 #[tokio::test]
@@ -427,6 +402,5 @@ async fn replies_to_one_customer_arrive_in_order_when_an_earlier_one_is_retried(
         Some("Another customer's answer"),
         "a retry for one customer holds up nobody else: {delivered:?}"
     );
-    let parked: usize = redis.client().zcard(keys::OUTBOX_DELAYED).unwrap();
-    assert_eq!(parked, 0);
+    assert_eq!(work_left(&mut redis.client()).parked, 0);
 }

@@ -127,7 +127,7 @@ async fn a_visitor_gets_an_ai_answer_then_reaches_a_human() {
         .hget(keys::conversation(&id), "escalation_reason")
         .unwrap();
     assert_eq!(reason, "human_requested");
-    let escalations: usize = client.xlen(keys::ESCALATIONS).unwrap();
+    let escalations = crate::work::work_left(&mut client).escalations;
     assert_eq!(escalations, 1, "the escalation is recorded in Redis");
     let context: String = client.hget(keys::conversation(&id), "context").unwrap();
     assert!(

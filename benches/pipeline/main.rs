@@ -295,14 +295,7 @@ async fn start_instance(
     let store = Store::connect(url, Duration::from_millis(2000))
         .await
         .expect("connect");
-    store
-        .ensure_group(keys::INBOUND, keys::PIPELINE_GROUP)
-        .await
-        .expect("group");
-    store
-        .ensure_group(keys::OUTBOX, keys::OUTBOX_GROUP)
-        .await
-        .expect("group");
+    store.ensure_groups().await.expect("groups");
     let metrics = Arc::new(Metrics::default());
     let intake = Arc::new(Intake::new(store.clone(), 16_000).with_metrics(metrics.clone()));
     let block = Duration::from_secs(1);
@@ -781,10 +774,7 @@ async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]
     let store = Store::connect(&redis.url(), Duration::from_secs(5))
         .await
         .expect("connect");
-    store
-        .ensure_group(keys::INBOUND, keys::PIPELINE_GROUP)
-        .await
-        .expect("group");
+    store.ensure_groups().await.expect("groups");
     // What the pipeline would write for each question: its answer and decision record.
     let mut steps = Vec::new();
     for question in questions.iter().take(5) {
@@ -879,7 +869,13 @@ async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]
     let conversations = done.load(Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
     let after = admin.used_memory().await;
-    let inbound_stream = admin.memory_usage(keys::INBOUND).await;
+    let mut work_streams = 0;
+    for partition in keys::partitions() {
+        work_streams += admin.memory_usage(&keys::inbound(partition)).await
+            + admin
+                .memory_usage(&keys::conversation_index(partition))
+                .await;
+    }
     let total_per = (after - before) as f64 / conversations.max(1) as f64;
     println!(
         "  {conversations} conversations populated in {elapsed:.1} s ({}), {} transcript entries each",
@@ -891,10 +887,10 @@ async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]
         steps.len() * 2
     );
     println!(
-        "  used_memory delta / conversation: {:.0} B ({:.2} KB); of which the global sb:inbound work stream (acked entries are never deleted): {:.0} B",
+        "  used_memory delta / conversation: {:.0} B ({:.2} KB); of which the partitions' inbound streams and conversation indexes: {:.0} B",
         total_per,
         total_per / 1024.0,
-        inbound_stream as f64 / conversations.max(1) as f64
+        work_streams as f64 / conversations.max(1) as f64
     );
     // Per-key breakdown on a sample (MEMORY USAGE, exact with SAMPLES 0).
     let sample = 200.min(conversations);

@@ -1,21 +1,21 @@
 //! Reads the report's figures out of Redis.
 //!
-//! Conversation hashes are found with SCAN (it may repeat keys, so ids are deduplicated) and
-//! read in pipelined batches; a transcript is read only when its conversation was active in
-//! the window. Stream ids carry Redis's clock, hash timestamps the gateway's: both are
+//! Conversations are found in each partition's index (by creation time, so those created
+//! after the window are never read) and read in pipelined batches; a transcript is read only
+//! when its conversation was active in the window. Every read goes through the store, so the
+//! report runs on a single Redis and on a cluster alike. Stream ids carry Redis's clock, hash timestamps the gateway's: both are
 //! milliseconds since the epoch, and the window is applied to each as it is.
 
 use std::collections::{HashMap, HashSet};
 
-use redis::aio::ConnectionLike;
 use redis::streams::{StreamId, StreamRangeReply};
 use serde_json::Value;
 
 use super::cluster::{cluster_questions, EscalatedQuestion, DEFAULT_THRESHOLD};
 use super::{Report, ReportError, Window};
-use crate::store::keys;
+use crate::store::{keys, Store};
 
-/// Keys per SCAN step and per pipelined batch.
+/// Conversations per index page and per pipelined batch.
 const BATCH: usize = 500;
 /// Escalation log entries per XRANGE page.
 const PAGE: usize = 1_000;
@@ -27,72 +27,91 @@ const MAX_TRANSCRIPT: usize = 10_000;
 const NOT_A_QUESTION: &[&str] = &["human_requested"];
 
 /// Computes every figure for `window`.
-pub async fn collect<C>(conn: &mut C, window: Window) -> Result<Report, ReportError>
-where
-    C: ConnectionLike + Send,
-{
+pub async fn collect(store: &Store, window: Window) -> Result<Report, ReportError> {
     let mut report = Report {
         window: Some(window),
         ..Report::default()
     };
-    let (escalated_ids, questions) = read_escalations(conn, window, &mut report).await?;
-    scan_conversations(conn, window, &escalated_ids, &mut report).await?;
+    let (escalated_ids, questions) = read_escalations(store, window, &mut report).await?;
+    for partition in keys::partitions() {
+        read_partition(store, partition, window, &escalated_ids, &mut report).await?;
+    }
     report.knowledge_gaps = cluster_questions(&questions, DEFAULT_THRESHOLD);
-    read_kb_candidates(conn, window, &mut report).await?;
+    read_kb_candidates(store, window, &mut report).await?;
     Ok(report)
 }
 
-/// The escalation log in the window: counts by reason, the conversations, the questions.
-async fn read_escalations<C>(
-    conn: &mut C,
-    window: Window,
-    report: &mut Report,
-) -> Result<(HashSet<String>, Vec<EscalatedQuestion>), ReportError>
-where
-    C: ConnectionLike + Send,
-{
-    let mut conversations = HashSet::new();
-    let mut questions = Vec::new();
-    let mut start = window.since_ms.to_string();
+/// Every partition's escalation log entries in the window, oldest first.
+async fn escalation_log(store: &Store, window: Window) -> Result<Vec<StreamId>, ReportError> {
+    let mut entries = Vec::new();
     // An end id without a sequence number includes every entry of that millisecond.
     let end = window.until_ms.saturating_sub(1).to_string();
-    loop {
-        let page: StreamRangeReply = redis::cmd("XRANGE")
-            .arg(keys::ESCALATIONS)
-            .arg(&start)
-            .arg(&end)
-            .arg("COUNT")
-            .arg(PAGE)
-            .query_async(conn)
-            .await?;
-        for entry in &page.ids {
-            let parsed = entry
-                .get::<String>("e")
-                .and_then(|json| serde_json::from_str::<Value>(&json).ok())
-                .filter(Value::is_object);
-            let Some(log) = parsed else {
-                report.skip("escalation log entries");
-                continue;
-            };
-            let text = |field: &str| log.get(field).and_then(Value::as_str).unwrap_or("");
-            let reason = match text("reason") {
-                "" => "unknown".to_owned(),
-                reason => reason.to_owned(),
-            };
-            *report.escalations.entry(reason.clone()).or_default() += 1;
-            if !text("conversation_id").is_empty() {
-                conversations.insert(text("conversation_id").to_owned());
-            }
-            if !NOT_A_QUESTION.contains(&reason.as_str()) && !text("question").trim().is_empty() {
-                questions.push(EscalatedQuestion {
-                    text: text("question").to_owned(),
-                    reason,
-                });
+    for partition in keys::partitions() {
+        let mut start = window.since_ms.to_string();
+        loop {
+            let log = keys::escalations(partition);
+            let (from, to) = (start.clone(), end.clone());
+            let page: StreamRangeReply = store
+                .run(|mut conn| async move {
+                    redis::cmd("XRANGE")
+                        .arg(log)
+                        .arg(from)
+                        .arg(to)
+                        .arg("COUNT")
+                        .arg(PAGE)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            let full = page.ids.len() == PAGE;
+            let next = page.ids.last().map(|last| format!("({}", last.id));
+            entries.extend(page.ids);
+            match next {
+                Some(next) if full => start = next,
+                _ => break,
             }
         }
-        match page.ids.last() {
-            Some(last) if page.ids.len() == PAGE => start = format!("({}", last.id),
-            _ => break,
+    }
+    entries.sort_by_key(|entry| stream_id_order(&entry.id));
+    Ok(entries)
+}
+
+fn stream_id_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+/// The escalation log in the window: counts by reason, the conversations, the questions.
+async fn read_escalations(
+    store: &Store,
+    window: Window,
+    report: &mut Report,
+) -> Result<(HashSet<String>, Vec<EscalatedQuestion>), ReportError> {
+    let mut conversations = HashSet::new();
+    let mut questions = Vec::new();
+    for entry in escalation_log(store, window).await? {
+        let parsed = entry
+            .get::<String>("e")
+            .and_then(|json| serde_json::from_str::<Value>(&json).ok())
+            .filter(Value::is_object);
+        let Some(log) = parsed else {
+            report.skip("escalation log entries");
+            continue;
+        };
+        let text = |field: &str| log.get(field).and_then(Value::as_str).unwrap_or("");
+        let reason = match text("reason") {
+            "" => "unknown".to_owned(),
+            reason => reason.to_owned(),
+        };
+        *report.escalations.entry(reason.clone()).or_default() += 1;
+        if !text("conversation_id").is_empty() {
+            conversations.insert(text("conversation_id").to_owned());
+        }
+        if !NOT_A_QUESTION.contains(&reason.as_str()) && !text("question").trim().is_empty() {
+            questions.push(EscalatedQuestion {
+                text: text("question").to_owned(),
+                reason,
+            });
         }
     }
     Ok((conversations, questions))
@@ -137,68 +156,62 @@ fn ms(fields: &HashMap<String, String>, field: &str) -> Option<u64> {
 }
 
 /// The id in a conversation hash key `sb:{c:<id>}`; `None` for every other key.
-fn conversation_id_of(key: &str) -> Option<&str> {
-    let id = key.strip_prefix("sb:{c:")?.strip_suffix('}')?;
-    (!id.is_empty() && !id.contains(['{', '}'])).then_some(id)
-}
-
-async fn scan_conversations<C>(
-    conn: &mut C,
+/// The partition's conversations created before the window's end, read page by page.
+async fn read_partition(
+    store: &Store,
+    partition: usize,
     window: Window,
     escalated_ids: &HashSet<String>,
     report: &mut Report,
-) -> Result<(), ReportError>
-where
-    C: ConnectionLike + Send,
-{
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut cursor: u64 = 0;
+) -> Result<(), ReportError> {
+    let mut offset = 0;
     loop {
-        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg("sb:{c:*}")
-            .arg("COUNT")
-            .arg(BATCH)
-            .arg("TYPE")
-            .arg("hash")
-            .query_async(conn)
+        let index = keys::conversation_index(partition);
+        let ids: Vec<String> = store
+            .run(|mut conn| async move {
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(index)
+                    .arg("-inf")
+                    .arg(format!("({}", window.until_ms))
+                    .arg("LIMIT")
+                    .arg(offset)
+                    .arg(BATCH)
+                    .query_async(&mut conn)
+                    .await
+            })
             .await?;
-        let ids: Vec<String> = found
-            .iter()
-            .filter_map(|key| conversation_id_of(key))
-            .filter(|id| seen.insert((*id).to_owned()))
-            .map(str::to_owned)
-            .collect();
         if !ids.is_empty() {
-            read_batch(conn, window, &ids, escalated_ids, report).await?;
+            read_batch(store, window, &ids, escalated_ids, report).await?;
         }
-        if next == 0 {
+        if ids.len() < BATCH {
             return Ok(());
         }
-        cursor = next;
+        offset += BATCH;
     }
 }
 
-async fn read_batch<C>(
-    conn: &mut C,
+async fn read_batch(
+    store: &Store,
     window: Window,
     ids: &[String],
     escalated_ids: &HashSet<String>,
     report: &mut Report,
-) -> Result<(), ReportError>
-where
-    C: ConnectionLike + Send,
-{
-    let mut pipe = redis::pipe();
-    for id in ids {
-        pipe.hgetall(keys::conversation(id));
-    }
-    let hashes: Vec<HashMap<String, Vec<u8>>> = pipe.query_async(conn).await?;
+) -> Result<(), ReportError> {
+    let partitions: Vec<usize> = ids.iter().map(|id| keys::partition(id)).collect();
+    let hashes = store
+        .pipelined_by_partition(&partitions, None, false, |pipe, item| {
+            pipe.hgetall(keys::conversation(&ids[item]));
+            1
+        })
+        .await?;
     let mut active = Vec::new();
     for (id, raw) in ids.iter().zip(hashes) {
+        let raw: HashMap<String, Vec<u8>> = match raw.into_iter().next() {
+            Some(value) => redis::from_redis_value(value).map_err(redis::RedisError::from)?,
+            None => HashMap::new(),
+        };
         if raw.is_empty() {
-            continue; // deleted between SCAN and HGETALL
+            continue; // expired or deleted since it was indexed
         }
         let Some(record) = Record::parse(id, raw) else {
             report.skip("conversation records");
@@ -212,24 +225,34 @@ where
     if active.is_empty() {
         return Ok(());
     }
-    let mut pipe = redis::pipe();
-    for record in &active {
-        // A conversation started in the window is read from its first message, for the
-        // time to first response; an older one only from the window's start.
-        let start = if window.contains(record.created_ms) {
-            "-".to_owned()
-        } else {
-            window.since_ms.to_string()
-        };
-        pipe.cmd("XRANGE")
-            .arg(keys::messages(&record.id))
-            .arg(start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(MAX_TRANSCRIPT);
-    }
-    let transcripts: Vec<StreamRangeReply> = pipe.query_async(conn).await?;
+    let partitions: Vec<usize> = active
+        .iter()
+        .map(|record| keys::partition(&record.id))
+        .collect();
+    let transcripts = store
+        .pipelined_by_partition(&partitions, None, false, |pipe, item| {
+            let record = &active[item];
+            // A conversation started in the window is read from its first message, for the
+            // time to first response; an older one only from the window's start.
+            let start = if window.contains(record.created_ms) {
+                "-".to_owned()
+            } else {
+                window.since_ms.to_string()
+            };
+            pipe.cmd("XRANGE")
+                .arg(keys::messages(&record.id))
+                .arg(start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(MAX_TRANSCRIPT);
+            1
+        })
+        .await?;
     for (record, transcript) in active.iter().zip(transcripts) {
+        let transcript: StreamRangeReply = match transcript.into_iter().next() {
+            Some(value) => redis::from_redis_value(value).map_err(redis::RedisError::from)?,
+            None => StreamRangeReply::default(),
+        };
         if transcript.ids.len() == MAX_TRANSCRIPT {
             report.skip("transcripts cut at 10000 entries");
         }
@@ -327,17 +350,18 @@ fn stream_ms(id: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn read_kb_candidates<C>(
-    conn: &mut C,
+async fn read_kb_candidates(
+    store: &Store,
     window: Window,
     report: &mut Report,
-) -> Result<(), ReportError>
-where
-    C: ConnectionLike + Send,
-{
-    let raw: HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
-        .arg(keys::KB_CANDIDATES)
-        .query_async(conn)
+) -> Result<(), ReportError> {
+    let raw: HashMap<String, Vec<u8>> = store
+        .run(|mut conn| async move {
+            redis::cmd("HGETALL")
+                .arg(keys::KB_CANDIDATES)
+                .query_async(&mut conn)
+                .await
+        })
         .await?;
     for value in raw.values() {
         let Some(candidate) = serde_json::from_slice::<Value>(value)

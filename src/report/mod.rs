@@ -31,6 +31,9 @@ pub enum ReportError {
     /// Redis refused or the connection failed.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The store could not be read.
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
     /// The time window is not usable.
     #[error("window: {0}")]
     Window(String),
@@ -274,14 +277,8 @@ pub async fn run_report(
     // `command_timeout_ms`; it still never hangs on a Redis that does not answer.
     let response =
         Duration::from_millis(config.redis.command_timeout_ms).max(Duration::from_secs(10));
-    let settings = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(response));
-    let client = redis::Client::open(config.redis.url.as_str())?;
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&settings)
-        .await?;
-    let report = collect(&mut conn, window).await?;
+    let store = crate::store::Store::connect(&config.redis.url, response).await?;
+    let report = collect(&store, window).await?;
     if let Some(path) = html_out {
         std::fs::write(path, html::render(&report)).map_err(|source| ReportError::Write {
             path: path.display().to_string(),

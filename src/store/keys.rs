@@ -1,47 +1,110 @@
 //! The Redis key schema, in one place.
 //!
-//! A conversation's keys share the hash tag `{c:<id>}` so Redis Cluster keeps them in one
-//! slot and one script can touch them all. Work streams are global.
+//! Every key that a script touches together shares one hash tag, so Redis Cluster keeps them in
+//! one slot and each script stays atomic. Conversations are spread over [`PARTITIONS`] fixed
+//! partitions (by their id); a partition's tag covers its conversations' keys *and* its own
+//! work streams (`inbound`, `outbox`, parked retries, dead letters, the escalation log), so
+//! ingest, commit, retry and promote each touch one slot. Keys that stand alone (desk
+//! threads, contacts, the knowledge base, leases) have no tag.
+//!
+//! The partition count is part of the schema: changing it would move every conversation.
 
-/// Customer messages waiting for triage or the desk (consumer group [`PIPELINE_GROUP`]).
-pub const INBOUND: &str = "sb:inbound";
-/// The consumer group that works the inbound stream.
+/// How many partitions conversations and work streams are spread over. Sixteen lets a
+/// cluster spread the load over up to sixteen masters, and keeps a single-node read of every
+/// work stream one command.
+pub const PARTITIONS: usize = 16;
+
+/// Each partition's hash tag, chosen so partition `k` hashes into slots `k × 1024 ..
+/// (k + 1) × 1024`: a cluster whose masters own equal slot ranges (what `redis-cli --cluster
+/// create` makes) gets an equal share of partitions. Tested in `tests::tags_spread_evenly`.
+const TAGS: [&str; PARTITIONS] = [
+    "p0-0", "p1-3", "p2-11", "p3-12", "p4-41", "p5-42", "p6-61", "p7-62", "p8-11", "p9-12", "pa-0",
+    "pb-10", "pc-63", "pd-40", "pe-21", "pf-1",
+];
+
+/// The partition a conversation lives in. Conversation ids are hex digests, so the first digit
+/// spreads them evenly; any other id still maps somewhere stable.
+pub fn partition(conversation_id: &str) -> usize {
+    let first = conversation_id.bytes().next().unwrap_or(b'0');
+    match (first as char).to_digit(16) {
+        Some(digit) => digit as usize,
+        None => {
+            conversation_id
+                .bytes()
+                .fold(0usize, |sum, byte| sum.wrapping_add(byte as usize))
+                % PARTITIONS
+        }
+    }
+}
+
+/// Every partition, for readers of all work streams.
+pub fn partitions() -> std::ops::Range<usize> {
+    0..PARTITIONS
+}
+
+fn tag(partition: usize) -> &'static str {
+    TAGS[partition % PARTITIONS]
+}
+
+/// Customer messages of the partition waiting for triage or the desk (consumer group
+/// [`PIPELINE_GROUP`]).
+pub fn inbound(partition: usize) -> String {
+    format!("sb:{{{}}}:inbound", tag(partition))
+}
+/// The consumer group that works the inbound streams.
 pub const PIPELINE_GROUP: &str = "pipeline";
-/// Replies waiting for delivery (consumer group [`OUTBOX_GROUP`]).
-pub const OUTBOX: &str = "sb:outbox";
-/// The consumer group that delivers the outbox.
+/// Replies of the partition waiting for delivery (consumer group [`OUTBOX_GROUP`]).
+pub fn outbox(partition: usize) -> String {
+    format!("sb:{{{}}}:outbox", tag(partition))
+}
+/// The consumer group that delivers the outboxes.
 pub const OUTBOX_GROUP: &str = "senders";
 /// Failed deliveries parked until their retry time (score = due ms).
-pub const OUTBOX_DELAYED: &str = "sb:outbox:delayed";
+pub fn outbox_delayed(partition: usize) -> String {
+    format!("sb:{{{}}}:outbox:delayed", tag(partition))
+}
 /// Deliveries that can never succeed, kept for an operator.
-pub const OUTBOX_DEAD: &str = "sb:outbox:dead";
-/// Every escalation, in order: the desk's queue and the audit log.
-pub const ESCALATIONS: &str = "sb:escalations";
+pub fn outbox_dead(partition: usize) -> String {
+    format!("sb:{{{}}}:outbox:dead", tag(partition))
+}
+/// The partition's escalations, in order: the audit log the report reads.
+pub fn escalations(partition: usize) -> String {
+    format!("sb:{{{}}}:escalations", tag(partition))
+}
+/// The partition's conversation ids by creation time (a sorted set): how the report finds
+/// conversations without SCAN, which a cluster would need per node.
+pub fn conversation_index(partition: usize) -> String {
+    format!("sb:{{{}}}:conversations", tag(partition))
+}
+
+fn conversation_prefix(id: &str) -> String {
+    format!("sb:{{{}}}:c:{id}", tag(partition(id)))
+}
 
 /// The conversation's record (a hash).
 pub fn conversation(id: &str) -> String {
-    format!("sb:{{c:{id}}}")
+    conversation_prefix(id)
 }
 
 /// The conversation's transcript (a stream).
 pub fn messages(id: &str) -> String {
-    format!("sb:{{c:{id}}}:m")
+    format!("{}:m", conversation_prefix(id))
 }
 
 /// Channel message ids already stored, mapped to their transcript ids (a hash).
 pub fn seen(id: &str) -> String {
-    format!("sb:{{c:{id}}}:seen")
+    format!("{}:seen", conversation_prefix(id))
 }
 
 /// Transcript id -> platform message id of delivered replies (a hash).
 pub fn deliveries(id: &str) -> String {
-    format!("sb:{{c:{id}}}:d")
+    format!("{}:d", conversation_prefix(id))
 }
 
 /// A stored file of the conversation: a hash of `name`, `type` and `data` (the bytes),
 /// expiring after `files.retention_days`.
 pub fn file(id: &str, file_id: &str) -> String {
-    format!("sb:{{c:{id}}}:f:{file_id}")
+    format!("{}:f:{file_id}", conversation_prefix(id))
 }
 
 /// The key download links are signed with when `files.link_secret_env` is not set (a string,
@@ -51,7 +114,7 @@ pub const FILE_LINK_SECRET: &str = "sb:files:link_secret";
 /// Until when deliveries to a target of the conversation (a channel, or `desk`) wait behind
 /// an earlier one parked for retry (a string of epoch ms, expiring).
 pub fn delivery_hold(id: &str, target: &str) -> String {
-    format!("sb:{{c:{id}}}:hold:{target}")
+    format!("{}:hold:{target}", conversation_prefix(id))
 }
 
 /// Desk thread (channel, ts) -> conversation id (a string).
@@ -72,4 +135,48 @@ pub fn contact(email: &str) -> String {
 /// A channel conversation key linked into another channel's conversation (a string).
 pub fn alias(channel: &str, conversation_key: &str) -> String {
     format!("sb:alias:{channel}:{conversation_key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_spread_evenly() {
+        use redis::cluster_routing::Slot;
+        for (index, tag) in TAGS.iter().enumerate() {
+            let range = (index * 1024) as u16..((index + 1) * 1024) as u16;
+            assert!(
+                range
+                    .clone()
+                    .any(|slot| Slot::new(slot) == Some(Slot::for_key(tag))),
+                "tag {tag} of partition {index} does not hash into slots {range:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_conversation_and_its_work_streams_share_one_slot() {
+        let id = "a3f09c1e22b7d4e5f601";
+        let slot = |key: &str| redis::cluster_routing::Slot::for_key(key);
+        let home = partition(id);
+        for key in [
+            conversation(id),
+            messages(id),
+            seen(id),
+            deliveries(id),
+            file(id, "x"),
+            delivery_hold(id, "desk"),
+            inbound(home),
+            outbox(home),
+            outbox_delayed(home),
+            outbox_dead(home),
+            escalations(home),
+            conversation_index(home),
+        ] {
+            assert_eq!(slot(&key), slot(&conversation(id)), "{key}");
+        }
+        assert_eq!(partition("not-hex"), partition("not-hex"));
+        assert!(partition("zzz") < PARTITIONS);
+    }
 }

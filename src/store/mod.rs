@@ -2,20 +2,22 @@
 //!
 //! Every write that must not be half-done is one Lua script, so a crash or a lost
 //! connection leaves either the old state or the new one. Keys of one conversation share
-//! the hash tag `{c:<id>}` (see [`keys`]).
+//! their partition's hash tag with the partition's work streams (see [`keys`]), so the same
+//! code runs on a single Redis and on a Redis Cluster ([`RedisConnection`]).
 
+mod connection;
 mod files;
 pub mod keys;
 mod streams;
 
-pub use streams::DeliveryTarget;
+pub use connection::RedisConnection;
+pub use streams::{DeliveryTarget, Work, WorkCounts};
 
 pub use files::{NewFile, StoredFile};
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::{AsyncCommands, Script};
 use switchboard_api::{Author, ChannelKind, ConversationView, FileRef, Inbound, StoredMessage};
@@ -169,10 +171,12 @@ pub struct WorkItem {
     pub entry_id: String,
     /// The entry's fields.
     pub fields: HashMap<String, String>,
+    /// The partition whose stream it was read from (where it is acked).
+    pub partition: usize,
 }
 
 impl WorkItem {
-    fn from_stream(entry: StreamId) -> WorkItem {
+    fn from_stream(entry: StreamId, partition: usize) -> WorkItem {
         let fields = entry
             .map
             .iter()
@@ -185,6 +189,7 @@ impl WorkItem {
         WorkItem {
             entry_id: entry.id,
             fields,
+            partition,
         }
     }
 }
@@ -200,17 +205,19 @@ struct Scripts {
 #[derive(Clone)]
 pub struct Store {
     client: redis::Client,
-    conn: ConnectionManager,
+    conn: RedisConnection,
     command_timeout: Duration,
     scripts: std::sync::Arc<Scripts>,
     round_trips: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    new_work: std::sync::Arc<streams::NewWork>,
 }
 
 impl Store {
     /// Connects and checks Redis answers; fails fast with a clear error when it does not.
+    /// When `url` is a node of a Redis Cluster, the store works on the whole cluster.
     pub async fn connect(url: &str, command_timeout: Duration) -> Result<Store, StoreError> {
         let client = redis::Client::open(url)?;
-        let conn = manager(&client, command_timeout).await?;
+        let conn = connection::connect(&client, url, command_timeout).await?;
         let store = Store {
             client,
             conn,
@@ -222,6 +229,7 @@ impl Store {
                 promote: Script::new(include_str!("lua/promote.lua")),
             }),
             round_trips: Default::default(),
+            new_work: Default::default(),
         };
         store.ping().await?;
         Ok(store)
@@ -229,7 +237,8 @@ impl Store {
 
     /// A store on its own connection, for workers whose blocking reads must not stall others.
     pub async fn dedicated(&self, block: Duration) -> Result<Store, StoreError> {
-        let conn = manager(&self.client, self.command_timeout + block).await?;
+        let conn =
+            connection::dedicated(&self.conn, &self.client, self.command_timeout + block).await?;
         Ok(Store {
             conn,
             ..self.clone()
@@ -245,6 +254,75 @@ impl Store {
     /// How long one command may take.
     pub fn command_timeout(&self) -> Duration {
         self.command_timeout
+    }
+
+    /// True when the store runs on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.conn.is_cluster()
+    }
+
+    /// Runs commands for several items in as few round trips as the server allows: one
+    /// pipeline on a single Redis; on a cluster, where a pipeline may only touch one slot,
+    /// one per partition, side by side. `partitions[i]` is item `i`'s partition; `add` puts
+    /// item `i`'s commands into a pipeline and returns how many replies they give (ignored
+    /// commands give none). Returns each item's replies, in item order. `script` is loaded
+    /// first when given (a no-op when cached; it saves a NOSCRIPT round trip after Redis
+    /// restarted with an empty cache).
+    pub async fn pipelined_by_partition(
+        &self,
+        partitions: &[usize],
+        script: Option<&Script>,
+        atomic: bool,
+        add: impl Fn(&mut redis::Pipeline, usize) -> usize,
+    ) -> Result<Vec<Vec<redis::Value>>, StoreError> {
+        let groups: Vec<Vec<usize>> = if self.conn.is_cluster() {
+            let mut by_partition: std::collections::BTreeMap<usize, Vec<usize>> =
+                Default::default();
+            for (item, partition) in partitions.iter().enumerate() {
+                by_partition.entry(*partition).or_default().push(item);
+            }
+            by_partition.into_values().collect()
+        } else {
+            vec![(0..partitions.len()).collect()]
+        };
+        let runs = groups
+            .into_iter()
+            .filter(|items| !items.is_empty())
+            .map(|items| {
+                let mut pipe = redis::pipe();
+                if atomic {
+                    pipe.atomic();
+                }
+                if let Some(script) = script {
+                    pipe.load_script(script).ignore();
+                }
+                let counts: Vec<usize> = items.iter().map(|item| add(&mut pipe, *item)).collect();
+                let mut conn = self.conn.clone();
+                async move {
+                    let total: usize = counts.iter().sum();
+                    let replies: Vec<redis::Value> = if total == 0 {
+                        pipe.query_async::<()>(&mut conn).await?;
+                        Vec::new()
+                    } else {
+                        pipe.query_async(&mut conn).await?
+                    };
+                    Ok::<_, redis::RedisError>((items, counts, replies))
+                }
+            });
+        let results = self
+            .bounded(Duration::ZERO, futures_util::future::try_join_all(runs))
+            .await?;
+        let mut by_item: Vec<Vec<redis::Value>> = vec![Vec::new(); partitions.len()];
+        for (items, counts, replies) in results {
+            if replies.len() != counts.iter().sum::<usize>() {
+                return Err(StoreError::Corrupt("short pipeline reply".into()));
+            }
+            let mut replies = replies.into_iter();
+            for (item, count) in items.into_iter().zip(counts) {
+                by_item[item] = replies.by_ref().take(count).collect();
+            }
+        }
+        Ok(by_item)
     }
 
     async fn bounded<T>(
@@ -311,12 +389,14 @@ impl Store {
             serde_json::to_string(&refs).map_err(|error| StoreError::Corrupt(error.to_string()))?
         };
         let mut conn = self.conn.clone();
+        let partition = keys::partition(&id);
         let mut invocation = self.scripts.ingest.prepare_invoke();
         invocation
             .key(keys::conversation(&id))
             .key(keys::messages(&id))
             .key(keys::seen(&id))
-            .key(keys::INBOUND)
+            .key(keys::inbound(partition))
+            .key(keys::conversation_index(partition))
             .arg(&inbound.message_id)
             .arg(inbound.channel.as_str())
             .arg(&inbound.conversation_key)
@@ -330,6 +410,9 @@ impl Store {
         let (is_new, message_id, status, created): (i64, String, String, i64) = self
             .bounded(Duration::ZERO, invocation.invoke_async(&mut conn))
             .await?;
+        if is_new == 1 {
+            self.new_work.arrived(Work::Inbound);
+        }
         Ok(Ingested {
             conversation_id: id,
             message_id,
@@ -371,23 +454,23 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.hgetall(keys::conversation(id))
-                .cmd("XREVRANGE")
-                .arg(keys::messages(id))
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(count);
-        }
-        let mut conn = self.conn.clone();
-        let replies: Vec<redis::Value> = self
-            .bounded(Duration::ZERO, pipe.query_async(&mut conn))
+        let partitions: Vec<usize> = ids.iter().map(|id| keys::partition(id)).collect();
+        let replies = self
+            .pipelined_by_partition(&partitions, None, false, |pipe, item| {
+                let id = ids[item];
+                pipe.hgetall(keys::conversation(id))
+                    .cmd("XREVRANGE")
+                    .arg(keys::messages(id))
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(count);
+                2
+            })
             .await?;
-        let mut replies = replies.into_iter();
         let mut loaded = Vec::with_capacity(ids.len());
-        for id in ids {
+        for (id, replies) in ids.iter().zip(replies) {
+            let mut replies = replies.into_iter();
             let (Some(fields), Some(recent)) = (replies.next(), replies.next()) else {
                 return Err(StoreError::Corrupt("short pipeline reply".into()));
             };
@@ -536,6 +619,7 @@ impl Store {
                 self.commit_invocation(commit).invoke_async(&mut conn),
             )
             .await?;
+        self.new_work.arrived(Work::Outbox);
         Ok(Committed {
             applied: applied == 1,
             entry_id: (!entry_id.is_empty()).then_some(entry_id),
@@ -548,35 +632,57 @@ impl Store {
     pub async fn commit_batch(
         &self,
         commits: &[Commit],
-        acks: &[(&str, &str, &str)],
+        acks: &[(Work, &WorkItem)],
     ) -> Result<Vec<Committed>, StoreError> {
         if commits.is_empty() && acks.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        // Loading is a cheap no-op when the script is cached; it saves a NOSCRIPT round trip
-        // after Redis restarted with an empty script cache.
-        pipe.load_script(&self.scripts.commit).ignore();
-        for commit in commits {
-            pipe.invoke_script(&self.commit_invocation(commit));
-        }
-        for (stream, group, entry_id) in acks {
-            pipe.xack(*stream, *group, &[*entry_id])
-                .ignore()
-                .xdel(*stream, &[*entry_id])
-                .ignore();
-        }
-        let mut conn = self.conn.clone();
-        let results: Vec<(i64, String)> = self
-            .bounded(Duration::ZERO, pipe.query_async(&mut conn))
+        let partitions: Vec<usize> = commits
+            .iter()
+            .map(|commit| keys::partition(&commit.conversation_id))
+            .chain(acks.iter().map(|(_, item)| item.partition))
+            .collect();
+        let replies = self
+            .pipelined_by_partition(
+                &partitions,
+                Some(&self.scripts.commit),
+                false,
+                |pipe, item| match commits.get(item) {
+                    Some(commit) => {
+                        pipe.invoke_script(&self.commit_invocation(commit));
+                        1
+                    }
+                    None => {
+                        let (work, item) = acks[item - commits.len()];
+                        let stream = work.stream(item.partition);
+                        pipe.xack(&stream, work.group(), &[&item.entry_id])
+                            .ignore()
+                            .xdel(&stream, &[&item.entry_id])
+                            .ignore();
+                        0
+                    }
+                },
+            )
             .await?;
-        Ok(results
+        if !commits.is_empty() {
+            self.new_work.arrived(Work::Outbox);
+        }
+        replies
             .into_iter()
-            .map(|(applied, entry_id)| Committed {
-                applied: applied == 1,
-                entry_id: (!entry_id.is_empty()).then_some(entry_id),
+            .take(commits.len())
+            .map(|replies| {
+                let reply = replies
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| StoreError::Corrupt("short pipeline reply".into()))?;
+                let (applied, entry_id): (i64, String) =
+                    redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
+                Ok(Committed {
+                    applied: applied == 1,
+                    entry_id: (!entry_id.is_empty()).then_some(entry_id),
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn commit_invocation<'a>(&'a self, commit: &Commit) -> redis::ScriptInvocation<'a> {
@@ -584,13 +690,14 @@ impl Store {
         let (group, entry) = commit.ack.clone().unwrap_or_default();
         let empty = ReplyToQueue::default();
         let reply = commit.reply.as_ref().unwrap_or(&empty);
+        let partition = keys::partition(id);
         let mut invocation = self.scripts.commit.prepare_invoke();
         invocation
             .key(keys::conversation(id))
             .key(keys::messages(id))
-            .key(keys::OUTBOX)
-            .key(keys::INBOUND)
-            .key(keys::ESCALATIONS)
+            .key(keys::outbox(partition))
+            .key(keys::inbound(partition))
+            .key(keys::escalations(partition))
             .key(keys::seen(id))
             .arg(group)
             .arg(entry)
@@ -616,22 +723,22 @@ impl Store {
         conversation_id: &str,
         thread: &switchboard_api::ThreadRef,
     ) -> Result<(), StoreError> {
+        // Two slots on a cluster, so two commands; sent together, they share a round trip on
+        // a single Redis.
         let mut conn = self.conn.clone();
-        self.bounded(
-            Duration::ZERO,
-            redis::pipe()
-                .hset_multiple(
-                    keys::conversation(conversation_id),
-                    &[("desk_channel", &thread.channel), ("desk_ts", &thread.ts)],
-                )
-                .ignore()
-                .set(
-                    keys::desk_thread(&thread.channel, &thread.ts),
-                    conversation_id,
-                )
-                .ignore()
-                .query_async::<()>(&mut conn),
-        )
+        let mut other = self.conn.clone();
+        let fields = [("desk_channel", &thread.channel), ("desk_ts", &thread.ts)];
+        let record =
+            conn.hset_multiple::<_, _, _, ()>(keys::conversation(conversation_id), &fields);
+        let index = other.set::<_, _, ()>(
+            keys::desk_thread(&thread.channel, &thread.ts),
+            conversation_id,
+        );
+        self.bounded(Duration::ZERO, async {
+            futures_util::future::try_join(record, index)
+                .await
+                .map(|_| ())
+        })
         .await
     }
 
@@ -676,7 +783,7 @@ impl Store {
     /// Runs one bounded command on the shared connection (for modules with their own keys).
     pub async fn run<T, F, Fut>(&self, command: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(RedisConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         self.bounded(Duration::ZERO, command(self.conn.clone()))
@@ -705,22 +812,6 @@ pub fn linkable_email(inbound: &Inbound) -> Option<String> {
     };
     let address = address.trim().to_lowercase();
     (address.contains('@') && !address.contains(char::is_whitespace)).then_some(address)
-}
-
-async fn manager(
-    client: &redis::Client,
-    response_timeout: Duration,
-) -> Result<ConnectionManager, StoreError> {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(response_timeout))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_secs(1));
-    let connect = client.get_connection_manager_with_config(config);
-    match tokio::time::timeout(Duration::from_secs(5), connect).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(StoreError::Timeout(Duration::from_secs(5))),
-    }
 }
 
 #[cfg(test)]

@@ -1,14 +1,93 @@
 //! Work streams: consumer groups for the inbound work and the outbox, retries parked in a
-//! sorted set, dead letters, and completing a delivery with its receipt in one step.
+//! sorted set, dead letters, and completing deliveries.
+//!
+//! Each partition has its own streams (see [`keys`]). On a single Redis a worker reads every
+//! partition with one blocking XREADGROUP. A cluster refuses a command over keys of several
+//! slots, so there each partition is read on its own, without blocking (a blocked read would
+//! hold a node's shared connection): side by side, then a short wait that grows while there
+//! is nothing to do, cut short when this instance queues work itself.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use redis::streams::{StreamAutoClaimReply, StreamReadReply};
+use tokio::sync::Notify;
 
 use super::{keys, Store, StoreError, WorkItem};
 
 /// How long a delivery hold outlives its retry's due time.
 const HOLD_SLACK_MS: u64 = 2_000;
+
+/// The first and the longest wait between polls of an idle cluster.
+const CLUSTER_POLL_FIRST: Duration = Duration::from_millis(5);
+const CLUSTER_POLL_LONGEST: Duration = Duration::from_millis(100);
+
+/// The two kinds of work, each a stream per partition with its consumer group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Customer messages waiting for triage or the desk.
+    Inbound,
+    /// Replies and desk posts waiting for delivery.
+    Outbox,
+}
+
+impl Work {
+    /// The partition's stream of this work.
+    pub fn stream(self, partition: usize) -> String {
+        match self {
+            Work::Inbound => keys::inbound(partition),
+            Work::Outbox => keys::outbox(partition),
+        }
+    }
+
+    /// The consumer group that works it.
+    pub fn group(self) -> &'static str {
+        match self {
+            Work::Inbound => keys::PIPELINE_GROUP,
+            Work::Outbox => keys::OUTBOX_GROUP,
+        }
+    }
+}
+
+/// Wakes this instance's pollers when it queued work itself (only a cluster polls).
+#[derive(Default)]
+pub(super) struct NewWork {
+    inbound: Notify,
+    outbox: Notify,
+}
+
+impl NewWork {
+    pub(super) fn arrived(&self, work: Work) {
+        self.of(work).notify_waiters();
+    }
+
+    fn of(&self, work: Work) -> &Notify {
+        match work {
+            Work::Inbound => &self.inbound,
+            Work::Outbox => &self.outbox,
+        }
+    }
+}
+
+/// How much work is where, summed over partitions: what an operator (and a test) checks to
+/// see that everything accepted was done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkCounts {
+    /// Inbound entries not yet acked (waiting or being worked).
+    pub inbound: usize,
+    /// Of those, read by a worker and not yet acked.
+    pub inbound_pending: usize,
+    /// Outbox entries not yet delivered.
+    pub outbox: usize,
+    /// Of those, read by a sender and not yet acked.
+    pub outbox_pending: usize,
+    /// Deliveries parked for a retry.
+    pub parked: usize,
+    /// Deliveries given up on.
+    pub dead: usize,
+    /// Escalations logged.
+    pub escalations: usize,
+}
 
 /// Where a delivery goes: one conversation's customer, or its desk thread. Deliveries to one
 /// target arrive in order; different targets do not wait for each other.
@@ -27,119 +106,192 @@ impl DeliveryTarget {
 }
 
 impl Store {
-    /// Creates the consumer groups the workers read from (idempotent).
-    pub async fn ensure_group(&self, stream: &str, group: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let created = self
-            .bounded(
-                Duration::ZERO,
-                redis::cmd("XGROUP")
-                    .arg("CREATE")
-                    .arg(stream)
-                    .arg(group)
-                    .arg("0")
-                    .arg("MKSTREAM")
-                    .query_async::<()>(&mut conn),
-            )
-            .await;
-        match created {
-            Err(StoreError::Redis(error)) if error.code() == Some("BUSYGROUP") => Ok(()),
-            other => other,
-        }
+    /// Creates every partition's consumer groups (idempotent).
+    pub async fn ensure_groups(&self) -> Result<(), StoreError> {
+        let creations = [Work::Inbound, Work::Outbox]
+            .into_iter()
+            .flat_map(|work| keys::partitions().map(move |partition| (work, partition)))
+            .map(|(work, partition)| async move {
+                let mut conn = self.conn.clone();
+                let created = self
+                    .bounded(
+                        Duration::ZERO,
+                        redis::cmd("XGROUP")
+                            .arg("CREATE")
+                            .arg(work.stream(partition))
+                            .arg(work.group())
+                            .arg("0")
+                            .arg("MKSTREAM")
+                            .query_async::<()>(&mut conn),
+                    )
+                    .await;
+                match created {
+                    Err(StoreError::Redis(error)) if error.code() == Some("BUSYGROUP") => Ok(()),
+                    other => other,
+                }
+            });
+        futures_util::future::try_join_all(creations).await?;
+        Ok(())
     }
 
-    /// Acks and deletes a work item without writing anything else.
-    pub async fn ack(&self, stream: &str, group: &str, entry_id: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        self.bounded(
-            Duration::ZERO,
-            redis::pipe()
-                .atomic()
-                .xack(stream, group, &[entry_id])
-                .ignore()
-                .xdel(stream, &[entry_id])
-                .ignore()
-                .query_async::<()>(&mut conn),
-        )
-        .await
-    }
-
-    /// Reads new entries for `consumer`, waiting up to `block` for some to arrive.
-    pub async fn read_group(
+    /// Reads new entries of every partition for `consumer`, waiting up to `block` for some to
+    /// arrive; at most `count` per partition.
+    pub async fn read_work(
         &self,
-        stream: &str,
-        group: &str,
+        work: Work,
         consumer: &str,
         count: usize,
         block: Duration,
     ) -> Result<Vec<WorkItem>, StoreError> {
+        if !self.conn.is_cluster() {
+            return self.read_all_partitions(work, consumer, count, block).await;
+        }
+        let deadline = tokio::time::Instant::now() + block;
+        let mut wait = CLUSTER_POLL_FIRST;
+        loop {
+            // Registered before polling, so work queued while the poll runs is not missed.
+            let woken = self.new_work.of(work).notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let items = self.poll_each_partition(work, consumer, count).await?;
+            let now = tokio::time::Instant::now();
+            if !items.is_empty() || now >= deadline {
+                return Ok(items);
+            }
+            let _ = tokio::time::timeout_at(deadline.min(now + wait), woken).await;
+            wait = (wait * 2).min(CLUSTER_POLL_LONGEST);
+        }
+    }
+
+    async fn read_all_partitions(
+        &self,
+        work: Work,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP")
+            .arg(work.group())
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS");
+        let streams: Vec<String> = keys::partitions().map(|p| work.stream(p)).collect();
+        read.arg(&streams);
+        for _ in keys::partitions() {
+            read.arg(">");
+        }
         let mut conn = self.conn.clone();
-        let reply: Option<StreamReadReply> = self
-            .bounded(
-                block,
-                redis::cmd("XREADGROUP")
+        let reply: Option<StreamReadReply> =
+            self.bounded(block, read.query_async(&mut conn)).await?;
+        let Some(reply) = reply else {
+            return Ok(Vec::new());
+        };
+        Ok(reply
+            .keys
+            .into_iter()
+            .flat_map(|stream| {
+                let partition = streams
+                    .iter()
+                    .position(|name| *name == stream.key)
+                    .unwrap_or_default();
+                stream
+                    .ids
+                    .into_iter()
+                    .map(move |entry| WorkItem::from_stream(entry, partition))
+            })
+            .collect())
+    }
+
+    async fn poll_each_partition(
+        &self,
+        work: Work,
+        consumer: &str,
+        count: usize,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        let partitions: Vec<usize> = keys::partitions().collect();
+        let replies = self
+            .pipelined_by_partition(&partitions, None, false, |pipe, partition| {
+                pipe.cmd("XREADGROUP")
                     .arg("GROUP")
-                    .arg(group)
+                    .arg(work.group())
                     .arg(consumer)
                     .arg("COUNT")
                     .arg(count)
-                    .arg("BLOCK")
-                    .arg(block.as_millis() as u64)
                     .arg("STREAMS")
-                    .arg(stream)
-                    .arg(">")
-                    .query_async(&mut conn),
-            )
-            .await?;
-        Ok(reply
-            .map(|reply| {
-                reply
-                    .keys
-                    .into_iter()
-                    .flat_map(|key| key.ids)
-                    .map(WorkItem::from_stream)
-                    .collect()
+                    .arg(work.stream(partition))
+                    .arg(">");
+                1
             })
-            .unwrap_or_default())
+            .await?;
+        let mut items = Vec::new();
+        for (partition, replies) in replies.into_iter().enumerate() {
+            for reply in replies {
+                let reply: Option<StreamReadReply> =
+                    redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
+                items.extend(
+                    reply
+                        .into_iter()
+                        .flat_map(|reply| reply.keys)
+                        .flat_map(|stream| {
+                            stream
+                                .ids
+                                .into_iter()
+                                .map(move |entry| WorkItem::from_stream(entry, partition))
+                        }),
+                );
+            }
+        }
+        Ok(items)
     }
 
-    /// Takes over entries another consumer left unacked for longer than `min_idle` (it died).
+    /// Takes over entries another consumer left unacked for longer than `min_idle` (it died);
+    /// at most `count` per partition.
     pub async fn claim_stale(
         &self,
-        stream: &str,
-        group: &str,
+        work: Work,
         consumer: &str,
         min_idle: Duration,
         count: usize,
     ) -> Result<Vec<WorkItem>, StoreError> {
-        let mut conn = self.conn.clone();
-        let reply: StreamAutoClaimReply = self
-            .bounded(
-                Duration::ZERO,
-                redis::cmd("XAUTOCLAIM")
-                    .arg(stream)
-                    .arg(group)
+        let partitions: Vec<usize> = keys::partitions().collect();
+        let replies = self
+            .pipelined_by_partition(&partitions, None, false, |pipe, partition| {
+                pipe.cmd("XAUTOCLAIM")
+                    .arg(work.stream(partition))
+                    .arg(work.group())
                     .arg(consumer)
                     .arg(min_idle.as_millis() as u64)
                     .arg("0-0")
                     .arg("COUNT")
-                    .arg(count)
-                    .query_async(&mut conn),
-            )
+                    .arg(count);
+                1
+            })
             .await?;
-        Ok(reply
-            .claimed
-            .into_iter()
-            .map(WorkItem::from_stream)
-            .collect())
+        let mut items = Vec::new();
+        for (partition, replies) in replies.into_iter().enumerate() {
+            for reply in replies {
+                let reply: StreamAutoClaimReply =
+                    redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
+                items.extend(
+                    reply
+                        .claimed
+                        .into_iter()
+                        .map(|entry| WorkItem::from_stream(entry, partition)),
+                );
+            }
+        }
+        Ok(items)
     }
 
     /// Parks a failed outbox entry until `due_ms` (see `lua/retry.lua`). With `hold`, the
     /// recipient's later deliveries wait behind it until then (see [`Store::delivery_holds`]).
     pub async fn park_for_retry(
         &self,
-        group: &str,
-        entry_id: &str,
+        item: &WorkItem,
         due_ms: u64,
         member: &str,
         hold: Option<&DeliveryTarget>,
@@ -147,10 +299,10 @@ impl Store {
         let mut conn = self.conn.clone();
         let mut invocation = self.scripts.retry.prepare_invoke();
         invocation
-            .key(keys::OUTBOX)
-            .key(keys::OUTBOX_DELAYED)
-            .arg(group)
-            .arg(entry_id)
+            .key(keys::outbox(item.partition))
+            .key(keys::outbox_delayed(item.partition))
+            .arg(keys::OUTBOX_GROUP)
+            .arg(&item.entry_id)
             .arg(due_ms)
             .arg(member);
         if let Some(target) = hold {
@@ -164,18 +316,37 @@ impl Store {
             .map(|_| ())
     }
 
-    /// Moves parked outbox entries whose time has come back into the stream; returns how many
-    /// moved and how many are still parked.
+    /// Moves parked outbox entries whose time has come back into their streams; returns how
+    /// many moved and how many are still parked.
     pub async fn promote_due(&self, now_ms: u64) -> Result<(usize, usize), StoreError> {
-        let mut conn = self.conn.clone();
-        let mut invocation = self.scripts.promote.prepare_invoke();
-        invocation
-            .key(keys::OUTBOX_DELAYED)
-            .key(keys::OUTBOX)
-            .arg(now_ms)
-            .arg(100);
-        self.bounded(Duration::ZERO, invocation.invoke_async(&mut conn))
-            .await
+        let partitions: Vec<usize> = keys::partitions().collect();
+        let replies = self
+            .pipelined_by_partition(
+                &partitions,
+                Some(&self.scripts.promote),
+                false,
+                |pipe, partition| {
+                    let mut invocation = self.scripts.promote.prepare_invoke();
+                    invocation
+                        .key(keys::outbox_delayed(partition))
+                        .key(keys::outbox(partition))
+                        .arg(now_ms)
+                        .arg(100);
+                    pipe.invoke_script(&invocation);
+                    1
+                },
+            )
+            .await?;
+        let mut totals = (0, 0);
+        for reply in replies.into_iter().flatten() {
+            let (moved, parked): (usize, usize) =
+                redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
+            totals = (totals.0 + moved, totals.1 + parked);
+        }
+        if totals.0 > 0 {
+            self.new_work.arrived(Work::Outbox);
+        }
+        Ok(totals)
     }
 
     /// Until when each target's deliveries must wait behind a parked earlier one (epoch ms),
@@ -184,63 +355,120 @@ impl Store {
         &self,
         targets: &[DeliveryTarget],
     ) -> Result<Vec<Option<u64>>, StoreError> {
-        if targets.is_empty() {
-            return Ok(Vec::new());
-        }
-        let hold_keys: Vec<String> = targets.iter().map(DeliveryTarget::hold_key).collect();
-        let mut conn = self.conn.clone();
-        self.bounded(
-            Duration::ZERO,
-            redis::cmd("MGET").arg(&hold_keys).query_async(&mut conn),
-        )
-        .await
+        let partitions: Vec<usize> = targets
+            .iter()
+            .map(|target| keys::partition(&target.conversation_id))
+            .collect();
+        let replies = self
+            .pipelined_by_partition(&partitions, None, false, |pipe, item| {
+                pipe.get(targets[item].hold_key());
+                1
+            })
+            .await?;
+        replies
+            .into_iter()
+            .map(|replies| {
+                let reply = replies.into_iter().next().unwrap_or(redis::Value::Nil);
+                Ok(redis::from_redis_value(reply).map_err(redis::RedisError::from)?)
+            })
+            .collect()
     }
 
     /// Records an undeliverable outbox entry in the dead-letter stream and removes it.
     pub async fn dead_letter(
         &self,
-        group: &str,
-        entry_id: &str,
+        item: &WorkItem,
         payload: &str,
         reason: &str,
     ) -> Result<(), StoreError> {
+        let outbox = keys::outbox(item.partition);
         let mut conn = self.conn.clone();
         self.bounded(
             Duration::ZERO,
             redis::pipe()
                 .atomic()
                 .xadd(
-                    keys::OUTBOX_DEAD,
+                    keys::outbox_dead(item.partition),
                     "*",
                     &[("p", payload), ("reason", reason)],
                 )
                 .ignore()
-                .xack(keys::OUTBOX, group, &[entry_id])
+                .xack(&outbox, keys::OUTBOX_GROUP, &[&item.entry_id])
                 .ignore()
-                .xdel(keys::OUTBOX, &[entry_id])
+                .xdel(&outbox, &[&item.entry_id])
                 .ignore()
                 .query_async::<()>(&mut conn),
         )
         .await
     }
 
-    /// Acks and deletes delivered outbox entries in one round trip (their receipts were
-    /// written when each was sent; see `crate::receipts`).
-    pub async fn complete_deliveries(&self, entry_ids: &[&str]) -> Result<(), StoreError> {
-        if entry_ids.is_empty() {
-            return Ok(());
+    /// Acks and deletes delivered outbox entries, in one round trip on a single Redis (their
+    /// receipts were written when each was sent; see `crate::receipts`).
+    pub async fn complete_deliveries(&self, items: &[&WorkItem]) -> Result<(), StoreError> {
+        let mut by_partition: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+        for item in items {
+            by_partition
+                .entry(item.partition)
+                .or_default()
+                .push(&item.entry_id);
         }
-        let mut conn = self.conn.clone();
-        self.bounded(
-            Duration::ZERO,
-            redis::pipe()
-                .atomic()
-                .xack(keys::OUTBOX, keys::OUTBOX_GROUP, entry_ids)
+        let groups: Vec<(usize, Vec<&str>)> = by_partition.into_iter().collect();
+        let partitions: Vec<usize> = groups.iter().map(|(partition, _)| *partition).collect();
+        self.pipelined_by_partition(&partitions, None, true, |pipe, group| {
+            let (partition, entry_ids) = &groups[group];
+            let outbox = keys::outbox(*partition);
+            pipe.xack(&outbox, keys::OUTBOX_GROUP, entry_ids)
                 .ignore()
-                .xdel(keys::OUTBOX, entry_ids)
-                .ignore()
-                .query_async::<()>(&mut conn),
-        )
+                .xdel(&outbox, entry_ids)
+                .ignore();
+            0
+        })
         .await
+        .map(|_| ())
+    }
+
+    /// How much work is queued, pending, parked and dead, over every partition.
+    pub async fn work_counts(&self) -> Result<WorkCounts, StoreError> {
+        let partitions: Vec<usize> = keys::partitions().collect();
+        let replies = self
+            .pipelined_by_partition(&partitions, None, false, |pipe, partition| {
+                pipe.xlen(keys::inbound(partition))
+                    .cmd("XPENDING")
+                    .arg(keys::inbound(partition))
+                    .arg(keys::PIPELINE_GROUP)
+                    .xlen(keys::outbox(partition))
+                    .cmd("XPENDING")
+                    .arg(keys::outbox(partition))
+                    .arg(keys::OUTBOX_GROUP)
+                    .zcard(keys::outbox_delayed(partition))
+                    .xlen(keys::outbox_dead(partition))
+                    .xlen(keys::escalations(partition));
+                7
+            })
+            .await?;
+        let mut counts = WorkCounts::default();
+        for replies in replies {
+            let number = |index: usize| -> Result<usize, StoreError> {
+                let value = replies.get(index).cloned().unwrap_or(redis::Value::Nil);
+                let value = match value {
+                    // XPENDING's summary starts with the count of pending entries.
+                    redis::Value::Array(summary) => {
+                        summary.into_iter().next().unwrap_or(redis::Value::Nil)
+                    }
+                    other => other,
+                };
+                Ok(redis::from_redis_value::<Option<usize>>(value)
+                    .map_err(redis::RedisError::from)?
+                    .unwrap_or(0))
+            };
+            counts.inbound += number(0)?;
+            counts.inbound_pending += number(1)?;
+            counts.outbox += number(2)?;
+            counts.outbox_pending += number(3)?;
+            counts.parked += number(4)?;
+            counts.dead += number(5)?;
+            counts.escalations += number(6)?;
+        }
+        Ok(counts)
     }
 }

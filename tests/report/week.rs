@@ -77,6 +77,9 @@ async fn a_busy_week_renders_as_a_readable_page() {
         let _: () = client
             .hset_multiple(keys::conversation(&id), &fields)
             .unwrap();
+        let _: () = client
+            .zadd(keys::conversation_index(keys::partition(&id)), &id, created)
+            .unwrap();
         for (seq, (at, role, text)) in transcript.into_iter().enumerate() {
             let entry = format!("{at}-{seq}");
             let _: String = client
@@ -92,7 +95,11 @@ async fn a_busy_week_renders_as_a_readable_page() {
     for (seq, (at, log)) in escalations.iter().enumerate() {
         let entry = format!("{at}-{seq}");
         let _: String = client
-            .xadd(keys::ESCALATIONS, entry, &[("e", log.to_string())])
+            .xadd(
+                keys::escalations(keys::partition(log["conversation_id"].as_str().unwrap())),
+                entry,
+                &[("e", log.to_string())],
+            )
             .unwrap();
     }
     for (n, status) in ["pending", "pending", "approved", "rejected", "pending"]

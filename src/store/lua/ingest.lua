@@ -1,5 +1,6 @@
 -- Ingest one customer message atomically: dedupe, find-or-create, append, enqueue.
--- KEYS: 1 conversation hash, 2 message stream, 3 seen-ids hash, 4 inbound work stream
+-- KEYS: 1 conversation hash, 2 message stream, 3 seen-ids hash, 4 inbound work stream,
+--       5 the partition's conversation index (sorted set by creation time)
 -- ARGV: 1 channel message id, 2 channel, 3 channel conversation key, 4 conversation id,
 --       5 now ms, 6 message kind, 7 text, 8 contact json, 9 context json ("" keeps the old one),
 --       10 file refs json ("" = no files; the bytes were stored before this script)
@@ -18,6 +19,7 @@ if not status then
   for _, field in ipairs({'status', status, 'created_ms', ARGV[5], 'contact', ARGV[8]}) do
     fields[#fields + 1] = field
   end
+  redis.call('ZADD', KEYS[5], ARGV[5], ARGV[4])
 end
 if ARGV[9] ~= '' then
   fields[#fields + 1] = 'context'
