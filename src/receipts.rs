@@ -62,18 +62,21 @@ impl ReceiptWriter {
     async fn write(&self, batch: Vec<(Receipt, oneshot::Sender<()>)>) {
         let mut pause = Duration::from_millis(100);
         loop {
-            let mut pipe = redis::pipe();
-            for ((conversation, message, platform), _) in &batch {
-                pipe.hset(keys::deliveries(conversation), message, platform)
-                    .ignore();
-            }
-            let pipe = &pipe;
-            let stored: Result<(), _> = self
+            let partitions: Vec<usize> = batch
+                .iter()
+                .map(|((conversation, _, _), _)| keys::partition(conversation))
+                .collect();
+            let stored = self
                 .store
-                .run(|mut conn| async move { pipe.query_async(&mut conn).await })
+                .pipelined_by_partition(&partitions, None, false, |pipe, item| {
+                    let ((conversation, message, platform), _) = &batch[item];
+                    pipe.hset(keys::deliveries(conversation), message, platform)
+                        .ignore();
+                    0
+                })
                 .await;
             match stored {
-                Ok(()) => break,
+                Ok(_) => break,
                 Err(error) => {
                     warn!(%error, receipts = batch.len(), "delivery receipts not stored; retrying");
                     tokio::time::sleep(pause).await;

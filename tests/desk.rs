@@ -17,7 +17,9 @@ use switchboard_api::{
     Briefing, ChannelKind, ConnectorError, Desk, DeskEvent, DeskSink, Health, ThreadRef,
 };
 
-use crate::harness::{eventually, test_config, RedisServer};
+use crate::harness::{
+    eventually, on_single_and_cluster, test_config, RedisServer, RedisUrl, TestRedis,
+};
 use crate::webchat::{Widget, WEBCHAT};
 
 /// An agent desk in memory: records what the gateway posts, lets the test act as an agent.
@@ -140,7 +142,7 @@ pub(crate) async fn start_with_fake_desk(config: Config, desk: Arc<FakeDesk>) ->
     .expect("gateway starts")
 }
 
-async fn gateway_with_desk(redis: &RedisServer, desk: Arc<FakeDesk>) -> RunningGateway {
+async fn gateway_with_desk(redis: &impl RedisUrl, desk: Arc<FakeDesk>) -> RunningGateway {
     start_with_fake_desk(test_config(redis, WEBCHAT), desk).await
 }
 
@@ -155,9 +157,7 @@ async fn escalated_visitor(gateway: &RunningGateway, session: &str) -> Widget {
     widget
 }
 
-#[tokio::test]
-async fn an_escalation_briefs_the_desk_and_the_agents_reply_reaches_the_web_chat() {
-    let redis = RedisServer::start();
+async fn an_escalation_briefs_the_desk_and_the_agents_reply_reaches_the_web_chat(redis: TestRedis) {
     let desk = Arc::new(FakeDesk::default());
     let gateway = gateway_with_desk(&redis, desk.clone()).await;
     let mut widget = escalated_visitor(&gateway, "desk-visitor-000000001").await;
@@ -643,3 +643,6 @@ async fn after_the_desk_channel_changes_open_threads_stay_and_new_ones_go_to_the
         "new escalations go to the new channel"
     );
 }
+
+// On a cluster too: every conversation and work stream lives in its partition's slot.
+on_single_and_cluster!(an_escalation_briefs_the_desk_and_the_agents_reply_reaches_the_web_chat,);

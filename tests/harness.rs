@@ -386,7 +386,7 @@ pub fn config_dir() -> PathBuf {
 }
 
 /// A config for a gateway on a free port talking to `redis`, with extra TOML appended.
-pub fn test_config(redis: &RedisServer, extra: &str) -> Config {
+pub fn test_config(redis: &impl RedisUrl, extra: &str) -> Config {
     init_logging();
     let text = format!(
         r#"
@@ -498,3 +498,134 @@ pub async fn http_with_headers(
         .unwrap_or_default();
     (status, body)
 }
+
+/// What a gateway's config needs of a test Redis.
+pub trait RedisUrl {
+    fn url(&self) -> String;
+}
+
+impl RedisUrl for RedisServer {
+    fn url(&self) -> String {
+        RedisServer::url(self)
+    }
+}
+
+impl RedisUrl for TestRedis {
+    fn url(&self) -> String {
+        TestRedis::url(self)
+    }
+}
+
+/// A test Redis of either kind, so that one test body proves the store on a single server
+/// and on a cluster (see `on_single_and_cluster!`).
+pub enum TestRedis {
+    Single(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl TestRedis {
+    pub fn url(&self) -> String {
+        match self {
+            TestRedis::Single(server) => server.url(),
+            TestRedis::Cluster(cluster) => cluster.url(),
+        }
+    }
+
+    /// A synchronous connection for assertions: on a cluster it follows each key's slot.
+    pub fn client(&self) -> TestConnection {
+        match self {
+            TestRedis::Single(server) => TestConnection::Single(server.client()),
+            TestRedis::Cluster(cluster) => TestConnection::Cluster(
+                redis::cluster::ClusterClient::new(cluster.urls())
+                    .and_then(|client| client.get_connection())
+                    .expect("connect to the test cluster"),
+            ),
+        }
+    }
+}
+
+/// A synchronous connection to a [`TestRedis`] (every `redis::Commands` works on it).
+pub enum TestConnection {
+    Single(redis::Connection),
+    Cluster(redis::cluster::ClusterConnection),
+}
+
+impl redis::ConnectionLike for TestConnection {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+        match self {
+            TestConnection::Single(conn) => conn.req_packed_command(cmd),
+            TestConnection::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        match self {
+            TestConnection::Single(conn) => conn.req_packed_commands(cmd, offset, count),
+            TestConnection::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    // The cluster routes by the command's key, which the packed bytes no longer show.
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        match self {
+            TestConnection::Single(conn) => conn.req_command(cmd),
+            TestConnection::Cluster(conn) => conn.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            TestConnection::Single(conn) => conn.get_db(),
+            TestConnection::Cluster(conn) => conn.get_db(),
+        }
+    }
+
+    fn supports_pipelining(&self) -> bool {
+        match self {
+            TestConnection::Single(conn) => conn.supports_pipelining(),
+            TestConnection::Cluster(conn) => conn.supports_pipelining(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            TestConnection::Single(conn) => conn.check_connection(),
+            TestConnection::Cluster(conn) => conn.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            TestConnection::Single(conn) => conn.is_open(),
+            TestConnection::Cluster(conn) => conn.is_open(),
+        }
+    }
+}
+
+/// Runs each named `async fn(TestRedis)` twice: `<name>::single` on a private redis-server,
+/// `<name>::cluster` on a private 3-master Redis Cluster.
+macro_rules! on_single_and_cluster {
+    ($($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn single() {
+                    let redis = crate::harness::TestRedis::Single(crate::harness::RedisServer::start());
+                    super::$test(redis).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn cluster() {
+                    let redis = crate::harness::TestRedis::Cluster(crate::harness::RedisCluster::start());
+                    super::$test(redis).await;
+                }
+            }
+        )+
+    };
+}
+pub(crate) use on_single_and_cluster;

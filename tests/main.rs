@@ -3,7 +3,7 @@
 mod attachments;
 mod browser;
 mod channels;
-mod cluster_harness;
+mod cluster;
 mod config;
 mod desk;
 mod email;

@@ -27,7 +27,8 @@ use switchboard_telegram::standin::{TelegramStandIn, TOKEN};
 use switchboard_telegram::SECRET_HEADER;
 
 use crate::harness::{
-    eventually, http, http_with_headers, start_gateway, test_config, RedisServer, TempDir,
+    eventually, http, http_with_headers, on_single_and_cluster, start_gateway, test_config,
+    RedisServer, TempDir, TestRedis,
 };
 use crate::webchat::Widget;
 use crate::work::work_left;
@@ -81,7 +82,10 @@ fn post_body(session: &str, client_id: &str, text: &str) -> String {
 }
 
 /// The transcript of a web chat session's conversation: (role, text) oldest first.
-fn transcript(client: &mut redis::Connection, session: &str) -> Vec<(String, String, String)> {
+fn transcript(
+    client: &mut impl redis::ConnectionLike,
+    session: &str,
+) -> Vec<(String, String, String)> {
     let id = conversation_id(ChannelKind::Webchat, &format!("s:{session}"));
     let range: StreamRangeReply = client
         .xrange_all(keys::messages(&id))
@@ -102,7 +106,7 @@ fn transcript(client: &mut redis::Connection, session: &str) -> Vec<(String, Str
 /// Checks one conversation: each expected customer message once, one reply per message.
 /// Returns (replies, delivery receipts).
 fn assert_answered_once(
-    client: &mut redis::Connection,
+    client: &mut impl redis::ConnectionLike,
     session: &str,
     client_ids: &[String],
 ) -> (usize, usize) {
@@ -138,7 +142,7 @@ fn assert_answered_once(
 }
 
 /// Waits until the outbox holds nothing: no entry, none pending, none parked; none dead.
-async fn outbox_drained(client: &mut redis::Connection) {
+async fn outbox_drained(client: &mut impl redis::ConnectionLike) {
     eventually(Duration::from_secs(20), "the outbox to drain", || {
         let left = work_left(client);
         async move { (left.outbox == 0 && left.parked == 0).then_some(()) }
@@ -148,7 +152,7 @@ async fn outbox_drained(client: &mut redis::Connection) {
 }
 
 /// Replies (ai or system) stored for a session so far.
-fn replies(client: &mut redis::Connection, session: &str) -> usize {
+fn replies(client: &mut impl redis::ConnectionLike, session: &str) -> usize {
     transcript(client, session)
         .iter()
         .filter(|(role, _, _)| role == "ai" || role == "system")
@@ -163,9 +167,7 @@ fn answered_by(gateway: &RunningGateway) -> u64 {
         .get()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_share_the_work_and_answer_every_message_once() {
-    let redis = RedisServer::start();
+async fn two_instances_share_the_work_and_answer_every_message_once(redis: TestRedis) {
     let a = start_gateway(config_for(&redis.url(), "instance-a")).await;
     let b = start_gateway(config_for(&redis.url(), "instance-b")).await;
     let addrs = [a.local_addr, b.local_addr];
@@ -221,9 +223,7 @@ async fn two_instances_share_the_work_and_answer_every_message_once() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once() {
-    let redis = RedisServer::start();
+async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once(redis: TestRedis) {
     let store = Store::connect(&redis.url(), Duration::from_millis(500))
         .await
         .unwrap();
@@ -777,3 +777,9 @@ async fn a_visitor_sees_every_answer_live_whichever_instance_delivers_it() {
         "the test needs answers delivered by the instance without the socket"
     );
 }
+
+// On a cluster too: every conversation and work stream lives in its partition's slot.
+on_single_and_cluster!(
+    two_instances_share_the_work_and_answer_every_message_once,
+    work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once,
+);

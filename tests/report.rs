@@ -15,7 +15,9 @@ use switchboard::report::{self, cluster_questions, EscalatedQuestion, Report, Wi
 use switchboard::store::keys;
 
 use crate::desk::{reply, start_with_fake_desk, FakeDesk};
-use crate::harness::{eventually, http, test_config, RedisServer, TempDir};
+use crate::harness::{
+    eventually, http, on_single_and_cluster, test_config, RedisServer, TempDir, TestRedis,
+};
 use crate::webchat::{Widget, WEBCHAT};
 
 mod week;
@@ -52,9 +54,7 @@ pub(crate) fn artifacts_dir() -> PathBuf {
     dir
 }
 
-#[tokio::test]
-async fn the_report_matches_a_scripted_day_and_the_gateways_metrics() {
-    let redis = RedisServer::start();
+async fn the_report_matches_a_scripted_day_and_the_gateways_metrics(redis: TestRedis) {
     let desk = Arc::new(FakeDesk::default());
     let since = now_ms();
     let gateway = start_with_fake_desk(test_config(&redis, WEBCHAT), desk.clone()).await;
@@ -457,3 +457,6 @@ fn escalated_questions_are_grouped_by_topic() {
     let empty = Report::default();
     assert_eq!(empty.ai_resolution_rate(), 0.0);
 }
+
+// On a cluster too: every conversation and work stream lives in its partition's slot.
+on_single_and_cluster!(the_report_matches_a_scripted_day_and_the_gateways_metrics,);

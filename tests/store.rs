@@ -16,7 +16,7 @@ use switchboard_api::{
     Identity, Inbound, InboundKind, Outbound,
 };
 
-use crate::harness::RedisServer;
+use crate::harness::{on_single_and_cluster, TestRedis};
 use crate::work::work_left;
 
 fn inbound(key: &str, message_id: &str, text: &str) -> Inbound {
@@ -36,7 +36,7 @@ fn inbound(key: &str, message_id: &str, text: &str) -> Inbound {
     }
 }
 
-async fn store(redis: &RedisServer) -> Store {
+async fn store(redis: &TestRedis) -> Store {
     let store = Store::connect(&redis.url(), Duration::from_millis(500))
         .await
         .expect("connect");
@@ -44,9 +44,7 @@ async fn store(redis: &RedisServer) -> Store {
     store
 }
 
-#[tokio::test]
-async fn ingest_creates_the_conversation_and_a_replay_stores_nothing_twice() {
-    let redis = RedisServer::start();
+async fn ingest_creates_the_conversation_and_a_replay_stores_nothing_twice(redis: TestRedis) {
     let store = store(&redis).await;
 
     let first = store
@@ -97,9 +95,7 @@ async fn ingest_creates_the_conversation_and_a_replay_stores_nothing_twice() {
     assert!(contact.contains("Dana"));
 }
 
-#[tokio::test]
-async fn concurrent_replays_of_one_event_store_one_message() {
-    let redis = RedisServer::start();
+async fn concurrent_replays_of_one_event_store_one_message(redis: TestRedis) {
     let store = store(&redis).await;
     let attempts = (0..20).map(|_| {
         let store = store.clone();
@@ -117,9 +113,9 @@ async fn concurrent_replays_of_one_event_store_one_message() {
     assert_eq!(stored, 1);
 }
 
-#[tokio::test]
-async fn a_committed_escalation_changes_status_and_shows_the_notice_to_the_customer() {
-    let redis = RedisServer::start();
+async fn a_committed_escalation_changes_status_and_shows_the_notice_to_the_customer(
+    redis: TestRedis,
+) {
     let store = store(&redis).await;
     let ingested = store
         .ingest(&inbound("s:esc", "wc:1", "I want a person"))
@@ -270,9 +266,7 @@ fn worker(store: Store, channel: Arc<RecordingChannel>, name: &str) -> OutboxWor
     OutboxWorker::new(store, connectors, config, name.into())
 }
 
-#[tokio::test]
-async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another() {
-    let redis = RedisServer::start();
+async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another(redis: TestRedis) {
     let store = store(&redis).await;
     let transcript_id = queue_reply(&store, "s:crash", "Here is how to reset it").await;
 
@@ -306,9 +300,7 @@ async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another() {
     assert_eq!(work_left(&mut redis.client()).outbox, 0);
 }
 
-#[tokio::test]
-async fn a_failed_delivery_is_retried_with_backoff_then_delivered_once() {
-    let redis = RedisServer::start();
+async fn a_failed_delivery_is_retried_with_backoff_then_delivered_once(redis: TestRedis) {
     let store = store(&redis).await;
     queue_reply(&store, "s:retry", "Try this").await;
     let channel = RecordingChannel::new(2, transient);
@@ -332,9 +324,7 @@ async fn a_failed_delivery_is_retried_with_backoff_then_delivered_once() {
     assert_eq!(channel.delivered.lock().unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn an_undeliverable_reply_goes_to_dead_letters_with_the_reason() {
-    let redis = RedisServer::start();
+async fn an_undeliverable_reply_goes_to_dead_letters_with_the_reason(redis: TestRedis) {
     let store = store(&redis).await;
     queue_reply(&store, "s:dead", "Never arrives").await;
     let outbox = worker(
@@ -352,9 +342,7 @@ async fn an_undeliverable_reply_goes_to_dead_letters_with_the_reason() {
     assert_eq!(left.outbox, 0);
 }
 
-#[tokio::test]
-async fn replies_to_one_customer_arrive_in_order_when_an_earlier_one_is_retried() {
-    let redis = RedisServer::start();
+async fn replies_to_one_customer_arrive_in_order_when_an_earlier_one_is_retried(redis: TestRedis) {
     let store = store(&redis).await;
     queue_reply(&store, "s:order", "First answer").await;
     queue_reply(&store, "s:order", "Second answer").await;
@@ -404,3 +392,13 @@ async fn replies_to_one_customer_arrive_in_order_when_an_earlier_one_is_retried(
     );
     assert_eq!(work_left(&mut redis.client()).parked, 0);
 }
+
+on_single_and_cluster!(
+    ingest_creates_the_conversation_and_a_replay_stores_nothing_twice,
+    concurrent_replays_of_one_event_store_one_message,
+    a_committed_escalation_changes_status_and_shows_the_notice_to_the_customer,
+    a_reply_whose_sender_died_before_ack_is_delivered_once_by_another,
+    a_failed_delivery_is_retried_with_backoff_then_delivered_once,
+    an_undeliverable_reply_goes_to_dead_letters_with_the_reason,
+    replies_to_one_customer_arrive_in_order_when_an_earlier_one_is_retried,
+);

@@ -11,7 +11,9 @@ use switchboard::store::keys;
 use switchboard_api::ChannelKind;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{eventually, http, start_gateway, test_config, RedisServer};
+use crate::harness::{
+    eventually, http, on_single_and_cluster, start_gateway, test_config, RedisServer, TestRedis,
+};
 
 pub(crate) const WEBCHAT: &str = "[connectors.webchat]\nenabled = true\nmax_message_bytes = 2000\n";
 
@@ -90,9 +92,7 @@ impl Widget {
     }
 }
 
-#[tokio::test]
-async fn a_visitor_gets_an_ai_answer_then_reaches_a_human() {
-    let redis = RedisServer::start();
+async fn a_visitor_gets_an_ai_answer_then_reaches_a_human(redis: TestRedis) {
     let gateway = start_gateway(test_config(&redis, WEBCHAT)).await;
     let session = "visitor-0123456789abcdef";
     let (mut widget, welcome) = Widget::connect(gateway.local_addr, session, None).await;
@@ -366,3 +366,6 @@ async fn redis_unreachable_at_start_is_one_clear_error_and_a_nonzero_exit() {
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(errors[0].contains("cannot reach Redis"), "{stderr}");
 }
+
+// On a cluster too: every conversation and work stream lives in its partition's slot.
+on_single_and_cluster!(a_visitor_gets_an_ai_answer_then_reaches_a_human,);

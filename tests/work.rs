@@ -5,15 +5,9 @@ use redis::Commands;
 use switchboard::store::{keys, WorkCounts};
 
 /// Queued, pending, parked and dead work and logged escalations over every partition.
-pub fn work_left(client: &mut redis::Connection) -> WorkCounts {
+pub fn work_left(client: &mut impl redis::ConnectionLike) -> WorkCounts {
     let mut counts = WorkCounts::default();
     for partition in keys::partitions() {
-        let pending = |client: &mut redis::Connection, stream: String, group: &str| {
-            client
-                .xpending::<_, _, redis::streams::StreamPendingReply>(stream, group)
-                .map(|reply| reply.count())
-                .unwrap_or(0)
-        };
         counts.inbound += client.xlen::<_, usize>(keys::inbound(partition)).unwrap();
         counts.inbound_pending += pending(client, keys::inbound(partition), keys::PIPELINE_GROUP);
         counts.outbox += client.xlen::<_, usize>(keys::outbox(partition)).unwrap();
@@ -29,4 +23,11 @@ pub fn work_left(client: &mut redis::Connection) -> WorkCounts {
             .unwrap();
     }
     counts
+}
+
+fn pending(client: &mut impl redis::ConnectionLike, stream: String, group: &str) -> usize {
+    client
+        .xpending::<_, _, redis::streams::StreamPendingReply>(stream, group)
+        .map(|reply| reply.count())
+        .unwrap_or(0)
 }

@@ -103,7 +103,11 @@ async fn cluster_enabled(
     let mut info = redis::cmd("INFO");
     info.arg("cluster");
     match tokio::time::timeout(limit, info.query_async::<String>(conn)).await {
-        Ok(info) => Ok(info?.contains("cluster_enabled:1")),
+        Ok(Ok(info)) => Ok(info.contains("cluster_enabled:1")),
+        // A server that refuses INFO (a restricted ACL user, a managed service) is taken as a
+        // single server; one that cannot be reached is an error.
+        Ok(Err(error)) if !error.is_io_error() && !error.is_connection_dropped() => Ok(false),
+        Ok(Err(error)) => Err(error.into()),
         Err(_) => Err(StoreError::Timeout(limit)),
     }
 }
