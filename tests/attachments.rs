@@ -250,7 +250,7 @@ async fn oversized_files_are_refused_with_their_size_and_nothing_else_is_lost() 
         "photo.png is 14 KB; the limit is 10 KB."
     );
     let mut client = redis.client();
-    let file_keys: Vec<String> = client.keys("sb:{c:*}:f:*").unwrap();
+    let file_keys: Vec<String> = client.keys("sb:{*}:c:*:f:*").unwrap();
     assert!(file_keys.is_empty(), "nothing stored: {file_keys:?}");
 
     // The conversation goes on: the next message reaches the thread.

@@ -126,7 +126,7 @@ async fn the_widget_resends_after_drops_and_reloads_without_duplicates() {
     assert_eq!(report["ok"], true, "{report}");
 
     let mut client = redis.client();
-    let streams: Vec<String> = client.keys("sb:{c:*}:m").unwrap();
+    let streams: Vec<String> = client.keys("sb:{*}:c:*:m").unwrap();
     assert_eq!(streams.len(), 1, "one visitor, one conversation");
     let entries: redis::streams::StreamRangeReply = client.xrange_all(&streams[0]).unwrap();
     for question in questions {

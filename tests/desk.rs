@@ -381,7 +381,7 @@ async fn the_thread_is_found_again_after_a_gateway_restart_and_unknown_threads_a
     restarted_desk
         .agent(reply(&stranger, "2.0", "Sam", "hello?"))
         .await;
-    let keys: Vec<String> = redis.client().keys("sb:{c:*:m").unwrap();
+    let keys: Vec<String> = redis.client().keys("sb:{*}:c:*:m").unwrap();
     assert_eq!(keys.len(), 1, "nothing stored for an unknown thread");
 }
 

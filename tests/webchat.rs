@@ -264,7 +264,7 @@ async fn a_forged_visitor_signature_is_refused_with_401() {
     )
     .await;
     assert_eq!(status, 401, "an unsigned claim to a user id is refused");
-    let keys: Vec<String> = redis.client().keys("sb:{c:*").unwrap();
+    let keys: Vec<String> = redis.client().keys("sb:{*}:c:*").unwrap();
     assert!(keys.is_empty(), "nothing stored: {keys:?}");
 }
 

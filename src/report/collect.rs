@@ -155,7 +155,6 @@ fn ms(fields: &HashMap<String, String>, field: &str) -> Option<u64> {
         .and_then(|value| value.trim().parse().ok())
 }
 
-/// The id in a conversation hash key `sb:{c:<id>}`; `None` for every other key.
 /// The partition's conversations created before the window's end, read page by page.
 async fn read_partition(
     store: &Store,

@@ -3,9 +3,10 @@
 //! The Prometheus counters in [`crate::metrics`] belong to one instance and start at zero on
 //! every restart; this report reads what every instance wrote to Redis, so it covers any
 //! window and all instances. Sources:
-//! - conversation hashes `sb:{c:<id>}` (found by SCAN): channel, timestamps, CSAT;
-//! - their transcripts `sb:{c:<id>}:m`: messages by role, time to first response;
-//! - the escalation log `sb:escalations`: escalations by reason and the questions behind them;
+//! - conversation hashes (found in each partition's index by creation time): channel,
+//!   timestamps, CSAT;
+//! - their transcripts: messages by role, time to first response;
+//! - each partition's escalation log: escalations by reason and the questions behind them;
 //! - the knowledge-base candidates hash `sb:kb:candidates`.
 //!
 //! Records that do not parse are skipped and counted, never fatal: one bad write must not
