@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
 use crate::pipeline::{Intake, TriageWorker};
 use crate::server::DeskChannelChecks;
-use crate::store::{Store, StoreError};
+use crate::store::{keys, Store, StoreError};
 use crate::triage::{Triage, TriageError};
 
 /// Why the gateway could not start.
@@ -284,8 +284,15 @@ pub async fn start_with_desk(
 
     let claim_idle = Duration::from_millis(config.outbox.claim_idle_ms);
     let block = Duration::from_secs(1);
-    let triage_store = store.dedicated(block).await.map_err(redis_error)?;
-    let outbox_store = store.dedicated(block).await.map_err(redis_error)?;
+    let worker_count = config.gateway.workers;
+    // Each worker blocks on its own connections, so one's wait never stalls another.
+    let mut worker_stores = Vec::with_capacity(worker_count);
+    for _ in 0..worker_count {
+        worker_stores.push((
+            store.dedicated(block).await.map_err(redis_error)?,
+            store.dedicated(block).await.map_err(redis_error)?,
+        ));
+    }
 
     let mut tasks = JoinSet::new();
     if let Some(relay) = webchat_relay {
@@ -305,17 +312,56 @@ pub async fn start_with_desk(
             error!(%error, "http listener stopped");
         }
     });
-    let mut triage_worker =
-        TriageWorker::new(triage_store, triage.clone(), consumer.clone(), claim_idle)
-            .with_metrics(metrics.clone());
-    let mut outbox_worker = OutboxWorker::new(
-        outbox_store,
-        by_channel,
-        config.outbox.clone(),
-        consumer.clone(),
-    )
-    .with_metrics(metrics.clone())
-    .with_files(files.clone());
+    let courier = desk.as_ref().map(|setup| {
+        Arc::new(
+            DeskCourier::new(
+                store.clone(),
+                setup.desk.clone(),
+                setup.default_channel.clone(),
+            )
+            .with_routes(config.desk.routes.clone())
+            .with_files(files.clone()),
+        )
+    });
+    for (index, (triage_store, outbox_store)) in worker_stores.into_iter().enumerate() {
+        // The first keeps the instance's own name, so a one-worker instance reads as before.
+        let worker_name = match index {
+            0 => consumer.clone(),
+            _ => format!("{consumer}-{index}"),
+        };
+        let partitions = keys::partitions_of_worker(index, worker_count);
+        let mut triage_worker = TriageWorker::new(
+            triage_store,
+            triage.clone(),
+            worker_name.clone(),
+            claim_idle,
+        )
+        .with_metrics(metrics.clone())
+        .with_partitions(partitions.clone());
+        let mut outbox_worker = OutboxWorker::new(
+            outbox_store,
+            by_channel.clone(),
+            config.outbox.clone(),
+            worker_name,
+        )
+        .with_metrics(metrics.clone())
+        .with_files(files.clone())
+        .with_partitions(partitions);
+        if let Some(courier) = &courier {
+            triage_worker = triage_worker.with_desk();
+            outbox_worker = outbox_worker.with_desk(courier.clone());
+        }
+        tasks.spawn(
+            triage_worker
+                .run()
+                .instrument(tracing::info_span!("triage", worker = index)),
+        );
+        tasks.spawn(
+            outbox_worker
+                .run()
+                .instrument(tracing::info_span!("outbox", worker = index)),
+        );
+    }
     if let Some(setup) = desk {
         tasks.spawn(
             check_desk_channels(
@@ -326,12 +372,6 @@ pub async fn start_with_desk(
             )
             .instrument(tracing::info_span!("desk")),
         );
-        triage_worker = triage_worker.with_desk();
-        outbox_worker = outbox_worker.with_desk(Arc::new(
-            DeskCourier::new(store.clone(), setup.desk.clone(), setup.default_channel)
-                .with_routes(config.desk.routes.clone())
-                .with_files(files.clone()),
-        ));
         let desk = setup.desk;
         tasks.spawn(
             async move {
@@ -344,20 +384,10 @@ pub async fn start_with_desk(
         );
     }
     tasks.spawn(
-        triage_worker
-            .run()
-            .instrument(tracing::info_span!("triage")),
-    );
-    tasks.spawn(
         learning
             .clone()
             .watch_version(Duration::from_secs(2))
             .instrument(tracing::info_span!("learning")),
-    );
-    tasks.spawn(
-        outbox_worker
-            .run()
-            .instrument(tracing::info_span!("outbox")),
     );
     for connector in connectors {
         let gateway = gateway.clone();

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use switchboard_discord::DiscordConfig;
 use switchboard_email::EmailConfig;
-use switchboard_telegram::TelegramConfig;
 use switchboard_slack::{SlackCustomerConfig, SlackDeskConfig};
+use switchboard_telegram::TelegramConfig;
 use switchboard_webchat::WebchatConfig;
 
 use crate::triage::TriageConfig;
@@ -51,6 +51,14 @@ pub struct GatewayConfig {
     /// Name of this instance in consumer groups; defaults to host name and process id.
     #[serde(default)]
     pub instance_id: Option<String>,
+    /// Worker pairs (triage + delivery) in this instance, each owning a share of the
+    /// partitions. Two keep Redis busy while one decides or sends (measured +30% on 2 cores).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+}
+
+fn default_workers() -> usize {
+    2
 }
 
 fn default_listen() -> String {
@@ -66,6 +74,7 @@ impl Default for GatewayConfig {
             listen: default_listen(),
             max_message_bytes: default_max_message_bytes(),
             instance_id: None,
+            workers: default_workers(),
         }
     }
 }
@@ -424,8 +433,8 @@ impl Config {
                     }
                 }
                 config.desk.slack = optional_section(desk, "desk.slack", "slack", &mut problems);
-                config.desk.routes =
-                    optional_section(desk, "desk.routes", "routes", &mut problems).unwrap_or_default();
+                config.desk.routes = optional_section(desk, "desk.routes", "routes", &mut problems)
+                    .unwrap_or_default();
             }
             Some(_) => problems.push(ConfigProblem {
                 key: "desk".into(),
@@ -499,6 +508,15 @@ impl Config {
                 "must be greater than 0".into(),
             ));
         }
+        if !(1..=crate::store::keys::PARTITIONS).contains(&self.gateway.workers) {
+            raw.push((
+                "gateway.workers".into(),
+                format!(
+                    "must be between 1 and {} (the number of partitions)",
+                    crate::store::keys::PARTITIONS
+                ),
+            ));
+        }
         if redis::parse_redis_url(&self.redis.url).is_none() {
             raw.push((
                 "redis.url".into(),
@@ -546,19 +564,27 @@ impl Config {
         for (n, route) in self.desk.routes.iter().enumerate() {
             let key = format!("desk.routes[{n}]");
             if route.channel.trim().is_empty() {
-                raw.push((format!("{key}.channel"), "must name a desk channel id".into()));
+                raw.push((
+                    format!("{key}.channel"),
+                    "must name a desk channel id".into(),
+                ));
             }
             for name in &route.customer_channels {
                 if switchboard_api::ChannelKind::parse(name).is_none() {
                     raw.push((
                         format!("{key}.customer_channels"),
-                        format!("`{name}` is not a channel (webchat, email, telegram, discord, slack)"),
+                        format!(
+                            "`{name}` is not a channel (webchat, email, telegram, discord, slack)"
+                        ),
                     ));
                 }
             }
         }
         if !self.desk.routes.is_empty() && self.desk.slack.is_none() {
-            raw.push(("desk.routes".into(), "routing rules need a desk ([desk.slack])".into()));
+            raw.push((
+                "desk.routes".into(),
+                "routing rules need a desk ([desk.slack])".into(),
+            ));
         }
         problems.extend(
             raw.into_iter()

@@ -24,7 +24,7 @@ use crate::model::now_ms;
 use crate::periodic::Periodic;
 use crate::receipts::ReceiptWriter;
 use crate::store::DeliveryTarget;
-use crate::store::{keys, Store, StoreError, Work, WorkItem};
+use crate::store::{keys, Delivered, Receipt, Store, StoreError, Work, WorkItem};
 
 /// What an outbox entry delivers: a message to a customer, or a post to the agent desk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,22 +86,23 @@ impl Parsed {
     }
 }
 
-/// One tried entry: where it went, what happened, and, when delivered, the entry still to ack
-/// (its receipt is already stored).
+/// One tried entry: where it went and what happened (already written to Redis).
 struct Attempt {
     target: &'static str,
     outcome: DeliveryOutcome,
-    to_ack: Option<WorkItem>,
 }
 
 impl Attempt {
-    /// An attempt whose outcome is already written (parked or dead-lettered).
     fn finished(target: &'static str, outcome: DeliveryOutcome) -> Attempt {
-        Attempt {
-            target,
-            outcome,
-            to_ack: None,
-        }
+        Attempt { target, outcome }
+    }
+}
+
+fn delivered(item: &WorkItem, receipt: Option<Receipt>) -> Delivered {
+    Delivered {
+        partition: item.partition,
+        entry_id: item.entry_id.clone(),
+        receipt,
     }
 }
 
@@ -137,6 +138,8 @@ pub struct OutboxWorker {
     files: Option<Arc<Files>>,
     config: OutboxConfig,
     consumer: String,
+    /// The partitions this worker delivers (see `keys::partitions_of_worker`).
+    partitions: Vec<usize>,
     metrics: Arc<Metrics>,
     receipts: ReceiptWriter,
     /// Whether any delivery was parked at the last look (then holds must be read).
@@ -182,6 +185,7 @@ impl OutboxWorker {
             files: None,
             config,
             consumer,
+            partitions: keys::partitions().collect(),
             metrics: Arc::default(),
             // Retries are parked for at least the initial backoff; looking five times a
             // second returns them close to their due time.
@@ -193,6 +197,12 @@ impl OutboxWorker {
     /// Counts into `metrics` (shared with the rest of the gateway).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Delivers only `partitions` (every one by default): one of several workers.
+    pub fn with_partitions(mut self, partitions: Vec<usize>) -> Self {
+        self.partitions = partitions;
         self
     }
 
@@ -228,7 +238,7 @@ impl OutboxWorker {
     /// deliver new ones.
     pub async fn work_once(&self, block: Duration) -> Result<Vec<DeliveryOutcome>, StoreError> {
         if self.promote_chore.is_due() {
-            let (_, still_parked) = self.store.promote_due(now_ms()).await?;
+            let (_, still_parked) = self.store.promote_due(&self.partitions, now_ms()).await?;
             // Another instance may park an entry at any time; holds are checked again as soon
             // as a promotion round sees it.
             self.something_parked
@@ -239,7 +249,13 @@ impl OutboxWorker {
         if self.claim_chore.is_due() {
             let stale = self
                 .store
-                .claim_stale(Work::Outbox, &self.consumer, claim_idle, BATCH)
+                .claim_stale(
+                    Work::Outbox,
+                    &self.consumer,
+                    &self.partitions,
+                    claim_idle,
+                    BATCH,
+                )
                 .await?;
             if stale.len() == BATCH {
                 self.claim_chore.again();
@@ -248,15 +264,15 @@ impl OutboxWorker {
         }
         let fresh = self
             .store
-            .read_work(Work::Outbox, &self.consumer, BATCH, block)
+            .read_work(Work::Outbox, &self.consumer, &self.partitions, BATCH, block)
             .await?;
         outcomes.extend(self.deliver_batch(fresh, false).await?);
         Ok(outcomes)
     }
 
     /// Delivers a batch: conversations side by side (a slow platform call for one customer
-    /// does not hold up the others), each conversation's entries in order; the delivered
-    /// entries are completed together in one round trip.
+    /// does not hold up the others), each conversation's entries in order. Each delivered
+    /// entry's receipt and ack are written the moment it is sent (see `crate::receipts`).
     ///
     /// `reclaimed` entries were taken over from an instance that may have delivered them
     /// before it died.
@@ -321,24 +337,16 @@ impl OutboxWorker {
                 results
             }))
             .await;
-        let mut done = Vec::new();
         let mut counted = Vec::new();
         let mut first_error = None;
         for result in attempted.into_iter().flatten() {
             match result {
-                Ok(mut attempt) => {
-                    if let Some(item) = attempt.to_ack.take() {
-                        done.push(item);
-                    }
-                    counted.push(attempt);
-                }
+                Ok(attempt) => counted.push(attempt),
                 Err(error) => {
                     first_error.get_or_insert(error);
                 }
             }
         }
-        let completions: Vec<&WorkItem> = done.iter().collect();
-        self.store.complete_deliveries(&completions).await?;
         if let Some(error) = first_error {
             return Err(error);
         }
@@ -402,11 +410,11 @@ impl OutboxWorker {
                 {
                     // Its first owner delivered it and died before the ack: sending again
                     // would show the customer the message twice.
-                    return Ok(Attempt {
-                        target: connector_name,
-                        outcome: DeliveryOutcome::Delivered,
-                        to_ack: Some(item),
-                    });
+                    self.receipts.record(delivered(&item, None)).await;
+                    return Ok(Attempt::finished(
+                        connector_name,
+                        DeliveryOutcome::Delivered,
+                    ));
                 }
                 if let (false, Some(files)) = (outbound.files.is_empty(), &self.files) {
                     files
@@ -430,16 +438,19 @@ impl OutboxWorker {
         };
         let failure = match attempt_result {
             Ok(Ok(platform_id)) => {
-                if let Some(platform_id) = platform_id.filter(|_| !transcript_id.is_empty()) {
-                    self.receipts
-                        .record(&conversation_id, &transcript_id, &platform_id)
-                        .await;
-                }
-                return Ok(Attempt {
-                    target: connector_name,
-                    outcome: DeliveryOutcome::Delivered,
-                    to_ack: Some(item),
-                });
+                let receipt =
+                    platform_id
+                        .filter(|_| !transcript_id.is_empty())
+                        .map(|platform_message_id| Receipt {
+                            conversation_id,
+                            transcript_id,
+                            platform_message_id,
+                        });
+                self.receipts.record(delivered(&item, receipt)).await;
+                return Ok(Attempt::finished(
+                    connector_name,
+                    DeliveryOutcome::Delivered,
+                ));
             }
             Ok(Err(failure)) => failure,
             Err(_) => ConnectorError::Transient {

@@ -168,6 +168,8 @@ pub struct TriageWorker {
     store: Store,
     triage: Arc<Triage>,
     consumer: String,
+    /// The partitions this worker decides (see `keys::partitions_of_worker`).
+    partitions: Vec<usize>,
     claim_idle: Duration,
     desk_enabled: bool,
     metrics: Arc<Metrics>,
@@ -181,6 +183,7 @@ impl TriageWorker {
             store,
             triage,
             consumer,
+            partitions: keys::partitions().collect(),
             claim_idle,
             desk_enabled: false,
             metrics: Arc::default(),
@@ -191,6 +194,12 @@ impl TriageWorker {
     /// Counts into `metrics` (shared with the rest of the gateway).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Decides only `partitions` (every one by default): one of several workers.
+    pub fn with_partitions(mut self, partitions: Vec<usize>) -> Self {
+        self.partitions = partitions;
         self
     }
 
@@ -222,7 +231,13 @@ impl TriageWorker {
         if self.claim_chore.is_due() {
             let stale = self
                 .store
-                .claim_stale(Work::Inbound, &self.consumer, self.claim_idle, BATCH)
+                .claim_stale(
+                    Work::Inbound,
+                    &self.consumer,
+                    &self.partitions,
+                    self.claim_idle,
+                    BATCH,
+                )
                 .await?;
             if stale.len() == BATCH {
                 // There may be more; take them on the next round rather than a period later.
@@ -232,7 +247,13 @@ impl TriageWorker {
         }
         let fresh = self
             .store
-            .read_work(Work::Inbound, &self.consumer, BATCH, Duration::from_secs(1))
+            .read_work(
+                Work::Inbound,
+                &self.consumer,
+                &self.partitions,
+                BATCH,
+                Duration::from_secs(1),
+            )
             .await?;
         self.handle_all(fresh).await
     }

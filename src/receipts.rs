@@ -1,10 +1,11 @@
-//! Delivery receipts, written the moment a platform accepts a message.
+//! Delivered outbox entries, recorded the moment a platform accepts a message: the receipt
+//! and the ack in one atomic write.
 //!
 //! Most platforms take no idempotency key, so the receipt is what stops a reclaimed outbox
 //! entry from being sent twice after its sender died before the ack. It must therefore be
-//! durable right after the send, not with the batch's ack. Sends that finish together (the
-//! outbox delivers many conversations side by side) share one round trip: whoever finds the
-//! writer free writes every receipt queued so far.
+//! durable right after the send; writing the ack with it saves the batch a round trip of its
+//! own. Sends that finish together (the outbox delivers many conversations side by side)
+//! share one round trip: whoever finds the writer free writes everything queued so far.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -12,20 +13,17 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tracing::warn;
 
-use crate::store::{keys, Store};
+use crate::store::{Delivered, Store};
 
-/// One receipt: conversation, transcript id, the platform's message id.
-type Receipt = (String, String, String);
-
-/// Writes receipts, coalescing those that arrive together.
+/// Writes delivered entries, coalescing those that arrive together.
 pub struct ReceiptWriter {
     store: Store,
-    queued: Mutex<Vec<(Receipt, oneshot::Sender<()>)>>,
+    queued: Mutex<Vec<(Delivered, oneshot::Sender<()>)>>,
     writing: tokio::sync::Mutex<()>,
 }
 
 impl ReceiptWriter {
-    /// Receipts written through `store`.
+    /// Deliveries recorded through `store`.
     pub fn new(store: Store) -> ReceiptWriter {
         ReceiptWriter {
             store,
@@ -34,16 +32,12 @@ impl ReceiptWriter {
         }
     }
 
-    /// Returns once the receipt is stored. Retries until Redis takes it: the platform already
-    /// shows the message, and giving up (a Redis outage) would send it again on reclaim.
-    pub async fn record(&self, conversation: &str, message: &str, platform: &str) {
+    /// Returns once the delivery is recorded. Retries until Redis takes it: the platform
+    /// already shows the message, and giving up (a Redis outage) would send it again on
+    /// reclaim.
+    pub async fn record(&self, delivered: Delivered) {
         let (written, wait) = oneshot::channel();
-        let receipt = (
-            conversation.to_owned(),
-            message.to_owned(),
-            platform.to_owned(),
-        );
-        self.lock_queue().push((receipt, written));
+        self.lock_queue().push((delivered, written));
         {
             let _writer = self.writing.lock().await;
             let batch = std::mem::take(&mut *self.lock_queue());
@@ -55,37 +49,21 @@ impl ReceiptWriter {
         let _ = wait.await;
     }
 
-    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<(Receipt, oneshot::Sender<()>)>> {
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<(Delivered, oneshot::Sender<()>)>> {
         self.queued.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn write(&self, batch: Vec<(Receipt, oneshot::Sender<()>)>) {
+    async fn write(&self, batch: Vec<(Delivered, oneshot::Sender<()>)>) {
+        let (delivered, written): (Vec<Delivered>, Vec<oneshot::Sender<()>>) =
+            batch.into_iter().unzip();
         let mut pause = Duration::from_millis(100);
-        loop {
-            let partitions: Vec<usize> = batch
-                .iter()
-                .map(|((conversation, _, _), _)| keys::partition(conversation))
-                .collect();
-            let stored = self
-                .store
-                .pipelined_by_partition(&partitions, None, false, |pipe, item| {
-                    let ((conversation, message, platform), _) = &batch[item];
-                    pipe.hset(keys::deliveries(conversation), message, platform)
-                        .ignore();
-                    0
-                })
-                .await;
-            match stored {
-                Ok(_) => break,
-                Err(error) => {
-                    warn!(%error, receipts = batch.len(), "delivery receipts not stored; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
-                }
-            }
+        while let Err(error) = self.store.complete_deliveries(&delivered).await {
+            warn!(%error, deliveries = delivered.len(), "deliveries not recorded; retrying");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
         }
-        for (_, written) in batch {
-            let _ = written.send(());
+        for done in written {
+            let _ = done.send(());
         }
     }
 }

@@ -67,7 +67,13 @@ async fn a_store_given_any_node_spreads_conversations_over_every_master_and_batc
 
     // Every partition's work is read, then acked in one batch with decisions.
     let items = store
-        .read_work(Work::Inbound, "worker", 100, Duration::from_millis(100))
+        .read_work(
+            Work::Inbound,
+            "worker",
+            &keys::ALL_PARTITIONS,
+            100,
+            Duration::from_millis(100),
+        )
         .await
         .unwrap();
     assert_eq!(items.len(), 64, "every partition's inbound work is read");

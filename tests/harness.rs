@@ -168,11 +168,6 @@ impl RedisCluster {
         self.nodes.iter().map(ClusterNode::url).collect()
     }
 
-    /// A synchronous client for the seed node, for assertions on the cluster itself.
-    pub fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).expect("test cluster url")
-    }
-
     /// Runs `redis-cli --cluster create` and returns what it printed.
     fn create(&self) -> String {
         let log_path = self.nodes[0].dir.0.join("cluster-create.log");

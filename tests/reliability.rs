@@ -253,6 +253,7 @@ async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once(redis: 
         .read_work(
             Work::Inbound,
             "crashed-instance",
+            &keys::ALL_PARTITIONS,
             100,
             Duration::from_millis(10),
         )

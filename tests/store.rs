@@ -122,7 +122,13 @@ async fn a_committed_escalation_changes_status_and_shows_the_notice_to_the_custo
         .await
         .unwrap();
     let item = store
-        .read_work(Work::Inbound, "test", 10, Duration::from_millis(10))
+        .read_work(
+            Work::Inbound,
+            "test",
+            &keys::ALL_PARTITIONS,
+            10,
+            Duration::from_millis(10),
+        )
         .await
         .unwrap()
         .remove(0);
@@ -272,7 +278,13 @@ async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another(redis
 
     // Instance A takes the entry and dies before delivering or acking it.
     let taken = store
-        .read_work(Work::Outbox, "instance-a", 10, Duration::from_millis(10))
+        .read_work(
+            Work::Outbox,
+            "instance-a",
+            &keys::ALL_PARTITIONS,
+            10,
+            Duration::from_millis(10),
+        )
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);

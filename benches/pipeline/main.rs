@@ -71,6 +71,15 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Worker pairs per instance: the gateway's default unless SB_BENCH_WORKERS says otherwise.
+fn bench_workers() -> usize {
+    env_usize(
+        "SB_BENCH_WORKERS",
+        switchboard::config::GatewayConfig::default().workers,
+    )
+    .clamp(1, keys::PARTITIONS)
+}
+
 fn skipped(phase: &str) -> bool {
     std::env::var("SB_BENCH_SKIP")
         .map(|list| list.split(',').any(|p| p.trim() == phase))
@@ -299,10 +308,11 @@ async fn start_instance(
     let metrics = Arc::new(Metrics::default());
     let intake = Arc::new(Intake::new(store.clone(), 16_000).with_metrics(metrics.clone()));
     let block = Duration::from_secs(1);
-    // SB_BENCH_WORKERS > 1 runs several worker pairs per instance (distinct consumer names):
-    // what concurrency inside the workers would buy, without changing the core.
+    // Worker pairs per instance, each owning a share of the partitions, as the gateway runs
+    // them (`gateway.workers`, default 2; SB_BENCH_WORKERS to compare).
     let mut tasks = Vec::new();
-    for w in 0..env_usize("SB_BENCH_WORKERS", 1).max(1) {
+    let workers = bench_workers();
+    for w in 0..workers {
         let consumer = if w == 0 {
             name.to_owned()
         } else {
@@ -312,16 +322,19 @@ async fn start_instance(
         let outbox_store = store.dedicated(block).await.expect("dedicated");
         let connectors: HashMap<ChannelKind, Arc<dyn Connector>> =
             HashMap::from([(ChannelKind::Webchat, channel.clone() as Arc<dyn Connector>)]);
+        let partitions = keys::partitions_of_worker(w, workers);
         let triage_worker = TriageWorker::new(
             triage_store,
             triage.clone(),
             consumer.clone(),
             Duration::from_secs(30),
         )
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .with_partitions(partitions.clone());
         let outbox_worker =
             OutboxWorker::new(outbox_store, connectors, OutboxConfig::default(), consumer)
-                .with_metrics(metrics.clone());
+                .with_metrics(metrics.clone())
+                .with_partitions(partitions);
         tasks.push(tokio::spawn(triage_worker.run()));
         tasks.push(tokio::spawn(outbox_worker.run()));
     }
@@ -929,7 +942,7 @@ async fn bench() {
     println!(
         "switchboard pipeline bench: redis-server {} (unix socket, no persistence), {} worker pair(s) per instance, {} cpus",
         redis.socket.display(),
-        env_usize("SB_BENCH_WORKERS", 1).max(1),
+        bench_workers(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
 

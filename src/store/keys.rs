@@ -42,6 +42,25 @@ pub fn partitions() -> std::ops::Range<usize> {
     0..PARTITIONS
 }
 
+/// Every partition, as a slice for the store's readers.
+pub const ALL_PARTITIONS: [usize; PARTITIONS] = {
+    let mut all = [0; PARTITIONS];
+    let mut partition = 0;
+    while partition < PARTITIONS {
+        all[partition] = partition;
+        partition += 1;
+    }
+    all
+};
+
+/// The partitions worker `index` of `count` works in an instance: each partition has one
+/// worker per instance, so a conversation's messages are decided one after another there.
+pub fn partitions_of_worker(index: usize, count: usize) -> Vec<usize> {
+    partitions()
+        .filter(|partition| partition % count.max(1) == index)
+        .collect()
+}
+
 fn tag(partition: usize) -> &'static str {
     TAGS[partition % PARTITIONS]
 }

@@ -11,7 +11,7 @@ pub mod keys;
 mod streams;
 
 pub use connection::RedisConnection;
-pub use streams::{DeliveryTarget, Work, WorkCounts};
+pub use streams::{Delivered, DeliveryTarget, Receipt, Work, WorkCounts};
 
 pub use files::{NewFile, StoredFile};
 

@@ -89,6 +89,28 @@ pub struct WorkCounts {
     pub escalations: usize,
 }
 
+/// A delivered outbox entry: what to ack, and the platform's receipt when it gave one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The partition whose outbox holds the entry.
+    pub partition: usize,
+    /// The outbox entry id.
+    pub entry_id: String,
+    /// Where the platform shows the message, if it said.
+    pub receipt: Option<Receipt>,
+}
+
+/// The platform's id for a delivered transcript entry: what stops a resend after a crash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The transcript entry delivered.
+    pub transcript_id: String,
+    /// The platform's message id.
+    pub platform_message_id: String,
+}
+
 /// Where a delivery goes: one conversation's customer, or its desk thread. Deliveries to one
 /// target arrive in order; different targets do not wait for each other.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -134,17 +156,20 @@ impl Store {
         Ok(())
     }
 
-    /// Reads new entries of every partition for `consumer`, waiting up to `block` for some to
+    /// Reads new entries of `partitions` for `consumer`, waiting up to `block` for some to
     /// arrive; at most `count` per partition.
     pub async fn read_work(
         &self,
         work: Work,
         consumer: &str,
+        partitions: &[usize],
         count: usize,
         block: Duration,
     ) -> Result<Vec<WorkItem>, StoreError> {
         if !self.conn.is_cluster() {
-            return self.read_all_partitions(work, consumer, count, block).await;
+            return self
+                .read_partitions(work, consumer, partitions, count, block)
+                .await;
         }
         let deadline = tokio::time::Instant::now() + block;
         let mut wait = CLUSTER_POLL_FIRST;
@@ -153,7 +178,9 @@ impl Store {
             let woken = self.new_work.of(work).notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let items = self.poll_each_partition(work, consumer, count).await?;
+            let items = self
+                .poll_each_partition(work, consumer, partitions, count)
+                .await?;
             let now = tokio::time::Instant::now();
             if !items.is_empty() || now >= deadline {
                 return Ok(items);
@@ -163,10 +190,11 @@ impl Store {
         }
     }
 
-    async fn read_all_partitions(
+    async fn read_partitions(
         &self,
         work: Work,
         consumer: &str,
+        partitions: &[usize],
         count: usize,
         block: Duration,
     ) -> Result<Vec<WorkItem>, StoreError> {
@@ -179,9 +207,9 @@ impl Store {
             .arg("BLOCK")
             .arg(block.as_millis() as u64)
             .arg("STREAMS");
-        let streams: Vec<String> = keys::partitions().map(|p| work.stream(p)).collect();
+        let streams: Vec<String> = partitions.iter().map(|p| work.stream(*p)).collect();
         read.arg(&streams);
-        for _ in keys::partitions() {
+        for _ in partitions {
             read.arg(">");
         }
         let mut conn = self.conn.clone();
@@ -197,6 +225,7 @@ impl Store {
                 let partition = streams
                     .iter()
                     .position(|name| *name == stream.key)
+                    .map(|index| partitions[index])
                     .unwrap_or_default();
                 stream
                     .ids
@@ -210,11 +239,12 @@ impl Store {
         &self,
         work: Work,
         consumer: &str,
+        partitions: &[usize],
         count: usize,
     ) -> Result<Vec<WorkItem>, StoreError> {
-        let partitions: Vec<usize> = keys::partitions().collect();
         let replies = self
-            .pipelined_by_partition(&partitions, None, false, |pipe, partition| {
+            .pipelined_by_partition(partitions, None, false, |pipe, item| {
+                let partition = partitions[item];
                 pipe.cmd("XREADGROUP")
                     .arg("GROUP")
                     .arg(work.group())
@@ -228,7 +258,7 @@ impl Store {
             })
             .await?;
         let mut items = Vec::new();
-        for (partition, replies) in replies.into_iter().enumerate() {
+        for (partition, replies) in partitions.iter().copied().zip(replies) {
             for reply in replies {
                 let reply: Option<StreamReadReply> =
                     redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
@@ -248,18 +278,19 @@ impl Store {
         Ok(items)
     }
 
-    /// Takes over entries another consumer left unacked for longer than `min_idle` (it died);
-    /// at most `count` per partition.
+    /// Takes over entries of `partitions` another consumer left unacked for longer than
+    /// `min_idle` (it died); at most `count` per partition.
     pub async fn claim_stale(
         &self,
         work: Work,
         consumer: &str,
+        partitions: &[usize],
         min_idle: Duration,
         count: usize,
     ) -> Result<Vec<WorkItem>, StoreError> {
-        let partitions: Vec<usize> = keys::partitions().collect();
         let replies = self
-            .pipelined_by_partition(&partitions, None, false, |pipe, partition| {
+            .pipelined_by_partition(partitions, None, false, |pipe, item| {
+                let partition = partitions[item];
                 pipe.cmd("XAUTOCLAIM")
                     .arg(work.stream(partition))
                     .arg(work.group())
@@ -272,7 +303,7 @@ impl Store {
             })
             .await?;
         let mut items = Vec::new();
-        for (partition, replies) in replies.into_iter().enumerate() {
+        for (partition, replies) in partitions.iter().copied().zip(replies) {
             for reply in replies {
                 let reply: StreamAutoClaimReply =
                     redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
@@ -316,16 +347,20 @@ impl Store {
             .map(|_| ())
     }
 
-    /// Moves parked outbox entries whose time has come back into their streams; returns how
-    /// many moved and how many are still parked.
-    pub async fn promote_due(&self, now_ms: u64) -> Result<(usize, usize), StoreError> {
-        let partitions: Vec<usize> = keys::partitions().collect();
+    /// Moves parked outbox entries of `partitions` whose time has come back into their
+    /// streams; returns how many moved and how many are still parked.
+    pub async fn promote_due(
+        &self,
+        partitions: &[usize],
+        now_ms: u64,
+    ) -> Result<(usize, usize), StoreError> {
         let replies = self
             .pipelined_by_partition(
-                &partitions,
+                partitions,
                 Some(&self.scripts.promote),
                 false,
-                |pipe, partition| {
+                |pipe, item| {
+                    let partition = partitions[item];
                     let mut invocation = self.scripts.promote.prepare_invoke();
                     invocation
                         .key(keys::outbox_delayed(partition))
@@ -402,24 +437,33 @@ impl Store {
         .await
     }
 
-    /// Acks and deletes delivered outbox entries, in one round trip on a single Redis (their
-    /// receipts were written when each was sent; see `crate::receipts`).
-    pub async fn complete_deliveries(&self, items: &[&WorkItem]) -> Result<(), StoreError> {
-        let mut by_partition: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
-        for item in items {
-            by_partition
-                .entry(item.partition)
-                .or_default()
-                .push(&item.entry_id);
+    /// Records delivered outbox entries: each one's receipt (when the platform gave an id)
+    /// and its ack, atomically per partition, in one round trip on a single Redis.
+    pub async fn complete_deliveries(&self, delivered: &[Delivered]) -> Result<(), StoreError> {
+        let mut by_partition: BTreeMap<usize, Vec<&Delivered>> = BTreeMap::new();
+        for entry in delivered {
+            by_partition.entry(entry.partition).or_default().push(entry);
         }
-        let groups: Vec<(usize, Vec<&str>)> = by_partition.into_iter().collect();
+        let groups: Vec<(usize, Vec<&Delivered>)> = by_partition.into_iter().collect();
         let partitions: Vec<usize> = groups.iter().map(|(partition, _)| *partition).collect();
         self.pipelined_by_partition(&partitions, None, true, |pipe, group| {
-            let (partition, entry_ids) = &groups[group];
+            let (partition, entries) = &groups[group];
+            for receipt in entries.iter().filter_map(|entry| entry.receipt.as_ref()) {
+                pipe.hset(
+                    keys::deliveries(&receipt.conversation_id),
+                    &receipt.transcript_id,
+                    &receipt.platform_message_id,
+                )
+                .ignore();
+            }
             let outbox = keys::outbox(*partition);
-            pipe.xack(&outbox, keys::OUTBOX_GROUP, entry_ids)
+            let entry_ids: Vec<&str> = entries
+                .iter()
+                .map(|entry| entry.entry_id.as_str())
+                .collect();
+            pipe.xack(&outbox, keys::OUTBOX_GROUP, &entry_ids)
                 .ignore()
-                .xdel(&outbox, entry_ids)
+                .xdel(&outbox, &entry_ids)
                 .ignore();
             0
         })
