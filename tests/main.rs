@@ -13,6 +13,7 @@ mod learning;
 mod mailservers;
 mod reliability;
 mod report;
+mod servers;
 mod slack_customers;
 mod slack_desk;
 mod soak;

@@ -8,9 +8,11 @@
 //!
 //! Tunables (environment): `SB_BENCH_CONVERSATIONS` (saturation run, default 2000),
 //! `SB_BENCH_MESSAGES` (customer messages per conversation, default 5),
-//! `SB_BENCH_WORKERS` (triage+outbox worker pairs per instance, default 1),
+//! `SB_BENCH_WORKERS` (triage+outbox worker pairs per instance, default `gateway.workers`'s 2),
 //! `SB_BENCH_MEMORY_CONVERSATIONS` (default 100000), `SB_BENCH_MEMORY_BUDGET_S` (default 120),
-//! `SB_BENCH_SKIP` (comma list of phases to skip: `baseline,throughput,latency,wire,trips,memory`),
+//! `SB_BENCH_SKIP` (comma list of phases to skip:
+//! `baseline,throughput,cluster,latency,wire,trips,memory`; `cluster` is the saturation run on
+//! a local 3-master Redis Cluster),
 //! `SB_BENCH_RATES` (comma list of msgs/s for the steady-load latency phase).
 
 // Many small, short-lived allocations per message: mimalloc carries ~10% more messages/s
@@ -20,7 +22,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,6 +43,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 mod wire;
+
+// The tests' private servers: a redis-server on a unix socket, or a 3-master cluster.
+#[allow(dead_code)]
+#[path = "../../tests/servers.rs"]
+mod servers;
+
+use servers::{RedisCluster, RedisServer};
 
 /// Questions the embedded answerer is expected to answer (checked before use).
 const QUESTIONS: &[&str] = &[
@@ -88,59 +97,6 @@ fn skipped(phase: &str) -> bool {
 
 // ---------------------------------------------------------------------------------------------
 // redis-server
-
-struct RedisServer {
-    child: Child,
-    dir: PathBuf,
-    socket: PathBuf,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create bench dir");
-        let socket = dir.join("redis.sock");
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--unixsocket"])
-            .arg(&socket)
-            .args([
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server)");
-        let started = Instant::now();
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        RedisServer { child, dir, socket }
-    }
-
-    fn url(&self) -> String {
-        format!("redis+unix://{}", self.socket.display())
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// An administrative connection for INFO, FLUSHALL and MEMORY USAGE.
 struct Admin(redis::aio::MultiplexedConnection);
@@ -668,7 +624,7 @@ async fn round_trips_by_monitor(
     let channel = Arc::new(Loopback::default());
     let instance = start_instance(&redis.url(), "monitor-a", triage, channel.clone()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let log = redis.dir.join("monitor.log");
+    let log = redis.dir.0.join("monitor.log");
     let mut monitor = Command::new("redis-cli")
         .arg("-s")
         .arg(&redis.socket)
@@ -698,7 +654,7 @@ async fn round_trips_by_monitor(
         print_round_trips("saturated", trips, &top, in_scripts, saturated.messages);
 
     // The same at a light, steady load: batches are small, so per-batch commands weigh more.
-    let log = redis.dir.join("monitor-paced.log");
+    let log = redis.dir.0.join("monitor-paced.log");
     let mut monitor = Command::new("redis-cli")
         .arg("-s")
         .arg(&redis.socket)
@@ -935,6 +891,54 @@ async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]
     );
 }
 
+/// The saturation run on a local 3-master Redis Cluster: the same gateway code, with batches
+/// split per partition and workers polling each partition (see `store::streams`). The three
+/// redis-servers share this machine's cores with the gateway, over loopback TCP.
+async fn cluster_saturation(
+    triage: &Arc<Triage>,
+    questions: &Arc<Vec<&'static str>>,
+    conversations: usize,
+    messages: usize,
+) {
+    let cluster = RedisCluster::start();
+    println!(
+        "\n== Saturation on a 3-master Redis Cluster (loopback TCP): {conversations} conversations x {messages} questions =="
+    );
+    for repeat in 0..2 {
+        for url in cluster.urls() {
+            let mut node = redis::Client::open(url.as_str())
+                .and_then(|client| client.get_connection())
+                .expect("cluster node");
+            let _: () = redis::cmd("FLUSHALL").query(&mut node).expect("FLUSHALL");
+        }
+        let channel = Arc::new(Loopback::default());
+        let instances = vec![
+            start_instance(
+                &cluster.url(),
+                &format!("cluster-{repeat}"),
+                triage.clone(),
+                channel.clone(),
+            )
+            .await,
+        ];
+        saturate(&instances, &channel, questions, "warm", 50, 1).await;
+        let figures = saturate(
+            &instances,
+            &channel,
+            questions,
+            &format!("cluster-{repeat}"),
+            conversations,
+            messages,
+        )
+        .await;
+        figures.print(&format!("1 instance on the cluster, run {}", repeat + 1));
+        println!(
+            "    duplicate deliveries {}",
+            channel.unexpected.load(Ordering::Relaxed)
+        );
+    }
+}
+
 async fn bench() {
     let conversations = env_usize("SB_BENCH_CONVERSATIONS", 2000);
     let messages = env_usize("SB_BENCH_MESSAGES", 5);
@@ -1023,6 +1027,10 @@ async fn bench() {
                 best_rate = best_rate.max(figures.rate());
             }
         }
+    }
+
+    if !skipped("cluster") {
+        cluster_saturation(&triage, &questions, conversations, messages).await;
     }
 
     let mut best_wire_rate = 0.0f64;
