@@ -5,8 +5,6 @@
 //! every message answered once.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +26,7 @@ use switchboard_telegram::SECRET_HEADER;
 
 use crate::harness::{
     eventually, http, http_with_headers, on_single_and_cluster, start_gateway, test_config,
-    RedisServer, TempDir, TestRedis,
+    RedisServer, TestRedis,
 };
 use crate::webchat::Widget;
 use crate::work::work_left;
@@ -309,79 +307,6 @@ async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once(redis: 
     assert_eq!(answers, 1, "the visitor sees the answer once");
 }
 
-/// A redis-server with AOF fsync on every write, so a kill loses nothing that was acknowledged.
-struct DurableRedis {
-    child: Option<Child>,
-    dir: TempDir,
-    socket: PathBuf,
-}
-
-impl DurableRedis {
-    fn start() -> DurableRedis {
-        let dir = TempDir::new("redis-aof");
-        let socket = dir.0.join("redis.sock");
-        let mut server = DurableRedis {
-            child: None,
-            dir,
-            socket,
-        };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--unixsocket"])
-            .arg(&self.socket)
-            .args(["--unixsocketperm", "700", "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(&self.dir.0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        self.child = Some(child);
-        wait_for_socket(&self.socket);
-    }
-
-    fn url(&self) -> String {
-        format!("redis+unix://{}", self.socket.display())
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_file(&self.socket);
-    }
-
-    fn client(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .and_then(|client| client.get_connection())
-            .expect("connect to test redis")
-    }
-}
-
-impl Drop for DurableRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn wait_for_socket(socket: &Path) {
-    let started = Instant::now();
-    while std::os::unix::net::UnixStream::connect(socket).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "redis-server did not open {}",
-            socket.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 const TELEGRAM_SECRET: &str = "outage-webhook-secret";
 
 /// A private-chat text message as Telegram POSTs it to a webhook.
@@ -400,7 +325,7 @@ fn telegram_update(update_id: i64, chat: i64, text: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_mid_traffic_refuses_fast_loses_nothing_and_resumes_by_itself() {
-    let mut redis = DurableRedis::start();
+    let mut redis = RedisServer::start_durable();
     let telegram = TelegramStandIn::start().await;
     std::env::set_var("SB_TEST_OUTAGE_TELEGRAM", TOKEN);
     std::env::set_var("SB_TEST_OUTAGE_TELEGRAM_SECRET", TELEGRAM_SECRET);
@@ -511,7 +436,7 @@ async fn a_redis_outage_mid_traffic_refuses_fast_loses_nothing_and_resumes_by_it
     outage.store(true, Ordering::SeqCst);
     redis.kill();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    redis.spawn();
+    redis.restart();
     outage.store(false, Ordering::SeqCst);
     let restarted = Instant::now();
 

@@ -36,26 +36,44 @@ pub struct RedisServer {
     child: Option<Child>,
     pub dir: TempDir,
     pub socket: PathBuf,
+    /// AOF with an fsync per write: a kill loses nothing that was acknowledged.
+    durable: bool,
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        RedisServer::start_with(false)
+    }
+
+    /// A server whose data survives [`RedisServer::kill`] and [`RedisServer::restart`].
+    pub fn start_durable() -> RedisServer {
+        RedisServer::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> RedisServer {
         let dir = TempDir::new("redis");
         let socket = dir.0.join("redis.sock");
         let mut server = RedisServer {
             child: None,
             dir,
             socket,
+            durable,
         };
         server.spawn();
         server
     }
 
     fn spawn(&mut self) {
+        let persistence: &[&str] = if self.durable {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
         let child = Command::new("redis-server")
             .args(["--port", "0", "--unixsocket"])
             .arg(&self.socket)
-            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no"])
+            .args(["--unixsocketperm", "700", "--save", ""])
+            .args(persistence)
             .arg("--dir")
             .arg(&self.dir.0)
             .stdout(Stdio::null())
@@ -84,7 +102,7 @@ impl RedisServer {
         let _ = std::fs::remove_file(&self.socket);
     }
 
-    /// Starts it again on the same socket (data is gone: it was an outage).
+    /// Starts it again on the same socket (with the data only when durable).
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
