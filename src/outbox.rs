@@ -257,10 +257,11 @@ impl OutboxWorker {
                     BATCH,
                 )
                 .await?;
-            if stale.len() == BATCH {
+            if stale.len() >= BATCH {
                 self.claim_chore.again();
             }
             outcomes.extend(self.deliver_batch(stale, true).await?);
+            self.store.trim_done(Work::Outbox, &self.partitions).await?;
         }
         let fresh = self
             .store

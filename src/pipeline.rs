@@ -239,11 +239,14 @@ impl TriageWorker {
                     BATCH,
                 )
                 .await?;
-            if stale.len() == BATCH {
+            if stale.len() >= BATCH {
                 // There may be more; take them on the next round rather than a period later.
                 self.claim_chore.again();
             }
             self.handle_all(stale).await?;
+            self.store
+                .trim_done(Work::Inbound, &self.partitions)
+                .await?;
         }
         let fresh = self
             .store

@@ -405,7 +405,70 @@ async fn replies_to_one_customer_arrive_in_order_when_an_earlier_one_is_retried(
     assert_eq!(work_left(&mut redis.client()).parked, 0);
 }
 
+async fn done_work_is_trimmed_from_its_stream_and_pending_work_never_is(redis: TestRedis) {
+    let store = store(&redis).await;
+    // One customer's messages share a partition, so they fill one stream's nodes.
+    let key = "s:chatty";
+    for m in 0..250 {
+        store
+            .ingest(&inbound(key, &format!("wc:{m}"), "Hello?"))
+            .await
+            .unwrap();
+    }
+    let partition = keys::partition(&conversation_id(ChannelKind::Webchat, key));
+    let stream_length =
+        |redis: &TestRedis| -> usize { redis.client().xlen(keys::inbound(partition)).unwrap() };
+    let items = store
+        .read_work(
+            Work::Inbound,
+            "worker",
+            &[partition],
+            300,
+            Duration::from_millis(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 250);
+
+    // The oldest entry stays pending (its worker is slow): nothing may go.
+    let acks: Vec<(Work, &switchboard::store::WorkItem)> = items[1..]
+        .iter()
+        .map(|item| (Work::Inbound, item))
+        .collect();
+    store.commit_batch(&[], &acks).await.unwrap();
+    store.trim_done(Work::Inbound, &[partition]).await.unwrap();
+    assert_eq!(
+        stream_length(&redis),
+        250,
+        "an entry still pending is never trimmed"
+    );
+    let left = store.work_counts().await.unwrap();
+    assert_eq!((left.inbound, left.inbound_pending), (1, 1), "{left:?}");
+
+    store
+        .commit_batch(&[], &[(Work::Inbound, &items[0])])
+        .await
+        .unwrap();
+    let trimmed = store.trim_done(Work::Inbound, &[partition]).await.unwrap();
+    assert!(
+        trimmed >= 100 && stream_length(&redis) <= 150,
+        "whole nodes of done entries go: trimmed {trimmed}, left {}",
+        stream_length(&redis)
+    );
+    assert_eq!(store.work_counts().await.unwrap().inbound, 0);
+    assert_eq!(work_left(&mut redis.client()).inbound, 0);
+
+    // New work after a trim is still read and counted.
+    store
+        .ingest(&inbound(key, "wc:after", "Still there?"))
+        .await
+        .unwrap();
+    assert_eq!(store.work_counts().await.unwrap().inbound, 1);
+    assert_eq!(work_left(&mut redis.client()).inbound, 1);
+}
+
 on_single_and_cluster!(
+    done_work_is_trimmed_from_its_stream_and_pending_work_never_is,
     ingest_creates_the_conversation_and_a_replay_stores_nothing_twice,
     concurrent_replays_of_one_event_store_one_message,
     a_committed_escalation_changes_status_and_shows_the_notice_to_the_customer,

@@ -124,19 +124,22 @@ impl Admin {
             .collect()
     }
 
-    /// Calls per command (`cmdstat_evalsha` -> `evalsha`), including commands run inside scripts.
-    async fn command_calls(&mut self) -> BTreeMap<String, u64> {
+    /// Calls and microseconds spent per command (`cmdstat_evalsha` -> `evalsha`), including
+    /// commands run inside scripts (a script's time also counts its commands' time).
+    async fn command_calls(&mut self) -> BTreeMap<String, (u64, u64)> {
         self.info("commandstats")
             .await
             .into_iter()
             .filter_map(|(key, value)| {
                 let name = key.strip_prefix("cmdstat_")?.to_owned();
-                let calls = value
-                    .split(',')
-                    .find_map(|part| part.strip_prefix("calls="))?
-                    .parse()
-                    .ok()?;
-                Some((name, calls))
+                let field = |label: &str| -> Option<u64> {
+                    value
+                        .split(',')
+                        .find_map(|part| part.strip_prefix(label))?
+                        .parse()
+                        .ok()
+                };
+                Some((name, (field("calls=")?, field("usec=")?)))
             })
             .collect()
     }
@@ -499,24 +502,39 @@ async fn collect(visitors: Vec<JoinHandle<Outcome>>, started: Instant) -> RunFig
 }
 
 fn print_command_delta(
-    before: &BTreeMap<String, u64>,
-    after: &BTreeMap<String, u64>,
+    before: &BTreeMap<String, (u64, u64)>,
+    after: &BTreeMap<String, (u64, u64)>,
     messages: usize,
 ) -> f64 {
     let mut total = 0u64;
     let mut parts = Vec::new();
-    for (name, calls) in after {
-        let delta = calls - before.get(name).copied().unwrap_or(0);
+    let mut time = Vec::new();
+    for (name, (calls, usec)) in after {
+        let (calls_before, usec_before) = before.get(name).copied().unwrap_or((0, 0));
+        let delta = calls - calls_before;
         if delta == 0 || name == "info" {
             continue;
         }
         total += delta;
         parts.push(format!("{name} {:.2}", delta as f64 / messages as f64));
+        let spent = (usec - usec_before) as f64 / messages as f64;
+        if spent >= 0.5 {
+            time.push((spent, name.clone()));
+        }
     }
     let per_message = total as f64 / messages as f64;
     println!(
         "    redis commands per message (INFO commandstats, counts commands inside scripts too): {per_message:.2} = {}",
         parts.join(", ")
+    );
+    time.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let time: Vec<String> = time
+        .iter()
+        .map(|(spent, name)| format!("{name} {spent:.1}"))
+        .collect();
+    println!(
+        "    redis time per message in us (a script's time includes its commands'): {}",
+        time.join(", ")
     );
     per_message
 }

@@ -199,6 +199,7 @@ struct Scripts {
     commit: Script,
     retry: Script,
     promote: Script,
+    trim: Script,
 }
 
 /// Handle to the Redis store; cheap to clone, every clone shares one connection.
@@ -227,6 +228,7 @@ impl Store {
                 commit: Script::new(include_str!("lua/commit.lua")),
                 retry: Script::new(include_str!("lua/retry.lua")),
                 promote: Script::new(include_str!("lua/promote.lua")),
+                trim: Script::new(include_str!("lua/trim.lua")),
             }),
             round_trips: Default::default(),
             new_work: Default::default(),
@@ -655,10 +657,7 @@ impl Store {
                     None => {
                         let (work, item) = acks[item - commits.len()];
                         let stream = work.stream(item.partition);
-                        pipe.xack(&stream, work.group(), &[&item.entry_id])
-                            .ignore()
-                            .xdel(&stream, &[&item.entry_id])
-                            .ignore();
+                        pipe.xack(&stream, work.group(), &[&item.entry_id]).ignore();
                         0
                     }
                 },

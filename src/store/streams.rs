@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use redis::streams::{StreamAutoClaimReply, StreamReadReply};
+use redis::streams::{StreamAutoClaimReply, StreamRangeReply, StreamReadReply};
 use tokio::sync::Notify;
 
 use super::{keys, Store, StoreError, WorkItem};
@@ -461,14 +461,31 @@ impl Store {
                 .iter()
                 .map(|entry| entry.entry_id.as_str())
                 .collect();
-            pipe.xack(&outbox, keys::OUTBOX_GROUP, &entry_ids)
-                .ignore()
-                .xdel(&outbox, &entry_ids)
-                .ignore();
+            pipe.xack(&outbox, keys::OUTBOX_GROUP, &entry_ids).ignore();
             0
         })
         .await
         .map(|_| ())
+    }
+
+    /// Trims the entries of `partitions`' `work` streams that the group has acked (see
+    /// `lua/trim.lua`); returns how many went.
+    pub async fn trim_done(&self, work: Work, partitions: &[usize]) -> Result<usize, StoreError> {
+        let replies = self
+            .pipelined_by_partition(partitions, Some(&self.scripts.trim), false, |pipe, item| {
+                let mut invocation = self.scripts.trim.prepare_invoke();
+                invocation
+                    .key(work.stream(partitions[item]))
+                    .arg(work.group());
+                pipe.invoke_script(&invocation);
+                1
+            })
+            .await?;
+        let mut trimmed = 0;
+        for reply in replies.into_iter().flatten() {
+            trimmed += redis::from_redis_value::<usize>(reply).map_err(redis::RedisError::from)?;
+        }
+        Ok(trimmed)
     }
 
     /// How much work is queued, pending, parked and dead, over every partition.
@@ -476,43 +493,81 @@ impl Store {
         let partitions: Vec<usize> = keys::partitions().collect();
         let replies = self
             .pipelined_by_partition(&partitions, None, false, |pipe, partition| {
-                pipe.xlen(keys::inbound(partition))
-                    .cmd("XPENDING")
+                pipe.cmd("XINFO")
+                    .arg("GROUPS")
                     .arg(keys::inbound(partition))
-                    .arg(keys::PIPELINE_GROUP)
-                    .xlen(keys::outbox(partition))
-                    .cmd("XPENDING")
+                    .cmd("XINFO")
+                    .arg("GROUPS")
                     .arg(keys::outbox(partition))
-                    .arg(keys::OUTBOX_GROUP)
                     .zcard(keys::outbox_delayed(partition))
                     .xlen(keys::outbox_dead(partition))
                     .xlen(keys::escalations(partition));
-                7
+                5
             })
             .await?;
         let mut counts = WorkCounts::default();
-        for replies in replies {
-            let number = |index: usize| -> Result<usize, StoreError> {
-                let value = replies.get(index).cloned().unwrap_or(redis::Value::Nil);
-                let value = match value {
-                    // XPENDING's summary starts with the count of pending entries.
-                    redis::Value::Array(summary) => {
-                        summary.into_iter().next().unwrap_or(redis::Value::Nil)
-                    }
-                    other => other,
-                };
-                Ok(redis::from_redis_value::<Option<usize>>(value)
-                    .map_err(redis::RedisError::from)?
-                    .unwrap_or(0))
-            };
-            counts.inbound += number(0)?;
-            counts.inbound_pending += number(1)?;
-            counts.outbox += number(2)?;
-            counts.outbox_pending += number(3)?;
-            counts.parked += number(4)?;
-            counts.dead += number(5)?;
-            counts.escalations += number(6)?;
+        for (partition, replies) in replies.into_iter().enumerate() {
+            let mut replies = replies.into_iter();
+            let mut next = || replies.next().unwrap_or(redis::Value::Nil);
+            let inbound_group = next();
+            let outbox_group = next();
+            let (inbound, inbound_pending) = self
+                .group_backlog(inbound_group, Work::Inbound, partition)
+                .await?;
+            let (outbox, outbox_pending) = self
+                .group_backlog(outbox_group, Work::Outbox, partition)
+                .await?;
+            counts.inbound += inbound;
+            counts.inbound_pending += inbound_pending;
+            counts.outbox += outbox;
+            counts.outbox_pending += outbox_pending;
+            counts.parked +=
+                redis::from_redis_value::<usize>(next()).map_err(redis::RedisError::from)?;
+            counts.dead +=
+                redis::from_redis_value::<usize>(next()).map_err(redis::RedisError::from)?;
+            counts.escalations +=
+                redis::from_redis_value::<usize>(next()).map_err(redis::RedisError::from)?;
         }
         Ok(counts)
+    }
+
+    /// A group's (entries not yet acked, entries delivered and not yet acked), from its XINFO
+    /// GROUPS record: acked entries stay in the stream until trimmed, so the stream's length
+    /// says nothing about work left.
+    async fn group_backlog(
+        &self,
+        reply: redis::Value,
+        work: Work,
+        partition: usize,
+    ) -> Result<(usize, usize), StoreError> {
+        let groups: redis::streams::StreamInfoGroupsReply =
+            redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
+        let Some(info) = groups
+            .groups
+            .into_iter()
+            .find(|info| info.name == work.group())
+        else {
+            return Ok((0, 0));
+        };
+        let waiting = match info.lag {
+            Some(lag) => lag,
+            // The server cannot always tell (after some deletions): count what was not
+            // delivered yet.
+            None => {
+                let mut conn = self.conn.clone();
+                let undelivered: StreamRangeReply = self
+                    .bounded(
+                        Duration::ZERO,
+                        redis::cmd("XRANGE")
+                            .arg(work.stream(partition))
+                            .arg(format!("({}", info.last_delivered_id))
+                            .arg("+")
+                            .query_async(&mut conn),
+                    )
+                    .await?;
+                undelivered.ids.len()
+            }
+        };
+        Ok((waiting + info.pending, info.pending))
     }
 }

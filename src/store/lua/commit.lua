@@ -47,8 +47,8 @@ if ARGV[9] ~= '' then
   redis.call('HSET', KEYS[6], ARGV[9], id)
 end
 if ARGV[2] ~= '' then
-  -- Done work items are deleted too, or the inbound stream would grow forever.
+  -- Acked entries are trimmed in bulk later (trim.lua): deleting each one here would scan
+  -- its stream node past every entry deleted before it.
   redis.call('XACK', KEYS[4], ARGV[1], ARGV[2])
-  redis.call('XDEL', KEYS[4], ARGV[2])
 end
 return {1, id}
