@@ -28,7 +28,7 @@ use switchboard_api::ChannelKind;
 use switchboard_slack::standin::{event_callback, SlackStandIn};
 use switchboard_telegram::standin::{TelegramStandIn, TOKEN};
 
-use crate::harness::{config_dir, RedisServer, TempDir};
+use crate::harness::{config_dir, on_single_and_cluster, TempDir, TestRedis};
 use crate::work::work_left;
 
 /// Distinct questions the embedded answerer answers; a conversation never repeats one, so
@@ -212,7 +212,11 @@ async fn request(
 /// A transcript entry: (stream id, role, channel message id).
 type Entry = (String, String, String);
 
-fn transcript(client: &mut redis::Connection, channel: ChannelKind, key: &str) -> Vec<Entry> {
+fn transcript(
+    client: &mut impl redis::ConnectionLike,
+    channel: ChannelKind,
+    key: &str,
+) -> Vec<Entry> {
     let id = conversation_id(channel, key);
     let range: StreamRangeReply = client
         .xrange_all(keys::messages(&id))
@@ -235,7 +239,7 @@ fn is_reply(role: &str) -> bool {
 }
 
 /// True when no work is left anywhere: inbound and outbox empty, nothing pending or parked.
-fn quiet(client: &mut redis::Connection) -> bool {
+fn quiet(client: &mut impl redis::ConnectionLike) -> bool {
     let left = work_left(client);
     // Acked entries are deleted, so an empty stream has nothing pending either.
     left.inbound == 0 && left.outbox == 0 && left.parked == 0
@@ -317,8 +321,7 @@ async fn slack_customer(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkilled_instances_lose_nothing_store_once_and_show_each_reply_once() {
+async fn sigkilled_instances_lose_nothing_store_once_and_show_each_reply_once(redis: TestRedis) {
     let seed: u64 = std::env::var("SWITCHBOARD_SOAK_SEED")
         .ok()
         .and_then(|seed| seed.parse().ok())
@@ -327,7 +330,6 @@ async fn sigkilled_instances_lose_nothing_store_once_and_show_each_reply_once() 
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
 
-    let redis = RedisServer::start();
     let telegram = Arc::new(TelegramStandIn::start().await);
     let slack = Arc::new(SlackStandIn::start().await);
     for thread in 0..SLACK_THREADS {
@@ -597,3 +599,6 @@ async fn sigkilled_instances_lose_nothing_store_once_and_show_each_reply_once() 
         "replies shown more than once (channel, conversation, extra copies): {duplicates:?}"
     );
 }
+
+// On a cluster too: reclaims, leases and trims work per partition there.
+on_single_and_cluster!(sigkilled_instances_lose_nothing_store_once_and_show_each_reply_once);
