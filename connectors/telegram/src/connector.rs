@@ -6,6 +6,7 @@
 //! then long-polls or, in webhook mode, waits while the webhook route does the work.
 
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -44,6 +45,10 @@ pub const TELEGRAM_DOWNLOAD_LIMIT: u64 = 20 * 1024 * 1024;
 /// How often a file download that failed on the network is tried before the message is
 /// stored without it (saying so), rather than holding up the chat's later messages.
 const FETCH_ATTEMPTS: u32 = 3;
+/// The longest a send waits for its chat's turn. The per-chat gap is a second, so a reply in
+/// a few parts passes; a longer wait (a 429's `retry_after`) goes back to the outbox, whose
+/// send timeout (10 s by default) must cover the wait and the request.
+const MAX_PACING_WAIT: Duration = Duration::from_secs(3);
 
 impl TelegramConnector {
     /// Builds the connector from a validated config whose secrets are resolved; connects to
@@ -252,15 +257,28 @@ impl Shared {
     }
 
     async fn send_part(&self, chat: i64, part: &OutgoingPart) -> Result<i32, ConnectorError> {
-        self.pacing.wait_turn(chat).await;
+        self.wait_turn(chat).await?;
         let sent = self.client.send_part(chat, part).await;
         self.after_send(chat, sent).await
     }
 
     async fn send_file(&self, chat: i64, file: &OutgoingFile) -> Result<i32, ConnectorError> {
-        self.pacing.wait_turn(chat).await;
+        self.wait_turn(chat).await?;
         let sent = self.client.send_file(chat, file).await;
         self.after_send(chat, sent).await
+    }
+
+    /// Waits for the chat's turn when it is near; a turn further away (after a 429, or
+    /// behind a backlog) is a `RateLimited` for the outbox to park the message until then,
+    /// rather than a send held open against the outbox's send timeout.
+    async fn wait_turn(&self, chat: i64) -> Result<(), ConnectorError> {
+        self.pacing
+            .wait_turn_within(chat, MAX_PACING_WAIT)
+            .await
+            .map_err(|retry_after| ConnectorError::RateLimited {
+                connector: CONNECTOR,
+                retry_after,
+            })
     }
 
     /// Honours a 429's wait for the chat and marks the connector down on a revoked token.

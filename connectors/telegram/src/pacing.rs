@@ -57,10 +57,17 @@ impl SendPacing {
             .clone()
     }
 
-    /// Waits for this chat's turn, then for a global slot, and books the next slots.
-    pub async fn wait_turn(&self, chat: i64) {
+    /// Waits for this chat's turn, then for a global slot, and books the next slots; unless
+    /// the chat's turn is more than `limit` away (a 429's `retry_after`, a backlog): then it
+    /// books nothing and says how long the wait would be, so the caller can hand the message
+    /// back for later instead of holding a send open.
+    pub async fn wait_turn_within(&self, chat: i64, limit: Duration) -> Result<(), Duration> {
         let slot = self.slot(chat);
         let mut next = slot.lock().await;
+        let wait = next.saturating_duration_since(Instant::now());
+        if wait > limit {
+            return Err(wait);
+        }
         tokio::time::sleep_until(*next).await;
         {
             let mut global = self.global.lock().await;
@@ -68,6 +75,7 @@ impl SendPacing {
             *global = Instant::now() + self.global_interval;
         }
         *next = Instant::now() + self.per_chat;
+        Ok(())
     }
 
     /// Holds a chat back for `delay` (Telegram's `retry_after`), so queued sends wait too.
@@ -92,7 +100,7 @@ mod tests {
             let pacing = pacing.clone();
             let order = order.clone();
             tasks.push(tokio::spawn(async move {
-                pacing.wait_turn(7).await;
+                pacing.wait_turn_within(7, Duration::MAX).await.unwrap();
                 if let Ok(mut order) = order.lock() {
                     order.push((i, start.elapsed()));
                 }
@@ -110,11 +118,41 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_turn_too_far_away_is_refused_with_the_wait_and_books_nothing() {
+        let pacing = SendPacing::telegram();
+        pacing.hold(7, Duration::from_secs(30)).await;
+        let start = Instant::now();
+        let refused = pacing
+            .wait_turn_within(7, Duration::from_secs(3))
+            .await
+            .expect_err("30 s away");
+        assert!(refused > Duration::from_secs(29), "{refused:?}");
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "refused at once, not after waiting"
+        );
+        // Other chats are not held, and the held chat's turn did not move.
+        assert_eq!(
+            pacing.wait_turn_within(8, Duration::from_secs(3)).await,
+            Ok(())
+        );
+        let again = pacing
+            .wait_turn_within(7, Duration::from_secs(3))
+            .await
+            .expect_err("still held");
+        assert!(
+            again > Duration::from_secs(29) && again <= refused,
+            "{again:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn many_chats_share_the_global_rate() {
         let pacing = SendPacing::telegram();
         let start = Instant::now();
         for chat in 0..31 {
-            pacing.wait_turn(chat).await;
+            pacing.wait_turn_within(chat, Duration::MAX).await.unwrap();
         }
         // 31 sends to different chats take at least 30 global intervals (~1 s), not 0.
         assert!(
@@ -130,9 +168,9 @@ mod tests {
         let pacing = SendPacing::telegram();
         let start = Instant::now();
         pacing.hold(1, Duration::from_secs(5)).await;
-        pacing.wait_turn(2).await;
+        pacing.wait_turn_within(2, Duration::MAX).await.unwrap();
         assert!(start.elapsed() < Duration::from_millis(100));
-        pacing.wait_turn(1).await;
+        pacing.wait_turn_within(1, Duration::MAX).await.unwrap();
         assert!(start.elapsed() >= Duration::from_secs(5));
     }
 }

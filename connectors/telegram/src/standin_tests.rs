@@ -214,6 +214,31 @@ async fn a_429_surfaces_as_rate_limited_with_retry_after() {
         other => panic!("{other:?}"),
     }
     assert!(another_chat_is_not_held_back(&connector, &standin).await);
+
+    // The chat's next message is handed back at once with the wait left, not held open
+    // against the outbox's send timeout; nothing reaches Telegram early.
+    let started = std::time::Instant::now();
+    let error = connector
+        .send(&outbound(Author::Ai, "still there?", vec![]))
+        .await
+        .expect_err("still held");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    match error {
+        ConnectorError::RateLimited { retry_after, .. } => assert!(
+            retry_after > Duration::from_secs(5) && retry_after <= Duration::from_secs(7),
+            "{retry_after:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        standin.sent().len(),
+        1,
+        "only the other chat's message was sent"
+    );
 }
 
 async fn another_chat_is_not_held_back(
