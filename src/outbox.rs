@@ -417,6 +417,10 @@ impl OutboxWorker {
                         DeliveryOutcome::Delivered,
                     ));
                 }
+                // A missing receipt does not mean it was never delivered: the first owner may
+                // have died between the platform's accept and the receipt, so the connector
+                // looks for that copy before it sends again.
+                outbound.maybe_sent = reclaimed;
                 if let (false, Some(files)) = (outbound.files.is_empty(), &self.files) {
                     files
                         .prepare(&mut outbound, connector.capabilities().files)

@@ -529,6 +529,7 @@ fn commit_for_rating(
         actions: vec![],
         reply_context: conversation.context.attributes.clone(),
         files: Vec::new(),
+        maybe_sent: false,
     };
     Commit {
         conversation_id: conversation.id.clone(),
@@ -618,6 +619,7 @@ fn commit_for_decision(
         actions,
         reply_context: conversation.context.attributes.clone(),
         files: Vec::new(),
+        maybe_sent: false,
     };
     Commit {
         conversation_id: conversation.id.clone(),

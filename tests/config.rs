@@ -141,12 +141,16 @@ fn bad_values_and_broken_syntax_are_clear_errors() {
     let values = write_config(
         &dir,
         "values.toml",
-        "[gateway]\nlisten = \"not an address\"\n[redis]\nurl = \"http://nope\"\n",
+        "[gateway]\nlisten = \"not an address\"\nworkers = 0\n[redis]\nurl = \"http://nope\"\n",
     );
     let syntax = write_config(&dir, "syntax.toml", "[gateway\nlisten = 1\n");
     let (ok, output) = check_config(&[&values, &syntax], &[]);
     assert!(!ok);
     assert!(output.contains("gateway.listen:"), "{output}");
+    assert!(
+        output.contains("gateway.workers: must be between 1 and 16"),
+        "{output}"
+    );
     assert!(output.contains("redis.url:"), "{output}");
     assert!(
         output.contains("syntax.toml") && output.contains("(syntax)"),

@@ -293,6 +293,7 @@ async fn agent_reply_is_sent_as_a_threaded_mail() {
         actions: Vec::new(),
         reply_context,
         files: Vec::new(),
+        maybe_sent: false,
     };
     let receipt = connector
         .send(&outbound)
@@ -362,6 +363,7 @@ async fn smtp_down_is_a_transient_error() {
         actions: Vec::new(),
         reply_context: BTreeMap::new(),
         files: Vec::new(),
+        maybe_sent: false,
     };
     let error = connector.send(&outbound).await.expect_err("no server");
     assert!(error.is_retryable(), "{error}");

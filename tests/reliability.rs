@@ -674,9 +674,7 @@ async fn history_over_http_shows_a_visitor_only_their_own_conversation() {
 
 /// Behind a load balancer a visitor's socket is on one instance while either may deliver the
 /// answer: every answer still appears live, whichever instance delivered it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_visitor_sees_every_answer_live_whichever_instance_delivers_it() {
-    let redis = RedisServer::start();
+async fn a_visitor_sees_every_answer_live_whichever_instance_delivers_it(redis: TestRedis) {
     let a = start_gateway(config_for(&redis.url(), "instance-a")).await;
     let b = start_gateway(config_for(&redis.url(), "instance-b")).await;
     let session = "live-across-instances-visitor-01";
@@ -706,6 +704,7 @@ async fn a_visitor_sees_every_answer_live_whichever_instance_delivers_it() {
 
 // On a cluster too: every conversation and work stream lives in its partition's slot.
 on_single_and_cluster!(
+    a_visitor_sees_every_answer_live_whichever_instance_delivers_it,
     two_instances_share_the_work_and_answer_every_message_once,
     work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once,
 );

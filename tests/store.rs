@@ -240,6 +240,7 @@ async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
         actions: vec![],
         reply_context: Default::default(),
         files: Vec::new(),
+        maybe_sent: false,
     };
     store
         .commit(&Commit {

@@ -416,6 +416,7 @@ fn customer_payload(
         actions,
         reply_context: conversation.context.attributes.clone(),
         files: files.to_vec(),
+        maybe_sent: false,
     }))
     .unwrap_or_default()
 }

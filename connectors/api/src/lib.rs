@@ -205,6 +205,11 @@ pub struct Outbound {
     /// appended to `text` by the gateway before `send`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileRef>,
+    /// Set on a resend of a delivery whose first attempt may have reached the platform (its
+    /// sender died between the platform's accept and the receipt): connectors that can look
+    /// for the earlier copy do so before sending again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub maybe_sent: bool,
 }
 
 /// A button the channel may show under a message, when it has buttons.

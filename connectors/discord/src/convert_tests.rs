@@ -180,6 +180,7 @@ fn outbound(author: Author, actions: Vec<CustomerAction>) -> Outbound {
         actions,
         reply_context: Default::default(),
         files: Vec::new(),
+        maybe_sent: false,
     }
 }
 

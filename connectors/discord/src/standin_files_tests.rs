@@ -158,6 +158,7 @@ async fn an_agents_files_are_uploaded_as_parts_of_the_message() {
                 file("invoice.pdf", "application/pdf", &invoice),
                 file("screen.png", "image/png", &screenshot),
             ],
+            maybe_sent: false,
         })
         .await
         .expect("sent");

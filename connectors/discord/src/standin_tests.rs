@@ -73,6 +73,7 @@ fn outbound(key: &str, author: Author, actions: Vec<CustomerAction>) -> Outbound
         actions,
         reply_context: Default::default(),
         files: Vec::new(),
+        maybe_sent: false,
     }
 }
 

@@ -256,6 +256,7 @@ mod tests {
             actions: vec![CustomerAction::TalkToHuman],
             reply_context,
             files: Vec::new(),
+            maybe_sent: false,
         }
     }
 

@@ -236,6 +236,7 @@ impl EmailConnector {
             actions: Vec::new(),
             reply_context: inbound.context.attributes.clone(),
             files: Vec::new(),
+            maybe_sent: false,
         })
     }
 

@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
 use serde_json::Value;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
@@ -66,19 +67,93 @@ pub enum Download {
     TooLarge(Option<u64>),
 }
 
+/// One message of a thread, as far as looking for an earlier copy needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadMessage {
+    /// The message's `ts`.
+    pub ts: String,
+    /// Who posted it (a bot's messages carry the bot's user id).
+    pub user: Option<String>,
+    /// The message metadata it was posted with.
+    pub metadata: Option<SlackMessageMetadata>,
+}
+
+/// A `conversations.replies` page, read only as far as the lookup needs: slack-morphism's full
+/// message model would fail the whole page on one message it cannot read (another app's
+/// metadata with a number in its payload, say).
+#[derive(Debug, Deserialize)]
+struct RepliesPage {
+    #[serde(default)]
+    messages: Vec<RepliesMessage>,
+    #[serde(default)]
+    response_metadata: Option<RepliesCursor>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RepliesMessage {
+    ts: String,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RepliesCursor {
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+impl RepliesMessage {
+    /// Its metadata with the payload's string values (the only kind this crate writes).
+    fn into_thread_message(self) -> ThreadMessage {
+        let metadata = self.metadata.and_then(|metadata| {
+            let event_type = metadata.get("event_type")?.as_str()?.to_string();
+            let payload = metadata
+                .get("event_payload")
+                .and_then(Value::as_object)
+                .map(|payload| {
+                    payload
+                        .iter()
+                        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_string())))
+                        .collect()
+                });
+            Some(SlackMessageMetadata::new(event_type).opt_event_payload(payload))
+        });
+        ThreadMessage {
+            ts: self.ts,
+            user: self.user,
+            metadata,
+        }
+    }
+}
+
+/// Messages asked for per `conversations.replies` page (Slack advises at most 200).
+const THREAD_PAGE: u16 = 200;
+/// Pages read before a thread is given up as too long to search.
+const THREAD_PAGES: usize = 10;
+
 /// The Slack calls the desk makes.
 #[async_trait]
 pub trait SlackWeb: Send + Sync {
     /// `auth.test` with the bot token.
     async fn auth_test(&self) -> Result<BotIdentity, ConnectorError>;
-    /// `chat.postMessage`; returns the new message's `ts`.
+    /// `chat.postMessage`, with message `metadata` when given; returns the new message's `ts`.
     async fn post_message(
         &self,
         channel: &str,
         thread_ts: Option<&str>,
         text: &str,
         blocks: Option<Vec<Value>>,
+        metadata: Option<SlackMessageMetadata>,
     ) -> Result<String, ConnectorError>;
+    /// Every message of the thread `thread_ts` (`conversations.replies`, page by page), oldest
+    /// first, with its metadata.
+    async fn thread_messages(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+    ) -> Result<Vec<ThreadMessage>, ConnectorError>;
     /// `chat.update` of a message's text and blocks.
     async fn update_message(
         &self,
@@ -222,8 +297,11 @@ impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
         thread_ts: Option<&str>,
         text: &str,
         blocks: Option<Vec<Value>>,
+        metadata: Option<SlackMessageMetadata>,
     ) -> Result<String, ConnectorError> {
-        let mut content = SlackMessageContent::new().with_text(text.to_string());
+        let mut content = SlackMessageContent::new()
+            .with_text(text.to_string())
+            .opt_metadata(metadata);
         if let Some(blocks) = blocks {
             content = content.with_blocks(blocks_of(blocks)?);
         }
@@ -237,6 +315,57 @@ impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
             .await
             .map_err(|error| map_error("bot token", "chat.postMessage", error))?;
         Ok(response.ts.to_string())
+    }
+
+    async fn thread_messages(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+    ) -> Result<Vec<ThreadMessage>, ConnectorError> {
+        let session = self.client.open_session(&self.bot_token);
+        let limit = THREAD_PAGE.to_string();
+        let mut messages = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..THREAD_PAGES {
+            // slack-morphism's replies request has no `include_all_metadata` (its history
+            // request does), so the method goes through the session's plain GET: the same
+            // call with that parameter added, since without it Slack may leave the payload out.
+            let params: Vec<(&str, Option<&str>)> = vec![
+                ("channel", Some(channel)),
+                ("ts", Some(thread_ts)),
+                ("limit", Some(limit.as_str())),
+                ("include_all_metadata", Some("true")),
+                ("cursor", cursor.as_deref()),
+            ];
+            let page: RepliesPage = session
+                .http_session_api
+                .http_get(
+                    "conversations.replies",
+                    &params,
+                    Some(&SLACK_TIER3_METHOD_CONFIG),
+                )
+                .await
+                .map_err(|error| map_error("bot token", "conversations.replies", error))?;
+            messages.extend(
+                page.messages
+                    .into_iter()
+                    .map(RepliesMessage::into_thread_message),
+            );
+            cursor = page
+                .response_metadata
+                .and_then(|meta| meta.next_cursor)
+                .filter(|next| !next.is_empty());
+            if cursor.is_none() {
+                return Ok(messages);
+            }
+        }
+        Err(ConnectorError::Transient {
+            connector: CONNECTOR,
+            detail: format!(
+                "thread {thread_ts} has more than {} messages; not searched to its end",
+                usize::from(THREAD_PAGE) * THREAD_PAGES
+            ),
+        })
     }
 
     async fn update_message(

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::Value;
+use slack_morphism::SlackMessageMetadata;
 use switchboard_api::{
     text_with_links, too_large_message, Author, Capabilities, ChannelKind, Connector,
     ConnectorError, DeliveryReceipt, FileRef, Gateway, Health, Identity, Inbound, InboundKind,
@@ -20,7 +21,7 @@ use tokio::sync::OnceCell;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::blocks;
-use crate::client::{self, BotIdentity, EnvelopeHandler, SlackWeb, UserProfile};
+use crate::client::{self, BotIdentity, EnvelopeHandler, SlackWeb, ThreadMessage, UserProfile};
 use crate::config::{resolved_tokens, SlackMode};
 use crate::customer_config::SlackCustomerConfig;
 use crate::customer_convert::{self as convert, ButtonPress, CustomerOutcome};
@@ -50,6 +51,62 @@ pub(crate) struct CustomerShared {
 
 /// The limit on customers' files when the gateway sets none.
 const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
+
+/// The message metadata event type of every reply this connector posts: chat.postMessage has
+/// no idempotency key, so a resend finds its earlier copy by this tag in the thread.
+const REPLY_EVENT_TYPE: &str = "switchboard_reply";
+/// The payload key holding the reply's `Outbound::id` (its transcript id, unique in the thread).
+const ID_KEY: &str = "id";
+/// The payload key naming which post of a reply this is, on every post but its text (a file
+/// whose bytes expired goes as a link post of its own).
+const PART_KEY: &str = "part";
+/// The part a post without `PART_KEY` is: the reply's text.
+const TEXT_PART: &str = "text";
+
+fn file_part(index: usize) -> String {
+    format!("file:{index}")
+}
+
+/// The metadata a post of reply `id` carries; none for an id-less reply, which cannot be
+/// looked for anyway.
+fn reply_metadata(id: &str, part: Option<String>) -> Option<SlackMessageMetadata> {
+    if id.is_empty() {
+        return None;
+    }
+    let mut payload = HashMap::from([(ID_KEY.to_string(), id.to_string())]);
+    if let Some(part) = part {
+        payload.insert(PART_KEY.to_string(), part);
+    }
+    Some(SlackMessageMetadata::new(REPLY_EVENT_TYPE.to_string()).with_event_payload(payload))
+}
+
+/// The posts of reply `id` among a thread's messages: part -> ts of its first copy. Only the
+/// bot's own messages count, so no one else in a shared channel can make a reply look sent.
+fn posted_parts(messages: Vec<ThreadMessage>, bot_user: &str, id: &str) -> HashMap<String, String> {
+    let mut parts = HashMap::new();
+    for message in messages {
+        if message.user.as_deref() != Some(bot_user) {
+            continue;
+        }
+        let Some(metadata) = message.metadata else {
+            continue;
+        };
+        let Some(payload) = metadata.event_payload else {
+            continue;
+        };
+        if metadata.event_type != REPLY_EVENT_TYPE
+            || payload.get(ID_KEY).map(String::as_str) != Some(id)
+        {
+            continue;
+        }
+        let part = payload
+            .get(PART_KEY)
+            .cloned()
+            .unwrap_or_else(|| TEXT_PART.to_string());
+        parts.entry(part).or_insert(message.ts);
+    }
+    parts
+}
 
 /// The shared transport names itself "slack desk"; this connector's errors name it instead.
 fn renamed(error: ConnectorError) -> ConnectorError {
@@ -142,11 +199,12 @@ impl CustomerShared {
         thread_ts: &str,
         text: &str,
         blocks: Option<Vec<Value>>,
+        metadata: Option<SlackMessageMetadata>,
     ) -> Result<String, ConnectorError> {
         self.pacing.wait_turn(channel).await;
         let result = self
             .web
-            .post_message(channel, Some(thread_ts), text, blocks)
+            .post_message(channel, Some(thread_ts), text, blocks, metadata)
             .await
             .map_err(renamed);
         self.note(&result);
@@ -158,17 +216,18 @@ impl CustomerShared {
 
     /// Uploads an agent's (or the AI's) file into the customer's thread at the channel's
     /// pace, with the same upload flow the desk uses; a file whose bytes expired goes as its
-    /// link.
+    /// link, in a post carrying `metadata` (an upload cannot carry any).
     async fn upload(
         &self,
         channel: &str,
         thread_ts: &str,
         file: &FileRef,
         comment: &str,
+        metadata: Option<SlackMessageMetadata>,
     ) -> Result<String, ConnectorError> {
         let Some(bytes) = file.bytes.clone() else {
             let text = text_with_links(comment, std::slice::from_ref(file));
-            return self.post(channel, thread_ts, &text, None).await;
+            return self.post(channel, thread_ts, &text, None, metadata).await;
         };
         self.pacing.wait_turn(channel).await;
         let result = self
@@ -188,6 +247,51 @@ impl CustomerShared {
             self.pacing.hold(channel, *retry_after).await;
         }
         result
+    }
+
+    /// The posts of reply `id` already in the thread (part -> ts), read from the thread.
+    async fn posted_parts(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        id: &str,
+    ) -> Result<HashMap<String, String>, ConnectorError> {
+        let bot_user = self.bot().await?.user_id.clone();
+        let messages = self
+            .web
+            .thread_messages(channel, thread_ts)
+            .await
+            .map_err(renamed);
+        self.note(&messages);
+        Ok(posted_parts(messages?, &bot_user, id))
+    }
+
+    /// For a resend that may have reached Slack before, the posts of it already in the
+    /// thread; none for a first send, or when the thread could not be read.
+    async fn earlier_copies(
+        &self,
+        outbound: &Outbound,
+        channel: &str,
+        thread_ts: &str,
+    ) -> HashMap<String, String> {
+        if !outbound.maybe_sent || outbound.id.is_empty() {
+            return HashMap::new();
+        }
+        match self.posted_parts(channel, thread_ts, &outbound.id).await {
+            Ok(parts) => {
+                if !parts.is_empty() {
+                    info!(id = %outbound.id, channel, thread_ts, parts = parts.len(),
+                          "slack customer reply already in its thread; not posted again");
+                }
+                parts
+            }
+            // A duplicate is better than a lost reply.
+            Err(error) => {
+                warn!(%error, id = %outbound.id, channel, thread_ts,
+                      "could not look for an earlier copy of a resent slack customer reply; posting it");
+                HashMap::new()
+            }
+        }
     }
 
     /// The customer's identity: users.info once per user, then the cache.
@@ -289,7 +393,11 @@ impl CustomerIntake {
         // Files left behind: the customer hears why in their thread (best effort).
         if let (Some(notice), Some((channel, thread_ts))) = (notice, convert::thread_of(&key)) {
             let text = format!("Not received: {}", blocks::escape(&notice));
-            if let Err(error) = self.shared.post(channel, thread_ts, &text, None).await {
+            if let Err(error) = self
+                .shared
+                .post(channel, thread_ts, &text, None, None)
+                .await
+            {
                 warn!(%error, key, "file refusal not posted");
             }
         }
@@ -436,15 +544,34 @@ impl Connector for SlackCustomerConnector {
             });
         }
         let rendered = convert::render(outbound);
+        let earlier = self
+            .shared
+            .earlier_copies(outbound, channel, thread_ts)
+            .await;
         let mut last = None;
         if !outbound.text.trim().is_empty() {
-            last = Some(
-                self.shared
-                    .post(channel, thread_ts, &rendered.text, rendered.blocks)
-                    .await?,
-            );
+            last = Some(match earlier.get(TEXT_PART) {
+                Some(ts) => ts.clone(),
+                None => {
+                    let metadata = reply_metadata(&outbound.id, None);
+                    self.shared
+                        .post(
+                            channel,
+                            thread_ts,
+                            &rendered.text,
+                            rendered.blocks,
+                            metadata,
+                        )
+                        .await?
+                }
+            });
         }
         for (index, file) in outbound.files.iter().enumerate() {
+            let part = file_part(index);
+            if let Some(ts) = earlier.get(&part) {
+                last = Some(ts.clone());
+                continue;
+            }
             // A message of files only still says who sent them, on the first file.
             let comment = if index == 0 && last.is_none() {
                 rendered.text.trim_end()
@@ -452,10 +579,12 @@ impl Connector for SlackCustomerConnector {
                 ""
             };
             // A failure after the text means a retry posts the text again; better than
-            // losing the files.
+            // losing the files. Uploads carry no metadata, so a resend cannot tell whether
+            // they went through and uploads them again, for the same reason.
+            let metadata = reply_metadata(&outbound.id, Some(part));
             last = Some(
                 self.shared
-                    .upload(channel, thread_ts, file, comment)
+                    .upload(channel, thread_ts, file, comment, metadata)
                     .await?,
             );
         }

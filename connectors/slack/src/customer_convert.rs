@@ -504,6 +504,7 @@ mod tests {
             actions,
             reply_context: Default::default(),
             files: Vec::new(),
+            maybe_sent: false,
         }
     }
 

@@ -133,6 +133,7 @@ fn outbound(key: &str, author: Author, text: &str, actions: Vec<CustomerAction>)
         actions,
         reply_context: Default::default(),
         files: Vec::new(),
+        maybe_sent: false,
     }
 }
 
@@ -589,4 +590,194 @@ async fn an_agents_file_is_uploaded_into_the_customers_thread() {
     assert_eq!(files[0].bytes, guide);
     assert_eq!(files[0].channel, SHARED);
     assert_eq!(files[0].thread_ts.as_deref(), Some("1700000000.000100"));
+}
+
+const THREAD: &str = "1700000000.000100";
+const KEY: &str = "C0SHARED:1700000000.000100";
+
+/// Puts the customer's question that starts the thread in the stand-in's channel, as Slack
+/// has it before any answer (no connector is listening; the event just waits).
+fn thread_started(slack: &SlackStandIn) {
+    slack.send_event(customer_message(
+        THREAD,
+        None,
+        "How do I reset my password?",
+    ));
+}
+
+fn reply_tag(id: &str) -> Value {
+    json!({"event_type": "switchboard_reply", "event_payload": {"id": id}})
+}
+
+#[tokio::test]
+async fn a_reply_is_posted_with_its_id_in_message_metadata() {
+    let slack = SlackStandIn::start().await;
+    let connector =
+        SlackCustomerConnector::new(config(&slack, SlackMode::Socket)).expect("builds offline");
+    let reply = outbound(KEY, Author::Ai, "Use the reset link.", vec![]);
+    assert!(!reply.maybe_sent);
+
+    connector.send(&reply).await.expect("posted");
+
+    let posts = slack.posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].metadata, reply_tag("7-0"));
+    assert!(slack.reads().is_empty(), "a first send reads nothing");
+}
+
+#[tokio::test]
+async fn a_resend_that_may_have_reached_slack_finds_its_first_copy_and_posts_nothing() {
+    let slack = SlackStandIn::start().await;
+    thread_started(&slack);
+    let connector =
+        SlackCustomerConnector::new(config(&slack, SlackMode::Socket)).expect("builds offline");
+    let mut reply = outbound(KEY, Author::Ai, "Use the reset link.", vec![]);
+    let first = connector.send(&reply).await.expect("posted");
+    // A later reply in the same thread, so the lookup has to tell them apart.
+    let mut next = outbound(KEY, Author::Agent { name: "Sam".into() }, "Done?", vec![]);
+    next.id = "8-0".into();
+    connector.send(&next).await.expect("posted");
+
+    reply.maybe_sent = true;
+    let again = connector.send(&reply).await.expect("found");
+
+    let posts = slack.posts();
+    assert_eq!(posts.len(), 2, "nothing posted again: {posts:?}");
+    assert_eq!(again.platform_message_id, first.platform_message_id);
+    assert_eq!(
+        again.platform_message_id.as_deref(),
+        Some(posts[0].ts.as_str())
+    );
+    let reads = slack.reads();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(reads[0].method, "conversations.replies");
+    assert_eq!(reads[0].channel, SHARED);
+    assert_eq!(reads[0].ts.as_deref(), Some(THREAD));
+    assert!(reads[0].include_all_metadata && reads[0].answered);
+}
+
+#[tokio::test]
+async fn a_resend_that_never_reached_slack_is_posted_once() {
+    let slack = SlackStandIn::start().await;
+    thread_started(&slack);
+    let connector =
+        SlackCustomerConnector::new(config(&slack, SlackMode::Socket)).expect("builds offline");
+    let mut reply = outbound(KEY, Author::Ai, "Use the reset link.", vec![]);
+    reply.maybe_sent = true;
+
+    let receipt = connector.send(&reply).await.expect("posted");
+
+    let posts = slack.posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(
+        receipt.platform_message_id.as_deref(),
+        Some(posts[0].ts.as_str())
+    );
+    assert_eq!(posts[0].metadata, reply_tag("7-0"));
+    let reads = slack.reads();
+    assert!(
+        reads.len() == 1 && reads[0].answered,
+        "the thread was read and the reply not in it: {reads:?}"
+    );
+
+    // Reclaimed once more: now it is there.
+    let again = connector.send(&reply).await.expect("found");
+    assert_eq!(slack.posts().len(), 1);
+    assert_eq!(again.platform_message_id, receipt.platform_message_id);
+}
+
+#[tokio::test]
+async fn a_failed_lookup_still_posts_the_reply() {
+    let slack = SlackStandIn::start().await;
+    thread_started(&slack);
+    let connector =
+        SlackCustomerConnector::new(config(&slack, SlackMode::Socket)).expect("builds offline");
+    let mut reply = outbound(KEY, Author::Ai, "Use the reset link.", vec![]);
+    reply.maybe_sent = true;
+    slack.fail_next_reads(1);
+
+    let receipt = connector.send(&reply).await.expect("posted anyway");
+
+    let reads = slack.reads();
+    assert!(reads.len() == 1 && !reads[0].answered, "{reads:?}");
+    let posts = slack.posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(
+        receipt.platform_message_id.as_deref(),
+        Some(posts[0].ts.as_str())
+    );
+    assert_eq!(posts[0].metadata, reply_tag("7-0"));
+}
+
+#[tokio::test]
+async fn only_the_bots_own_messages_count_as_an_earlier_copy() {
+    let slack = SlackStandIn::start().await;
+    thread_started(&slack);
+    // Someone else in the shared channel posts a message carrying the reply's tag.
+    let mut forged = customer_message("1700000005.000100", Some(THREAD), "not the answer");
+    forged["metadata"] = reply_tag("7-0");
+    slack.send_event(forged);
+    let connector =
+        SlackCustomerConnector::new(config(&slack, SlackMode::Socket)).expect("builds offline");
+    let mut reply = outbound(KEY, Author::Ai, "Use the reset link.", vec![]);
+    reply.maybe_sent = true;
+
+    connector.send(&reply).await.expect("posted");
+
+    assert_eq!(
+        slack.posts().len(),
+        1,
+        "the customer's message is not the reply"
+    );
+    assert!(slack.reads()[0].answered);
+}
+
+#[tokio::test]
+async fn a_resent_reply_with_files_skips_what_it_finds_and_uploads_again_what_it_cannot() {
+    let slack = SlackStandIn::start().await;
+    thread_started(&slack);
+    let connector =
+        SlackCustomerConnector::new(config(&slack, SlackMode::Socket)).expect("builds offline");
+    let guide = binary(1_000, 4);
+    let file = |name: &str, bytes: Option<Vec<u8>>| switchboard_api::FileRef {
+        id: name.into(),
+        name: name.into(),
+        content_type: "application/pdf".into(),
+        size: 1_000,
+        url: Some(format!(
+            "https://support.example.com/files/c/{name}?exp=1&sig=a"
+        )),
+        bytes: bytes.map(bytes::Bytes::from),
+    };
+    let mut reply = outbound(
+        KEY,
+        Author::Agent { name: "Sam".into() },
+        "Here are the guides.",
+        vec![],
+    );
+    // The first file's bytes expired: it goes as a link post, tagged as the reply's part.
+    reply.files = vec![file("old.pdf", None), file("guide.pdf", Some(guide))];
+    connector.send(&reply).await.expect("delivered");
+    let posts = slack.posts();
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert_eq!(posts[0].metadata, reply_tag("7-0"));
+    assert_eq!(
+        posts[1].metadata,
+        json!({"event_type": "switchboard_reply",
+               "event_payload": {"id": "7-0", "part": "file:0"}})
+    );
+    assert_eq!(slack.files().len(), 1);
+
+    reply.maybe_sent = true;
+    let again = connector.send(&reply).await.expect("delivered");
+
+    // The text and the link are found; an upload carries no metadata, so it goes again
+    // (a duplicate file rather than a lost one).
+    assert_eq!(slack.posts().len(), 2, "{:?}", slack.posts());
+    let files = slack.files();
+    assert_eq!(files.len(), 2);
+    assert_eq!(
+        again.platform_message_id.as_deref(),
+        Some(files[1].id.as_str())
+    );
 }

@@ -124,7 +124,7 @@ impl Shared {
         self.pacing.wait_turn(channel).await;
         let result = self
             .web
-            .post_message(channel, thread_ts, text, blocks)
+            .post_message(channel, thread_ts, text, blocks, None)
             .await;
         self.after_call(channel, &result).await;
         result

@@ -2,6 +2,8 @@
 //! so tests drive the desk through the real slack-morphism client.
 //!
 //! Serves on `127.0.0.1:0`: `auth.test`, `chat.postMessage`, `chat.update`, `users.info`,
+//! `conversations.replies` and `conversations.history` (the bot's posts, with the message
+//! metadata they were posted with, and the customers' messages pushed as events),
 //! `apps.connections.open` (answering `ws://127.0.0.1:PORT/socket`), and the Socket Mode
 //! websocket: `hello` on connect, then `events_api` envelopes wrapping `event_callback`
 //! bodies shaped like Slack's documented examples (../shared/data/platform_payloads/slack),
@@ -48,8 +50,49 @@ pub struct RecordedPost {
     pub text: String,
     /// The Block Kit blocks as sent (`null` when none).
     pub blocks: Value,
+    /// The message metadata as sent (`{"event_type", "event_payload"}`; `null` when none).
+    pub metadata: Value,
     /// When the stand-in received it.
     pub at: Instant,
+}
+
+/// One `conversations.replies` or `conversations.history` call.
+#[derive(Debug, Clone)]
+pub struct RecordedRead {
+    /// `conversations.replies` or `conversations.history`.
+    pub method: String,
+    /// The channel read.
+    pub channel: String,
+    /// The thread asked for (`conversations.replies`).
+    pub ts: Option<String>,
+    /// Whether `include_all_metadata=true` was asked for.
+    pub include_all_metadata: bool,
+    /// False when the stand-in failed the call on purpose or answered an error.
+    pub answered: bool,
+}
+
+/// A message in a channel's timeline, in Slack's shape (without its `channel`).
+#[derive(Debug, Clone)]
+struct ChannelMessage {
+    channel: String,
+    message: Value,
+}
+
+impl ChannelMessage {
+    fn ts(&self) -> &str {
+        self.message["ts"].as_str().unwrap_or_default()
+    }
+
+    /// The thread it belongs to: its `thread_ts`, or its own ts for a top-level message.
+    fn root(&self) -> &str {
+        self.message["thread_ts"].as_str().unwrap_or(self.ts())
+    }
+}
+
+/// A Slack ts (`seconds.micros`) as a number that sorts like time.
+fn ts_order(ts: &str) -> (u64, u64) {
+    let (seconds, micros) = ts.split_once('.').unwrap_or((ts, "0"));
+    (seconds.parse().unwrap_or(0), micros.parse().unwrap_or(0))
 }
 
 /// One file shared into a channel through Slack's external upload flow
@@ -91,6 +134,10 @@ struct Recorded {
     hosted: HashMap<String, (Vec<u8>, String)>,
     file_downloads: u32,
     posts: Vec<RecordedPost>,
+    /// Every channel's timeline: the bot's posts and the customers' messages sent as events.
+    messages: Vec<ChannelMessage>,
+    reads: Vec<RecordedRead>,
+    fail_reads: u32,
     acks: HashSet<String>,
     fail_429: u32,
     retry_after_secs: u64,
@@ -186,6 +233,17 @@ impl SlackStandIn {
             }
             let _ = tokio::time::timeout_at(deadline, notified).await;
         }
+    }
+
+    /// Every `conversations.replies` / `conversations.history` call so far.
+    pub fn reads(&self) -> Vec<RecordedRead> {
+        self.inner.lock().reads.clone()
+    }
+
+    /// Makes the next `n` `conversations.replies` / `conversations.history` calls answer
+    /// HTTP 500.
+    pub fn fail_next_reads(&self, n: u32) {
+        self.inner.lock().fail_reads = n;
     }
 
     /// Every file shared through the external upload flow so far.
@@ -302,8 +360,10 @@ impl SlackStandIn {
     }
 
     /// Pushes a whole `event_callback` (e.g. a replay with the same `event_id`) in an envelope.
+    /// A new message it carries joins its channel's timeline, as it is on Slack.
     pub fn send_callback(&self, callback: Value) -> String {
         let mut recorded = self.inner.lock();
+        record_event_message(&mut recorded, &callback["event"]);
         recorded.seq += 1;
         let envelope_id = format!("envelope-{:08}", recorded.seq);
         let envelope = json!({
@@ -364,6 +424,137 @@ impl SlackStandIn {
         recorded.sockets.retain(|socket| !socket.is_closed());
         recorded.sockets.len()
     }
+}
+
+/// Adds a customer's message from an event to its channel's timeline (once: Slack's
+/// redeliveries carry the same message); edits, deletions and other subtypes add nothing.
+fn record_event_message(recorded: &mut Recorded, event: &Value) {
+    let new_message = event["type"] == "message"
+        && matches!(
+            event["subtype"].as_str(),
+            None | Some("file_share") | Some("thread_broadcast")
+        );
+    let (Some(channel), Some(ts)) = (event["channel"].as_str(), event["ts"].as_str()) else {
+        return;
+    };
+    if !new_message
+        || recorded
+            .messages
+            .iter()
+            .any(|known| known.channel == channel && known.ts() == ts)
+    {
+        return;
+    }
+    let mut message = event.clone();
+    if let Some(fields) = message.as_object_mut() {
+        // Event-only fields; conversations.history / replies do not show them.
+        for field in ["channel", "event_ts", "channel_type"] {
+            fields.remove(field);
+        }
+    }
+    recorded.messages.push(ChannelMessage {
+        channel: channel.to_string(),
+        message,
+    });
+}
+
+/// A message as conversations.history / replies show it. Without `include_all_metadata=true`
+/// its metadata's `event_payload` is left out: Slack's docs leave open whether an app's own
+/// payload comes back without the flag, and with the stricter reading a client that drops
+/// the flag fails here rather than on Slack.
+fn as_read(message: &Value, include_all_metadata: bool) -> Value {
+    let mut message = message.clone();
+    if !include_all_metadata {
+        if let Some(metadata) = message.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.remove("event_payload");
+        }
+    }
+    message
+}
+
+/// One page of `messages` from the opaque `cursor` (here an offset) on: the page, and the
+/// next page's cursor when there is one.
+fn page(messages: Vec<Value>, cursor: Option<&str>, limit: usize) -> (Vec<Value>, Option<String>) {
+    let start = cursor.and_then(|c| c.parse::<usize>().ok()).unwrap_or(0);
+    let end = start.saturating_add(limit.max(1)).min(messages.len());
+    let next = (end < messages.len()).then(|| end.to_string());
+    (messages.get(start..end).unwrap_or_default().to_vec(), next)
+}
+
+/// `conversations.replies` / `conversations.history` over the stand-in's timelines.
+fn read_messages(inner: &Inner, method: &str, params: &serde_json::Map<String, Value>) -> Response {
+    let param = |key: &str| params.get(key).and_then(Value::as_str).map(String::from);
+    let channel = param("channel").unwrap_or_default();
+    let ts = param("ts");
+    let include_all_metadata = param("include_all_metadata").as_deref() == Some("true");
+    let mut recorded = inner.lock();
+    let mut read = RecordedRead {
+        method: method.to_string(),
+        channel: channel.clone(),
+        ts: ts.clone(),
+        include_all_metadata,
+        answered: false,
+    };
+    if recorded.fail_reads > 0 {
+        recorded.fail_reads -= 1;
+        recorded.reads.push(read);
+        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+    }
+    if channel.is_empty() || channel.starts_with("CMISSING") {
+        recorded.reads.push(read);
+        return slack_error("channel_not_found");
+    }
+    let mut timeline: Vec<&ChannelMessage> = recorded
+        .messages
+        .iter()
+        .filter(|message| message.channel == channel)
+        .collect();
+    timeline.sort_by_key(|message| ts_order(message.ts()));
+    let (messages, default_limit) = if method == "conversations.replies" {
+        let Some(ts) = ts.as_deref() else {
+            recorded.reads.push(read);
+            return slack_error("invalid_arguments");
+        };
+        // `ts` may name the parent or any reply; either way the whole thread comes back,
+        // parent first.
+        let root = timeline
+            .iter()
+            .find(|message| message.ts() == ts)
+            .map_or(ts, |message| message.root())
+            .to_string();
+        let thread: Vec<Value> = timeline
+            .iter()
+            .filter(|message| message.root() == root)
+            .map(|message| as_read(&message.message, include_all_metadata))
+            .collect();
+        if thread.is_empty() {
+            recorded.reads.push(read);
+            return slack_error("thread_not_found");
+        }
+        (thread, 1000)
+    } else {
+        // The channel's top-level messages, newest first.
+        let top: Vec<Value> = timeline
+            .iter()
+            .rev()
+            .filter(|message| message.root() == message.ts())
+            .map(|message| as_read(&message.message, include_all_metadata))
+            .collect();
+        (top, 100)
+    };
+    let limit = param("limit")
+        .and_then(|limit| limit.parse().ok())
+        .unwrap_or(default_limit);
+    let (messages, next) = page(messages, param("cursor").as_deref(), limit);
+    read.answered = true;
+    recorded.reads.push(read);
+    Json(json!({
+        "ok": true,
+        "messages": messages,
+        "has_more": next.is_some(),
+        "response_metadata": {"next_cursor": next.unwrap_or_default()},
+    }))
+    .into_response()
 }
 
 /// An `event_callback` body around `event`, shaped like Slack's documented wrapper.
@@ -529,6 +720,9 @@ async fn api(
                 None => slack_error("user_not_found"),
             }
         }
+        "conversations.replies" | "conversations.history" => {
+            read_messages(&inner, &method, &params)
+        }
         "chat.postMessage" | "chat.update" => {
             let channel = param("channel").unwrap_or_default();
             let mut recorded = inner.lock();
@@ -556,22 +750,49 @@ async fn api(
             };
             let text = param("text").unwrap_or_default();
             let thread_ts = param("thread_ts");
+            let blocks = params.get("blocks").cloned().unwrap_or(Value::Null);
+            let metadata = params.get("metadata").cloned().unwrap_or(Value::Null);
             recorded.posts.push(RecordedPost {
                 method: method.clone(),
                 channel: channel.clone(),
                 thread_ts: thread_ts.clone(),
                 ts: ts.clone(),
                 text: text.clone(),
-                blocks: params.get("blocks").cloned().unwrap_or(Value::Null),
+                blocks: blocks.clone(),
+                metadata: metadata.clone(),
                 at: Instant::now(),
             });
-            drop(recorded);
-            inner.changed.notify_waiters();
             let mut message = json!({"type": "message", "text": text, "user": BOT_USER_ID,
-                                     "bot_id": BOT_ID, "ts": ts});
-            if let Some(thread_ts) = thread_ts {
+                                     "bot_id": BOT_ID, "app_id": APP_ID, "ts": ts});
+            if let Some(thread_ts) = &thread_ts {
                 message["thread_ts"] = json!(thread_ts);
             }
+            if !blocks.is_null() {
+                message["blocks"] = blocks;
+            }
+            if !metadata.is_null() {
+                message["metadata"] = metadata;
+            }
+            if method == "chat.update" {
+                let known = recorded
+                    .messages
+                    .iter_mut()
+                    .find(|known| known.channel == channel && known.ts() == ts);
+                if let Some(known) = known {
+                    for field in ["text", "blocks", "metadata"] {
+                        if let Some(value) = message.get(field) {
+                            known.message[field] = value.clone();
+                        }
+                    }
+                }
+            } else {
+                recorded.messages.push(ChannelMessage {
+                    channel: channel.clone(),
+                    message: message.clone(),
+                });
+            }
+            drop(recorded);
+            inner.changed.notify_waiters();
             Json(
                 json!({"ok": true, "channel": channel, "ts": ts, "text": text,
                         "message": message}),

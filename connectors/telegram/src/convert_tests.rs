@@ -242,6 +242,7 @@ fn a_short_text_becomes_the_first_files_caption_with_the_agent_named() {
             file("shot.png", "image/png"),
             file("invoice.pdf", "application/pdf"),
         ],
+        maybe_sent: false,
     };
     let rendered = render_with_files(&outbound).expect("renders");
     assert!(rendered.parts.is_empty(), "{rendered:?}");
@@ -394,6 +395,7 @@ fn outbound(author: Author, text: &str, actions: Vec<CustomerAction>) -> Outboun
         actions,
         reply_context: Default::default(),
         files: Vec::new(),
+        maybe_sent: false,
     }
 }
 

@@ -215,6 +215,7 @@ async fn an_agents_files_are_uploaded_with_their_names_and_bytes() {
                 file("screenshot.png", "image/png", &screenshot),
                 file("invoice.pdf", "application/pdf", &invoice),
             ],
+            maybe_sent: false,
         })
         .await
         .expect("sent");

@@ -76,6 +76,7 @@ fn outbound(author: Author, text: &str, actions: Vec<CustomerAction>) -> Outboun
         actions,
         reply_context: Default::default(),
         files: Vec::new(),
+        maybe_sent: false,
     }
 }
 

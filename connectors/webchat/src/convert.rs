@@ -552,6 +552,7 @@ mod tests {
             actions: vec![CustomerAction::TalkToHuman],
             reply_context: Default::default(),
             files: Vec::new(),
+            maybe_sent: false,
         };
         let json: serde_json::Value =
             serde_json::from_str(&ServerFrame::from_outbound(&outbound, 5).to_json()).unwrap();

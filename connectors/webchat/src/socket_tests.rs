@@ -154,6 +154,7 @@ async fn send_reaches_every_open_socket_of_the_conversation() {
         actions: Vec::new(),
         reply_context: Default::default(),
         files: Vec::new(),
+        maybe_sent: false,
     };
     let receipt = server.connector.send(&outbound).await.unwrap();
     assert_eq!(receipt.platform_message_id.as_deref(), Some("42-0"));

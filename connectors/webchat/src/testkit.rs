@@ -74,6 +74,7 @@ impl FakeGateway {
             actions: Vec::new(),
             reply_context: Default::default(),
             files: Vec::new(),
+            maybe_sent: false,
         }
     }
 }
