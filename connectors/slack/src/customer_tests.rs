@@ -605,6 +605,19 @@ fn thread_started(slack: &SlackStandIn) {
     ));
 }
 
+/// A stand-in where a customer started the thread, and the connector answering there.
+async fn connector_in_a_thread() -> (SlackStandIn, SlackCustomerConnector) {
+    let slack = SlackStandIn::start().await;
+    thread_started(&slack);
+    let connector =
+        SlackCustomerConnector::new(config(&slack, SlackMode::Socket)).expect("builds offline");
+    (slack, connector)
+}
+
+fn reset_link_reply() -> Outbound {
+    outbound(KEY, Author::Ai, "Use the reset link.", vec![])
+}
+
 fn reply_tag(id: &str) -> Value {
     json!({"event_type": "switchboard_reply", "event_payload": {"id": id}})
 }
@@ -627,11 +640,8 @@ async fn a_reply_is_posted_with_its_id_in_message_metadata() {
 
 #[tokio::test]
 async fn a_resend_that_may_have_reached_slack_finds_its_first_copy_and_posts_nothing() {
-    let slack = SlackStandIn::start().await;
-    thread_started(&slack);
-    let connector =
-        SlackCustomerConnector::new(config(&slack, SlackMode::Socket)).expect("builds offline");
-    let mut reply = outbound(KEY, Author::Ai, "Use the reset link.", vec![]);
+    let (slack, connector) = connector_in_a_thread().await;
+    let mut reply = reset_link_reply();
     let first = connector.send(&reply).await.expect("posted");
     // A later reply in the same thread, so the lookup has to tell them apart.
     let mut next = outbound(KEY, Author::Agent { name: "Sam".into() }, "Done?", vec![]);
@@ -658,11 +668,8 @@ async fn a_resend_that_may_have_reached_slack_finds_its_first_copy_and_posts_not
 
 #[tokio::test]
 async fn a_resend_that_never_reached_slack_is_posted_once() {
-    let slack = SlackStandIn::start().await;
-    thread_started(&slack);
-    let connector =
-        SlackCustomerConnector::new(config(&slack, SlackMode::Socket)).expect("builds offline");
-    let mut reply = outbound(KEY, Author::Ai, "Use the reset link.", vec![]);
+    let (slack, connector) = connector_in_a_thread().await;
+    let mut reply = reset_link_reply();
     reply.maybe_sent = true;
 
     let receipt = connector.send(&reply).await.expect("posted");
@@ -688,11 +695,8 @@ async fn a_resend_that_never_reached_slack_is_posted_once() {
 
 #[tokio::test]
 async fn a_failed_lookup_still_posts_the_reply() {
-    let slack = SlackStandIn::start().await;
-    thread_started(&slack);
-    let connector =
-        SlackCustomerConnector::new(config(&slack, SlackMode::Socket)).expect("builds offline");
-    let mut reply = outbound(KEY, Author::Ai, "Use the reset link.", vec![]);
+    let (slack, connector) = connector_in_a_thread().await;
+    let mut reply = reset_link_reply();
     reply.maybe_sent = true;
     slack.fail_next_reads(1);
 
@@ -734,10 +738,7 @@ async fn only_the_bots_own_messages_count_as_an_earlier_copy() {
 
 #[tokio::test]
 async fn a_resent_reply_with_files_skips_what_it_finds_and_uploads_again_what_it_cannot() {
-    let slack = SlackStandIn::start().await;
-    thread_started(&slack);
-    let connector =
-        SlackCustomerConnector::new(config(&slack, SlackMode::Socket)).expect("builds offline");
+    let (slack, connector) = connector_in_a_thread().await;
     let guide = binary(1_000, 4);
     let file = |name: &str, bytes: Option<Vec<u8>>| switchboard_api::FileRef {
         id: name.into(),
