@@ -618,6 +618,20 @@ fn reset_link_reply() -> Outbound {
     outbound(KEY, Author::Ai, "Use the reset link.", vec![])
 }
 
+/// The reply is in the thread once, tagged with its id, and the receipt names that post.
+fn assert_posted_once_with_its_tag(
+    slack: &SlackStandIn,
+    receipt: &switchboard_api::DeliveryReceipt,
+) {
+    let posts = slack.posts();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(
+        receipt.platform_message_id.as_deref(),
+        Some(posts[0].ts.as_str())
+    );
+    assert_eq!(posts[0].metadata, reply_tag("7-0"));
+}
+
 fn reply_tag(id: &str) -> Value {
     json!({"event_type": "switchboard_reply", "event_payload": {"id": id}})
 }
@@ -674,13 +688,7 @@ async fn a_resend_that_never_reached_slack_is_posted_once() {
 
     let receipt = connector.send(&reply).await.expect("posted");
 
-    let posts = slack.posts();
-    assert_eq!(posts.len(), 1);
-    assert_eq!(
-        receipt.platform_message_id.as_deref(),
-        Some(posts[0].ts.as_str())
-    );
-    assert_eq!(posts[0].metadata, reply_tag("7-0"));
+    assert_posted_once_with_its_tag(&slack, &receipt);
     let reads = slack.reads();
     assert!(
         reads.len() == 1 && reads[0].answered,
@@ -704,13 +712,7 @@ async fn a_failed_lookup_still_posts_the_reply() {
 
     let reads = slack.reads();
     assert!(reads.len() == 1 && !reads[0].answered, "{reads:?}");
-    let posts = slack.posts();
-    assert_eq!(posts.len(), 1);
-    assert_eq!(
-        receipt.platform_message_id.as_deref(),
-        Some(posts[0].ts.as_str())
-    );
-    assert_eq!(posts[0].metadata, reply_tag("7-0"));
+    assert_posted_once_with_its_tag(&slack, &receipt);
 }
 
 #[tokio::test]
