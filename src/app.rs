@@ -178,6 +178,14 @@ pub async fn start_with_desk(
         .await
         .map_err(redis_error)?;
     store.ensure_groups().await.map_err(redis_error)?;
+    for (stream, entries) in store.unpartitioned_work().await.map_err(redis_error)? {
+        warn!(
+            stream,
+            entries,
+            "this Redis holds work in the key layout of a build before partitions; this build does \
+             not read it (drain it with the earlier build, or delete the old keys)"
+        );
+    }
     let triage = Arc::new(Triage::from_config(&config.triage, &config.base_dir)?);
     let files = Arc::new(
         Files::new(store.clone(), &config.files)

@@ -545,7 +545,7 @@ impl OutboxWorker {
     ) -> Result<Attempt, StoreError> {
         let member = parked_member(item, attempts_so_far(item));
         self.store
-            .park_for_retry(&item, due, &member, Some(target))
+            .park_for_retry(item, due, &member, Some(target))
             .await?;
         Ok(Attempt::finished(target.target, DeliveryOutcome::Waiting))
     }

@@ -163,11 +163,11 @@ impl TestRedis {
     pub fn client(&self) -> TestConnection {
         match self {
             TestRedis::Single(server) => TestConnection::Single(server.client()),
-            TestRedis::Cluster(cluster) => TestConnection::Cluster(
+            TestRedis::Cluster(cluster) => TestConnection::Cluster(Box::new(
                 redis::cluster::ClusterClient::new(cluster.urls())
                     .and_then(|client| client.get_connection())
                     .expect("connect to the test cluster"),
-            ),
+            )),
         }
     }
 }
@@ -175,7 +175,8 @@ impl TestRedis {
 /// A synchronous connection to a [`TestRedis`] (every `redis::Commands` works on it).
 pub enum TestConnection {
     Single(redis::Connection),
-    Cluster(redis::cluster::ClusterConnection),
+    // Boxed: a cluster connection is several times the size of a single one.
+    Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 impl redis::ConnectionLike for TestConnection {

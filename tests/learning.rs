@@ -124,11 +124,10 @@ async fn a_question_that_escalated_once_is_answered_by_the_ai_after_approval() {
     .await;
 
     // 4. Two approvals race (an agent in Slack, an admin on the command line): one wins.
-    let (from_slack, from_cli) = tokio::join!(
+    let ((), from_cli) = tokio::join!(
         desk.agent(reply(&thread, "1800000010.000300", "Priya", "!kb approve")),
         gateway.learning.approve(&candidate.id, None),
     );
-    let _ = from_slack;
     let learned =
         std::fs::read_to_string(knowledge.0.join(LEARNED_FILE)).expect("learned.md written");
     assert_eq!(

@@ -679,11 +679,10 @@ async fn a_visitor_sees_every_answer_live_whichever_instance_delivers_it(redis: 
     let b = start_gateway(config_for(&redis.url(), "instance-b")).await;
     let session = "live-across-instances-visitor-01";
     let (mut widget, _) = Widget::connect(a.local_addr, session, None).await;
-    let asked = QUESTIONS.len();
-    for m in 0..asked {
+    for (m, question) in QUESTIONS.iter().enumerate() {
         // Sent through the other instance (the visitor's HTTP fallback path), so about half
         // of the answers are triaged and delivered by an instance that holds no socket.
-        let body = post_body(session, &format!("q-{m}"), QUESTIONS[m]);
+        let body = post_body(session, &format!("q-{m}"), question);
         let (status, reply) = http(b.local_addr, "POST", "/webchat/messages", Some(&body)).await;
         assert_eq!(status, 200, "{reply}");
         widget.message_from("ai").await;

@@ -468,7 +468,21 @@ async fn done_work_is_trimmed_from_its_stream_and_pending_work_never_is(redis: T
     assert_eq!(work_left(&mut redis.client()).inbound, 1);
 }
 
+async fn work_left_in_the_layout_before_partitions_is_named(redis: TestRedis) {
+    let store = store(&redis).await;
+    assert!(store.unpartitioned_work().await.unwrap().is_empty());
+    let _: String = redis
+        .client()
+        .xadd("sb:inbound", "*", &[("conv", "c"), ("msg", "1-0")])
+        .unwrap();
+    assert_eq!(
+        store.unpartitioned_work().await.unwrap(),
+        vec![("sb:inbound", 1)]
+    );
+}
+
 on_single_and_cluster!(
+    work_left_in_the_layout_before_partitions_is_named,
     done_work_is_trimmed_from_its_stream_and_pending_work_never_is,
     ingest_creates_the_conversation_and_a_replay_stores_nothing_twice,
     concurrent_replays_of_one_event_store_one_message,

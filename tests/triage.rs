@@ -85,7 +85,7 @@ async fn example_kb_answers_its_own_questions_and_phrasings() {
         for phrasing in &entry.phrasings {
             asked += 1;
             let record = decide(&triage, phrasing).await;
-            if matches!(&record.decision, Decision::Answer { sources, .. } if sources == &[entry.id.clone()])
+            if matches!(&record.decision, Decision::Answer { sources, .. } if sources == std::slice::from_ref(&entry.id))
             {
                 right += 1;
             } else {

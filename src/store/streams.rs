@@ -156,6 +156,25 @@ impl Store {
         Ok(())
     }
 
+    /// Work streams of the layout before partitions (`sb:inbound`, `sb:outbox`) that still
+    /// hold entries: work this build never reads, to be named at start rather than ignored.
+    pub async fn unpartitioned_work(&self) -> Result<Vec<(&'static str, usize)>, StoreError> {
+        let mut left = Vec::new();
+        for stream in ["sb:inbound", "sb:outbox"] {
+            let mut conn = self.conn.clone();
+            let length: usize = self
+                .bounded(
+                    Duration::ZERO,
+                    redis::cmd("XLEN").arg(stream).query_async(&mut conn),
+                )
+                .await?;
+            if length > 0 {
+                left.push((stream, length));
+            }
+        }
+        Ok(left)
+    }
+
     /// Reads new entries of `partitions` for `consumer`, waiting up to `block` for some to
     /// arrive; at most `count` per partition.
     pub async fn read_work(

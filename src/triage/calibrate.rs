@@ -227,8 +227,9 @@ fn solve<const N: usize>(mut a: [[f64; N]; N], mut b: [f64; N]) -> [f64; N] {
         }
         for row in col + 1..N {
             let f = a[row][col] / a[col][col];
-            for k in col..N {
-                a[row][k] -= f * a[col][k];
+            let pivot = a[col];
+            for (cell, above) in a[row][col..].iter_mut().zip(&pivot[col..]) {
+                *cell -= f * above;
             }
             b[row] -= f * b[col];
         }
