@@ -34,12 +34,27 @@ async fn raw_http(
     content_type: &str,
     body: &[u8],
 ) -> (u16, String, Vec<u8>) {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let headers = [("Content-Type", content_type)];
+    raw_http_over(stream, addr, method, path, &headers, body).await
+}
+
+/// [`raw_http`] over a connection the caller opened (from a chosen source address, say),
+/// with the given headers.
+pub(crate) async fn raw_http_over(
+    mut stream: tokio::net::TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     stream.write_all(head.as_bytes()).await.expect("send head");
     // The server may answer (413) before reading the body and close; that is fine.
     let _ = stream.write_all(body).await;

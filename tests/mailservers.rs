@@ -16,14 +16,15 @@ const INSTALL: &str =
     "install them with `apt-get install -y dovecot-imapd postfix` (.ci/run does this)";
 static NEXT_MAIL: AtomicUsize = AtomicUsize::new(0);
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .expect("find a free port")
 }
 
-fn find_binary(name: &str) -> PathBuf {
+/// The installed server binary `name`, or a panic that says how to install it.
+pub(crate) fn find_binary(name: &str, install: &str) -> PathBuf {
     for dir in [
         "/usr/sbin",
         "/usr/lib/postfix/sbin",
@@ -36,10 +37,10 @@ fn find_binary(name: &str) -> PathBuf {
             return path;
         }
     }
-    panic!("{name} not found; {INSTALL}");
+    panic!("{name} not found; {install}");
 }
 
-fn wait_for_port(port: u16, what: &str, log: &Path) {
+pub(crate) fn wait_for_port(port: u16, what: &str, log: &Path) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(15) {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -203,7 +204,7 @@ service imap-login {{
         );
         std::fs::write(root.join("dovecot.conf"), config).expect("write dovecot.conf");
         self.chown_tree();
-        let child = Command::new(find_binary("dovecot"))
+        let child = Command::new(find_binary("dovecot", INSTALL))
             .arg("-F")
             .arg("-c")
             .arg(root.join("dovecot.conf"))
@@ -320,7 +321,7 @@ impl SmtpSink {
     pub fn start() -> SmtpSink {
         let dir = TempDir::new("smtp-sink");
         let port = free_port();
-        let mut command = Command::new(find_binary("smtp-sink"));
+        let mut command = Command::new(find_binary("smtp-sink", INSTALL));
         if is_root() {
             command.args(["-u", "root"]);
         }

@@ -17,7 +17,7 @@ use crate::harness::{
 
 pub(crate) const WEBCHAT: &str = "[connectors.webchat]\nenabled = true\nmax_message_bytes = 2000\n";
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A scripted widget: connects, says hello, and reads frames.
@@ -34,6 +34,11 @@ impl Widget {
         let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/webchat/ws"))
             .await
             .expect("websocket connect");
+        Widget::hello(socket, session, after).await
+    }
+
+    /// Says hello on an open socket, as the widget does first; returns the welcome frame.
+    pub(crate) async fn hello(socket: Socket, session: &str, after: Option<&str>) -> (Widget, Value) {
         let mut widget = Widget { socket };
         widget
             .send(json!({

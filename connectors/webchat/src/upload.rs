@@ -4,7 +4,8 @@
 //! its type in `Content-Type`; who is sending comes in the query string, checked exactly like
 //! the JSON endpoints (`session`, optional `user_id` + `user_sig`, `client_id` for dedupe,
 //! `name`). A file over the limit is refused with 413 and a sentence saying its size and the
-//! limit, before its body is read when it announces its length.
+//! limit, without storing its body (read and dropped, up to twice the limit, so a reverse
+//! proxy passes the refusal on).
 
 use std::sync::Arc;
 
@@ -22,6 +23,15 @@ use crate::client_ip::Peer;
 use crate::connector::Shared;
 use crate::convert::{ErrorCode, Refusal, ServerFrame, VisitorContext};
 use crate::identity::Claims;
+
+/// A refused upload no larger than this many times the limit is read to its end (and
+/// dropped) before the refusal goes out. A reverse proxy still writing the body (nginx
+/// buffers it, then sends it on) takes an early answer followed by a closed connection as a
+/// failed upstream and shows the visitor a 502 instead of the sentence; browsers may see only
+/// the reset. Larger ones are refused at once: reading them would cost more than it helps.
+const DRAIN_FACTOR: u64 = 2;
+/// The longest a refused body is read for, so a client trickling it cannot hold the handler.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Clone)]
 struct UploadApp {
@@ -86,6 +96,9 @@ async fn upload(
         .and_then(|value| value.parse().ok());
     if let Some(size) = announced.filter(|size| *size > limit) {
         let refusal = Refusal::new(ErrorCode::TooLarge, too_large_message(name, size, limit));
+        if size <= limit.saturating_mul(DRAIN_FACTOR) {
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain(body)).await;
+        }
         return refuse(refusal, Some(query.client_id), cors);
     }
     let max = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -135,6 +148,14 @@ async fn upload(
             .into_response(),
         Err(refusal) => refuse(refusal, Some(query.client_id), cors),
     }
+}
+
+/// Reads a refused body to its end and drops it, frame by frame.
+async fn drain(mut body: Body) {
+    use axum::body::HttpBody;
+    while let Some(Ok(_)) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {}
 }
 
 async fn preflight(State(app): State<UploadApp>, headers: HeaderMap) -> Response {
