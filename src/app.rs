@@ -211,8 +211,11 @@ pub async fn start_with_desk(
         connectors.push(webchat);
     }
     if let Some(email) = config.connectors.email.clone().filter(|c| c.enabled) {
+        let lease = Arc::new(RedisPollLease::new(store.clone(), consumer.clone()));
         connectors.push(Arc::new(
-            EmailConnector::new(email).with_max_file_bytes(config.files.max_bytes),
+            EmailConnector::new(email)
+                .with_lease(lease)
+                .with_max_file_bytes(config.files.max_bytes),
         ));
     }
     if let Some(discord) = config.connectors.discord.clone().filter(|c| c.enabled) {

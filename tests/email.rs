@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use switchboard_api::{
     Accepted, Author, ChannelKind, Connector, ConversationView, Gateway, Inbound, IngestError,
-    Outbound,
+    MemoryLease, Outbound,
 };
 use switchboard_email::{EmailConfig, EmailConnector};
 
@@ -234,6 +234,50 @@ async fn crash_before_flagging_rereads_once_and_stores_once() {
     assert_eq!(stored.replays, 1);
     drop(stored);
     task.abort();
+}
+
+/// Two gateway instances configured with one mailbox: only the lease holder logs in and
+/// reads it; when the holder dies without letting go, the other takes over and reads what
+/// arrived meanwhile. Each mail is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_instances_one_reads_the_mailbox_and_the_other_takes_over_when_it_dies() {
+    let dovecot = Dovecot::start();
+    let lease = MemoryLease::default();
+    let gateway = FakeGateway::default();
+    let instance = |lease: MemoryLease| {
+        Arc::new(EmailConnector::new(config(&dovecot, 1)).with_lease(Arc::new(lease)))
+    };
+    let holder = start(instance(lease.clone()), gateway.clone());
+    eventually(
+        Duration::from_secs(20),
+        "the first instance logged in",
+        || async { (dovecot.logins() == 1).then_some(()) },
+    )
+    .await;
+    let other = start(instance(lease.another_instance()), gateway.clone());
+    dovecot.deliver(FIRST_MAIL);
+    eventually(Duration::from_secs(20), "the mail marked seen", || async {
+        (dovecot.seen_unseen() == (1, 0)).then_some(())
+    })
+    .await;
+    // The other instance asks for the lease every 3 s; give it two chances.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(dovecot.logins(), 1, "only the lease holder logs in");
+
+    holder.abort();
+    dovecot.deliver(REPLY_MAIL);
+    eventually(
+        Duration::from_secs(40),
+        "the other instance took over and stored the reply",
+        || async { (gateway.stored.lock().unwrap().messages.len() == 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(dovecot.logins(), 2);
+    let stored = gateway.stored.lock().unwrap();
+    assert_eq!(stored.replays, 0, "no mail read twice");
+    assert_eq!(stored.messages[1].text, "It still does not work.");
+    drop(stored);
+    other.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -245,6 +245,14 @@ service imap-login {{
         std::fs::rename(&tmp, self.maildir().join("new").join(name)).expect("deliver mail");
     }
 
+    /// How many IMAP logins the server has accepted (from its log).
+    pub fn logins(&self) -> usize {
+        std::fs::read_to_string(self.dir.0.join("dovecot.log"))
+            .unwrap_or_default()
+            .matches(" Login: user=<")
+            .count()
+    }
+
     /// (seen, unseen) mails in the mailbox, read from maildir file names (`:2,S` = seen).
     pub fn seen_unseen(&self) -> (usize, usize) {
         let mut seen = 0;

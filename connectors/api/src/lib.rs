@@ -11,6 +11,8 @@ pub use files::{
     clean_content_type, clean_file_name, human_size, is_inline_image, text_with_links,
     too_large_message, Attachment, Fetched, FileRef,
 };
+mod lease;
+pub use lease::{MemoryLease, PollLease};
 mod secret;
 pub use secret::{read_secret, Secret};
 
@@ -388,22 +390,6 @@ pub trait Connector: Send + Sync {
 
     /// Tells whether the connector currently works.
     async fn health(&self) -> Health;
-}
-
-/// A named, expiring lease that at most one gateway instance holds.
-///
-/// Implementations answer `false` when they cannot tell (storage down): not polling is
-/// safe, polling twice is not.
-#[async_trait]
-pub trait PollLease: Send + Sync {
-    /// Takes the lease `name` for `ttl` when it is free (or already ours); true when held.
-    async fn acquire(&self, name: &str, ttl: Duration) -> bool;
-
-    /// Extends our lease by `ttl`; false when it expired and another instance took it.
-    async fn renew(&self, name: &str, ttl: Duration) -> bool;
-
-    /// Gives our lease up, so another instance can take over at once.
-    async fn release(&self, name: &str);
 }
 
 /// Checks a configured platform API URL (a connector's `api_url`, pointed at a proxy or a

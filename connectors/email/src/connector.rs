@@ -4,6 +4,11 @@
 //! A crash between accept and mark re-reads the mail on restart; the gateway's dedupe on
 //! Message-ID stores it once. A disconnect anywhere reconnects with backoff and starts over
 //! from the server's list of unprocessed mails, so nothing is lost or doubled.
+//!
+//! With several gateway instances, one reads the mailbox: the holder of a [`PollLease`]
+//! (`with_lease`). The others stay logged out and ask for the lease every few seconds; one
+//! takes over within [`LEASE_MARGIN`] plus one wait after the holder dies. A handover in the
+//! middle of a mail is harmless for the same reason a crash is.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -14,7 +19,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use switchboard_api::{
     too_large_message, Author, Capabilities, ChannelKind, Connector, ConnectorError,
-    DeliveryReceipt, Gateway, Health, Inbound, IngestError, Outbound,
+    DeliveryReceipt, Gateway, Health, Inbound, IngestError, Outbound, PollLease,
 };
 use tracing::{info, warn};
 
@@ -27,6 +32,13 @@ use crate::noise::{SenderRateLimit, SkipReason};
 const NAME: &str = "email";
 /// Longest wait between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Under a lease, the longest IDLE (or poll) wait before the lease is renewed: it bounds how
+/// long the mailbox goes unread after the holder dies.
+const LEASED_WAIT: Duration = Duration::from_secs(20);
+/// How long the lease outlives a wait, for the mails handled after it (each renews it).
+pub const LEASE_MARGIN: Duration = Duration::from_secs(10);
+/// How often an instance without the lease asks for it again.
+const LEASE_RETRY: Duration = Duration::from_secs(3);
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
@@ -37,6 +49,7 @@ pub struct EmailConnector {
     rate_limit: Mutex<SenderRateLimit>,
     health: Mutex<Health>,
     transport: OnceLock<Result<Transport, String>>,
+    lease: Option<Arc<dyn PollLease>>,
 }
 
 /// What to do with a mail on the server after handling it.
@@ -59,8 +72,50 @@ impl EmailConnector {
             rate_limit: Mutex::new(SenderRateLimit::new(config.max_mails_per_sender_per_hour)),
             health: Mutex::new(Health::Down("not connected yet".into())),
             transport: OnceLock::new(),
+            lease: None,
             settings,
             config,
+        }
+    }
+
+    /// Reads the mailbox only while `lease` is held, so one of several gateway instances
+    /// reads it. Without a lease the connector always reads (one instance).
+    pub fn with_lease(mut self, lease: Arc<dyn PollLease>) -> EmailConnector {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// The lease's name: one per mailbox, whichever instance config names it.
+    fn lease_name(&self) -> String {
+        let imap = &self.config.imap;
+        format!(
+            "email:poll:{}@{}:{}/{}",
+            imap.username, imap.host, imap.port, imap.mailbox
+        )
+    }
+
+    /// How long one wait for new mail lasts, and the lease that covers it plus the handling.
+    fn wait_and_lease_ttl(&self) -> (Duration, Duration) {
+        let interval = Duration::from_secs(self.config.imap.poll_interval_secs);
+        match self.lease {
+            Some(_) => {
+                let wait = interval.min(LEASED_WAIT);
+                (wait, wait + LEASE_MARGIN)
+            }
+            None => (interval, Duration::ZERO),
+        }
+    }
+
+    /// Takes or extends the mailbox lease; always true without one.
+    async fn hold_lease(&self, held: bool) -> bool {
+        let Some(lease) = &self.lease else {
+            return true;
+        };
+        let (_, ttl) = self.wait_and_lease_ttl();
+        let name = self.lease_name();
+        match held {
+            true => lease.renew(&name, ttl).await,
+            false => lease.acquire(&name, ttl).await,
         }
     }
 
@@ -78,7 +133,8 @@ impl EmailConnector {
         }
     }
 
-    /// One connection's life: log in, then process and wait until something breaks.
+    /// One connection's life: log in, then process and wait until something breaks or the
+    /// lease is lost (`Ok`).
     async fn session(
         &self,
         gateway: &Arc<dyn Gateway>,
@@ -94,27 +150,38 @@ impl EmailConnector {
         info!(mailbox = %imap.mailbox, idle = can_idle, "mailbox connected");
         self.set_health(Health::Up);
         *backoff = Duration::from_secs(1);
-        let interval = Duration::from_secs(imap.poll_interval_secs);
+        let (wait, _) = self.wait_and_lease_ttl();
         loop {
-            self.process_pending(&mut session, gateway).await?;
+            if !self.process_pending(&mut session, gateway).await? {
+                info!(mailbox = %imap.mailbox, "mailbox lease lost to another instance; logging out");
+                let _ = imap::timed("LOGOUT", session.logout()).await;
+                return Ok(());
+            }
             session = if can_idle {
-                imap::idle(session, interval).await?
+                imap::idle(session, wait).await?
             } else {
-                tokio::time::sleep(interval).await;
+                tokio::time::sleep(wait).await;
                 imap::timed("NOOP", session.noop()).await?;
                 session
             };
         }
     }
 
-    /// Handles every unprocessed mail, oldest first.
+    /// Handles every unprocessed mail, oldest first, renewing the lease before the list and
+    /// each mail; false when the lease was lost.
     async fn process_pending(
         &self,
         session: &mut Session,
         gateway: &Arc<dyn Gateway>,
-    ) -> Result<(), ImapError> {
+    ) -> Result<bool, ImapError> {
         let imap = &self.config.imap;
+        if !self.hold_lease(true).await {
+            return Ok(false);
+        }
         for uid in imap::pending(session, imap.processed).await? {
+            if !self.hold_lease(true).await {
+                return Ok(false);
+            }
             let Some(raw) = self.fetch(session, uid).await? else {
                 continue; // expunged by someone else meanwhile
             };
@@ -133,7 +200,7 @@ impl EmailConnector {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The raw mail; a mail far over the attachment limit is read as header plus a notice.
@@ -331,10 +398,20 @@ impl Connector for EmailConnector {
     async fn run(&self, gateway: Arc<dyn Gateway>) -> Result<(), ConnectorError> {
         let mut backoff = Duration::from_secs(1);
         loop {
+            if !self.hold_lease(false).await {
+                // Another instance reads the mailbox; sending still works from here.
+                self.set_health(Health::Up);
+                tokio::time::sleep(LEASE_RETRY).await;
+                continue;
+            }
             match self.session(&gateway, &mut backoff).await {
-                Ok(()) => {}
+                // The lease went to another instance: wait for it like any non-holder.
+                Ok(()) => continue,
                 Err(ImapError::Auth(detail)) => {
                     self.set_health(Health::Down(format!("login refused: {detail}")));
+                    if let Some(lease) = &self.lease {
+                        lease.release(&self.lease_name()).await;
+                    }
                     return Err(ConnectorError::Auth {
                         connector: NAME,
                         detail,

@@ -19,9 +19,9 @@ use tracing::{debug, info, warn, Instrument};
 use crate::client::{BotClient, CONNECTOR};
 use crate::config::{TelegramConfig, TelegramMode};
 use crate::convert::{self, OutgoingFile, OutgoingPart, RemoteFile, UpdateAction, DECLINE_TEXT};
-use crate::lease::PollLease;
 use crate::pacing::SendPacing;
 use crate::{polling, webhook};
+use switchboard_api::PollLease;
 
 /// Telegram as a customer channel.
 pub struct TelegramConnector {

@@ -15,7 +15,6 @@ mod client;
 pub mod config;
 mod connector;
 pub mod convert;
-mod lease;
 mod pacing;
 mod polling;
 #[cfg(feature = "standin")]
@@ -31,5 +30,5 @@ mod webhook;
 pub use client::CONNECTOR;
 pub use config::{TelegramConfig, TelegramMode};
 pub use connector::TelegramConnector;
-pub use lease::{MemoryLease, PollLease};
+pub use switchboard_api::{MemoryLease, PollLease};
 pub use webhook::SECRET_HEADER;

@@ -1,9 +1,10 @@
-//! The polling lease: Telegram lets one client call `getUpdates` per bot at a time (others
-//! get 409 Conflict), so with several gateway instances only the lease holder polls.
+//! The polling lease: a platform that must be read by one client at a time (Telegram's
+//! `getUpdates` answers a second poller with 409 Conflict; an IMAP mailbox read by every
+//! instance is read, fetched and flagged N times) is read only by the instance holding it.
 //!
-//! The lease lives in the core's Redis, which this crate cannot reach: the core implements
-//! [`PollLease`] and hands it to [`crate::TelegramConnector::with_lease`]. [`MemoryLease`]
-//! is the in-process version for tests and single-instance setups.
+//! The lease lives in the core's Redis, which connectors cannot reach: the core implements
+//! [`PollLease`] and hands it to each polling connector (`with_lease`). [`MemoryLease`] is
+//! the in-process version for tests and single-instance setups.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +13,21 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-pub use switchboard_api::PollLease;
+/// A named, expiring lease that at most one gateway instance holds.
+///
+/// Implementations answer `false` when they cannot tell (storage down): not polling is
+/// safe, polling twice is not.
+#[async_trait]
+pub trait PollLease: Send + Sync {
+    /// Takes the lease `name` for `ttl` when it is free (or already ours); true when held.
+    async fn acquire(&self, name: &str, ttl: Duration) -> bool;
+
+    /// Extends our lease by `ttl`; false when it expired and another instance took it.
+    async fn renew(&self, name: &str, ttl: Duration) -> bool;
+
+    /// Gives our lease up, so another instance can take over at once.
+    async fn release(&self, name: &str);
+}
 
 /// An in-memory [`PollLease`]; handles made by [`MemoryLease::another_instance`] compete
 /// for the same leases, as gateway instances sharing one Redis would.
