@@ -95,7 +95,12 @@ pub fn candidate_from(
         .filter(is_question)
         .filter(|entry| !looks_like_a_plea(&entry.text))
         .collect();
-    let question = asked.first()?.text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let question = asked
+        .first()?
+        .text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let answers: Vec<&TranscriptEntry> = transcript
         .iter()
         .filter(|entry| entry.role == "agent" && entry.kind.as_deref() != Some("edit"))
@@ -105,7 +110,11 @@ pub fn candidate_from(
         .map(|entry| entry.text.trim())
         .collect::<Vec<_>>()
         .join("\n\n");
-    let agent = answers.first()?.author.clone().unwrap_or_else(|| "agent".into());
+    let agent = answers
+        .first()?
+        .author
+        .clone()
+        .unwrap_or_else(|| "agent".into());
     let digest = Sha256::digest(format!("{conversation_id}\0{dedupe}").as_bytes());
     Some(Candidate {
         id: format!("kb-{}", hex::encode(&digest[..5])),
@@ -122,9 +131,16 @@ pub fn candidate_from(
 
 fn looks_like_a_plea(text: &str) -> bool {
     let lower = text.to_lowercase();
-    ["human", "real person", "an agent", "a person", "someone", "talk to"]
-        .iter()
-        .any(|phrase| lower.contains(phrase))
+    [
+        "human",
+        "real person",
+        "an agent",
+        "a person",
+        "someone",
+        "talk to",
+    ]
+    .iter()
+    .any(|phrase| lower.contains(phrase))
         && lower.split_whitespace().count() <= 14
 }
 
@@ -185,7 +201,10 @@ impl KnowledgeLoop {
     }
 
     /// The newest pending candidate learned from a conversation.
-    pub async fn pending_for(&self, conversation_id: &str) -> Result<Option<Candidate>, StoreError> {
+    pub async fn pending_for(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<Candidate>, StoreError> {
         Ok(self
             .candidates()
             .await?
@@ -273,7 +292,9 @@ impl KnowledgeLoop {
         if let Some(triage) = &self.triage {
             match triage.reload_knowledge() {
                 Ok(entries) => info!(entries, "knowledge base reloaded"),
-                Err(error) => warn!(%error, "knowledge base reload failed; still answering from the previous one"),
+                Err(error) => {
+                    warn!(%error, "knowledge base reload failed; still answering from the previous one")
+                }
             }
         }
     }
@@ -285,7 +306,10 @@ impl KnowledgeLoop {
             let version: Result<Option<u64>, StoreError> = self
                 .store
                 .run(|mut conn| async move {
-                    redis::cmd("GET").arg(keys::KB_VERSION).query_async(&mut conn).await
+                    redis::cmd("GET")
+                        .arg(keys::KB_VERSION)
+                        .query_async(&mut conn)
+                        .await
                 })
                 .await;
             if let Ok(version) = version {
@@ -324,7 +348,13 @@ fn append_entry(dir: &Path, candidate: &Candidate) -> std::io::Result<()> {
     let answer = candidate
         .answer
         .lines()
-        .map(|line| if line.starts_with("##") { format!(" {line}") } else { line.to_owned() })
+        .map(|line| {
+            if line.starts_with("##") {
+                format!(" {line}")
+            } else {
+                line.to_owned()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     text.push_str(&format!(

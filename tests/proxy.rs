@@ -133,7 +133,8 @@ async fn post_from(
     client_id: &str,
     forwarded_for: Option<&str>,
 ) -> (u16, Value) {
-    let body = json!({"session": session, "client_id": client_id, "text": "How do I export my data?"});
+    let body =
+        json!({"session": session, "client_id": client_id, "text": "How do I export my data?"});
     let mut headers = vec![("Content-Type", "application/json")];
     headers.extend(forwarded_for.map(|forged| ("X-Forwarded-For", forged)));
     let (status, _, reply) = raw_http_over(
@@ -145,7 +146,10 @@ async fn post_from(
         body.to_string().as_bytes(),
     )
     .await;
-    (status, serde_json::from_slice(&reply).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&reply).unwrap_or(Value::Null),
+    )
 }
 
 fn inbound_webchat(gateway: &switchboard::app::RunningGateway) -> u64 {
@@ -202,9 +206,15 @@ async fn behind_the_compose_load_balancer_visitors_chat_upload_and_are_limited_e
             "/webchat/files?session=proxied-uploader-0001-session&client_id={client_id}&name=shot.png"
         );
         let stream = connect_from("127.0.0.20", proxy).await;
-        let (status, _, body) =
-            raw_http_over(stream, proxy, "POST", &path, &[("Content-Type", "image/png")], &bytes)
-                .await;
+        let (status, _, body) = raw_http_over(
+            stream,
+            proxy,
+            "POST",
+            &path,
+            &[("Content-Type", "image/png")],
+            &bytes,
+        )
+        .await;
         (status, String::from_utf8_lossy(&body).to_string())
     };
     let (status, body) = upload("f1", vec![0x42; 2 * 1024 * 1024]).await;
@@ -212,7 +222,10 @@ async fn behind_the_compose_load_balancer_visitors_chat_upload_and_are_limited_e
     let (status, body) = upload("f2", vec![0x42; 10 * 1024 * 1024 + 512 * 1024]).await;
     assert_eq!(status, 413, "{body}");
     let refusal: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    assert_eq!(refusal["code"], "too_large", "the gateway's refusal: {body}");
+    assert_eq!(
+        refusal["code"], "too_large",
+        "the gateway's refusal: {body}"
+    );
 
     // The per-IP limit counts the visitor's address that nginx forwards, not nginx's own, on
     // the one instance the balancer sends that address to: 127.0.0.30 is refused after its 6
@@ -228,7 +241,13 @@ async fn behind_the_compose_load_balancer_visitors_chat_upload_and_are_limited_e
         statuses.push(status);
     }
     assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 429]);
-    let (status, body) =
-        post_from("127.0.0.31", nginx.addr, "other-visitor-0001-session", "m1", None).await;
+    let (status, body) = post_from(
+        "127.0.0.31",
+        nginx.addr,
+        "other-visitor-0001-session",
+        "m1",
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
 }

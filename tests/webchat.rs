@@ -38,7 +38,11 @@ impl Widget {
     }
 
     /// Says hello on an open socket, as the widget does first; returns the welcome frame.
-    pub(crate) async fn hello(socket: Socket, session: &str, after: Option<&str>) -> (Widget, Value) {
+    pub(crate) async fn hello(
+        socket: Socket,
+        session: &str,
+        after: Option<&str>,
+    ) -> (Widget, Value) {
         let mut widget = Widget { socket };
         widget
             .send(json!({

@@ -20,8 +20,12 @@ pub trait Answerer: Send + Sync {
     fn context_entries(&self) -> usize;
 
     /// The verdict for `question`; never fails: trouble becomes an escalation.
-    async fn answer(&self, question: &str, entries: &[&Entry], retriever_confidence: f32)
-        -> Verdict;
+    async fn answer(
+        &self,
+        question: &str,
+        entries: &[&Entry],
+        retriever_confidence: f32,
+    ) -> Verdict;
 }
 
 /// The embedded default: the best entry's answer, at the retriever's confidence.

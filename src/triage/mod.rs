@@ -10,12 +10,12 @@
 //! Every decision comes with a [`DecisionRecord`]: all scores, the category and an
 //! explanation, stored on the conversation for the agent and for later evaluation.
 
+mod answerer;
 mod calibrate;
 mod classifier;
 mod config;
 pub mod eval;
 mod knowledge;
-mod answerer;
 mod llm;
 mod policy;
 mod retriever;
@@ -36,8 +36,8 @@ pub use knowledge::Entry;
 pub use llm::LlmConfig;
 pub use sentiment::compound as sentiment_compound;
 
-use answerer::KnowledgeBaseAnswerer;
 pub use answerer::Answerer;
+use answerer::KnowledgeBaseAnswerer;
 use llm::LlmAnswerer;
 pub use llm::Verdict;
 use retriever::Index;
@@ -204,7 +204,10 @@ impl Triage {
         let sources: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
         let kb_suggestion = entries.first().map(|e| e.answer.clone());
         let started = std::time::Instant::now();
-        let verdict = self.answerer.answer(text, &entries, record.confidence).await;
+        let verdict = self
+            .answerer
+            .answer(text, &entries, record.confidence)
+            .await;
         let elapsed = started.elapsed().as_secs_f32() * 1000.0;
         record.scores.insert("answerer_ms".into(), elapsed);
         record
