@@ -51,6 +51,8 @@ const SHARED_CHANNEL: &str = "C0SOAKSHARED";
 const SLACK_BOT_ENV: &str = "SB_SOAK_SLACK_BOT";
 const SLACK_APP_ENV: &str = "SB_SOAK_SLACK_APP";
 const TELEGRAM_ENV: &str = "SB_SOAK_TELEGRAM";
+const SLACK_BOT_TOKEN: &str = "xoxb-soak-customers";
+const SLACK_APP_TOKEN: &str = "xapp-soak-customers";
 
 /// One gateway process slot: a fixed port and config, restarted after each kill.
 struct Slot {
@@ -78,8 +80,8 @@ impl Slot {
             .env("RUST_LOG", "info,switchboard_telegram=debug")
             .env("NO_COLOR", "1")
             .env(TELEGRAM_ENV, TOKEN)
-            .env(SLACK_BOT_ENV, "xoxb-soak-customers")
-            .env(SLACK_APP_ENV, "xapp-soak-customers")
+            .env(SLACK_BOT_ENV, SLACK_BOT_TOKEN)
+            .env(SLACK_APP_ENV, SLACK_APP_TOKEN)
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log))
             .spawn()
@@ -594,6 +596,11 @@ async fn sigkilled_instances_lose_nothing_store_once_and_show_each_reply_once(re
         settling.elapsed()
     );
     assert!(kills.len() >= 5, "the killer struck {} times", kills.len());
+    // Tokens went to the platforms in every poll and post, through starts, crashes and
+    // reconnects; none of them may be in what the processes wrote.
+    for secret in [TOKEN, SLACK_BOT_TOKEN, SLACK_APP_TOKEN] {
+        assert!(!logs.contains(secret), "a token is in the gateway's log");
+    }
     assert!(
         duplicates.is_empty(),
         "replies shown more than once (channel, conversation, extra copies): {duplicates:?}"
