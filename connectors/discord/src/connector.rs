@@ -21,8 +21,8 @@ use crate::convert::{self, MessagePlace, RemoteAttachment, Scope};
 use crate::gateway::{GatewayEvent, GatewaySession};
 use crate::rest::{Rest, CONNECTOR};
 
-/// How often a message is offered to a storage that is down before it is given up.
-const ACCEPT_ATTEMPTS: u32 = 5;
+/// The longest pause between offers of a message to a storage that is down.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// The file limit before the gateway sets its own (`files.max_bytes`'s default).
 const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 /// How often thread creation is tried when Discord answers 429 or 5xx.
@@ -276,10 +276,14 @@ impl DiscordConnector {
     }
 
     /// Stores a message; true when it was new or refused (the customer may need telling),
-    /// false for a replay or when storage stayed down.
+    /// false for a replay. Discord does not deliver an event twice, so while storage is down
+    /// the message is held here and offered again until it is stored: the events behind it
+    /// wait in the session's queue, in order, and nothing is dropped while the process lives.
     async fn accept(&self, inbound: Inbound, gateway: &dyn Gateway) -> bool {
         let message_id = inbound.message_id.clone();
-        for attempt in 1..=ACCEPT_ATTEMPTS {
+        let mut attempt = 0u32;
+        loop {
+            attempt = attempt.saturating_add(1);
             match gateway.accept(inbound.clone()).await {
                 Ok(accepted) => {
                     debug!(message = %message_id, conversation = %accepted.conversation_id,
@@ -291,14 +295,13 @@ impl DiscordConnector {
                     return true;
                 }
                 Err(IngestError::Unavailable(error)) => {
-                    // Discord does not redeliver an event we already received, so we hold it.
-                    warn!(%error, message = %message_id, attempt, "storage unavailable, retrying");
-                    tokio::time::sleep(Duration::from_millis(500) * 2u32.pow(attempt)).await;
+                    let pause = (Duration::from_millis(250) * 2u32.pow(attempt.min(5)))
+                        .min(ACCEPT_BACKOFF_MAX);
+                    warn!(%error, message = %message_id, attempt, retry_in = ?pause, "storage unavailable; holding the message");
+                    tokio::time::sleep(pause).await;
                 }
             }
         }
-        warn!(message = %message_id, "storage unavailable; message dropped");
-        false
     }
 }
 

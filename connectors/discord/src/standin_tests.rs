@@ -386,3 +386,23 @@ async fn a_resent_reply_is_shown_once_because_discord_enforces_its_nonce() {
         "another reply is another message"
     );
 }
+
+#[tokio::test]
+async fn messages_that_arrive_while_storage_is_down_are_stored_in_order_once_it_is_back() {
+    let h = start().await;
+    h.gateway.set_down(true);
+    h.standin.push_dm("Ada", "How do I reset my password?");
+    h.standin.push_dm("Ada", "I still cannot log in");
+    // Longer than the ~31 s of attempts after which the connector used to drop a message.
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    assert!(h.gateway.accepted().is_empty());
+    h.gateway.set_down(false);
+
+    let accepted = h.gateway.wait_for_accepted(2, WAIT).await;
+    let texts: Vec<&str> = accepted.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["How do I reset my password?", "I still cannot log in"]
+    );
+    assert_eq!(h.gateway.replays(), 0);
+}

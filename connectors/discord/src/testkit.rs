@@ -16,6 +16,8 @@ struct State {
     seen: HashMap<String, String>,
     accepted: Vec<Inbound>,
     replays: usize,
+    /// Storage is down: every accept fails as Unavailable.
+    down: bool,
 }
 
 /// An in-memory core: stores each channel message id once.
@@ -29,6 +31,11 @@ impl FakeGateway {
     /// Every inbound that was new (replays excluded), in arrival order.
     pub fn accepted(&self) -> Vec<Inbound> {
         self.state.lock().unwrap().accepted.clone()
+    }
+
+    /// Storage goes down (every accept fails as Unavailable) or comes back.
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
     }
 
     /// How many replays were refused as duplicates.
@@ -67,6 +74,9 @@ impl FakeGateway {
 impl Gateway for FakeGateway {
     async fn accept(&self, inbound: Inbound) -> Result<Accepted, IngestError> {
         let mut state = self.state.lock().unwrap();
+        if state.down {
+            return Err(IngestError::Unavailable("redis is down".into()));
+        }
         let count = state.conversations.len();
         let conversation_id = state
             .conversations
