@@ -33,7 +33,7 @@ impl Nginx {
     fn start(gateways: &[SocketAddr]) -> Nginx {
         let binary = find_binary(
             "nginx",
-            "install it with `apt-get install -y nginx-light` (.ci/run does this)",
+            "install it with `apt-get install -y nginx` (.ci/run does this)",
         );
         let dir = TempDir::new("nginx");
         // The workers may run as another user (nginx as root drops to `nobody`) and buffer
