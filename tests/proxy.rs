@@ -125,7 +125,8 @@ async fn widget_from(from: &str, proxy: SocketAddr, session: &str) -> Widget {
     Widget::hello(socket, session, None).await.0
 }
 
-/// Posts a message over the widget's HTTP path from `from`, with a forged X-Forwarded-For.
+/// Posts a message over the widget's HTTP path from `from`, optionally with a forged
+/// X-Forwarded-For.
 async fn post_from(
     from: &str,
     proxy: SocketAddr,
