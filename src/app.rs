@@ -27,7 +27,7 @@ use crate::lease::RedisPollLease;
 use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
 use crate::pipeline::{Intake, TriageWorker};
-use crate::server::DeskChannelChecks;
+use crate::server::{DeskChannelChecks, HealthState};
 use crate::store::{keys, Store, StoreError};
 use crate::triage::{Triage, TriageError};
 
@@ -63,8 +63,10 @@ pub enum StartError {
 
 /// A gateway running in this process; dropping it stops every task.
 pub struct RunningGateway {
-    /// Where the HTTP listener is bound.
+    /// Where the public HTTP listener is bound.
     pub local_addr: SocketAddr,
+    /// Where the admin listener (`/readyz`, `/metrics`) is bound.
+    pub admin_addr: SocketAddr,
     /// The store, for inspection.
     pub store: Store,
     /// The triage stage (shared with the workers).
@@ -257,14 +259,23 @@ pub async fn start_with_desk(
         warn!("files.public_base_url is not set: file links sent to email, Telegram, Discord or Slack customers are relative paths they cannot open");
     }
     let desk_channels = DeskChannelChecks::default();
-    let mut router = crate::server::router(
-        store.clone(),
-        gateway.clone(),
-        &connectors,
-        desk.as_ref().map(|setup| setup.desk.clone()),
-        metrics.clone(),
-        desk_channels.clone(),
+    let mut router = crate::server::public_router(gateway.clone(), &connectors);
+    let admin_router = crate::server::admin_router(
+        HealthState {
+            store: store.clone(),
+            connectors: connectors.clone(),
+            desk: desk.as_ref().map(|setup| setup.desk.clone()),
+            metrics: metrics.clone(),
+            desk_channels: desk_channels.clone(),
+        },
+        config.gateway.admin_token.clone(),
     );
+    if desk.is_none() {
+        error!(
+            "no agent desk is enabled: escalated customers reach no one. They are told no person \
+             can join and the AI keeps answering; configure [desk.slack] to staff escalations"
+        );
+    }
     let learning = Arc::new(KnowledgeLoop::new(
         store.clone(),
         config.base_dir.join(&config.triage.knowledge_dir),
@@ -292,6 +303,21 @@ pub async fn start_with_desk(
         address: config.gateway.listen.clone(),
         source,
     })?;
+    let admin_listener = tokio::net::TcpListener::bind(&config.gateway.admin_listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            address: config.gateway.admin_listen.clone(),
+            source,
+        })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| StartError::Listen {
+            address: config.gateway.admin_listen.clone(),
+            source,
+        })?;
+    if !admin_addr.ip().is_loopback() && config.gateway.admin_token.is_none() {
+        warn!(%admin_addr, "the admin listener is reachable from the network without a token; set gateway.admin_token_env unless only your monitoring network can reach it");
+    }
 
     let claim_idle = Duration::from_millis(config.outbox.claim_idle_ms);
     let block = Duration::from_secs(1);
@@ -321,6 +347,11 @@ pub async fn start_with_desk(
         });
         if let Err(error) = axum::serve(listener, service).await {
             error!(%error, "http listener stopped");
+        }
+    });
+    tasks.spawn(async move {
+        if let Err(error) = axum::serve(admin_listener, admin_router).await {
+            error!(%error, "admin listener stopped");
         }
     });
     let courier = desk.as_ref().map(|setup| {
@@ -361,6 +392,8 @@ pub async fn start_with_desk(
         if let Some(courier) = &courier {
             triage_worker = triage_worker.with_desk();
             outbox_worker = outbox_worker.with_desk(courier.clone());
+        } else if let Some(notice) = &config.desk.unstaffed_notice {
+            triage_worker = triage_worker.with_unstaffed_notice(notice.clone());
         }
         tasks.spawn(
             triage_worker
@@ -413,9 +446,10 @@ pub async fn start_with_desk(
             .instrument(span),
         );
     }
-    info!(%local_addr, instance = %consumer, "switchboard is running");
+    info!(%local_addr, %admin_addr, instance = %consumer, "switchboard is running");
     Ok(RunningGateway {
         local_addr,
+        admin_addr,
         store,
         triage,
         metrics,

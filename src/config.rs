@@ -55,6 +55,21 @@ pub struct GatewayConfig {
     /// partitions. Two keep Redis busy while one decides or sends (measured +30% on 2 cores).
     #[serde(default = "default_workers")]
     pub workers: usize,
+    /// Address of the admin listener (`/metrics`, `/readyz`, `/healthz`): operators and
+    /// monitoring only, so loopback by default and never part of the public listener.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    /// Environment variable holding a bearer token the admin listener then requires
+    /// (`Authorization: Bearer <token>`); set it when `admin_listen` is reachable from a network.
+    #[serde(default)]
+    pub admin_token_env: Option<String>,
+    /// The resolved admin token (never read from TOML).
+    #[serde(skip)]
+    pub admin_token: Option<switchboard_api::Secret>,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9090".into()
 }
 
 fn default_workers() -> usize {
@@ -75,6 +90,9 @@ impl Default for GatewayConfig {
             max_message_bytes: default_max_message_bytes(),
             instance_id: None,
             workers: default_workers(),
+            admin_listen: default_admin_listen(),
+            admin_token_env: None,
+            admin_token: None,
         }
     }
 }
@@ -280,6 +298,9 @@ pub struct DeskConfig {
     /// `[[desk.routes]]`: which desk channel an escalation goes to; first match wins, else the
     /// desk's default channel.
     pub routes: Vec<DeskRoute>,
+    /// What a customer who needs a person is told while no desk is enabled (say where else
+    /// to reach the team); without it they are told no one can join this chat.
+    pub unstaffed_notice: Option<String>,
 }
 
 /// One routing rule: escalations matching every given condition go to `channel`.
@@ -351,7 +372,7 @@ const TOP_LEVEL_KEYS: [&str; 7] = [
     "files",
 ];
 const CONNECTOR_KEYS: [&str; 5] = ["webchat", "email", "discord", "telegram", "slack"];
-const DESK_KEYS: [&str; 2] = ["slack", "routes"];
+const DESK_KEYS: [&str; 3] = ["slack", "routes", "unstaffed_notice"];
 
 impl Config {
     /// Reads, parses, resolves secrets and validates one config file, reporting every problem.
@@ -435,6 +456,18 @@ impl Config {
                 config.desk.slack = optional_section(desk, "desk.slack", "slack", &mut problems);
                 config.desk.routes = optional_section(desk, "desk.routes", "routes", &mut problems)
                     .unwrap_or_default();
+                match desk.get("unstaffed_notice") {
+                    None => {}
+                    Some(toml::Value::String(text)) if !text.trim().is_empty() => {
+                        config.desk.unstaffed_notice = Some(text.clone())
+                    }
+                    Some(_) => problems.push(ConfigProblem {
+                        key: "desk.unstaffed_notice".into(),
+                        message: "must be the text a customer is told when no desk can take \
+                                  the conversation (a non-empty string)"
+                            .into(),
+                    }),
+                }
             }
             Some(_) => problems.push(ConfigProblem {
                 key: "desk".into(),
@@ -462,6 +495,21 @@ impl Config {
                 Err(_) if redis_url_given => {}
                 Err(_) => raw.push((
                     "redis.url_env".to_owned(),
+                    format!("environment variable {var} is not set"),
+                )),
+            }
+        }
+        if let Some(var) = &self.gateway.admin_token_env {
+            match std::env::var(var) {
+                Ok(token) if token.len() >= 16 => {
+                    self.gateway.admin_token = Some(switchboard_api::Secret::new(token))
+                }
+                Ok(_) => raw.push((
+                    "gateway.admin_token_env".into(),
+                    format!("environment variable {var} must hold at least 16 characters"),
+                )),
+                Err(_) => raw.push((
+                    "gateway.admin_token_env".into(),
                     format!("environment variable {var} is not set"),
                 )),
             }
@@ -500,6 +548,29 @@ impl Config {
                     "`{}` is not a socket address like 127.0.0.1:8080",
                     self.gateway.listen
                 ),
+            ));
+        }
+        if self
+            .gateway
+            .admin_listen
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            raw.push((
+                "gateway.admin_listen".into(),
+                format!(
+                    "`{}` is not a socket address like 127.0.0.1:9090",
+                    self.gateway.admin_listen
+                ),
+            ));
+        }
+        // Port 0 (a free port each) is the one address the two may share.
+        if self.gateway.admin_listen == self.gateway.listen && !self.gateway.listen.ends_with(":0")
+        {
+            raw.push((
+                "gateway.admin_listen".into(),
+                "must differ from gateway.listen: admin endpoints are never served to the public"
+                    .into(),
             ));
         }
         if self.gateway.max_message_bytes == 0 {

@@ -176,8 +176,8 @@ fn run(path: PathBuf) -> ExitCode {
         match switchboard::app::start(config).await {
             Ok(gateway) => {
                 println!(
-                    "switchboard: listening on http://{} (demo page at /)",
-                    gateway.local_addr
+                    "switchboard: listening on http://{} (admin: http://{}/metrics, /readyz)",
+                    gateway.local_addr, gateway.admin_addr
                 );
                 gateway.wait().await;
                 ExitCode::SUCCESS

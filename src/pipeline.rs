@@ -31,6 +31,23 @@ use crate::triage::{Decision, DecisionRecord, TranscriptLine, Triage, TriageInpu
 pub const ESCALATION_NOTICE: &str =
     "Thanks for your patience. I'm bringing in a person from our support team; they'll reply right here.";
 
+/// What a customer who needs a person is told when no desk is enabled: nothing is promised
+/// that cannot happen, and the AI keeps helping.
+pub const UNSTAFFED_NOTICE: &str = "I can't bring a person into this chat: no one from our \
+support team is connected here right now. I'll keep helping as best I can.";
+
+/// Who takes over a conversation the AI escalates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Handoff {
+    /// Agents at the desk: the AI falls silent and the desk gets a briefing.
+    Desk,
+    /// Nobody: the escalation is recorded, the customer is told `notice`, the AI stays on.
+    Unstaffed {
+        /// What the customer is told.
+        notice: String,
+    },
+}
+
 /// How many earlier messages triage sees (repetition and bot-loop checks).
 const TRIAGE_HISTORY: usize = 20;
 
@@ -171,7 +188,7 @@ pub struct TriageWorker {
     /// The partitions this worker decides (see `keys::partitions_of_worker`).
     partitions: Vec<usize>,
     claim_idle: Duration,
-    desk_enabled: bool,
+    handoff: Handoff,
     metrics: Arc<Metrics>,
     claim_chore: Periodic,
 }
@@ -185,7 +202,9 @@ impl TriageWorker {
             consumer,
             partitions: keys::partitions().collect(),
             claim_idle,
-            desk_enabled: false,
+            handoff: Handoff::Unstaffed {
+                notice: UNSTAFFED_NOTICE.to_owned(),
+            },
             metrics: Arc::default(),
             claim_chore: Periodic::for_claims(claim_idle),
         }
@@ -205,7 +224,15 @@ impl TriageWorker {
 
     /// Mirrors escalations and later customer messages to the agent desk.
     pub fn with_desk(mut self) -> Self {
-        self.desk_enabled = true;
+        self.handoff = Handoff::Desk;
+        self
+    }
+
+    /// Without a desk, tells a customer who needs a person `notice` instead of the default.
+    pub fn with_unstaffed_notice(mut self, notice: String) -> Self {
+        if let Handoff::Unstaffed { .. } = self.handoff {
+            self.handoff = Handoff::Unstaffed { notice };
+        }
         self
     }
 
@@ -343,83 +370,80 @@ impl TriageWorker {
             return Ok(Step::Ack);
         };
         let ack = Some((keys::PIPELINE_GROUP.to_owned(), item.entry_id.clone()));
-        match conversation.status {
-            Status::Bot | Status::Resolved => {
-                let Some(position) = recent.iter().position(|entry| &entry.id == message_id) else {
-                    // Newer messages pushed this one out of the window; each of them has its own
-                    // work item and gets its answer, so answering this stale one would only repeat.
-                    return Ok(Step::Ack);
-                };
-                let rating = csat_rating(&recent[position].text);
-                if conversation.fields.get("csat_pending").map(String::as_str) == Some("1") {
-                    if let Some(rating) = rating {
-                        let commit = commit_for_rating(&conversation, rating, ack);
-                        return Ok(Step::Commit(Box::new(commit), None));
-                    }
+        // Without a desk nobody would read a message waiting for a person (a desk removed from
+        // the config leaves such conversations behind): the AI keeps answering them.
+        let ai_owns = matches!(conversation.status, Status::Bot | Status::Resolved)
+            || self.handoff != Handoff::Desk;
+        if ai_owns {
+            let Some(position) = recent.iter().position(|entry| &entry.id == message_id) else {
+                // Newer messages pushed this one out of the window; each of them has its own
+                // work item and gets its answer, so answering this stale one would only repeat.
+                return Ok(Step::Ack);
+            };
+            let rating = csat_rating(&recent[position].text);
+            if conversation.fields.get("csat_pending").map(String::as_str) == Some("1") {
+                if let Some(rating) = rating {
+                    let commit = commit_for_rating(&conversation, rating, ack);
+                    return Ok(Step::Commit(Box::new(commit), None));
                 }
-                let started = std::time::Instant::now();
-                let record = self
-                    .decide(&conversation, &recent[position], &recent[..position])
-                    .await;
-                self.metrics
-                    .triage_latency
-                    .observe(started.elapsed().as_secs_f64());
-                let commit = commit_for_decision(
-                    &conversation,
-                    &recent[position].text,
-                    &record,
-                    ack,
-                    self.desk_enabled,
-                );
-                let first_reply = recent[..position]
-                    .iter()
-                    .all(|entry| entry.role == "customer");
-                let asked_ms = first_reply.then(|| recent[position].at_ms());
-                Ok(Step::Commit(
-                    Box::new(commit),
-                    Some(Box::new(Decided {
-                        conversation,
-                        record,
-                        asked_ms,
-                    })),
-                ))
             }
-            Status::Escalated | Status::Human => {
-                if !self.desk_enabled {
-                    info!(conversation = %conversation.id, "message for a person; no desk is enabled");
-                    return Ok(Step::Ack);
-                }
-                // A busy conversation may have pushed the message out of the recent window; the
-                // agents must still see it.
-                let found = recent.iter().find(|entry| &entry.id == message_id).cloned();
-                let message = match found {
+            let started = std::time::Instant::now();
+            let record = self
+                .decide(&conversation, &recent[position], &recent[..position])
+                .await;
+            self.metrics
+                .triage_latency
+                .observe(started.elapsed().as_secs_f64());
+            let commit = commit_for_decision(
+                &conversation,
+                &recent[position].text,
+                &record,
+                ack,
+                &self.handoff,
+            );
+            let first_reply = recent[..position]
+                .iter()
+                .all(|entry| entry.role == "customer");
+            let asked_ms = first_reply.then(|| recent[position].at_ms());
+            Ok(Step::Commit(
+                Box::new(commit),
+                Some(Box::new(Decided {
+                    conversation,
+                    record,
+                    asked_ms,
+                })),
+            ))
+        } else {
+            // A busy conversation may have pushed the message out of the recent window; the
+            // agents must still see it.
+            let found = recent.iter().find(|entry| &entry.id == message_id).cloned();
+            let message = match found {
+                Some(message) => message,
+                None => match self.store.entry(&conversation.id, message_id).await? {
                     Some(message) => message,
-                    None => match self.store.entry(&conversation.id, message_id).await? {
-                        Some(message) => message,
-                        None => return Ok(Step::Ack),
-                    },
-                };
-                let text = if message.kind.as_deref() == Some("human_request") {
-                    "(pressed \"Talk to a human\")".to_owned()
-                } else {
-                    message.text.clone()
-                };
-                let mirror = Delivery::Desk(DeskPost {
-                    conversation_id: conversation.id.clone(),
-                    action: DeskAction::Mirror {
-                        author: conversation.customer_name(),
-                        text,
-                        files: message.files.clone(),
-                    },
-                });
-                let commit = Commit {
-                    conversation_id: conversation.id.clone(),
-                    desk_payload: serde_json::to_string(&mirror).ok(),
-                    ack,
-                    ..Default::default()
-                };
-                Ok(Step::Commit(Box::new(commit), None))
-            }
+                    None => return Ok(Step::Ack),
+                },
+            };
+            let text = if message.kind.as_deref() == Some("human_request") {
+                "(pressed \"Talk to a human\")".to_owned()
+            } else {
+                message.text.clone()
+            };
+            let mirror = Delivery::Desk(DeskPost {
+                conversation_id: conversation.id.clone(),
+                action: DeskAction::Mirror {
+                    author: conversation.customer_name(),
+                    text,
+                    files: message.files.clone(),
+                },
+            });
+            let commit = Commit {
+                conversation_id: conversation.id.clone(),
+                desk_payload: serde_json::to_string(&mirror).ok(),
+                ack,
+                ..Default::default()
+            };
+            Ok(Step::Commit(Box::new(commit), None))
         }
     }
 
@@ -555,7 +579,7 @@ fn commit_for_decision(
     question: &str,
     record: &DecisionRecord,
     ack: Option<(String, String)>,
-    desk_enabled: bool,
+    handoff: &Handoff,
 ) -> Commit {
     let now = now_ms().to_string();
     let record_json = serde_json::to_string(record).unwrap_or_default();
@@ -571,7 +595,11 @@ fn commit_for_decision(
             ("ai", text.clone(), vec![CustomerAction::TalkToHuman], None)
         }
         Decision::Escalate { reason, .. } => {
-            fields.push(("status".into(), Status::Escalated.as_str().into()));
+            let status = match handoff {
+                Handoff::Desk => Status::Escalated,
+                Handoff::Unstaffed { .. } => Status::Bot,
+            };
+            fields.push(("status".into(), status.as_str().into()));
             fields.push(("escalated_ms".into(), now.clone()));
             fields.push(("escalation_reason".into(), reason.clone()));
             info!(
@@ -589,19 +617,25 @@ fn commit_for_decision(
                 "question": question,
                 "decision": record,
             });
-            if desk_enabled {
-                desk_payload = serde_json::to_string(&Delivery::Desk(DeskPost {
-                    conversation_id: conversation.id.clone(),
-                    action: DeskAction::OpenThread,
-                }))
-                .ok();
-            }
-            (
-                "system",
-                ESCALATION_NOTICE.to_owned(),
-                vec![],
-                Some(log.to_string()),
-            )
+            let notice = match handoff {
+                Handoff::Desk => {
+                    desk_payload = serde_json::to_string(&Delivery::Desk(DeskPost {
+                        conversation_id: conversation.id.clone(),
+                        action: DeskAction::OpenThread,
+                    }))
+                    .ok();
+                    ESCALATION_NOTICE.to_owned()
+                }
+                Handoff::Unstaffed { notice } => {
+                    warn!(
+                        conversation = %conversation.id,
+                        %reason,
+                        "escalation reaches no one: no agent desk is enabled"
+                    );
+                    notice.clone()
+                }
+            };
+            ("system", notice, vec![], Some(log.to_string()))
         }
     };
     let author = if role == "ai" {

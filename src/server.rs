@@ -1,13 +1,17 @@
-//! The gateway's HTTP listener: connector routes (web chat, webhooks) plus health endpoints.
+//! The gateway's HTTP listeners: the public one (connector routes: web chat, webhooks, file
+//! links, and a bare `/healthz`) and the admin one (`/readyz`, `/metrics`), which shows internal
+//! state and error text and so is served apart, on loopback unless configured otherwise, and
+//! behind a bearer token when one is configured.
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use switchboard_api::{Connector, Desk, Gateway, Health};
+use switchboard_api::{Connector, Desk, Gateway, Health, Secret};
 
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -15,44 +19,69 @@ use crate::store::Store;
 /// What the start-up check found for each desk channel (default and routed), for `/readyz`.
 pub type DeskChannelChecks = Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>;
 
+/// What `/readyz` and `/metrics` look at.
 #[derive(Clone)]
-struct HealthState {
-    store: Store,
-    connectors: Vec<Arc<dyn Connector>>,
-    desk: Option<Arc<dyn Desk>>,
-    metrics: Arc<Metrics>,
-    desk_channels: DeskChannelChecks,
+pub struct HealthState {
+    /// Checked with a PING.
+    pub store: Store,
+    /// Each enabled connector's health.
+    pub connectors: Vec<Arc<dyn Connector>>,
+    /// The agent desk's health; `None` is reported as a warning, not a failure.
+    pub desk: Option<Arc<dyn Desk>>,
+    /// Rendered at `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The start-up check of the desk's channels.
+    pub desk_channels: DeskChannelChecks,
 }
 
-/// Builds the router: every connector's routes plus `/healthz` and `/readyz`.
-pub fn router(
-    store: Store,
-    gateway: Arc<dyn Gateway>,
-    connectors: &[Arc<dyn Connector>],
-    desk: Option<Arc<dyn Desk>>,
-    metrics: Arc<Metrics>,
-    desk_channels: DeskChannelChecks,
-) -> Router {
+/// The public router: every connector's routes plus a bare `/healthz` (no detail: anyone can
+/// reach it).
+pub fn public_router(gateway: Arc<dyn Gateway>, connectors: &[Arc<dyn Connector>]) -> Router {
     let mut router = Router::new();
     for connector in connectors {
         if let Some(routes) = connector.routes(gateway.clone()) {
             router = router.merge(routes);
         }
     }
-    let health = HealthState {
-        store,
-        connectors: connectors.to_vec(),
-        desk,
-        metrics,
-        desk_channels,
-    };
-    router.merge(
-        Router::new()
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/readyz", get(ready))
-            .route("/metrics", get(render_metrics))
-            .with_state(health),
-    )
+    router.route("/healthz", get(|| async { "ok" }))
+}
+
+/// The admin router: `/readyz` (which names failing parts and their errors), `/metrics` and
+/// `/healthz`, each requiring `Authorization: Bearer <token>` when `token` is set.
+pub fn admin_router(health: HealthState, token: Option<Secret>) -> Router {
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(render_metrics))
+        .with_state(health);
+    match token {
+        Some(token) => router.layer(axum::middleware::from_fn(move |request, next| {
+            require_bearer(token.clone(), request, next)
+        })),
+        None => router,
+    }
+}
+
+/// Refuses a request without the admin token, compared in constant time.
+async fn require_bearer(token: Secret, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let matches: bool =
+        subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), token.expose().as_bytes()).into();
+    if matches {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "admin endpoints need the token of gateway.admin_token_env\n",
+        )
+            .into_response()
+    }
 }
 
 /// The Prometheus text exposition.
@@ -88,8 +117,18 @@ async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
     for connector in &state.connectors {
         record(connector.channel().as_str(), connector.health().await);
     }
-    if let Some(desk) = &state.desk {
-        record("desk", desk.health().await);
+    match &state.desk {
+        Some(desk) => record("desk", desk.health().await),
+        // A deliberate set-up (a trial, an AI-only deployment), so not a failure; but an
+        // operator must see that escalated customers reach no one.
+        None => {
+            checks.insert(
+                "desk".into(),
+                "none: escalations reach no one (customers are told no person can join); \
+                 configure [desk.slack] to staff them"
+                    .into(),
+            );
+        }
     }
     let channels = state
         .desk_channels

@@ -228,12 +228,12 @@ async fn a_revoked_telegram_token_is_named_and_web_chat_keeps_working() {
         standin.api_url()
     );
     let gateway = gateway(&redis, &extra, Arc::new(FakeDesk::default())).await;
-    let addr = gateway.local_addr;
+    let admin = gateway.admin_addr;
     let telegram = eventually(
         Duration::from_secs(20),
         "telegram reported down",
         || async move {
-            let (status, body) = crate::harness::http(addr, "GET", "/readyz", None).await;
+            let (status, body) = crate::harness::http(admin, "GET", "/readyz", None).await;
             let ready: Value = serde_json::from_str(&body).ok()?;
             let telegram = ready["telegram"].as_str()?.to_owned();
             (status == 503 && telegram.contains("401")).then_some(telegram)
@@ -245,7 +245,8 @@ async fn a_revoked_telegram_token_is_named_and_web_chat_keeps_working() {
         "{telegram}"
     );
 
-    let (mut widget, _) = Widget::connect(addr, "revoked-visitor-0000001", None).await;
+    let (mut widget, _) =
+        Widget::connect(gateway.local_addr, "revoked-visitor-0000001", None).await;
     widget
         .send(json!({"type": "message", "client_id": "t1", "text": "How do I reset my password?"}))
         .await;

@@ -19,7 +19,8 @@ fn check_config(files: &[&Path], env: &[(&str, &str)]) -> (bool, String) {
 }
 
 /// Secrets the examples reference; an admin sets them in the environment.
-const EXAMPLE_ENV: [(&str, &str); 12] = [
+const EXAMPLE_ENV: [(&str, &str); 13] = [
+    ("SWITCHBOARD_ADMIN_TOKEN", "example-admin-token-0123"),
     ("SLACK_CUSTOMER_BOT_TOKEN", "xoxb-example"),
     ("SLACK_CUSTOMER_APP_TOKEN", "xapp-example"),
     ("TELEGRAM_BOT_TOKEN", "123456:example"),
@@ -141,7 +142,9 @@ fn bad_values_and_broken_syntax_are_clear_errors() {
     let values = write_config(
         &dir,
         "values.toml",
-        "[gateway]\nlisten = \"not an address\"\nworkers = 0\n[redis]\nurl = \"http://nope\"\n",
+        "[gateway]\nlisten = \"not an address\"\nworkers = 0\nadmin_listen = \"9090\"\n\
+         admin_token_env = \"SB_TEST_ADMIN_TOKEN_UNSET\"\n[redis]\nurl = \"http://nope\"\n\
+         [desk]\nunstaffed_notice = 3\n",
     );
     let syntax = write_config(&dir, "syntax.toml", "[gateway\nlisten = 1\n");
     let (ok, output) = check_config(&[&values, &syntax], &[]);
@@ -152,6 +155,17 @@ fn bad_values_and_broken_syntax_are_clear_errors() {
         "{output}"
     );
     assert!(output.contains("redis.url:"), "{output}");
+    assert!(
+        output.contains("gateway.admin_listen: `9090` is not a socket address"),
+        "{output}"
+    );
+    assert!(
+        output.contains(
+            "gateway.admin_token_env: environment variable SB_TEST_ADMIN_TOKEN_UNSET is not set"
+        ),
+        "{output}"
+    );
+    assert!(output.contains("desk.unstaffed_notice:"), "{output}");
     assert!(
         output.contains("syntax.toml") && output.contains("(syntax)"),
         "{output}"

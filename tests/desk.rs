@@ -431,7 +431,7 @@ async fn metrics_count_a_scripted_set_of_conversations() {
         .await;
     widget.message_from("system").await;
 
-    let (status, text) = crate::harness::http(gateway.local_addr, "GET", "/metrics", None).await;
+    let (status, text) = crate::harness::http(gateway.admin_addr, "GET", "/metrics", None).await;
     assert_eq!(status, 200);
     assert_eq!(
         metric(
@@ -497,7 +497,7 @@ async fn metrics_count_a_scripted_set_of_conversations() {
     // The widget sees a message while the outbox is still acking it: poll for the counter.
     // Desk posts: the briefing, two refreshes (claimed by the first reply, resolved) and the
     // knowledge-base candidate notice.
-    let addr = gateway.local_addr;
+    let addr = gateway.admin_addr;
     eventually(
         Duration::from_secs(5),
         "every delivery counted",

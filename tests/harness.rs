@@ -20,6 +20,7 @@ pub fn test_config(redis: &impl RedisUrl, extra: &str) -> Config {
         r#"
 [gateway]
 listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
 [redis]
 url = "{}"
 command_timeout_ms = 500

@@ -252,3 +252,55 @@ async fn behind_the_compose_load_balancer_visitors_chat_upload_and_are_limited_e
     .await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn admin_endpoints_are_served_only_on_the_admin_listener_and_never_through_the_proxy() {
+    let redis = RedisServer::start();
+    let mut config = test_config(&redis, "[connectors.webchat]\nenabled = true\n");
+    let token = "admin-token-for-the-proxy-test-0123";
+    config.gateway.admin_token = Some(switchboard_api::Secret::new(token));
+    let gateway = start_gateway(config).await;
+    let nginx = Nginx::start(&[gateway.local_addr]);
+    let get = |addr: SocketAddr, path: &'static str, token: Option<&'static str>| async move {
+        let headers: Vec<(String, String)> = token
+            .map(|token| ("Authorization".to_owned(), format!("Bearer {token}")))
+            .into_iter()
+            .collect();
+        crate::harness::http_with_headers(addr, "GET", path, &headers, None).await
+    };
+
+    // Through the shipped site, a stranger reaches the customer paths only.
+    for path in ["/metrics", "/readyz", "/metrics?x=1", "/admin", "/kb"] {
+        let (status, body) = get(nginx.addr, path, None).await;
+        assert_eq!(status, 404, "{path} through nginx: {body}");
+        assert!(!body.contains("switchboard_"), "{path}: {body}");
+    }
+    let (status, body) = get(nginx.addr, "/healthz", None).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let (status, _) = get(nginx.addr, "/webchat/widget.js", None).await;
+    assert_eq!(status, 200, "the widget still passes");
+
+    // The public listener itself does not serve them either.
+    for path in ["/metrics", "/readyz"] {
+        let (status, body) = get(gateway.local_addr, path, None).await;
+        assert_eq!(status, 404, "{path} on the public listener: {body}");
+    }
+
+    // The admin listener (loopback) wants the token, compared whole.
+    let admin = gateway.admin_addr;
+    assert!(admin.ip().is_loopback());
+    let (status, _) = get(admin, "/metrics", None).await;
+    assert_eq!(status, 401);
+    let (status, _) = get(admin, "/readyz", Some("admin-token-for-the-proxy-test-012")).await;
+    assert_eq!(status, 401, "a prefix of the token is refused");
+    let (status, body) = get(admin, "/metrics", Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("switchboard_conversations_escalated_total"),
+        "{body}"
+    );
+    let (status, body) = get(admin, "/readyz", Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+    let ready: Value = serde_json::from_str(&body).expect("readyz is json");
+    assert_eq!(ready["redis"], "up", "{body}");
+}

@@ -56,6 +56,7 @@ fn config_with(redis_url: &str, instance: &str, extra: &str) -> Config {
         r#"
 [gateway]
 listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
 instance_id = "{instance}"
 [redis]
 url = "{redis_url}"

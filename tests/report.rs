@@ -123,7 +123,7 @@ async fn the_report_matches_a_scripted_day_and_the_gateways_metrics(redis: TestR
         Duration::from_secs(10),
         "metrics of 4 escalations",
         || async {
-            let (status, body) = http(addr, "GET", "/metrics", None).await;
+            let (status, body) = http(gateway.admin_addr, "GET", "/metrics", None).await;
             let metrics = parse_metrics(&body);
             let escalations: f64 = metrics
                 .iter()

@@ -336,7 +336,7 @@ async fn routing_rules_naming_channels_the_app_cannot_post_in_are_reported_at_st
         desk_config(&standin, "socket")
     );
     let gateway = start_gateway(test_config(&redis, &extra)).await;
-    let addr = gateway.local_addr;
+    let addr = gateway.admin_addr;
     let channels = eventually(
         Duration::from_secs(10),
         "the start-up channel check",

@@ -146,6 +146,7 @@ fn write_config(
         r#"
 [gateway]
 listen = "{addr}"
+admin_listen = "127.0.0.1:0"
 [redis]
 url = "{redis}"
 command_timeout_ms = 500

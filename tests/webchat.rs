@@ -101,7 +101,7 @@ impl Widget {
     }
 }
 
-async fn a_visitor_gets_an_ai_answer_then_reaches_a_human(redis: TestRedis) {
+async fn a_visitor_gets_an_ai_answer_then_asks_for_a_human_with_no_desk(redis: TestRedis) {
     let gateway = start_gateway(test_config(&redis, WEBCHAT)).await;
     let session = "visitor-0123456789abcdef";
     let (mut widget, welcome) = Widget::connect(gateway.local_addr, session, None).await;
@@ -119,19 +119,19 @@ async fn a_visitor_gets_an_ai_answer_then_reaches_a_human(redis: TestRedis) {
         "AI answer should be about passwords: {text}"
     );
 
+    // No desk is configured: the visitor must not be promised a person who will never come.
     widget
         .send(json!({"type": "talk_to_human", "client_id": "c-2"}))
         .await;
     let notice = widget.message_from("system").await;
-    assert!(
-        notice["text"].as_str().unwrap().contains("person"),
-        "{notice}"
-    );
+    let notice = notice["text"].as_str().unwrap().to_owned();
+    assert_eq!(notice, switchboard::pipeline::UNSTAFFED_NOTICE);
+    assert!(!notice.contains("reply right here"), "{notice}");
 
     let id = conversation_id(ChannelKind::Webchat, &format!("s:{session}"));
     let mut client = redis.client();
     let status: String = client.hget(keys::conversation(&id), "status").unwrap();
-    assert_eq!(status, "escalated");
+    assert_eq!(status, "bot", "nobody can take it, so the AI keeps it");
     let reason: String = client
         .hget(keys::conversation(&id), "escalation_reason")
         .unwrap();
@@ -144,26 +144,42 @@ async fn a_visitor_gets_an_ai_answer_then_reaches_a_human(redis: TestRedis) {
         "{context}"
     );
 
-    // After an escalation the AI stays silent: a new message gets no AI answer.
+    // The visitor's next question is answered, not acknowledged and dropped.
     widget
-        .send(json!({"type": "message", "client_id": "c-3", "text": "How do I reset my password?"}))
+        .send(json!({"type": "message", "client_id": "c-3", "text": "How do I change my email address?"}))
         .await;
-    widget
-        .next_matching("ack", |frame| frame["client_id"] == "c-3")
-        .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let ai_answers: Vec<redis::streams::StreamId> = client
-        .xrange_all::<_, redis::streams::StreamRangeReply>(keys::messages(&id))
-        .unwrap()
-        .ids
-        .into_iter()
-        .filter(|entry| entry.get::<String>("role").as_deref() == Some("ai"))
-        .collect();
-    assert_eq!(
-        ai_answers.len(),
-        1,
-        "no AI answer once a person was asked for"
+    let later = widget.message_from("ai").await;
+    assert!(
+        later["text"].as_str().unwrap().contains("new address"),
+        "{later}"
     );
+
+    // Operators see the missing desk on the admin listener.
+    let (status, body) = crate::harness::http(gateway.admin_addr, "GET", "/readyz", None).await;
+    assert_eq!(status, 200, "{body}");
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        ready["desk"]
+            .as_str()
+            .unwrap_or("")
+            .contains("reach no one"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_configured_unstaffed_notice_is_what_the_visitor_reads() {
+    let redis = RedisServer::start();
+    let extra = format!(
+        "{WEBCHAT}\n[desk]\nunstaffed_notice = \"Our team answers at help@acme.example.\"\n"
+    );
+    let gateway = start_gateway(test_config(&redis, &extra)).await;
+    let (mut widget, _) = Widget::connect(gateway.local_addr, "visitor-unstaffed-0001", None).await;
+    widget
+        .send(json!({"type": "message", "client_id": "c-1", "text": "I want to talk to a real person"}))
+        .await;
+    let notice = widget.message_from("system").await;
+    assert_eq!(notice["text"], "Our team answers at help@acme.example.");
 }
 
 #[tokio::test]
@@ -354,7 +370,7 @@ async fn redis_unreachable_at_start_is_one_clear_error_and_a_nonzero_exit() {
     std::fs::write(
         &config,
         format!(
-            "[gateway]\nlisten = \"127.0.0.1:0\"\n[redis]\nurl = \"redis+unix://{}/nothing.sock\"\n[triage]\nknowledge_dir = \"{}\"\n",
+            "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[redis]\nurl = \"redis+unix://{}/nothing.sock\"\n[triage]\nknowledge_dir = \"{}\"\n",
             dir.0.display(),
             crate::harness::config_dir().join("knowledge").display()
         ),
@@ -377,4 +393,4 @@ async fn redis_unreachable_at_start_is_one_clear_error_and_a_nonzero_exit() {
 }
 
 // On a cluster too: every conversation and work stream lives in its partition's slot.
-on_single_and_cluster!(a_visitor_gets_an_ai_answer_then_reaches_a_human,);
+on_single_and_cluster!(a_visitor_gets_an_ai_answer_then_asks_for_a_human_with_no_desk,);

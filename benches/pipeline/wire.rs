@@ -21,6 +21,7 @@ pub async fn start_gateway(redis_url: &str) -> RunningGateway {
         r#"
 [gateway]
 listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
 [redis]
 url = "{redis_url}"
 [triage]
