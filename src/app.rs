@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use switchboard_webchat::WebchatConnector;
 
 use crate::fanout::{relay_frames, RedisFanout};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn, Instrument};
 
 use crate::config::{Config, DeskRoute};
@@ -24,6 +26,7 @@ use crate::desk::DeskCourier;
 use crate::files::Files;
 use crate::learning::KnowledgeLoop;
 use crate::lease::RedisPollLease;
+use crate::lifecycle::{supervise, ConnectorStatuses, GatewayTasks};
 use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
 use crate::pipeline::{Intake, TriageWorker};
@@ -75,16 +78,20 @@ pub struct RunningGateway {
     pub metrics: Arc<Metrics>,
     /// The learning loop (knowledge-base candidates).
     pub learning: Arc<KnowledgeLoop>,
-    tasks: JoinSet<()>,
+    tasks: GatewayTasks,
 }
 
 impl RunningGateway {
-    /// Waits until a task ends (it should not) or the process is asked to stop.
+    /// Runs until SIGTERM or SIGINT (or a task that should not end ends), then shuts down
+    /// gracefully (see [`crate::lifecycle`]).
     pub async fn wait(mut self) {
-        tokio::select! {
-            _ = self.tasks.join_next() => error!("a gateway task ended unexpectedly"),
-            _ = tokio::signal::ctrl_c() => info!("shutting down"),
-        }
+        self.tasks.until_stop_requested().await;
+        self.shutdown().await;
+    }
+
+    /// Drains and stops this gateway as SIGTERM would.
+    pub async fn shutdown(self) {
+        self.tasks.shut_down().await;
     }
 }
 
@@ -212,8 +219,10 @@ pub async fn start_with_desk(
         ));
         connectors.push(webchat);
     }
+    let mut leases = Vec::new();
     if let Some(email) = config.connectors.email.clone().filter(|c| c.enabled) {
         let lease = Arc::new(RedisPollLease::new(store.clone(), consumer.clone()));
+        leases.push(lease.clone());
         connectors.push(Arc::new(
             EmailConnector::new(email)
                 .with_lease(lease)
@@ -227,6 +236,7 @@ pub async fn start_with_desk(
     }
     if let Some(telegram) = config.connectors.telegram.clone().filter(|c| c.enabled) {
         let lease = Arc::new(RedisPollLease::new(store.clone(), consumer.clone()));
+        leases.push(lease.clone());
         let telegram = TelegramConnector::new(telegram).map_err(StartError::Connector)?;
         connectors.push(Arc::new(
             telegram
@@ -259,11 +269,15 @@ pub async fn start_with_desk(
         warn!("files.public_base_url is not set: file links sent to email, Telegram, Discord or Slack customers are relative paths they cannot open");
     }
     let desk_channels = DeskChannelChecks::default();
+    let connector_statuses = ConnectorStatuses::default();
+    let draining = Arc::new(AtomicBool::new(false));
     let mut router = crate::server::public_router(gateway.clone(), &connectors);
     let admin_router = crate::server::admin_router(
         HealthState {
             store: store.clone(),
             connectors: connectors.clone(),
+            connector_statuses: connector_statuses.clone(),
+            draining: draining.clone(),
             desk: desk.as_ref().map(|setup| setup.desk.clone()),
             metrics: metrics.clone(),
             desk_channels: desk_channels.clone(),
@@ -331,10 +345,13 @@ pub async fn start_with_desk(
         ));
     }
 
+    let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    let mut workers = JoinSet::new();
     if let Some(relay) = webchat_relay {
         tasks.spawn(relay.instrument(tracing::info_span!("webchat")));
     }
+    let stop_accepting = shutdown.clone().cancelled_owned();
     tasks.spawn(async move {
         // Peer addresses feed the web chat's per-IP rate limit.
         let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -345,9 +362,12 @@ pub async fn start_with_desk(
                 tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
             }
         });
-        if let Err(error) = axum::serve(listener, service).await {
+        let serving = axum::serve(listener, service).with_graceful_shutdown(stop_accepting);
+        if let Err(error) = serving.await {
             error!(%error, "http listener stopped");
         }
+        // Open sockets are still being closed; the task must not read as a failure.
+        std::future::pending::<()>().await
     });
     tasks.spawn(async move {
         if let Err(error) = axum::serve(admin_listener, admin_router).await {
@@ -395,14 +415,14 @@ pub async fn start_with_desk(
         } else if let Some(notice) = &config.desk.unstaffed_notice {
             triage_worker = triage_worker.with_unstaffed_notice(notice.clone());
         }
-        tasks.spawn(
+        workers.spawn(
             triage_worker
-                .run()
+                .run(shutdown.clone())
                 .instrument(tracing::info_span!("triage", worker = index)),
         );
-        tasks.spawn(
+        workers.spawn(
             outbox_worker
-                .run()
+                .run(shutdown.clone())
                 .instrument(tracing::info_span!("outbox", worker = index)),
         );
     }
@@ -433,19 +453,28 @@ pub async fn start_with_desk(
             .watch_version(Duration::from_secs(2))
             .instrument(tracing::info_span!("learning")),
     );
-    for connector in connectors {
-        let gateway = gateway.clone();
+    let mut connector_runs = JoinSet::new();
+    for connector in &connectors {
         let span = tracing::info_span!("connector", channel = %connector.channel());
-        tasks.spawn(
-            async move {
-                if let Err(error) = connector.run(gateway).await {
-                    error!(%error, "connector stopped; the others keep running");
-                }
-                std::future::pending::<()>().await
-            }
+        connector_runs.spawn(
+            supervise(
+                connector.clone(),
+                gateway.clone(),
+                connector_statuses.clone(),
+            )
             .instrument(span),
         );
     }
+    let tasks = GatewayTasks {
+        shutdown,
+        draining,
+        grace: Duration::from_millis(config.gateway.shutdown_grace_ms),
+        workers,
+        connector_runs,
+        connectors,
+        leases,
+        background: tasks,
+    };
     info!(%local_addr, %admin_addr, instance = %consumer, "switchboard is running");
     Ok(RunningGateway {
         local_addr,

@@ -66,6 +66,15 @@ pub struct GatewayConfig {
     /// The resolved admin token (never read from TOML).
     #[serde(skip)]
     pub admin_token: Option<switchboard_api::Secret>,
+    /// On SIGTERM or SIGINT, how long the deliveries in hand may take to finish before the
+    /// process exits anyway (what is left is taken over by another instance). Below Docker's
+    /// 10 s `docker stop` timeout by default, so the drain ends before a SIGKILL.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+}
+
+fn default_shutdown_grace_ms() -> u64 {
+    8_000
 }
 
 fn default_admin_listen() -> String {
@@ -93,6 +102,7 @@ impl Default for GatewayConfig {
             admin_listen: default_admin_listen(),
             admin_token_env: None,
             admin_token: None,
+            shutdown_grace_ms: default_shutdown_grace_ms(),
         }
     }
 }

@@ -4,12 +4,14 @@
 //! instance takes over within one TTL. Any Redis error reads as "not held": not polling is
 //! safe, polling twice is not.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Script;
 use switchboard_api::PollLease;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::store::Store;
 
@@ -18,6 +20,8 @@ pub struct RedisPollLease {
     store: Store,
     holder: String,
     script: Script,
+    /// The leases this handle holds, so a shutting-down instance can give them all up.
+    held: Mutex<BTreeSet<String>>,
 }
 
 impl RedisPollLease {
@@ -27,7 +31,33 @@ impl RedisPollLease {
             store,
             holder,
             script: Script::new(include_str!("store/lua/lease.lua")),
+            held: Mutex::default(),
         }
+    }
+
+    /// Gives up every lease this handle holds, so another instance takes over at once instead
+    /// of after the TTL (a shutdown, after the pollers were stopped).
+    pub async fn release_all(&self) {
+        let names = std::mem::take(&mut *self.held_names());
+        for name in names {
+            self.call(&name, Duration::ZERO, "release").await;
+            info!(lease = %name, "lease released");
+        }
+    }
+
+    fn held_names(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn note(&self, name: &str, held: bool) -> bool {
+        if held {
+            self.held_names().insert(name.to_owned());
+        } else {
+            self.held_names().remove(name);
+        }
+        held
     }
 
     async fn call(&self, name: &str, ttl: Duration, mode: &str) -> bool {
@@ -54,14 +84,17 @@ impl RedisPollLease {
 #[async_trait]
 impl PollLease for RedisPollLease {
     async fn acquire(&self, name: &str, ttl: Duration) -> bool {
-        self.call(name, ttl, "acquire").await
+        let held = self.call(name, ttl, "acquire").await;
+        self.note(name, held)
     }
 
     async fn renew(&self, name: &str, ttl: Duration) -> bool {
-        self.call(name, ttl, "renew").await
+        let held = self.call(name, ttl, "renew").await;
+        self.note(name, held)
     }
 
     async fn release(&self, name: &str) {
         self.call(name, Duration::ZERO, "release").await;
+        self.note(name, false);
     }
 }

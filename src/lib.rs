@@ -11,6 +11,7 @@ pub mod fanout;
 pub mod files;
 pub mod learning;
 pub mod lease;
+pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod outbox;

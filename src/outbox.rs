@@ -14,6 +14,7 @@ use redis::AsyncCommands;
 
 use serde::{Deserialize, Serialize};
 use switchboard_api::{ChannelKind, Connector, ConnectorError, Outbound};
+use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 use crate::config::OutboxConfig;
@@ -218,17 +219,22 @@ impl OutboxWorker {
         self
     }
 
-    /// Delivers until the task is dropped; Redis errors are logged and retried.
-    pub async fn run(self) {
+    /// Delivers until `shutdown` is cancelled, then returns once the deliveries in hand are
+    /// done (what is left stays pending, for another instance to take over); Redis errors are
+    /// logged and retried.
+    pub async fn run(self, shutdown: CancellationToken) {
         let mut failures = 0u32;
-        loop {
+        while !shutdown.is_cancelled() {
             match self.work_once(Duration::from_millis(250)).await {
                 Ok(_) => failures = 0,
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     let pause = Duration::from_millis((100u64 << failures.min(4)).min(1_000));
                     warn!(%error, retry_in = ?pause, "outbox: redis unavailable");
-                    tokio::time::sleep(pause).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
                 }
             }
         }

@@ -14,6 +14,7 @@ use switchboard_api::{
     Accepted, Author, ChannelKind, ConversationView, CustomerAction, Gateway, Inbound, InboundKind,
     IngestError, Outbound,
 };
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::desk::{DeskAction, DeskPost};
@@ -236,17 +237,21 @@ impl TriageWorker {
         self
     }
 
-    /// Works until the task is dropped; Redis errors are logged and retried, never fatal.
-    pub async fn run(self) {
+    /// Works until `shutdown` is cancelled, then returns after the round in hand (its
+    /// decisions written); Redis errors are logged and retried, never fatal.
+    pub async fn run(self, shutdown: CancellationToken) {
         let mut failures = 0u32;
-        loop {
+        while !shutdown.is_cancelled() {
             match self.work_once().await {
                 Ok(()) => failures = 0,
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     let pause = backoff(failures);
                     warn!(%error, retry_in = ?pause, "triage worker: redis unavailable");
-                    tokio::time::sleep(pause).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
                 }
             }
         }

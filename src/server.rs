@@ -3,6 +3,7 @@
 //! state and error text and so is served apart, on loopback unless configured otherwise, and
 //! behind a bearer token when one is configured.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -13,6 +14,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use switchboard_api::{Connector, Desk, Gateway, Health, Secret};
 
+use crate::lifecycle::ConnectorStatuses;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -26,6 +28,10 @@ pub struct HealthState {
     pub store: Store,
     /// Each enabled connector's health.
     pub connectors: Vec<Arc<dyn Connector>>,
+    /// What the supervisor says of connectors that failed (restarting, or stopped for good).
+    pub connector_statuses: ConnectorStatuses,
+    /// Set when the gateway is shutting down: not ready, so load balancers stop sending.
+    pub draining: Arc<AtomicBool>,
     /// The agent desk's health; `None` is reported as a warning, not a failure.
     pub desk: Option<Arc<dyn Desk>>,
     /// Rendered at `/metrics`.
@@ -114,8 +120,21 @@ async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
         Err(error) => Health::Down(error.to_string()),
     };
     record("redis", redis);
+    if state.draining.load(Ordering::SeqCst) {
+        record("gateway", Health::Down("shutting down".into()));
+    }
+    let supervised = state
+        .connector_statuses
+        .lock()
+        .map(|statuses| statuses.clone())
+        .unwrap_or_default();
     for connector in &state.connectors {
-        record(connector.channel().as_str(), connector.health().await);
+        let channel = connector.channel().as_str();
+        let health = match supervised.get(channel) {
+            Some(status) => status.clone(),
+            None => connector.health().await,
+        };
+        record(channel, health);
     }
     match &state.desk {
         Some(desk) => record("desk", desk.health().await),

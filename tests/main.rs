@@ -14,6 +14,7 @@ mod mailservers;
 mod proxy;
 mod reliability;
 mod report;
+mod rolling;
 mod servers;
 mod slack_customers;
 mod slack_desk;

@@ -33,7 +33,7 @@ use crate::work::work_left;
 
 /// Distinct questions the embedded answerer answers; a conversation never repeats one, so
 /// none escalates for asking the same thing twice.
-const QUESTIONS: &[&str] = &[
+pub(crate) const QUESTIONS: &[&str] = &[
     "How do I reset my password?",
     "What plans and prices do you offer?",
     "Where can I download my invoices?",
@@ -48,24 +48,24 @@ const WEBCHAT_VISITORS: usize = 24;
 const TELEGRAM_CHATS: usize = 12;
 const SLACK_THREADS: usize = 12;
 const SHARED_CHANNEL: &str = "C0SOAKSHARED";
-const SLACK_BOT_ENV: &str = "SB_SOAK_SLACK_BOT";
-const SLACK_APP_ENV: &str = "SB_SOAK_SLACK_APP";
-const TELEGRAM_ENV: &str = "SB_SOAK_TELEGRAM";
+pub(crate) const SLACK_BOT_ENV: &str = "SB_SOAK_SLACK_BOT";
+pub(crate) const SLACK_APP_ENV: &str = "SB_SOAK_SLACK_APP";
+pub(crate) const TELEGRAM_ENV: &str = "SB_SOAK_TELEGRAM";
 const SLACK_BOT_TOKEN: &str = "xoxb-soak-customers";
 const SLACK_APP_TOKEN: &str = "xapp-soak-customers";
 
 /// One gateway process slot: a fixed port and config, restarted after each kill.
-struct Slot {
-    name: &'static str,
-    addr: SocketAddr,
-    config: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-    starts: usize,
+pub(crate) struct Slot {
+    pub(crate) name: &'static str,
+    pub(crate) addr: SocketAddr,
+    pub(crate) config: PathBuf,
+    pub(crate) log: PathBuf,
+    pub(crate) child: Option<Child>,
+    pub(crate) starts: usize,
 }
 
 impl Slot {
-    fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         self.starts += 1;
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -97,7 +97,7 @@ impl Slot {
         }
     }
 
-    async fn wait_healthy(&mut self, limit: Duration) {
+    pub(crate) async fn wait_healthy(&mut self, limit: Duration) {
         let started = Instant::now();
         while started.elapsed() < limit {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
@@ -122,13 +122,13 @@ impl Drop for Slot {
     }
 }
 
-fn tail(path: &Path) -> String {
+pub(crate) fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-fn free_port() -> SocketAddr {
+pub(crate) fn free_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
     listener.local_addr().expect("address")
 }
@@ -183,7 +183,7 @@ posts_per_second_per_channel = 50.0
 }
 
 /// One HTTP/1.1 request; `None` when the gateway is not there (killed) or too slow.
-async fn request(
+pub(crate) async fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -213,9 +213,9 @@ async fn request(
 }
 
 /// A transcript entry: (stream id, role, channel message id).
-type Entry = (String, String, String);
+pub(crate) type Entry = (String, String, String);
 
-fn transcript(
+pub(crate) fn transcript(
     client: &mut impl redis::ConnectionLike,
     channel: ChannelKind,
     key: &str,
@@ -237,12 +237,12 @@ fn transcript(
         .collect()
 }
 
-fn is_reply(role: &str) -> bool {
+pub(crate) fn is_reply(role: &str) -> bool {
     matches!(role, "ai" | "system" | "agent")
 }
 
 /// True when no work is left anywhere: inbound and outbox empty, nothing pending or parked.
-fn quiet(client: &mut impl redis::ConnectionLike) -> bool {
+pub(crate) fn quiet(client: &mut impl redis::ConnectionLike) -> bool {
     let left = work_left(client);
     // Acked entries are deleted, so an empty stream has nothing pending either.
     left.inbound == 0 && left.outbox == 0 && left.parked == 0

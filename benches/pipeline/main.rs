@@ -294,8 +294,9 @@ async fn start_instance(
             OutboxWorker::new(outbox_store, connectors, OutboxConfig::default(), consumer)
                 .with_metrics(metrics.clone())
                 .with_partitions(partitions);
-        tasks.push(tokio::spawn(triage_worker.run()));
-        tasks.push(tokio::spawn(outbox_worker.run()));
+        let forever = tokio_util::sync::CancellationToken::new();
+        tasks.push(tokio::spawn(triage_worker.run(forever.clone())));
+        tasks.push(tokio::spawn(outbox_worker.run(forever)));
     }
     Instance {
         intake,

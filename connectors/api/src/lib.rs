@@ -390,6 +390,10 @@ pub trait Connector: Send + Sync {
 
     /// Tells whether the connector currently works.
     async fn health(&self) -> Health;
+
+    /// The gateway is shutting down and `run` has been stopped: let go of what another
+    /// instance can take over at once (open customer sockets, told to reconnect elsewhere).
+    async fn stop(&self) {}
 }
 
 /// Checks a configured platform API URL (a connector's `api_url`, pointed at a proxy or a

@@ -37,8 +37,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const LEASED_WAIT: Duration = Duration::from_secs(20);
 /// How long the lease outlives a wait, for the mails handled after it (each renews it).
 pub const LEASE_MARGIN: Duration = Duration::from_secs(10);
-/// How often an instance without the lease asks for it again.
-const LEASE_RETRY: Duration = Duration::from_secs(3);
+/// How often an instance without the lease asks for it again: a released lease (a rolling
+/// restart) is taken over within this.
+const LEASE_RETRY: Duration = Duration::from_secs(1);
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
 

@@ -19,8 +19,9 @@ use crate::convert;
 
 /// The longest wait between retries of a failing poll or getMe.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// How often an instance without the lease asks for it again.
-const LEASE_RETRY: Duration = Duration::from_secs(5);
+/// How often an instance without the lease asks for it again: a released lease (a rolling
+/// restart) is taken over within this, for the price of one small Redis call a second.
+const LEASE_RETRY: Duration = Duration::from_secs(1);
 /// How long the polling lease outlives the poll it was renewed for.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 

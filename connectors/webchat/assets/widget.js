@@ -635,7 +635,12 @@
     else if (frame.type === "ack") confirm(frame.client_id, frame.message_id);
     else if (frame.type === "message") showStored(frame.message, frame.actions);
     else if (frame.type === "error") onError(frame);
+    else if (frame.type === "reconnect") restartSoon = true;
   }
+
+  // Set when the gateway said it is shutting down: the socket's close is then not a failure,
+  // and the widget reconnects at once (a load balancer picks another instance).
+  var restartSoon = false;
 
   function connect() {
     if (fatal || pollTimer) return;
@@ -663,6 +668,14 @@
       connected = false;
       inFlight = {};
       refreshChrome();
+      if (restartSoon) {
+        restartSoon = false;
+        attempt = 0;
+        clearTimeout(reconnectTimer);
+        // A little jitter, so an instance's visitors do not all arrive in the same instant.
+        reconnectTimer = setTimeout(connect, 50 + Math.random() * 250);
+        return;
+      }
       scheduleReconnect(opened);
     };
   }

@@ -163,6 +163,10 @@ impl Connector for WebchatConnector {
         })
     }
 
+    async fn stop(&self) {
+        self.shared.hub.restart_all();
+    }
+
     async fn health(&self) -> Health {
         Health::Up
     }

@@ -184,6 +184,9 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
     },
+    /// This gateway instance is shutting down: reconnect now (a load balancer sends the new
+    /// socket to another instance) and ask for what was missed with `after`.
+    Reconnect,
 }
 
 /// Limits announced in `welcome`.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Frames queued per socket before it counts as stuck.
 const QUEUE_PER_SOCKET: usize = 64;
@@ -19,10 +19,21 @@ pub type FrameReceiver = mpsc::Receiver<Arc<str>>;
 type Senders = HashMap<String, Vec<(u64, mpsc::Sender<Arc<str>>)>>;
 
 /// Conversation key -> the queues of its live sockets.
-#[derive(Default)]
 pub struct Hub {
     sockets: Mutex<Senders>,
     next_id: AtomicU64,
+    /// Set once when the gateway shuts down: every socket tells its widget to reconnect.
+    restarting: watch::Sender<bool>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            sockets: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            restarting: watch::channel(false).0,
+        }
+    }
 }
 
 /// One socket's place in the hub; leaving the scope removes it.
@@ -64,6 +75,16 @@ impl Hub {
             sockets.remove(key);
         }
         delivered
+    }
+
+    /// Asks every socket, open now or opened later, to send its widget to another instance.
+    pub fn restart_all(&self) {
+        self.restarting.send_replace(true);
+    }
+
+    /// Becomes `true` when the sockets should go (see [`Hub::restart_all`]).
+    pub fn restarting(&self) -> watch::Receiver<bool> {
+        self.restarting.subscribe()
     }
 
     /// How many sockets are open, for logs and tests.

@@ -25,6 +25,8 @@ const PING_EVERY: Duration = Duration::from_secs(25);
 const CLOSE_POLICY: u16 = 1008;
 /// Close code asking the client to come back later (RFC 6455 "try again later").
 const CLOSE_TRY_AGAIN: u16 = 1013;
+/// Close code for an instance shutting down (RFC 6455 registry "service restart").
+const CLOSE_SERVICE_RESTART: u16 = 1012;
 
 /// Serves one upgraded socket until either side leaves.
 pub(crate) async fn serve(
@@ -33,6 +35,11 @@ pub(crate) async fn serve(
     client: Option<ClientKey>,
     mut socket: WebSocket,
 ) {
+    let mut restarting = shared.hub.restarting();
+    if *restarting.borrow() {
+        restart_elsewhere(&mut socket).await;
+        return;
+    }
     let hello = match timeout(HELLO_TIMEOUT, wait_for_hello(&mut socket)).await {
         Ok(Some(hello)) => hello,
         Ok(None) => return,
@@ -111,8 +118,25 @@ pub(crate) async fn serve(
                     break;
                 }
             }
+            // The flag only ever turns true, so any change is the restart.
+            Ok(()) = restarting.changed() => {
+                restart_elsewhere(&mut socket).await;
+                break;
+            }
         }
     }
+}
+
+/// Tells the widget this instance is going away, so it reconnects at once (to another
+/// instance) instead of after a dropped connection's backoff.
+async fn restart_elsewhere(socket: &mut WebSocket) {
+    let _ = send(socket, &ServerFrame::Reconnect).await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: CLOSE_SERVICE_RESTART,
+            reason: "gateway restarting; reconnect".into(),
+        })))
+        .await;
 }
 
 /// History after the widget's cursor; a cursor the store refuses (stale, malformed) falls
