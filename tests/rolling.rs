@@ -366,7 +366,7 @@ async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_each_reply_once(
                         .until(Duration::from_secs(20), "the escalation notice", |seen| seen.replies.len() >= expected)
                         .await;
                 }
-                if escalating && m >= 1 && m <= AGENT_REPLIES {
+                if escalating && (1..=AGENT_REPLIES).contains(&m) {
                     // An agent answers in the desk thread; Slack redelivers an event nobody
                     // acked (an instance that went away), with the same id.
                     let id = conversation_id(ChannelKind::Webchat, &format!("s:{}", visitor.session));
