@@ -265,11 +265,11 @@ pub async fn start_with_desk(
         metrics.clone(),
         desk_channels.clone(),
     );
-    let learning = Arc::new(KnowledgeLoop::new(
-        store.clone(),
-        config.base_dir.join(&config.triage.knowledge_dir),
-        Some(triage.clone()),
-    ));
+    let learning = Arc::new(KnowledgeLoop::new(store.clone(), Some(triage.clone())));
+    // Learned entries live in Redis, shared by every instance; the watcher retries a failure.
+    if let Err(error) = learning.reload().await {
+        warn!(%error, "cannot read the learned knowledge-base entries yet; answering from the knowledge folder until they load");
+    }
     let desk_sink: Arc<dyn DeskSink> = Arc::new(
         DeskInbox::new(store.clone(), metrics.clone())
             .with_learning(learning.clone())

@@ -15,6 +15,7 @@ mod proxy;
 mod reliability;
 mod report;
 mod servers;
+mod shared_knowledge;
 mod slack_customers;
 mod slack_desk;
 mod soak;
