@@ -323,8 +323,13 @@ async fn kb(path: PathBuf, action: KbAction) -> Result<(), String> {
                 println!("no candidates waiting for review");
             }
             for candidate in shown {
+                let failed = candidate
+                    .error
+                    .as_deref()
+                    .map(|error| format!("  last approval failed: {error}\n"))
+                    .unwrap_or_default();
                 println!(
-                    "{}  [{}] answered by {} (conversation {})\n  Q: {}\n  A: {}\n",
+                    "{}  [{}] answered by {} (conversation {})\n  Q: {}\n  A: {}\n{failed}",
                     candidate.id,
                     candidate.status,
                     candidate.agent,

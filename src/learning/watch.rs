@@ -30,7 +30,7 @@ impl KnowledgeLoop {
             let outdated = match self.loaded_version().await {
                 None => true,
                 Some(loaded) => match learned::version(&self.store).await {
-                    Ok(version) => version != loaded || polls % FULL_CHECK_EVERY == 0,
+                    Ok(version) => version != loaded || polls.is_multiple_of(FULL_CHECK_EVERY),
                     Err(error) => {
                         debug!(%error, "cannot read the knowledge-base version");
                         false
