@@ -290,11 +290,11 @@ pub async fn start_with_desk(
              can join and the AI keeps answering; configure [desk.slack] to staff escalations"
         );
     }
-    let learning = Arc::new(KnowledgeLoop::new(
-        store.clone(),
-        config.base_dir.join(&config.triage.knowledge_dir),
-        Some(triage.clone()),
-    ));
+    let learning = Arc::new(KnowledgeLoop::new(store.clone(), Some(triage.clone())));
+    // Learned entries live in Redis, shared by every instance; the watcher retries a failure.
+    if let Err(error) = learning.reload().await {
+        warn!(%error, "cannot read the learned knowledge-base entries yet; answering from the knowledge folder until they load");
+    }
     let desk_sink: Arc<dyn DeskSink> = Arc::new(
         DeskInbox::new(store.clone(), metrics.clone())
             .with_learning(learning.clone())

@@ -104,6 +104,25 @@ enum KbAction {
         /// The candidate id (`kb-…`).
         id: String,
     },
+    /// List the learned entries every instance answers from (kept in Redis).
+    List,
+    /// Write the learned entries as a knowledge file (to commit, or to load as a normal one).
+    Export {
+        /// The file to write (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Move entries of a knowledge file into the shared knowledge base (default: the
+    /// `learned.md` that older versions wrote in the knowledge folder); ids already there are kept.
+    Import {
+        /// The knowledge file.
+        file: Option<PathBuf>,
+    },
+    /// Take a learned entry out of the knowledge base (running gateways reload within seconds).
+    Remove {
+        /// The entry id (`learned-…`, as `kb list` shows).
+        id: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -282,6 +301,7 @@ where
 }
 
 async fn kb(path: PathBuf, action: KbAction) -> Result<(), String> {
+    use switchboard::learning::LEARNED_FILE;
     let config = Config::load(&path).map_err(|error| error.to_string())?;
     let timeout = std::time::Duration::from_millis(config.redis.command_timeout_ms);
     let store = switchboard::store::Store::connect(&config.redis.url, timeout)
@@ -291,7 +311,7 @@ async fn kb(path: PathBuf, action: KbAction) -> Result<(), String> {
             format!("cannot reach Redis at {url}: {error}")
         })?;
     let knowledge_dir = config.base_dir.join(&config.triage.knowledge_dir);
-    let learning = switchboard::learning::KnowledgeLoop::new(store, knowledge_dir, None);
+    let learning = switchboard::learning::KnowledgeLoop::new(store, None);
     match action {
         KbAction::Review { all } => {
             let candidates = learning.candidates().await.map_err(|e| e.to_string())?;
@@ -303,8 +323,13 @@ async fn kb(path: PathBuf, action: KbAction) -> Result<(), String> {
                 println!("no candidates waiting for review");
             }
             for candidate in shown {
+                let failed = candidate
+                    .error
+                    .as_deref()
+                    .map(|error| format!("  last approval failed: {error}\n"))
+                    .unwrap_or_default();
                 println!(
-                    "{}  [{}] answered by {} (conversation {})\n  Q: {}\n  A: {}\n",
+                    "{}  [{}] answered by {} (conversation {})\n  Q: {}\n  A: {}\n{failed}",
                     candidate.id,
                     candidate.status,
                     candidate.agent,
@@ -324,6 +349,65 @@ async fn kb(path: PathBuf, action: KbAction) -> Result<(), String> {
         KbAction::Reject { id } => {
             let rejected = learning.reject(&id).await.map_err(|e| e.to_string())?;
             println!("{} rejected", rejected.id);
+        }
+        KbAction::List => {
+            let entries = learning.learned().await.map_err(|e| e.to_string())?;
+            if entries.is_empty() {
+                println!("no learned entries yet");
+            }
+            for entry in entries {
+                let by = entry.agent.as_deref().unwrap_or("import");
+                println!(
+                    "{}  (from {by})\n  Q: {}\n  A: {}\n",
+                    entry.id,
+                    entry.question,
+                    entry.answer.replace('\n', "\n     ")
+                );
+            }
+        }
+        KbAction::Export { out } => {
+            let entries = learning.learned().await.map_err(|e| e.to_string())?;
+            let (text, problems) = switchboard::learning::learned::export_markdown(&entries);
+            for problem in problems {
+                eprintln!("warning: {problem}; left out");
+            }
+            match out {
+                Some(out) => {
+                    std::fs::write(&out, text)
+                        .map_err(|error| format!("cannot write {}: {error}", out.display()))?;
+                    eprintln!(
+                        "{} learned entries written to {}",
+                        entries.len(),
+                        out.display()
+                    );
+                }
+                None => print!("{text}"),
+            }
+        }
+        KbAction::Import { file } => {
+            let file = file.unwrap_or_else(|| knowledge_dir.join(LEARNED_FILE));
+            let text = std::fs::read_to_string(&file)
+                .map_err(|error| format!("cannot read {}: {error}", file.display()))?;
+            let stem = file
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("learned");
+            let entries = switchboard::triage::parse_knowledge_file(stem, &text)
+                .map_err(|problem| format!("{}: {problem}", file.display()))?;
+            let added = learning.import(&entries).await.map_err(|e| e.to_string())?;
+            println!(
+                "{added} of {} entries from {} added to the shared knowledge base ({} were already there).\n\
+                 Every instance answers them from Redis now; the file can be deleted from the knowledge folders.",
+                entries.len(),
+                file.display(),
+                entries.len() - added
+            );
+        }
+        KbAction::Remove { id } => {
+            if !learning.remove(&id).await.map_err(|e| e.to_string())? {
+                return Err(format!("no learned entry {id} (see `switchboard kb list`)"));
+            }
+            println!("{id} removed from the knowledge base");
         }
     }
     Ok(())

@@ -16,6 +16,7 @@ mod reliability;
 mod report;
 mod rolling;
 mod servers;
+mod shared_knowledge;
 mod slack_customers;
 mod slack_desk;
 mod soak;

@@ -143,8 +143,15 @@ pub fn desk_thread(channel: &str, ts: &str) -> String {
 
 /// Knowledge-base candidates learned from agents' answers (a hash of json).
 pub const KB_CANDIDATES: &str = "sb:kb:candidates";
-/// Bumped on every approval; instances reload their answerer when it changes.
+/// Approved knowledge-base entries, every instance's answerer merges them with its knowledge
+/// folder (a hash: entry id -> json). One key, so a cluster keeps the whole learned knowledge
+/// base on one node; it is read whole, on start and on every change.
+pub const KB_LEARNED: &str = "sb:kb:learned";
+/// Bumped on every change of [`KB_LEARNED`]; instances reload their answerer when it changes.
 pub const KB_VERSION: &str = "sb:kb:version";
+/// Pub/sub channel (not a key) announcing a new [`KB_VERSION`], so instances reload at once
+/// rather than at their next poll of the version.
+pub const KB_CHANGED: &str = "sb:kb:changed";
 
 /// A linked contact (by email address) -> their conversation id (a string).
 pub fn contact(email: &str) -> String {

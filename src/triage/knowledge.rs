@@ -105,6 +105,20 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Entry>, TriageError> {
     Ok(entries)
 }
 
+/// The folder's entries followed by the learned ones (kept in Redis, see `crate::learning`).
+/// A learned entry whose id the folder already has is left out: the folder wins, so a
+/// `learned.md` from an older version, or an export committed to the folder, can stay there
+/// while the same entries are in Redis.
+pub fn merge_learned(mut base: Vec<Entry>, learned: Vec<Entry>) -> Vec<Entry> {
+    let mut ids: BTreeSet<String> = base.iter().map(|entry| entry.id.clone()).collect();
+    for entry in learned {
+        if ids.insert(entry.id.clone()) {
+            base.push(entry);
+        }
+    }
+    base
+}
+
 /// Parses one file's text; `stem` prefixes default ids. Errors are messages without the path.
 pub fn parse_file(stem: &str, text: &str) -> Result<Vec<Entry>, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -248,6 +262,19 @@ mod tests {
     fn question_without_answer_is_an_error() {
         let err = parse_file("x", "## Q one\nAlso:\n- a\n\n## Q two\nanswer\n").unwrap_err();
         assert!(err.contains("Q one"), "{err}");
+    }
+
+    #[test]
+    fn the_folder_wins_over_a_learned_entry_with_the_same_id() {
+        let base = parse_file("faq", "## Q one\nId: learned-1\nFrom the folder.\n").unwrap();
+        let learned = parse_file(
+            "learned",
+            "## Q one\nId: learned-1\nFrom Redis.\n\n## Q two\nId: learned-2\nNew.\n",
+        )
+        .unwrap();
+        let merged = merge_learned(base, learned);
+        let answers: Vec<&str> = merged.iter().map(|e| e.answer.as_str()).collect();
+        assert_eq!(answers, ["From the folder.", "New."]);
     }
 
     #[test]

@@ -24,7 +24,7 @@ mod text;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use switchboard_api::{ChannelKind, InboundKind};
@@ -32,7 +32,7 @@ use switchboard_api::{ChannelKind, InboundKind};
 pub use calibrate::fit_clinc150;
 pub use config::{Problem, TriageConfig};
 pub use eval::{eval_clinc150, EvalReport, SweepRow};
-pub use knowledge::Entry;
+pub use knowledge::{merge_learned, parse_file as parse_knowledge_file, Entry};
 pub use llm::LlmConfig;
 pub use sentiment::compound as sentiment_compound;
 
@@ -124,10 +124,26 @@ pub enum TriageError {
     Llm(String),
 }
 
+/// A lock whose holder panicked still guards a whole value: entries are swapped, never edited.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The entries an index is built from.
+struct KnowledgeSources {
+    /// The knowledge folder's entries as last read without error.
+    base: Vec<Entry>,
+    /// Entries learned from agents' answers, shared by every instance through Redis.
+    learned: Vec<Entry>,
+}
+
 /// The triage stage: policies plus an answerer.
 pub struct Triage {
     config: TriageConfig,
     knowledge_dir: PathBuf,
+    /// What the index is built from; held through a rebuild, so two reloads racing cannot
+    /// leave the older one's index in place.
+    sources: Mutex<KnowledgeSources>,
     /// Swapped whole on reload, so a decision in flight keeps the index it started with.
     index: RwLock<Arc<Index>>,
     /// The knowledge base's own answerer, or the OpenAI-compatible one when `[triage.llm]` is set.
@@ -138,7 +154,8 @@ impl Triage {
     /// Loads the knowledge base and builds the answerer; no network work.
     pub fn from_config(config: &TriageConfig, base_dir: &Path) -> Result<Triage, TriageError> {
         let knowledge_dir = base_dir.join(&config.knowledge_dir);
-        let index = Index::build(knowledge::load_dir(&knowledge_dir)?);
+        let base = knowledge::load_dir(&knowledge_dir)?;
+        let index = Index::build(base.clone());
         let answerer: Box<dyn Answerer> = match &config.llm {
             Some(llm) => Box::new(LlmAnswerer::new(llm).map_err(TriageError::Llm)?),
             None => Box::new(KnowledgeBaseAnswerer),
@@ -146,20 +163,39 @@ impl Triage {
         Ok(Triage {
             config: config.clone(),
             knowledge_dir,
+            sources: Mutex::new(KnowledgeSources {
+                base,
+                learned: Vec::new(),
+            }),
             index: RwLock::new(Arc::new(index)),
             answerer,
         })
     }
 
-    /// Re-reads the knowledge folder and swaps the index in; returns the number of entries.
-    /// On error the old index stays in place.
+    /// Re-reads the knowledge folder and swaps the index in (with the learned entries merged
+    /// in); returns the number of entries. On error the old index stays in place.
     pub fn reload_knowledge(&self) -> Result<usize, TriageError> {
-        let index = Index::build(knowledge::load_dir(&self.knowledge_dir)?);
+        let base = knowledge::load_dir(&self.knowledge_dir)?;
+        let mut sources = lock(&self.sources);
+        sources.base = base;
+        Ok(self.swap_index(&sources))
+    }
+
+    /// Replaces the learned entries (the folder is not re-read) and swaps the index in;
+    /// returns the number of entries answered from.
+    pub fn set_learned(&self, learned: Vec<Entry>) -> usize {
+        let mut sources = lock(&self.sources);
+        sources.learned = learned;
+        self.swap_index(&sources)
+    }
+
+    fn swap_index(&self, sources: &KnowledgeSources) -> usize {
+        let index = Index::build(merge_learned(sources.base.clone(), sources.learned.clone()));
         let count = index.entries().len();
         // A poisoned lock only means another reload panicked mid-swap; the Arc inside is whole.
         let mut slot = self.index.write().unwrap_or_else(|e| e.into_inner());
         *slot = Arc::new(index);
-        Ok(count)
+        count
     }
 
     /// The knowledge-base entries currently answered from.

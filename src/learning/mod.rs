@@ -2,26 +2,31 @@
 //!
 //! When an agent resolves a conversation, the customer's question and the agent's answer are
 //! kept as a candidate (`sb:kb:candidates`). An agent (`!kb approve` in the Slack thread) or an
-//! admin (`switchboard kb approve`) approves, edits or rejects it. Approval appends the entry to
-//! `learned.md` in the knowledge folder and bumps `sb:kb:version`; every gateway instance
-//! watches that version and reloads its answerer, so the next customer asking the same thing
-//! gets the AI's answer with no restart. A status change is one script, so concurrent approvals
-//! of one candidate write it once; a failed write puts the candidate back with the reason.
+//! admin (`switchboard kb approve`) approves, edits or rejects it. Approval stores the entry in
+//! Redis ([`learned`]), where every instance reads it: each one reloads its answerer when
+//! the version changes, so the next customer asking the same thing gets the AI's answer from
+//! any replica, with no restart, and a recreated container still has it. A status change is
+//! one script, so concurrent approvals of one candidate write it once; a failed write puts the
+//! candidate back with the reason.
 
-use std::path::{Path, PathBuf};
+pub mod learned;
+mod watch;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use redis::Script;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
+pub use learned::LearnedEntry;
+
 use crate::model::now_ms;
 use crate::store::{keys, Store, StoreError, TranscriptEntry};
-use crate::triage::Triage;
+use crate::triage::{Entry, Triage};
 
-/// The file approved entries are appended to, inside the knowledge folder.
+/// The file older versions appended approved entries to, inside the knowledge folder. It is
+/// still loaded like any knowledge file; `switchboard kb import` moves its entries to Redis.
 pub const LEARNED_FILE: &str = "learned.md";
 
 /// A question and answer waiting for review.
@@ -63,13 +68,20 @@ pub enum LearningError {
         /// Its status now.
         status: String,
     },
-    /// The knowledge file could not be written; the candidate stays pending.
-    #[error("cannot write {path}: {reason}; the candidate is kept for another try")]
+    /// The approved entry could not be stored in Redis; the candidate stays pending.
+    #[error("cannot store the approved entry in Redis ({key}): {reason}; the candidate is kept pending for another try", key = keys::KB_LEARNED)]
     Write {
-        /// The file.
-        path: String,
-        /// The I/O error.
+        /// What Redis said.
         reason: String,
+    },
+    /// The candidate cannot be answered from as it is (e.g. its answer is empty); it stays
+    /// pending.
+    #[error("candidate {id} cannot become a knowledge-base entry: {problem}; approve it with an edited answer, or reject it")]
+    Unusable {
+        /// The candidate.
+        id: String,
+        /// What is wrong.
+        problem: String,
     },
     /// Redis failed.
     #[error(transparent)]
@@ -147,21 +159,26 @@ fn looks_like_a_plea(text: &str) -> bool {
 /// The review side of the loop, shared by the desk, the CLI and the version watcher.
 pub struct KnowledgeLoop {
     store: Store,
-    knowledge_dir: PathBuf,
     triage: Option<Arc<Triage>>,
     decide: Script,
-    write_lock: tokio::sync::Mutex<()>,
+    /// The learned entries the answerer holds and the version read before them; `None` until
+    /// the first load succeeds. Held through a reload, so reloads run one at a time.
+    loaded: tokio::sync::Mutex<Option<Loaded>>,
+}
+
+struct Loaded {
+    version: u64,
+    records: Vec<LearnedEntry>,
 }
 
 impl KnowledgeLoop {
-    /// A loop writing into `knowledge_dir`, reloading `triage` (when this process answers).
-    pub fn new(store: Store, knowledge_dir: PathBuf, triage: Option<Arc<Triage>>) -> Self {
+    /// A loop on `store`, reloading `triage`'s learned entries (when this process answers).
+    pub fn new(store: Store, triage: Option<Arc<Triage>>) -> Self {
         KnowledgeLoop {
             store,
-            knowledge_dir,
             triage,
-            decide: Script::new(include_str!("store/lua/decide_candidate.lua")),
-            write_lock: tokio::sync::Mutex::new(()),
+            decide: Script::new(include_str!("../store/lua/decide_candidate.lua")),
+            loaded: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -243,44 +260,47 @@ impl KnowledgeLoop {
         }
     }
 
-    /// Approves a candidate (optionally with an edited answer): writes it to the knowledge base
-    /// and reloads the answerer. On a failed write the candidate goes back to `pending`.
+    /// Approves a candidate (optionally with an edited answer): stores it in the shared
+    /// knowledge base and tells every instance to reload. When it cannot be stored the
+    /// candidate goes back to `pending` with the reason.
     pub async fn approve(
         &self,
         id: &str,
         edited_answer: Option<&str>,
     ) -> Result<Candidate, LearningError> {
+        // Only one approval gets past this: the others see `approving` and stop.
         let mut candidate = self.transition(id, "pending", "approving", "").await?;
         if let Some(answer) = edited_answer.filter(|answer| !answer.trim().is_empty()) {
             candidate.answer = answer.trim().to_owned();
         }
-        let written = {
-            let _one_writer = self.write_lock.lock().await;
-            append_entry(&self.knowledge_dir, &candidate)
-        };
-        if let Err(error) = written {
-            let reason = error.to_string();
-            self.transition(id, "approving", "pending", &reason).await?;
-            return Err(LearningError::Write {
-                path: self.knowledge_dir.join(LEARNED_FILE).display().to_string(),
-                reason,
-            });
+        let record = LearnedEntry::from_candidate(&candidate, now_ms());
+        if let Err(error) = self.store_learned(id, &record).await {
+            self.transition(id, "approving", "pending", &error.to_string())
+                .await?;
+            return Err(error);
         }
         let approved = self.transition(id, "approving", "approved", "").await?;
-        self.store
-            .run(|mut conn| async move {
-                redis::cmd("INCR")
-                    .arg(keys::KB_VERSION)
-                    .query_async::<u64>(&mut conn)
-                    .await
-            })
-            .await?;
-        self.reload();
-        info!(candidate = %id, "knowledge-base candidate approved");
+        self.announce().await;
+        info!(candidate = %id, entry = %record.id, "knowledge-base candidate approved");
         Ok(Candidate {
             answer: candidate.answer,
             ..approved
         })
+    }
+
+    async fn store_learned(&self, id: &str, record: &LearnedEntry) -> Result<(), LearningError> {
+        record
+            .to_entry()
+            .map_err(|problem| LearningError::Unusable {
+                id: id.to_owned(),
+                problem,
+            })?;
+        learned::save(&self.store, record, true)
+            .await
+            .map(|_| ())
+            .map_err(|error| LearningError::Write {
+                reason: error.to_string(),
+            })
     }
 
     /// Rejects a pending candidate.
@@ -288,82 +308,81 @@ impl KnowledgeLoop {
         self.transition(id, "pending", "rejected", "").await
     }
 
-    fn reload(&self) {
-        if let Some(triage) = &self.triage {
-            match triage.reload_knowledge() {
-                Ok(entries) => info!(entries, "knowledge base reloaded"),
-                Err(error) => {
-                    warn!(%error, "knowledge base reload failed; still answering from the previous one")
-                }
+    /// Every learned entry in the shared knowledge base, oldest first.
+    pub async fn learned(&self) -> Result<Vec<LearnedEntry>, StoreError> {
+        learned::all(&self.store).await
+    }
+
+    /// Adds knowledge-file entries to the shared knowledge base (moving an older version's
+    /// `learned.md` there); an id already stored keeps its entry. Returns how many were added.
+    pub async fn import(&self, entries: &[Entry]) -> Result<usize, StoreError> {
+        let now = now_ms();
+        let mut added = 0;
+        for entry in entries {
+            if learned::save(&self.store, &LearnedEntry::from_entry(entry, now), false).await? {
+                added += 1;
             }
+        }
+        if added > 0 {
+            self.announce().await;
+        }
+        Ok(added)
+    }
+
+    /// Takes an entry out of the shared knowledge base; false when there was none with `id`.
+    pub async fn remove(&self, id: &str) -> Result<bool, StoreError> {
+        let removed = learned::remove(&self.store, id).await?;
+        if removed {
+            self.announce().await;
+        }
+        Ok(removed)
+    }
+
+    /// Tells every instance the learned entries changed, and reloads this one's answerer. A
+    /// lost announcement only delays the others until their next full check.
+    async fn announce(&self) {
+        if let Err(error) = learned::announce(&self.store).await {
+            warn!(%error, "could not announce the knowledge-base change; other instances pick it up at their next full check");
+        }
+        if let Err(error) = self.reload().await {
+            warn!(%error, "knowledge base reload failed; still answering from the previous one");
         }
     }
 
-    /// Reloads the answerer whenever another instance (or the CLI) approved an entry.
-    pub async fn watch_version(self: Arc<Self>, every: Duration) {
-        let mut seen: Option<u64> = None;
-        loop {
-            let version: Result<Option<u64>, StoreError> = self
-                .store
-                .run(|mut conn| async move {
-                    redis::cmd("GET")
-                        .arg(keys::KB_VERSION)
-                        .query_async(&mut conn)
-                        .await
-                })
-                .await;
-            if let Ok(version) = version {
-                let version = version.unwrap_or(0);
-                if seen.is_some_and(|before| before != version) {
-                    self.reload();
+    /// Reads the learned entries from Redis and swaps them into the answerer when they
+    /// changed; returns how many are loaded. Nothing to do in a process that does not answer.
+    pub async fn reload(&self) -> Result<usize, StoreError> {
+        let Some(triage) = &self.triage else {
+            return Ok(0);
+        };
+        let mut loaded = self.loaded.lock().await;
+        // The version first: a change landing between the two reads is loaded now and seen
+        // again at the next check, never missed.
+        let version = learned::version(&self.store).await?;
+        let records = learned::all(&self.store).await?;
+        let count = records.len();
+        match loaded.as_mut() {
+            Some(current) if current.records == records => current.version = version,
+            _ => {
+                let (entries, problems) = learned::to_entries(&records);
+                for problem in problems {
+                    warn!(%problem, "learned entry left out of the knowledge base");
                 }
-                seen = Some(version);
+                let learned = entries.len();
+                let total = triage.set_learned(entries);
+                info!(learned, entries = total, version, "knowledge base reloaded");
+                *loaded = Some(Loaded { version, records });
             }
-            tokio::time::sleep(every).await;
         }
+        Ok(count)
     }
-}
 
-/// Appends one entry to `learned.md`, writing a new file and renaming it over the old one so a
-/// failure never leaves a half-written knowledge base.
-fn append_entry(dir: &Path, candidate: &Candidate) -> std::io::Result<()> {
-    let path = dir.join(LEARNED_FILE);
-    let mut text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            "+++\ncategory = \"learned\"\n+++\n\n# Entries approved from agents' answers (switchboard kb).\n".into()
-        }
-        Err(error) => return Err(error),
-    };
-    let question: String = candidate
-        .question
-        .replace('#', "")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(200)
-        .collect();
-    // An answer line starting with `## ` would start a new entry; indent it.
-    let answer = candidate
-        .answer
-        .lines()
-        .map(|line| {
-            if line.starts_with("##") {
-                format!(" {line}")
-            } else {
-                line.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    text.push_str(&format!(
-        "\n## {question}\nId: learned-{}\n\n{answer}\n",
-        candidate.id.trim_start_matches("kb-")
-    ));
-    let staging = dir.join(format!(".{LEARNED_FILE}.{}.tmp", std::process::id()));
-    std::fs::write(&staging, text)?;
-    std::fs::rename(&staging, &path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&staging);
-    })
+    /// The version of the learned entries this instance answers from, if loaded.
+    async fn loaded_version(&self) -> Option<u64> {
+        self.loaded
+            .lock()
+            .await
+            .as_ref()
+            .map(|loaded| loaded.version)
+    }
 }
