@@ -66,7 +66,8 @@ async fn render_metrics(State(state): State<HealthState>) -> impl IntoResponse {
     )
 }
 
-/// Ready when Redis answers and every enabled connector is up; the body says which is not.
+/// Ready when Redis answers, every enabled connector is up and no delivery target has been
+/// failing for too long; the body says which is not.
 async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
     let mut checks = serde_json::Map::new();
     let mut ready = true;
@@ -98,6 +99,15 @@ async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
         .unwrap_or_default();
     if !channels.is_empty() {
         checks.insert("desk_channels".into(), serde_json::json!(channels));
+    }
+    // Targets with no delivery through for longer than `outbox.unhealthy_after_ms`.
+    if let Some(failing) = state
+        .metrics
+        .delivery_health
+        .readyz_report(crate::model::now_ms())
+    {
+        ready = false;
+        checks.insert("outbox".into(), failing);
     }
     let code = if ready {
         StatusCode::OK
