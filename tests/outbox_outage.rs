@@ -7,7 +7,7 @@
 //! give-up windows of seconds.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -214,8 +214,8 @@ async fn a_slack_outage_past_the_old_give_up_point_loses_no_briefing_and_no_thre
 }
 
 /// Runs the real `switchboard outbox ...`; returns (success, stdout + stderr).
-async fn outbox_cli(config: &PathBuf, args: &[&str]) -> (bool, String) {
-    let config = config.clone();
+async fn outbox_cli(config: &Path, args: &[&str]) -> (bool, String) {
+    let config = config.to_owned();
     let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
     tokio::task::spawn_blocking(move || {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
@@ -234,7 +234,8 @@ async fn outbox_cli(config: &PathBuf, args: &[&str]) -> (bool, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_briefing_given_up_after_the_window_is_replayed_from_the_cli_and_posted_once() {
+async fn a_briefing_given_up_after_the_window_is_replayed_from_the_cli_and_posted_once_before_its_thread(
+) {
     let redis = RedisServer::start();
     let standin = SlackStandIn::start().await;
     standin.set_user(AGENT, "Sam Rivera");
@@ -247,7 +248,12 @@ async fn a_briefing_given_up_after_the_window_is_replayed_from_the_cli_and_poste
 
     standin.set_outage(true);
     let escalated = Instant::now();
-    let _widget = visitor_asks_for_a_human(gateway.local_addr, "outage-visitor-000000009").await;
+    let mut widget = visitor_asks_for_a_human(gateway.local_addr, "outage-visitor-000000009").await;
+    // A reply for the thread, queued behind the briefing: it waits, and is not given up on
+    // with the briefing.
+    widget
+        .send(json!({"type": "message", "client_id": "m1", "text": "My order is ACME-901"}))
+        .await;
     eventually(
         Duration::from_secs(15),
         "the briefing given up on",
@@ -290,15 +296,41 @@ async fn a_briefing_given_up_after_the_window_is_replayed_from_the_cli_and_poste
         .unwrap_or_else(|| panic!("{status}"));
     assert!(desk_line.trim_end().ends_with(" 1"), "one dead: {status}");
 
-    // Slack is back; the admin replays it: posted once.
+    // Slack is back; the thread reply cannot go before its thread exists. The admin replays
+    // the briefing: it takes its place in line again, ahead of the reply, and is posted once.
     standin.set_outage(false);
     let (ok, replayed) = outbox_cli(&config_file, &["replay", &id]).await;
     assert!(ok && replayed.contains("replayed"), "{replayed}");
-    eventually(Duration::from_secs(15), "the replayed briefing", || async {
-        (briefings(&standin.posts()).len() == 1).then_some(())
-    })
+    let posts = eventually(
+        Duration::from_secs(15),
+        "the replayed briefing, then the reply in its thread",
+        || async {
+            let posts = standin.posts();
+            let reply = posts
+                .iter()
+                .any(|post| post.thread_ts.is_some() && post.text.contains("ACME-901"));
+            reply.then_some(posts)
+        },
+    )
     .await;
-    assert_eq!(work_left(&mut redis.client()).dead, 0);
+    let parents = briefings(&posts);
+    assert_eq!(parents.len(), 1);
+    let reply = posts
+        .iter()
+        .position(|post| {
+            post.thread_ts.as_ref() == Some(&parents[0].ts) && post.text.contains("ACME-901")
+        })
+        .expect("the reply in the briefing's thread");
+    let briefing = posts
+        .iter()
+        .position(|post| post.ts == parents[0].ts)
+        .unwrap();
+    assert!(briefing < reply);
+    assert_eq!(
+        work_left(&mut redis.client()).dead,
+        0,
+        "the reply was not given up on"
+    );
 
     // Replaying it again finds nothing and queues nothing.
     let (ok, again) = outbox_cli(&config_file, &["replay", &id]).await;

@@ -96,6 +96,7 @@ impl History {
             held_back: target.and_then(|target| self.held_back_as(target)),
             attempts,
             first_failure_ms,
+            origin: self.origin.clone(),
             queued_ms: self.queued_ms(),
         }
     }

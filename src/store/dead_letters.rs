@@ -24,6 +24,8 @@ pub struct DeadLetter {
     pub attempts: u32,
     /// When its first attempt failed (epoch ms), if one did before this one.
     pub first_failure_ms: Option<u64>,
+    /// Its first outbox id: a replay takes its place in line again from there.
+    pub origin: String,
     /// When it was first queued (epoch ms).
     pub queued_ms: u64,
 }
@@ -96,6 +98,7 @@ impl Store {
             ("reason", dead.reason.as_str()),
             ("attempts", attempts.as_str()),
             ("queued_at", queued.as_str()),
+            ("origin", dead.origin.as_str()),
         ];
         if let Some(target) = dead.target {
             fields.push(("target", target));
