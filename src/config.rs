@@ -153,9 +153,15 @@ pub struct OutboxConfig {
     /// Longest retry delay.
     #[serde(default = "default_max_backoff_ms")]
     pub max_backoff_ms: u64,
-    /// Attempts before a message is moved to the dead-letter stream.
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
+    /// How long a delivery keeps being retried while its platform fails (counted from its
+    /// first failed attempt) before it is moved to the dead-letter stream. Time, not a number
+    /// of attempts: a platform's outage of an hour must not lose replies.
+    #[serde(default = "default_give_up_after_ms")]
+    pub give_up_after_ms: u64,
+    /// A target (a channel, or the desk) whose deliveries have been failing for this long with
+    /// none getting through is reported by `/readyz`.
+    #[serde(default = "default_unhealthy_after_ms")]
+    pub unhealthy_after_ms: u64,
     /// How long one connector send may take.
     #[serde(default = "default_send_timeout_ms")]
     pub send_timeout_ms: u64,
@@ -170,8 +176,11 @@ fn default_initial_backoff_ms() -> u64 {
 fn default_max_backoff_ms() -> u64 {
     60_000
 }
-fn default_max_attempts() -> u32 {
-    12
+fn default_give_up_after_ms() -> u64 {
+    72 * 60 * 60 * 1000
+}
+fn default_unhealthy_after_ms() -> u64 {
+    5 * 60 * 1000
 }
 fn default_send_timeout_ms() -> u64 {
     10_000
@@ -183,7 +192,8 @@ impl Default for OutboxConfig {
             claim_idle_ms: default_claim_idle_ms(),
             initial_backoff_ms: default_initial_backoff_ms(),
             max_backoff_ms: default_max_backoff_ms(),
-            max_attempts: default_max_attempts(),
+            give_up_after_ms: default_give_up_after_ms(),
+            unhealthy_after_ms: default_unhealthy_after_ms(),
             send_timeout_ms: default_send_timeout_ms(),
         }
     }
@@ -424,7 +434,7 @@ impl Config {
         let mut config = Config {
             gateway: section(&table, "gateway", &mut problems),
             redis: section(&table, "redis", &mut problems),
-            outbox: section(&table, "outbox", &mut problems),
+            outbox: outbox_section(&table, &mut problems),
             triage: section(&table, "triage", &mut problems),
             connectors: ConnectorsConfig::default(),
             desk: DeskConfig::default(),
@@ -619,8 +629,17 @@ impl Config {
                 "must not exceed outbox.max_backoff_ms".into(),
             ));
         }
-        if self.outbox.max_attempts == 0 {
-            raw.push(("outbox.max_attempts".into(), "must be at least 1".into()));
+        if self.outbox.give_up_after_ms == 0 {
+            raw.push((
+                "outbox.give_up_after_ms".into(),
+                "must be greater than 0 (259200000 = 72 h is the default)".into(),
+            ));
+        }
+        if self.outbox.unhealthy_after_ms == 0 {
+            raw.push((
+                "outbox.unhealthy_after_ms".into(),
+                "must be greater than 0".into(),
+            ));
         }
         self.triage.validate("triage", &self.base_dir, &mut raw);
         self.files.validate(&mut raw);
@@ -685,6 +704,27 @@ fn unknown_key(key: &str, expected: &[&str]) -> ConfigProblem {
         key,
         message: format!("unknown key (expected one of: {})", expected.join(", ")),
     }
+}
+
+/// `[outbox]`, naming the keys earlier versions took and this one replaced (rather than a bare
+/// "unknown field"), so an admin upgrading knows what to write instead.
+fn outbox_section(table: &toml::Table, problems: &mut Vec<ConfigProblem>) -> OutboxConfig {
+    let Some(mut outbox) = table.get("outbox").cloned() else {
+        return OutboxConfig::default();
+    };
+    if let toml::Value::Table(keys) = &mut outbox {
+        if keys.remove("max_attempts").is_some() {
+            problems.push(ConfigProblem {
+                key: "outbox.max_attempts".into(),
+                message: "was replaced by outbox.give_up_after_ms: deliveries are now given up on \
+                          after a time of failing (default 259200000 = 72 h), not after a number \
+                          of attempts; remove this key"
+                    .into(),
+            });
+        }
+    }
+    let only_outbox = toml::Table::from_iter([("outbox".to_owned(), outbox)]);
+    section(&only_outbox, "outbox", problems)
 }
 
 /// Deserializes one optional table, recording a problem with the full key path on failure.

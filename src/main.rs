@@ -64,6 +64,15 @@ enum Command {
         #[command(subcommand)]
         action: KbAction,
     },
+    /// Look after the outbox: what waits per channel (or the desk), what was given up on, and
+    /// put dead letters back.
+    Outbox {
+        /// The config file (for Redis).
+        #[arg(long, short, default_value = "config/switchboard.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
     /// Measure the embedded answerer on CLINC150: knowledge base from `train`, questions from
     /// `val` + `oos_val`; prints accuracy, out-of-scope recall, wrong answers and a threshold sweep.
     Eval {
@@ -125,12 +134,36 @@ enum KbAction {
     },
 }
 
+#[derive(Subcommand)]
+enum OutboxAction {
+    /// Deliveries waiting per target (after failures) and the oldest's age, dead letters.
+    Status,
+    /// List dead letters: their ids, what they deliver and why they were given up on.
+    Dead,
+    /// Put dead letters back into the outbox, once each; what already reached the customer
+    /// (a stored delivery receipt) is not sent again.
+    Replay {
+        /// The id, as `outbox dead` lists it (`3/1718000000000-0`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Replay every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete a dead letter for good.
+    Drop {
+        /// The id, as `outbox dead` lists it.
+        id: String,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => run(config),
         Command::CheckConfig { files, online } => check_config(&files, online),
         Command::Kb { config, action } => with_runtime(|| kb(config, action)),
+        Command::Outbox { config, action } => with_runtime(|| outbox(config, action)),
         Command::Report {
             config,
             since,
@@ -430,5 +463,52 @@ async fn report(
         .await
         .map_err(|error| error.to_string())?;
     println!("{report}");
+    Ok(())
+}
+
+async fn outbox(path: PathBuf, action: OutboxAction) -> Result<(), String> {
+    use switchboard::outbox::admin::OutboxAdmin;
+    let config = Config::load(&path).map_err(|error| error.to_string())?;
+    let timeout = std::time::Duration::from_millis(config.redis.command_timeout_ms);
+    let store = switchboard::store::Store::connect(&config.redis.url, timeout)
+        .await
+        .map_err(|error| {
+            let url = switchboard::app::redact_url(&config.redis.url);
+            format!("cannot reach Redis at {url}: {error}")
+        })?;
+    let admin = OutboxAdmin::new(store);
+    let failed = |error: switchboard::outbox::admin::AdminError| error.to_string();
+    match action {
+        OutboxAction::Status => println!("{}", admin.status().await.map_err(failed)?),
+        OutboxAction::Dead => {
+            let dead = admin.dead().await.map_err(failed)?;
+            if dead.is_empty() {
+                println!("no dead letters");
+            }
+            for entry in dead {
+                println!("{entry}\n");
+            }
+        }
+        OutboxAction::Replay { all: true, .. } => {
+            let replayed = admin.replay_all().await.map_err(failed)?;
+            for id in &replayed {
+                println!("{id} replayed");
+            }
+            println!("{} dead letter(s) put back into the outbox", replayed.len());
+        }
+        OutboxAction::Replay { id, .. } => {
+            let id = admin
+                .resolve(id.as_deref().unwrap_or_default())
+                .await
+                .map_err(failed)?;
+            admin.replay(&id).await.map_err(failed)?;
+            println!("{id} replayed: back in the outbox");
+        }
+        OutboxAction::Drop { id } => {
+            let id = admin.resolve(&id).await.map_err(failed)?;
+            admin.drop(&id).await.map_err(failed)?;
+            println!("{id} dropped");
+        }
+    }
     Ok(())
 }

@@ -3,9 +3,12 @@
 //! Each instance counts what it did; Prometheus sums instances. Rates such as the AI
 //! resolution rate are ratios of these counters (see the README's PromQL examples).
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -31,6 +34,13 @@ pub struct Metrics {
     pub resolutions: Counter,
     /// Outbox deliveries by target (channel or desk) and outcome (delivered, retry, dead).
     pub outbox_deliveries: Family<Labels, Counter>,
+    /// Age in seconds of the oldest delivery held back by failures, by target (channel or
+    /// desk); 0 when nothing waits.
+    pub outbox_oldest_waiting: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// Seconds a target's deliveries have been failing with none getting through; 0 when not.
+    pub outbox_failing: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// The state behind those two gauges, which `/readyz` reads too.
+    pub delivery_health: crate::outbox::health::DeliveryHealth,
     /// Seconds from a customer message to the gateway's reply being queued.
     pub time_to_first_response: Histogram,
     /// Seconds from escalation to the first agent reply.
@@ -51,6 +61,9 @@ impl Default for Metrics {
             agent_replies: Counter::default(),
             resolutions: Counter::default(),
             outbox_deliveries: Family::default(),
+            outbox_oldest_waiting: Family::default(),
+            outbox_failing: Family::default(),
+            delivery_health: Default::default(),
             time_to_first_response: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             time_to_human: Histogram::new(exponential_buckets(5.0, 2.0, 14)),
             triage_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
@@ -95,6 +108,16 @@ impl Default for Metrics {
             "outbox_deliveries",
             "Outbox delivery attempts by target and outcome",
             metrics.outbox_deliveries.clone(),
+        );
+        registry.register(
+            "outbox_oldest_waiting_seconds",
+            "Age of the oldest delivery held back by failures, by target",
+            metrics.outbox_oldest_waiting.clone(),
+        );
+        registry.register(
+            "outbox_failing_seconds",
+            "How long no delivery to a target has got through, by target",
+            metrics.outbox_failing.clone(),
         );
         registry.register(
             "time_to_first_response_seconds",

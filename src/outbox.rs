@@ -4,6 +4,16 @@
 //! attempt is parked in a sorted set until its backoff has passed (or the platform's
 //! `Retry-After`), then put back; an entry whose worker died is taken over after
 //! `claim_idle_ms`. Delivery is therefore at least once; connectors dedupe on `Outbound::id`.
+//!
+//! A platform that is merely down is waited for: an entry is given up on (dead-lettered) only
+//! after `give_up_after_ms` of failing, counted from its own first failed attempt, however many
+//! attempts that took; one that can never succeed (a revoked token, an unknown chat) at once.
+//! Dead letters are for an admin (see [`admin`]); [`health`] tells `/readyz` and `/metrics`.
+
+pub mod admin;
+pub mod health;
+mod history;
+mod order;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,8 +34,13 @@ use crate::metrics::Metrics;
 use crate::model::now_ms;
 use crate::periodic::Periodic;
 use crate::receipts::ReceiptWriter;
-use crate::store::DeliveryTarget;
-use crate::store::{keys, Delivered, Receipt, Store, StoreError, Work, WorkItem};
+use crate::store::{
+    keys, DeadLetter, Delivered, DeliveryTarget, HeldBack, Parking, Receipt, Store, StoreError,
+    Work, WorkItem,
+};
+use history::History;
+pub(crate) use history::Parked;
+use order::{Line, Turn};
 
 /// What an outbox entry delivers: a message to a customer, or a post to the agent desk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,16 +52,11 @@ pub enum Delivery {
     Desk(DeskPost),
 }
 
-/// A parked delivery, as stored in the delayed set.
-#[derive(Debug, Serialize, Deserialize)]
-struct Parked<'a> {
-    id: &'a str,
-    p: &'a str,
-    attempt: u32,
-}
-
 /// Entries read per round; their acks are one round trip.
 const BATCH: usize = 64;
+
+/// How often a worker reads the waiting sets of its partitions: the gauges' resolution.
+const WAITING_READ_PERIOD: Duration = Duration::from_secs(2);
 
 /// An outbox entry's payload, parsed once for grouping and for delivery.
 enum Parsed {
@@ -91,44 +101,27 @@ impl Parsed {
 struct Attempt {
     target: &'static str,
     outcome: DeliveryOutcome,
+    /// What the platform said when a retryable attempt failed.
+    failure: Option<String>,
 }
 
 impl Attempt {
     fn finished(target: &'static str, outcome: DeliveryOutcome) -> Attempt {
-        Attempt { target, outcome }
+        Attempt {
+            target,
+            outcome,
+            failure: None,
+        }
     }
 }
 
-fn delivered(item: &WorkItem, receipt: Option<Receipt>) -> Delivered {
+fn delivered(item: &WorkItem, receipt: Option<Receipt>, held_back: Option<HeldBack>) -> Delivered {
     Delivered {
         partition: item.partition,
         entry_id: item.entry_id.clone(),
         receipt,
+        held_back,
     }
-}
-
-/// How many times the entry was tried before (promoted retries carry the count).
-fn attempts_so_far(item: &WorkItem) -> u32 {
-    item.fields
-        .get("attempt")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The delayed-set member that brings `item` back with `attempt` tries counted.
-fn parked_member(item: &WorkItem, attempt: u32) -> String {
-    let field = |name: &str| {
-        item.fields
-            .get(name)
-            .map(String::as_str)
-            .unwrap_or_default()
-    };
-    serde_json::to_string(&Parked {
-        id: field("id"),
-        p: field("p"),
-        attempt,
-    })
-    .unwrap_or_default()
 }
 
 /// Delivers the outbox through the enabled connectors.
@@ -147,6 +140,8 @@ pub struct OutboxWorker {
     something_parked: AtomicBool,
     promote_chore: Periodic,
     claim_chore: Periodic,
+    /// Reading what waits per target, for the gauges and `/readyz`.
+    waiting_chore: Periodic,
 }
 
 /// What happened to one outbox entry.
@@ -192,11 +187,15 @@ impl OutboxWorker {
             // second returns them close to their due time.
             promote_chore: Periodic::every(Duration::from_millis(200)),
             claim_chore,
+            waiting_chore: Periodic::every(WAITING_READ_PERIOD),
         }
     }
 
     /// Counts into `metrics` (shared with the rest of the gateway).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        metrics
+            .delivery_health
+            .set_unhealthy_after(Duration::from_millis(self.config.unhealthy_after_ms));
         self.metrics = metrics;
         self
     }
@@ -249,6 +248,9 @@ impl OutboxWorker {
             // as a promotion round sees it.
             self.something_parked
                 .store(still_parked > 0, Ordering::Relaxed);
+        }
+        if self.waiting_chore.is_due() {
+            self.read_waiting().await?;
         }
         let mut outcomes = Vec::new();
         let claim_idle = Duration::from_millis(self.config.claim_idle_ms);
@@ -306,38 +308,37 @@ impl OutboxWorker {
             });
             by_conversation[index].push((item, parsed));
         }
-        let holds = self.holds_of(&by_conversation).await?;
-        let holds = &holds;
+        let lines = self.lines_of(&by_conversation).await?;
+        let lines = &lines;
         let attempted =
             futures_util::future::join_all(by_conversation.into_iter().map(|group| async move {
                 let mut results = Vec::with_capacity(group.len());
-                // Within the batch, a failure holds the same target's later entries too.
-                let mut waiting: HashMap<DeliveryTarget, u64> = HashMap::new();
+                // Each target's line, kept up to date as the batch goes.
+                let mut batch_lines: HashMap<DeliveryTarget, Line> = HashMap::new();
                 for (item, parsed) in group {
                     if Instant::now() >= deadline {
                         break;
                     }
-                    let target = parsed.target();
-                    let held = target
-                        .as_ref()
-                        .and_then(|t| waiting.get(t).or_else(|| holds.get(t)).copied());
-                    if let (Some(target), Some(until)) = (target.clone(), held) {
-                        // Strictly after the entry it waits for, and after each other.
-                        let behind = until + 1;
-                        results.push(self.wait_behind(&item, behind, &target).await);
-                        waiting.insert(target, behind);
+                    let Some(target) = parsed.target() else {
+                        results.push(self.attempt(item, parsed, reclaimed).await);
+                        continue;
+                    };
+                    let line = batch_lines
+                        .entry(target.clone())
+                        .or_insert_with(|| lines.get(&target).cloned().unwrap_or_default());
+                    let origin = History::of(&item).origin;
+                    if let Turn::WaitUntil(due) = line.turn(&origin, now_ms()) {
+                        results.push(self.wait_behind(&item, due, &target).await);
                         continue;
                     }
                     let result = self.attempt(item, parsed, reclaimed).await;
-                    if let (
-                        Some(target),
+                    match &result {
                         Ok(Attempt {
                             outcome: DeliveryOutcome::Retrying { after, .. },
                             ..
-                        }),
-                    ) = (target, &result)
-                    {
-                        waiting.insert(target, now_ms() + after.as_millis() as u64);
+                        }) => line.failed(now_ms() + after.as_millis() as u64),
+                        Ok(_) => line.left(&origin),
+                        Err(_) => {}
                     }
                     results.push(result);
                 }
@@ -372,6 +373,14 @@ impl OutboxWorker {
                     ("outcome", label.into()),
                 ])
                 .inc();
+            let health = &self.metrics.delivery_health;
+            match (&attempt.outcome, &attempt.failure) {
+                (DeliveryOutcome::Delivered, _) => health.delivered(attempt.target),
+                (DeliveryOutcome::Retrying { .. }, Some(failure)) => {
+                    health.failed(attempt.target, failure, now_ms())
+                }
+                _ => {}
+            }
             outcomes.push(attempt.outcome);
         }
         Ok(outcomes)
@@ -386,12 +395,17 @@ impl OutboxWorker {
     ) -> Result<Attempt, StoreError> {
         let payload = item.fields.get("p").cloned().unwrap_or_default();
         let transcript_id = item.fields.get("id").cloned().unwrap_or_default();
-        let attempt = attempts_so_far(&item) + 1;
+        let history = History::of(&item);
+        let attempt = history.attempts + 1;
+        // Taken over from an instance that may have sent it, or put back by an admin after an
+        // attempt that may have reached the platform: look for its receipt first.
+        let maybe_sent = reclaimed || history.replayed;
         let delivery = match parsed {
             Parsed::Delivery(delivery) => delivery,
             Parsed::Malformed(parse_error) => {
                 let reason = format!("malformed outbox entry: {parse_error}");
-                let outcome = self.dead_letter(&item, &payload, reason).await?;
+                let dead = history.dead_letter(reason, None, history.attempts, None);
+                let outcome = self.dead_letter(&item, &payload, dead).await?;
                 return Ok(Attempt::finished("unknown", outcome));
             }
         };
@@ -401,23 +415,41 @@ impl OutboxWorker {
             }
             Delivery::Desk(post) => (post.conversation_id.clone(), "desk"),
         };
+        let target = DeliveryTarget {
+            conversation_id: conversation_id.clone(),
+            target: connector_name,
+        };
+        let give_up_now = |reason: String| {
+            history.dead_letter(
+                reason,
+                Some(&target),
+                history.attempts,
+                history.first_failure_ms,
+            )
+        };
         let send_timeout = Duration::from_millis(self.config.send_timeout_ms);
         let attempt_result = match delivery {
             Delivery::Customer(mut outbound) => {
                 outbound.id = transcript_id.clone();
                 let Some(connector) = self.connectors.get(&outbound.channel) else {
                     let reason = format!("no {} connector is enabled", outbound.channel);
-                    let outcome = self.dead_letter(&item, &payload, reason).await?;
+                    let outcome = self
+                        .dead_letter(&item, &payload, give_up_now(reason))
+                        .await?;
                     return Ok(Attempt::finished(connector_name, outcome));
                 };
-                if reclaimed
+                if maybe_sent
                     && self
                         .receipt_exists(&conversation_id, &transcript_id)
                         .await?
                 {
-                    // Its first owner delivered it and died before the ack: sending again
-                    // would show the customer the message twice.
-                    self.receipts.record(delivered(&item, None)).await;
+                    // It reached the customer before (its first owner delivered it and died
+                    // before the ack, or an earlier copy got through): sending again would show
+                    // the customer the message twice.
+                    let held_back = history.held_back_as(&target);
+                    self.receipts
+                        .record(delivered(&item, None, held_back))
+                        .await;
                     return Ok(Attempt::finished(
                         connector_name,
                         DeliveryOutcome::Delivered,
@@ -426,7 +458,7 @@ impl OutboxWorker {
                 // A missing receipt does not mean it was never delivered: the first owner may
                 // have died between the platform's accept and the receipt, so the connector
                 // looks for that copy before it sends again.
-                outbound.maybe_sent = reclaimed;
+                outbound.maybe_sent = maybe_sent;
                 if let (false, Some(files)) = (outbound.files.is_empty(), &self.files) {
                     files
                         .prepare(&mut outbound, connector.capabilities().files)
@@ -439,7 +471,9 @@ impl OutboxWorker {
             Delivery::Desk(post) => {
                 let Some(courier) = &self.desk else {
                     let reason = "no agent desk is enabled".to_owned();
-                    let outcome = self.dead_letter(&item, &payload, reason).await?;
+                    let outcome = self
+                        .dead_letter(&item, &payload, give_up_now(reason))
+                        .await?;
                     return Ok(Attempt::finished(connector_name, outcome));
                 };
                 tokio::time::timeout(send_timeout, courier.deliver(&post))
@@ -457,7 +491,10 @@ impl OutboxWorker {
                             transcript_id,
                             platform_message_id,
                         });
-                self.receipts.record(delivered(&item, receipt)).await;
+                let held_back = history.held_back_as(&target);
+                self.receipts
+                    .record(delivered(&item, receipt, held_back))
+                    .await;
                 return Ok(Attempt::finished(
                     connector_name,
                     DeliveryOutcome::Delivered,
@@ -470,13 +507,25 @@ impl OutboxWorker {
             },
         };
         if !failure.is_retryable() {
-            let reason = failure.to_string();
-            let outcome = self.dead_letter(&item, &payload, reason).await?;
+            let dead = history.dead_letter(
+                failure.to_string(),
+                Some(&target),
+                attempt,
+                history.first_failure_ms,
+            );
+            let outcome = self.dead_letter(&item, &payload, dead).await?;
             return Ok(Attempt::finished(connector_name, outcome));
         }
-        if attempt >= self.config.max_attempts {
-            let reason = format!("gave up after {attempt} attempts: {failure}");
-            let outcome = self.dead_letter(&item, &payload, reason).await?;
+        let now = now_ms();
+        let first_failure = history.first_failure_ms.unwrap_or(now);
+        let failing_for = Duration::from_millis(now.saturating_sub(first_failure));
+        if failing_for >= Duration::from_millis(self.config.give_up_after_ms) {
+            let reason = format!(
+                "gave up after {} of failures ({attempt} attempts): {failure}",
+                humane_duration(failing_for)
+            );
+            let dead = history.dead_letter(reason, Some(&target), attempt, Some(first_failure));
+            let outcome = self.dead_letter(&item, &payload, dead).await?;
             return Ok(Attempt::finished(connector_name, outcome));
         }
         let after = match &failure {
@@ -487,23 +536,66 @@ impl OutboxWorker {
             error = %failure,
             conversation = %conversation_id,
             attempt,
+            failing_for = ?failing_for,
             retry_in = ?after,
             "reply not delivered; will retry"
         );
-        let member = parked_member(&item, attempt);
-        let due = now_ms() + after.as_millis() as u64;
-        let target = DeliveryTarget {
-            conversation_id,
-            target: connector_name,
+        let member = history.parked_member(&item, attempt, Some(first_failure));
+        let parking = Parking {
+            due_ms: now + after.as_millis() as u64,
+            member: &member,
+            origin: &history.origin,
+            queued_ms: history.queued_ms(),
+            failed: true,
+            line_slack_ms: self.line_slack_ms(),
         };
-        self.store
-            .park_for_retry(&item, due, &member, Some(&target))
-            .await?;
+        self.store.park_for_retry(&item, &target, parking).await?;
         self.something_parked.store(true, Ordering::Relaxed);
-        Ok(Attempt::finished(
-            connector_name,
-            DeliveryOutcome::Retrying { attempt, after },
-        ))
+        Ok(Attempt {
+            target: connector_name,
+            outcome: DeliveryOutcome::Retrying { attempt, after },
+            failure: Some(failure.to_string()),
+        })
+    }
+
+    /// The targets this worker delivers to: its connectors' channels, and the desk if any.
+    fn targets(&self) -> Vec<&'static str> {
+        let mut targets: Vec<&'static str> = self
+            .connectors
+            .keys()
+            .map(|channel| channel.as_str())
+            .collect();
+        if self.desk.is_some() {
+            targets.push("desk");
+        }
+        targets.sort_unstable();
+        targets
+    }
+
+    /// Reads how many deliveries wait per target in this worker's partitions and since when;
+    /// sets the gauges from what every worker of the instance read.
+    async fn read_waiting(&self) -> Result<(), StoreError> {
+        let read_at = now_ms();
+        let counts = self
+            .store
+            .waiting_counts(&self.partitions, &self.targets())
+            .await?;
+        let health = &self.metrics.delivery_health;
+        let now = now_ms();
+        for (target, oldest) in health.waiting(&counts, read_at) {
+            let age = oldest.map_or(0, |queued| now.saturating_sub(queued));
+            self.metrics
+                .outbox_oldest_waiting
+                .get_or_create(&Metrics::label("target", target))
+                .set(age as f64 / 1000.0);
+        }
+        for (target, failing_for) in health.failing_for(now) {
+            self.metrics
+                .outbox_failing
+                .get_or_create(&Metrics::label("target", target))
+                .set(failing_for.as_secs_f64());
+        }
+        Ok(())
     }
 
     async fn receipt_exists(&self, conversation: &str, message: &str) -> Result<bool, StoreError> {
@@ -516,12 +608,12 @@ impl OutboxWorker {
             .await
     }
 
-    /// Reads the holds of the batch's targets, unless nothing is parked (the common case):
-    /// then no target can be held and the round trip is saved.
-    async fn holds_of(
+    /// Reads the lines of the batch's targets, unless nothing is parked (the common case):
+    /// then there is no line and the round trip is saved.
+    async fn lines_of(
         &self,
         groups: &[Vec<(WorkItem, Parsed)>],
-    ) -> Result<HashMap<DeliveryTarget, u64>, StoreError> {
+    ) -> Result<HashMap<DeliveryTarget, Line>, StoreError> {
         if !self.something_parked.load(Ordering::Relaxed) {
             return Ok(HashMap::new());
         }
@@ -532,27 +624,40 @@ impl OutboxWorker {
             .collect::<std::collections::HashSet<_>>()
             .into_iter()
             .collect();
-        let until = self.store.delivery_holds(&targets).await?;
-        let now = now_ms();
+        let lines = self.store.delivery_lines(&targets).await?;
         Ok(targets
             .into_iter()
-            .zip(until)
-            .filter_map(|(target, until)| until.filter(|due| *due > now).map(|due| (target, due)))
+            .zip(lines)
+            .filter(|(_, line)| !line.origins.is_empty())
+            .map(|(target, line)| (target, Line::from_store(line)))
             .collect())
     }
 
-    /// Parks an entry, unattempted, until `due`: it waits behind an earlier one to its
-    /// target, and becomes the one the next waits behind (the hold moves to `due`).
+    /// How long a line outlives its front's due time unless the front is retried again:
+    /// longer than the retry can take to be read, sent, or taken over from a dead instance.
+    fn line_slack_ms(&self) -> u64 {
+        self.config.claim_idle_ms + self.config.send_timeout_ms + 2_000
+    }
+
+    /// Parks an entry, unattempted, until `due`: it waits in its target's line behind an
+    /// earlier one. Waiting is not failing: its attempts and first failure stay as they were.
     async fn wait_behind(
         &self,
         item: &WorkItem,
         due: u64,
         target: &DeliveryTarget,
     ) -> Result<Attempt, StoreError> {
-        let member = parked_member(item, attempts_so_far(item));
-        self.store
-            .park_for_retry(item, due, &member, Some(target))
-            .await?;
+        let history = History::of(item);
+        let member = history.parked_member(item, history.attempts, history.first_failure_ms);
+        let parking = Parking {
+            due_ms: due,
+            member: &member,
+            origin: &history.origin,
+            queued_ms: history.queued_ms(),
+            failed: false,
+            line_slack_ms: self.line_slack_ms(),
+        };
+        self.store.park_for_retry(item, target, parking).await?;
         Ok(Attempt::finished(target.target, DeliveryOutcome::Waiting))
     }
 
@@ -568,10 +673,42 @@ impl OutboxWorker {
         &self,
         item: &WorkItem,
         payload: &str,
-        reason: String,
+        dead: DeadLetter,
     ) -> Result<DeliveryOutcome, StoreError> {
-        error!(entry = %item.entry_id, %reason, "reply cannot be delivered; moved to dead letters");
-        self.store.dead_letter(item, payload, &reason).await?;
-        Ok(DeliveryOutcome::DeadLettered(reason))
+        error!(entry = %item.entry_id, reason = %dead.reason, "reply cannot be delivered; moved to dead letters");
+        self.store.dead_letter(item, payload, &dead).await?;
+        Ok(DeliveryOutcome::DeadLettered(dead.reason))
+    }
+}
+
+/// A duration as an admin reads it: `72h`, `5m 12s`, `850ms`.
+pub fn humane_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        0 => format!("{}ms", duration.as_millis()),
+        1..60 => format!("{seconds}s"),
+        60..3600 => match seconds % 60 {
+            0 => format!("{}m", seconds / 60),
+            rest => format!("{}m {rest}s", seconds / 60),
+        },
+        _ => match (seconds % 3600) / 60 {
+            0 => format!("{}h", seconds / 3600),
+            minutes => format!("{}h {minutes}m", seconds / 3600),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_an_admin_would_write_them() {
+        assert_eq!(humane_duration(Duration::from_millis(850)), "850ms");
+        assert_eq!(humane_duration(Duration::from_secs(42)), "42s");
+        assert_eq!(humane_duration(Duration::from_secs(312)), "5m 12s");
+        assert_eq!(humane_duration(Duration::from_secs(600)), "10m");
+        assert_eq!(humane_duration(Duration::from_secs(72 * 3600)), "72h");
+        assert_eq!(humane_duration(Duration::from_secs(3600 + 180)), "1h 3m");
     }
 }

@@ -101,7 +101,8 @@ async fn render_metrics(State(state): State<HealthState>) -> impl IntoResponse {
     )
 }
 
-/// Ready when Redis answers and every enabled connector is up; the body says which is not.
+/// Ready when Redis answers, every enabled connector is up and no delivery target has been
+/// failing for too long; the body says which is not.
 async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
     let mut checks = serde_json::Map::new();
     let mut ready = true;
@@ -156,6 +157,16 @@ async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
         .unwrap_or_default();
     if !channels.is_empty() {
         checks.insert("desk_channels".into(), serde_json::json!(channels));
+    }
+    // Targets with no delivery through for longer than `outbox.unhealthy_after_ms`: reported,
+    // not failing readiness, since the outage is the platform's and a load balancer pulling
+    // every instance would take the other channels down with it.
+    if let Some(failing) = state
+        .metrics
+        .delivery_health
+        .readyz_report(crate::model::now_ms())
+    {
+        checks.insert("outbox".into(), failing);
     }
     let code = if ready {
         StatusCode::OK

@@ -171,3 +171,36 @@ fn bad_values_and_broken_syntax_are_clear_errors() {
         "{output}"
     );
 }
+
+#[test]
+fn the_replaced_max_attempts_names_its_successor_and_the_give_up_window_is_checked() {
+    let dir = TempDir::new("config-outbox");
+    let old = write_config(
+        &dir,
+        "old.toml",
+        "[outbox]\nmax_attempts = 12\ninitial_backoff_ms = 500\nmax_backoff_mss = 1\n",
+    );
+    let zero = write_config(
+        &dir,
+        "zero.toml",
+        "[outbox]\ngive_up_after_ms = 0\nunhealthy_after_ms = 0\n",
+    );
+    let (ok, output) = check_config(&[&old, &zero], &[]);
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("outbox.max_attempts: was replaced by outbox.give_up_after_ms"),
+        "{output}"
+    );
+    assert!(
+        output.contains("outbox.max_backoff_mss:"),
+        "the section's other mistakes are still reported: {output}"
+    );
+    assert!(
+        output.contains("outbox.give_up_after_ms: must be greater than 0"),
+        "{output}"
+    );
+    assert!(
+        output.contains("outbox.unhealthy_after_ms: must be greater than 0"),
+        "{output}"
+    );
+}

@@ -11,6 +11,7 @@ mod fuzzing;
 mod harness;
 mod learning;
 mod mailservers;
+mod outbox_outage;
 mod proxy;
 mod reliability;
 mod report;

@@ -38,7 +38,7 @@ impl Instance {
         std::fs::write(
             dir.0.join("switchboard.toml"),
             format!(
-                "[gateway]\nlisten = \"{addr}\"\n[redis]\nurl = \"{redis}\"\ncommand_timeout_ms = 500\n\
+                "[gateway]\nlisten = \"{addr}\"\nadmin_listen = \"127.0.0.1:0\"\n[redis]\nurl = \"{redis}\"\ncommand_timeout_ms = 500\n\
                  [triage]\nknowledge_dir = \"knowledge\"\n\
                  [connectors.webchat]\nenabled = true\nrate_limit_per_minute = 1000\n"
             ),

@@ -65,7 +65,7 @@ async fn thread_post(standin: &SlackStandIn, thread_ts: &str, needle: &str) -> R
     .await
 }
 
-async fn visitor_asks_for_a_human(addr: std::net::SocketAddr, session: &str) -> Widget {
+pub(crate) async fn visitor_asks_for_a_human(addr: std::net::SocketAddr, session: &str) -> Widget {
     let (mut widget, _) = Widget::connect(addr, session, None).await;
     widget
         .send(json!({"type": "message", "client_id": "q1", "text": "How do I reset my password?"}))

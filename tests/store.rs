@@ -267,7 +267,8 @@ fn worker(store: Store, channel: Arc<RecordingChannel>, name: &str) -> OutboxWor
         claim_idle_ms: 300,
         initial_backoff_ms: 50,
         max_backoff_ms: 200,
-        max_attempts: 3,
+        give_up_after_ms: 60_000,
+        unhealthy_after_ms: 60_000,
         send_timeout_ms: 1000,
     };
     OutboxWorker::new(store, connectors, config, name.into())

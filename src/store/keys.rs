@@ -86,6 +86,16 @@ pub fn outbox_delayed(partition: usize) -> String {
 pub fn outbox_dead(partition: usize) -> String {
     format!("sb:{{{}}}:outbox:dead", tag(partition))
 }
+/// Deliveries to `target` held back by failures (parked for a retry, or waiting behind one),
+/// from then until delivered or given up: a sorted set of each entry's first outbox id, scored
+/// by when it was queued. What the oldest-waiting gauge and `switchboard outbox status` read
+/// without going through the parked payloads.
+pub fn outbox_waiting(partition: usize, target: &str) -> String {
+    format!("sb:{{{}}}:outbox:waiting:{target}", tag(partition))
+}
+/// Every target a delivery can have: each customer channel's name, and `desk`.
+pub const DELIVERY_TARGETS: [&str; 6] =
+    ["webchat", "email", "telegram", "discord", "slack", "desk"];
 /// The partition's escalations, in order: the audit log the report reads.
 pub fn escalations(partition: usize) -> String {
     format!("sb:{{{}}}:escalations", tag(partition))
@@ -130,10 +140,18 @@ pub fn file(id: &str, file_id: &str) -> String {
 /// created once and shared by every instance).
 pub const FILE_LINK_SECRET: &str = "sb:files:link_secret";
 
-/// Until when deliveries to a target of the conversation (a channel, or `desk`) wait behind
-/// an earlier one parked for retry (a string of epoch ms, expiring).
+/// When the delivery at the front of a target's line (see [`delivery_line`]) is tried again
+/// after its last failure (a string of epoch ms, expiring): those behind it are looked at
+/// again then.
 pub fn delivery_hold(id: &str, target: &str) -> String {
     format!("{}:hold:{target}", conversation_prefix(id))
+}
+
+/// The conversation's deliveries to a target (a channel, or `desk`) held back by failures, in
+/// the order they were queued (a sorted set of their first outbox ids, expiring when its front
+/// stops being retried): only the front is tried, so they arrive in order.
+pub fn delivery_line(id: &str, target: &str) -> String {
+    format!("{}:line:{target}", conversation_prefix(id))
 }
 
 /// Desk thread (channel, ts) -> conversation id (a string).
@@ -193,10 +211,12 @@ mod tests {
             deliveries(id),
             file(id, "x"),
             delivery_hold(id, "desk"),
+            delivery_line(id, "desk"),
             inbound(home),
             outbox(home),
             outbox_delayed(home),
             outbox_dead(home),
+            outbox_waiting(home, "desk"),
             escalations(home),
             conversation_index(home),
         ] {
@@ -204,5 +224,17 @@ mod tests {
         }
         assert_eq!(partition("not-hex"), partition("not-hex"));
         assert!(partition("zzz") < PARTITIONS);
+    }
+
+    #[test]
+    fn delivery_targets_are_the_channels_and_the_desk() {
+        let (desk, channels) = DELIVERY_TARGETS.split_last().unwrap();
+        assert_eq!(*desk, "desk");
+        for name in channels {
+            assert!(
+                switchboard_api::ChannelKind::parse(name).is_some(),
+                "{name}"
+            );
+        }
     }
 }

@@ -6,12 +6,16 @@
 //! code runs on a single Redis and on a Redis Cluster ([`RedisConnection`]).
 
 mod connection;
+mod dead_letters;
 mod files;
 pub mod keys;
 mod streams;
 
 pub use connection::RedisConnection;
-pub use streams::{Delivered, DeliveryTarget, Receipt, Work, WorkCounts};
+pub use dead_letters::{stream_id_ms, DeadEntry, DeadLetter, WaitingCount};
+pub use streams::{
+    Delivered, DeliveryLine, DeliveryTarget, HeldBack, Parking, Receipt, Work, WorkCounts,
+};
 
 pub use files::{NewFile, StoredFile};
 
@@ -199,6 +203,7 @@ struct Scripts {
     commit: Script,
     retry: Script,
     promote: Script,
+    replay: Script,
     trim: Script,
 }
 
@@ -228,6 +233,7 @@ impl Store {
                 commit: Script::new(include_str!("lua/commit.lua")),
                 retry: Script::new(include_str!("lua/retry.lua")),
                 promote: Script::new(include_str!("lua/promote.lua")),
+                replay: Script::new(include_str!("lua/replay.lua")),
                 trim: Script::new(include_str!("lua/trim.lua")),
             }),
             round_trips: Default::default(),

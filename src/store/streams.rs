@@ -1,5 +1,5 @@
 //! Work streams: consumer groups for the inbound work and the outbox, retries parked in a
-//! sorted set, dead letters, and completing deliveries.
+//! sorted set, and completing deliveries (dead letters: see `dead_letters.rs`).
 //!
 //! Each partition has its own streams (see [`keys`]). On a single Redis a worker reads every
 //! partition with one blocking XREADGROUP. A cluster refuses a command over keys of several
@@ -14,9 +14,6 @@ use redis::streams::{StreamAutoClaimReply, StreamRangeReply, StreamReadReply};
 use tokio::sync::Notify;
 
 use super::{keys, Store, StoreError, WorkItem};
-
-/// How long a delivery hold outlives its retry's due time.
-const HOLD_SLACK_MS: u64 = 2_000;
 
 /// The first and the longest wait between polls of an idle cluster.
 const CLUSTER_POLL_FIRST: Duration = Duration::from_millis(5);
@@ -98,6 +95,60 @@ pub struct Delivered {
     pub entry_id: String,
     /// Where the platform shows the message, if it said.
     pub receipt: Option<Receipt>,
+    /// Set when the entry had been held back by failures: it leaves its target's waiting set.
+    pub held_back: Option<HeldBack>,
+}
+
+/// An entry held back by failures: in its target's waiting set (see [`keys::outbox_waiting`])
+/// and in its conversation's line for that target (see [`keys::delivery_line`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldBack {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The target (a channel name, or `desk`).
+    pub target: &'static str,
+    /// The entry's first outbox id, its name in the set and the line.
+    pub origin: String,
+}
+
+impl HeldBack {
+    /// Adds the commands that take it out of its waiting set and line.
+    pub(super) fn release(&self, pipe: &mut redis::Pipeline, partition: usize) {
+        pipe.zrem(keys::outbox_waiting(partition, self.target), &self.origin)
+            .ignore()
+            .zrem(
+                keys::delivery_line(&self.conversation_id, self.target),
+                &self.origin,
+            )
+            .ignore();
+    }
+}
+
+/// How an outbox entry is parked (see [`Store::park_for_retry`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Parking<'a> {
+    /// When it is put back into the stream (epoch ms).
+    pub due_ms: u64,
+    /// The delayed-set member (json).
+    pub member: &'a str,
+    /// Its first outbox id: its name in the waiting set and its line.
+    pub origin: &'a str,
+    /// When it was first queued (epoch ms).
+    pub queued_ms: u64,
+    /// True when its attempt failed (it is the front of its line); false when it waits behind.
+    pub failed: bool,
+    /// How long past `due_ms` its line lives unless its front is retried again (see
+    /// `lua/retry.lua`): longer than a retry may take to be sent or taken over.
+    pub line_slack_ms: u64,
+}
+
+/// What waits for one target of a conversation (see [`keys::delivery_line`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryLine {
+    /// The first outbox ids of the deliveries in line, in no particular order.
+    pub origins: Vec<String>,
+    /// When the front is tried again (epoch ms), if it failed recently.
+    pub front_due_ms: Option<u64>,
 }
 
 /// The platform's id for a delivered transcript entry: what stops a resend after a crash.
@@ -124,6 +175,10 @@ pub struct DeliveryTarget {
 impl DeliveryTarget {
     fn hold_key(&self) -> String {
         keys::delivery_hold(&self.conversation_id, self.target)
+    }
+
+    fn line_key(&self) -> String {
+        keys::delivery_line(&self.conversation_id, self.target)
     }
 }
 
@@ -337,30 +392,32 @@ impl Store {
         Ok(items)
     }
 
-    /// Parks a failed outbox entry until `due_ms` (see `lua/retry.lua`). With `hold`, the
-    /// recipient's later deliveries wait behind it until then (see [`Store::delivery_holds`]).
+    /// Parks an outbox entry that failed, or waits behind one that did, until `due_ms` (see
+    /// `lua/retry.lua`): it joins `target`'s waiting set and its conversation's line for
+    /// `target`, where later deliveries wait behind it.
     pub async fn park_for_retry(
         &self,
         item: &WorkItem,
-        due_ms: u64,
-        member: &str,
-        hold: Option<&DeliveryTarget>,
+        target: &DeliveryTarget,
+        parking: Parking<'_>,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let mut invocation = self.scripts.retry.prepare_invoke();
+        let ttl_ms = parking.due_ms.saturating_sub(crate::model::now_ms()) + parking.line_slack_ms;
         invocation
             .key(keys::outbox(item.partition))
             .key(keys::outbox_delayed(item.partition))
+            .key(keys::outbox_waiting(item.partition, target.target))
+            .key(target.line_key())
+            .key(target.hold_key())
             .arg(keys::OUTBOX_GROUP)
             .arg(&item.entry_id)
-            .arg(due_ms)
-            .arg(member);
-        if let Some(target) = hold {
-            // The hold outlives the due time a little: the retry must be promoted and read
-            // before the messages behind it.
-            let ttl_ms = due_ms.saturating_sub(crate::model::now_ms()) + HOLD_SLACK_MS;
-            invocation.key(target.hold_key()).arg(ttl_ms);
-        }
+            .arg(parking.due_ms)
+            .arg(parking.member)
+            .arg(parking.origin)
+            .arg(parking.queued_ms)
+            .arg(ttl_ms)
+            .arg(if parking.failed { "1" } else { "0" });
         self.bounded(Duration::ZERO, invocation.invoke_async::<i64>(&mut conn))
             .await
             .map(|_| ())
@@ -403,57 +460,34 @@ impl Store {
         Ok(totals)
     }
 
-    /// Until when each target's deliveries must wait behind a parked earlier one (epoch ms),
-    /// in the order of `targets`; `None` where nothing is parked.
-    pub async fn delivery_holds(
+    /// The line of each of `targets` (what waits, and when its front is due), in order.
+    pub async fn delivery_lines(
         &self,
         targets: &[DeliveryTarget],
-    ) -> Result<Vec<Option<u64>>, StoreError> {
+    ) -> Result<Vec<DeliveryLine>, StoreError> {
         let partitions: Vec<usize> = targets
             .iter()
             .map(|target| keys::partition(&target.conversation_id))
             .collect();
         let replies = self
             .pipelined_by_partition(&partitions, None, false, |pipe, item| {
-                pipe.get(targets[item].hold_key());
-                1
+                pipe.zrange(targets[item].line_key(), 0, -1)
+                    .get(targets[item].hold_key());
+                2
             })
             .await?;
         replies
             .into_iter()
             .map(|replies| {
-                let reply = replies.into_iter().next().unwrap_or(redis::Value::Nil);
-                Ok(redis::from_redis_value(reply).map_err(redis::RedisError::from)?)
+                let mut replies = replies.into_iter();
+                let mut next = || replies.next().unwrap_or(redis::Value::Nil);
+                Ok(DeliveryLine {
+                    origins: redis::from_redis_value(next()).map_err(redis::RedisError::from)?,
+                    front_due_ms: redis::from_redis_value(next())
+                        .map_err(redis::RedisError::from)?,
+                })
             })
             .collect()
-    }
-
-    /// Records an undeliverable outbox entry in the dead-letter stream and removes it.
-    pub async fn dead_letter(
-        &self,
-        item: &WorkItem,
-        payload: &str,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let outbox = keys::outbox(item.partition);
-        let mut conn = self.conn.clone();
-        self.bounded(
-            Duration::ZERO,
-            redis::pipe()
-                .atomic()
-                .xadd(
-                    keys::outbox_dead(item.partition),
-                    "*",
-                    &[("p", payload), ("reason", reason)],
-                )
-                .ignore()
-                .xack(&outbox, keys::OUTBOX_GROUP, &[&item.entry_id])
-                .ignore()
-                .xdel(&outbox, &[&item.entry_id])
-                .ignore()
-                .query_async::<()>(&mut conn),
-        )
-        .await
     }
 
     /// Records delivered outbox entries: each one's receipt (when the platform gave an id)
@@ -474,6 +508,9 @@ impl Store {
                     &receipt.platform_message_id,
                 )
                 .ignore();
+            }
+            for held in entries.iter().filter_map(|entry| entry.held_back.as_ref()) {
+                held.release(pipe, *partition);
             }
             let outbox = keys::outbox(*partition);
             let entry_ids: Vec<&str> = entries
