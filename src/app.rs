@@ -116,6 +116,38 @@ fn instance_name(config: &Config) -> String {
     })
 }
 
+/// Connects to Redis and sets up the consumer groups, trying again for up to
+/// `redis.startup_wait_ms`: a Redis starting beside the gateway (compose, a reboot) refuses
+/// connections, then answers LOADING while it reads its append-only file, and neither is a
+/// reason to exit. Each failed attempt is logged; the last error is returned.
+async fn connect_when_redis_is_ready(
+    url: &str,
+    command_timeout: Duration,
+    redis: &crate::config::RedisConfig,
+) -> Result<Store, StoreError> {
+    let give_up_at = std::time::Instant::now() + Duration::from_millis(redis.startup_wait_ms);
+    let mut pause = Duration::from_millis(250);
+    let mut attempt = 1u32;
+    loop {
+        let connected = async {
+            let store = Store::connect(url, command_timeout).await?;
+            store.ensure_groups().await?;
+            Ok::<Store, StoreError>(store)
+        }
+        .await;
+        match connected {
+            Ok(store) => return Ok(store),
+            Err(error) if std::time::Instant::now() + pause < give_up_at => {
+                warn!(%error, attempt, retry_in = ?pause, url = %redact_url(url), "Redis is not ready yet; waiting for it");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// The agent desk to mirror escalations into, and its default channel.
 pub struct DeskSetup {
     /// The desk (the Slack desk, or a test double).
@@ -183,10 +215,9 @@ pub async fn start_with_desk(
         source,
     };
     let command_timeout = Duration::from_millis(config.redis.command_timeout_ms);
-    let store = Store::connect(&config.redis.url, command_timeout)
+    let store = connect_when_redis_is_ready(&config.redis.url, command_timeout, &config.redis)
         .await
         .map_err(redis_error)?;
-    store.ensure_groups().await.map_err(redis_error)?;
     for (stream, entries) in store.unpartitioned_work().await.map_err(redis_error)? {
         warn!(
             stream,

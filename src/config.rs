@@ -121,6 +121,14 @@ pub struct RedisConfig {
     /// How long one Redis command may take before the request fails with 503.
     #[serde(default = "default_command_timeout_ms")]
     pub command_timeout_ms: u64,
+    /// At start, how long to keep trying a Redis that refuses connections or is still loading
+    /// its data, before exiting with the error.
+    #[serde(default = "default_startup_wait_ms")]
+    pub startup_wait_ms: u64,
+}
+
+fn default_startup_wait_ms() -> u64 {
+    60_000
 }
 
 fn default_redis_url() -> String {
@@ -136,6 +144,7 @@ impl Default for RedisConfig {
             url: default_redis_url(),
             url_env: None,
             command_timeout_ms: default_command_timeout_ms(),
+            startup_wait_ms: default_startup_wait_ms(),
         }
     }
 }

@@ -204,3 +204,58 @@ fn the_replaced_max_attempts_names_its_successor_and_the_give_up_window_is_check
         "{output}"
     );
 }
+
+/// What a reviewer of the container set-up checks, kept true as the files change (no Docker
+/// engine runs here, so the files themselves are read).
+#[test]
+fn the_container_files_build_locked_on_the_pinned_toolchain_and_keep_data_safe() {
+    let root = config_dir().join("..");
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).expect(name);
+    let manifest = read("Cargo.toml");
+    let rust_version = manifest
+        .lines()
+        .find_map(|line| line.strip_prefix("rust-version = "))
+        .map(|version| version.trim_matches('"').to_owned())
+        .expect("the workspace declares rust-version");
+    let dockerfile = read("Dockerfile");
+    assert!(
+        dockerfile.contains(&format!("FROM rust:{rust_version}-bookworm")),
+        "the build image is pinned to rust-version {rust_version}"
+    );
+    assert!(dockerfile.contains("cargo build --release --locked"));
+    assert!(
+        dockerfile.contains("--mount=type=cache"),
+        "dependencies are cached"
+    );
+    assert!(
+        dockerfile.contains("\nUSER "),
+        "the gateway does not run as root"
+    );
+    let ignore = read(".dockerignore");
+    for excluded in ["target/", ".git/", "node_modules/"] {
+        assert!(
+            ignore.contains(excluded),
+            ".dockerignore leaves out {excluded}"
+        );
+    }
+    let compose = read("docker-compose.yml");
+    for needed in [
+        "condition: service_healthy",
+        "restart: unless-stopped",
+        "noeviction",
+        "--maxmemory",
+        "--appendonly",
+        "healthcheck:",
+        "/app/config/knowledge",
+        "stop_grace_period",
+    ] {
+        assert!(
+            compose.contains(needed),
+            "docker-compose.yml lacks `{needed}`"
+        );
+    }
+    // The config the image runs keeps admin endpoints off the public port, behind a token.
+    let docker = read("config/docker.toml");
+    assert!(docker.contains("admin_listen = \"0.0.0.0:9090\""));
+    assert!(docker.contains("admin_token_env"));
+}

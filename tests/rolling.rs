@@ -626,3 +626,33 @@ async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_each_reply_once(
         telegram.sent().len()
     );
 }
+
+#[tokio::test]
+async fn a_gateway_started_before_its_redis_waits_for_it_instead_of_exiting() {
+    let mut redis = RedisServer::start();
+    redis.kill();
+    let mut config = crate::harness::test_config(&redis, crate::webchat::WEBCHAT);
+    config.redis.startup_wait_ms = 20_000;
+    let starting = tokio::spawn(switchboard::app::start(config));
+    // Redis is down for this long while the gateway starts (compose starting both at once).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        !starting.is_finished(),
+        "the gateway gave up on a Redis that was only starting"
+    );
+    redis.restart();
+    let gateway = tokio::time::timeout(Duration::from_secs(15), starting)
+        .await
+        .expect("the gateway started once Redis was up")
+        .expect("the start task")
+        .unwrap_or_else(|error| panic!("gateway did not start: {error}"));
+    let (mut widget, _) =
+        crate::webchat::Widget::connect(gateway.local_addr, "late-redis-visitor-0001", None).await;
+    widget
+        .send(json!({"type": "message", "client_id": "q1", "text": "How do I reset my password?"}))
+        .await;
+    assert!(widget.message_from("ai").await["text"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("password"));
+}

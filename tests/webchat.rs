@@ -370,7 +370,7 @@ async fn redis_unreachable_at_start_is_one_clear_error_and_a_nonzero_exit() {
     std::fs::write(
         &config,
         format!(
-            "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[redis]\nurl = \"redis+unix://{}/nothing.sock\"\n[triage]\nknowledge_dir = \"{}\"\n",
+            "[gateway]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[redis]\nurl = \"redis+unix://{}/nothing.sock\"\nstartup_wait_ms = 600\n[triage]\nknowledge_dir = \"{}\"\n",
             dir.0.display(),
             crate::harness::config_dir().join("knowledge").display()
         ),
