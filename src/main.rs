@@ -172,11 +172,17 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let demo = config
+        .connectors
+        .webchat
+        .as_ref()
+        .is_some_and(|webchat| webchat.enabled && webchat.demo);
     runtime.block_on(async {
         match switchboard::app::start(config).await {
             Ok(gateway) => {
+                let demo = if demo { " (demo page at /)" } else { "" };
                 println!(
-                    "switchboard: listening on http://{} (demo page at /)",
+                    "switchboard: listening on http://{}{demo}",
                     gateway.local_addr
                 );
                 gateway.wait().await;

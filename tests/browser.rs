@@ -11,6 +11,15 @@ use serde_json::Value;
 use crate::harness::{start_gateway, test_config, RedisServer};
 use crate::webchat::WEBCHAT;
 
+/// The widget runs on the demo page, which is off unless asked for.
+fn with_demo(config: &str) -> String {
+    config.replacen(
+        "[connectors.webchat]\n",
+        "[connectors.webchat]\ndemo = true\n",
+        1,
+    )
+}
+
 static NPM_INSTALL: Mutex<bool> = Mutex::new(false);
 
 fn browser_dir() -> PathBuf {
@@ -69,7 +78,7 @@ fn artifacts_dir() -> PathBuf {
 #[tokio::test]
 async fn a_visitor_in_a_real_browser_gets_an_answer_and_reaches_a_human() {
     let redis = RedisServer::start();
-    let gateway = start_gateway(test_config(&redis, WEBCHAT)).await;
+    let gateway = start_gateway(test_config(&redis, &with_demo(WEBCHAT))).await;
     let screenshots = artifacts_dir();
     let _ = std::fs::remove_file(screenshots.join("widget.png"));
     let report = run_script(
@@ -108,7 +117,7 @@ async fn a_visitor_in_a_real_browser_gets_an_answer_and_reaches_a_human() {
 #[tokio::test]
 async fn the_widget_resends_after_drops_and_reloads_without_duplicates() {
     let redis = RedisServer::start();
-    let gateway = start_gateway(test_config(&redis, WEBCHAT)).await;
+    let gateway = start_gateway(test_config(&redis, &with_demo(WEBCHAT))).await;
     let questions = [
         "How do I reset my password?",
         "How do I download my invoices?",
@@ -152,7 +161,11 @@ async fn an_agents_slack_reply_reaches_the_visitors_browser() {
     let redis = RedisServer::start();
     let standin = SlackStandIn::start().await;
     standin.set_user(AGENT, "Sam Rivera");
-    let gateway = start_gateway(test_config(&redis, &desk_config(&standin, "socket"))).await;
+    let gateway = start_gateway(test_config(
+        &redis,
+        &with_demo(&desk_config(&standin, "socket")),
+    ))
+    .await;
     let screenshots = artifacts_dir().join("agent-reply");
     let mut node = tokio::process::Command::new("node")
         .arg(browser_dir().join("webchat.mjs"))
