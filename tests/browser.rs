@@ -114,6 +114,46 @@ async fn a_visitor_in_a_real_browser_gets_an_answer_and_reaches_a_human() {
     assert_eq!(escalations, 1);
 }
 
+/// The signed-in path of the widget: the page carries signed claims (the demo's own key),
+/// the widget passes them on, the chat is the demo user's and survives a reload.
+#[tokio::test]
+async fn a_signed_in_visitor_in_a_real_browser_chats_as_the_signed_user() {
+    let redis = RedisServer::start();
+    let gateway = start_gateway(test_config(&redis, &with_demo(WEBCHAT))).await;
+    let screenshots = artifacts_dir().join("signed-in");
+    let report = run_script(
+        "webchat.mjs",
+        &[
+            format!("http://{}", gateway.local_addr),
+            screenshots.display().to_string(),
+            "/webchat/demo/signed".to_owned(),
+        ],
+    )
+    .await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(
+        report["history_after_reload"].as_u64().unwrap_or(0) >= 4,
+        "the same signed user after a reload: {report}"
+    );
+
+    let mut client = redis.client();
+    let keys: Vec<String> = client.keys("sb:{*}:c:*").unwrap();
+    let conversation_keys: Vec<String> = keys
+        .iter()
+        .filter_map(|key| {
+            client
+                .hget::<_, _, Option<String>>(key, "key")
+                .ok()
+                .flatten()
+        })
+        .collect();
+    assert_eq!(conversation_keys.len(), 1, "{conversation_keys:?}");
+    assert!(
+        conversation_keys[0].starts_with("d:demo-"),
+        "a demo user, never a site's user: {conversation_keys:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_widget_resends_after_drops_and_reloads_without_duplicates() {
     let redis = RedisServer::start();

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpSocket;
 
 use crate::attachments::raw_http_over;
-use crate::harness::{start_gateway, test_config, RedisServer};
+use crate::harness::{on_single_and_cluster, start_gateway, test_config, RedisServer, TestRedis};
 use crate::webchat::{Widget, WEBCHAT};
 
 /// Just under the 1 MiB file limit the tests configure.
@@ -247,3 +247,25 @@ async fn files_are_refused_while_redis_is_near_its_maxmemory_and_chat_goes_on() 
     let (used, max) = memory(&redis);
     assert!(used < max, "{used} of {max}");
 }
+
+/// The quota script and the memory reading on a cluster too (counters in one slot, `INFO`
+/// answered by every master).
+async fn the_quotas_count_on_single_and_cluster(redis: TestRedis) {
+    let gateway = start_gateway(test_config(&redis, &quota_config(""))).await;
+    let mut statuses = Vec::new();
+    for attempt in 0..4 {
+        let client_id = format!("k{attempt}");
+        let (status, _, body) = upload_from(
+            "127.0.0.1",
+            gateway.local_addr,
+            "cluster-visitor-00001",
+            &client_id,
+        )
+        .await;
+        assert!(status == 200 || status == 413, "{status}: {body}");
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 413]);
+}
+
+on_single_and_cluster!(the_quotas_count_on_single_and_cluster);
