@@ -209,7 +209,7 @@ fn has_non_ascii_image_hash(value: &Value) -> bool {
 /// A web chat frame (WebSocket text, or the JSON body of `POST /webchat/messages`).
 pub fn webchat_frame(data: &[u8]) {
     use switchboard_webchat::convert::{self, ClientFrame, VisitorContext};
-    use switchboard_webchat::identity::{resolve_visitor, Claims};
+    use switchboard_webchat::identity::{resolve_visitor, Claims, SigningKeys};
     const MAX_MESSAGE_BYTES: usize = 4000;
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -222,9 +222,14 @@ pub fn webchat_frame(data: &[u8]) {
             let claims = Claims {
                 session: &hello.session,
                 user_id: hello.user_id.as_deref(),
+                user_claims: hello.user_claims.as_deref(),
                 user_sig: hello.user_sig.as_deref(),
             };
-            let Ok(visitor) = resolve_visitor(claims, Some(b"fuzz-secret"), false) else {
+            let keys = SigningKeys {
+                site: Some(b"fuzz-secret"),
+                demo: Some(b"fuzz-demo-key"),
+            };
+            let Ok(visitor) = resolve_visitor(claims, keys, false, 1_800_000_000) else {
                 return;
             };
             let context = VisitorContext::from_widget(&hello.page, &hello.attributes);
@@ -291,10 +296,9 @@ pub fn config_toml(data: &[u8]) {
 fn anonymous() -> switchboard_webchat::identity::Visitor {
     let claims = switchboard_webchat::identity::Claims {
         session: "fuzz-session-0123456789",
-        user_id: None,
-        user_sig: None,
+        ..Default::default()
     };
-    switchboard_webchat::identity::resolve_visitor(claims, None, false)
+    switchboard_webchat::identity::resolve_visitor(claims, Default::default(), false, 0)
         .expect("the fixed fuzz session is valid")
 }
 

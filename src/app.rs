@@ -241,6 +241,7 @@ pub async fn start_with_desk(
         let webchat = Arc::new(
             WebchatConnector::new(webchat)
                 .with_max_file_bytes(config.files.max_bytes)
+                .with_upload_quota(files.clone())
                 .with_fanout(Arc::new(fanout)),
         );
         webchat_relay = Some(relay_frames(

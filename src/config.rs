@@ -231,6 +231,19 @@ pub struct FilesConfig {
     /// The resolved signing key (never read from TOML).
     #[serde(skip)]
     pub link_secret: Option<switchboard_api::Secret>,
+    /// Most bytes of web chat uploads one conversation may hold while its files live.
+    #[serde(default = "default_max_bytes_per_conversation")]
+    pub max_bytes_per_conversation: u64,
+    /// Most bytes of web chat uploads one client address (an IPv6 /64) may send per UTC day.
+    #[serde(default = "default_max_bytes_per_address_per_day")]
+    pub max_bytes_per_address_per_day: u64,
+    /// Most bytes of web chat uploads stored at once, over every visitor (within the retention).
+    #[serde(default = "default_max_bytes_total")]
+    pub max_bytes_total: u64,
+    /// Refuse files while Redis uses more than this fraction of its `maxmemory`, so chats
+    /// keep the rest.
+    #[serde(default = "default_max_redis_memory_fraction")]
+    pub max_redis_memory_fraction: f64,
 }
 
 /// Files over this would strain Redis (one value per file) and every channel's own limit.
@@ -242,6 +255,18 @@ fn default_max_file_bytes() -> u64 {
 fn default_retention_days() -> u32 {
     30
 }
+fn default_max_bytes_per_conversation() -> u64 {
+    50 * 1024 * 1024
+}
+fn default_max_bytes_per_address_per_day() -> u64 {
+    100 * 1024 * 1024
+}
+fn default_max_bytes_total() -> u64 {
+    1024 * 1024 * 1024
+}
+fn default_max_redis_memory_fraction() -> f64 {
+    0.9
+}
 
 impl Default for FilesConfig {
     fn default() -> Self {
@@ -251,6 +276,10 @@ impl Default for FilesConfig {
             public_base_url: None,
             link_secret_env: None,
             link_secret: None,
+            max_bytes_per_conversation: default_max_bytes_per_conversation(),
+            max_bytes_per_address_per_day: default_max_bytes_per_address_per_day(),
+            max_bytes_total: default_max_bytes_total(),
+            max_redis_memory_fraction: default_max_redis_memory_fraction(),
         }
     }
 }
@@ -270,6 +299,34 @@ impl FilesConfig {
             problems.push((
                 "files.retention_days".into(),
                 format!("must be between 1 and 3650, got {}", self.retention_days),
+            ));
+        }
+        for (key, quota) in [
+            (
+                "max_bytes_per_conversation",
+                self.max_bytes_per_conversation,
+            ),
+            (
+                "max_bytes_per_address_per_day",
+                self.max_bytes_per_address_per_day,
+            ),
+            ("max_bytes_total", self.max_bytes_total),
+        ] {
+            if quota < self.max_bytes {
+                problems.push((
+                    format!("files.{key}"),
+                    format!(
+                        "must be at least files.max_bytes ({}), or no file that size could ever be sent; got {quota}",
+                        self.max_bytes
+                    ),
+                ));
+            }
+        }
+        let fraction = self.max_redis_memory_fraction;
+        if !(fraction > 0.0 && fraction <= 1.0) {
+            problems.push((
+                "files.max_redis_memory_fraction".into(),
+                format!("must be above 0 and at most 1 (0.9 keeps a tenth of Redis for chats), got {fraction}"),
             ));
         }
         if let Some(url) = &self.public_base_url {

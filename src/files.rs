@@ -5,7 +5,10 @@
 //! `/files/<conversation>/<file>?exp=<unix seconds>&sig=<hex HMAC-SHA256>`, signed with one
 //! key every instance shares, so any instance serves any link, and nobody can guess a file
 //! of another conversation. They are the web chat's way to show files, and the fallback for
-//! channels that cannot carry files.
+//! channels that cannot carry files. Visitors' uploads are bounded by byte quotas, and no
+//! customer's file is taken while Redis is nearly full (`files/quota.rs`).
+
+mod quota;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,7 +30,8 @@ use tracing::warn;
 use crate::config::FilesConfig;
 use crate::desk::{DeskAction, DeskPost};
 use crate::outbox::Delivery;
-use crate::store::{Commit, NewFile, Store, StoreError};
+use crate::store::{Commit, NewFile, Store, StoreError, UploadLimits};
+use quota::MemoryGuard;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -38,6 +42,8 @@ pub struct Files {
     base_url: String,
     max_bytes: u64,
     retention: Duration,
+    limits: UploadLimits,
+    memory: MemoryGuard,
 }
 
 /// Attachments split into what is stored and what was refused (one sentence each).
@@ -68,6 +74,13 @@ impl Files {
                 .to_owned(),
             max_bytes: config.max_bytes,
             retention: Duration::from_secs(u64::from(config.retention_days) * 86_400),
+            limits: UploadLimits {
+                per_conversation: config.max_bytes_per_conversation,
+                per_address_per_day: config.max_bytes_per_address_per_day,
+                total: config.max_bytes_total,
+                retention_days: config.retention_days,
+            },
+            memory: MemoryGuard::new(config.max_redis_memory_fraction),
         })
     }
 
@@ -114,6 +127,31 @@ impl Files {
                     .refused
                     .push(format!("{} could not be received.", attachment.name)),
             }
+        }
+        taken
+    }
+
+    /// [`Files::take`], refusing every file while Redis is nearly full (any channel's
+    /// customer: the text still goes through). If Redis can not say, the files are taken:
+    /// storing them will tell.
+    async fn take_if_room(&self, seed: &str, attachments: Vec<Attachment>) -> Taken {
+        let mut taken = self.take(seed, attachments);
+        let bytes = taken.stored.iter().map(|file| file.file.size).sum();
+        if taken.stored.is_empty() {
+            return taken;
+        }
+        match self.memory.would_overfill(&self.store, bytes).await {
+            Ok(false) => {}
+            Ok(true) => {
+                warn!("customer's files refused: Redis is near its maxmemory");
+                for file in std::mem::take(&mut taken.stored) {
+                    taken.refused.push(format!(
+                        "{} was not received: we cannot take files right now.",
+                        file.file.name
+                    ));
+                }
+            }
+            Err(error) => warn!(%error, "Redis memory unknown; taking the files"),
         }
         taken
     }
@@ -211,7 +249,7 @@ pub async fn take_inbound(
     let attachments = std::mem::take(&mut inbound.files);
     let seed = format!("{}:{}", inbound.channel, inbound.message_id);
     let taken = match files {
-        Some(files) => files.take(&seed, attachments),
+        Some(files) => files.take_if_room(&seed, attachments).await,
         None => Taken {
             stored: Vec::new(),
             refused: attachments

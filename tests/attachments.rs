@@ -348,11 +348,37 @@ fn files_config_is_validated_with_key_paths() {
     ] {
         assert!(keys.contains(&key), "{key} missing from {problems:?}");
     }
+    let problems = Config::parse(
+        "[files]\nmax_bytes = 1000\nmax_bytes_per_conversation = 999\nmax_bytes_per_address_per_day = 10\nmax_bytes_total = 0\nmax_redis_memory_fraction = 1.5\n",
+        config_dir(),
+    )
+    .expect_err("quotas below one file and a fraction above 1 are mistakes");
+    let keys: Vec<&str> = problems
+        .iter()
+        .map(|problem| problem.key.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "files.max_bytes_per_conversation",
+            "files.max_bytes_per_address_per_day",
+            "files.max_bytes_total",
+            "files.max_redis_memory_fraction",
+        ],
+        "{problems:?}"
+    );
     let config = Config::parse(
         "[files]\nmax_bytes = 5242880\npublic_base_url = \"https://support.example.com/\"\n",
         config_dir(),
     )
     .expect("a good [files] section");
+    assert_eq!(config.files.max_bytes_per_conversation, 50 * 1024 * 1024);
+    assert_eq!(
+        config.files.max_bytes_per_address_per_day,
+        100 * 1024 * 1024
+    );
+    assert_eq!(config.files.max_bytes_total, 1024 * 1024 * 1024);
+    assert_eq!(config.files.max_redis_memory_fraction, 0.9);
     assert_eq!(config.files.max_bytes, 5 * 1024 * 1024);
     assert_eq!(config.files.retention_days, 30);
     assert_eq!(

@@ -11,6 +11,15 @@ use serde_json::Value;
 use crate::harness::{start_gateway, test_config, RedisServer};
 use crate::webchat::WEBCHAT;
 
+/// The widget runs on the demo page, which is off unless asked for.
+fn with_demo(config: &str) -> String {
+    config.replacen(
+        "[connectors.webchat]\n",
+        "[connectors.webchat]\ndemo = true\n",
+        1,
+    )
+}
+
 static NPM_INSTALL: Mutex<bool> = Mutex::new(false);
 
 fn browser_dir() -> PathBuf {
@@ -69,7 +78,7 @@ fn artifacts_dir() -> PathBuf {
 #[tokio::test]
 async fn a_visitor_in_a_real_browser_gets_an_answer_and_reaches_a_human() {
     let redis = RedisServer::start();
-    let gateway = start_gateway(test_config(&redis, WEBCHAT)).await;
+    let gateway = start_gateway(test_config(&redis, &with_demo(WEBCHAT))).await;
     let screenshots = artifacts_dir();
     let _ = std::fs::remove_file(screenshots.join("widget.png"));
     let report = run_script(
@@ -105,10 +114,50 @@ async fn a_visitor_in_a_real_browser_gets_an_answer_and_reaches_a_human() {
     assert_eq!(escalations, 1);
 }
 
+/// The signed-in path of the widget: the page carries signed claims (the demo's own key),
+/// the widget passes them on, the chat is the demo user's and survives a reload.
+#[tokio::test]
+async fn a_signed_in_visitor_in_a_real_browser_chats_as_the_signed_user() {
+    let redis = RedisServer::start();
+    let gateway = start_gateway(test_config(&redis, &with_demo(WEBCHAT))).await;
+    let screenshots = artifacts_dir().join("signed-in");
+    let report = run_script(
+        "webchat.mjs",
+        &[
+            format!("http://{}", gateway.local_addr),
+            screenshots.display().to_string(),
+            "/webchat/demo/signed".to_owned(),
+        ],
+    )
+    .await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(
+        report["history_after_reload"].as_u64().unwrap_or(0) >= 4,
+        "the same signed user after a reload: {report}"
+    );
+
+    let mut client = redis.client();
+    let keys: Vec<String> = client.keys("sb:{*}:c:*").unwrap();
+    let conversation_keys: Vec<String> = keys
+        .iter()
+        .filter_map(|key| {
+            client
+                .hget::<_, _, Option<String>>(key, "key")
+                .ok()
+                .flatten()
+        })
+        .collect();
+    assert_eq!(conversation_keys.len(), 1, "{conversation_keys:?}");
+    assert!(
+        conversation_keys[0].starts_with("d:demo-"),
+        "a demo user, never a site's user: {conversation_keys:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_widget_resends_after_drops_and_reloads_without_duplicates() {
     let redis = RedisServer::start();
-    let gateway = start_gateway(test_config(&redis, WEBCHAT)).await;
+    let gateway = start_gateway(test_config(&redis, &with_demo(WEBCHAT))).await;
     let questions = [
         "How do I reset my password?",
         "How do I download my invoices?",
@@ -152,7 +201,11 @@ async fn an_agents_slack_reply_reaches_the_visitors_browser() {
     let redis = RedisServer::start();
     let standin = SlackStandIn::start().await;
     standin.set_user(AGENT, "Sam Rivera");
-    let gateway = start_gateway(test_config(&redis, &desk_config(&standin, "socket"))).await;
+    let gateway = start_gateway(test_config(
+        &redis,
+        &with_demo(&desk_config(&standin, "socket")),
+    ))
+    .await;
     let screenshots = artifacts_dir().join("agent-reply");
     let mut node = tokio::process::Command::new("node")
         .arg(browser_dir().join("webchat.mjs"))

@@ -166,13 +166,19 @@ async fn an_escalation_briefs_the_desk_and_the_agents_reply_reaches_the_web_chat
     assert_eq!(thread.channel, "C0SUPPORT");
     assert_eq!(briefing.customer_name, "Dana");
     assert_eq!(briefing.channel, ChannelKind::Webchat);
-    assert_eq!(briefing.tier.as_deref(), Some("standard"));
+    // The page's attributes are unsigned: agents see them, marked; the tier routes nothing.
+    assert_eq!(briefing.tier, None);
+    assert!(briefing
+        .attributes
+        .contains(&("tier (unverified)".into(), "standard".into())));
     assert_eq!(
         briefing.page_url.as_deref(),
         Some("https://acme.example/pricing")
     );
     assert_eq!(briefing.page_title.as_deref(), Some("Pricing - Acme Cloud"));
-    assert!(briefing.attributes.contains(&("plan".into(), "pro".into())));
+    assert!(briefing
+        .attributes
+        .contains(&("plan (unverified)".into(), "pro".into())));
     assert_eq!(briefing.reason, "human_requested");
     assert!(!briefing.reason_detail.is_empty());
     assert!(
@@ -551,10 +557,13 @@ async fn escalations_are_routed_by_category_and_tier_and_fall_back_when_a_channe
     )
     .await;
     assert_eq!(status, 200);
-    let vip = "ceo@bigcustomer.example";
-    let signature = switchboard_webchat::sign_user_id(b"routing-secret", vip);
-    let (status, _) = post(json!({"session": "routing-visitor-0000002", "client_id": "r2", "user_id": vip,
-        "user_sig": signature, "attributes": {"tier": "vip"}, "text": "How do I reset my password?"})).await;
+    let (claims, signature) =
+        crate::webchat_trust::site_claims(b"routing-secret", "ceo-7", json!({"tier": "vip"}));
+    let (status, _) = post(
+        json!({"session": "routing-visitor-0000002", "client_id": "r2",
+        "user_claims": claims, "user_sig": signature, "text": "How do I reset my password?"}),
+    )
+    .await;
     assert_eq!(status, 200);
     let (status, _) = post(
         json!({"session": "routing-visitor-0000003", "client_id": "r3",

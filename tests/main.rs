@@ -23,5 +23,7 @@ mod slack_desk;
 mod soak;
 mod store;
 mod triage;
+mod upload_quota;
 mod webchat;
+mod webchat_trust;
 mod work;

@@ -328,6 +328,7 @@ fn inbound(session: &str, message: usize, text: &str) -> Inbound {
                 ("tier".to_owned(), "standard".to_owned()),
                 ("name".to_owned(), "Dana".to_owned()),
             ]),
+            ..CustomerContext::default()
         },
         files: Vec::new(),
     }

@@ -56,12 +56,21 @@ pub fn compose(conversation: &Conversation, transcript: &[TranscriptEntry]) -> B
             files: entry.files.clone(),
         })
         .collect();
-    let mut attributes: Vec<(String, String)> = conversation
-        .context
+    // Vouched-for name, email and tier have their own fields; the customer's own word is
+    // listed with the rest, marked, so an agent does not take it as a fact.
+    let context = &conversation.context;
+    let mut attributes: Vec<(String, String)> = context
         .attributes
         .iter()
-        .filter(|(key, _)| !matches!(key.as_str(), "name" | "email" | "tier"))
-        .map(|(key, value)| (key.clone(), value.clone()))
+        .filter_map(|(key, value)| {
+            if context.unverified.contains(key) {
+                Some((format!("{key} (unverified)"), value.clone()))
+            } else if matches!(key.as_str(), "name" | "email" | "tier") {
+                None
+            } else {
+                Some((key.clone(), value.clone()))
+            }
+        })
         .collect();
     attributes.sort();
     let detail = decision

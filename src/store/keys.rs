@@ -140,6 +140,27 @@ pub fn file(id: &str, file_id: &str) -> String {
 /// created once and shared by every instance).
 pub const FILE_LINK_SECRET: &str = "sb:files:link_secret";
 
+/// The hash tag of the web chat upload quotas: every counter in one slot, so one script
+/// checks and counts all of an upload's limits atomically, on a cluster too. They are a few
+/// small integers, touched only by uploads.
+const UPLOAD_QUOTA_TAG: &str = "uq";
+
+/// Bytes of files a web chat conversation holds (an integer, expiring with its newest file).
+pub fn upload_quota_conversation(conversation_key: &str) -> String {
+    format!("sb:{{{UPLOAD_QUOTA_TAG}}}:conv:{conversation_key}")
+}
+
+/// Bytes of files a client address sent on a UTC day (an integer, expiring after two days).
+pub fn upload_quota_address(day: u64, client: &str) -> String {
+    format!("sb:{{{UPLOAD_QUOTA_TAG}}}:addr:{day}:{client}")
+}
+
+/// Bytes of files every visitor sent in one bucket of days (an integer, expiring once the
+/// bucket's files have).
+pub fn upload_quota_total(bucket: u64) -> String {
+    format!("sb:{{{UPLOAD_QUOTA_TAG}}}:total:{bucket}")
+}
+
 /// When the delivery at the front of a target's line (see [`delivery_line`]) is tried again
 /// after its last failure (a string of epoch ms, expiring): those behind it are looked at
 /// again then.
@@ -196,6 +217,19 @@ mod tests {
                     .any(|slot| Slot::new(slot) == Some(Slot::for_key(tag))),
                 "tag {tag} of partition {index} does not hash into slots {range:?}"
             );
+        }
+    }
+
+    #[test]
+    fn upload_quota_counters_share_one_slot() {
+        let slot = |key: &str| redis::cluster_routing::Slot::for_key(key);
+        let home = slot(&upload_quota_total(0));
+        for key in [
+            upload_quota_conversation("s:visitor-session-000001"),
+            upload_quota_address(20_000, "192.0.2.7"),
+            upload_quota_total(19_999),
+        ] {
+            assert_eq!(slot(&key), home, "{key}");
         }
     }
 

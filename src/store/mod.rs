@@ -17,7 +17,7 @@ pub use streams::{
     Delivered, DeliveryLine, DeliveryTarget, HeldBack, Parking, Receipt, Work, WorkCounts,
 };
 
-pub use files::{NewFile, StoredFile};
+pub use files::{NewFile, RedisMemory, StoredFile, UploadCount, UploadLimits, UploadOver};
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -799,17 +799,20 @@ impl Store {
 /// The email address that links a customer across channels, if their identity has one.
 ///
 /// The rule: an address links channels when the channel vouches for it. An email's sender is
-/// its address; a Slack account's profile email is verified by the workspace; any other
-/// channel links only a verified identity whose id *is* the address (a web chat site that
-/// signs the customer's email as the user id). An unverified claim (a widget attribute) never
-/// joins someone else's conversation.
+/// its address; a Slack account's profile email is verified by the workspace; a web chat
+/// site's signed `email` claim is the site's word (the connector sets a web chat author's email
+/// only from signed claims); any other channel links only a verified identity whose id *is*
+/// the address. An unverified claim (a widget attribute) never joins someone else's
+/// conversation.
 pub fn linkable_email(inbound: &Inbound) -> Option<String> {
     let identity = &inbound.author;
     let address = if inbound.channel == ChannelKind::Email {
         identity.email.as_deref().or(Some(identity.id.as_str()))?
     } else if identity.verified && identity.id.contains('@') {
         identity.id.as_str()
-    } else if identity.verified && inbound.channel == ChannelKind::Slack {
+    } else if identity.verified
+        && matches!(inbound.channel, ChannelKind::Slack | ChannelKind::Webchat)
+    {
         // Slack's users.info email is the workspace's verified account address.
         identity.email.as_deref()?
     } else {
@@ -867,12 +870,14 @@ mod tests {
             None,
             "a widget attribute is only a claim"
         );
-        let signed_other = inbound(ChannelKind::Webchat, "42", Some("alice@example.org"), true);
+        // The web chat connector sets a verified user's email only from the site's signed claims.
+        let signed_claim = inbound(ChannelKind::Webchat, "42", Some("alice@example.org"), true);
         assert_eq!(
-            linkable_email(&signed_other),
-            None,
-            "the signed id is not the address"
+            linkable_email(&signed_claim).as_deref(),
+            Some("alice@example.org")
         );
+        let signed_id_only = inbound(ChannelKind::Webchat, "42", None, true);
+        assert_eq!(linkable_email(&signed_id_only), None);
         let telegram = inbound(ChannelKind::Telegram, "12345", None, true);
         assert_eq!(linkable_email(&telegram), None);
     }

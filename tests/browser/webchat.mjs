@@ -1,8 +1,8 @@
 // The web chat widget in a real browser, as a visitor uses it.
 //
-// Usage: node tests/browser/webchat.mjs <base_url> <screenshot_dir>
+// Usage: node tests/browser/webchat.mjs <base_url> <screenshot_dir> [page_path]
 //
-// Opens <base_url>/ in headless Debian chromium with a fresh profile, opens the widget,
+// Opens <base_url><page_path> (default `/`, the demo page) in headless Debian chromium with a fresh profile, opens the widget,
 // asks a question, waits for the AI's answer, presses "Talk to a human", waits for the
 // escalation notice, saves widget.png, reloads and checks the history is still shown.
 // Prints one JSON line: {"ok":true,"ai_answer":..,"notice":..,"history_after_reload":N}
@@ -18,7 +18,8 @@ const ANSWER_TIMEOUT_MS = 15_000;
 const STEP_TIMEOUT_MS = 10_000;
 const OVERALL_TIMEOUT_MS = 90_000;
 
-const [baseArg, screenshotArg] = process.argv.slice(2);
+const [baseArg, screenshotArg, pathArg] = process.argv.slice(2);
+const pagePath = pathArg || "/";
 if (!baseArg || !screenshotArg) {
   finish({ ok: false, error: "usage: node webchat.mjs <base_url> <screenshot_dir>" });
 }
@@ -86,7 +87,7 @@ async function run() {
     if (message.type() === "error") pageErrors.push(message.text());
   });
 
-  await page.goto(`${baseUrl}/`, { waitUntil: "domcontentloaded", timeout: STEP_TIMEOUT_MS });
+  await page.goto(`${baseUrl}${pagePath}`, { waitUntil: "domcontentloaded", timeout: STEP_TIMEOUT_MS });
   await openWidget(page);
 
   await page.locator(selectors.input).fill(QUESTION);

@@ -16,7 +16,7 @@ pub use lease::{MemoryLease, PollLease};
 mod secret;
 pub use secret::{read_secret, Secret};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,6 +139,11 @@ pub struct CustomerContext {
     /// Free-form attributes the site or platform supplied (plan, user id, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+    /// Keys of `attributes` that are the customer's own word, vouched for by nobody (a web
+    /// chat page's unsigned `data-attributes`): agents see them marked unverified, and
+    /// routing and triage never read them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub unverified: BTreeSet<String>,
 }
 
 /// The customer's identity on a channel.

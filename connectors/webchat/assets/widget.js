@@ -3,8 +3,9 @@
  *
  * Embed with one tag (attributes are optional):
  *   <script src="https://support.example.com/webchat/widget.js"
- *           data-attributes='{"plan":"pro","tier":"standard"}'
- *           data-user-id="42" data-user-sig="<hex HMAC-SHA256(secret, '42') made by your server>"
+ *           data-attributes='{"plan":"pro"}'
+ *           data-user-claims="<base64url JSON: user_id, exp, tier, email... made by your server>"
+ *           data-user-sig="<hex HMAC-SHA256(secret, data-user-claims) made by your server>"
  *           data-title="Support" data-assistant-name="Acme AI" data-accent="#4f46e5"></script>
  *
  * It keeps a random session token in localStorage (the visitor's chat survives reloads),
@@ -42,8 +43,37 @@
   } catch (e) {
     console.warn("switchboard: data-attributes is not valid JSON; ignored");
   }
-  var userId = data.userId || null;
+  // Signed claims (user id, expiry, tier...) from the site's server; the older form signs
+  // only `data-user-id`. The widget reads the id out of the claims just to keep each user's
+  // chat apart in this browser's storage; the gateway checks the signature.
+  var userClaims = data.userClaims || null;
   var userSig = data.userSig || null;
+  var userId = userClaims ? claimedUserId(userClaims) : (data.userId || null);
+  function claimedUserId(blob) {
+    try {
+      var b64 = blob.replace(/=+$/, "").replace(/-/g, "+").replace(/_/g, "/");
+      var binary = atob(b64 + "===".slice((b64.length + 3) % 4));
+      var bytes = new Uint8Array(binary.length);
+      for (var i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+      var claims = JSON.parse(new TextDecoder().decode(bytes));
+      return claims && typeof claims.user_id === "string" ? claims.user_id : "claims";
+    } catch (e) {
+      console.warn("switchboard: data-user-claims is not base64url JSON");
+      return "claims";
+    }
+  }
+  // Who this visitor says they are, as the gateway's endpoints take it.
+  function identityFields() {
+    if (userClaims) return { user_claims: userClaims, user_sig: userSig || "" };
+    if (userId) return { user_id: userId, user_sig: userSig || "" };
+    return {};
+  }
+  function identityQuery() {
+    var fields = identityFields();
+    return Object.keys(fields).map(function (key) {
+      return "&" + key + "=" + encodeURIComponent(fields[key]);
+    }).join("");
+  }
 
   // ---- storage: localStorage when allowed, memory otherwise (private modes, blocked storage)
   var memory = {};
@@ -459,7 +489,7 @@
     var clientId = newClientId();
     var params = "?session=" + encodeURIComponent(session) + "&client_id=" + encodeURIComponent(clientId) +
       "&name=" + encodeURIComponent(file.name);
-    if (userId) params += "&user_id=" + encodeURIComponent(userId) + "&user_sig=" + encodeURIComponent(userSig || "");
+    params += identityQuery();
     hint.textContent = "Sending " + file.name + "…";
     fetch(gateway + "/webchat/files" + params, {
       method: "POST", body: file, headers: { "content-type": file.type || "application/octet-stream" }
@@ -544,7 +574,7 @@
       page: { url: location.href, title: document.title },
       attributes: attributes
     };
-    if (userId) { frame.user_id = userId; frame.user_sig = userSig || ""; }
+    Object.assign(frame, identityFields());
     // A fresh page shows the whole history; a reconnect only asks for what it missed.
     if (historyLoaded && lastSeenId) frame.after = lastSeenId;
     return frame;
@@ -702,7 +732,7 @@
   // ---- HTTP fallback: POST each queued message, poll history every few seconds.
   function query() {
     var params = "session=" + encodeURIComponent(session);
-    if (userId) params += "&user_id=" + encodeURIComponent(userId) + "&user_sig=" + encodeURIComponent(userSig || "");
+    params += identityQuery();
     if (historyLoaded && lastSeenId) params += "&after=" + encodeURIComponent(lastSeenId);
     return params;
   }
@@ -735,7 +765,7 @@
       body.session = session;
       body.page = { url: location.href, title: document.title };
       body.attributes = attributes;
-      if (userId) { body.user_id = userId; body.user_sig = userSig || ""; }
+      Object.assign(body, identityFields());
       fetch(gateway + "/webchat/messages", {
         method: "POST",
         headers: { "content-type": "application/json" },

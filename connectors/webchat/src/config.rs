@@ -17,11 +17,14 @@ const MAX_MESSAGE_BYTES_CEILING: usize = 64 * 1024;
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebchatConfig {
-    /// Serve the widget, the demo page and the chat endpoints.
+    /// Serve the widget and the chat endpoints.
     pub enabled: bool,
+    /// Also serve the Acme Cloud demo pages (`/` and `/webchat/demo/signed`). For trying the
+    /// gateway out: the signed demo makes anyone a (demo) signed-in user.
+    pub demo: bool,
     /// Largest customer message accepted, in UTF-8 bytes; longer ones are refused with `too_large`.
     pub max_message_bytes: usize,
-    /// Name of the environment variable holding the HMAC secret the site signs user ids with.
+    /// Name of the environment variable holding the HMAC secret the site signs user claims with.
     pub identity_secret_env: Option<String>,
     /// The resolved HMAC secret (filled by [`WebchatConfig::resolve_secrets`], never read from TOML).
     #[serde(skip)]
@@ -50,6 +53,7 @@ impl Default for WebchatConfig {
     fn default() -> Self {
         WebchatConfig {
             enabled: true,
+            demo: false,
             max_message_bytes: 4000,
             identity_secret_env: None,
             identity_secret: None,
@@ -70,6 +74,7 @@ impl fmt::Debug for WebchatConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebchatConfig")
             .field("enabled", &self.enabled)
+            .field("demo", &self.demo)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("identity_secret_env", &self.identity_secret_env)
             .field(
@@ -240,6 +245,7 @@ mod tests {
         )
         .unwrap();
         assert!(config.enabled);
+        assert!(!config.demo, "the demo pages are opt-in");
         assert_eq!(config.max_message_bytes, 4000);
         assert_eq!(config.rate_limit_per_minute, 10);
         assert_eq!(config.rate_limit_per_ip_per_minute, 100);

@@ -19,7 +19,8 @@ use crate::client_ip::{self, ClientKey, IpBlock};
 use crate::config::WebchatConfig;
 use crate::convert::{self, ErrorCode, Limits, Refusal, ServerFrame, VisitorContext};
 use crate::hub::Hub;
-use crate::identity::{self, Claims, IdentityError, Visitor};
+use crate::identity::{self, Claims, IdentityError, SigningKeys, Visitor};
+use crate::quota::UploadQuota;
 use crate::ratelimit::RateLimiter;
 
 /// The upload limit when the gateway sets none.
@@ -49,6 +50,8 @@ pub trait Fanout: Send + Sync {
 pub(crate) struct Shared {
     pub(crate) config: WebchatConfig,
     secret: Option<Vec<u8>>,
+    /// The demo page's signing key: random per process, only when the demo is on.
+    demo_secret: Option<[u8; 32]>,
     pub(crate) hub: Arc<Hub>,
     limiter: RateLimiter,
     /// Per client address, over all its visitors: new sockets and messages.
@@ -56,6 +59,8 @@ pub(crate) struct Shared {
     trusted_proxies: Vec<IpBlock>,
     /// Largest file a visitor may upload (the gateway's `files.max_bytes`).
     pub(crate) max_file_bytes: u64,
+    /// The gateway's byte quotas on uploads, when it counts them.
+    quota: Option<Arc<dyn UploadQuota>>,
 }
 
 impl WebchatConnector {
@@ -65,15 +70,18 @@ impl WebchatConnector {
         let limiter = RateLimiter::new(config.rate_limit_per_minute);
         let ip_limiter = RateLimiter::new(config.rate_limit_per_ip_per_minute);
         let trusted_proxies = config.trusted_proxy_blocks();
+        let demo_secret = config.demo.then(rand::random::<[u8; 32]>);
         WebchatConnector {
             shared: Arc::new(Shared {
                 config,
                 secret,
+                demo_secret,
                 hub: Arc::new(Hub::default()),
                 limiter,
                 ip_limiter,
                 trusted_proxies,
                 max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+                quota: None,
             }),
             fanout: None,
         }
@@ -95,6 +103,15 @@ impl WebchatConnector {
     pub fn with_max_file_bytes(mut self, max_bytes: u64) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.max_file_bytes = max_bytes;
+        }
+        self
+    }
+
+    /// Counts visitors' uploads against `quota` (kept where every instance sees the same
+    /// counts) and refuses those over it.
+    pub fn with_upload_quota(mut self, quota: Arc<dyn UploadQuota>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.quota = Some(quota);
         }
         self
     }
@@ -175,17 +192,27 @@ impl Connector for WebchatConnector {
 impl Shared {
     /// Checks a visitor's claims against the configured secret and policy.
     pub(crate) fn resolve(&self, claims: Claims<'_>) -> Result<Visitor, Refusal> {
+        let keys = SigningKeys {
+            site: self.secret.as_deref(),
+            demo: self.demo_secret.as_ref().map(|key| &key[..]),
+        };
         identity::resolve_visitor(
             claims,
-            self.secret.as_deref(),
+            keys,
             self.config.require_verified_identity,
+            now_ms() / 1000,
         )
         .map_err(|error| match error {
             IdentityError::BadSession => Refusal::new(ErrorCode::Invalid, error.to_string()),
-            IdentityError::Unauthorized(_) => {
+            IdentityError::Unauthorized(_) | IdentityError::Claims(_) => {
                 Refusal::new(ErrorCode::Unauthorized, error.to_string())
             }
         })
+    }
+
+    /// The demo page's signing key, when the demo is on.
+    pub(crate) fn demo_secret(&self) -> Option<&[u8]> {
+        self.demo_secret.as_ref().map(|key| &key[..])
     }
 
     /// The key a request is rate limited under; `None` when the server did not record peer
@@ -330,9 +357,37 @@ impl Shared {
                 wait,
             ));
         }
+        let reservation = match &self.quota {
+            Some(quota) => {
+                let reserved = quota
+                    .reserve(
+                        &visitor.conversation_key,
+                        client.map(ClientKey::as_str),
+                        file.size,
+                    )
+                    .await;
+                match reserved {
+                    Ok(reservation) => Some(reservation),
+                    Err(refused) => {
+                        self.refund(visitor, client);
+                        tracing::info!(%refused, conversation = %visitor.conversation_key, "webchat upload refused by quota");
+                        return Err(refused.to_refusal(&file.name));
+                    }
+                }
+            }
+            None => None,
+        };
         let mut inbound = convert::to_inbound(visitor, context, client_id, InboundKind::Text, "");
         inbound.files = vec![file];
-        let accepted = gateway.accept(inbound).await.map_err(|error| {
+        let result = gateway.accept(inbound).await;
+        // Counted only when stored: a failed upload or a resend of a stored one gives it back.
+        let counted = matches!(&result, Ok(accepted) if accepted.is_new);
+        if let (Some(quota), Some(reservation)) = (&self.quota, reservation) {
+            if !counted {
+                quota.release(reservation).await;
+            }
+        }
+        let accepted = result.map_err(|error| {
             self.refund(visitor, client);
             match error {
                 IngestError::Unavailable(detail) => {

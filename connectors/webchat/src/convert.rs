@@ -46,13 +46,16 @@ pub struct Hello {
     /// A user id the site claims, proven by `user_sig`.
     #[serde(default)]
     pub user_id: Option<String>,
-    /// `hex(HMAC-SHA256(secret, user_id))`.
+    /// The site's signed claims (`data-user-claims`, see `claims.rs`).
+    #[serde(default)]
+    pub user_claims: Option<String>,
+    /// `hex(HMAC-SHA256(secret, user_claims))`, or of `user_id` in the id-only form.
     #[serde(default)]
     pub user_sig: Option<String>,
     /// The page the widget is on.
     #[serde(default)]
     pub page: Page,
-    /// The site's `data-attributes` (plan, tier, name, email, ...).
+    /// The site's unsigned `data-attributes` (plan, name, ...): shown to agents as unverified.
     #[serde(default)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
     /// The last message id the widget has shown; history starts after it.
@@ -96,6 +99,8 @@ pub enum ErrorCode {
     RateLimited,
     /// Storage is down; try again later.
     Unavailable,
+    /// File storage is full: files are refused, messages still go through.
+    StorageFull,
 }
 
 impl ErrorCode {
@@ -107,6 +112,8 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 401,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
+            // "Insufficient Storage": not the visitor's fault, and not over in a moment.
+            ErrorCode::StorageFull => 507,
         }
     }
 }
@@ -363,6 +370,10 @@ fn bounded(text: &str) -> Option<String> {
 }
 
 /// Builds the neutral inbound message for an accepted frame.
+///
+/// Only what the site signed reaches routing and triage: the tier, and the email that links
+/// channels and counts for VIP domains. The page's unsigned attributes travel along for the
+/// agents, each marked unverified unless a signed claim of the same name replaced it.
 pub fn to_inbound(
     visitor: &Visitor,
     context: &VisitorContext,
@@ -370,9 +381,25 @@ pub fn to_inbound(
     kind: InboundKind,
     text: &str,
 ) -> Inbound {
+    let signed = |key: &str| visitor.vouched.get(key).cloned();
+    let either = |key: &str| signed(key).or_else(|| context.attributes.get(key).cloned());
     let mut author = visitor.identity.clone();
-    author.display_name = context.attributes.get("name").cloned();
-    author.email = context.attributes.get("email").cloned();
+    // A name only labels the customer for agents; an unsigned one is still better than an id.
+    author.display_name = either("name");
+    author.email = signed("email");
+    let mut attributes = context.attributes.clone();
+    let unverified = attributes
+        .keys()
+        .filter(|key| !visitor.vouched.contains_key(*key))
+        .cloned()
+        .collect();
+    attributes.extend(
+        visitor
+            .vouched
+            .iter()
+            .take(MAX_ATTRIBUTES)
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
     Inbound {
         channel: ChannelKind::Webchat,
         conversation_key: visitor.conversation_key.clone(),
@@ -383,9 +410,10 @@ pub fn to_inbound(
         context: CustomerContext {
             page_url: context.page_url.clone(),
             page_title: context.page_title.clone(),
-            tier: context.attributes.get("tier").cloned(),
-            locale: context.attributes.get("locale").cloned(),
-            attributes: context.attributes.clone(),
+            tier: signed("tier"),
+            locale: either("locale"),
+            attributes,
+            unverified,
         },
         files: Vec::new(),
     }
@@ -418,6 +446,7 @@ mod tests {
                 id: "visitor-1".to_owned(),
                 ..Identity::default()
             },
+            vouched: BTreeMap::new(),
         }
     }
 
@@ -506,7 +535,7 @@ mod tests {
     }
 
     #[test]
-    fn inbound_carries_identity_and_context() {
+    fn unsigned_attributes_travel_marked_unverified_and_never_route() {
         let attributes =
             serde_json::json!({"name":"Dana","email":"dana@example.com","tier":"vip","plan":"pro"});
         let context = VisitorContext::from_widget(
@@ -521,10 +550,38 @@ mod tests {
         assert_eq!(inbound.conversation_key, "s:abcdefghijklmnopq");
         assert_eq!(inbound.message_id, "wc:c1");
         assert_eq!(inbound.author.display_name.as_deref(), Some("Dana"));
-        assert_eq!(inbound.author.email.as_deref(), Some("dana@example.com"));
-        assert_eq!(inbound.context.tier.as_deref(), Some("vip"));
+        assert_eq!(
+            inbound.author.email, None,
+            "an unsigned email links nothing"
+        );
+        assert_eq!(
+            inbound.context.tier, None,
+            "an unsigned tier routes nothing"
+        );
         assert_eq!(inbound.context.page_title.as_deref(), Some("Billing"));
         assert_eq!(inbound.context.attributes.len(), 4);
+        assert_eq!(inbound.context.unverified.len(), 4);
+    }
+
+    #[test]
+    fn signed_claims_route_and_replace_unsigned_ones() {
+        let mut visitor = visitor();
+        visitor.identity.verified = true;
+        visitor.vouched = BTreeMap::from([
+            ("tier".to_owned(), "vip".to_owned()),
+            ("email".to_owned(), "dana@example.com".to_owned()),
+        ]);
+        let attributes = serde_json::json!({"tier":"standard","plan":"pro"});
+        let context =
+            VisitorContext::from_widget(&Page::default(), attributes.as_object().unwrap());
+        let inbound = to_inbound(&visitor, &context, "c1", InboundKind::Text, "hi");
+        assert_eq!(inbound.context.tier.as_deref(), Some("vip"));
+        assert_eq!(inbound.author.email.as_deref(), Some("dana@example.com"));
+        assert_eq!(inbound.context.attributes["tier"], "vip");
+        assert_eq!(
+            inbound.context.unverified,
+            std::collections::BTreeSet::from(["plan".to_owned()])
+        );
     }
 
     #[test]

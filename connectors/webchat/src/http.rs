@@ -1,9 +1,10 @@
 //! The web chat's HTTP surface on the gateway's server.
 //!
-//! - `GET /` the Acme Cloud demo page, `GET /webchat/demo/signed` the same with a signed user;
 //! - `GET /webchat/widget.js` the widget (one file, no build step);
 //! - `GET /webchat/ws` the widget's WebSocket (see `socket.rs`);
-//! - `POST /webchat/messages` and `GET /webchat/messages` for sites without WebSocket.
+//! - `POST /webchat/messages` and `GET /webchat/messages` for sites without WebSocket;
+//! - `POST /webchat/files` a visitor's file (see `upload.rs`);
+//! - with `demo = true` only, the demo pages `/` and `/webchat/demo/signed` (see `demo.rs`).
 //!
 //! `allowed_origins` is enforced on the socket and the JSON endpoints; the page's own
 //! origin is always allowed so the demo keeps working behind any host name.
@@ -15,7 +16,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -24,18 +25,11 @@ use switchboard_api::{Gateway, InboundKind};
 use crate::client_ip::Peer;
 use crate::connector::Shared;
 use crate::convert::{ErrorCode, Page, Refusal, ServerFrame, VisitorContext};
-use crate::identity::{self, Claims};
+use crate::identity::Claims;
 
 const WIDGET_JS: &str = include_str!("../assets/widget.js");
-const DEMO_HTML: &str = include_str!("../assets/demo.html");
 /// Where the server's widget settings go in `widget.js`.
 const WIDGET_CONFIG_SLOT: &str = "/*SB_SERVER_CONFIG*/null";
-/// Where the script tag's attributes go in `demo.html`.
-const DEMO_WIDGET_SLOT: &str = "{{WIDGET_ATTRIBUTES}}";
-/// Where the demo's note about the visitor goes in `demo.html`.
-const DEMO_NOTE_SLOT: &str = "{{VISITOR_NOTE}}";
-/// The user the signed demo pretends is logged in.
-const DEMO_USER_ID: &str = "demo-user-42";
 
 #[derive(Clone)]
 struct App {
@@ -49,14 +43,16 @@ pub(crate) fn router(shared: Arc<Shared>, gateway: Arc<dyn Gateway>) -> Router {
     // JSON escaping can grow text up to 6x; anything beyond that can not be a valid message.
     let body_limit = shared.config.max_message_bytes * 6 + 16 * 1024;
     let (upload_shared, upload_gateway) = (Arc::clone(&shared), Arc::clone(&gateway));
+    let demo = shared
+        .config
+        .demo
+        .then(|| crate::demo::router(Arc::clone(&shared)));
     let app = App {
         widget_js: Arc::from(widget_js(&shared)),
         shared,
         gateway,
     };
-    Router::new()
-        .route("/", get(demo_page))
-        .route("/webchat/demo/signed", get(signed_demo_page))
+    let router = Router::new()
         .route("/webchat/widget.js", get(widget))
         .route("/webchat/ws", get(socket))
         .route(
@@ -65,7 +61,11 @@ pub(crate) fn router(shared: Arc<Shared>, gateway: Arc<dyn Gateway>) -> Router {
         )
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(app)
-        .merge(crate::upload::router(upload_shared, upload_gateway))
+        .merge(crate::upload::router(upload_shared, upload_gateway));
+    match demo {
+        Some(demo) => router.merge(demo),
+        None => router,
+    }
 }
 
 /// The widget with the server's settings filled in.
@@ -95,41 +95,6 @@ async fn widget(State(app): State<App>) -> Response {
         app.widget_js.to_string(),
     )
         .into_response()
-}
-
-async fn demo_page() -> Html<String> {
-    Html(demo_html(
-        r#"data-attributes='{"plan":"pro","tier":"standard"}'"#,
-        "You are an anonymous visitor: your chat is tied to this browser. \
-         <a href=\"/webchat/demo/signed\">Try the signed-in demo</a>.",
-    ))
-}
-
-/// The demo as a logged-in user: the page's server signs the user id, as a real site would.
-async fn signed_demo_page(State(app): State<App>) -> Html<String> {
-    let Some(secret) = app.shared.config.secret_bytes() else {
-        return Html(demo_html(
-            r#"data-attributes='{"plan":"pro","tier":"standard"}'"#,
-            "The signed-in demo needs <code>identity_secret_env</code> in the web chat config; \
-             showing the anonymous widget instead.",
-        ));
-    };
-    let signature = identity::sign_user_id(&secret, DEMO_USER_ID);
-    let attributes = format!(
-        r#"data-user-id="{DEMO_USER_ID}" data-user-sig="{signature}" data-attributes='{{"plan":"enterprise","tier":"standard","name":"Dana Demo","email":"dana@example.com"}}'"#
-    );
-    Html(demo_html(
-        &attributes,
-        "You are signed in as <b>Dana Demo</b> (<code>demo-user-42</code>): the page carries \
-         <code>data-user-sig = hex(HMAC-SHA256(secret, user_id))</code>, computed on the server. \
-         <a href=\"/\">Back to the anonymous demo</a>.",
-    ))
-}
-
-fn demo_html(widget_attributes: &str, note: &str) -> String {
-    DEMO_HTML
-        .replacen(DEMO_WIDGET_SLOT, widget_attributes, 1)
-        .replacen(DEMO_NOTE_SLOT, note, 1)
 }
 
 async fn socket(
@@ -162,6 +127,8 @@ struct PostedMessage {
     session: String,
     #[serde(default)]
     user_id: Option<String>,
+    #[serde(default)]
+    user_claims: Option<String>,
     #[serde(default)]
     user_sig: Option<String>,
     client_id: String,
@@ -204,6 +171,7 @@ async fn post_message(
     let claims = Claims {
         session: &posted.session,
         user_id: posted.user_id.as_deref(),
+        user_claims: posted.user_claims.as_deref(),
         user_sig: posted.user_sig.as_deref(),
     };
     let visitor = match app.shared.resolve(claims) {
@@ -243,6 +211,8 @@ struct HistoryQuery {
     #[serde(default)]
     user_id: Option<String>,
     #[serde(default)]
+    user_claims: Option<String>,
+    #[serde(default)]
     user_sig: Option<String>,
     #[serde(default)]
     after: Option<String>,
@@ -264,6 +234,7 @@ async fn history(
     let claims = Claims {
         session: &query.session,
         user_id: query.user_id.as_deref(),
+        user_claims: query.user_claims.as_deref(),
         user_sig: query.user_sig.as_deref(),
     };
     let visitor = match app.shared.resolve(claims) {
@@ -304,7 +275,12 @@ async fn preflight(State(app): State<App>, headers: HeaderMap) -> Response {
     (StatusCode::NO_CONTENT, cors).into_response()
 }
 
-fn refusal_response(refusal: Refusal, client_id: Option<String>, cors: HeaderMap) -> Response {
+/// A refusal as the JSON error body, with its status and, for rate limits, `Retry-After`.
+pub(crate) fn refusal_response(
+    refusal: Refusal,
+    client_id: Option<String>,
+    cors: HeaderMap,
+) -> Response {
     let status =
         StatusCode::from_u16(refusal.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     let retry_after = refusal.retry_after;

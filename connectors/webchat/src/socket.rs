@@ -52,6 +52,7 @@ pub(crate) async fn serve(
     let claims = Claims {
         session: &hello.session,
         user_id: hello.user_id.as_deref(),
+        user_claims: hello.user_claims.as_deref(),
         user_sig: hello.user_sig.as_deref(),
     };
     let visitor = match shared.resolve(claims) {

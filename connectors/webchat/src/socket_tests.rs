@@ -108,7 +108,9 @@ async fn visitor_says_hello_sends_and_replays_without_duplicates() {
     assert_eq!(inbound.text, "How do I reset my password?");
     assert_eq!(inbound.author.display_name.as_deref(), Some("Robin"));
     assert!(!inbound.author.verified);
-    assert_eq!(inbound.context.tier.as_deref(), Some("standard"));
+    // The page's attributes are unsigned: kept for agents, marked unverified, never routed.
+    assert_eq!(inbound.context.tier, None);
+    assert!(inbound.context.unverified.contains("tier"));
     assert_eq!(
         inbound.context.page_url.as_deref(),
         Some("http://acme.test/pricing")
@@ -421,23 +423,105 @@ async fn http_variant_follows_the_same_rules() {
     assert_eq!(http(&server, "GET", &path, None).await.0, 401);
 }
 
+/// A GET over a raw connection: (status line and headers, body).
+async fn get(server: &TestServer, path: &str, cookie: Option<&str>) -> (String, String) {
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let cookie = cookie
+        .map(|cookie| format!("cookie: {cookie}\r\n"))
+        .unwrap_or_default();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\n{cookie}connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.to_owned(), body.to_owned())
+}
+
+/// The value of the last `name="..."` in a page (the widget's tag is last).
+fn html_attribute(page: &str, name: &str) -> String {
+    let start = page.rfind(&format!("{name}=\"")).expect(name) + name.len() + 2;
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
 #[tokio::test]
-async fn widget_and_demo_pages_are_served() {
+async fn the_widget_is_served_and_the_demo_pages_only_when_asked_for() {
     let server = TestServer::start(config()).await;
-    for path in ["/", "/webchat/widget.js", "/webchat/demo/signed"] {
-        let mut stream = TcpStream::connect(server.addr).await.unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = get(&server, "/webchat/widget.js", None).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(!body.contains("SB_SERVER_CONFIG"), "unfilled slot");
+    for path in ["/", "/webchat/demo/signed"] {
+        let (head, _) = get(&server, path, None).await;
         assert!(
-            response.starts_with("HTTP/1.1 200"),
-            "{path}: {response:.200}"
-        );
-        assert!(!response.contains("{{"), "{path} has an unfilled slot");
-        assert!(
-            !response.contains("SB_SERVER_CONFIG"),
-            "{path} has an unfilled slot"
+            head.starts_with("HTTP/1.1 404"),
+            "{path} is off by default: {head}"
         );
     }
+
+    let demo = TestServer::start(WebchatConfig {
+        demo: true,
+        ..config()
+    })
+    .await;
+    for path in ["/", "/webchat/demo/signed"] {
+        let (head, body) = get(&demo, path, None).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        assert!(!body.contains("{{"), "{path} has an unfilled slot");
+    }
+}
+
+#[tokio::test]
+async fn the_signed_demo_never_signs_with_the_sites_secret() {
+    let server = TestServer::start(WebchatConfig {
+        demo: true,
+        ..config()
+    })
+    .await;
+    let (head, page) = get(&server, "/webchat/demo/signed", None).await;
+    let claims = html_attribute(&page, "data-user-claims");
+    let sig = html_attribute(&page, "data-user-sig");
+    assert_ne!(
+        sig,
+        crate::claims::mac_hex(SECRET.as_bytes(), claims.as_bytes()),
+        "signed with the production secret"
+    );
+    // The same browser keeps its demo user; another browser gets its own.
+    let cookie = head
+        .lines()
+        .find_map(|line| line.strip_prefix("set-cookie: "))
+        .and_then(|cookie| cookie.split(';').next())
+        .expect("a demo user cookie")
+        .to_owned();
+    let (_, again) = get(&server, "/webchat/demo/signed", Some(&cookie)).await;
+    let user = |page: &str| {
+        page.split("<code>")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(user(&again), user(&page));
+    let (_, other) = get(&server, "/webchat/demo/signed", None).await;
+    assert_ne!(user(&other), user(&page));
+
+    // The demo's claims sign in a demo user, under a key no real user has.
+    let mut socket = connect(&server).await;
+    let welcome = hello(&mut socket, json!({"user_claims": claims, "user_sig": sig})).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    send(
+        &mut socket,
+        json!({"type": "message", "client_id": "d-1", "text": "hi"}),
+    )
+    .await;
+    assert_eq!(next(&mut socket).await.unwrap()["type"], "ack");
+    let inbound = &server.gateway.accepted()[0];
+    assert_eq!(inbound.conversation_key, format!("d:{}", user(&page)));
+    assert!(inbound.author.verified);
+
+    // Without the demo the same claims verify nothing.
+    let plain = TestServer::start(config()).await;
+    let mut socket = connect(&plain).await;
+    let refused = hello(&mut socket, json!({"user_claims": claims, "user_sig": sig})).await;
+    assert_eq!(refused["code"], "unauthorized", "{refused}");
 }

@@ -2,10 +2,12 @@
 //!
 //! The body is the file's raw bytes (`fetch(url, {method: "POST", body: file})`, no multipart),
 //! its type in `Content-Type`; who is sending comes in the query string, checked exactly like
-//! the JSON endpoints (`session`, optional `user_id` + `user_sig`, `client_id` for dedupe,
+//! the JSON endpoints (`session`, optional `user_claims` + `user_sig`, `client_id` for dedupe,
 //! `name`). A file over the limit is refused with 413 and a sentence saying its size and the
 //! limit, without storing its body (read and dropped, up to twice the limit, so a reverse
-//! proxy passes the refusal on).
+//! proxy passes the refusal on). Then the byte quotas (see `quota.rs`): 413 when the
+//! conversation holds its most, 429 when the client address sent its most today, 507 when
+//! the gateway's file storage is full; each with a sentence the widget shows.
 
 use std::sync::Arc;
 
@@ -21,7 +23,8 @@ use switchboard_api::{too_large_message, Attachment, Gateway};
 
 use crate::client_ip::Peer;
 use crate::connector::Shared;
-use crate::convert::{ErrorCode, Refusal, ServerFrame, VisitorContext};
+use crate::convert::{ErrorCode, Refusal, VisitorContext};
+use crate::http::refusal_response;
 use crate::identity::Claims;
 
 /// A refused upload no larger than this many times the limit is read to its end (and
@@ -55,6 +58,8 @@ struct UploadQuery {
     #[serde(default)]
     user_id: Option<String>,
     #[serde(default)]
+    user_claims: Option<String>,
+    #[serde(default)]
     user_sig: Option<String>,
     client_id: String,
     #[serde(default)]
@@ -77,16 +82,17 @@ async fn upload(
             ErrorCode::Invalid,
             "expected ?session=...&client_id=...&name=...",
         );
-        return refuse(refusal, None, cors);
+        return refusal_response(refusal, None, cors);
     };
     let claims = Claims {
         session: &query.session,
         user_id: query.user_id.as_deref(),
+        user_claims: query.user_claims.as_deref(),
         user_sig: query.user_sig.as_deref(),
     };
     let visitor = match app.shared.resolve(claims) {
         Ok(visitor) => visitor,
-        Err(refusal) => return refuse(refusal, Some(query.client_id), cors),
+        Err(refusal) => return refusal_response(refusal, Some(query.client_id), cors),
     };
     let name = query.name.as_deref().unwrap_or("file");
     let limit = app.shared.max_file_bytes;
@@ -99,7 +105,7 @@ async fn upload(
         if size <= limit.saturating_mul(DRAIN_FACTOR) {
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain(body)).await;
         }
-        return refuse(refusal, Some(query.client_id), cors);
+        return refusal_response(refusal, Some(query.client_id), cors);
     }
     let max = usize::try_from(limit).unwrap_or(usize::MAX);
     let bytes = match axum::body::to_bytes(body, max).await {
@@ -112,12 +118,12 @@ async fn upload(
                     switchboard_api::human_size(limit)
                 ),
             );
-            return refuse(refusal, Some(query.client_id), cors);
+            return refusal_response(refusal, Some(query.client_id), cors);
         }
     };
     if bytes.is_empty() {
         let refusal = Refusal::new(ErrorCode::Empty, "the file is empty");
-        return refuse(refusal, Some(query.client_id), cors);
+        return refusal_response(refusal, Some(query.client_id), cors);
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -146,7 +152,7 @@ async fn upload(
             })),
         )
             .into_response(),
-        Err(refusal) => refuse(refusal, Some(query.client_id), cors),
+        Err(refusal) => refusal_response(refusal, Some(query.client_id), cors),
     }
 }
 
@@ -181,20 +187,4 @@ fn cors(shared: &Shared, headers: &HeaderMap) -> HeaderMap {
         }
     }
     cors
-}
-
-fn refuse(refusal: Refusal, client_id: Option<String>, cors: HeaderMap) -> Response {
-    let status =
-        StatusCode::from_u16(refusal.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut response = (
-        status,
-        cors,
-        ServerFrame::error(refusal, client_id).to_json(),
-    )
-        .into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
