@@ -4,39 +4,28 @@
 //! The core decides what a briefing says and what an agent's message means; this crate only
 //! renders (Block Kit) and transports (slack-morphism: Web API, Socket Mode or the Events API).
 //!
-//! - [`config`]: `[desk.slack]`, secrets from the environment, offline validation
-//! - [`blocks`]: briefing -> Block Kit (pure)
-//! - [`convert`]: Slack event JSON -> desk events (pure)
-//! - [`signature`]: Events API request signing
-//! - [`SlackDesk`]: the `Desk` implementation (I/O)
-//! - `standin` (feature `standin`): a loopback Slack for tests
+//! The crate is in three parts:
+//! - `app/`: what any Slack app of ours needs: the Web API client, per-channel pacing,
+//!   request signatures ([`signature`]), the bot's identity, health, and the Socket Mode /
+//!   Events API runner
+//! - `desk/`: the agent desk, [`SlackDesk`] (`[desk.slack]`): [`config`], [`blocks`]
+//!   (briefing -> Block Kit, pure), [`convert`] (Slack event JSON -> desk events, pure)
+//! - `customer/`: Slack as a customer channel, [`SlackCustomerConnector`] (`[connectors.slack]`,
+//!   a separate Slack app): [`customer_config`], [`customer_convert`] (Slack JSON <-> model)
 //!
-//! Slack as a customer channel (`[connectors.slack]`, a separate Slack app):
-//! - [`customer_config`]: its typed config; [`customer_convert`]: Slack JSON <-> model (pure)
-//! - [`SlackCustomerConnector`]: the `Connector` implementation (I/O)
+//! `standin` (feature `standin`): a loopback Slack (Web API + Socket Mode) for tests.
 
-pub mod blocks;
-mod client;
-pub mod config;
-pub mod convert;
+mod app;
 mod customer;
-pub mod customer_config;
-pub mod customer_convert;
-mod customer_http;
-#[cfg(all(test, feature = "standin"))]
-mod customer_tests;
 mod desk;
-mod events_http;
-mod pacing;
-mod shared_files;
-pub mod signature;
 #[cfg(feature = "standin")]
 pub mod standin;
-#[cfg(all(test, feature = "standin"))]
-mod standin_tests;
 
-pub use client::CONNECTOR;
+pub use app::client::CONNECTOR;
+pub use app::signature;
 pub use config::{SlackDeskConfig, SlackMode};
+pub use customer::{config as customer_config, convert as customer_convert};
 pub use customer::{SlackCustomerConnector, CUSTOMER_CONNECTOR};
 pub use customer_config::SlackCustomerConfig;
 pub use desk::SlackDesk;
+pub use desk::{blocks, config, convert};

@@ -5,7 +5,7 @@
 use switchboard_api::{Attachment, IngestError};
 use tracing::warn;
 
-use crate::client::{Download, SlackWeb};
+use super::client::{Download, SlackWeb};
 use crate::convert::SharedFile;
 
 /// Downloads the files of one message. A file over `max_bytes` (announced in the event, or

@@ -14,8 +14,8 @@ use switchboard_api::{
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
+use crate::app::events_http::percent_encode;
 use crate::config::Secret;
-use crate::customer_http::percent_encode;
 use crate::standin::{block_actions, event_callback, signed_request, SlackStandIn};
 use crate::{SlackCustomerConfig, SlackCustomerConnector, SlackMode};
 

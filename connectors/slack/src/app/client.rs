@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
-use switchboard_api::ConnectorError;
+use switchboard_api::{ConnectorError, IngestError};
 use tracing::{debug, warn};
 
 use crate::config::Secret;
@@ -36,14 +36,16 @@ pub struct BotIdentity {
     pub team_id: String,
 }
 
-/// Receives the `event_callback` JSON of each Socket Mode envelope; an error withholds the ack.
+/// What a Slack app does with what Slack sends it, over Socket Mode or the Events API: the
+/// `event_callback` JSON of each event and the payload of each interaction. An error
+/// withholds the ack (Socket Mode) or answers 503 (Events API) so Slack redelivers.
 #[async_trait]
 pub trait EnvelopeHandler: Send + Sync {
-    /// Handles one callback; `Err` means "do not ack, let Slack redeliver".
-    async fn handle_callback(&self, callback: Value) -> Result<(), String>;
+    /// Handles one callback; `Err(Unavailable)` means "do not ack, let Slack redeliver".
+    async fn handle_callback(&self, callback: &Value) -> Result<(), IngestError>;
 
     /// Handles one `interactive` payload (e.g. `block_actions`); the desk does not use them.
-    async fn handle_interaction(&self, _payload: Value) -> Result<(), String> {
+    async fn handle_interaction(&self, _payload: &Value) -> Result<(), IngestError> {
         Ok(())
     }
 }
@@ -167,8 +169,14 @@ pub trait SlackWeb: Send + Sync {
 
     /// Whether the bot is a member of `channel` (`conversations.info`).
     async fn is_member(&self, channel: &str) -> Result<bool, ConnectorError>;
-    /// Runs Socket Mode with the app token until the returned future is dropped.
-    async fn socket_mode(&self, handler: Arc<dyn EnvelopeHandler>) -> Result<(), ConnectorError>;
+    /// Runs Socket Mode with the app token until the returned future is dropped;
+    /// `interactive` also hands `interactive` envelopes (button presses) to
+    /// [`EnvelopeHandler::handle_interaction`].
+    async fn socket_mode(
+        &self,
+        handler: Arc<dyn EnvelopeHandler>,
+        interactive: bool,
+    ) -> Result<(), ConnectorError>;
     /// `users.info`: the name and, when present, the profile's email.
     async fn user_profile(&self, user: &str) -> Result<UserProfile, ConnectorError>;
     /// Uploads a file into a thread (files.getUploadURLExternal, the bytes to the upload URL,
@@ -184,12 +192,6 @@ pub trait SlackWeb: Send + Sync {
     ) -> Result<String, ConnectorError>;
     /// Fetches a file's `url_private_download` with the bot token, refusing more than `max_bytes`.
     async fn download(&self, url: &str, max_bytes: u64) -> Result<Download, ConnectorError>;
-    /// Socket Mode like [`SlackWeb::socket_mode`], also handing `interactive` envelopes
-    /// (button presses) to [`EnvelopeHandler::handle_interaction`].
-    async fn socket_mode_interactive(
-        &self,
-        handler: Arc<dyn EnvelopeHandler>,
-    ) -> Result<(), ConnectorError>;
 }
 
 /// Builds the transport for `api_base`: plain HTTP for `http://`, rustls for `https://`.
@@ -400,19 +402,16 @@ impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
         Ok(self.users_info_profile(user).await?.name)
     }
 
-    async fn socket_mode(&self, handler: Arc<dyn EnvelopeHandler>) -> Result<(), ConnectorError> {
-        self.listen(handler, false).await
+    async fn socket_mode(
+        &self,
+        handler: Arc<dyn EnvelopeHandler>,
+        interactive: bool,
+    ) -> Result<(), ConnectorError> {
+        self.listen(handler, interactive).await
     }
 
     async fn user_profile(&self, user: &str) -> Result<UserProfile, ConnectorError> {
         self.users_info_profile(user).await
-    }
-
-    async fn socket_mode_interactive(
-        &self,
-        handler: Arc<dyn EnvelopeHandler>,
-    ) -> Result<(), ConnectorError> {
-        self.listen(handler, true).await
     }
 
     async fn upload_file(
@@ -589,20 +588,23 @@ async fn on_interaction_event<H: Connect + Clone + Send + Sync + 'static>(
     _client: Arc<SlackClient<SlackClientHyperConnector<H>>>,
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
-    let handler = {
-        let storage = state.read().await;
-        storage
-            .get_user_state::<Arc<dyn EnvelopeHandler>>()
-            .cloned()
-    };
-    let Some(handler) = handler else {
-        return Err("slack: socket mode handler missing".into());
-    };
+    let handler = handler_of(&state).await?;
     let payload = serde_json::to_value(&event)?;
     handler
-        .handle_interaction(payload)
+        .handle_interaction(&payload)
         .await
-        .map_err(Into::into)
+        .map_err(|error| error.to_string().into())
+}
+
+/// The handler `listen` stored in the listener's state.
+async fn handler_of(
+    state: &SlackClientEventsUserState,
+) -> UserCallbackResult<Arc<dyn EnvelopeHandler>> {
+    let storage = state.read().await;
+    storage
+        .get_user_state::<Arc<dyn EnvelopeHandler>>()
+        .cloned()
+        .ok_or_else(|| "slack: socket mode handler missing".into())
 }
 
 /// Closes the Socket Mode connections when `run` is cancelled.
@@ -627,21 +629,16 @@ async fn on_push_event<H: Connect + Clone + Send + Sync + 'static>(
     _client: Arc<SlackClient<SlackClientHyperConnector<H>>>,
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
-    let handler = {
-        let storage = state.read().await;
-        storage
-            .get_user_state::<Arc<dyn EnvelopeHandler>>()
-            .cloned()
-    };
-    let Some(handler) = handler else {
-        return Err("slack desk: socket mode handler missing".into());
-    };
+    let handler = handler_of(&state).await?;
     // slack-morphism hands a typed event; the desk's mapping works on Slack's JSON.
     let mut callback = serde_json::to_value(&event)?;
     if let Some(object) = callback.as_object_mut() {
         object.insert("type".into(), Value::String("event_callback".into()));
     }
-    handler.handle_callback(callback).await.map_err(Into::into)
+    handler
+        .handle_callback(&callback)
+        .await
+        .map_err(|error| error.to_string().into())
 }
 
 /// Logs listener errors; a non-success status withholds the envelope's ack.

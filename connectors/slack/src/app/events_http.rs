@@ -1,10 +1,14 @@
-//! The customer channel's Events API endpoint (Events API mode): Slack POSTs signed JSON
-//! events and signed form-encoded interactivity payloads (`payload=<json>`) here; point both
-//! the app's Event Subscriptions and its Interactivity Request URL at `events_path`.
+//! The Events API endpoint both Slack apps serve (Events API mode): Slack POSTs signed JSON
+//! events here and, for an app that takes interactivity (the customer channel), signed
+//! form-encoded interactivity payloads (`payload=<json>`); point both the app's Event
+//! Subscriptions and its Interactivity Request URL at `events_path`.
 //!
 //! Forged or stale requests get 401 before anything is parsed; `url_verification` is answered
-//! with its challenge; events and button presses are answered 200 once the gateway stored
-//! them, 503 when storage is down so Slack retries (the core dedupes on the message id).
+//! with its challenge; an event or button press is answered 200 once the core stored it (or
+//! refused it for good: redelivering would be refused again), 503 when storage is down so
+//! Slack retries. Retries (`X-Slack-Retry-Num`) are handled like first deliveries: the core
+//! dedupes on the event or message id, so a retry of an event whose first delivery failed
+//! half-way is never lost here.
 
 use std::sync::Arc;
 
@@ -15,43 +19,68 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use switchboard_api::IngestError;
+use switchboard_api::{IngestError, Secret};
 use tracing::{debug, warn};
 
-use crate::customer::CustomerIntake;
-use crate::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::client::EnvelopeHandler;
+use super::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
-/// The route at the configured path, or `None` without a signing secret.
-pub(crate) fn router(intake: Arc<CustomerIntake>) -> Option<Router> {
-    let path = intake.shared.config.events_path.clone();
-    intake.shared.config.signing_secret.as_ref()?;
-    Some(Router::new().route(&path, post(receive)).with_state(intake))
+/// What the route needs per request.
+struct Endpoint {
+    /// The name logs carry (`slack desk`, `slack customers`).
+    connector: &'static str,
+    signing_secret: Secret,
+    handler: Arc<dyn EnvelopeHandler>,
+    /// Whether form-encoded interactivity payloads are taken (else they are not JSON: 400).
+    interactive: bool,
+}
+
+/// The route at `path`, or `None` without a signing secret.
+pub(crate) fn router(
+    connector: &'static str,
+    path: &str,
+    signing_secret: Option<&Secret>,
+    handler: Arc<dyn EnvelopeHandler>,
+    interactive: bool,
+) -> Option<Router> {
+    let endpoint = Endpoint {
+        connector,
+        signing_secret: signing_secret?.clone(),
+        handler,
+        interactive,
+    };
+    Some(
+        Router::new()
+            .route(path, post(receive))
+            .with_state(Arc::new(endpoint)),
+    )
 }
 
 async fn receive(
-    State(intake): State<Arc<CustomerIntake>>,
+    State(endpoint): State<Arc<Endpoint>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(secret) = intake.shared.config.signing_secret.as_ref() else {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    };
+    let connector = endpoint.connector;
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     if let Err(error) = signature::verify(
-        secret.expose(),
+        endpoint.signing_secret.expose(),
         header(TIMESTAMP_HEADER),
         header(SIGNATURE_HEADER),
         &body,
         signature::unix_now(),
     ) {
-        warn!(%error, "slack customer request refused");
+        warn!(%error, connector, "slack events request refused");
         return (StatusCode::UNAUTHORIZED, "invalid slack signature").into_response();
     }
-    if let Some(payload) = form_payload(&body) {
+    if let Some(payload) = endpoint.interactive.then(|| form_payload(&body)).flatten() {
         let Ok(payload) = serde_json::from_str::<Value>(&payload) else {
             return (StatusCode::BAD_REQUEST, "payload is not JSON").into_response();
         };
-        return answer(intake.interaction(&payload).await);
+        return answer(
+            connector,
+            endpoint.handler.handle_interaction(&payload).await,
+        );
     }
     let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "body is not JSON").into_response();
@@ -61,19 +90,34 @@ async fn receive(
             let challenge = payload.get("challenge").cloned().unwrap_or(Value::Null);
             Json(json!({ "challenge": challenge })).into_response()
         }
-        Some("event_callback") => answer(intake.message(&payload).await),
+        Some("event_callback") => {
+            if let Some(retry) = header("x-slack-retry-num") {
+                debug!(
+                    retry,
+                    reason = header("x-slack-retry-reason"),
+                    connector,
+                    "slack retry"
+                );
+            }
+            answer(connector, endpoint.handler.handle_callback(&payload).await)
+        }
         other => {
-            debug!(kind = ?other, "slack customer request ignored");
+            debug!(kind = ?other, connector, "slack request ignored");
             StatusCode::OK.into_response()
         }
     }
 }
 
-fn answer(result: Result<(), IngestError>) -> Response {
+fn answer(connector: &'static str, result: Result<(), IngestError>) -> Response {
     match result {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(error) => {
-            warn!(%error, "slack customer message not stored; Slack will retry");
+        Err(IngestError::Rejected(reason)) => {
+            // Redelivering would be refused again; take it off Slack's hands.
+            warn!(%reason, connector, "slack event rejected");
+            StatusCode::OK.into_response()
+        }
+        Err(error @ IngestError::Unavailable(_)) => {
+            warn!(%error, connector, "slack event not stored; Slack will retry");
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
     }

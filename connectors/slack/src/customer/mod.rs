@@ -3,8 +3,8 @@
 //! starts a conversation, its thread carries the rest, and the AI's and agents' answers are
 //! posted in that thread.
 //!
-//! A separate Slack app from the agent desk (its own tokens and config); it reuses the desk's
-//! transport ([`SlackWeb`] over slack-morphism), its pacing and its error mapping.
+//! A separate Slack app from the agent desk (its own tokens and config) on the same plumbing
+//! ([`SlackApp`]: the transport over slack-morphism, pacing, error mapping, health, runner).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,16 +17,19 @@ use switchboard_api::{
     ConnectorError, DeliveryReceipt, FileRef, Gateway, Health, Identity, Inbound, InboundKind,
     IngestError, Outbound,
 };
-use tokio::sync::OnceCell;
 use tracing::{debug, info, warn, Instrument};
 
+use self::config::SlackCustomerConfig;
+use self::convert::{ButtonPress, CustomerOutcome};
+use crate::app::client::{EnvelopeHandler, ThreadMessage, UserProfile};
+use crate::app::{events_http, AppSettings, SlackApp};
 use crate::blocks;
-use crate::client::{self, BotIdentity, EnvelopeHandler, SlackWeb, ThreadMessage, UserProfile};
-use crate::config::{resolved_tokens, SlackMode};
-use crate::customer_config::SlackCustomerConfig;
-use crate::customer_convert::{self as convert, ButtonPress, CustomerOutcome};
-use crate::pacing::ChannelPacing;
-use crate::shared_files;
+use crate::config::SlackMode;
+
+pub mod config;
+pub mod convert;
+#[cfg(all(test, feature = "standin"))]
+mod tests;
 
 /// The name this connector's errors and logs carry.
 pub const CUSTOMER_CONNECTOR: &str = "slack customers";
@@ -39,18 +42,10 @@ pub struct SlackCustomerConnector {
 /// What the connector, its Socket Mode handler and its HTTP route share.
 pub(crate) struct CustomerShared {
     pub(crate) config: SlackCustomerConfig,
-    web: Arc<dyn SlackWeb>,
-    pacing: ChannelPacing,
-    bot: OnceCell<BotIdentity>,
-    health: Mutex<Health>,
+    app: SlackApp,
     /// Slack user id -> name and email; both change rarely and users.info is rate limited.
     profiles: Mutex<HashMap<String, UserProfile>>,
-    /// Customers' files larger than this are not downloaded (the gateway names them).
-    max_file_bytes: u64,
 }
-
-/// The limit on customers' files when the gateway sets none.
-const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 
 /// The message metadata event type of every reply this connector posts: chat.postMessage has
 /// no idempotency key, so a resend finds its earlier copy by this tag in the thread.
@@ -108,41 +103,23 @@ fn posted_parts(messages: Vec<ThreadMessage>, bot_user: &str, id: &str) -> HashM
     parts
 }
 
-/// The shared transport names itself "slack desk"; this connector's errors name it instead.
-fn renamed(error: ConnectorError) -> ConnectorError {
-    let connector = CUSTOMER_CONNECTOR;
-    match error {
-        ConnectorError::Transient { detail, .. } => ConnectorError::Transient { connector, detail },
-        ConnectorError::RateLimited { retry_after, .. } => ConnectorError::RateLimited {
-            connector,
-            retry_after,
-        },
-        ConnectorError::Auth { detail, .. } => ConnectorError::Auth { connector, detail },
-        ConnectorError::Permanent { detail, .. } => ConnectorError::Permanent { connector, detail },
-    }
-}
-
 impl SlackCustomerConnector {
     /// Builds the connector from a validated config with resolved secrets; opens no connection.
     pub fn new(config: SlackCustomerConfig) -> Result<SlackCustomerConnector, ConnectorError> {
-        let (bot_token, app_token) = resolved_tokens(
-            CUSTOMER_CONNECTOR,
-            config.mode,
-            config.bot_token.as_ref(),
-            config.app_token.as_ref(),
-            config.signing_secret.as_ref(),
-        )?;
-        let web =
-            client::connect(&config.api_base(), &bot_token, app_token.as_ref()).map_err(renamed)?;
+        let app = SlackApp::new(AppSettings {
+            connector: CUSTOMER_CONNECTOR,
+            mode: config.mode,
+            api_base: config.api_base(),
+            bot_token: config.bot_token.as_ref(),
+            app_token: config.app_token.as_ref(),
+            signing_secret: config.signing_secret.as_ref(),
+            posts_per_second_per_channel: config.posts_per_second_per_channel,
+        })?;
         Ok(SlackCustomerConnector {
             shared: Arc::new(CustomerShared {
-                pacing: ChannelPacing::new(config.posts_per_second_per_channel),
                 config,
-                web,
-                bot: OnceCell::new(),
-                health: Mutex::new(Health::Down("not started (auth.test pending)".into())),
+                app,
                 profiles: Mutex::new(HashMap::new()),
-                max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             }),
         })
     }
@@ -151,47 +128,21 @@ impl SlackCustomerConnector {
     /// Call before `run`.
     pub fn with_max_file_bytes(mut self, max_bytes: u64) -> Self {
         match Arc::get_mut(&mut self.shared) {
-            Some(shared) => shared.max_file_bytes = max_bytes,
+            Some(shared) => shared.app.set_max_file_bytes(max_bytes),
             None => warn!("slack customers: file limit set after start; keeping the old one"),
         }
         self
     }
+
+    fn intake(&self, gateway: Arc<dyn Gateway>) -> Arc<CustomerIntake> {
+        Arc::new(CustomerIntake {
+            shared: self.shared.clone(),
+            gateway,
+        })
+    }
 }
 
 impl CustomerShared {
-    fn set_health(&self, health: Health) {
-        if let Ok(mut current) = self.health.lock() {
-            *current = health;
-        }
-    }
-
-    /// Marks the connector down when Slack refuses the token, whichever call noticed.
-    fn note<T>(&self, result: &Result<T, ConnectorError>) {
-        if let Err(error @ ConnectorError::Auth { .. }) = result {
-            self.set_health(Health::Down(error.to_string()));
-        }
-    }
-
-    /// The bot's identity, from one `auth.test` (repeated only after a failure).
-    async fn bot(&self) -> Result<&BotIdentity, ConnectorError> {
-        let result = self
-            .bot
-            .get_or_try_init(|| async { self.web.auth_test().await.map_err(renamed) })
-            .await;
-        match &result {
-            Ok(bot) => {
-                if let Ok(mut health) = self.health.lock() {
-                    if *health != Health::Up {
-                        info!(bot_user = %bot.user_id, team = %bot.team_id, "slack customer channel authenticated");
-                    }
-                    *health = Health::Up;
-                }
-            }
-            Err(error) => self.set_health(Health::Down(error.to_string())),
-        }
-        result
-    }
-
     /// Posts in a thread at the channel's pace; a 429 holds the channel for Retry-After.
     async fn post(
         &self,
@@ -201,17 +152,9 @@ impl CustomerShared {
         blocks: Option<Vec<Value>>,
         metadata: Option<SlackMessageMetadata>,
     ) -> Result<String, ConnectorError> {
-        self.pacing.wait_turn(channel).await;
-        let result = self
-            .web
-            .post_message(channel, Some(thread_ts), text, blocks, metadata)
+        self.app
+            .post(channel, Some(thread_ts), text, blocks, metadata)
             .await
-            .map_err(renamed);
-        self.note(&result);
-        if let Err(ConnectorError::RateLimited { retry_after, .. }) = &result {
-            self.pacing.hold(channel, *retry_after).await;
-        }
-        result
     }
 
     /// Uploads an agent's (or the AI's) file into the customer's thread at the channel's
@@ -229,24 +172,14 @@ impl CustomerShared {
             let text = text_with_links(comment, std::slice::from_ref(file));
             return self.post(channel, thread_ts, &text, None, metadata).await;
         };
-        self.pacing.wait_turn(channel).await;
-        let result = self
-            .web
-            .upload_file(
+        self.app
+            .upload(
                 channel,
                 thread_ts,
-                &file.name,
-                &file.content_type,
-                bytes,
+                (&file.name, &file.content_type, bytes),
                 comment,
             )
             .await
-            .map_err(renamed);
-        self.note(&result);
-        if let Err(ConnectorError::RateLimited { retry_after, .. }) = &result {
-            self.pacing.hold(channel, *retry_after).await;
-        }
-        result
     }
 
     /// The posts of reply `id` already in the thread (part -> ts), read from the thread.
@@ -256,13 +189,14 @@ impl CustomerShared {
         thread_ts: &str,
         id: &str,
     ) -> Result<HashMap<String, String>, ConnectorError> {
-        let bot_user = self.bot().await?.user_id.clone();
+        let bot_user = self.app.bot().await?.user_id.clone();
         let messages = self
-            .web
+            .app
+            .web()
             .thread_messages(channel, thread_ts)
             .await
-            .map_err(renamed);
-        self.note(&messages);
+            .map_err(|error| self.app.named(error));
+        self.app.note(&messages);
         Ok(posted_parts(messages?, &bot_user, id))
     }
 
@@ -303,7 +237,13 @@ impl CustomerShared {
             .and_then(|profiles| profiles.get(user).cloned());
         let profile = match cached {
             Some(profile) => profile,
-            None => match self.web.user_profile(user).await.map_err(renamed) {
+            None => match self
+                .app
+                .web()
+                .user_profile(user)
+                .await
+                .map_err(|error| self.app.named(error))
+            {
                 Ok(profile) => {
                     if let Ok(mut profiles) = self.profiles.lock() {
                         profiles.insert(user.to_string(), profile.clone());
@@ -341,6 +281,7 @@ impl CustomerIntake {
     pub(crate) async fn message(&self, callback: &Value) -> Result<(), IngestError> {
         let bot = self
             .shared
+            .app
             .bot()
             .await
             .map_err(|error| IngestError::Unavailable(error.to_string()))?;
@@ -355,12 +296,8 @@ impl CustomerIntake {
             }
         };
         let author = self.shared.identity(&message.user).await?;
-        let files = shared_files::fetch(
-            self.shared.web.as_ref(),
-            message.files,
-            self.shared.max_file_bytes,
-        )
-        .await?;
+        let files = self.shared.app.fetch_files(message.files).await?;
+        let max_file_bytes = self.shared.app.max_file_bytes();
         let inbound = Inbound {
             channel: ChannelKind::Slack,
             conversation_key: message.conversation_key,
@@ -374,8 +311,8 @@ impl CustomerIntake {
         let refused: Vec<String> = inbound
             .files
             .iter()
-            .filter(|file| file.bytes.is_none() && file.size > self.shared.max_file_bytes)
-            .map(|file| too_large_message(&file.name, file.size, self.shared.max_file_bytes))
+            .filter(|file| file.bytes.is_none() && file.size > max_file_bytes)
+            .map(|file| too_large_message(&file.name, file.size, max_file_bytes))
             .collect();
         let had_files = !inbound.files.is_empty();
         let key = inbound.conversation_key.clone();
@@ -456,16 +393,12 @@ impl CustomerIntake {
 
 #[async_trait]
 impl EnvelopeHandler for CustomerIntake {
-    async fn handle_callback(&self, callback: Value) -> Result<(), String> {
-        self.message(&callback)
-            .await
-            .map_err(|error| error.to_string())
+    async fn handle_callback(&self, callback: &Value) -> Result<(), IngestError> {
+        self.message(callback).await
     }
 
-    async fn handle_interaction(&self, payload: Value) -> Result<(), String> {
-        self.interaction(&payload)
-            .await
-            .map_err(|error| error.to_string())
+    async fn handle_interaction(&self, payload: &Value) -> Result<(), IngestError> {
+        self.interaction(payload).await
     }
 }
 
@@ -485,44 +418,26 @@ impl Connector for SlackCustomerConnector {
     }
 
     fn routes(&self, gateway: Arc<dyn Gateway>) -> Option<axum::Router> {
-        if self.shared.config.mode != SlackMode::EventsApi {
+        let config = &self.shared.config;
+        if config.mode != SlackMode::EventsApi {
             return None;
         }
-        let intake = Arc::new(CustomerIntake {
-            shared: self.shared.clone(),
-            gateway,
-        });
-        crate::customer_http::router(intake)
+        events_http::router(
+            CUSTOMER_CONNECTOR,
+            &config.events_path,
+            config.signing_secret.as_ref(),
+            self.intake(gateway),
+            true,
+        )
     }
 
     async fn run(&self, gateway: Arc<dyn Gateway>) -> Result<(), ConnectorError> {
         let span = tracing::info_span!("slack_customers", mode = ?self.shared.config.mode);
-        async move {
-            self.shared.bot().await?;
-            match self.shared.config.mode {
-                SlackMode::Socket => {
-                    let intake = Arc::new(CustomerIntake {
-                        shared: self.shared.clone(),
-                        gateway,
-                    });
-                    let result = self
-                        .shared
-                        .web
-                        .socket_mode_interactive(intake)
-                        .await
-                        .map_err(renamed);
-                    self.shared.note(&result);
-                    result
-                }
-                SlackMode::EventsApi => {
-                    // The HTTP route from `routes` does the work; keep the task alive for it.
-                    std::future::pending::<()>().await;
-                    Ok(())
-                }
-            }
-        }
-        .instrument(span)
-        .await
+        self.shared
+            .app
+            .run(self.intake(gateway), true)
+            .instrument(span)
+            .await
     }
 
     async fn send(&self, outbound: &Outbound) -> Result<DeliveryReceipt, ConnectorError> {
@@ -594,10 +509,6 @@ impl Connector for SlackCustomerConnector {
     }
 
     async fn health(&self) -> Health {
-        self.shared
-            .health
-            .lock()
-            .map(|health| health.clone())
-            .unwrap_or_else(|_| Health::Down("health state poisoned".into()))
+        self.shared.app.health()
     }
 }
