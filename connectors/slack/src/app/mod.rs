@@ -14,6 +14,7 @@ pub mod signature;
 
 use std::sync::{Arc, Mutex};
 
+use axum::Router;
 use bytes::Bytes;
 use serde_json::Value;
 use slack_morphism::SlackMessageMetadata;
@@ -38,13 +39,20 @@ pub(crate) struct AppSettings<'a> {
     pub bot_token: Option<&'a Secret>,
     pub app_token: Option<&'a Secret>,
     pub signing_secret: Option<&'a Secret>,
+    /// Where Slack POSTs events in Events API mode.
+    pub events_path: &'a str,
     pub posts_per_second_per_channel: f64,
+    /// Whether the app takes button presses (interactivity) besides events.
+    pub interactive: bool,
 }
 
 /// The transport and state one Slack app shares between its handlers and its HTTP route.
 pub(crate) struct SlackApp {
     connector: &'static str,
     mode: SlackMode,
+    interactive: bool,
+    events_path: String,
+    signing_secret: Option<Secret>,
     web: Arc<dyn SlackWeb>,
     pacing: ChannelPacing,
     bot: OnceCell<BotIdentity>,
@@ -69,6 +77,9 @@ impl SlackApp {
         Ok(SlackApp {
             connector,
             mode: settings.mode,
+            interactive: settings.interactive,
+            events_path: settings.events_path.to_string(),
+            signing_secret: settings.signing_secret.cloned(),
             web,
             pacing: ChannelPacing::new(settings.posts_per_second_per_channel),
             bot: OnceCell::new(),
@@ -209,20 +220,32 @@ impl SlackApp {
         shared_files::fetch(self.web.as_ref(), files, self.max_file_bytes).await
     }
 
+    /// The Events API route (Events API mode with a signing secret), else `None`.
+    pub(crate) fn routes(&self, handler: Arc<dyn EnvelopeHandler>) -> Option<Router> {
+        if self.mode != SlackMode::EventsApi {
+            return None;
+        }
+        events_http::router(
+            self.connector,
+            &self.events_path,
+            self.signing_secret.as_ref(),
+            handler,
+            self.interactive,
+        )
+    }
+
     /// Runs the app: `auth.test` first (health, the bot's own user id), then Socket Mode
     /// until dropped, or, in Events API mode, waits while the HTTP route does the work.
-    /// `interactive` also hands button presses to the handler.
     pub(crate) async fn run(
         &self,
         handler: Arc<dyn EnvelopeHandler>,
-        interactive: bool,
     ) -> Result<(), ConnectorError> {
         self.bot().await?;
         match self.mode {
             SlackMode::Socket => {
                 let result = self
                     .web
-                    .socket_mode(handler, interactive)
+                    .socket_mode(handler, self.interactive)
                     .await
                     .map_err(|error| self.named(error));
                 self.note(&result);

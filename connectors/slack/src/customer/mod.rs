@@ -22,9 +22,8 @@ use tracing::{debug, info, warn, Instrument};
 use self::config::SlackCustomerConfig;
 use self::convert::{ButtonPress, CustomerOutcome};
 use crate::app::client::{EnvelopeHandler, ThreadMessage, UserProfile};
-use crate::app::{events_http, AppSettings, SlackApp};
+use crate::app::{AppSettings, SlackApp};
 use crate::blocks;
-use crate::config::SlackMode;
 
 pub mod config;
 pub mod convert;
@@ -113,7 +112,9 @@ impl SlackCustomerConnector {
             bot_token: config.bot_token.as_ref(),
             app_token: config.app_token.as_ref(),
             signing_secret: config.signing_secret.as_ref(),
+            events_path: &config.events_path,
             posts_per_second_per_channel: config.posts_per_second_per_channel,
+            interactive: true,
         })?;
         Ok(SlackCustomerConnector {
             shared: Arc::new(CustomerShared {
@@ -418,24 +419,14 @@ impl Connector for SlackCustomerConnector {
     }
 
     fn routes(&self, gateway: Arc<dyn Gateway>) -> Option<axum::Router> {
-        let config = &self.shared.config;
-        if config.mode != SlackMode::EventsApi {
-            return None;
-        }
-        events_http::router(
-            CUSTOMER_CONNECTOR,
-            &config.events_path,
-            config.signing_secret.as_ref(),
-            self.intake(gateway),
-            true,
-        )
+        self.shared.app.routes(self.intake(gateway))
     }
 
     async fn run(&self, gateway: Arc<dyn Gateway>) -> Result<(), ConnectorError> {
         let span = tracing::info_span!("slack_customers", mode = ?self.shared.config.mode);
         self.shared
             .app
-            .run(self.intake(gateway), true)
+            .run(self.intake(gateway))
             .instrument(span)
             .await
     }

@@ -15,10 +15,10 @@ use switchboard_api::{
 };
 use tracing::{debug, warn, Instrument};
 
-use self::config::{SlackDeskConfig, SlackMode};
+use self::config::SlackDeskConfig;
 use self::convert::Outcome;
 use crate::app::client::{EnvelopeHandler, CONNECTOR};
-use crate::app::{events_http, AppSettings, SlackApp};
+use crate::app::{AppSettings, SlackApp};
 
 pub mod blocks;
 pub mod config;
@@ -49,7 +49,9 @@ impl SlackDesk {
             bot_token: config.bot_token.as_ref(),
             app_token: config.app_token.as_ref(),
             signing_secret: config.signing_secret.as_ref(),
+            events_path: &config.events_path,
             posts_per_second_per_channel: config.posts_per_second_per_channel,
+            interactive: false,
         })?;
         Ok(SlackDesk {
             shared: Arc::new(Shared {
@@ -194,26 +196,12 @@ impl EnvelopeHandler for Relay {
 #[async_trait]
 impl Desk for SlackDesk {
     fn routes(&self, sink: Arc<dyn DeskSink>) -> Option<axum::Router> {
-        let config = &self.shared.config;
-        if config.mode != SlackMode::EventsApi {
-            return None;
-        }
-        events_http::router(
-            CONNECTOR,
-            &config.events_path,
-            config.signing_secret.as_ref(),
-            self.relay(sink),
-            false,
-        )
+        self.shared.app.routes(self.relay(sink))
     }
 
     async fn run(&self, sink: Arc<dyn DeskSink>) -> Result<(), ConnectorError> {
         let span = tracing::info_span!("slack_desk", mode = ?self.shared.config.mode);
-        self.shared
-            .app
-            .run(self.relay(sink), false)
-            .instrument(span)
-            .await
+        self.shared.app.run(self.relay(sink)).instrument(span).await
     }
 
     async fn open_thread(
