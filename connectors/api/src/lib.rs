@@ -15,6 +15,8 @@ mod lease;
 pub use lease::{MemoryLease, PollLease};
 mod secret;
 pub use secret::{read_secret, Secret};
+#[cfg(feature = "standin")]
+pub mod standin;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -35,10 +35,6 @@ mod gateway;
 mod rest;
 #[cfg(feature = "standin")]
 pub mod standin;
-#[cfg(all(test, feature = "standin"))]
-mod standin_files_tests;
-#[cfg(all(test, feature = "standin"))]
-mod standin_tests;
 #[cfg(test)]
 mod testkit;
 

@@ -20,10 +20,6 @@ mod polling;
 #[cfg(feature = "standin")]
 pub mod standin;
 #[cfg(all(test, feature = "standin"))]
-mod standin_files_tests;
-#[cfg(all(test, feature = "standin"))]
-mod standin_tests;
-#[cfg(all(test, feature = "standin"))]
 mod testkit;
 mod webhook;
 

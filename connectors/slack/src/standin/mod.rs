@@ -26,6 +26,8 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Notify};
 
+use switchboard_api::standin::{LoopbackListener, LoopbackServer};
+
 use crate::signature;
 
 /// The stand-in bot's user id (what `auth.test` answers).
@@ -170,41 +172,40 @@ impl Inner {
 /// A running Slack stand-in; stops when dropped.
 pub struct SlackStandIn {
     inner: Arc<Inner>,
-    server: tokio::task::JoinHandle<()>,
+    /// Stops serving when dropped, after `drop` closed the websockets.
+    _server: LoopbackServer,
 }
 
 impl Drop for SlackStandIn {
     fn drop(&mut self) {
         let _ = self.inner.closed.send(true);
-        self.server.abort();
     }
 }
 
 impl SlackStandIn {
     /// Starts the stand-in on a free loopback port.
     pub async fn start() -> SlackStandIn {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port for the Slack stand-in");
-        let addr = listener.local_addr().expect("stand-in address");
+        let listener = LoopbackListener::bind("Slack").await;
         let (closed, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             recorded: Mutex::new(Recorded::default()),
             changed: Notify::new(),
-            addr,
+            addr: listener.addr(),
             closed,
             refresh: Notify::new(),
         });
-        let app = Router::new()
-            .route("/api/{method}", any(api))
-            .route("/socket", get(socket))
-            .route("/upload/{file_id}", axum::routing::post(upload))
-            .route("/files-pri/{file_id}/{name}", get(private_file))
-            .with_state(inner.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        SlackStandIn { inner, server }
+        let server = listener.serve(
+            Router::new()
+                .route("/api/{method}", any(api))
+                .route("/socket", get(socket))
+                .route("/upload/{file_id}", axum::routing::post(upload))
+                .route("/files-pri/{file_id}/{name}", get(private_file))
+                .with_state(inner.clone()),
+        );
+        SlackStandIn {
+            inner,
+            _server: server,
+        }
     }
 
     /// The Web API base URL, e.g. `http://127.0.0.1:PORT/api/`.

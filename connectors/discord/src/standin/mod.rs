@@ -6,7 +6,7 @@
 //! `POST /channels/{id}/messages` (recorded), `POST /channels/{id}/messages/{id}/threads`
 //! (the thread gets the message's id, as on Discord; a second one is error 160004) and
 //! `POST /interactions/{id}/{token}/callback` (recorded); files: customers' attachments at
-//! `GET /attachments/{id}/{name}` and message creates with `files[n]` (see `standin_files.rs`).
+//! `GET /attachments/{id}/{name}` and message creates with `files[n]` (see `files.rs`).
 //!
 //! Gateway: Hello (op 10) on connect, heartbeat acks (op 11), Identify (op 2) answered with
 //! READY, Resume (op 6) answered by replaying missed dispatches and RESUMED, then the
@@ -28,10 +28,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
+use switchboard_api::standin::{LoopbackListener, LoopbackServer};
 use tokio::sync::{mpsc, watch, Notify};
 
-#[path = "standin_files.rs"]
 mod files;
+#[cfg(test)]
+mod files_tests;
+#[cfg(test)]
+mod tests;
 pub use files::UploadedFile;
 
 /// The stand-in bot's user id (READY and `GET /users/@me`).
@@ -183,28 +187,25 @@ impl Inner {
 /// A running Discord stand-in; stops when dropped.
 pub struct DiscordStandIn {
     inner: Arc<Inner>,
-    server: tokio::task::JoinHandle<()>,
+    /// Stops serving when dropped, after `drop` closed the gateway sockets.
+    _server: LoopbackServer,
 }
 
 impl Drop for DiscordStandIn {
     fn drop(&mut self) {
         let _ = self.inner.closed.send(true);
-        self.server.abort();
     }
 }
 
 impl DiscordStandIn {
     /// Starts the stand-in on a free loopback port.
     pub async fn start() -> DiscordStandIn {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port for the Discord stand-in");
-        let addr = listener.local_addr().expect("stand-in address");
+        let listener = LoopbackListener::bind("Discord").await;
         let (closed, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             recorded: Mutex::new(Recorded::default()),
             changed: Notify::new(),
-            addr,
+            addr: listener.addr(),
             closed,
         });
         let app = Router::new()
@@ -224,10 +225,10 @@ impl DiscordStandIn {
             .route("/gateway", get(gateway_socket))
             .route("/attachments/{id}/{name}", get(files::attachment))
             .with_state(inner.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        DiscordStandIn { inner, server }
+        DiscordStandIn {
+            inner,
+            _server: listener.serve(app),
+        }
     }
 
     /// The API host to configure as `api_url` (serenity appends `/api/v10/...`).

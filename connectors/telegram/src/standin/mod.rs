@@ -12,7 +12,6 @@
 //! Updates are shaped like Telegram's examples (../shared/data/platform_payloads/telegram).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,10 +22,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
+use switchboard_api::standin::{LoopbackListener, LoopbackServer};
 use tokio::sync::Notify;
 
-#[path = "standin_files.rs"]
 mod files;
+#[cfg(test)]
+mod files_tests;
+#[cfg(test)]
+mod tests;
 pub use files::SentFile;
 
 /// The token the stand-in accepts.
@@ -90,9 +93,9 @@ impl Shared {
     }
 }
 
-/// A running stand-in; stops when dropped with the test's runtime.
+/// A running stand-in; stops when dropped.
 pub struct TelegramStandIn {
-    addr: SocketAddr,
+    server: LoopbackServer,
     shared: Arc<Shared>,
 }
 
@@ -112,17 +115,13 @@ impl TelegramStandIn {
             .route("/{bot}/{method}", any(call))
             .route("/file/{bot}/{*path}", get(files::download))
             .with_state(Arc::clone(&shared));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("stand-in binds a local port");
-        let addr = listener.local_addr().expect("stand-in has an address");
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        TelegramStandIn { addr, shared }
+        let server = LoopbackListener::bind("Telegram").await.serve(router);
+        TelegramStandIn { server, shared }
     }
 
     /// The Bot API base URL to give the connector (`api_url`).
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// The token the stand-in accepts.

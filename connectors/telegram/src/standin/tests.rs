@@ -325,7 +325,7 @@ async fn unreadable_and_unsupported_updates_are_declined_or_skipped() {
     run.standin
         .push_message(ADA, "Ada", json!({"game": {"title": "Snake"}}));
     let example =
-        include_str!("../../../../shared/data/platform_payloads/telegram/10_inline_query.json");
+        include_str!("../../../../../shared/data/platform_payloads/telegram/10_inline_query.json");
     let inline: Value = serde_json::from_str(example).expect("example parses");
     run.standin.push_update(inline);
     run.standin
@@ -420,7 +420,7 @@ async fn webhook_checks_the_secret_and_stores_the_update() {
         .routes(gateway.clone() as Arc<dyn Gateway>)
         .expect("webhook mode serves a route");
     let mut update: Value = serde_json::from_str(include_str!(
-        "../../../../shared/data/platform_payloads/telegram/01_message_with_text.json"
+        "../../../../../shared/data/platform_payloads/telegram/01_message_with_text.json"
     ))
     .expect("example parses");
     update["message"]["text"] = json!("I was charged twice");
