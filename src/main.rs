@@ -76,11 +76,10 @@ enum Command {
     /// Measure the embedded answerer on CLINC150: knowledge base from `train`, questions from
     /// `val` + `oos_val`; prints accuracy, out-of-scope recall, wrong answers and a threshold sweep.
     Eval {
-        /// CLINC150's `clinc150_train_val.json` (or the full `data_full.json`).
-        #[arg(
-            long,
-            default_value = "../shared/data/clinc150/clinc150_train_val.json"
-        )]
+        /// CLINC150 as published: `data/data_full.json` of https://github.com/clinc/oos-eval
+        /// (any JSON with its `train`, `val` and `oos_val` lists, e.g. the subset in
+        /// `tests/fixtures/clinc150`).
+        #[arg(long, value_name = "JSON")]
         clinc150: PathBuf,
         /// Confidence threshold to report at (defaults to the built-in one).
         #[arg(long)]

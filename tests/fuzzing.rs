@@ -180,7 +180,7 @@ fn save_artifact(name: &str, input: &[u8]) -> PathBuf {
     path
 }
 
-/// The committed corpus of a target plus its seeds from the shared data.
+/// The committed corpus of a target plus its seeds (the fixtures named in `fuzz/seeds.txt`).
 fn inputs_of(name: &str) -> Vec<Vec<u8>> {
     let mut inputs = Vec::new();
     read_files(&repo().join("fuzz/corpus").join(name), "", &mut inputs);
@@ -189,7 +189,9 @@ fn inputs_of(name: &str) -> Vec<Vec<u8>> {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if let [target, folder, suffix] = fields[..] {
             if target == name {
-                read_files(&repo().join(folder), suffix, &mut inputs);
+                let dir = repo().join(folder);
+                assert!(dir.is_dir(), "fuzz/seeds.txt names {folder}: not a folder");
+                read_files(&dir, suffix, &mut inputs);
             }
         }
     }

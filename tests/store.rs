@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::Commands;
@@ -16,7 +16,7 @@ use switchboard_api::{
     Identity, Inbound, InboundKind, Outbound,
 };
 
-use crate::harness::{on_single_and_cluster, TestRedis};
+use crate::harness::{eventually, on_single_and_cluster, TestRedis};
 use crate::work::work_left;
 
 fn inbound(key: &str, message_id: &str, text: &str) -> Inbound {
@@ -279,6 +279,7 @@ async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another(redis
     let transcript_id = queue_reply(&store, "s:crash", "Here is how to reset it").await;
 
     // Instance A takes the entry and dies before delivering or acking it.
+    let taken_at = Instant::now();
     let taken = store
         .read_work(
             Work::Outbox,
@@ -293,13 +294,16 @@ async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another(redis
 
     let channel = RecordingChannel::new(0, transient);
     let survivor = worker(store.clone(), channel.clone(), "instance-b");
-    let before_idle = survivor.work_once(Duration::from_millis(10)).await.unwrap();
+    // B keeps polling; it takes the entry over once A held it for claim_idle_ms, not before.
+    let outcomes = eventually(Duration::from_secs(10), "the entry taken over", || async {
+        let outcomes = survivor.work_once(Duration::from_millis(10)).await.unwrap();
+        (!outcomes.is_empty()).then_some(outcomes)
+    })
+    .await;
     assert!(
-        before_idle.is_empty(),
+        taken_at.elapsed() >= Duration::from_millis(300),
         "a live owner's entry is not stolen before claim_idle_ms"
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let outcomes = survivor.work_once(Duration::from_millis(10)).await.unwrap();
     assert_eq!(outcomes, vec![DeliveryOutcome::Delivered]);
     let again = survivor.work_once(Duration::from_millis(10)).await.unwrap();
     assert!(again.is_empty());

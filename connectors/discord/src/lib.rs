@@ -24,7 +24,8 @@
 //!
 //! Files: [`config`] (settings), [`convert`] (pure payload <-> message), `rest.rs` (the REST
 //! calls, errors mapped for the outbox), `gateway.rs` (serenity's client), `connector.rs` (the
-//! [`Connector`] impl), `standin` (feature `standin`: a loopback Discord for tests).
+//! [`Connector`] impl), `standin` (feature `standin`, always on in this crate's own tests: a
+//! loopback Discord for tests).
 //!
 //! [`Connector`]: switchboard_api::Connector
 
@@ -33,11 +34,11 @@ mod connector;
 pub mod convert;
 mod gateway;
 mod rest;
-#[cfg(feature = "standin")]
+#[cfg(any(test, feature = "standin"))]
 pub mod standin;
-#[cfg(all(test, feature = "standin"))]
+#[cfg(test)]
 mod standin_files_tests;
-#[cfg(all(test, feature = "standin"))]
+#[cfg(test)]
 mod standin_tests;
 #[cfg(test)]
 mod testkit;

@@ -535,11 +535,11 @@ mod tests {
         ));
     }
 
-    /// Every sample of mail-parser's corpus, including `malformed/`: no panic, no hang.
+    /// Every sample of mail-parser's corpus we may redistribute (`tests/fixtures/eml`: RFC
+    /// examples and Dovecot's test mails, including `malformed/`): no panic, no hang.
     #[test]
     fn every_sample_mail_converts_without_panic_in_bounded_time() {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data/mail_parser_eml/resources/eml");
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eml");
         let mut files = Vec::new();
         let mut dirs = vec![root.clone()];
         while let Some(dir) = dirs.pop() {
@@ -555,11 +555,7 @@ mod tests {
             }
         }
         files.sort();
-        assert!(
-            files.len() >= 100,
-            "only {} sample mails found",
-            files.len()
-        );
+        assert!(files.len() >= 50, "only {} sample mails found", files.len());
         assert!(files
             .iter()
             .any(|f| f.to_string_lossy().contains("malformed")));

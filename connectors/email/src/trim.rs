@@ -470,8 +470,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixtures() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data/discourse_email_reply_trimmer/test")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reply_trimmer")
     }
 
     /// Exact matches over the discourse fixtures; prints every miss for whoever tunes rules.

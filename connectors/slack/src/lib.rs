@@ -9,7 +9,8 @@
 //! - [`convert`]: Slack event JSON -> desk events (pure)
 //! - [`signature`]: Events API request signing
 //! - [`SlackDesk`]: the `Desk` implementation (I/O)
-//! - `standin` (feature `standin`): a loopback Slack for tests
+//! - `standin` (feature `standin`, always on in this crate's own tests): a loopback Slack for
+//!   tests
 //!
 //! Slack as a customer channel (`[connectors.slack]`, a separate Slack app):
 //! - [`customer_config`]: its typed config; [`customer_convert`]: Slack JSON <-> model (pure)
@@ -23,16 +24,16 @@ mod customer;
 pub mod customer_config;
 pub mod customer_convert;
 mod customer_http;
-#[cfg(all(test, feature = "standin"))]
+#[cfg(test)]
 mod customer_tests;
 mod desk;
 mod events_http;
 mod pacing;
 mod shared_files;
 pub mod signature;
-#[cfg(feature = "standin")]
+#[cfg(any(test, feature = "standin"))]
 pub mod standin;
-#[cfg(all(test, feature = "standin"))]
+#[cfg(test)]
 mod standin_tests;
 
 pub use client::CONNECTOR;

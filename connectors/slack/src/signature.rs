@@ -98,7 +98,7 @@ mod tests {
     fn vector() -> Vector {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/platform_payloads/slack/request_signing_test_vector.json"
+            "/tests/fixtures/request_signing_test_vector.json"
         );
         let text = std::fs::read_to_string(path).expect("test vector present");
         let json: serde_json::Value = serde_json::from_str(&text).expect("vector is JSON");
