@@ -152,12 +152,38 @@ fn write_config(
     telegram: &str,
     slack: &str,
 ) -> PathBuf {
+    let slack_customers = format!(
+        r#"[connectors.slack]
+enabled = true
+mode = "socket"
+channels = ["{SHARED_CHANNEL}"]
+api_url = "{slack}"
+bot_token_env = "{SLACK_BOT_ENV}"
+app_token_env = "{SLACK_APP_ENV}"
+posts_per_second_per_channel = 50.0
+"#
+    );
+    write_process_config(dir, name, addr, redis, telegram, "", &slack_customers)
+}
+
+/// The config of one gateway process: web chat and Telegram polling, time compressed for
+/// tests; `gateway` goes into `[gateway]`, `sections` after the rest.
+pub(crate) fn write_process_config(
+    dir: &Path,
+    name: &str,
+    addr: SocketAddr,
+    redis: &str,
+    telegram: &str,
+    gateway: &str,
+    sections: &str,
+) -> PathBuf {
     let knowledge = config_dir().join("knowledge");
     let text = format!(
         r#"
 [gateway]
 listen = "{addr}"
 admin_listen = "127.0.0.1:0"
+{gateway}
 [redis]
 url = "{redis}"
 command_timeout_ms = 500
@@ -177,15 +203,7 @@ enabled = true
 bot_token_env = "{TELEGRAM_ENV}"
 api_url = "{telegram}"
 poll_timeout_secs = 1
-[connectors.slack]
-enabled = true
-mode = "socket"
-channels = ["{SHARED_CHANNEL}"]
-api_url = "{slack}"
-bot_token_env = "{SLACK_BOT_ENV}"
-app_token_env = "{SLACK_APP_ENV}"
-posts_per_second_per_channel = 50.0
-"#,
+{sections}"#,
         knowledge = knowledge.display()
     );
     let path = dir.join(format!("{name}.toml"));
