@@ -26,7 +26,7 @@ use crate::desk::DeskCourier;
 use crate::files::Files;
 use crate::learning::KnowledgeLoop;
 use crate::lease::RedisPollLease;
-use crate::lifecycle::{supervise, ConnectorStatuses, GatewayTasks};
+use crate::lifecycle::{supervise, ConnectorStatuses, GatewayTasks, RestartBackoff};
 use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
 use crate::pipeline::{Intake, TriageWorker};
@@ -493,6 +493,7 @@ pub async fn start_with_desk(
                 connector.clone(),
                 gateway.clone(),
                 connector_statuses.clone(),
+                RestartBackoff::default(),
             )
             .instrument(span),
         );
