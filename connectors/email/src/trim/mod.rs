@@ -285,8 +285,7 @@ fn classify(rules: &Rules, line: &str) -> char {
             .map(|m| m.as_str().to_owned())
             .unwrap_or_default()
     });
-    if rules.signatures.iter().any(|r| hit(r, &unlinked)) || lang::is_mobile_signature(&unlinked)
-    {
+    if rules.signatures.iter().any(|r| hit(r, &unlinked)) || lang::is_mobile_signature(&unlinked) {
         return 's';
     }
     if rules.embedded.iter().any(|r| hit(r, line))
@@ -386,6 +385,23 @@ fn mark_bare_wrote_lines(pattern: &mut String, lines: &[&str]) {
         }
     }
     *pattern = String::from_utf8(bytes).unwrap_or_default();
+}
+
+/// Turns every 'h' that has no 'h' neighbour back into text.
+fn keep_lone_headers(pattern: &mut String) {
+    let bytes = pattern.as_bytes();
+    let lone: Vec<bool> = (0..bytes.len())
+        .map(|i| {
+            bytes[i] == b'h' && (i == 0 || bytes[i - 1] != b'h') && bytes.get(i + 1) != Some(&b'h')
+        })
+        .collect();
+    let mut changed = bytes.to_vec();
+    for (i, is_lone) in lone.iter().enumerate() {
+        if *is_lone {
+            changed[i] = b't';
+        }
+    }
+    *pattern = String::from_utf8(changed).unwrap_or_default();
 }
 
 /// Keeps `pattern[..end]` and `lines[..end]`.
@@ -500,6 +516,8 @@ fn trim_lines(text: &str) -> String {
     if let Some(index) = find_at(&p.header_block, &pattern) {
         keep_until(&mut pattern, &mut lines, index + 1);
     }
+    // A lone "From: ..." line is the customer's own text; only header runs are dropped.
+    keep_lone_headers(&mut pattern);
     drop_class(&mut pattern, &mut lines, 'h');
 
     if pattern.contains('t') {

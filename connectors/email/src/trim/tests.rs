@@ -83,3 +83,67 @@ fn a_long_mail_is_trimmed_by_its_head_in_bounded_time() {
         start.elapsed()
     );
 }
+
+/// One multilingual case: where its format comes from, the mail, the expected reply.
+struct Case {
+    source: String,
+    input: String,
+    expected: String,
+}
+
+/// Reads a `trim_multilingual/<lang>.txt` file (format in that folder's README).
+fn read_cases(text: &str) -> Vec<Case> {
+    text.split("### ")
+        .filter(|chunk| !chunk.trim().is_empty())
+        .filter_map(|chunk| {
+            let (source, rest) = chunk.split_once('\n')?;
+            let (input, expected) = rest.split_once("=== expected\n")?;
+            Some(Case {
+                source: source.to_owned(),
+                input: input.to_owned(),
+                expected: expected.to_owned(),
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn multilingual_cases_exact_match_rate_per_language() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trim_multilingual");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("read {}: {error}", dir.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "txt"))
+        .collect();
+    files.sort();
+    let (mut all_exact, mut all_total, mut weak) = (0, 0, Vec::new());
+    for path in &files {
+        let lang = path.file_stem().unwrap_or_default().to_string_lossy();
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let cases = read_cases(&text);
+        let mut exact = 0;
+        for case in &cases {
+            let got = trim_reply(&case.input);
+            if got.trim() == case.expected.trim() {
+                exact += 1;
+            } else {
+                println!(
+                    "MISS [{lang}] {}\n--- expected\n{}\n--- got\n{got}\n",
+                    case.source,
+                    case.expected.trim()
+                );
+            }
+        }
+        let rate = exact as f64 * 100.0 / cases.len().max(1) as f64;
+        println!("trim [{lang}]: {exact}/{} exact ({rate:.1}%)", cases.len());
+        if rate < 90.0 {
+            weak.push(format!("{lang} {rate:.1}%"));
+        }
+        all_exact += exact;
+        all_total += cases.len();
+    }
+    let rate = all_exact as f64 * 100.0 / all_total.max(1) as f64;
+    println!("trim [all languages]: {all_exact}/{all_total} exact ({rate:.1}%)");
+    assert!(files.len() >= 19, "language files missing: {}", files.len());
+    assert!(weak.is_empty(), "languages under 90%: {weak:?}");
+}
