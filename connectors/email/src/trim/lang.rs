@@ -334,54 +334,21 @@ const DEVICE_WORDS: &[&str] = &[
     "手機",
 ];
 
-/// Verbs of sending, and of the "Get Outlook for iOS" invitations, in the same languages.
+/// Verbs of sending a "sent from my phone" line starts or ends with, in the same languages.
 const SENT_WORDS: &[&str] = &[
-    "sent",
-    "get",
-    "gesendet",
-    "holen",
-    "envoyé",
-    "envoye",
-    "obtenir",
-    "télécharger",
-    "enviado",
-    "obtener",
-    "obter",
-    "descargar",
-    "baixe",
-    "inviato",
-    "scarica",
-    "ottieni",
-    "verzonden",
-    "verstuurd",
-    "downloaden",
-    "wysłane",
-    "wysłano",
-    "pobierz",
-    "odesláno",
-    "stáhněte",
-    "skickat",
-    "hämta",
-    "sendt",
-    "hent",
-    "få",
-    "lähetetty",
-    "hanki",
-    "отправлено",
-    "получить",
-    "надіслано",
-    "отримати",
-    "gönderildi",
-    "edinin",
-    "送信",
-    "入手",
-    "发自",
-    "發自",
-    "发送",
-    "傳送",
-    "获取",
-    "보냄",
-    "받기",
+    "sent", "gesendet", "envoyé", "envoye", "enviado", "inviato", "verzonden", "verstuurd",
+    "wysłane", "wysłano", "odesláno", "skickat", "sendt", "lähetetty", "отправлено",
+    "надіслано", "gönderildi",
+];
+
+/// The same for scripts without word spaces ("iPhoneから送信", "发自我的iPhone").
+const SENT_CJK: &[&str] = &["送信", "发自", "發自", "发送", "傳送", "보냄"];
+
+/// "Get Outlook for iOS" and its translations: these only count next to "Outlook".
+const GET_WORDS: &[&str] = &[
+    "get", "holen", "obtenir", "télécharger", "obtener", "obter", "descargar", "baixe",
+    "scarica", "ottieni", "downloaden", "pobierz", "stáhněte", "hämta", "hent", "få", "hanki",
+    "получить", "отримати", "edinin", "入手", "获取", "取得", "받기",
 ];
 
 struct LangRules {
@@ -394,6 +361,8 @@ struct LangRules {
     separator: Regex,
     device: Regex,
     sent: Regex,
+    get_outlook: Regex,
+    date: Regex,
 }
 
 fn alternation(words: &[&str]) -> String {
@@ -429,9 +398,18 @@ fn lang_rules() -> &'static LangRules {
             )),
             device: rule(&format!("(?i){}", alternation(DEVICE_WORDS))),
             sent: rule(&format!(
-                r"(?i)(?:(?<![\p{{L}}])(?:{})(?![\p{{L}}])|送信|发自|發自|发送|傳送|보냄|받기|入手|获取)",
-                alternation(SENT_WORDS)
+                r"(?i)^(?:{sent})(?![\p{{L}}])|(?<![\p{{L}}])(?:{sent})[[:blank:].!]*$|^(?:{cjk_sent})|(?:{cjk_sent})[[:blank:].!。]*$",
+                sent = alternation(SENT_WORDS),
+                cjk_sent = alternation(SENT_CJK),
             )),
+            get_outlook: rule(&format!(
+                r"(?i)(?=.*outlook)(?:(?<![\p{{L}}])(?:{})(?![\p{{L}}])|入手|获取|取得|받기)",
+                alternation(GET_WORDS)
+            )),
+            // A time, a year, or a numeric date: "10:00", "2025", "6.1.25", "2025年".
+            date: rule(
+                r"\d{1,2}[:.]\d{2}(?!\d)|(?<!\d)(?:19|20)\d{2}(?!\d)|\d{1,4}[./-]\d{1,2}[./-]\d{1,4}",
+            ),
         }
     })
 }
@@ -453,7 +431,7 @@ pub(super) fn is_quote_header(line: &str) -> bool {
         return false;
     }
     let rules = lang_rules();
-    let has_digit = line.chars().any(|c| c.is_ascii_digit());
+    let has_digit = hit(&rules.date, line);
     let has_email = hit(&rules.email, line);
     if !has_digit && !has_email {
         return false;
@@ -465,11 +443,33 @@ pub(super) fn is_quote_header(line: &str) -> bool {
         return true;
     }
     // "<name> kirjoitti 6.1.2025 klo 10.00:", "<name> wrote on <date>:": a short line.
-    if has_digit && line.split_whitespace().count() <= 12 && hit(&rules.wrote_then_date, line) {
+    if has_digit && line.split_whitespace().count() <= 12 && names_then_wrote(line) {
         return true;
     }
     // Gmail in Russian or Japanese: "<date> <name> <addr>:" with no verb at all.
     has_digit && hit(&rules.email_then_colon, line)
+}
+
+/// "<Name> kirjoitti <date>:": one to four words, capitalized, and not "I" or "We", before
+/// the verb, so "I wrote on 6 Jan:" in the customer's own text is not a quote header.
+fn names_then_wrote(line: &str) -> bool {
+    let rules = lang_rules();
+    let Ok(Some(found)) = rules.wrote_then_date.find(line) else {
+        return false;
+    };
+    let before: Vec<&str> = line[..found.start()].split_whitespace().collect();
+    let pronoun = |word: &str| {
+        let word = word.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+        matches!(
+            word.as_str(),
+            "i" | "we" | "you" | "he" | "she" | "they" | "ich" | "wir" | "je" | "nous" | "yo"
+                | "eu" | "io" | "ik" | "wij" | "ja" | "my" | "jag" | "vi" | "jeg" | "minä"
+                | "me" | "я" | "мы" | "ми" | "ben" | "biz"
+        )
+    };
+    (1..=4).contains(&before.len())
+        && before[0].starts_with(char::is_uppercase)
+        && !before.iter().any(|word| pronoun(word))
 }
 
 /// "<name> wrote:" with neither date nor address: a header only when a quote follows it.
@@ -505,13 +505,14 @@ pub(super) fn is_separator(line: &str) -> bool {
 /// "Sent from my iPhone", "Von meinem iPhone gesendet", "iPhoneから送信", "Get Outlook for
 /// Android"...: a short line that names a device or mail app and a verb of sending.
 pub(super) fn is_mobile_signature(line: &str) -> bool {
-    let line = bare(line);
+    // Not `bare`: a quoted "> Sent from my iPhone" belongs to the quote it is in.
+    let line = line.trim();
     let words = line.split_whitespace().count();
     if line.is_empty() || line.chars().count() > 70 || words > 9 || line.ends_with('?') {
         return false;
     }
     let rules = lang_rules();
-    hit(&rules.device, line) && hit(&rules.sent, line)
+    (hit(&rules.device, line) && hit(&rules.sent, line)) || hit(&rules.get_outlook, line)
 }
 
 /// A localized "Label: value" header line ("Von: ...", "De : ...", "件名：...").

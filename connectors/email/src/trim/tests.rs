@@ -147,3 +147,46 @@ fn multilingual_cases_exact_match_rate_per_language() {
     assert!(files.len() >= 19, "language files missing: {}", files.len());
     assert!(weak.is_empty(), "languages under 90%: {weak:?}");
 }
+
+#[test]
+fn keeps_customer_text_that_only_looks_like_a_header() {
+    // Each stays whole: a lone label, a colon without a verb of writing, a verb with the
+    // customer as subject, and a short line naming a mail app without a sender's phrase.
+    let own = [
+        "From: my phone the app crashes.\nIt happened twice.",
+        "Subject: refund\nI want my money back, see the order from 2025-01-06.",
+        "I wrote to you on 2025-01-06:\n- the invoice is wrong\n- the address too",
+        "Here is what my colleague said at 10:00:\nthe printer is offline.",
+        "What I tried on 6.1.2025:\nlogging out\nlogging in",
+        "The mail was sent yesterday.\nIt never arrived.",
+        "Get me a refund please.\nThe Outlook plugin is broken.",
+    ];
+    for text in own {
+        assert_eq!(trim_reply(text), text, "over-trimmed");
+    }
+}
+
+#[test]
+fn recognises_more_client_formats() {
+    let reply = "Works now, thanks.";
+    let tails = [
+        // Gmail forward, Thunderbird forward, Yahoo's older separator.
+        "---------- Forwarded message ---------\nFrom: Support <help@example.com>\nDate: Mon, Jan 6, 2025 at 10:00 AM\nSubject: Test\nTo: <jane@example.org>\n\nHello",
+        "-------- Forwarded Message --------\nSubject: Test\nDate: Mon, 6 Jan 2025 10:00:00 +0100\nFrom: Support <help@example.com>\nTo: jane@example.org\n\nHello",
+        "----- Original Message -----\nFrom: Support <help@example.com>\nTo: jane@example.org\nSent: Monday, January 6, 2025 10:00 AM\nSubject: Test\n\nHello",
+        // Yahoo Mail's attribution line.
+        "On Monday, January 6, 2025, 10:00:00 AM GMT+1, Support <help@example.com> wrote:\n\n\nHello",
+        // Header wrapped before the name.
+        "On Mon, Jan 6, 2025 at 10:00 AM\nSupport Team <help@example.com> wrote:\n> Hello",
+        // Outlook in Spanish with "Enviado el", in French with no-break spaces before colons.
+        "De: Soporte [mailto:help@example.com]\nEnviado el: lunes, 6 de enero de 2025 10:00\nPara: Juan <juan@example.org>\nCC: Ana <ana@example.org>\nAsunto: Test\n\nHola",
+        "De\u{a0}: Support\nEnvoyé\u{a0}: lundi 6 janvier 2025 10:00\nÀ\u{a0}: Jeanne\nObjet\u{a0}: Test\n\nBonjour",
+        // Outlook in Japanese with full-width colons, QQ Mail's block.
+        "差出人： サポート <help@example.com>\n送信日時： 2025年1月6日 10:00\n宛先： 山田 <taro@example.org>\n件名： テスト\n\nこんにちは",
+        "------------------&nbsp;原始邮件&nbsp;------------------\n发件人: \"支持\"<help@example.com>;\n发送时间: 2025年1月6日(星期一) 上午10:00\n收件人: \"张三\"<zhang@example.org>;\n主题: 测试\n\n你好",
+    ];
+    for tail in tails {
+        let mail = format!("{reply}\n\n{tail}");
+        assert_eq!(trim_reply(&mail), reply, "not trimmed:\n{tail}");
+    }
+}
