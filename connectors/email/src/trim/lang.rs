@@ -336,9 +336,23 @@ const DEVICE_WORDS: &[&str] = &[
 
 /// Verbs of sending a "sent from my phone" line starts or ends with, in the same languages.
 const SENT_WORDS: &[&str] = &[
-    "sent", "gesendet", "envoyé", "envoye", "enviado", "inviato", "verzonden", "verstuurd",
-    "wysłane", "wysłano", "odesláno", "skickat", "sendt", "lähetetty", "отправлено",
-    "надіслано", "gönderildi",
+    "sent",
+    "gesendet",
+    "envoyé",
+    "envoye",
+    "enviado",
+    "inviato",
+    "verzonden",
+    "verstuurd",
+    "wysłane",
+    "wysłano",
+    "odesláno",
+    "skickat",
+    "sendt",
+    "lähetetty",
+    "отправлено",
+    "надіслано",
+    "gönderildi",
 ];
 
 /// The same for scripts without word spaces ("iPhoneから送信", "发自我的iPhone").
@@ -346,9 +360,30 @@ const SENT_CJK: &[&str] = &["送信", "发自", "發自", "发送", "傳送", "�
 
 /// "Get Outlook for iOS" and its translations: these only count next to "Outlook".
 const GET_WORDS: &[&str] = &[
-    "get", "holen", "obtenir", "télécharger", "obtener", "obter", "descargar", "baixe",
-    "scarica", "ottieni", "downloaden", "pobierz", "stáhněte", "hämta", "hent", "få", "hanki",
-    "получить", "отримати", "edinin", "入手", "获取", "取得", "받기",
+    "get",
+    "holen",
+    "obtenir",
+    "télécharger",
+    "obtener",
+    "obter",
+    "descargar",
+    "baixe",
+    "scarica",
+    "ottieni",
+    "downloaden",
+    "pobierz",
+    "stáhněte",
+    "hämta",
+    "hent",
+    "få",
+    "hanki",
+    "получить",
+    "отримати",
+    "edinin",
+    "入手",
+    "获取",
+    "取得",
+    "받기",
 ];
 
 struct LangRules {
@@ -459,12 +494,37 @@ fn names_then_wrote(line: &str) -> bool {
     };
     let before: Vec<&str> = line[..found.start()].split_whitespace().collect();
     let pronoun = |word: &str| {
-        let word = word.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+        let word = word
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase();
         matches!(
             word.as_str(),
-            "i" | "we" | "you" | "he" | "she" | "they" | "ich" | "wir" | "je" | "nous" | "yo"
-                | "eu" | "io" | "ik" | "wij" | "ja" | "my" | "jag" | "vi" | "jeg" | "minä"
-                | "me" | "я" | "мы" | "ми" | "ben" | "biz"
+            "i" | "we"
+                | "you"
+                | "he"
+                | "she"
+                | "they"
+                | "ich"
+                | "wir"
+                | "je"
+                | "nous"
+                | "yo"
+                | "eu"
+                | "io"
+                | "ik"
+                | "wij"
+                | "ja"
+                | "my"
+                | "jag"
+                | "vi"
+                | "jeg"
+                | "minä"
+                | "me"
+                | "я"
+                | "мы"
+                | "ми"
+                | "ben"
+                | "biz"
         )
     };
     (1..=4).contains(&before.len())
