@@ -474,7 +474,7 @@ pub(super) fn is_quote_header(line: &str) -> bool {
     if hit(&rules.wrote_at_end, line) {
         return true;
     }
-    if hit(&rules.wrote, line) && (has_email || hit(&rules.on_start, line)) {
+    if hit(&rules.wrote, line) && (has_email || name_follows_verb(line)) {
         return true;
     }
     // "<name> kirjoitti 6.1.2025 klo 10.00:", "<name> wrote on <date>:": a short line.
@@ -483,6 +483,20 @@ pub(super) fn is_quote_header(line: &str) -> bool {
     }
     // Gmail in Russian or Japanese: "<date> <name> <addr>:" with no verb at all.
     has_digit && hit(&rules.email_then_colon, line)
+}
+
+/// "Am <date> schrieb <name>:": starts like a quote header and only a name (a few words, no
+/// date) follows the verb, so "On Monday I wrote to support at 10:00:" stays text.
+fn name_follows_verb(line: &str) -> bool {
+    let rules = lang_rules();
+    if !hit(&rules.on_start, line) {
+        return false;
+    }
+    let Ok(Some(verb)) = rules.wrote.find(line) else {
+        return false;
+    };
+    let after = &line[verb.end()..];
+    after.split_whitespace().count() <= 5 && !hit(&rules.date, after)
 }
 
 /// "<Name> kirjoitti <date>:": one to four words, capitalized, and not "I" or "We", before

@@ -160,6 +160,8 @@ fn keeps_customer_text_that_only_looks_like_a_header() {
         "What I tried on 6.1.2025:\nlogging out\nlogging in",
         "The mail was sent yesterday.\nIt never arrived.",
         "Get me a refund please.\nThe Outlook plugin is broken.",
+        "On Monday I wrote to support at 10:00:\nno answer yet.",
+        "Ich schrieb Ihnen am 06.01.2025:\nkeine Antwort bisher.",
     ];
     for text in own {
         assert_eq!(trim_reply(text), text, "over-trimmed");
