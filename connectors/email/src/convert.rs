@@ -2,7 +2,7 @@
 //!
 //! No I/O here, so every sample mail (including the malformed ones) can be fed through it in
 //! unit tests. What goes into the stored message:
-//! - `text`: the customer's new text (quoted history and signature trimmed, see `trim.rs`);
+//! - `text`: the customer's new text (quoted history and signature trimmed, see `trim/`);
 //!   HTML-only mails are converted to text by mail-parser; a mail without text is stored
 //!   with an empty text when it carries files, else as "(no text)" so agents still see it.
 //! - `files`: the mail's attachments, except signatures (S/MIME, PGP) and the small inline
