@@ -391,21 +391,23 @@ fn mark_bare_wrote_lines(pattern: &mut String, lines: &[&str]) {
     *pattern = String::from_utf8(bytes).unwrap_or_default();
 }
 
-/// Turns every 'h' that has no 'h' neighbour back into text.
-fn keep_lone_headers(pattern: &mut String) {
-    let bytes = pattern.as_bytes();
-    let lone: Vec<bool> = (0..bytes.len())
-        .map(|i| {
-            bytes[i] == b'h' && (i == 0 || bytes[i - 1] != b'h') && bytes.get(i + 1) != Some(&b'h')
-        })
-        .collect();
-    let mut changed = bytes.to_vec();
-    for (i, is_lone) in lone.iter().enumerate() {
-        if *is_lone {
-            changed[i] = b't';
+/// Turns every run of fewer than three 'h' back into text: "Date: ..." and "Subject: ..." in
+/// a customer's own list are not a quoted mail's header block.
+fn keep_short_header_runs(pattern: &mut String) {
+    let mut bytes = std::mem::take(pattern).into_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        let run = bytes[start..].iter().take_while(|c| **c == b'h').count();
+        if run == 0 {
+            start += 1;
+            continue;
         }
+        if run < 3 {
+            bytes[start..start + run].fill(b't');
+        }
+        start += run;
     }
-    *pattern = String::from_utf8(changed).unwrap_or_default();
+    *pattern = String::from_utf8(bytes).unwrap_or_default();
 }
 
 /// Keeps `pattern[..end]` and `lines[..end]`.
@@ -520,8 +522,8 @@ fn trim_lines(text: &str) -> String {
     if let Some(index) = find_at(&p.header_block, &pattern) {
         keep_until(&mut pattern, &mut lines, index + 1);
     }
-    // A lone "From: ..." line is the customer's own text; only header runs are dropped.
-    keep_lone_headers(&mut pattern);
+    // A lone "From: ..." line is the customer's own text; only header blocks are dropped.
+    keep_short_header_runs(&mut pattern);
     drop_class(&mut pattern, &mut lines, 'h');
 
     if pattern.contains('t') {
