@@ -26,6 +26,10 @@ mod lang;
 /// this is past any channel's message limit anyway.
 const MAX_TRIM_BYTES: usize = 32 * 1024;
 
+/// The longest "sent from my phone" line, in words ("Diese Nachricht wurde von meinem
+/// Android-Mobiltelefon mit GMX Mail gesendet." has ten).
+const MAX_SIGNATURE_WORDS: usize = 10;
+
 /// Compiles one rule. Ruby's POSIX classes are Unicode-aware, so `[:blank:]` means tab plus
 /// every space separator (mail clients love U+00A0 before "wrote:").
 fn rule(pattern: &str) -> Regex {
@@ -203,7 +207,7 @@ fn build_rules() -> Rules {
         r"從我的 iPhone 傳送",
         r"[[:word:]]+ from mobile",
         r"[\(<]*Sent (from|via|with|by) .+[\)>]*",
-        r"From my .{1,20}",
+        r"From my .{1,20}$",
         r"Get Outlook for ",
         r"Envoyé depuis (mon|Yahoo Mail)",
         r"Von meinem .+ gesendet",
@@ -289,7 +293,13 @@ fn classify(rules: &Rules, line: &str) -> char {
             .map(|m| m.as_str().to_owned())
             .unwrap_or_default()
     });
-    if rules.signatures.iter().any(|r| hit(r, &unlinked)) || lang::is_mobile_signature(&unlinked) {
+    // A client's signature is a short line; "Sent from my desk, which is easier than my
+    // phone..." or "From my experience..." is the customer talking.
+    let short = unlinked.split_whitespace().count() <= MAX_SIGNATURE_WORDS;
+    if short
+        && (rules.signatures.iter().any(|r| hit(r, &unlinked))
+            || lang::is_mobile_signature(&unlinked))
+    {
         return 's';
     }
     if rules.embedded.iter().any(|r| hit(r, line))

@@ -161,6 +161,8 @@ fn keeps_customer_text_that_only_looks_like_a_header() {
         "The mail was sent yesterday.\nIt never arrived.",
         "Get me a refund please.\nThe Outlook plugin is broken.",
         "On Monday I wrote to support at 10:00:\nno answer yet.",
+        "Sent from my desk, which is much easier than from my mobile phone.\nThanks.",
+        "From my experience with the app, the sync fails\nwhenever I am offline.",
         "Order: 1234\nDate: 2025-01-06\nSubject: the refund I asked for",
         "Ich schrieb Ihnen am 06.01.2025:\nkeine Antwort bisher.",
     ];
