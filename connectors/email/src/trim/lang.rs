@@ -295,6 +295,32 @@ const SEPARATOR_WORDS: &[&str] = &[
     "originale",
 ];
 
+/// Apple Mail's "Begin forwarded message:" in its localizations; the line is only that phrase.
+const FORWARD_INTROS: &[&str] = &[
+    "begin forwarded message",
+    "anfang der weitergeleiteten nachricht",
+    "début du message réexpédié",
+    "début du message transféré",
+    "inicio del mensaje reenviado",
+    "início da mensagem reencaminhada",
+    "início da mensagem encaminhada",
+    "inizio messaggio inoltrato",
+    "begin doorgestuurd bericht",
+    "początek przekazywanej wiadomości",
+    "začátek přeposílané zprávy",
+    "vidarebefordrat brev",
+    "videresendt besked",
+    "videresendt melding",
+    "välitetty viesti alkaa",
+    "начало переадресованного сообщения",
+    "початок пересланого повідомлення",
+    "iletilen ileti başlangıcı",
+    "転送されたメッセージ",
+    "转发的邮件",
+    "轉寄的郵件",
+    "전달된 메시지",
+];
+
 /// Devices and mail apps a "sent from my phone" line names.
 const DEVICE_WORDS: &[&str] = &[
     "iphon",
@@ -394,6 +420,7 @@ struct LangRules {
     email: Regex,
     email_then_colon: Regex,
     separator: Regex,
+    forward_intro: Regex,
     device: Regex,
     sent: Regex,
     get_outlook: Regex,
@@ -430,6 +457,10 @@ fn lang_rules() -> &'static LangRules {
             separator: rule(&format!(
                 r"(?i)^[[:blank:]*]*-{{2,}}[[:blank:]]*[^-\n]{{0,40}}?(?:{})[^-\n]{{0,40}}?[[:blank:]]*-{{2,}}[[:blank:]*]*$",
                 alternation(SEPARATOR_WORDS)
+            )),
+            forward_intro: rule(&format!(
+                r"(?i)^(?:{})[[:blank:]]*[:：]$",
+                alternation(FORWARD_INTROS)
             )),
             device: rule(&format!("(?i){}", alternation(DEVICE_WORDS))),
             sent: rule(&format!(
@@ -572,8 +603,11 @@ pub(super) fn starts_wrapped_header(line: &str, next: &str) -> bool {
 }
 
 /// "-----Original Message-----", "---------- Forwarded message ---------" and translations.
+/// Also Apple Mail's "Begin forwarded message:" and its translations.
 pub(super) fn is_separator(line: &str) -> bool {
-    hit(&lang_rules().separator, bare(line))
+    let rules = lang_rules();
+    let line = bare(line);
+    hit(&rules.separator, line) || hit(&rules.forward_intro, line)
 }
 
 /// "Sent from my iPhone", "Von meinem iPhone gesendet", "iPhoneから送信", "Get Outlook for

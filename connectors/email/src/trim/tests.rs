@@ -179,6 +179,9 @@ fn recognises_more_client_formats() {
         "---------- Forwarded message ---------\nFrom: Support <help@example.com>\nDate: Mon, Jan 6, 2025 at 10:00 AM\nSubject: Test\nTo: <jane@example.org>\n\nHello",
         "-------- Forwarded Message --------\nSubject: Test\nDate: Mon, 6 Jan 2025 10:00:00 +0100\nFrom: Support <help@example.com>\nTo: jane@example.org\n\nHello",
         "----- Original Message -----\nFrom: Support <help@example.com>\nTo: jane@example.org\nSent: Monday, January 6, 2025 10:00 AM\nSubject: Test\n\nHello",
+        // Apple Mail forwards in German and Japanese.
+        "Anfang der weitergeleiteten Nachricht:\n\nVon: Support <help@example.com>\nBetreff: Test\nDatum: 6. Januar 2025 um 10:00:00 MEZ\nAn: erika@example.org\n\nHallo",
+        "転送されたメッセージ：\n\n差出人: サポート <help@example.com>\n件名: テスト\n日付: 2025年1月6日 10:00:00 JST\n宛先: taro@example.org\n\nこんにちは",
         // Yahoo Mail's attribution line.
         "On Monday, January 6, 2025, 10:00:00 AM GMT+1, Support <help@example.com> wrote:\n\n\nHello",
         // Header wrapped before the name.
