@@ -31,6 +31,7 @@
 pub mod config;
 mod connector;
 pub mod convert;
+mod from_config;
 mod gateway;
 mod rest;
 #[cfg(feature = "standin")]

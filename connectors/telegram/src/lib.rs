@@ -15,6 +15,7 @@ mod client;
 pub mod config;
 mod connector;
 pub mod convert;
+mod from_config;
 mod pacing;
 mod polling;
 #[cfg(feature = "standin")]
