@@ -105,9 +105,7 @@ mod tests {
     fn a_typo_in_a_section_names_its_key() {
         let entry = find("webchat").expect("web chat is registered");
         let section: toml::Value = toml::from_str("max_mesage_bytes = 1").expect("valid toml");
-        let error = (entry.parse)(section)
-            .err()
-            .expect("unknown keys are errors");
+        let error = (entry.parse)(section).expect_err("unknown keys are errors");
         assert!(error.1.contains("unknown field"), "{error:?}");
         assert!(find("fax").is_none());
     }
