@@ -223,17 +223,17 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let demo = config
+    let notes: String = config
         .connectors
-        .webchat
-        .as_ref()
-        .is_some_and(|webchat| webchat.enabled && webchat.demo);
+        .startup_notes()
+        .iter()
+        .map(|note| format!(" ({note})"))
+        .collect();
     runtime.block_on(async {
         match switchboard::app::start(config).await {
             Ok(gateway) => {
-                let demo = if demo { " (demo page at /)" } else { "" };
                 println!(
-                    "switchboard: listening on http://{}{demo} (admin: http://{}/metrics, /readyz)",
+                    "switchboard: listening on http://{}{notes} (admin: http://{}/metrics, /readyz)",
                     gateway.local_addr, gateway.admin_addr
                 );
                 gateway.wait().await;

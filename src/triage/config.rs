@@ -310,10 +310,13 @@ impl TriageConfig {
         }
         for (channel, value) in &self.channel_thresholds {
             let at = format!("{}.{channel}", key("channel_thresholds"));
-            if ChannelKind::parse(channel).is_none() {
+            if crate::registry::find(channel).is_none() {
                 problems.push((
                     at.clone(),
-                    "unknown channel (webchat, email, telegram, discord, slack)".into(),
+                    format!(
+                        "unknown channel ({})",
+                        crate::registry::channel_names().join(", ")
+                    ),
                 ));
             }
             if !unit(*value) {

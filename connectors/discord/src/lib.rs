@@ -32,6 +32,7 @@
 pub mod config;
 mod connector;
 pub mod convert;
+mod from_config;
 mod gateway;
 mod rest;
 #[cfg(any(test, feature = "standin"))]

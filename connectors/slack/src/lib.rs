@@ -28,6 +28,7 @@ mod customer_http;
 mod customer_tests;
 mod desk;
 mod events_http;
+mod from_config;
 mod pacing;
 mod shared_files;
 pub mod signature;

@@ -16,6 +16,7 @@ mod client;
 pub mod config;
 mod connector;
 pub mod convert;
+mod from_config;
 mod pacing;
 mod polling;
 #[cfg(any(test, feature = "standin"))]
