@@ -26,7 +26,7 @@ use redis::streams::{StreamId, StreamRangeReply};
 use redis::{AsyncCommands, Script};
 use switchboard_api::{Author, ChannelKind, ConversationView, FileRef, Inbound, StoredMessage};
 
-use crate::model::{conversation_id, now_ms, Conversation, Status};
+use crate::model::{conversation_id, now_ms, Conversation, Role, Status};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +62,8 @@ pub struct Ingested {
 pub struct TranscriptEntry {
     /// Stream id, ordered in time.
     pub id: String,
-    /// `customer`, `ai`, `agent`, `system` or `note`.
-    pub role: String,
+    /// Who wrote it.
+    pub role: Role,
     /// The agent's name for `agent` entries.
     pub author: Option<String>,
     /// `text` or `human_request` for customer entries.
@@ -80,7 +80,9 @@ impl TranscriptEntry {
     fn from_stream(entry: &StreamId) -> TranscriptEntry {
         TranscriptEntry {
             id: entry.id.clone(),
-            role: entry.get("role").unwrap_or_else(|| "customer".into()),
+            role: entry
+                .get::<String>("role")
+                .map_or(Role::Customer, |name| Role::parse(&name)),
             author: entry.get("author").filter(|name: &String| !name.is_empty()),
             kind: entry.get("kind"),
             text: entry.get("text").unwrap_or_default(),
@@ -103,14 +105,14 @@ impl TranscriptEntry {
 
     /// The entry as a customer-facing message; `None` for internal notes.
     pub fn to_customer_view(&self) -> Option<StoredMessage> {
-        let author = match self.role.as_str() {
-            "customer" => Author::Customer,
-            "ai" => Author::Ai,
-            "agent" => Author::Agent {
+        let author = match self.role {
+            Role::Customer => Author::Customer,
+            Role::Ai => Author::Ai,
+            Role::Agent => Author::Agent {
                 name: self.author.clone().unwrap_or_else(|| "Support".into()),
             },
-            "system" => Author::System,
-            _ => return None,
+            Role::System => Author::System,
+            Role::Note | Role::Other(_) => return None,
         };
         Some(StoredMessage {
             id: self.id.clone(),
@@ -145,8 +147,8 @@ pub struct Commit {
 /// A transcript entry, optionally queued for delivery to the customer.
 #[derive(Debug, Clone, Default)]
 pub struct ReplyToQueue {
-    /// `ai`, `agent`, `system` or `note`.
-    pub role: String,
+    /// Who writes it (`ai`, `agent`, `system` or `note`).
+    pub role: Role,
     /// The agent's name, or empty.
     pub author: String,
     /// The text.
@@ -706,7 +708,7 @@ impl Store {
             .key(keys::seen(id))
             .arg(group)
             .arg(entry)
-            .arg(&reply.role)
+            .arg(reply.role.as_str())
             .arg(&reply.author)
             .arg(&reply.text)
             .arg(&reply.payload)
