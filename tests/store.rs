@@ -8,8 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Commands;
 use switchboard::config::OutboxConfig;
-use switchboard::model::conversation_id;
-use switchboard::outbox::{Delivery, DeliveryOutcome, OutboxWorker};
+use switchboard::model::{conversation_id, Delivery, Role};
+use switchboard::outbox::{DeliveryOutcome, OutboxWorker};
 use switchboard::store::{keys, Commit, ReplyToQueue, Store, Work};
 use switchboard_api::{
     Author, Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway, Health,
@@ -136,7 +136,7 @@ async fn a_committed_escalation_changes_status_and_shows_the_notice_to_the_custo
         conversation_id: ingested.conversation_id.clone(),
         fields: vec![("status".into(), "escalated".into())],
         reply: Some(ReplyToQueue {
-            role: "system".into(),
+            role: Role::System,
             author: String::new(),
             text: "A person is joining".into(),
             payload: "{}".into(),
@@ -246,7 +246,7 @@ async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
         .commit(&Commit {
             conversation_id: ingested.conversation_id,
             reply: Some(ReplyToQueue {
-                role: "ai".into(),
+                role: Role::Ai,
                 author: String::new(),
                 text: text.into(),
                 payload: serde_json::to_string(&Delivery::Customer(outbound)).unwrap(),
