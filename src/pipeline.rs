@@ -595,7 +595,12 @@ fn commit_for_decision(
     let (role, text, actions, escalation_log) = match &record.decision {
         Decision::Answer { text, .. } => {
             fields.push(("status".into(), Status::Bot.as_str().into()));
-            (Role::Ai, text.clone(), vec![CustomerAction::TalkToHuman], None)
+            (
+                Role::Ai,
+                text.clone(),
+                vec![CustomerAction::TalkToHuman],
+                None,
+            )
         }
         Decision::Escalate { reason, .. } => {
             let status = match handoff {

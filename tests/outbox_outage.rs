@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use redis::Commands;
 use serde_json::{json, Value};
 use switchboard::config::{Config, OutboxConfig};
-use switchboard::outbox::admin::{AdminError, OutboxAdmin};
 use switchboard::model::{Delivery, Role};
+use switchboard::outbox::admin::{AdminError, OutboxAdmin};
 use switchboard::outbox::{DeliveryOutcome, OutboxWorker};
 use switchboard::store::{keys, Commit, ReplyToQueue, Store};
 use switchboard_api::{

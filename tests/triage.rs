@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
+use switchboard::model::Role;
 use switchboard::triage::{
     eval_clinc150, sentiment_compound, Decision, DecisionRecord, TranscriptLine, Triage,
     TriageConfig, TriageInput,
 };
-use switchboard::model::Role;
 use switchboard_api::{ChannelKind, InboundKind};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");

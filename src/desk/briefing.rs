@@ -77,9 +77,7 @@ pub fn compose(conversation: &Conversation, transcript: &[TranscriptEntry]) -> B
         attributes,
         reason_detail: detail,
         reason: reason.as_str().to_owned(),
-        confidence: decision
-            .map(|record| record.confidence)
-            .unwrap_or(0.0),
+        confidence: decision.map(|record| record.confidence).unwrap_or(0.0),
         transcript: lines,
         suggested_reply,
         claimed_by: conversation.claimed_by.clone(),

@@ -94,7 +94,9 @@ pub fn candidate_from(
     transcript: &[TranscriptEntry],
     dedupe: &str,
 ) -> Option<Candidate> {
-    let first_agent = transcript.iter().position(|entry| entry.role == Role::Agent)?;
+    let first_agent = transcript
+        .iter()
+        .position(|entry| entry.role == Role::Agent)?;
     let is_question = |entry: &&TranscriptEntry| {
         entry.role == Role::Customer
             && entry.kind.as_deref() != Some("human_request")

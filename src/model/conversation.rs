@@ -200,7 +200,10 @@ mod tests {
         );
         assert_eq!(record.claimed_by.as_deref(), Some("Dana"));
         assert!(record.csat_pending);
-        assert_eq!(record.desk_thread.map(|thread| thread.ts).as_deref(), Some("17.1"));
+        assert_eq!(
+            record.desk_thread.map(|thread| thread.ts).as_deref(),
+            Some("17.1")
+        );
         assert_eq!(record.first_human_reply_ms, None);
     }
 

@@ -58,7 +58,8 @@ mod tests {
     #[test]
     fn stored_payloads_keep_their_shape() {
         // Entries queued before an upgrade must still parse after it.
-        let stored = r#"{"to":"desk","conversation_id":"c1","action":{"kind":"notice","text":"hi"}}"#;
+        let stored =
+            r#"{"to":"desk","conversation_id":"c1","action":{"kind":"notice","text":"hi"}}"#;
         let delivery: Delivery = serde_json::from_str(stored).expect("stored desk post");
         assert_eq!(
             delivery,
@@ -67,6 +68,9 @@ mod tests {
                 action: DeskAction::Notice { text: "hi".into() },
             })
         );
-        assert_eq!(serde_json::to_string(&delivery).ok().as_deref(), Some(stored));
+        assert_eq!(
+            serde_json::to_string(&delivery).ok().as_deref(),
+            Some(stored)
+        );
     }
 }

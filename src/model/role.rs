@@ -23,7 +23,13 @@ pub enum Role {
 
 impl Role {
     /// Every role this version writes.
-    pub const KNOWN: [Role; 5] = [Role::Customer, Role::Ai, Role::Agent, Role::System, Role::Note];
+    pub const KNOWN: [Role; 5] = [
+        Role::Customer,
+        Role::Ai,
+        Role::Agent,
+        Role::System,
+        Role::Note,
+    ];
 
     /// The name stored in the transcript.
     pub fn as_str(&self) -> &str {
@@ -43,7 +49,10 @@ impl Role {
             .into_iter()
             .find(|role| role.as_str() == name)
             .unwrap_or_else(|| {
-                warn!(role = name, "unknown stored transcript role; entry shown to nobody");
+                warn!(
+                    role = name,
+                    "unknown stored transcript role; entry shown to nobody"
+                );
                 Role::Other(name.to_owned())
             })
     }

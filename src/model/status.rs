@@ -43,14 +43,19 @@ impl Status {
 
     /// The status of a known name.
     pub fn known(name: &str) -> Option<Status> {
-        Status::ALL.into_iter().find(|status| status.as_str() == name)
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == name)
     }
 
     /// Parses a stored name; an unknown name is read as `bot` (with a warning) so the
     /// customer is answered rather than left waiting for a person nobody was told about.
     pub fn parse(name: &str) -> Status {
         Status::known(name).unwrap_or_else(|| {
-            warn!(status = name, "unknown stored conversation status; read as `bot`");
+            warn!(
+                status = name,
+                "unknown stored conversation status; read as `bot`"
+            );
             Status::Bot
         })
     }
@@ -142,7 +147,10 @@ impl EscalationReason {
     /// warning.
     pub fn parse(name: &str) -> EscalationReason {
         EscalationReason::known(name).unwrap_or_else(|| {
-            warn!(reason = name, "unknown stored escalation reason; kept as it is");
+            warn!(
+                reason = name,
+                "unknown stored escalation reason; kept as it is"
+            );
             EscalationReason::Other(name.to_owned())
         })
     }

@@ -108,8 +108,8 @@ async fn read_escalations(
         if !text("conversation_id").is_empty() {
             conversations.insert(text("conversation_id").to_owned());
         }
-        let asked_for_a_person = EscalationReason::known(&reason)
-            .is_some_and(|reason| NOT_A_QUESTION.contains(&reason));
+        let asked_for_a_person =
+            EscalationReason::known(&reason).is_some_and(|reason| NOT_A_QUESTION.contains(&reason));
         if !asked_for_a_person && !text("question").trim().is_empty() {
             questions.push(EscalatedQuestion {
                 text: text("question").to_owned(),
@@ -144,7 +144,10 @@ impl Record {
             .into_iter()
             .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
             .collect();
-        let channel = fields.get(field::CHANNEL).filter(|c| !c.is_empty())?.clone();
+        let channel = fields
+            .get(field::CHANNEL)
+            .filter(|c| !c.is_empty())?
+            .clone();
         let created_ms = fields.get(field::CREATED_MS)?.parse().ok()?;
         let updated_ms = ms(&fields, field::UPDATED_MS).unwrap_or(created_ms);
         Some(Record {
@@ -287,9 +290,7 @@ fn count_record(
             .conversations
             .entry(record.channel.clone())
             .or_default() += 1;
-        let escalated_by_then = record
-            .escalated_ms
-            .is_some_and(|at| at < window.until_ms);
+        let escalated_by_then = record.escalated_ms.is_some_and(|at| at < window.until_ms);
         if escalated_by_then || escalated_ids.contains(&record.id) {
             report.escalated_conversations += 1;
         }
@@ -299,16 +300,11 @@ fn count_record(
             Some(replied) if replied >= escalated => report.time_to_human.push(replied - escalated),
             // An earlier handling's reply, before this (re-)escalation: no sample either way.
             Some(_) => {}
-            None if record.status == Status::Escalated => {
-                report.awaiting_human += 1
-            }
+            None if record.status == Status::Escalated => report.awaiting_human += 1,
             None => {}
         }
     }
-    if record
-        .resolved_ms
-        .is_some_and(|at| window.contains(at))
-    {
+    if record.resolved_ms.is_some_and(|at| window.contains(at)) {
         report.resolutions += 1;
     }
     if let Some(rating) = &record.csat {

@@ -238,7 +238,12 @@ impl Triage {
                     .filter(|c| self.config.always_human_categories.contains_key(c));
                 if let Some(category) = human_category {
                     let why = format!("model's category `{category}` always goes to a person");
-                    escalate(&mut record, EscalationReason::AlwaysHumanCategory, why, Some(answer));
+                    escalate(
+                        &mut record,
+                        EscalationReason::AlwaysHumanCategory,
+                        why,
+                        Some(answer),
+                    );
                 } else if confidence >= threshold {
                     record.explanation = format!(
                         "answered by {} from {} (confidence {confidence:.2} >= {threshold:.2})",
@@ -251,7 +256,12 @@ impl Triage {
                     };
                 } else {
                     let why = format!("model confidence {confidence:.2} < {threshold:.2}");
-                    escalate(&mut record, EscalationReason::LowConfidence, why, Some(answer));
+                    escalate(
+                        &mut record,
+                        EscalationReason::LowConfidence,
+                        why,
+                        Some(answer),
+                    );
                 }
             }
             Verdict::Escalate {
