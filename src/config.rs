@@ -776,6 +776,18 @@ impl Config {
                     ));
                 }
             }
+            // A misspelt reason would silently never match: the route would never be used.
+            for name in &route.reasons {
+                if crate::model::EscalationReason::known(name).is_none() {
+                    raw.push((
+                        format!("{key}.reasons"),
+                        format!(
+                            "`{name}` is not an escalation reason ({})",
+                            crate::model::EscalationReason::known_names()
+                        ),
+                    ));
+                }
+            }
         }
         if !self.desk.routes.is_empty() && self.desk.slack.is_none() {
             raw.push((

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use switchboard::model::Role;
 use switchboard::triage::{
     eval_clinc150, sentiment_compound, Decision, DecisionRecord, TranscriptLine, Triage,
     TriageConfig, TriageInput,
@@ -40,14 +41,14 @@ async fn decide(triage: &Triage, text: &str) -> DecisionRecord {
 
 fn reason(record: &DecisionRecord) -> Option<&str> {
     match &record.decision {
-        Decision::Escalate { reason, .. } => Some(reason),
+        Decision::Escalate { reason, .. } => Some(reason.as_str()),
         Decision::Answer { .. } => None,
     }
 }
 
 fn line(role: &str, text: &str) -> TranscriptLine {
     TranscriptLine {
-        role: role.into(),
+        role: Role::parse(role),
         text: text.into(),
     }
 }
