@@ -82,8 +82,25 @@ enum Command {
         #[arg(long, value_name = "JSON")]
         clinc150: PathBuf,
         /// Confidence threshold to report at (defaults to the built-in one).
-        #[arg(long)]
+        // Negative numbers are taken as values so they get the range error, not "unexpected
+        // argument".
+        #[arg(long, allow_negative_numbers = true)]
         threshold: Option<f32>,
+        /// Share of questions your knowledge base cannot answer, in [0, 1): the rates "of all"
+        /// are weighted to it (CLINC150 `val` alone is 3% out of scope).
+        #[arg(
+            long,
+            allow_negative_numbers = true,
+            default_value_t = switchboard::triage::eval::DEFAULT_OOS_SHARE
+        )]
+        oos_share: f32,
+        /// Target wrong-answer rate, in (0, 1): the lowest threshold meeting it is printed.
+        #[arg(
+            long,
+            allow_negative_numbers = true,
+            default_value_t = switchboard::triage::eval::DEFAULT_MAX_WRONG
+        )]
+        max_wrong: f32,
         /// Instead of evaluating, refit the confidence calibration on `train` (+ `oos_train`)
         /// and print its weights, for `src/triage/calibrate.rs`.
         #[arg(long)]
@@ -187,8 +204,17 @@ fn main() -> ExitCode {
         Command::Eval {
             clinc150,
             threshold,
+            oos_share,
+            max_wrong,
             ..
-        } => match switchboard::triage::eval_clinc150(&clinc150, threshold) {
+        } => match switchboard::triage::eval_clinc150(
+            &clinc150,
+            &switchboard::triage::EvalOptions {
+                threshold,
+                oos_share,
+                max_wrong,
+            },
+        ) {
             Ok(report) => {
                 println!("{report}");
                 ExitCode::SUCCESS

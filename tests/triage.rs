@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use switchboard::model::Role;
 use switchboard::triage::{
-    eval_clinc150, sentiment_compound, Decision, DecisionRecord, TranscriptLine, Triage,
-    TriageConfig, TriageInput,
+    eval_clinc150, sentiment_compound, Decision, DecisionRecord, EvalOptions, TranscriptLine,
+    Triage, TriageConfig, TriageInput,
 };
 use switchboard_api::{ChannelKind, InboundKind};
 
@@ -561,7 +561,7 @@ fn vader_tweets_negative_detection() {
 fn clinc150_report() -> switchboard::triage::EvalReport {
     let report = eval_clinc150(
         Path::new(&format!("{FIXTURES}/clinc150/clinc150_subset.json")),
-        None,
+        &EvalOptions::default(),
     )
     .expect("eval runs");
     println!("{report}");
@@ -613,3 +613,105 @@ fn clinc150_eval_meets_the_issue_targets() {
 }
 
 mod llm;
+
+/// A percentage printed by `switchboard eval` after `label`, as a rate.
+fn printed_rate(output: &str, label: &str) -> f32 {
+    let line = output
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no {label:?} line in:\n{output}"));
+    let value = line[label.len()..].split_whitespace().next().unwrap_or("");
+    value
+        .trim_end_matches('%')
+        .parse::<f32>()
+        .unwrap_or_else(|_| panic!("{line}"))
+        / 100.0
+}
+
+fn run_eval(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("eval")
+        .arg("--clinc150")
+        .arg(format!("{FIXTURES}/clinc150/clinc150_subset.json"))
+        .args(args)
+        .output()
+        .expect("switchboard runs")
+}
+
+/// What an admin does: ask for the threshold at their share and target, then check it.
+#[test]
+fn clinc150_eval_recommended_threshold_meets_max_wrong_at_the_share() {
+    let output = run_eval(&["--oos-share", "0.3", "--max-wrong", "0.05"]);
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("recommended threshold"))
+        .expect("a recommendation");
+    let threshold: f32 = line["recommended threshold".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let checked = run_eval(&["--oos-share", "0.3", "--threshold", &threshold.to_string()]);
+    assert!(checked.status.success(), "{checked:?}");
+    let checked = String::from_utf8_lossy(&checked.stdout);
+    let wrong = printed_rate(&checked, "wrong answers (of all)");
+    assert!(wrong <= 0.05, "{wrong} at {threshold}:\n{checked}");
+}
+
+/// More questions out of scope can only call for more caution.
+#[test]
+fn clinc150_eval_higher_oos_share_never_recommends_a_lower_threshold() {
+    let report = clinc150_report();
+    let mut last = 0.0;
+    for share in [0.0, 0.03, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 0.9] {
+        let weighted = report.reweighted(share, 0.05).expect("valid share");
+        let row = weighted.recommended.expect("some threshold meets 5%");
+        assert!(row.wrong_answer_rate <= 0.05, "{row:?}");
+        assert!(
+            row.threshold >= last,
+            "share {share}: {} < {last}",
+            row.threshold
+        );
+        last = row.threshold;
+    }
+    assert!(last > 0.5, "{last}");
+}
+
+#[test]
+fn clinc150_eval_rejects_out_of_range_options_clearly() {
+    for (args, expected) in [
+        (
+            &["--oos-share", "1"][..],
+            "--oos-share must be within [0, 1)",
+        ),
+        (
+            &["--oos-share", "-0.1"][..],
+            "--oos-share must be within [0, 1)",
+        ),
+        (
+            &["--oos-share", "NaN"][..],
+            "--oos-share must be within [0, 1)",
+        ),
+        (
+            &["--max-wrong", "0"][..],
+            "--max-wrong must be within (0, 1)",
+        ),
+        (
+            &["--max-wrong", "5"][..],
+            "--max-wrong must be within (0, 1)",
+        ),
+        (
+            &["--threshold", "1.5"][..],
+            "--threshold must be within [0, 1]",
+        ),
+    ] {
+        let output = run_eval(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} accepted");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?} still evaluated");
+    }
+}

@@ -30,7 +30,7 @@ use switchboard_api::{ChannelKind, InboundKind};
 
 pub use calibrate::fit_clinc150;
 pub use config::{Problem, TriageConfig};
-pub use eval::{eval_clinc150, EvalReport, SweepRow};
+pub use eval::{eval_clinc150, EvalOptions, EvalReport, SweepRow};
 pub use knowledge::{merge_learned, parse_file as parse_knowledge_file, Entry};
 pub use llm::LlmConfig;
 pub use sentiment::compound as sentiment_compound;
@@ -89,6 +89,14 @@ pub enum TriageError {
     /// `[triage.llm]` cannot be used (e.g. its API key variable is not set).
     #[error("llm: {0}")]
     Llm(String),
+    /// An option of `switchboard eval` is out of range.
+    #[error("{option} {detail}")]
+    EvalOption {
+        /// The command-line option.
+        option: &'static str,
+        /// What is wrong and what is expected.
+        detail: String,
+    },
 }
 
 /// A lock whose holder panicked still guards a whole value: entries are swapped, never edited.
