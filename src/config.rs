@@ -70,6 +70,21 @@ pub struct GatewayConfig {
     /// 10 s `docker stop` timeout by default, so the drain ends before a SIGKILL.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// How `run` writes its log lines: `text` for people reading a terminal, `json` (one
+    /// object per line) for pipelines such as Loki or ELK that would otherwise parse text.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// `gateway.log_format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (tracing's default format).
+    #[default]
+    Text,
+    /// One JSON object per line: timestamp, level, target, `fields` and the spans.
+    Json,
 }
 
 fn default_shutdown_grace_ms() -> u64 {
@@ -102,6 +117,7 @@ impl Default for GatewayConfig {
             admin_token_env: None,
             admin_token: None,
             shutdown_grace_ms: default_shutdown_grace_ms(),
+            log_format: LogFormat::default(),
         }
     }
 }

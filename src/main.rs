@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchboard::config::Config;
+use switchboard::config::{Config, LogFormat};
 
 #[derive(Parser)]
 #[command(
@@ -227,14 +227,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// `RUST_LOG` picks what is logged (default `info`); `format` only how each line looks.
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let logger = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logger.init(),
+        // The current span and its parents as objects, so a pipeline can filter on a
+        // connector or conversation the way one greps the text form's `span{field=..}:` prefix.
+        LogFormat::Json => logger
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 fn run(path: PathBuf) -> ExitCode {
-    init_logging();
+    // Nothing logs while the config loads; its problems go to stderr as check-config prints them.
     let config = match Config::load(&path) {
         Ok(config) => config,
         Err(error) => {
@@ -242,10 +253,16 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let log_format = config.gateway.log_format;
+    init_logging(log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            announce(
+                log_format,
+                true,
+                &format!("cannot start the async runtime: {error}"),
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -258,19 +275,34 @@ fn run(path: PathBuf) -> ExitCode {
     runtime.block_on(async {
         match switchboard::app::start(config).await {
             Ok(gateway) => {
-                println!(
-                    "switchboard: listening on http://{}{notes} (admin: http://{}/metrics, /readyz)",
-                    gateway.local_addr, gateway.admin_addr
+                announce(
+                    log_format,
+                    false,
+                    &format!(
+                        "listening on http://{}{notes} (admin: http://{}/metrics, /readyz)",
+                        gateway.local_addr, gateway.admin_addr
+                    ),
                 );
                 gateway.wait().await;
                 ExitCode::SUCCESS
             }
             Err(error) => {
-                eprintln!("error: {error}");
+                announce(log_format, true, &error.to_string());
                 ExitCode::FAILURE
             }
         }
     })
+}
+
+/// The start-up line and fatal errors of `run`: printed as they always were in the text form
+/// (whatever `RUST_LOG` says), a log event under JSON so every line a pipeline reads parses.
+fn announce(format: LogFormat, error: bool, line: &str) {
+    match (format, error) {
+        (LogFormat::Text, false) => println!("switchboard: {line}"),
+        (LogFormat::Text, true) => eprintln!("error: {line}"),
+        (LogFormat::Json, false) => tracing::info!("{line}"),
+        (LogFormat::Json, true) => tracing::error!("{line}"),
+    }
 }
 
 fn check_config(files: &[PathBuf], online: bool) -> ExitCode {

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use redis::streams::StreamRangeReply;
 use redis::Commands;
 use serde_json::{json, Value};
@@ -297,7 +297,7 @@ async fn webchat_visitor(
                           "text": QUESTIONS[(visitor + m) % QUESTIONS.len()]})
         .to_string();
         loop {
-            let addr = addrs[rng.gen_range(0..2)];
+            let addr = addrs[rng.random_range(0..2)];
             match request(addr, "POST", "/webchat/messages", Some(&body)).await {
                 Some((200, _)) => break,
                 Some((503, _)) | None => {
@@ -312,7 +312,7 @@ async fn webchat_visitor(
             format!("s:{session}"),
             format!("wc:{client_id}"),
         ));
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1200))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..1200))).await;
     }
 }
 
@@ -349,7 +349,7 @@ async fn slack_customer(
             format!("{SHARED_CHANNEL}:{parent}"),
             format!("slack:{SHARED_CHANNEL}:{ts}"),
         ));
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1200))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..1200))).await;
     }
 }
 
@@ -433,7 +433,7 @@ async fn sigkilled_instances_lose_nothing_store_once_and_show_each_reply_once(re
                         chat_id.to_string(),
                         format!("tg:{update}"),
                     ));
-                    tokio::time::sleep(Duration::from_millis(rng.gen_range(20..150))).await;
+                    tokio::time::sleep(Duration::from_millis(rng.random_range(20..150))).await;
                 }
             }
         })
@@ -445,14 +445,14 @@ async fn sigkilled_instances_lose_nothing_store_once_and_show_each_reply_once(re
     let mut killed_at = Vec::new();
     let killing_until = Instant::now() + Duration::from_secs(24);
     while Instant::now() < killing_until {
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(1500..4000))).await;
-        let victim = rng.gen_range(0..2);
+        tokio::time::sleep(Duration::from_millis(rng.random_range(1500..4000))).await;
+        let victim = rng.random_range(0..2);
         let slot = &mut slots[victim];
         slot.kill();
         // The process is gone by now: nothing it sends is accepted after this instant.
         killed_at.push(Instant::now());
         kills.push((slot.name, started.elapsed()));
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(100..1500))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..1500))).await;
         slot.start();
         slot.wait_healthy(Duration::from_secs(20)).await;
     }

@@ -5,7 +5,7 @@
 //! itself (its clock-taking variant is private), so Slack's documented test vector from 2018
 //! could not be checked, and the stand-in needs the signing half too.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
