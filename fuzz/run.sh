@@ -3,7 +3,7 @@
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]      default: 120 s for each target in fuzz/Cargo.toml
 #
-# Seeds each target from the shared data named in fuzz/seeds.txt (copied to fuzz/seeds/, never
+# Seeds each target from the test fixtures named in fuzz/seeds.txt (copied to fuzz/seeds/, not
 # committed), runs it, and merges the inputs that reach code the seeds and the committed corpus
 # do not into fuzz/corpus/<target>, the corpus to commit: at most KEEP (default 40) of them, the
 # smallest, each under 8 KB, so the repository keeps a regression set rather than a fuzzer's

@@ -8,14 +8,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_api::{ChannelKind, Connector, ConnectorError, Desk, DeskSink, Gateway};
-use switchboard_discord::DiscordConnector;
-use switchboard_email::EmailConnector;
-use switchboard_slack::{SlackCustomerConnector, SlackDesk};
-use switchboard_telegram::TelegramConnector;
-use switchboard_webchat::WebchatConnector;
+use switchboard_api::{
+    BuildContext, ChannelKind, Connector, ConnectorError, Desk, DeskSink, Gateway,
+};
+use switchboard_slack::SlackDesk;
 
-use crate::fanout::{relay_frames, RedisFanout};
+use crate::fanout::RedisBroadcastHub;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn, Instrument};
@@ -25,8 +23,8 @@ use crate::desk::inbox::DeskInbox;
 use crate::desk::DeskCourier;
 use crate::files::Files;
 use crate::learning::KnowledgeLoop;
-use crate::lease::RedisPollLease;
-use crate::lifecycle::{supervise, ConnectorStatuses, GatewayTasks};
+use crate::lease::RedisLeases;
+use crate::lifecycle::{supervise, ConnectorStatuses, GatewayTasks, RestartBackoff};
 use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
 use crate::pipeline::{Intake, TriageWorker};
@@ -207,7 +205,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
 
 /// Like [`start`], with the agent desk given rather than built from config.
 pub async fn start_with_desk(
-    config: Config,
+    mut config: Config,
     desk: Option<DeskSetup>,
 ) -> Result<RunningGateway, StartError> {
     let redis_error = |source| StartError::Redis {
@@ -234,54 +232,20 @@ pub async fn start_with_desk(
     );
 
     let consumer = instance_name(&config);
-    let mut connectors: Vec<Arc<dyn Connector>> = Vec::new();
-    let mut webchat_relay = None;
-    if let Some(webchat) = config.connectors.webchat.clone().filter(|c| c.enabled) {
-        let fanout = RedisFanout::new(store.clone(), consumer.clone());
-        let webchat = Arc::new(
-            WebchatConnector::new(webchat)
-                .with_max_file_bytes(config.files.max_bytes)
-                .with_upload_quota(files.clone())
-                .with_fanout(Arc::new(fanout)),
-        );
-        webchat_relay = Some(relay_frames(
-            store.clone(),
-            consumer.clone(),
-            webchat.clone(),
-        ));
-        connectors.push(webchat);
-    }
-    let mut leases = Vec::new();
-    if let Some(email) = config.connectors.email.clone().filter(|c| c.enabled) {
-        let lease = Arc::new(RedisPollLease::new(store.clone(), consumer.clone()));
-        leases.push(lease.clone());
-        connectors.push(Arc::new(
-            EmailConnector::new(email)
-                .with_lease(lease)
-                .with_max_file_bytes(config.files.max_bytes),
-        ));
-    }
-    if let Some(discord) = config.connectors.discord.clone().filter(|c| c.enabled) {
-        connectors.push(Arc::new(
-            DiscordConnector::new(discord).with_max_file_bytes(config.files.max_bytes),
-        ));
-    }
-    if let Some(telegram) = config.connectors.telegram.clone().filter(|c| c.enabled) {
-        let lease = Arc::new(RedisPollLease::new(store.clone(), consumer.clone()));
-        leases.push(lease.clone());
-        let telegram = TelegramConnector::new(telegram).map_err(StartError::Connector)?;
-        connectors.push(Arc::new(
-            telegram
-                .with_lease(lease)
-                .with_max_file_bytes(config.files.max_bytes),
-        ));
-    }
-    if let Some(slack) = config.connectors.slack.clone().filter(|c| c.enabled) {
-        let slack = SlackCustomerConnector::new(slack)
-            .map_err(StartError::Connector)?
-            .with_max_file_bytes(config.files.max_bytes);
-        connectors.push(Arc::new(slack));
-    }
+    let leases = Arc::new(RedisLeases::new(store.clone(), consumer.clone()));
+    let broadcast = Arc::new(RedisBroadcastHub::new(store.clone(), consumer.clone()));
+    let build_context = BuildContext {
+        instance: consumer.clone(),
+        max_file_bytes: config.files.max_bytes,
+        upload_quota: Some(files.clone()),
+        leases: leases.clone(),
+        broadcast: broadcast.clone(),
+    };
+    let connectors: Vec<Arc<dyn Connector>> = std::mem::take(&mut config.connectors)
+        .build(&build_context)
+        .map_err(StartError::Connector)?;
+    let leases = leases.made();
+    let fanout_relays = broadcast.relays();
     let by_channel: HashMap<ChannelKind, Arc<dyn Connector>> = connectors
         .iter()
         .map(|connector| (connector.channel(), connector.clone()))
@@ -380,8 +344,8 @@ pub async fn start_with_desk(
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let mut workers = JoinSet::new();
-    if let Some(relay) = webchat_relay {
-        tasks.spawn(relay.instrument(tracing::info_span!("webchat")));
+    for relay in fanout_relays {
+        tasks.spawn(relay);
     }
     let stop_accepting = shutdown.clone().cancelled_owned();
     tasks.spawn(async move {
@@ -493,6 +457,7 @@ pub async fn start_with_desk(
                 connector.clone(),
                 gateway.clone(),
                 connector_statuses.clone(),
+                RestartBackoff::default(),
             )
             .instrument(span),
         );

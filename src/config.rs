@@ -6,19 +6,18 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use switchboard_discord::DiscordConfig;
-use switchboard_email::EmailConfig;
-use switchboard_slack::{SlackCustomerConfig, SlackDeskConfig};
-use switchboard_telegram::TelegramConfig;
-use switchboard_webchat::WebchatConfig;
+use switchboard_api::{BuildContext, Connector, ConnectorConfig, ConnectorError};
+use switchboard_slack::SlackDeskConfig;
 
+use crate::registry;
 use crate::triage::TriageConfig;
 
 /// The whole gateway configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Config {
     /// `[gateway]`: limits and the HTTP listener.
     pub gateway: GatewayConfig,
@@ -71,6 +70,21 @@ pub struct GatewayConfig {
     /// 10 s `docker stop` timeout by default, so the drain ends before a SIGKILL.
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// How `run` writes its log lines: `text` for people reading a terminal, `json` (one
+    /// object per line) for pipelines such as Loki or ELK that would otherwise parse text.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// `gateway.log_format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (tracing's default format).
+    #[default]
+    Text,
+    /// One JSON object per line: timestamp, level, target, `fields` and the spans.
+    Json,
 }
 
 fn default_shutdown_grace_ms() -> u64 {
@@ -103,6 +117,7 @@ impl Default for GatewayConfig {
             admin_token_env: None,
             admin_token: None,
             shutdown_grace_ms: default_shutdown_grace_ms(),
+            log_format: LogFormat::default(),
         }
     }
 }
@@ -361,19 +376,93 @@ impl FilesConfig {
     }
 }
 
-/// `[connectors]`: one optional table per channel.
-#[derive(Debug, Clone, Default)]
+/// `[connectors]`: the sections given, one per channel of the [`registry`], in its order.
+#[derive(Debug, Default)]
 pub struct ConnectorsConfig {
-    /// `[connectors.webchat]`.
-    pub webchat: Option<WebchatConfig>,
-    /// `[connectors.email]`.
-    pub email: Option<EmailConfig>,
-    /// `[connectors.discord]`.
-    pub discord: Option<DiscordConfig>,
-    /// `[connectors.telegram]`.
-    pub telegram: Option<TelegramConfig>,
-    /// `[connectors.slack]`: Slack as a customer channel (a separate app from the desk).
-    pub slack: Option<SlackCustomerConfig>,
+    sections: Vec<ConnectorSection>,
+}
+
+/// One `[connectors.<name>]` section, parsed into its channel's config.
+#[derive(Debug)]
+struct ConnectorSection {
+    name: &'static str,
+    config: Box<dyn ConnectorConfig>,
+}
+
+impl ConnectorsConfig {
+    fn parse(connectors: &toml::Table, problems: &mut Vec<ConfigProblem>) -> ConnectorsConfig {
+        let names = registry::channel_names();
+        for key in connectors.keys() {
+            if registry::find(key).is_none() {
+                problems.push(unknown_key(&format!("connectors.{key}"), &names));
+            }
+        }
+        let mut sections = Vec::new();
+        for entry in registry::CHANNELS {
+            let Some(value) = connectors.get(entry.name()) else {
+                continue;
+            };
+            match (entry.parse)(value.clone()) {
+                Ok(config) => sections.push(ConnectorSection {
+                    name: entry.name(),
+                    config,
+                }),
+                Err((inner, message)) => {
+                    let key = match inner.as_str() {
+                        "" => format!("connectors.{}", entry.name()),
+                        inner => format!("connectors.{}.{inner}", entry.name()),
+                    };
+                    problems.push(ConfigProblem { key, message });
+                }
+            }
+        }
+        ConnectorsConfig { sections }
+    }
+
+    /// The names of the sections given, enabled or not, in registry order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.sections.iter().map(|section| section.name).collect()
+    }
+
+    /// Whether `[connectors.<name>]` is given with `enabled = true`.
+    pub fn is_enabled(&self, name: &str) -> bool {
+        self.sections
+            .iter()
+            .any(|section| section.name == name && section.config.enabled())
+    }
+
+    /// What `switchboard run` prints after its address for the enabled channels (a demo page).
+    pub fn startup_notes(&self) -> Vec<&'static str> {
+        self.sections
+            .iter()
+            .filter(|section| section.config.enabled())
+            .filter_map(|section| section.config.startup_note())
+            .collect()
+    }
+
+    /// Builds the enabled channels' connectors; opens no connection.
+    pub fn build(self, cx: &BuildContext) -> Result<Vec<Arc<dyn Connector>>, ConnectorError> {
+        self.sections
+            .into_iter()
+            .filter(|section| section.config.enabled())
+            .map(|section| section.config.build(cx))
+            .collect()
+    }
+
+    fn resolve_secrets(&mut self, problems: &mut Vec<(String, String)>) {
+        for section in &mut self.sections {
+            let key = format!("connectors.{}", section.name);
+            section.config.resolve_secrets(&key, problems);
+        }
+    }
+
+    fn validate(&self, problems: &mut Vec<(String, String)>) {
+        for section in &self.sections {
+            section
+                .config
+                .validate(&format!("connectors.{}", section.name), problems);
+        }
+    }
 }
 
 /// `[desk]`: the agent desk.
@@ -457,7 +546,6 @@ const TOP_LEVEL_KEYS: [&str; 7] = [
     "desk",
     "files",
 ];
-const CONNECTOR_KEYS: [&str; 5] = ["webchat", "email", "discord", "telegram", "slack"];
 const DESK_KEYS: [&str; 3] = ["slack", "routes", "unstaffed_notice"];
 
 impl Config {
@@ -510,21 +598,7 @@ impl Config {
         match table.get("connectors") {
             None => {}
             Some(toml::Value::Table(connectors)) => {
-                for key in connectors.keys() {
-                    if !CONNECTOR_KEYS.contains(&key.as_str()) {
-                        problems.push(unknown_key(&format!("connectors.{key}"), &CONNECTOR_KEYS));
-                    }
-                }
-                config.connectors.webchat =
-                    optional_section(connectors, "connectors.webchat", "webchat", &mut problems);
-                config.connectors.email =
-                    optional_section(connectors, "connectors.email", "email", &mut problems);
-                config.connectors.discord =
-                    optional_section(connectors, "connectors.discord", "discord", &mut problems);
-                config.connectors.telegram =
-                    optional_section(connectors, "connectors.telegram", "telegram", &mut problems);
-                config.connectors.slack =
-                    optional_section(connectors, "connectors.slack", "slack", &mut problems);
+                config.connectors = ConnectorsConfig::parse(connectors, &mut problems);
             }
             Some(_) => problems.push(ConfigProblem {
                 key: "connectors".into(),
@@ -601,21 +675,7 @@ impl Config {
             }
         }
         self.files.resolve_secrets(&mut raw);
-        if let Some(webchat) = &mut self.connectors.webchat {
-            webchat.resolve_secrets("connectors.webchat", &mut raw);
-        }
-        if let Some(email) = &mut self.connectors.email {
-            email.resolve_secrets("connectors.email", &mut raw);
-        }
-        if let Some(discord) = self.connectors.discord.as_mut().filter(|c| c.enabled) {
-            discord.resolve_secrets("connectors.discord", &mut raw);
-        }
-        if let Some(telegram) = &mut self.connectors.telegram {
-            telegram.resolve_secrets("connectors.telegram", &mut raw);
-        }
-        if let Some(slack) = &mut self.connectors.slack {
-            slack.resolve_secrets("connectors.slack", &mut raw);
-        }
+        self.connectors.resolve_secrets(&mut raw);
         if let Some(slack) = &mut self.desk.slack {
             slack.resolve_secrets("desk.slack", &mut raw);
         }
@@ -709,21 +769,7 @@ impl Config {
         }
         self.triage.validate("triage", &self.base_dir, &mut raw);
         self.files.validate(&mut raw);
-        if let Some(webchat) = &self.connectors.webchat {
-            webchat.validate("connectors.webchat", &mut raw);
-        }
-        if let Some(email) = &self.connectors.email {
-            email.validate("connectors.email", &mut raw);
-        }
-        if let Some(discord) = &self.connectors.discord {
-            discord.validate("connectors.discord", &mut raw);
-        }
-        if let Some(telegram) = &self.connectors.telegram {
-            telegram.validate("connectors.telegram", &mut raw);
-        }
-        if let Some(slack) = &self.connectors.slack {
-            slack.validate("connectors.slack", &mut raw);
-        }
+        self.connectors.validate(&mut raw);
         if let Some(slack) = &self.desk.slack {
             slack.validate("desk.slack", &mut raw);
         }
@@ -736,11 +782,24 @@ impl Config {
                 ));
             }
             for name in &route.customer_channels {
-                if switchboard_api::ChannelKind::parse(name).is_none() {
+                if registry::find(name).is_none() {
                     raw.push((
                         format!("{key}.customer_channels"),
                         format!(
-                            "`{name}` is not a channel (webchat, email, telegram, discord, slack)"
+                            "`{name}` is not a channel ({})",
+                            registry::channel_names().join(", ")
+                        ),
+                    ));
+                }
+            }
+            // A misspelt reason would silently never match: the route would never be used.
+            for name in &route.reasons {
+                if crate::model::EscalationReason::known(name).is_none() {
+                    raw.push((
+                        format!("{key}.reasons"),
+                        format!(
+                            "`{name}` is not an escalation reason ({})",
+                            crate::model::EscalationReason::known_names()
                         ),
                     ));
                 }

@@ -18,7 +18,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use switchboard_api::{
@@ -28,8 +28,7 @@ use switchboard_api::{
 use tracing::warn;
 
 use crate::config::FilesConfig;
-use crate::desk::{DeskAction, DeskPost};
-use crate::outbox::Delivery;
+use crate::model::{Delivery, DeskAction, DeskPost};
 use crate::store::{Commit, NewFile, Store, StoreError, UploadLimits};
 use quota::MemoryGuard;
 
@@ -289,7 +288,7 @@ async fn note_refusal_in_thread(store: &Store, inbound: &Inbound, refused: &str)
         let Some(conversation) = store.conversation(&id).await? else {
             return Ok(());
         };
-        if conversation.desk_thread().is_none() {
+        if conversation.desk_thread.is_none() {
             return Ok(());
         }
         let notice = Delivery::Desk(DeskPost {

@@ -5,12 +5,12 @@
 //! safe, polling twice is not.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Script;
-use switchboard_api::PollLease;
+use switchboard_api::{LeaseSource, PollLease};
 use tracing::{info, warn};
 
 use crate::store::Store;
@@ -96,5 +96,43 @@ impl PollLease for RedisPollLease {
     async fn release(&self, name: &str) {
         self.call(name, Duration::ZERO, "release").await;
         self.note(name, false);
+    }
+}
+
+/// Makes a [`RedisPollLease`] for each polling connector the gateway builds, and keeps them
+/// so a shutting-down instance can give every one up.
+pub struct RedisLeases {
+    store: Store,
+    holder: String,
+    made: Mutex<Vec<Arc<RedisPollLease>>>,
+}
+
+impl RedisLeases {
+    /// Leases in the name of `holder` (this instance's consumer name).
+    pub fn new(store: Store, holder: String) -> Self {
+        RedisLeases {
+            store,
+            holder,
+            made: Mutex::default(),
+        }
+    }
+
+    /// Every lease handed out so far.
+    pub fn made(&self) -> Vec<Arc<RedisPollLease>> {
+        self.made
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+impl LeaseSource for RedisLeases {
+    fn lease(&self) -> Arc<dyn PollLease> {
+        let lease = Arc::new(RedisPollLease::new(self.store.clone(), self.holder.clone()));
+        self.made
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(lease.clone());
+        lease
     }
 }

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod periodic;
 pub mod pipeline;
 pub mod receipts;
+pub mod registry;
 pub mod report;
 pub mod server;
 pub mod store;

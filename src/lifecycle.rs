@@ -24,11 +24,26 @@ use crate::lease::RedisPollLease;
 /// it runs, a reason while it waits to restart or after it was stopped for good.
 pub type ConnectorStatuses = Arc<Mutex<BTreeMap<String, Health>>>;
 
-/// The first wait before a failed connector is started again; doubles up to the cap.
-const RESTART_BACKOFF: Duration = Duration::from_secs(1);
-const RESTART_BACKOFF_CAP: Duration = Duration::from_secs(60);
-/// A run that lasted this long was healthy: the next failure starts the backoff afresh.
-const HEALTHY_RUN: Duration = Duration::from_secs(60);
+/// How long the supervisor waits before starting a failed connector again.
+#[derive(Debug, Clone, Copy)]
+pub struct RestartBackoff {
+    /// The first wait; it doubles with each failure in a row.
+    pub first: Duration,
+    /// The longest wait.
+    pub cap: Duration,
+    /// A run that lasted this long was healthy: the next failure starts afresh.
+    pub healthy_run: Duration,
+}
+
+impl Default for RestartBackoff {
+    fn default() -> Self {
+        RestartBackoff {
+            first: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+            healthy_run: Duration::from_secs(60),
+        }
+    }
+}
 
 /// Runs `connector`, starting it again with backoff when it fails with a retryable error (or
 /// its platform connection just ended), and stopping it for good on refused credentials or a
@@ -37,6 +52,7 @@ pub async fn supervise(
     connector: Arc<dyn Connector>,
     gateway: Arc<dyn Gateway>,
     statuses: ConnectorStatuses,
+    policy: RestartBackoff,
 ) {
     let channel = connector.channel().as_str().to_owned();
     let set_status = |status: Option<Health>| {
@@ -48,12 +64,12 @@ pub async fn supervise(
             None => statuses.remove(&channel),
         };
     };
-    let mut backoff = RESTART_BACKOFF;
+    let mut backoff = policy.first;
     loop {
         let started = Instant::now();
         let result = connector.run(gateway.clone()).await;
-        if started.elapsed() >= HEALTHY_RUN {
-            backoff = RESTART_BACKOFF;
+        if started.elapsed() >= policy.healthy_run {
+            backoff = policy.first;
         }
         let why = match result {
             Ok(()) => "its platform connection ended".to_owned(),
@@ -70,7 +86,7 @@ pub async fn supervise(
         ))));
         tokio::time::sleep(backoff).await;
         set_status(None);
-        backoff = (backoff * 2).min(RESTART_BACKOFF_CAP);
+        backoff = (backoff * 2).min(policy.cap);
     }
 }
 
@@ -151,5 +167,137 @@ async fn stop_signal() -> &'static str {
     {
         let _ = tokio::signal::ctrl_c().await;
         "ctrl-c"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use std::sync::atomic::AtomicU32;
+    use switchboard_api::{
+        Accepted, Capabilities, ChannelKind, ConversationView, DeliveryReceipt, Inbound,
+        IngestError, Outbound,
+    };
+
+    /// Fails its first runs with `errors`, then runs until dropped.
+    struct ScriptedConnector {
+        runs: AtomicU32,
+        errors: Mutex<Vec<ConnectorError>>,
+    }
+
+    #[async_trait]
+    impl Connector for ScriptedConnector {
+        fn channel(&self) -> ChannelKind {
+            ChannelKind::Telegram
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::default()
+        }
+        async fn run(&self, _gateway: Arc<dyn Gateway>) -> Result<(), ConnectorError> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            let next = self.errors.lock().unwrap().pop();
+            match next {
+                Some(error) => Err(error),
+                None => std::future::pending().await,
+            }
+        }
+        async fn send(&self, _outbound: &Outbound) -> Result<DeliveryReceipt, ConnectorError> {
+            unreachable!("not sent to")
+        }
+        async fn health(&self) -> Health {
+            Health::Up
+        }
+    }
+
+    struct NoGateway;
+
+    #[async_trait]
+    impl Gateway for NoGateway {
+        async fn accept(&self, _inbound: Inbound) -> Result<Accepted, IngestError> {
+            Err(IngestError::Rejected("not in this test".into()))
+        }
+        async fn history(
+            &self,
+            _channel: ChannelKind,
+            _conversation_key: &str,
+            _after: Option<&str>,
+        ) -> Result<Option<ConversationView>, IngestError> {
+            Ok(None)
+        }
+    }
+
+    fn fast() -> RestartBackoff {
+        RestartBackoff {
+            first: Duration::from_millis(5),
+            cap: Duration::from_millis(20),
+            healthy_run: Duration::from_secs(60),
+        }
+    }
+
+    async fn status_of(statuses: &ConnectorStatuses) -> Option<Health> {
+        statuses.lock().unwrap().get("telegram").cloned()
+    }
+
+    #[tokio::test]
+    async fn a_connector_failing_with_retryable_errors_is_started_again() {
+        let transient = || ConnectorError::Transient {
+            connector: "telegram",
+            detail: "502 from the platform".into(),
+        };
+        let connector = Arc::new(ScriptedConnector {
+            runs: AtomicU32::new(0),
+            errors: Mutex::new(vec![transient(), transient(), transient()]),
+        });
+        let statuses = ConnectorStatuses::default();
+        let task = tokio::spawn(supervise(
+            connector.clone(),
+            Arc::new(NoGateway),
+            statuses.clone(),
+            fast(),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while connector.runs.load(Ordering::SeqCst) < 4 {
+            assert!(Instant::now() < deadline, "not restarted");
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // The fourth run goes on: healthy again, nothing reported.
+        assert_eq!(status_of(&statuses).await, None);
+        assert!(!task.is_finished());
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_connector_whose_credentials_are_refused_is_stopped_and_reported() {
+        let connector = Arc::new(ScriptedConnector {
+            runs: AtomicU32::new(0),
+            errors: Mutex::new(vec![ConnectorError::Auth {
+                connector: "telegram",
+                detail: "bot token rejected by getMe (401)".into(),
+            }]),
+        });
+        let statuses = ConnectorStatuses::default();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            supervise(
+                connector.clone(),
+                Arc::new(NoGateway),
+                statuses.clone(),
+                fast(),
+            ),
+        )
+        .await
+        .expect("the supervisor gives up at once");
+        assert_eq!(connector.runs.load(Ordering::SeqCst), 1, "never restarted");
+        match status_of(&statuses).await {
+            Some(Health::Down(reason)) => {
+                assert!(
+                    reason.starts_with("stopped: ") && reason.contains("401"),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

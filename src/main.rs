@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchboard::config::Config;
+use switchboard::config::{Config, LogFormat};
 
 #[derive(Parser)]
 #[command(
@@ -76,15 +76,31 @@ enum Command {
     /// Measure the embedded answerer on CLINC150: knowledge base from `train`, questions from
     /// `val` + `oos_val`; prints accuracy, out-of-scope recall, wrong answers and a threshold sweep.
     Eval {
-        /// CLINC150's `clinc150_train_val.json` (or the full `data_full.json`).
-        #[arg(
-            long,
-            default_value = "../shared/data/clinc150/clinc150_train_val.json"
-        )]
+        /// CLINC150 as published: `data/data_full.json` of https://github.com/clinc/oos-eval
+        /// (any JSON with its `train`, `val` and `oos_val` lists, e.g. the subset in
+        /// `tests/fixtures/clinc150`).
+        #[arg(long, value_name = "JSON")]
         clinc150: PathBuf,
         /// Confidence threshold to report at (defaults to the built-in one).
-        #[arg(long)]
+        // Negative numbers are taken as values so they get the range error, not "unexpected
+        // argument".
+        #[arg(long, allow_negative_numbers = true)]
         threshold: Option<f32>,
+        /// Share of questions your knowledge base cannot answer, in [0, 1): the rates "of all"
+        /// are weighted to it (CLINC150 `val` alone is 3% out of scope).
+        #[arg(
+            long,
+            allow_negative_numbers = true,
+            default_value_t = switchboard::triage::eval::DEFAULT_OOS_SHARE
+        )]
+        oos_share: f32,
+        /// Target wrong-answer rate, in (0, 1): the lowest threshold meeting it is printed.
+        #[arg(
+            long,
+            allow_negative_numbers = true,
+            default_value_t = switchboard::triage::eval::DEFAULT_MAX_WRONG
+        )]
+        max_wrong: f32,
         /// Instead of evaluating, refit the confidence calibration on `train` (+ `oos_train`)
         /// and print its weights, for `src/triage/calibrate.rs`.
         #[arg(long)]
@@ -188,8 +204,17 @@ fn main() -> ExitCode {
         Command::Eval {
             clinc150,
             threshold,
+            oos_share,
+            max_wrong,
             ..
-        } => match switchboard::triage::eval_clinc150(&clinc150, threshold) {
+        } => match switchboard::triage::eval_clinc150(
+            &clinc150,
+            &switchboard::triage::EvalOptions {
+                threshold,
+                oos_share,
+                max_wrong,
+            },
+        ) {
             Ok(report) => {
                 println!("{report}");
                 ExitCode::SUCCESS
@@ -202,14 +227,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// `RUST_LOG` picks what is logged (default `info`); `format` only how each line looks.
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let logger = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logger.init(),
+        // The current span and its parents as objects, so a pipeline can filter on a
+        // connector or conversation the way one greps the text form's `span{field=..}:` prefix.
+        LogFormat::Json => logger
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 fn run(path: PathBuf) -> ExitCode {
-    init_logging();
+    // Nothing logs while the config loads; its problems go to stderr as check-config prints them.
     let config = match Config::load(&path) {
         Ok(config) => config,
         Err(error) => {
@@ -217,35 +253,56 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let log_format = config.gateway.log_format;
+    init_logging(log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
+            announce(
+                log_format,
+                true,
+                &format!("cannot start the async runtime: {error}"),
+            );
             return ExitCode::FAILURE;
         }
     };
-    let demo = config
+    let notes: String = config
         .connectors
-        .webchat
-        .as_ref()
-        .is_some_and(|webchat| webchat.enabled && webchat.demo);
+        .startup_notes()
+        .iter()
+        .map(|note| format!(" ({note})"))
+        .collect();
     runtime.block_on(async {
         match switchboard::app::start(config).await {
             Ok(gateway) => {
-                let demo = if demo { " (demo page at /)" } else { "" };
-                println!(
-                    "switchboard: listening on http://{}{demo} (admin: http://{}/metrics, /readyz)",
-                    gateway.local_addr, gateway.admin_addr
+                announce(
+                    log_format,
+                    false,
+                    &format!(
+                        "listening on http://{}{notes} (admin: http://{}/metrics, /readyz)",
+                        gateway.local_addr, gateway.admin_addr
+                    ),
                 );
                 gateway.wait().await;
                 ExitCode::SUCCESS
             }
             Err(error) => {
-                eprintln!("error: {error}");
+                announce(log_format, true, &error.to_string());
                 ExitCode::FAILURE
             }
         }
     })
+}
+
+/// The start-up line and fatal errors of `run`: printed as they always were in the text form
+/// (whatever `RUST_LOG` says), a log event under JSON so every line a pipeline reads parses.
+fn announce(format: LogFormat, error: bool, line: &str) {
+    match (format, error) {
+        (LogFormat::Text, false) => println!("switchboard: {line}"),
+        (LogFormat::Text, true) => eprintln!("error: {line}"),
+        (LogFormat::Json, false) => tracing::info!("{line}"),
+        (LogFormat::Json, true) => tracing::error!("{line}"),
+    }
 }
 
 fn check_config(files: &[PathBuf], online: bool) -> ExitCode {

@@ -22,16 +22,15 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 
-use serde::{Deserialize, Serialize};
-use switchboard_api::{ChannelKind, Connector, ConnectorError, Outbound};
+use switchboard_api::{ChannelKind, Connector, ConnectorError};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 use crate::config::OutboxConfig;
-use crate::desk::{DeskCourier, DeskPost};
+use crate::desk::DeskCourier;
 use crate::files::Files;
 use crate::metrics::Metrics;
-use crate::model::now_ms;
+use crate::model::{now_ms, Delivery};
 use crate::periodic::Periodic;
 use crate::receipts::ReceiptWriter;
 use crate::store::{
@@ -41,16 +40,6 @@ use crate::store::{
 use history::History;
 pub(crate) use history::Parked;
 use order::{Line, Turn};
-
-/// What an outbox entry delivers: a message to a customer, or a post to the agent desk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "to", rename_all = "snake_case")]
-pub enum Delivery {
-    /// A reply to the customer on their channel.
-    Customer(Outbound),
-    /// A briefing, mirror or notice for the agents.
-    Desk(DeskPost),
-}
 
 /// Entries read per round; their acks are one round trip.
 const BATCH: usize = 64;

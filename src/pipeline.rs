@@ -17,11 +17,9 @@ use switchboard_api::{
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::desk::{DeskAction, DeskPost};
 use crate::files::Files;
 use crate::metrics::Metrics;
-use crate::model::{now_ms, Conversation, Status};
-use crate::outbox::Delivery;
+use crate::model::{now_ms, Conversation, Delivery, DeskAction, DeskPost, Role, Status};
 use crate::periodic::Periodic;
 use crate::store::{
     keys, Commit, ReplyToQueue, Store, StoreError, TranscriptEntry, Work, WorkItem,
@@ -386,7 +384,7 @@ impl TriageWorker {
                 return Ok(Step::Ack);
             };
             let rating = csat_rating(&recent[position].text);
-            if conversation.fields.get("csat_pending").map(String::as_str) == Some("1") {
+            if conversation.csat_pending {
                 if let Some(rating) = rating {
                     let commit = commit_for_rating(&conversation, rating, ack);
                     return Ok(Step::Commit(Box::new(commit), None));
@@ -408,7 +406,7 @@ impl TriageWorker {
             );
             let first_reply = recent[..position]
                 .iter()
-                .all(|entry| entry.role == "customer");
+                .all(|entry| entry.role == Role::Customer);
             let asked_ms = first_reply.then(|| recent[position].at_ms());
             Ok(Step::Commit(
                 Box::new(commit),
@@ -466,12 +464,12 @@ impl TriageWorker {
                 .get_or_create(&Metrics::label("channel", conversation.channel.as_str()))
                 .inc(),
             Decision::Escalate { reason, .. } => {
-                if !conversation.fields.contains_key("escalated_ms") {
+                if conversation.escalated_ms.is_none() {
                     self.metrics.conversations_escalated.inc();
                 }
                 self.metrics
                     .escalations
-                    .get_or_create(&Metrics::label("reason", reason.clone()))
+                    .get_or_create(&Metrics::label("reason", reason.as_str()))
                     .inc()
             }
         };
@@ -568,7 +566,7 @@ fn commit_for_rating(
             ("csat_pending".into(), "0".into()),
         ],
         reply: Some(ReplyToQueue {
-            role: "system".into(),
+            role: Role::System,
             text: CSAT_THANKS.into(),
             payload: serde_json::to_string(&Delivery::Customer(thanks)).unwrap_or_default(),
             ..Default::default()
@@ -597,7 +595,12 @@ fn commit_for_decision(
     let (role, text, actions, escalation_log) = match &record.decision {
         Decision::Answer { text, .. } => {
             fields.push(("status".into(), Status::Bot.as_str().into()));
-            ("ai", text.clone(), vec![CustomerAction::TalkToHuman], None)
+            (
+                Role::Ai,
+                text.clone(),
+                vec![CustomerAction::TalkToHuman],
+                None,
+            )
         }
         Decision::Escalate { reason, .. } => {
             let status = match handoff {
@@ -606,7 +609,7 @@ fn commit_for_decision(
             };
             fields.push(("status".into(), status.as_str().into()));
             fields.push(("escalated_ms".into(), now.clone()));
-            fields.push(("escalation_reason".into(), reason.clone()));
+            fields.push(("escalation_reason".into(), reason.as_str().to_owned()));
             info!(
                 conversation = %conversation.id,
                 channel = %conversation.channel,
@@ -640,10 +643,10 @@ fn commit_for_decision(
                     notice.clone()
                 }
             };
-            ("system", notice, vec![], Some(log.to_string()))
+            (Role::System, notice, vec![], Some(log.to_string()))
         }
     };
-    let author = if role == "ai" {
+    let author = if role == Role::Ai {
         Author::Ai
     } else {
         Author::System
@@ -664,7 +667,7 @@ fn commit_for_decision(
         conversation_id: conversation.id.clone(),
         fields,
         reply: Some(ReplyToQueue {
-            role: role.into(),
+            role,
             text,
             payload: serde_json::to_string(&Delivery::Customer(outbound)).unwrap_or_default(),
             ..Default::default()

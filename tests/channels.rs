@@ -81,9 +81,16 @@ mod telegram {
         assert_eq!(briefing.channel, ChannelKind::Telegram);
         assert!(briefing.verified, "Telegram vouches for the user id");
 
-        // A crash before the offset moved: Telegram hands the update out again.
+        // A crash before the offset moved: Telegram hands the update out again. Updates are
+        // handled in order, so once a later one is stored the replay was handled too.
         assert!(standin.replay_update(first));
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        let later = (chat + 1).to_string();
+        standin.push_text(chat + 1, "bob", "Where can I download my invoices?");
+        eventually(Duration::from_secs(20), "a later update stored", || async {
+            let stored = customer_messages(&gateway, ChannelKind::Telegram, &later).await;
+            (!stored.is_empty()).then_some(())
+        })
+        .await;
         let key = chat.to_string();
         let stored = customer_messages(&gateway, ChannelKind::Telegram, &key).await;
         assert_eq!(
@@ -119,7 +126,26 @@ mod telegram {
             agent.text.contains("Sam"),
             "signed with the agent's name: {agent:?}"
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Replies to a customer keep their order: once a later one is shown, a second copy of
+        // the retried one would have been too.
+        desk.agent(reply(
+            &thread,
+            "1800000020.000200",
+            "Sam",
+            "Anything else I can do?",
+        ))
+        .await;
+        eventually(
+            Duration::from_secs(20),
+            "the agent's next reply",
+            || async {
+                standin
+                    .sent()
+                    .into_iter()
+                    .find(|m| m.chat_id == chat && m.text.contains("Anything else"))
+            },
+        )
+        .await;
         assert_eq!(
             standin
                 .sent()

@@ -205,6 +205,54 @@ fn the_replaced_max_attempts_names_its_successor_and_the_give_up_window_is_check
     );
 }
 
+#[test]
+fn a_misspelt_reason_or_channel_in_a_desk_route_is_a_config_error() {
+    let dir = TempDir::new("config-routes");
+    let path = write_config(
+        &dir,
+        "routes.toml",
+        r#"
+[desk.slack]
+enabled = true
+mode = "socket"
+channel = "C0123SUPPORT"
+bot_token_env = "SLACK_BOT_TOKEN"
+app_token_env = "SLACK_APP_TOKEN"
+
+[[desk.routes]]
+channel = "C0123CARE"
+reasons = ["negative_sentimnet"]
+
+[[desk.routes]]
+channel = "C0123MAIL"
+customer_channels = ["whatsap"]
+
+[[desk.routes]]
+channel = "C0123LOOPS"
+reasons = ["bot_loop", "human_requested"]
+customer_channels = ["email"]
+"#,
+    );
+    let (ok, output) = check_config(&[&path], &EXAMPLE_ENV);
+    assert!(!ok, "a route that can never match must fail: {output}");
+    assert!(
+        output.contains(
+            "desk.routes[0].reasons: `negative_sentimnet` is not an escalation reason (vip_tier, \
+             always_human_category, human_requested, negative_sentiment, repeated_question, \
+             bot_loop, low_confidence)"
+        ),
+        "{output}"
+    );
+    assert!(
+        output.contains("desk.routes[1].customer_channels: `whatsap` is not a channel"),
+        "{output}"
+    );
+    assert!(
+        !output.contains("desk.routes[2]") && !output.contains("desk.slack"),
+        "valid routes and the desk pass: {output}"
+    );
+}
+
 /// What a reviewer of the container set-up checks, kept true as the files change (no Docker
 /// engine runs here, so the files themselves are read).
 #[test]

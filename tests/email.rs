@@ -254,14 +254,21 @@ async fn of_two_instances_one_reads_the_mailbox_and_the_other_takes_over_when_it
         || async { (dovecot.logins() == 1).then_some(()) },
     )
     .await;
-    let other = start(instance(lease.another_instance()), gateway.clone());
+    let other_lease = lease.another_instance();
+    let other = start(instance(other_lease.clone()), gateway.clone());
     dovecot.deliver(FIRST_MAIL);
     eventually(Duration::from_secs(20), "the mail marked seen", || async {
         (dovecot.seen_unseen() == (1, 0)).then_some(())
     })
     .await;
-    // The other instance asks for the lease every 3 s; give it two chances.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // The other instance asks for the lease every 3 s: once it was turned away twice, it had
+    // two chances to log in.
+    eventually(
+        Duration::from_secs(20),
+        "the other instance asking twice",
+        || async { (other_lease.refused() >= 2).then_some(()) },
+    )
+    .await;
     assert_eq!(dovecot.logins(), 1, "only the lease holder logs in");
 
     holder.abort();

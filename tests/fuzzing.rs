@@ -21,7 +21,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::Value;
 
 /// One input may take this long before it counts as a hang (a debug build, shared cores).
@@ -180,7 +180,7 @@ fn save_artifact(name: &str, input: &[u8]) -> PathBuf {
     path
 }
 
-/// The committed corpus of a target plus its seeds from the shared data.
+/// The committed corpus of a target plus its seeds (the fixtures named in `fuzz/seeds.txt`).
 fn inputs_of(name: &str) -> Vec<Vec<u8>> {
     let mut inputs = Vec::new();
     read_files(&repo().join("fuzz/corpus").join(name), "", &mut inputs);
@@ -189,7 +189,9 @@ fn inputs_of(name: &str) -> Vec<Vec<u8>> {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if let [target, folder, suffix] = fields[..] {
             if target == name {
-                read_files(&repo().join(folder), suffix, &mut inputs);
+                let dir = repo().join(folder);
+                assert!(dir.is_dir(), "fuzz/seeds.txt names {folder}: not a folder");
+                read_files(&dir, suffix, &mut inputs);
             }
         }
     }
@@ -226,14 +228,14 @@ fn env_number(name: &str, default: u64) -> u64 {
 
 /// One mutant of a random corpus input: one to four stacked mutations.
 fn mutate(corpus: &[Vec<u8>], rng: &mut StdRng) -> Vec<u8> {
-    let mut data = corpus[rng.gen_range(0..corpus.len())].clone();
-    for _ in 0..rng.gen_range(1..=4) {
-        data = match rng.gen_range(0..10) {
+    let mut data = corpus[rng.random_range(0..corpus.len())].clone();
+    for _ in 0..rng.random_range(1..=4) {
+        data = match rng.random_range(0..10) {
             0 | 1 => json_swap(&data, rng).unwrap_or_else(|| flip_bits(data, rng)),
             2 => flip_bits(data, rng),
             3 => interesting_byte(data, rng),
             4 => truncate(data, rng),
-            5 => splice(data, &corpus[rng.gen_range(0..corpus.len())], rng),
+            5 => splice(data, &corpus[rng.random_range(0..corpus.len())], rng),
             6 => repeat_chunk(data, rng),
             7 => delete_chunk(data, rng),
             8 => insert_token(data, rng),
@@ -246,9 +248,9 @@ fn mutate(corpus: &[Vec<u8>], rng: &mut StdRng) -> Vec<u8> {
 
 fn flip_bits(mut data: Vec<u8>, rng: &mut StdRng) -> Vec<u8> {
     if !data.is_empty() {
-        for _ in 0..rng.gen_range(1..=8) {
-            let at = rng.gen_range(0..data.len());
-            data[at] ^= 1 << rng.gen_range(0..8);
+        for _ in 0..rng.random_range(1..=8) {
+            let at = rng.random_range(0..data.len());
+            data[at] ^= 1 << rng.random_range(0..8);
         }
     }
     data
@@ -257,20 +259,20 @@ fn flip_bits(mut data: Vec<u8>, rng: &mut StdRng) -> Vec<u8> {
 fn interesting_byte(mut data: Vec<u8>, rng: &mut StdRng) -> Vec<u8> {
     const BYTES: &[u8] = b"\0\r\n\t \"\\{}[]:,=<>@%+-.0189;'#\x7f\xff\xc3\xe2";
     if !data.is_empty() {
-        let at = rng.gen_range(0..data.len());
-        data[at] = BYTES[rng.gen_range(0..BYTES.len())];
+        let at = rng.random_range(0..data.len());
+        data[at] = BYTES[rng.random_range(0..BYTES.len())];
     }
     data
 }
 
 fn truncate(mut data: Vec<u8>, rng: &mut StdRng) -> Vec<u8> {
-    data.truncate(rng.gen_range(0..=data.len()));
+    data.truncate(rng.random_range(0..=data.len()));
     data
 }
 
 fn splice(data: Vec<u8>, other: &[u8], rng: &mut StdRng) -> Vec<u8> {
-    let cut = rng.gen_range(0..=data.len());
-    let from = rng.gen_range(0..=other.len());
+    let cut = rng.random_range(0..=data.len());
+    let from = rng.random_range(0..=other.len());
     let mut out = data[..cut].to_vec();
     out.extend_from_slice(&other[from..]);
     out
@@ -280,9 +282,9 @@ fn repeat_chunk(data: Vec<u8>, rng: &mut StdRng) -> Vec<u8> {
     if data.is_empty() {
         return data;
     }
-    let start = rng.gen_range(0..data.len());
-    let end = rng.gen_range(start..=data.len().min(start + 256));
-    let times = [2, 16, 1000][rng.gen_range(0..3)];
+    let start = rng.random_range(0..data.len());
+    let end = rng.random_range(start..=data.len().min(start + 256));
+    let times = [2, 16, 1000][rng.random_range(0..3)];
     let mut out = data[..end].to_vec();
     for _ in 0..times {
         out.extend_from_slice(&data[start..end]);
@@ -293,8 +295,8 @@ fn repeat_chunk(data: Vec<u8>, rng: &mut StdRng) -> Vec<u8> {
 
 fn delete_chunk(mut data: Vec<u8>, rng: &mut StdRng) -> Vec<u8> {
     if !data.is_empty() {
-        let start = rng.gen_range(0..data.len());
-        let end = rng.gen_range(start..=data.len().min(start + 512));
+        let start = rng.random_range(0..data.len());
+        let end = rng.random_range(start..=data.len().min(start + 512));
         data.drain(start..end);
     }
     data
@@ -359,8 +361,8 @@ const TOKENS: &[&str] = &[
 ];
 
 fn insert_token(data: Vec<u8>, rng: &mut StdRng) -> Vec<u8> {
-    let at = rng.gen_range(0..=data.len());
-    let token = TOKENS[rng.gen_range(0..TOKENS.len())].as_bytes();
+    let at = rng.random_range(0..=data.len());
+    let token = TOKENS[rng.random_range(0..TOKENS.len())].as_bytes();
     let mut out = data[..at].to_vec();
     out.extend_from_slice(token);
     out.extend_from_slice(&data[at..]);
@@ -372,7 +374,7 @@ fn json_swap(data: &[u8], rng: &mut StdRng) -> Option<Vec<u8>> {
     let mut value: Value = serde_json::from_slice(data).ok()?;
     let mut slots = 0usize;
     count_slots(&value, &mut slots);
-    let target = rng.gen_range(0..slots.max(1));
+    let target = rng.random_range(0..slots.max(1));
     let replacement = interesting_value(rng);
     let mut seen = 0usize;
     replace_slot(&mut value, target, &mut seen, &replacement);
@@ -406,9 +408,9 @@ fn replace_slot(value: &mut Value, target: usize, seen: &mut usize, replacement:
 }
 
 fn interesting_value(rng: &mut StdRng) -> Value {
-    match rng.gen_range(0..16) {
+    match rng.random_range(0..16) {
         0 => Value::Null,
-        1 => Value::Bool(rng.gen()),
+        1 => Value::Bool(rng.random()),
         2 => serde_json::json!(i64::MIN),
         3 => serde_json::json!(u64::MAX),
         4 => serde_json::json!(-1),
@@ -416,8 +418,8 @@ fn interesting_value(rng: &mut StdRng) -> Value {
         6 => serde_json::json!(-0.5),
         7 => Value::String(String::new()),
         8 => Value::String(" \n\t ".to_owned()),
-        9 => Value::String("x".repeat(rng.gen_range(1..70_000))),
-        10 => Value::String("é👍\u{202e}\u{0}\u{7}".repeat(rng.gen_range(1..300))),
+        9 => Value::String("x".repeat(rng.random_range(1..70_000))),
+        10 => Value::String("é👍\u{202e}\u{0}\u{7}".repeat(rng.random_range(1..300))),
         11 => serde_json::json!([]),
         12 => serde_json::json!({}),
         13 => serde_json::json!([[[[[[[[[[1]]]]]]]]]]),

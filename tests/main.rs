@@ -10,6 +10,7 @@ mod email;
 mod fuzzing;
 mod harness;
 mod learning;
+mod logging;
 mod mailservers;
 mod outbox_outage;
 mod proxy;

@@ -15,8 +15,9 @@ use async_trait::async_trait;
 use redis::Commands;
 use serde_json::{json, Value};
 use switchboard::config::{Config, OutboxConfig};
+use switchboard::model::{Delivery, Role};
 use switchboard::outbox::admin::{AdminError, OutboxAdmin};
-use switchboard::outbox::{Delivery, DeliveryOutcome, OutboxWorker};
+use switchboard::outbox::{DeliveryOutcome, OutboxWorker};
 use switchboard::store::{keys, Commit, ReplyToQueue, Store};
 use switchboard_api::{
     Author, Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway, Health,
@@ -429,7 +430,7 @@ async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
         .commit(&Commit {
             conversation_id: ingested.conversation_id,
             reply: Some(ReplyToQueue {
-                role: "ai".into(),
+                role: Role::Ai,
                 author: String::new(),
                 text: text.into(),
                 payload: serde_json::to_string(&Delivery::Customer(outbound)).unwrap(),

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use redis::streams::StreamRangeReply;
 use redis::Commands;
 use serde_json::{json, Value};
@@ -19,7 +18,6 @@ use switchboard::metrics::Metrics;
 use switchboard::model::conversation_id;
 use switchboard::store::{keys, Store, Work};
 use switchboard_api::{ChannelKind, CustomerContext, Identity, Inbound, InboundKind};
-use tokio_tungstenite::tungstenite::Message;
 
 use switchboard_telegram::standin::{TelegramStandIn, TOKEN};
 use switchboard_telegram::SECRET_HEADER;
@@ -158,6 +156,52 @@ fn replies(client: &mut impl redis::ConnectionLike, session: &str) -> usize {
         .count()
 }
 
+/// A new visitor on each of `addrs` asks a question and is answered. Work still on its way
+/// before (a second delivery, a second decision) has gone through by then, so what the test
+/// counts next is final: the observable event a "nothing more happened" check waits for.
+async fn markers_answered(
+    client: &mut impl redis::ConnectionLike,
+    addrs: &[std::net::SocketAddr],
+    test: &str,
+) {
+    for (n, addr) in addrs.iter().enumerate() {
+        let session = format!("{test}-marker-{n:06}");
+        let body = post_body(&session, "m-0", QUESTIONS[0]);
+        let (status, body) = http(*addr, "POST", "/webchat/messages", Some(&body)).await;
+        assert_eq!(status, 200, "marker to {addr}: {body}");
+        eventually(Duration::from_secs(20), "the marker answered", || {
+            let answered = replies(client, &session) > 0;
+            async move { answered.then_some(()) }
+        })
+        .await;
+    }
+}
+
+/// When the first reply of a session was stored (its stream id's milliseconds).
+fn first_reply_ms(client: &mut impl redis::ConnectionLike, session: &str) -> Option<u64> {
+    let id = conversation_id(ChannelKind::Webchat, &format!("s:{session}"));
+    let range: StreamRangeReply = client
+        .xrange_all(keys::messages(&id))
+        .expect("read transcript");
+    range
+        .ids
+        .iter()
+        .find(|entry| {
+            matches!(
+                entry.get::<String>("role").as_deref(),
+                Some("ai" | "system")
+            )
+        })
+        .and_then(|entry| entry.id.split_once('-')?.0.parse().ok())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 fn answered_by(gateway: &RunningGateway) -> u64 {
     gateway
         .metrics
@@ -200,8 +244,9 @@ async fn two_instances_share_the_work_and_answer_every_message_once(redis: TestR
         async move { (total >= 200).then_some(()) }
     })
     .await;
-    // Give a duplicate (a double delivery or a second decision) the time to show up.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A duplicate (a double delivery or a second decision) would be in by now.
+    markers_answered(&mut client, &addrs, "shared-work").await;
+    outbox_drained(&mut client).await;
     let ids: Vec<String> = (0..4).map(|m| format!("m-{m}")).collect();
     for session in &sessions {
         assert_answered_once(&mut client, session, &ids);
@@ -214,8 +259,9 @@ async fn two_instances_share_the_work_and_answer_every_message_once(redis: TestR
     );
     assert_eq!(left.dead, 0);
 
+    // The 200 messages and the two markers.
     let (by_a, by_b) = (answered_by(&a), answered_by(&b));
-    assert_eq!(by_a + by_b, 200);
+    assert_eq!(by_a + by_b, 202);
     assert!(
         by_a > 0 && by_b > 0,
         "both instances answered some: a {by_a}, b {by_b}"
@@ -248,6 +294,7 @@ async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once(redis: 
             .await
             .unwrap();
     }
+    let read_ms = now_ms();
     let taken = store
         .read_work(
             Work::Inbound,
@@ -259,18 +306,11 @@ async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once(redis: 
         .await
         .unwrap();
     assert_eq!(taken.len(), 20);
-    let crashed_at = Instant::now();
 
     // The survivor starts, with claim_idle_ms = 1000; a widget watches one visitor's chat.
     let survivor = start_gateway(config_for(&redis.url(), "survivor")).await;
     let (mut widget, _) = Widget::connect(survivor.local_addr, &sessions[0], None).await;
     let mut client = redis.client();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let early: usize = sessions.iter().map(|s| replies(&mut client, s)).sum();
-    assert_eq!(
-        early, 0,
-        "a live owner's items are not taken before claim_idle_ms"
-    );
 
     eventually(
         Duration::from_secs(20),
@@ -281,11 +321,17 @@ async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once(redis: 
         },
     )
     .await;
-    assert!(
-        crashed_at.elapsed() >= Duration::from_millis(1000),
-        "reclaimed only after claim_idle_ms"
-    );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A live owner's items are not taken before claim_idle_ms: every answer was stored (its
+    // stream id is Redis's clock) at least 1000 ms after the crashed instance read the batch.
+    for session in &sessions {
+        let answered_ms = first_reply_ms(&mut client, session).expect("answered");
+        assert!(
+            answered_ms >= read_ms + 1000,
+            "{session} answered {} ms after the crashed instance took it",
+            answered_ms.saturating_sub(read_ms)
+        );
+    }
+    markers_answered(&mut client, &[survivor.local_addr], "crash-reclaim").await;
     outbox_drained(&mut client).await;
     let ids = vec!["m-0".to_owned()];
     for session in &sessions {
@@ -294,16 +340,23 @@ async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once(redis: 
     }
     assert_eq!(work_left(&mut client).inbound_pending, 0);
 
-    // The customer saw exactly one answer.
+    // The customer saw exactly one answer: the visitor asks something else, and any second
+    // copy of the first answer would arrive before the new one (replies keep their order).
+    let first_answer = transcript(&mut client, &sessions[0])
+        .into_iter()
+        .find(|(role, _, _)| role == "ai")
+        .map(|(_, _, text)| text)
+        .expect("answered");
+    widget
+        .send(json!({"type": "message", "client_id": "m-1", "text": QUESTIONS[1]}))
+        .await;
     let mut answers = 0;
-    let quiet = Duration::from_millis(800);
-    while let Ok(Some(Ok(frame))) = tokio::time::timeout(quiet, widget.socket.next()).await {
-        if let Message::Text(text) = frame {
-            let frame: Value = serde_json::from_str(&text).unwrap();
-            if frame["type"] == "message" && frame["message"]["author"]["kind"] == "ai" {
-                answers += 1;
-            }
+    loop {
+        let answer = widget.message_from("ai").await;
+        if answer["text"] != first_answer.as_str() {
+            break;
         }
+        answers += 1;
     }
     assert_eq!(answers, 1, "the visitor sees the answer once");
 }
@@ -433,7 +486,14 @@ async fn a_redis_outage_mid_traffic_refuses_fast_loses_nothing_and_resumes_by_it
         })
         .collect();
 
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Mid-traffic: some messages were already answered when Redis goes away.
+    let mut client = redis.client();
+    eventually(Duration::from_secs(20), "traffic flowing", || {
+        let total: usize = sessions.iter().map(|s| replies(&mut client, s)).sum();
+        async move { (total > 0).then_some(()) }
+    })
+    .await;
+    drop(client);
     outage.store(true, Ordering::SeqCst);
     redis.kill();
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -478,7 +538,7 @@ async fn a_redis_outage_mid_traffic_refuses_fast_loses_nothing_and_resumes_by_it
         resumed_after = ?restarted.elapsed(),
         "outage test: all answered"
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    markers_answered(&mut client, &[addr], "outage").await;
     outbox_drained(&mut client).await;
     let ids: Vec<String> = (0..6).map(|m| format!("m-{m}")).collect();
     let (mut stored_replies, mut receipts) = (0, 0);

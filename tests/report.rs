@@ -137,7 +137,12 @@ async fn the_report_matches_a_scripted_day_and_the_gateways_metrics(redis: TestR
 
     let until = now_ms() + 1;
     let dir = artifacts_dir();
-    let html_path = dir.join("report.html");
+    // The single-Redis and cluster runs go side by side: each writes its own files.
+    let run = match redis {
+        TestRedis::Single(_) => "single",
+        TestRedis::Cluster(_) => "cluster",
+    };
+    let html_path = dir.join(format!("report-{run}.html"));
     let config = test_config(&redis, WEBCHAT);
     let report = report::run_report(
         &config,
@@ -246,7 +251,7 @@ async fn the_report_matches_a_scripted_day_and_the_gateways_metrics(redis: TestR
     assert!(html.contains("<svg") && !html.contains("<script") && !html.contains("http-equiv"));
     assert!(!html.contains("NaN"));
     assert!(html.contains("weather in Paris"));
-    let png = dir.join("report.png");
+    let png = dir.join(format!("report-{run}.png"));
     screenshot(&html_path, &png);
     let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
     assert!(

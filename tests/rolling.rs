@@ -25,10 +25,10 @@ use switchboard_slack::standin::{event_callback, SlackStandIn};
 use switchboard_telegram::standin::{TelegramStandIn, TOKEN};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{config_dir, RedisServer, TempDir};
+use crate::harness::{RedisServer, TempDir};
 use crate::soak::{
-    free_port, is_reply, quiet, tail, transcript, Slot, QUESTIONS, SLACK_APP_ENV, SLACK_BOT_ENV,
-    TELEGRAM_ENV,
+    free_port, is_reply, quiet, tail, transcript, write_process_config, Slot, QUESTIONS,
+    SLACK_APP_ENV, SLACK_BOT_ENV,
 };
 use crate::webchat::Socket;
 use crate::work::work_left;
@@ -51,34 +51,9 @@ fn write_config(
     telegram: &str,
     slack: &str,
 ) -> PathBuf {
-    let knowledge = config_dir().join("knowledge");
-    let text = format!(
-        r#"
-[gateway]
-listen = "{addr}"
-admin_listen = "127.0.0.1:0"
-instance_id = "{name}"
-shutdown_grace_ms = {GRACE_MS}
-[redis]
-url = "{redis}"
-command_timeout_ms = 500
-[outbox]
-claim_idle_ms = 4000
-initial_backoff_ms = 50
-max_backoff_ms = 400
-send_timeout_ms = 3000
-[triage]
-knowledge_dir = "{knowledge}"
-[connectors.webchat]
-enabled = true
-rate_limit_per_minute = 10000
-rate_limit_per_ip_per_minute = 100000
-[connectors.telegram]
-enabled = true
-bot_token_env = "{TELEGRAM_ENV}"
-api_url = "{telegram}"
-poll_timeout_secs = 1
-[desk.slack]
+    let gateway = format!("instance_id = \"{name}\"\nshutdown_grace_ms = {GRACE_MS}\n");
+    let desk = format!(
+        r#"[desk.slack]
 enabled = true
 mode = "socket"
 channel = "{DESK_CHANNEL}"
@@ -86,12 +61,9 @@ api_url = "{slack}"
 bot_token_env = "{SLACK_BOT_ENV}"
 app_token_env = "{SLACK_APP_ENV}"
 posts_per_second_per_channel = 50.0
-"#,
-        knowledge = knowledge.display()
+"#
     );
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).expect("write gateway config");
-    path
+    write_process_config(dir, name, addr, redis, telegram, &gateway, &desk)
 }
 
 impl Slot {

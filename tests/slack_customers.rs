@@ -152,7 +152,19 @@ async fn a_slack_customer_is_answered_in_the_thread_escalated_and_gets_the_agent
         "{}",
         agent.text
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Replies keep their order: once a later one is in the thread, a second copy of the
+    // retried one would have been too.
+    desk.agent(reply(
+        &thread,
+        "1800000030.000200",
+        "Sam",
+        "Anything else I can do?",
+    ))
+    .await;
+    in_thread(&standin, "the agent's next reply", |post| {
+        post.text.contains("Anything else")
+    })
+    .await;
     let copies = standin
         .posts()
         .iter()

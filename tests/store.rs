@@ -3,20 +3,20 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::Commands;
 use switchboard::config::OutboxConfig;
-use switchboard::model::conversation_id;
-use switchboard::outbox::{Delivery, DeliveryOutcome, OutboxWorker};
+use switchboard::model::{conversation_id, Delivery, EscalationReason, Role, Status};
+use switchboard::outbox::{DeliveryOutcome, OutboxWorker};
 use switchboard::store::{keys, Commit, ReplyToQueue, Store, Work};
 use switchboard_api::{
     Author, Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway, Health,
     Identity, Inbound, InboundKind, Outbound,
 };
 
-use crate::harness::{on_single_and_cluster, TestRedis};
+use crate::harness::{eventually, on_single_and_cluster, TestRedis};
 use crate::work::work_left;
 
 fn inbound(key: &str, message_id: &str, text: &str) -> Inbound {
@@ -136,7 +136,7 @@ async fn a_committed_escalation_changes_status_and_shows_the_notice_to_the_custo
         conversation_id: ingested.conversation_id.clone(),
         fields: vec![("status".into(), "escalated".into())],
         reply: Some(ReplyToQueue {
-            role: "system".into(),
+            role: Role::System,
             author: String::new(),
             text: "A person is joining".into(),
             payload: "{}".into(),
@@ -246,7 +246,7 @@ async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
         .commit(&Commit {
             conversation_id: ingested.conversation_id,
             reply: Some(ReplyToQueue {
-                role: "ai".into(),
+                role: Role::Ai,
                 author: String::new(),
                 text: text.into(),
                 payload: serde_json::to_string(&Delivery::Customer(outbound)).unwrap(),
@@ -279,6 +279,7 @@ async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another(redis
     let transcript_id = queue_reply(&store, "s:crash", "Here is how to reset it").await;
 
     // Instance A takes the entry and dies before delivering or acking it.
+    let taken_at = Instant::now();
     let taken = store
         .read_work(
             Work::Outbox,
@@ -293,13 +294,16 @@ async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another(redis
 
     let channel = RecordingChannel::new(0, transient);
     let survivor = worker(store.clone(), channel.clone(), "instance-b");
-    let before_idle = survivor.work_once(Duration::from_millis(10)).await.unwrap();
+    // B keeps polling; it takes the entry over once A held it for claim_idle_ms, not before.
+    let outcomes = eventually(Duration::from_secs(10), "the entry taken over", || async {
+        let outcomes = survivor.work_once(Duration::from_millis(10)).await.unwrap();
+        (!outcomes.is_empty()).then_some(outcomes)
+    })
+    .await;
     assert!(
-        before_idle.is_empty(),
+        taken_at.elapsed() >= Duration::from_millis(300),
         "a live owner's entry is not stolen before claim_idle_ms"
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let outcomes = survivor.work_once(Duration::from_millis(10)).await.unwrap();
     assert_eq!(outcomes, vec![DeliveryOutcome::Delivered]);
     let again = survivor.work_once(Duration::from_millis(10)).await.unwrap();
     assert!(again.is_empty());
@@ -482,7 +486,70 @@ async fn work_left_in_the_layout_before_partitions_is_named(redis: TestRedis) {
     );
 }
 
+/// A record written by another version (a newer status, reason or role) still loads: the
+/// customer keeps being answered and the unknown entry is shown to no one.
+async fn a_record_with_unknown_stored_values_loads_without_panic(redis: TestRedis) {
+    let store = store(&redis).await;
+    let ingested = store
+        .ingest(&inbound("s:future", "wc:1", "Hello"))
+        .await
+        .unwrap();
+    let id = ingested.conversation_id.clone();
+    let mut client = redis.client();
+    let _: () = client
+        .hset_multiple(
+            keys::conversation(&id),
+            &[
+                ("status", "snoozed"),
+                ("escalation_reason", "legal_hold"),
+                ("last_decision", "{not json"),
+                ("escalated_ms", "soon"),
+                ("a_field_from_the_future", "1"),
+            ],
+        )
+        .unwrap();
+    let _: String = client
+        .xadd(
+            keys::messages(&id),
+            "*",
+            &[("role", "bot_v2"), ("text", "internal")],
+        )
+        .unwrap();
+
+    let (conversation, transcript) = store
+        .conversation_with_recent(&id, 10)
+        .await
+        .unwrap()
+        .expect("the record loads");
+    assert_eq!(
+        conversation.status,
+        Status::Bot,
+        "an unknown status is answered by the AI"
+    );
+    assert_eq!(
+        conversation.escalation_reason,
+        Some(EscalationReason::Other("legal_hold".into()))
+    );
+    assert!(conversation.last_decision.is_none());
+    assert_eq!(conversation.escalated_ms, None);
+    assert_eq!(conversation.channel, ChannelKind::Webchat);
+    assert_eq!(transcript.len(), 2);
+    assert_eq!(transcript[1].role, Role::Other("bot_v2".into()));
+    let view = store
+        .customer_view(ChannelKind::Webchat, "s:future", None)
+        .await
+        .unwrap()
+        .expect("conversation exists");
+    let texts: Vec<&str> = view.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["Hello"],
+        "an entry of an unknown role reaches no customer"
+    );
+}
+
 on_single_and_cluster!(
+    a_record_with_unknown_stored_values_loads_without_panic,
     work_left_in_the_layout_before_partitions_is_named,
     done_work_is_trimmed_from_its_stream_and_pending_work_never_is,
     ingest_creates_the_conversation_and_a_replay_stores_nothing_twice,

@@ -74,9 +74,10 @@ async fn a_signed_vip_tier_skips_the_ai_and_an_unsigned_one_does_not() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    // (No desk in this config: the conversation stays with the AI, the escalation is recorded.)
     assert_eq!(
         decided(&redis, "u:vera").await,
-        ("escalated".to_owned(), Some("vip_tier".to_owned()))
+        ("bot".to_owned(), Some("vip_tier".to_owned()))
     );
 
     // Sam is signed in too, but only the page says "vip": the AI answers him.

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use switchboard::config::{Config, OutboxConfig};
 use switchboard::metrics::Metrics;
-use switchboard::model::conversation_id;
+use switchboard::model::{conversation_id, Role};
 use switchboard::outbox::OutboxWorker;
 use switchboard::pipeline::{Intake, TriageWorker};
 use switchboard::store::{keys, Commit, ReplyToQueue, Store};
@@ -605,11 +605,11 @@ async fn time_decide(triage: &Triage, questions: &[&str]) -> f64 {
         .flat_map(|q| {
             [
                 TranscriptLine {
-                    role: "customer".into(),
+                    role: Role::Customer,
                     text: (*q).into(),
                 },
                 TranscriptLine {
-                    role: "ai".into(),
+                    role: Role::Ai,
                     text: "An answer of a typical length from the knowledge base, about two sentences long, with a link.".into(),
                 },
             ]
@@ -824,7 +824,7 @@ async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]
                                     ("status".into(), "bot".into()),
                                 ],
                                 reply: Some(ReplyToQueue {
-                                    role: "ai".into(),
+                                    role: Role::Ai,
                                     text: answer.clone(),
                                     ..Default::default()
                                 }),

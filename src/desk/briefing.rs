@@ -4,36 +4,22 @@
 
 use switchboard_api::{Briefing, BriefingLine};
 
-use crate::model::Conversation;
+use crate::model::{Conversation, Decision, EscalationReason, Role};
 use crate::store::TranscriptEntry;
-use crate::triage::{Decision, DecisionRecord};
 
-/// Escalation reasons in words, for agents.
-pub fn reason_in_words(reason: &str) -> &'static str {
-    match reason {
-        "vip_tier" => "VIP customer: routed straight to a person",
-        "always_human_category" => "topic is always handled by a person",
-        "human_requested" => "the customer asked for a person",
-        "negative_sentiment" => "the customer sounds frustrated",
-        "repeated_question" => "the customer repeated the question",
-        "bot_loop" => "the customer rejected the AI's answers",
-        "low_confidence" => "the AI was not confident enough to answer",
-        _ => "escalated",
-    }
+/// An escalation reason in words, for agents; `escalated` when none is recorded.
+pub fn reason_in_words(reason: Option<&EscalationReason>) -> &'static str {
+    reason.map_or("escalated", EscalationReason::in_words)
 }
 
 /// Builds the briefing from the conversation record and its transcript (oldest first).
 pub fn compose(conversation: &Conversation, transcript: &[TranscriptEntry]) -> Briefing {
-    let decision: Option<DecisionRecord> = conversation
-        .fields
-        .get("last_decision")
-        .and_then(|json| serde_json::from_str(json).ok());
+    let decision = conversation.last_decision.as_ref();
     let reason = conversation
-        .fields
-        .get("escalation_reason")
-        .cloned()
-        .unwrap_or_else(|| "human_requested".into());
-    let suggested_reply = decision.as_ref().and_then(|record| match &record.decision {
+        .escalation_reason
+        .clone()
+        .unwrap_or(EscalationReason::HumanRequested);
+    let suggested_reply = decision.and_then(|record| match &record.decision {
         Decision::Escalate {
             suggested_reply, ..
         } => suggested_reply.clone(),
@@ -42,13 +28,13 @@ pub fn compose(conversation: &Conversation, transcript: &[TranscriptEntry]) -> B
     let customer_name = conversation.customer_name();
     let lines: Vec<BriefingLine> = transcript
         .iter()
-        .filter(|entry| entry.role != "note")
+        .filter(|entry| entry.role != Role::Note)
         .map(|entry| BriefingLine {
-            role: entry.role.clone(),
-            author: match entry.role.as_str() {
-                "customer" => customer_name.clone(),
-                "ai" => "AI".into(),
-                "agent" => entry.author.clone().unwrap_or_else(|| "Agent".into()),
+            role: entry.role.as_str().to_owned(),
+            author: match entry.role {
+                Role::Customer => customer_name.clone(),
+                Role::Ai => "AI".into(),
+                Role::Agent => entry.author.clone().unwrap_or_else(|| "Agent".into()),
                 _ => "Switchboard".into(),
             },
             text: entry.text.clone(),
@@ -74,10 +60,9 @@ pub fn compose(conversation: &Conversation, transcript: &[TranscriptEntry]) -> B
         .collect();
     attributes.sort();
     let detail = decision
-        .as_ref()
         .map(|record| record.explanation.clone())
         .filter(|text| !text.is_empty())
-        .unwrap_or_else(|| reason_in_words(&reason).to_owned());
+        .unwrap_or_else(|| reason.in_words().to_owned());
     Briefing {
         conversation_id: conversation.id.clone(),
         summary: summarize(&lines, &reason),
@@ -91,28 +76,26 @@ pub fn compose(conversation: &Conversation, transcript: &[TranscriptEntry]) -> B
         page_title: conversation.context.page_title.clone(),
         attributes,
         reason_detail: detail,
-        reason,
-        confidence: decision
-            .as_ref()
-            .map(|record| record.confidence)
-            .unwrap_or(0.0),
+        reason: reason.as_str().to_owned(),
+        confidence: decision.map(|record| record.confidence).unwrap_or(0.0),
         transcript: lines,
         suggested_reply,
-        claimed_by: conversation.fields.get("claimed_by").cloned(),
+        claimed_by: conversation.claimed_by.clone(),
         status: conversation.status.as_str().to_owned(),
     }
 }
 
 /// Two lines: what the customer wants now, and how the conversation went.
-fn summarize(lines: &[BriefingLine], reason: &str) -> String {
-    let customer: Vec<&BriefingLine> = lines.iter().filter(|l| l.role == "customer").collect();
+fn summarize(lines: &[BriefingLine], reason: &EscalationReason) -> String {
+    let is = |line: &BriefingLine, role: Role| line.role == role.as_str();
+    let customer: Vec<&BriefingLine> = lines.iter().filter(|l| is(l, Role::Customer)).collect();
     let asked = customer
         .iter()
         .rev()
         .find(|line| !line.text.trim().is_empty())
         .map(|line| shorten(&line.text, 160))
         .unwrap_or_else(|| "(asked for a person without a message)".into());
-    let ai_answers = lines.iter().filter(|l| l.role == "ai").count();
+    let ai_answers = lines.iter().filter(|l| is(l, Role::Ai)).count();
     let span_minutes = match (lines.first(), lines.last()) {
         (Some(first), Some(last)) => last.at_ms.saturating_sub(first.at_ms) / 60_000,
         _ => 0,
@@ -120,7 +103,7 @@ fn summarize(lines: &[BriefingLine], reason: &str) -> String {
     format!(
         "Wants: {asked}\n{} customer message(s) over {span_minutes} min, {ai_answers} AI answer(s); {}.",
         customer.len(),
-        reason_in_words(reason)
+        reason.in_words()
     )
 }
 

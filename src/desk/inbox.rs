@@ -20,12 +20,11 @@ use switchboard_api::{
 };
 use tracing::{info, warn};
 
-use crate::desk::{briefing, DeskAction, DeskPost};
+use crate::desk::briefing;
 use crate::files::Files;
 use crate::learning::{candidate_from, KnowledgeLoop, LearningError};
 use crate::metrics::Metrics;
-use crate::model::{now_ms, Conversation, Status};
-use crate::outbox::Delivery;
+use crate::model::{now_ms, Conversation, Delivery, DeskAction, DeskPost, Role, Status};
 use crate::store::{Commit, ReplyToQueue, Store, StoreError};
 
 /// Told to the customer when an agent resolves the conversation.
@@ -245,16 +244,12 @@ impl DeskInbox {
         let relayed_agent_reply = commit
             .reply
             .as_ref()
-            .is_some_and(|reply| reply.role == "agent" && !reply.payload.is_empty());
+            .is_some_and(|reply| reply.role == Role::Agent && !reply.payload.is_empty());
         if relayed_agent_reply {
             self.metrics.agent_replies.inc();
         }
         if set("first_human_reply_ms") {
-            let escalated_ms: Option<u64> = conversation
-                .fields
-                .get("escalated_ms")
-                .and_then(|ms| ms.parse().ok());
-            if let Some(escalated_ms) = escalated_ms {
+            if let Some(escalated_ms) = conversation.escalated_ms {
                 let waited = now_ms().saturating_sub(escalated_ms) as f64 / 1000.0;
                 self.metrics.time_to_human.observe(waited);
             }
@@ -433,10 +428,10 @@ fn reply_commit(
         ("status".to_owned(), Status::Human.as_str().to_owned()),
         ("updated_ms".to_owned(), now.clone()),
     ];
-    if !conversation.fields.contains_key("first_human_reply_ms") {
+    if conversation.first_human_reply_ms.is_none() {
         fields.push(("first_human_reply_ms".into(), now));
     }
-    let newly_claimed = !conversation.fields.contains_key("claimed_by");
+    let newly_claimed = conversation.claimed_by.is_none();
     if newly_claimed {
         fields.push(("claimed_by".into(), agent.to_owned()));
     }
@@ -444,7 +439,7 @@ fn reply_commit(
         conversation_id: conversation.id.clone(),
         fields,
         reply: Some(ReplyToQueue {
-            role: "agent".into(),
+            role: Role::Agent,
             author: agent.to_owned(),
             text: text.to_owned(),
             kind: kind.to_owned(),
@@ -498,7 +493,7 @@ fn status_commit(
         conversation_id: conversation.id.clone(),
         fields,
         reply: customer_notice.map(|text| ReplyToQueue {
-            role: "system".into(),
+            role: Role::System,
             text: text.to_owned(),
             payload: customer_payload(conversation, Author::System, text, &[]),
             ..Default::default()
@@ -519,7 +514,7 @@ fn intent_commit(
         AgentIntent::Note(text) => Commit {
             conversation_id: conversation.id.clone(),
             reply: Some(ReplyToQueue {
-                role: "note".into(),
+                role: Role::Note,
                 author: agent.to_owned(),
                 text,
                 ..Default::default()

@@ -12,49 +12,13 @@ pub mod inbox;
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use switchboard_api::{ConnectorError, Desk, FileRef, ThreadRef};
 use tracing::{info, warn};
 
 use crate::config::DeskRoute;
 use crate::files::Files;
-use crate::model::Conversation;
+use crate::model::{Conversation, DeskAction, DeskPost};
 use crate::store::{Store, StoreError};
-use crate::triage::DecisionRecord;
-
-/// A delivery for the desk, queued in the outbox like customer replies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeskPost {
-    /// The conversation it is about.
-    pub conversation_id: String,
-    /// What to do.
-    pub action: DeskAction,
-}
-
-/// What a desk post does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum DeskAction {
-    /// Post the briefing as a new thread; if the conversation has a thread, say it escalated again.
-    OpenThread,
-    /// Re-render the briefing (claimed, resolved, handed back).
-    RefreshBriefing,
-    /// Post a customer's message into the thread.
-    Mirror {
-        /// Who wrote it, as shown in the thread.
-        author: String,
-        /// The text.
-        text: String,
-        /// Files sent with it, uploaded into the thread (bytes read from the file store).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        files: Vec<FileRef>,
-    },
-    /// Post a notice from the gateway into the thread.
-    Notice {
-        /// The text.
-        text: String,
-    },
-}
 
 /// Carries desk posts out through the configured desk.
 pub struct DeskCourier {
@@ -130,29 +94,28 @@ impl DeskCourier {
 
     /// The desk channel a new thread for `conversation` goes to.
     pub fn route(&self, conversation: &Conversation) -> &str {
-        let category = conversation
-            .fields
-            .get("last_decision")
-            .and_then(|json| serde_json::from_str::<DecisionRecord>(json).ok())
-            .and_then(|record| record.category);
-        let reason = conversation.fields.get("escalation_reason");
+        let category = conversation.category();
+        let reason = conversation
+            .escalation_reason
+            .as_ref()
+            .map(|reason| reason.as_str());
         let tier = conversation
             .context
             .tier
-            .as_ref()
+            .as_deref()
             .filter(|_| conversation.contact.verified);
-        let matches = |wanted: &[String], actual: Option<&String>| {
+        let matches = |wanted: &[String], actual: Option<&str>| {
             wanted.is_empty() || actual.is_some_and(|value| wanted.iter().any(|w| w == value))
         };
         self.routes
             .iter()
             .find(|route| {
-                matches(&route.categories, category.as_ref())
+                matches(&route.categories, category)
                     && matches(&route.tiers, tier)
                     && matches(&route.reasons, reason)
                     && matches(
                         &route.customer_channels,
-                        Some(&conversation.channel.as_str().to_owned()),
+                        Some(conversation.channel.as_str()),
                     )
             })
             .map(|route| route.channel.as_str())
@@ -210,7 +173,7 @@ impl DeskCourier {
                 detail: format!("conversation {} does not exist", post.conversation_id),
             });
         };
-        let thread = conversation.desk_thread();
+        let thread = conversation.desk_thread.clone();
         match (&post.action, thread) {
             (DeskAction::OpenThread, None) => {
                 let briefing = self.briefing(&conversation, &transcript);
@@ -223,14 +186,9 @@ impl DeskCourier {
                 Ok(())
             }
             (DeskAction::OpenThread, Some(thread)) => {
-                let reason = conversation
-                    .fields
-                    .get("escalation_reason")
-                    .map(String::as_str)
-                    .unwrap_or("");
                 let text = format!(
                     ":rotating_light: Escalated again: {}.",
-                    briefing::reason_in_words(reason)
+                    briefing::reason_in_words(conversation.escalation_reason.as_ref())
                 );
                 self.desk.post_in_thread(&thread, &text).await?;
                 let briefing = self.briefing(&conversation, &transcript);

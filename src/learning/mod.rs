@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 pub use learned::LearnedEntry;
 
-use crate::model::now_ms;
+use crate::model::{now_ms, Role};
 use crate::store::{keys, Store, StoreError, TranscriptEntry};
 use crate::triage::{Entry, Triage};
 
@@ -94,9 +94,11 @@ pub fn candidate_from(
     transcript: &[TranscriptEntry],
     dedupe: &str,
 ) -> Option<Candidate> {
-    let first_agent = transcript.iter().position(|entry| entry.role == "agent")?;
+    let first_agent = transcript
+        .iter()
+        .position(|entry| entry.role == Role::Agent)?;
     let is_question = |entry: &&TranscriptEntry| {
-        entry.role == "customer"
+        entry.role == Role::Customer
             && entry.kind.as_deref() != Some("human_request")
             && !entry.text.trim().is_empty()
     };
@@ -115,7 +117,7 @@ pub fn candidate_from(
         .join(" ");
     let answers: Vec<&TranscriptEntry> = transcript
         .iter()
-        .filter(|entry| entry.role == "agent" && entry.kind.as_deref() != Some("edit"))
+        .filter(|entry| entry.role == Role::Agent && entry.kind.as_deref() != Some("edit"))
         .collect();
     let answer = answers
         .iter()

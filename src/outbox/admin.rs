@@ -9,11 +9,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::desk::DeskAction;
-use crate::model::now_ms;
+use crate::model::{now_ms, Delivery, DeskAction};
 use crate::store::{keys, DeadEntry, Store, StoreError};
 
-use super::{humane_duration, Delivery, Parked};
+use super::{humane_duration, Parked};
 
 /// Why an admin command failed.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use crate::store::{stream_id_ms, DeadLetter, DeliveryTarget, HeldBack, WorkItem}
 pub(crate) struct Parked {
     /// The transcript entry it delivers.
     pub id: String,
-    /// The payload (a [`super::Delivery`] as json).
+    /// The payload (a [`crate::model::Delivery`] as json).
     pub p: String,
     /// Attempts made so far.
     pub attempt: u32,

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::cluster::{cluster_questions, EscalatedQuestion, DEFAULT_THRESHOLD};
 use super::{Report, ReportError, Window};
+use crate::model::{field, EscalationReason, Role, Status};
 use crate::store::{keys, Store};
 
 /// Conversations per index page and per pipelined batch.
@@ -24,7 +25,7 @@ const MAX_TRANSCRIPT: usize = 10_000;
 
 /// Escalations that asked for a person rather than asked a question: their text ("Talk to a
 /// human", "real person please") says nothing about what the knowledge base lacks.
-const NOT_A_QUESTION: &[&str] = &["human_requested"];
+const NOT_A_QUESTION: &[EscalationReason] = &[EscalationReason::HumanRequested];
 
 /// Computes every figure for `window`.
 pub async fn collect(store: &Store, window: Window) -> Result<Report, ReportError> {
@@ -107,7 +108,9 @@ async fn read_escalations(
         if !text("conversation_id").is_empty() {
             conversations.insert(text("conversation_id").to_owned());
         }
-        if !NOT_A_QUESTION.contains(&reason.as_str()) && !text("question").trim().is_empty() {
+        let asked_for_a_person =
+            EscalationReason::known(&reason).is_some_and(|reason| NOT_A_QUESTION.contains(&reason));
+        if !asked_for_a_person && !text("question").trim().is_empty() {
             questions.push(EscalatedQuestion {
                 text: text("question").to_owned(),
                 reason,
@@ -117,13 +120,22 @@ async fn read_escalations(
     Ok((conversations, questions))
 }
 
-/// A conversation record's fields the report reads.
+/// A conversation record's fields the report reads, parsed once.
+///
+/// Not [`crate::model::Conversation`]: the report counts records of channels this gateway no
+/// longer runs, and needs none of the contact or decision data.
 struct Record {
     id: String,
     channel: String,
+    status: Status,
     created_ms: u64,
     updated_ms: u64,
-    fields: HashMap<String, String>,
+    escalated_ms: Option<u64>,
+    first_human_reply_ms: Option<u64>,
+    resolved_ms: Option<u64>,
+    /// The stored rating as written (validated when counted, so bad ones are reported).
+    csat: Option<String>,
+    csat_ms: Option<u64>,
 }
 
 impl Record {
@@ -132,20 +144,26 @@ impl Record {
             .into_iter()
             .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
             .collect();
-        let channel = fields.get("channel").filter(|c| !c.is_empty())?.clone();
-        let created_ms = fields.get("created_ms")?.parse().ok()?;
-        let updated_ms = ms(&fields, "updated_ms").unwrap_or(created_ms);
+        let channel = fields
+            .get(field::CHANNEL)
+            .filter(|c| !c.is_empty())?
+            .clone();
+        let created_ms = fields.get(field::CREATED_MS)?.parse().ok()?;
+        let updated_ms = ms(&fields, field::UPDATED_MS).unwrap_or(created_ms);
         Some(Record {
             id: id.to_owned(),
             channel,
+            status: fields
+                .get(field::STATUS)
+                .map_or(Status::Bot, |name| Status::parse(name)),
             created_ms,
             updated_ms,
-            fields,
+            escalated_ms: ms(&fields, field::ESCALATED_MS),
+            first_human_reply_ms: ms(&fields, field::FIRST_HUMAN_REPLY_MS),
+            resolved_ms: ms(&fields, field::RESOLVED_MS),
+            csat: fields.get("csat").cloned(),
+            csat_ms: ms(&fields, "csat_ms"),
         })
-    }
-
-    fn ms(&self, field: &str) -> Option<u64> {
-        ms(&self.fields, field)
     }
 }
 
@@ -272,32 +290,25 @@ fn count_record(
             .conversations
             .entry(record.channel.clone())
             .or_default() += 1;
-        let escalated_by_then = record
-            .ms("escalated_ms")
-            .is_some_and(|at| at < window.until_ms);
+        let escalated_by_then = record.escalated_ms.is_some_and(|at| at < window.until_ms);
         if escalated_by_then || escalated_ids.contains(&record.id) {
             report.escalated_conversations += 1;
         }
     }
-    if let Some(escalated) = record.ms("escalated_ms").filter(|&at| window.contains(at)) {
-        match record.ms("first_human_reply_ms") {
+    if let Some(escalated) = record.escalated_ms.filter(|&at| window.contains(at)) {
+        match record.first_human_reply_ms {
             Some(replied) if replied >= escalated => report.time_to_human.push(replied - escalated),
             // An earlier handling's reply, before this (re-)escalation: no sample either way.
             Some(_) => {}
-            None if record.fields.get("status").map(String::as_str) == Some("escalated") => {
-                report.awaiting_human += 1
-            }
+            None if record.status == Status::Escalated => report.awaiting_human += 1,
             None => {}
         }
     }
-    if record
-        .ms("resolved_ms")
-        .is_some_and(|at| window.contains(at))
-    {
+    if record.resolved_ms.is_some_and(|at| window.contains(at)) {
         report.resolutions += 1;
     }
-    if let Some(rating) = record.fields.get("csat") {
-        let at = record.ms("csat_ms").unwrap_or(record.updated_ms);
+    if let Some(rating) = &record.csat {
+        let at = record.csat_ms.unwrap_or(record.updated_ms);
         match rating.trim().parse::<usize>() {
             Ok(score @ 1..=5) if window.contains(at) => report.csat.counts[score - 1] += 1,
             Ok(1..=5) => {}
@@ -312,27 +323,29 @@ fn count_transcript(record: &Record, entries: &[StreamId], window: Window, repor
     let mut first_response_seen = false;
     for entry in entries {
         let at = stream_ms(&entry.id);
-        let role: String = entry.get("role").unwrap_or_default();
+        let role = entry
+            .get::<String>("role")
+            .map_or(Role::Other(String::new()), |name| Role::parse(&name));
         if window.contains(at) {
-            match role.as_str() {
-                "customer" => {
+            match role {
+                Role::Customer => {
                     *report
                         .customer_messages
                         .entry(record.channel.clone())
                         .or_default() += 1
                 }
-                "ai" => *report.ai_answers.entry(record.channel.clone()).or_default() += 1,
-                "agent" => report.agent_replies += 1,
+                Role::Ai => *report.ai_answers.entry(record.channel.clone()).or_default() += 1,
+                Role::Agent => report.agent_replies += 1,
                 _ => {}
             }
         }
         if !window.contains(record.created_ms) || first_response_seen {
             continue;
         }
-        match (role.as_str(), first_customer_ms) {
-            ("customer", None) => first_customer_ms = Some(at),
+        match (&role, first_customer_ms) {
+            (Role::Customer, None) => first_customer_ms = Some(at),
             // Internal notes never reach the customer, so they are not a response.
-            ("ai" | "agent" | "system", Some(asked)) => {
+            (role, Some(asked)) if role.answers_customer() => {
                 report.first_response.push(at.saturating_sub(asked));
                 first_response_seen = true;
             }

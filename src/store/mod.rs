@@ -8,8 +8,10 @@
 mod connection;
 mod dead_letters;
 mod files;
+mod ingest;
 pub mod keys;
 mod streams;
+mod transcript;
 
 pub use connection::RedisConnection;
 pub use dead_letters::{stream_id_ms, DeadEntry, DeadLetter, WaitingCount};
@@ -18,15 +20,16 @@ pub use streams::{
 };
 
 pub use files::{NewFile, RedisMemory, StoredFile, UploadCount, UploadLimits, UploadOver};
+pub use ingest::{linkable_email, Ingested};
+pub use transcript::TranscriptEntry;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::streams::{StreamId, StreamRangeReply};
+use redis::streams::StreamId;
 use redis::{AsyncCommands, Script};
-use switchboard_api::{Author, ChannelKind, ConversationView, FileRef, Inbound, StoredMessage};
 
-use crate::model::{conversation_id, now_ms, Conversation, Status};
+use crate::model::Role;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,87 +43,6 @@ pub enum StoreError {
     /// Stored data did not have the expected shape.
     #[error("corrupt record: {0}")]
     Corrupt(String),
-}
-
-/// The outcome of storing one inbound message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ingested {
-    /// The conversation it belongs to.
-    pub conversation_id: String,
-    /// The transcript entry id.
-    pub message_id: String,
-    /// False when the channel message id had been stored before.
-    pub is_new: bool,
-    /// The conversation's status after ingest.
-    pub status: Status,
-    /// True when this message started the conversation.
-    pub created: bool,
-}
-
-/// One transcript entry as the core reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TranscriptEntry {
-    /// Stream id, ordered in time.
-    pub id: String,
-    /// `customer`, `ai`, `agent`, `system` or `note`.
-    pub role: String,
-    /// The agent's name for `agent` entries.
-    pub author: Option<String>,
-    /// `text` or `human_request` for customer entries.
-    pub kind: Option<String>,
-    /// The text.
-    pub text: String,
-    /// The channel's message id, for customer entries.
-    pub channel_message_id: Option<String>,
-    /// Files sent with the message (references; the bytes are in the file store).
-    pub files: Vec<FileRef>,
-}
-
-impl TranscriptEntry {
-    fn from_stream(entry: &StreamId) -> TranscriptEntry {
-        TranscriptEntry {
-            id: entry.id.clone(),
-            role: entry.get("role").unwrap_or_else(|| "customer".into()),
-            author: entry.get("author").filter(|name: &String| !name.is_empty()),
-            kind: entry.get("kind"),
-            text: entry.get("text").unwrap_or_default(),
-            channel_message_id: entry.get("cmid"),
-            files: entry
-                .get::<String>("files")
-                .and_then(|json| serde_json::from_str(&json).ok())
-                .unwrap_or_default(),
-        }
-    }
-
-    /// Milliseconds since the epoch, from the stream id.
-    pub fn at_ms(&self) -> u64 {
-        self.id
-            .split('-')
-            .next()
-            .and_then(|ms| ms.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// The entry as a customer-facing message; `None` for internal notes.
-    pub fn to_customer_view(&self) -> Option<StoredMessage> {
-        let author = match self.role.as_str() {
-            "customer" => Author::Customer,
-            "ai" => Author::Ai,
-            "agent" => Author::Agent {
-                name: self.author.clone().unwrap_or_else(|| "Support".into()),
-            },
-            "system" => Author::System,
-            _ => return None,
-        };
-        Some(StoredMessage {
-            id: self.id.clone(),
-            author,
-            text: self.text.clone(),
-            at_ms: self.at_ms(),
-            channel_message_id: self.channel_message_id.clone(),
-            files: self.files.clone(),
-        })
-    }
 }
 
 /// A decision to write in one step (see `lua/commit.lua`).
@@ -145,8 +67,8 @@ pub struct Commit {
 /// A transcript entry, optionally queued for delivery to the customer.
 #[derive(Debug, Clone, Default)]
 pub struct ReplyToQueue {
-    /// `ai`, `agent`, `system` or `note`.
-    pub role: String,
+    /// Who writes it (`ai`, `agent`, `system` or `note`).
+    pub role: Role,
     /// The agent's name, or empty.
     pub author: String,
     /// The text.
@@ -358,266 +280,6 @@ impl Store {
         .map(|_| ())
     }
 
-    /// Stores one inbound message: dedupe, find-or-create, append, enqueue for triage.
-    ///
-    /// A customer whose identity carries a linkable email address (see [`linkable_email`]) has
-    /// one conversation whatever the channel: the first channel's conversation is recorded for
-    /// the address, and later channels are aliased into it (one extra round trip for them).
-    pub async fn ingest(&self, inbound: &Inbound) -> Result<Ingested, StoreError> {
-        self.ingest_with_files(inbound, &[], Duration::ZERO).await
-    }
-
-    /// [`Store::ingest`] with files: their bytes are stored (expiring after `retention`) under
-    /// the conversation first, then the message records their refs. File ids derive from the
-    /// channel message id, so a platform's retry rewrites the same keys instead of adding any.
-    pub async fn ingest_with_files(
-        &self,
-        inbound: &Inbound,
-        files: &[NewFile],
-        retention: Duration,
-    ) -> Result<Ingested, StoreError> {
-        let own_id = conversation_id(inbound.channel, &inbound.conversation_key);
-        let id = match linkable_email(inbound) {
-            Some(email) => self.link_contact(&email, inbound, &own_id).await?,
-            None => own_id,
-        };
-        let contact = serde_json::to_string(&inbound.author)
-            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-        let context = if inbound.context == Default::default() {
-            String::new()
-        } else {
-            serde_json::to_string(&inbound.context)
-                .map_err(|error| StoreError::Corrupt(error.to_string()))?
-        };
-        let file_refs = if files.is_empty() {
-            String::new()
-        } else {
-            self.put_files(&id, files, retention).await?;
-            let refs: Vec<&FileRef> = files.iter().map(|file| &file.file).collect();
-            serde_json::to_string(&refs).map_err(|error| StoreError::Corrupt(error.to_string()))?
-        };
-        let mut conn = self.conn.clone();
-        let partition = keys::partition(&id);
-        let mut invocation = self.scripts.ingest.prepare_invoke();
-        invocation
-            .key(keys::conversation(&id))
-            .key(keys::messages(&id))
-            .key(keys::seen(&id))
-            .key(keys::inbound(partition))
-            .key(keys::conversation_index(partition))
-            .arg(&inbound.message_id)
-            .arg(inbound.channel.as_str())
-            .arg(&inbound.conversation_key)
-            .arg(&id)
-            .arg(now_ms())
-            .arg(inbound.kind.as_str())
-            .arg(&inbound.text)
-            .arg(contact)
-            .arg(context)
-            .arg(file_refs);
-        let (is_new, message_id, status, created): (i64, String, String, i64) = self
-            .bounded(Duration::ZERO, invocation.invoke_async(&mut conn))
-            .await?;
-        if is_new == 1 {
-            self.new_work.arrived(Work::Inbound);
-        }
-        Ok(Ingested {
-            conversation_id: id,
-            message_id,
-            is_new: is_new == 1,
-            status: Status::parse(&status),
-            created: created == 1,
-        })
-    }
-
-    /// The conversation record, or `None` when it does not exist.
-    pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
-        let mut conn = self.conn.clone();
-        let fields: HashMap<String, String> = self
-            .bounded(Duration::ZERO, conn.hgetall(keys::conversation(id)))
-            .await?;
-        Ok(Conversation::from_fields(id, fields))
-    }
-
-    /// The conversation and its latest `count` transcript entries (oldest first), in one round trip.
-    pub async fn conversation_with_recent(
-        &self,
-        id: &str,
-        count: usize,
-    ) -> Result<Option<(Conversation, Vec<TranscriptEntry>)>, StoreError> {
-        Ok(self
-            .conversations_with_recent(&[id], count)
-            .await?
-            .pop()
-            .flatten())
-    }
-
-    /// Several conversations with their last `count` entries each, in one round trip; the
-    /// result follows the order of `ids`, `None` where a conversation does not exist.
-    pub async fn conversations_with_recent(
-        &self,
-        ids: &[&str],
-        count: usize,
-    ) -> Result<Vec<Option<(Conversation, Vec<TranscriptEntry>)>>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let partitions: Vec<usize> = ids.iter().map(|id| keys::partition(id)).collect();
-        let replies = self
-            .pipelined_by_partition(&partitions, None, false, |pipe, item| {
-                let id = ids[item];
-                pipe.hgetall(keys::conversation(id))
-                    .cmd("XREVRANGE")
-                    .arg(keys::messages(id))
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(count);
-                2
-            })
-            .await?;
-        let mut loaded = Vec::with_capacity(ids.len());
-        for (id, replies) in ids.iter().zip(replies) {
-            let mut replies = replies.into_iter();
-            let (Some(fields), Some(recent)) = (replies.next(), replies.next()) else {
-                return Err(StoreError::Corrupt("short pipeline reply".into()));
-            };
-            let fields: HashMap<String, String> =
-                redis::from_redis_value(fields).map_err(redis::RedisError::from)?;
-            let recent: StreamRangeReply =
-                redis::from_redis_value(recent).map_err(redis::RedisError::from)?;
-            loaded.push(Conversation::from_fields(id, fields).map(|conversation| {
-                let mut entries: Vec<TranscriptEntry> = recent
-                    .ids
-                    .iter()
-                    .map(TranscriptEntry::from_stream)
-                    .collect();
-                entries.reverse();
-                (conversation, entries)
-            }));
-        }
-        Ok(loaded)
-    }
-
-    /// Transcript entries after `after` (exclusive), oldest first.
-    pub async fn transcript_after(
-        &self,
-        id: &str,
-        after: Option<&str>,
-        count: usize,
-    ) -> Result<Vec<TranscriptEntry>, StoreError> {
-        let start = match after {
-            Some(cursor) => format!("({cursor}"),
-            None => "-".into(),
-        };
-        let mut conn = self.conn.clone();
-        let range: StreamRangeReply = self
-            .bounded(
-                Duration::ZERO,
-                redis::cmd("XRANGE")
-                    .arg(keys::messages(id))
-                    .arg(start)
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(count)
-                    .query_async(&mut conn),
-            )
-            .await?;
-        Ok(range.ids.iter().map(TranscriptEntry::from_stream).collect())
-    }
-
-    /// Finds (or records) the conversation of a linked contact; aliases this channel key to it.
-    async fn link_contact(
-        &self,
-        email: &str,
-        inbound: &Inbound,
-        own_id: &str,
-    ) -> Result<String, StoreError> {
-        let mut conn = self.conn.clone();
-        let existing: Option<String> = self
-            .bounded(
-                Duration::ZERO,
-                redis::cmd("SET")
-                    .arg(keys::contact(email))
-                    .arg(own_id)
-                    .arg("NX")
-                    .arg("GET")
-                    .query_async(&mut conn),
-            )
-            .await?;
-        match existing {
-            Some(linked) if linked != own_id => {
-                let alias = keys::alias(inbound.channel.as_str(), &inbound.conversation_key);
-                self.bounded(Duration::ZERO, conn.set::<_, _, ()>(alias, &linked))
-                    .await?;
-                Ok(linked)
-            }
-            _ => Ok(own_id.to_owned()),
-        }
-    }
-
-    /// The conversation id a channel key maps to, following a contact link if there is one.
-    pub async fn resolve_conversation(
-        &self,
-        channel: ChannelKind,
-        conversation_key: &str,
-    ) -> Result<String, StoreError> {
-        let mut conn = self.conn.clone();
-        let alias: Option<String> = self
-            .bounded(
-                Duration::ZERO,
-                conn.get(keys::alias(channel.as_str(), conversation_key)),
-            )
-            .await?;
-        Ok(alias.unwrap_or_else(|| conversation_id(channel, conversation_key)))
-    }
-
-    /// One transcript entry by its id.
-    pub async fn entry(
-        &self,
-        conversation_id: &str,
-        entry_id: &str,
-    ) -> Result<Option<TranscriptEntry>, StoreError> {
-        let mut conn = self.conn.clone();
-        let range: StreamRangeReply = self
-            .bounded(
-                Duration::ZERO,
-                redis::cmd("XRANGE")
-                    .arg(keys::messages(conversation_id))
-                    .arg(entry_id)
-                    .arg(entry_id)
-                    .query_async(&mut conn),
-            )
-            .await?;
-        Ok(range.ids.first().map(TranscriptEntry::from_stream))
-    }
-
-    /// The customer-visible view of a channel conversation; `None` when it does not exist yet.
-    pub async fn customer_view(
-        &self,
-        channel: ChannelKind,
-        conversation_key: &str,
-        after: Option<&str>,
-    ) -> Result<Option<ConversationView>, StoreError> {
-        let id = self.resolve_conversation(channel, conversation_key).await?;
-        let mut conn = self.conn.clone();
-        let status: Option<String> = self
-            .bounded(Duration::ZERO, conn.hget(keys::conversation(&id), "status"))
-            .await?;
-        let Some(status) = status else {
-            return Ok(None);
-        };
-        let entries = self.transcript_after(&id, after, 500).await?;
-        Ok(Some(ConversationView {
-            conversation_id: id,
-            status,
-            messages: entries
-                .iter()
-                .filter_map(TranscriptEntry::to_customer_view)
-                .collect(),
-        }))
-    }
-
     /// Writes a decision in one step.
     pub async fn commit(&self, commit: &Commit) -> Result<Committed, StoreError> {
         let mut conn = self.conn.clone();
@@ -706,7 +368,7 @@ impl Store {
             .key(keys::seen(id))
             .arg(group)
             .arg(entry)
-            .arg(&reply.role)
+            .arg(reply.role.as_str())
             .arg(&reply.author)
             .arg(&reply.text)
             .arg(&reply.payload)
@@ -793,92 +455,5 @@ impl Store {
     {
         self.bounded(Duration::ZERO, command(self.conn.clone()))
             .await
-    }
-}
-
-/// The email address that links a customer across channels, if their identity has one.
-///
-/// The rule: an address links channels when the channel vouches for it. An email's sender is
-/// its address; a Slack account's profile email is verified by the workspace; a web chat
-/// site's signed `email` claim is the site's word (the connector sets a web chat author's email
-/// only from signed claims); any other channel links only a verified identity whose id *is*
-/// the address. An unverified claim (a widget attribute) never joins someone else's
-/// conversation.
-pub fn linkable_email(inbound: &Inbound) -> Option<String> {
-    let identity = &inbound.author;
-    let address = if inbound.channel == ChannelKind::Email {
-        identity.email.as_deref().or(Some(identity.id.as_str()))?
-    } else if identity.verified && identity.id.contains('@') {
-        identity.id.as_str()
-    } else if identity.verified
-        && matches!(inbound.channel, ChannelKind::Slack | ChannelKind::Webchat)
-    {
-        // Slack's users.info email is the workspace's verified account address.
-        identity.email.as_deref()?
-    } else {
-        return None;
-    };
-    let address = address.trim().to_lowercase();
-    (address.contains('@') && !address.contains(char::is_whitespace)).then_some(address)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::linkable_email;
-    use switchboard_api::{ChannelKind, Identity, Inbound, InboundKind};
-
-    fn inbound(channel: ChannelKind, id: &str, email: Option<&str>, verified: bool) -> Inbound {
-        Inbound {
-            channel,
-            conversation_key: "k".into(),
-            message_id: "m".into(),
-            kind: InboundKind::Text,
-            author: Identity {
-                id: id.into(),
-                display_name: None,
-                email: email.map(Into::into),
-                verified,
-            },
-            text: "hi".into(),
-            context: Default::default(),
-            files: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn only_addresses_a_channel_vouches_for_link_contacts() {
-        let mail = inbound(
-            ChannelKind::Email,
-            "Alice@Example.org",
-            Some("Alice@Example.org"),
-            false,
-        );
-        assert_eq!(linkable_email(&mail).as_deref(), Some("alice@example.org"));
-        let signed = inbound(ChannelKind::Webchat, "alice@example.org", None, true);
-        assert_eq!(
-            linkable_email(&signed).as_deref(),
-            Some("alice@example.org")
-        );
-        let claimed = inbound(
-            ChannelKind::Webchat,
-            "visitor-1",
-            Some("alice@example.org"),
-            false,
-        );
-        assert_eq!(
-            linkable_email(&claimed),
-            None,
-            "a widget attribute is only a claim"
-        );
-        // The web chat connector sets a verified user's email only from the site's signed claims.
-        let signed_claim = inbound(ChannelKind::Webchat, "42", Some("alice@example.org"), true);
-        assert_eq!(
-            linkable_email(&signed_claim).as_deref(),
-            Some("alice@example.org")
-        );
-        let signed_id_only = inbound(ChannelKind::Webchat, "42", None, true);
-        assert_eq!(linkable_email(&signed_id_only), None);
-        let telegram = inbound(ChannelKind::Telegram, "12345", None, true);
-        assert_eq!(linkable_email(&telegram), None);
     }
 }

@@ -61,8 +61,12 @@ pub struct TriageConfig {
 fn default_knowledge_dir() -> String {
     "knowledge".into()
 }
+/// Chosen with `switchboard eval` on CLINC150 `train`/`val`: the lowest threshold keeping
+/// wrong answers at or under 5% with 25% of questions out of scope (20% is the stated
+/// expectation; the extra 5 points are a margin, as `val`'s 100 out-of-scope questions are
+/// few). At 20% it gives 4.5% wrong answers and 87.3% in-scope accuracy; 0.50 gave 5.1%.
 fn default_threshold() -> f32 {
-    0.5
+    0.6
 }
 fn default_vip_tiers() -> Vec<String> {
     vec!["vip".into()]
@@ -310,10 +314,13 @@ impl TriageConfig {
         }
         for (channel, value) in &self.channel_thresholds {
             let at = format!("{}.{channel}", key("channel_thresholds"));
-            if ChannelKind::parse(channel).is_none() {
+            if crate::registry::find(channel).is_none() {
                 problems.push((
                     at.clone(),
-                    "unknown channel (webchat, email, telegram, discord, slack)".into(),
+                    format!(
+                        "unknown channel ({})",
+                        crate::registry::channel_names().join(", ")
+                    ),
                 ));
             }
             if !unit(*value) {

@@ -26,15 +26,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use serde::{Deserialize, Serialize};
 use switchboard_api::{ChannelKind, InboundKind};
 
 pub use calibrate::fit_clinc150;
 pub use config::{Problem, TriageConfig};
-pub use eval::{eval_clinc150, EvalReport, SweepRow};
+pub use eval::{eval_clinc150, EvalOptions, EvalReport, SweepRow};
 pub use knowledge::{merge_learned, parse_file as parse_knowledge_file, Entry};
 pub use llm::LlmConfig;
 pub use sentiment::compound as sentiment_compound;
+// The decision is stored on the conversation, so it belongs to the model; re-exported here
+// where triage produces it.
+pub use crate::model::{Decision, DecisionRecord};
+use crate::model::{EscalationReason, Role};
 
 pub use answerer::Answerer;
 use answerer::KnowledgeBaseAnswerer;
@@ -49,8 +52,8 @@ const MAX_ANALYSED_CHARS: usize = 8_000;
 /// One earlier message of the conversation, for repetition and bot-loop checks.
 #[derive(Debug, Clone)]
 pub struct TranscriptLine {
-    /// `customer`, `ai`, `agent` or `system`.
-    pub role: String,
+    /// Who wrote it.
+    pub role: Role,
     /// The text.
     pub text: String,
 }
@@ -72,42 +75,6 @@ pub struct TriageInput<'a> {
     pub history: &'a [TranscriptLine],
 }
 
-/// What triage decided.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Decision {
-    /// The AI answers.
-    Answer {
-        /// The answer to send.
-        text: String,
-        /// Knowledge-base entries cited.
-        sources: Vec<String>,
-    },
-    /// A person should answer.
-    Escalate {
-        /// Why, as a stable snake_case reason (`vip_tier`, `always_human_category`, `human_requested`,
-        /// `negative_sentiment`, `repeated_question`, `bot_loop`, `low_confidence`).
-        reason: String,
-        /// A reply an agent may send or adapt.
-        suggested_reply: Option<String>,
-    },
-}
-
-/// A decision with the evidence behind it, stored on the conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DecisionRecord {
-    /// The decision.
-    pub decision: Decision,
-    /// The answerer's confidence in its best answer, 0..1.
-    pub confidence: f32,
-    /// The detected category, if any.
-    pub category: Option<String>,
-    /// Every score the policies computed (sentiment, similarity, ...).
-    pub scores: BTreeMap<String, f32>,
-    /// Human-readable explanation ("asked for a person: 'real person'").
-    pub explanation: String,
-}
-
 /// Errors loading triage (knowledge base files, LLM settings).
 #[derive(Debug, thiserror::Error)]
 pub enum TriageError {
@@ -122,6 +89,14 @@ pub enum TriageError {
     /// `[triage.llm]` cannot be used (e.g. its API key variable is not set).
     #[error("llm: {0}")]
     Llm(String),
+    /// An option of `switchboard eval` is out of range.
+    #[error("{option} {detail}")]
+    EvalOption {
+        /// The command-line option.
+        option: &'static str,
+        /// What is wrong and what is expected.
+        detail: String,
+    },
 }
 
 /// A lock whose holder panicked still guards a whole value: entries are swapped, never edited.
@@ -249,9 +224,9 @@ impl Triage {
         record
             .scores
             .insert("retriever_confidence".into(), record.confidence);
-        let escalate = |record: &mut DecisionRecord, reason: &str, why: String, reply| {
+        let escalate = |record: &mut DecisionRecord, reason, why: String, reply| {
             record.decision = Decision::Escalate {
-                reason: reason.into(),
+                reason,
                 suggested_reply: reply,
             };
             record.explanation = why;
@@ -271,7 +246,12 @@ impl Triage {
                     .filter(|c| self.config.always_human_categories.contains_key(c));
                 if let Some(category) = human_category {
                     let why = format!("model's category `{category}` always goes to a person");
-                    escalate(&mut record, "always_human_category", why, Some(answer));
+                    escalate(
+                        &mut record,
+                        EscalationReason::AlwaysHumanCategory,
+                        why,
+                        Some(answer),
+                    );
                 } else if confidence >= threshold {
                     record.explanation = format!(
                         "answered by {} from {} (confidence {confidence:.2} >= {threshold:.2})",
@@ -284,7 +264,12 @@ impl Triage {
                     };
                 } else {
                     let why = format!("model confidence {confidence:.2} < {threshold:.2}");
-                    escalate(&mut record, "low_confidence", why, Some(answer));
+                    escalate(
+                        &mut record,
+                        EscalationReason::LowConfidence,
+                        why,
+                        Some(answer),
+                    );
                 }
             }
             Verdict::Escalate {
@@ -297,7 +282,7 @@ impl Triage {
                 record.scores.insert("confidence".into(), confidence);
                 record.category = category.or(record.category.take());
                 let reply = suggested_reply.or(kb_suggestion);
-                escalate(&mut record, "low_confidence", why, reply);
+                escalate(&mut record, EscalationReason::LowConfidence, why, reply);
             }
         }
         record
@@ -340,8 +325,9 @@ impl Triage {
         );
 
         let mut record = DecisionRecord {
+            // A placeholder: a policy or the answerer stage always replaces it.
             decision: Decision::Escalate {
-                reason: String::new(),
+                reason: EscalationReason::LowConfidence,
                 suggested_reply: None,
             },
             confidence: retrieval.confidence,
@@ -353,16 +339,16 @@ impl Triage {
         let suggestion = best
             .filter(|_| injection.is_none())
             .map(|e| e.answer.clone());
-        let escalate = |record: &mut DecisionRecord, reason: &str, explanation: String| {
+        let escalate = |record: &mut DecisionRecord, reason, explanation: String| {
             record.decision = Decision::Escalate {
-                reason: reason.to_string(),
+                reason,
                 suggested_reply: suggestion.clone(),
             };
             record.explanation = explanation;
         };
 
         if let Some(why) = policy::vip(config, input.tier, input.email) {
-            escalate(&mut record, "vip_tier", why);
+            escalate(&mut record, EscalationReason::VipTier, why);
             return (record, None);
         }
         let entry_category = best
@@ -373,16 +359,16 @@ impl Triage {
             let why =
                 format!("category `{category}` always goes to a person (matched \"{pattern}\")");
             record.category = Some(category);
-            escalate(&mut record, "always_human_category", why);
+            escalate(&mut record, EscalationReason::AlwaysHumanCategory, why);
             return (record, None);
         }
         if let Some(category) = entry_category {
             let why = format!("best answer's category `{category}` always goes to a person");
-            escalate(&mut record, "always_human_category", why);
+            escalate(&mut record, EscalationReason::AlwaysHumanCategory, why);
             return (record, None);
         }
         if let Some(why) = policy::human_request(config, input.kind, &tokens) {
-            escalate(&mut record, "human_requested", why);
+            escalate(&mut record, EscalationReason::HumanRequested, why);
             return (record, None);
         }
         if sentiment <= -config.negative_sentiment_threshold {
@@ -390,17 +376,17 @@ impl Triage {
                 "negative sentiment {sentiment:.2} at or below -{:.2}",
                 config.negative_sentiment_threshold
             );
-            escalate(&mut record, "negative_sentiment", why);
+            escalate(&mut record, EscalationReason::NegativeSentiment, why);
             return (record, None);
         }
         if repetition >= config.repeated_question_similarity {
             let why = format!("repeats an earlier question (similarity {repetition:.2})");
-            escalate(&mut record, "repeated_question", why);
+            escalate(&mut record, EscalationReason::RepeatedQuestion, why);
             return (record, None);
         }
         if rejected >= config.bot_loop_rejections {
             let why = format!("customer rejected {rejected} AI answers");
-            escalate(&mut record, "bot_loop", why);
+            escalate(&mut record, EscalationReason::BotLoop, why);
             return (record, None);
         }
         if let Some(marker) = injection {
@@ -408,7 +394,7 @@ impl Triage {
                 "message gives the assistant instructions (\"{marker}\"); a person will answer"
             );
             record.confidence = 0.0;
-            escalate(&mut record, "low_confidence", why);
+            escalate(&mut record, EscalationReason::LowConfidence, why);
             return (record, None);
         }
         // No policy decided: the answerer does, grounded on the retrieval.

@@ -10,6 +10,7 @@ use switchboard_api::InboundKind;
 
 use super::text::{content_terms, matches_pattern, pattern_parts, words};
 use super::{TranscriptLine, TriageConfig};
+use crate::model::Role;
 
 /// VIP bypass: the tier is listed, or the email's domain is.
 pub fn vip(config: &TriageConfig, tier: Option<&str>, email: Option<&str>) -> Option<String> {
@@ -164,9 +165,9 @@ pub fn rejected_answers(config: &TriageConfig, history: &[TranscriptLine], text:
     let mut count = 0;
     let mut last_was_ai = false;
     for line in history {
-        match line.role.as_str() {
-            "ai" => last_was_ai = true,
-            "customer" => {
+        match line.role {
+            Role::Ai => last_was_ai = true,
+            Role::Customer => {
                 if last_was_ai && is_rejection(config, &line.text) {
                     count += 1;
                 }
@@ -192,7 +193,7 @@ pub fn repetition(history: &[TranscriptLine], text: &str) -> f32 {
     }
     history
         .iter()
-        .filter(|l| l.role == "customer")
+        .filter(|l| l.role == Role::Customer)
         .map(|l| cosine(&current, &bag(&l.text)))
         .fold(0.0, f32::max)
 }
@@ -256,7 +257,7 @@ mod tests {
 
     fn line(role: &str, text: &str) -> TranscriptLine {
         TranscriptLine {
-            role: role.into(),
+            role: Role::parse(role),
             text: text.into(),
         }
     }

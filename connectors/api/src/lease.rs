@@ -36,6 +36,8 @@ pub struct MemoryLease {
     holders: Arc<Mutex<HashMap<String, (u64, Instant)>>>,
     next_instance: Arc<AtomicU64>,
     instance: u64,
+    /// This instance's refused `acquire` calls (shared by its clones).
+    refused: Arc<AtomicU64>,
 }
 
 impl Default for MemoryLease {
@@ -44,6 +46,7 @@ impl Default for MemoryLease {
             holders: Arc::default(),
             next_instance: Arc::new(AtomicU64::new(1)),
             instance: 0,
+            refused: Arc::default(),
         }
     }
 }
@@ -55,7 +58,14 @@ impl MemoryLease {
             holders: Arc::clone(&self.holders),
             next_instance: Arc::clone(&self.next_instance),
             instance: self.next_instance.fetch_add(1, Ordering::SeqCst),
+            refused: Arc::default(),
         }
+    }
+
+    /// How often this instance asked for a lease another instance held: a test waits on it
+    /// to know the loser asked (and stayed away) instead of waiting on the clock.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
     }
 
     fn with_holders<T>(&self, f: impl FnOnce(&mut HashMap<String, (u64, Instant)>) -> T) -> T {
@@ -72,7 +82,10 @@ impl PollLease for MemoryLease {
     async fn acquire(&self, name: &str, ttl: Duration) -> bool {
         let now = Instant::now();
         self.with_holders(|holders| match holders.get(name) {
-            Some((holder, expiry)) if *holder != self.instance && *expiry > now => false,
+            Some((holder, expiry)) if *holder != self.instance && *expiry > now => {
+                self.refused.fetch_add(1, Ordering::SeqCst);
+                false
+            }
             _ => {
                 holders.insert(name.to_string(), (self.instance, now + ttl));
                 true
@@ -114,6 +127,7 @@ mod tests {
         let ttl = Duration::from_secs(30);
         assert!(first.acquire("telegram:poll:1", ttl).await);
         assert!(!second.acquire("telegram:poll:1", ttl).await);
+        assert_eq!((first.refused(), second.refused()), (0, 1));
         assert!(
             second.acquire("telegram:poll:2", ttl).await,
             "other bots are free"

@@ -4,6 +4,11 @@
 //! platform. A connector turns platform events into [`Inbound`] messages, hands them to the
 //! [`Gateway`], and delivers [`Outbound`] messages the core's outbox gives it.
 
+mod build;
+pub use build::{
+    Broadcast, BroadcastHub, BroadcastReceiver, BuildContext, ConfigProblems, ConnectorConfig,
+    LeaseSource, SingleInstance,
+};
 mod desk;
 mod files;
 pub use desk::{Briefing, BriefingLine, Desk, DeskEvent, DeskSink, ThreadRef};
@@ -13,6 +18,8 @@ pub use files::{
 };
 mod lease;
 pub use lease::{MemoryLease, PollLease};
+mod quota;
+pub use quota::{QuotaRefusal, UploadQuota, UploadReservation};
 mod secret;
 pub use secret::{read_secret, Secret};
 #[cfg(feature = "standin")]
@@ -43,8 +50,17 @@ pub enum ChannelKind {
 }
 
 impl ChannelKind {
+    /// Every channel, in the order the core's registry lists them.
+    pub const ALL: [ChannelKind; 5] = [
+        ChannelKind::Webchat,
+        ChannelKind::Email,
+        ChannelKind::Discord,
+        ChannelKind::Telegram,
+        ChannelKind::Slack,
+    ];
+
     /// The stable lowercase name used in keys, config and logs.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ChannelKind::Webchat => "webchat",
             ChannelKind::Email => "email",
@@ -56,15 +72,9 @@ impl ChannelKind {
 
     /// Parses the lowercase name written by [`ChannelKind::as_str`].
     pub fn parse(name: &str) -> Option<ChannelKind> {
-        [
-            ChannelKind::Webchat,
-            ChannelKind::Email,
-            ChannelKind::Telegram,
-            ChannelKind::Discord,
-            ChannelKind::Slack,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == name)
+        ChannelKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 

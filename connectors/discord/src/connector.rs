@@ -21,8 +21,10 @@ use crate::convert::{self, MessagePlace, RemoteAttachment, Scope};
 use crate::gateway::{GatewayEvent, GatewaySession};
 use crate::rest::{Rest, CONNECTOR};
 
-/// The longest pause between offers of a message to a storage that is down.
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// The first pause between offers of a message to a storage that is down (it doubles)...
+const HOLD_BACKOFF_FIRST: Duration = Duration::from_millis(500);
+/// ... up to this one.
+const HOLD_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// The file limit before the gateway sets its own (`files.max_bytes`'s default).
 const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 /// How often thread creation is tried when Discord answers 429 or 5xx.
@@ -37,6 +39,8 @@ pub struct DiscordConnector {
     state: Mutex<State>,
     /// The largest customer attachment downloaded (the gateway's `files.max_bytes`).
     max_file_bytes: u64,
+    /// The first and the longest pause while a message is held for storage to come back.
+    hold_backoff: (Duration, Duration),
 }
 
 #[derive(Default)]
@@ -65,7 +69,15 @@ impl DiscordConnector {
             rest,
             state: Mutex::new(State::default()),
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            hold_backoff: (HOLD_BACKOFF_FIRST, HOLD_BACKOFF_MAX),
         }
+    }
+
+    /// Tests compress the hold schedule (first pause, longest pause) instead of waiting.
+    #[cfg(test)]
+    pub(crate) fn with_hold_backoff(mut self, first: Duration, max: Duration) -> DiscordConnector {
+        self.hold_backoff = (first, max);
+        self
     }
 
     /// Refuses customers' attachments over `max_bytes` (the gateway's `files.max_bytes`)
@@ -295,8 +307,8 @@ impl DiscordConnector {
                     return true;
                 }
                 Err(IngestError::Unavailable(error)) => {
-                    let pause = (Duration::from_millis(250) * 2u32.pow(attempt.min(5)))
-                        .min(ACCEPT_BACKOFF_MAX);
+                    let (first, max) = self.hold_backoff;
+                    let pause = (first * 2u32.pow(attempt.min(5) - 1)).min(max);
                     warn!(%error, message = %message_id, attempt, retry_in = ?pause, "storage unavailable; holding the message");
                     tokio::time::sleep(pause).await;
                 }

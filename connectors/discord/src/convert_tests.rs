@@ -7,10 +7,7 @@ use switchboard_api::{Author, CustomerAction, InboundKind, Outbound};
 use super::*;
 
 fn official(name: &str) -> String {
-    let path = format!(
-        "{}/../../../shared/data/platform_payloads/discord/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
 }
 

@@ -24,16 +24,18 @@
 //!
 //! Files: [`config`] (settings), [`convert`] (pure payload <-> message), `rest.rs` (the REST
 //! calls, errors mapped for the outbox), `gateway.rs` (serenity's client), `connector.rs` (the
-//! [`Connector`] impl), `standin` (feature `standin`: a loopback Discord for tests).
+//! [`Connector`] impl), `standin` (feature `standin`, always on in this crate's own tests: a
+//! loopback Discord for tests).
 //!
 //! [`Connector`]: switchboard_api::Connector
 
 pub mod config;
 mod connector;
 pub mod convert;
+mod from_config;
 mod gateway;
 mod rest;
-#[cfg(feature = "standin")]
+#[cfg(any(test, feature = "standin"))]
 pub mod standin;
 #[cfg(test)]
 mod testkit;

@@ -18,6 +18,8 @@ struct State {
     replays: usize,
     /// Storage is down: every accept fails as Unavailable.
     down: bool,
+    /// Accepts refused while down.
+    refusals: usize,
 }
 
 /// An in-memory core: stores each channel message id once.
@@ -56,6 +58,19 @@ impl FakeGateway {
         }
     }
 
+    /// Waits until `n` accepts were refused for storage being down, or `timeout` passed.
+    pub async fn wait_for_refusals(&self, n: usize, timeout: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            let refusals = self.state.lock().unwrap().refusals;
+            if refusals >= n || tokio::time::Instant::now() >= deadline {
+                return refusals;
+            }
+            let _ = tokio::time::timeout_at(deadline, notified).await;
+        }
+    }
+
     /// Waits until `n` replays were refused or `timeout` passed.
     pub async fn wait_for_replays(&self, n: usize, timeout: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -75,6 +90,9 @@ impl Gateway for FakeGateway {
     async fn accept(&self, inbound: Inbound) -> Result<Accepted, IngestError> {
         let mut state = self.state.lock().unwrap();
         if state.down {
+            state.refusals += 1;
+            drop(state);
+            self.changed.notify_waiters();
             return Err(IngestError::Unavailable("redis is down".into()));
         }
         let count = state.conversations.len();

@@ -2,7 +2,7 @@
 //!
 //! No I/O here, so every sample mail (including the malformed ones) can be fed through it in
 //! unit tests. What goes into the stored message:
-//! - `text`: the customer's new text (quoted history and signature trimmed, see `trim.rs`);
+//! - `text`: the customer's new text (quoted history and signature trimmed, see `trim/`);
 //!   HTML-only mails are converted to text by mail-parser; a mail without text is stored
 //!   with an empty text when it carries files, else as "(no text)" so agents still see it.
 //! - `files`: the mail's attachments, except signatures (S/MIME, PGP) and the small inline
@@ -535,11 +535,11 @@ mod tests {
         ));
     }
 
-    /// Every sample of mail-parser's corpus, including `malformed/`: no panic, no hang.
+    /// Every sample of mail-parser's corpus we may redistribute (`tests/fixtures/eml`: RFC
+    /// examples and Dovecot's test mails, including `malformed/`): no panic, no hang.
     #[test]
     fn every_sample_mail_converts_without_panic_in_bounded_time() {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data/mail_parser_eml/resources/eml");
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eml");
         let mut files = Vec::new();
         let mut dirs = vec![root.clone()];
         while let Some(dir) = dirs.pop() {
@@ -555,11 +555,7 @@ mod tests {
             }
         }
         files.sort();
-        assert!(
-            files.len() >= 100,
-            "only {} sample mails found",
-            files.len()
-        );
+        assert!(files.len() >= 50, "only {} sample mails found", files.len());
         assert!(files
             .iter()
             .any(|f| f.to_string_lossy().contains("malformed")));

@@ -9,6 +9,7 @@ pub mod compose;
 pub mod config;
 pub mod connector;
 pub mod convert;
+mod from_config;
 pub mod imap;
 pub mod noise;
 pub mod thread;

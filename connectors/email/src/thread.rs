@@ -14,7 +14,7 @@
 //! conversation. In-Reply-To and References are kept only to thread our answer in the
 //! customer's mail client.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 /// Hex characters of the HMAC kept in a token: 64 bits, short enough for an address.

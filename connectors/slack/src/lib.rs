@@ -18,7 +18,8 @@
 mod app;
 mod customer;
 mod desk;
-#[cfg(feature = "standin")]
+mod from_config;
+#[cfg(any(test, feature = "standin"))]
 pub mod standin;
 
 pub use app::client::CONNECTOR;

@@ -6,10 +6,7 @@ use serde_json::json;
 use super::*;
 
 fn payload(name: &str) -> Value {
-    let path = format!(
-        "{}/../../../shared/data/platform_payloads/telegram/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -36,11 +33,8 @@ fn private_message(fields: Value) -> Value {
 
 #[test]
 fn every_official_example_parses() {
-    let dir = format!(
-        "{}/../../../shared/data/platform_payloads/telegram",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("payload dir")
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.file_name().to_string_lossy().into_owned())

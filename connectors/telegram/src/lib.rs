@@ -9,17 +9,19 @@
 //! - [`convert`]: update JSON -> actions, outbound -> message parts (pure)
 //! - [`PollLease`]: one polling instance at a time (the core implements it over Redis)
 //! - [`TelegramConnector`]: the `Connector` (long polling or webhook; paced sends)
-//! - `standin` (feature `standin`): a loopback Telegram Bot API for tests
+//! - `standin` (feature `standin`, always on in this crate's own tests): a loopback Telegram
+//!   Bot API for tests
 
 mod client;
 pub mod config;
 mod connector;
 pub mod convert;
+mod from_config;
 mod pacing;
 mod polling;
-#[cfg(feature = "standin")]
+#[cfg(any(test, feature = "standin"))]
 pub mod standin;
-#[cfg(all(test, feature = "standin"))]
+#[cfg(test)]
 mod testkit;
 mod webhook;
 

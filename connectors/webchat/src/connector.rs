@@ -20,8 +20,8 @@ use crate::config::WebchatConfig;
 use crate::convert::{self, ErrorCode, Limits, Refusal, ServerFrame, VisitorContext};
 use crate::hub::Hub;
 use crate::identity::{self, Claims, IdentityError, SigningKeys, Visitor};
-use crate::quota::UploadQuota;
 use crate::ratelimit::RateLimiter;
+use switchboard_api::UploadQuota;
 
 /// The upload limit when the gateway sets none.
 const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
@@ -35,16 +35,8 @@ pub struct WebchatConnector {
     fanout: Option<Arc<dyn Fanout>>,
 }
 
-/// Carries frames to the sockets other gateway instances hold.
-///
-/// Behind a load balancer a visitor's socket is open on one instance while any instance may
-/// deliver the reply; without this the visitor would see it only after reconnecting.
-#[async_trait]
-pub trait Fanout: Send + Sync {
-    /// Offers `frame` to the other instances' sockets of `conversation_key`; an error means
-    /// they may not have it (the delivery is retried).
-    async fn publish(&self, conversation_key: &str, frame: &str) -> Result<(), String>;
-}
+/// Carries frames to the sockets other gateway instances hold (the gateway's fan-out).
+pub use switchboard_api::Broadcast as Fanout;
 
 /// State the HTTP handlers, the sockets and `send` share.
 pub(crate) struct Shared {
@@ -114,6 +106,11 @@ impl WebchatConnector {
             shared.quota = Some(quota);
         }
         self
+    }
+
+    /// Where frames other instances publish are pushed to this instance's sockets.
+    pub(crate) fn local_sockets(&self) -> Arc<Hub> {
+        self.shared.hub.clone()
     }
 
     /// How many widget sockets are open right now.
@@ -371,7 +368,7 @@ impl Shared {
                     Err(refused) => {
                         self.refund(visitor, client);
                         tracing::info!(%refused, conversation = %visitor.conversation_key, "webchat upload refused by quota");
-                        return Err(refused.to_refusal(&file.name));
+                        return Err(crate::quota::refusal_for(&refused, &file.name));
                     }
                 }
             }

@@ -11,9 +11,9 @@
 //! Gateway: Hello (op 10) on connect, heartbeat acks (op 11), Identify (op 2) answered with
 //! READY, Resume (op 6) answered by replaying missed dispatches and RESUMED, then the
 //! MESSAGE_CREATE / INTERACTION_CREATE dispatches a test pushes, with increasing `s`. Frames
-//! follow the official examples in `../shared/data/platform_payloads/discord` (the message
-//! object is the docs' "Example Message"); Discord publishes no INTERACTION_CREATE example, so
-//! that frame is ours, from the documented interaction object fields.
+//! follow the official examples in this crate's `tests/fixtures` (the message object is the
+//! docs' "Example Message"); Discord publishes no INTERACTION_CREATE example, so that frame is
+//! ours, from the documented interaction object fields.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

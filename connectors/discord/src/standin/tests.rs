@@ -45,8 +45,13 @@ fn config(standin: &DiscordStandIn) -> DiscordConfig {
 
 /// A stand-in, a connector running against it, and a fake core; returns once READY arrived.
 async fn start() -> Harness {
+    start_with(|connector| connector).await
+}
+
+/// Like [`start`], with the connector adjusted by `adjust` before it runs.
+async fn start_with(adjust: impl FnOnce(DiscordConnector) -> DiscordConnector) -> Harness {
     let standin = DiscordStandIn::start().await;
-    let connector = Arc::new(DiscordConnector::new(config(&standin)));
+    let connector = Arc::new(adjust(DiscordConnector::new(config(&standin))));
     let gateway = Arc::new(FakeGateway::default());
     let run = {
         let connector = Arc::clone(&connector);
@@ -177,10 +182,13 @@ async fn a_support_channel_message_opens_a_thread_and_the_reply_goes_there() {
     );
     assert!(sent[0].content.starts_with("**Sam** (support team): "));
     assert!(sent[0].button_ids().is_empty());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Events are handled in order: once a later message is stored, the chatter was seen.
+    h.standin.push_channel_message(starter, "Bo", "Thanks!");
+    let accepted = h.gateway.wait_for_accepted(3, WAIT).await;
+    let texts: Vec<&str> = accepted.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(
-        h.gateway.accepted().len(),
-        2,
+        texts,
+        ["Billing question", "It is invoice 42", "Thanks!"],
         "the unrelated channel stayed out"
     );
 }
@@ -313,8 +321,14 @@ async fn after_a_dropped_connection_the_client_resumes_and_nothing_is_lost_or_do
         2,
         "one new session or resume"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(h.gateway.accepted().len(), 2);
+    // Events are handled in order: a later message stored means a doubled one would show.
+    h.standin.push_dm("Ada", "after the drop");
+    let accepted = h.gateway.wait_for_accepted(3, WAIT).await;
+    let texts: Vec<&str> = accepted.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["before the drop", "during the drop", "after the drop"]
+    );
 }
 
 #[tokio::test]
@@ -389,12 +403,16 @@ async fn a_resent_reply_is_shown_once_because_discord_enforces_its_nonce() {
 
 #[tokio::test]
 async fn messages_that_arrive_while_storage_is_down_are_stored_in_order_once_it_is_back() {
-    let h = start().await;
+    // The production schedule (500 ms doubling up to 5 s), 250 times faster.
+    let h = start_with(|connector| {
+        connector.with_hold_backoff(Duration::from_millis(2), Duration::from_millis(20))
+    })
+    .await;
     h.gateway.set_down(true);
     h.standin.push_dm("Ada", "How do I reset my password?");
     h.standin.push_dm("Ada", "I still cannot log in");
-    // Longer than the ~31 s of attempts after which the connector used to drop a message.
-    tokio::time::sleep(Duration::from_secs(35)).await;
+    // Offered again and again: well past the 5 attempts after which it used to be dropped.
+    assert!(h.gateway.wait_for_refusals(20, WAIT).await >= 20);
     assert!(h.gateway.accepted().is_empty());
     h.gateway.set_down(false);
 

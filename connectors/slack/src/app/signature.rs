@@ -5,7 +5,7 @@
 //! itself (its clock-taking variant is private), so Slack's documented test vector from 2018
 //! could not be checked, and the stand-in needs the signing half too.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -98,7 +98,7 @@ mod tests {
     fn vector() -> Vector {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/platform_payloads/slack/request_signing_test_vector.json"
+            "/tests/fixtures/request_signing_test_vector.json"
         );
         let text = std::fs::read_to_string(path).expect("test vector present");
         let json: serde_json::Value = serde_json::from_str(&text).expect("vector is JSON");

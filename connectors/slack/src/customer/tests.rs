@@ -203,11 +203,12 @@ async fn the_bots_own_posts_other_channels_and_edits_are_ignored_and_redeliverie
     let replay = slack.send_callback(event_callback("EvRetry0001", question));
     assert!(slack.wait_for_ack(&replay, WAIT).await);
 
-    let stored = gateway.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let stored_now = gateway.stored();
-    assert_eq!(stored_now.len(), 1, "{stored_now:?}");
-    assert_eq!(stored[0].text, "Where is my invoice?");
+    // The customer writes again: once that is stored, a second copy would have been too.
+    let next = customer_message("1700000020.000100", None, "Thanks!");
+    slack.send_callback(event_callback("EvNext0001", next));
+    let stored = gateway.wait_for(2).await;
+    let texts: Vec<&str> = stored.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["Where is my invoice?", "Thanks!"]);
 }
 
 #[tokio::test]
@@ -283,14 +284,14 @@ async fn pressing_talk_to_a_human_becomes_a_human_request_once() {
         slack.wait_for_ack(&envelope, WAIT).await,
         "interaction acked"
     );
-    slack.send_interaction(press);
-    let stored = gateway.wait_for(1).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        gateway.stored().len(),
-        1,
-        "a redelivered press is stored once"
-    );
+    let again = slack.send_interaction(press);
+    assert!(slack.wait_for_ack(&again, WAIT).await, "redelivery acked");
+    // The customer writes next: once that is stored, a second press would have been too.
+    let next = customer_message("1700000020.000100", None, "Thanks!");
+    slack.send_callback(event_callback("EvNext0002", next));
+    let stored = gateway.wait_for(2).await;
+    assert_eq!(stored.len(), 2, "a redelivered press is stored once");
+    assert_eq!(stored[1].text, "Thanks!");
     let request = &stored[0];
     assert_eq!(request.kind, InboundKind::HumanRequest);
     assert_eq!(request.conversation_key, "C0SHARED:1700000000.000100");

@@ -317,10 +317,7 @@ mod tests {
     const BOT: &str = "U0BOT";
 
     fn payload(name: &str) -> Value {
-        let path = format!(
-            "{}/../../../shared/data/platform_payloads/slack/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
     }

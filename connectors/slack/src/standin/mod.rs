@@ -6,7 +6,7 @@
 //! metadata they were posted with, and the customers' messages pushed as events),
 //! `apps.connections.open` (answering `ws://127.0.0.1:PORT/socket`), and the Socket Mode
 //! websocket: `hello` on connect, then `events_api` envelopes wrapping `event_callback`
-//! bodies shaped like Slack's documented examples (../shared/data/platform_payloads/slack),
+//! bodies shaped like Slack's documented examples (this crate's `tests/fixtures`),
 //! recording the acks the client sends back. Tokens starting `xoxb-` / `xapp-` are accepted,
 //! except `xoxb-revoked` (`invalid_auth`); channels starting `CMISSING` are
 //! `channel_not_found`.

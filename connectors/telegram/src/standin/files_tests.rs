@@ -99,10 +99,7 @@ async fn telegrams_own_voice_and_audio_examples_are_fetched() {
         ("08_voice_message.json", "voice"),
         ("07_message_with_audio.json", "audio"),
     ] {
-        let path = format!(
-            "{}/../../../shared/data/platform_payloads/telegram/{example}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/fixtures/{example}", env!("CARGO_MANIFEST_DIR"));
         let mut update: Value =
             serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect("json");
         // The example's file, with the example's other fields, hosted by the stand-in.

@@ -9,11 +9,11 @@
 //! `deleteWebhook`, `getWebhookInfo`, and files (`getFile`, the file path, multipart
 //! `sendPhoto`/`sendDocument`: see the `files` module). Answers are `{"ok":true,"result":...}` or
 //! `{"ok":false,"error_code":...,"description":...,"parameters":{"retry_after":N}}`.
-//! Updates are shaped like Telegram's examples (../shared/data/platform_payloads/telegram).
+//! Updates are shaped like Telegram's examples (this crate's `tests/fixtures`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -54,6 +54,8 @@ pub struct SentMessage {
     pub entities: Value,
     /// The message id the stand-in answered with.
     pub message_id: i64,
+    /// When the stand-in accepted it: places a send against other events (a crash, a retry).
+    pub accepted_at: Instant,
 }
 
 #[derive(Default)]
@@ -502,6 +504,7 @@ fn send_message(shared: &Shared, params: &Map<String, Value>) -> Response {
             reply_markup: reply_markup.clone(),
             entities: entities.clone(),
             message_id,
+            accepted_at: Instant::now(),
         });
         let mut message = json!({
             "message_id": message_id,

@@ -324,8 +324,7 @@ async fn unreadable_and_unsupported_updates_are_declined_or_skipped() {
     let run = running().await;
     run.standin
         .push_message(ADA, "Ada", json!({"game": {"title": "Snake"}}));
-    let example =
-        include_str!("../../../../../shared/data/platform_payloads/telegram/10_inline_query.json");
+    let example = include_str!("../../tests/fixtures/10_inline_query.json");
     let inline: Value = serde_json::from_str(example).expect("example parses");
     run.standin.push_update(inline);
     run.standin
@@ -366,7 +365,8 @@ async fn with_a_lease_only_one_instance_polls() {
     let lease = MemoryLease::default();
     let gateway = Arc::new(FakeGateway::default());
     let mut tasks = Vec::new();
-    for handle in [lease.clone(), lease.another_instance()] {
+    let handles = [lease.clone(), lease.another_instance()];
+    for handle in handles.clone() {
         let connector = TelegramConnector::new(config(&standin))
             .expect("builds")
             .with_lease(Arc::new(handle) as Arc<dyn PollLease>);
@@ -377,8 +377,15 @@ async fn with_a_lease_only_one_instance_polls() {
     }
     let stored = gateway.wait_for_stored(3, WAIT).await;
     assert_eq!(stored.len(), 3);
-    // Give a second poller time to show up: it never does.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The other instance asked for the lease, was turned away, and did not poll.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while handles.iter().map(MemoryLease::refused).sum::<u64>() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no instance was refused"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(standin.conflicts(), 0);
     assert_eq!(
         gateway.attempts().len(),
@@ -419,10 +426,9 @@ async fn webhook_checks_the_secret_and_stores_the_update() {
     let router = connector
         .routes(gateway.clone() as Arc<dyn Gateway>)
         .expect("webhook mode serves a route");
-    let mut update: Value = serde_json::from_str(include_str!(
-        "../../../../../shared/data/platform_payloads/telegram/01_message_with_text.json"
-    ))
-    .expect("example parses");
+    let mut update: Value =
+        serde_json::from_str(include_str!("../../tests/fixtures/01_message_with_text.json"))
+            .expect("example parses");
     update["message"]["text"] = json!("I was charged twice");
     let body = update.to_string();
 

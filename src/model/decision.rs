@@ -1,0 +1,45 @@
+//! What triage decided about a customer message, and the evidence behind it.
+//!
+//! Stored as json in the conversation's `last_decision` field, read by the desk (briefing,
+//! routing) and by evaluation, so it is part of the model rather than of triage.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::EscalationReason;
+
+/// What triage decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Decision {
+    /// The AI answers.
+    Answer {
+        /// The answer to send.
+        text: String,
+        /// Knowledge-base entries cited.
+        sources: Vec<String>,
+    },
+    /// A person should answer.
+    Escalate {
+        /// Why; stored by its snake_case name (`vip_tier`, `low_confidence`, ...).
+        reason: EscalationReason,
+        /// A reply an agent may send or adapt.
+        suggested_reply: Option<String>,
+    },
+}
+
+/// A decision with the evidence behind it, stored on the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// The decision.
+    pub decision: Decision,
+    /// The answerer's confidence in its best answer, 0..1.
+    pub confidence: f32,
+    /// The detected category, if any.
+    pub category: Option<String>,
+    /// Every score the policies computed (sentiment, similarity, ...).
+    pub scores: BTreeMap<String, f32>,
+    /// Human-readable explanation ("asked for a person: 'real person'").
+    pub explanation: String,
+}
