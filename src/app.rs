@@ -119,10 +119,10 @@ fn instance_name(config: &Config) -> String {
 /// connections, then answers LOADING while it reads its append-only file, and neither is a
 /// reason to exit. Each failed attempt is logged; the last error is returned.
 async fn connect_when_redis_is_ready(
-    url: &str,
-    command_timeout: Duration,
     redis: &crate::config::RedisConfig,
 ) -> Result<Store, StoreError> {
+    let url = redis.url.as_str();
+    let command_timeout = Duration::from_millis(redis.command_timeout_ms);
     let give_up_at = std::time::Instant::now() + Duration::from_millis(redis.startup_wait_ms);
     let mut pause = Duration::from_millis(250);
     let mut attempt = 1u32;
@@ -212,8 +212,7 @@ pub async fn start_with_desk(
         url: redact_url(&config.redis.url),
         source,
     };
-    let command_timeout = Duration::from_millis(config.redis.command_timeout_ms);
-    let store = connect_when_redis_is_ready(&config.redis.url, command_timeout, &config.redis)
+    let store = connect_when_redis_is_ready(&config.redis)
         .await
         .map_err(redis_error)?;
     for (stream, entries) in store.unpartitioned_work().await.map_err(redis_error)? {
