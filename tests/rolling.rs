@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{RedisServer, TempDir};
 use crate::soak::{
-    free_port, is_reply, quiet, tail, transcript, write_process_config, Slot, QUESTIONS,
+    is_reply, quiet, start_gateway_pair, tail, transcript, write_process_config, Slot, QUESTIONS,
     SLACK_APP_ENV, SLACK_BOT_ENV,
 };
 use crate::webchat::Socket;
@@ -273,33 +273,17 @@ async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_each_reply_once(
     let slack = Arc::new(SlackStandIn::start().await);
     slack.set_user("U0ROLLAGENT", "Sam");
     let dir = TempDir::new("rolling");
-    let mut slots: Vec<Slot> = ["gateway-a", "gateway-b"]
-        .into_iter()
-        .map(|name| {
-            let addr = free_port();
-            Slot {
-                name,
-                addr,
-                config: write_config(
-                    &dir.0,
-                    name,
-                    addr,
-                    &redis.url(),
-                    &telegram.api_url(),
-                    &slack.api_url(),
-                ),
-                log: dir.0.join(format!("{name}.log")),
-                child: None,
-                starts: 0,
-            }
-        })
-        .collect();
-    for slot in &mut slots {
-        slot.start();
-    }
-    for slot in &mut slots {
-        slot.wait_healthy(Duration::from_secs(20)).await;
-    }
+    let mut slots = start_gateway_pair(&dir.0, |name, addr| {
+        write_config(
+            &dir.0,
+            name,
+            addr,
+            &redis.url(),
+            &telegram.api_url(),
+            &slack.api_url(),
+        )
+    })
+    .await;
     let addrs = [slots[0].addr, slots[1].addr];
     let mut client = redis.client();
 

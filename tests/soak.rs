@@ -133,13 +133,42 @@ impl Drop for Slot {
     }
 }
 
+/// Two gateway processes, `gateway-a` and `gateway-b`, on free ports with the config
+/// `config_for(name, addr)` writes, started and healthy.
+pub(crate) async fn start_gateway_pair(
+    dir: &Path,
+    config_for: impl Fn(&str, SocketAddr) -> PathBuf,
+) -> Vec<Slot> {
+    let mut slots: Vec<Slot> = ["gateway-a", "gateway-b"]
+        .into_iter()
+        .map(|name| {
+            let addr = free_port();
+            Slot {
+                name,
+                addr,
+                config: config_for(name, addr),
+                log: dir.join(format!("{name}.log")),
+                child: None,
+                starts: 0,
+            }
+        })
+        .collect();
+    for slot in &mut slots {
+        slot.start();
+    }
+    for slot in &mut slots {
+        slot.wait_healthy(Duration::from_secs(20)).await;
+    }
+    slots
+}
+
 pub(crate) fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-pub(crate) fn free_port() -> SocketAddr {
+fn free_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
     listener.local_addr().expect("address")
 }
@@ -368,33 +397,17 @@ async fn sigkilled_instances_lose_nothing_store_once_and_show_each_reply_once(re
         slack.set_user(&format!("U0SOAK{thread:04}"), &format!("Customer {thread}"));
     }
     let dir = TempDir::new("soak");
-    let mut slots: Vec<Slot> = ["gateway-a", "gateway-b"]
-        .into_iter()
-        .map(|name| {
-            let addr = free_port();
-            Slot {
-                name,
-                addr,
-                config: write_config(
-                    &dir.0,
-                    name,
-                    addr,
-                    &redis.url(),
-                    &telegram.api_url(),
-                    &slack.api_url(),
-                ),
-                log: dir.0.join(format!("{name}.log")),
-                child: None,
-                starts: 0,
-            }
-        })
-        .collect();
-    for slot in &mut slots {
-        slot.start();
-    }
-    for slot in &mut slots {
-        slot.wait_healthy(Duration::from_secs(20)).await;
-    }
+    let mut slots = start_gateway_pair(&dir.0, |name, addr| {
+        write_config(
+            &dir.0,
+            name,
+            addr,
+            &redis.url(),
+            &telegram.api_url(),
+            &slack.api_url(),
+        )
+    })
+    .await;
     let addrs = [slots[0].addr, slots[1].addr];
 
     let expected: Expected = Arc::default();

@@ -426,9 +426,10 @@ async fn webhook_checks_the_secret_and_stores_the_update() {
     let router = connector
         .routes(gateway.clone() as Arc<dyn Gateway>)
         .expect("webhook mode serves a route");
-    let mut update: Value =
-        serde_json::from_str(include_str!("../../tests/fixtures/01_message_with_text.json"))
-            .expect("example parses");
+    let mut update: Value = serde_json::from_str(include_str!(
+        "../../tests/fixtures/01_message_with_text.json"
+    ))
+    .expect("example parses");
     update["message"]["text"] = json!("I was charged twice");
     let body = update.to_string();
 
