@@ -37,7 +37,7 @@ pub fn email_mime(data: &[u8]) {
     let Converted::Inbound(inbound) = convert(data, &settings) else {
         return;
     };
-    assert_channel(&inbound, ChannelKind::Email);
+    assert_channel(&inbound, switchboard_email::CHANNEL);
     assert!(
         !inbound.text.trim().is_empty() || !inbound.files.is_empty(),
         "an email is stored with text or files"
@@ -129,7 +129,7 @@ pub fn telegram_update(data: &[u8]) {
         _ => None,
     };
     if let Some(inbound) = stored {
-        assert_channel(&inbound, ChannelKind::Telegram);
+        assert_channel(&inbound, switchboard_telegram::CHANNEL);
         assert_eq!(inbound.message_id, message_id(parsed.update_id));
         if inbound.kind == InboundKind::Text {
             // A photo or document without a caption is its file, fetched by the connector.
@@ -171,7 +171,7 @@ pub fn discord_payload(data: &[u8]) {
         );
         let key = convert::dm_key(message.channel_id.get());
         if let Some(inbound) = convert::inbound_from_message(&message, key) {
-            assert_channel(&inbound, ChannelKind::Discord);
+            assert_channel(&inbound, switchboard_discord::CHANNEL);
             assert_eq!(inbound.message_id, format!("dc:{}", message.id.get()));
             assert!(
                 !inbound.text.trim().is_empty() || !inbound.files.is_empty(),
@@ -181,7 +181,7 @@ pub fn discord_payload(data: &[u8]) {
     }
     if let Ok(interaction) = serde_json::from_value::<ComponentInteraction>(inner) {
         if let Some(inbound) = convert::inbound_from_click(&interaction) {
-            assert_channel(&inbound, ChannelKind::Discord);
+            assert_channel(&inbound, switchboard_discord::CHANNEL);
         }
     }
 }
@@ -275,7 +275,7 @@ pub fn webchat_frame(data: &[u8]) {
     };
     assert!(!body.is_empty() && body.len() <= MAX_MESSAGE_BYTES);
     let inbound = convert::to_inbound(&visitor, &context, &client_id, kind, body);
-    assert_channel(&inbound, ChannelKind::Webchat);
+    assert_channel(&inbound, switchboard_webchat::CHANNEL);
     assert_eq!(inbound.message_id, format!("wc:{client_id}"));
 }
 

@@ -259,7 +259,7 @@ pub async fn start_with_desk(
     if config.files.public_base_url.is_none()
         && connectors
             .iter()
-            .any(|connector| connector.channel() != ChannelKind::Webchat)
+            .any(|connector| connector.channel() != switchboard_webchat::CHANNEL)
     {
         warn!("files.public_base_url is not set: file links sent to email, Telegram, Discord or Slack customers are relative paths they cannot open");
     }

@@ -189,7 +189,7 @@ mod tests {
     #[async_trait]
     impl Connector for ScriptedConnector {
         fn channel(&self) -> ChannelKind {
-            ChannelKind::Telegram
+            switchboard_telegram::CHANNEL
         }
         fn capabilities(&self) -> Capabilities {
             Capabilities::default()

@@ -2,7 +2,7 @@
 //! messages and start-up alike.
 //!
 //! Each channel's crate implements [`ConnectorConfig`] for its config type; adding a channel
-//! is its folder plus one line in [`CHANNELS`] (and its variant of [`ChannelKind`]).
+//! is its folder plus one line in [`CHANNELS`] (its crate names itself with a `CHANNEL` constant).
 
 use serde::de::DeserializeOwned;
 use switchboard_api::{ChannelKind, ConnectorConfig};
@@ -34,16 +34,25 @@ impl ChannelEntry {
 
 /// Every channel, in the order their sections are checked and their connectors built.
 pub static CHANNELS: &[ChannelEntry] = &[
-    channel::<WebchatConfig>(ChannelKind::Webchat),
-    channel::<EmailConfig>(ChannelKind::Email),
-    channel::<DiscordConfig>(ChannelKind::Discord),
-    channel::<TelegramConfig>(ChannelKind::Telegram),
-    channel::<SlackCustomerConfig>(ChannelKind::Slack),
+    channel::<WebchatConfig>(switchboard_webchat::CHANNEL),
+    channel::<EmailConfig>(switchboard_email::CHANNEL),
+    channel::<DiscordConfig>(switchboard_discord::CHANNEL),
+    channel::<TelegramConfig>(switchboard_telegram::CHANNEL),
+    channel::<SlackCustomerConfig>(switchboard_slack::CHANNEL),
 ];
 
 /// The channel named `name`, if this build has it.
 pub fn find(name: &str) -> Option<&'static ChannelEntry> {
     CHANNELS.iter().find(|entry| entry.name() == name)
+}
+
+/// Every target a delivery can have: each channel's name, and `desk`.
+pub fn delivery_targets() -> Vec<&'static str> {
+    CHANNELS
+        .iter()
+        .map(ChannelEntry::name)
+        .chain(std::iter::once("desk"))
+        .collect()
 }
 
 /// Every channel's name, as error messages list them.
@@ -80,9 +89,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_channel_kind_is_registered_once() {
-        let registered: Vec<ChannelKind> = CHANNELS.iter().map(|entry| entry.kind).collect();
-        assert_eq!(registered, ChannelKind::ALL.to_vec());
+    fn every_channel_is_registered_once_under_a_name_that_reads_back() {
+        let mut names = channel_names();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), CHANNELS.len());
+        for entry in CHANNELS {
+            assert_eq!(ChannelKind::parse(entry.name()), Some(entry.kind));
+            assert!(find(entry.name()).is_some());
+        }
+        assert_eq!(delivery_targets().last(), Some(&"desk"));
+        assert!(
+            !channel_names().contains(&"desk"),
+            "`desk` is the agents' target"
+        );
     }
 
     #[tokio::test]

@@ -78,7 +78,7 @@ mod telegram {
         })
         .await;
         let (briefing, thread) = desk.thread().await;
-        assert_eq!(briefing.channel, ChannelKind::Telegram);
+        assert_eq!(briefing.channel, switchboard_telegram::CHANNEL);
         assert!(briefing.verified, "Telegram vouches for the user id");
 
         // A crash before the offset moved: Telegram hands the update out again. Updates are
@@ -87,12 +87,12 @@ mod telegram {
         let later = (chat + 1).to_string();
         standin.push_text(chat + 1, "bob", "Where can I download my invoices?");
         eventually(Duration::from_secs(20), "a later update stored", || async {
-            let stored = customer_messages(&gateway, ChannelKind::Telegram, &later).await;
+            let stored = customer_messages(&gateway, switchboard_telegram::CHANNEL, &later).await;
             (!stored.is_empty()).then_some(())
         })
         .await;
         let key = chat.to_string();
-        let stored = customer_messages(&gateway, ChannelKind::Telegram, &key).await;
+        let stored = customer_messages(&gateway, switchboard_telegram::CHANNEL, &key).await;
         assert_eq!(
             stored
                 .iter()
@@ -206,8 +206,9 @@ mod discord {
         })
         .await;
         let (briefing, thread) = desk.thread().await;
-        assert_eq!(briefing.channel, ChannelKind::Discord);
-        let stored = customer_messages(&gateway, ChannelKind::Discord, &format!("dm:{dm}")).await;
+        assert_eq!(briefing.channel, switchboard_discord::CHANNEL);
+        let stored =
+            customer_messages(&gateway, switchboard_discord::CHANNEL, &format!("dm:{dm}")).await;
         assert_eq!(
             stored.iter().filter(|t| t.contains("invoices")).count(),
             1,

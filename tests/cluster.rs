@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use redis::Commands;
 use switchboard::store::{keys, Commit, Store, Work};
-use switchboard_api::{ChannelKind, Identity, Inbound, InboundKind};
+use switchboard_api::{Identity, Inbound, InboundKind};
 
 use crate::harness::RedisCluster;
 
 fn inbound(key: &str) -> Inbound {
     Inbound {
-        channel: ChannelKind::Webchat,
+        channel: switchboard_webchat::CHANNEL,
         conversation_key: key.into(),
         message_id: "wc:1".into(),
         kind: InboundKind::Text,

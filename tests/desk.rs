@@ -13,9 +13,7 @@ use switchboard::config::Config;
 use switchboard::desk::inbox::{HANDBACK_NOTICE, RESOLVED_NOTICE};
 use switchboard::model::conversation_id;
 use switchboard::store::keys;
-use switchboard_api::{
-    Briefing, ChannelKind, ConnectorError, Desk, DeskEvent, DeskSink, Health, ThreadRef,
-};
+use switchboard_api::{Briefing, ConnectorError, Desk, DeskEvent, DeskSink, Health, ThreadRef};
 
 use crate::harness::{
     eventually, on_single_and_cluster, test_config, RedisServer, RedisUrl, TestRedis,
@@ -165,7 +163,7 @@ async fn an_escalation_briefs_the_desk_and_the_agents_reply_reaches_the_web_chat
     let (briefing, thread) = desk.thread().await;
     assert_eq!(thread.channel, "C0SUPPORT");
     assert_eq!(briefing.customer_name, "Dana");
-    assert_eq!(briefing.channel, ChannelKind::Webchat);
+    assert_eq!(briefing.channel, switchboard_webchat::CHANNEL);
     // The page's attributes are unsigned: agents see them, marked; the tier routes nothing.
     assert_eq!(briefing.tier, None);
     assert!(briefing
@@ -235,7 +233,11 @@ async fn an_escalation_briefs_the_desk_and_the_agents_reply_reaches_the_web_chat
     .await;
     let view = gateway
         .store
-        .customer_view(ChannelKind::Webchat, "s:desk-visitor-000000001", None)
+        .customer_view(
+            switchboard_webchat::CHANNEL,
+            "s:desk-visitor-000000001",
+            None,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -264,7 +266,7 @@ async fn an_escalation_briefs_the_desk_and_the_agents_reply_reaches_the_web_chat
             .starts_with(RESOLVED_NOTICE),
         "{notice}"
     );
-    let id = conversation_id(ChannelKind::Webchat, "s:desk-visitor-000000001");
+    let id = conversation_id(switchboard_webchat::CHANNEL, "s:desk-visitor-000000001");
     let status: String = redis
         .client()
         .hget(keys::conversation(&id), "status")

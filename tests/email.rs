@@ -335,7 +335,7 @@ async fn agent_reply_is_sent_as_a_threaded_mail() {
     let outbound = Outbound {
         id: "1736157600000-0".into(),
         conversation_id: "c1".into(),
-        channel: ChannelKind::Email,
+        channel: switchboard_email::CHANNEL,
         conversation_key: inbound.conversation_key.clone(),
         author: Author::Agent {
             name: "Dana".into(),
@@ -407,7 +407,7 @@ async fn smtp_down_is_a_transient_error() {
     let outbound = Outbound {
         id: "x-1".into(),
         conversation_id: "c1".into(),
-        channel: ChannelKind::Email,
+        channel: switchboard_email::CHANNEL,
         conversation_key: "alice@example.org".into(),
         author: Author::Ai,
         text: "hi".into(),
@@ -506,7 +506,7 @@ tls = "plain"
              That didn't help. I want to talk to a real person please.\n\n> quoted answer\n",
         );
         let (briefing, thread) = desk.thread().await;
-        assert_eq!(briefing.channel, switchboard_api::ChannelKind::Email);
+        assert_eq!(briefing.channel, switchboard_email::CHANNEL);
         assert_eq!(briefing.email.as_deref(), Some("alice@example.org"));
         assert!(
             !briefing
@@ -543,8 +543,6 @@ mod linked_contact {
     use std::time::Duration;
 
     use serde_json::json;
-
-    use switchboard_api::ChannelKind;
 
     use super::through_the_gateway::{captured, email_toml};
     use crate::desk::{reply, start_with_fake_desk, FakeDesk};
@@ -598,7 +596,7 @@ mod linked_contact {
         .await;
         let view = gateway
             .store
-            .customer_view(ChannelKind::Webchat, &format!("u:{user}"), None)
+            .customer_view(switchboard_webchat::CHANNEL, &format!("u:{user}"), None)
             .await
             .unwrap()
             .expect("one conversation");

@@ -13,7 +13,6 @@ use switchboard::learning::{KnowledgeLoop, LearningError, LEARNED_FILE};
 use switchboard::model::conversation_id;
 use switchboard::pipeline::CSAT_THANKS;
 use switchboard::store::keys;
-use switchboard_api::ChannelKind;
 
 use crate::desk::{reply, start_with_fake_desk, FakeDesk};
 use crate::harness::{config_dir, eventually, test_config, RedisServer, TempDir};
@@ -77,7 +76,7 @@ async fn a_question_that_escalated_once_is_answered_by_the_ai_after_approval() {
         .send(json!({"type": "message", "client_id": "l2", "text": "5"}))
         .await;
     assert_eq!(first.message_from("system").await["text"], CSAT_THANKS);
-    let id = conversation_id(ChannelKind::Webchat, "s:learning-visitor-0000001");
+    let id = conversation_id(switchboard_webchat::CHANNEL, "s:learning-visitor-0000001");
     let csat: String = redis
         .client()
         .hget(keys::conversation(&id), "csat")

@@ -371,7 +371,7 @@ impl FlakyChannel {
 #[async_trait]
 impl Connector for FlakyChannel {
     fn channel(&self) -> ChannelKind {
-        ChannelKind::Webchat
+        switchboard_webchat::CHANNEL
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities::default()
@@ -400,7 +400,7 @@ impl Connector for FlakyChannel {
 async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
     let ingested = store
         .ingest(&Inbound {
-            channel: ChannelKind::Webchat,
+            channel: switchboard_webchat::CHANNEL,
             conversation_key: key.into(),
             message_id: format!("wc:{text}"),
             kind: InboundKind::Text,
@@ -417,7 +417,7 @@ async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
     let outbound = Outbound {
         id: String::new(),
         conversation_id: ingested.conversation_id.clone(),
-        channel: ChannelKind::Webchat,
+        channel: switchboard_webchat::CHANNEL,
         conversation_key: key.into(),
         author: Author::Ai,
         text: text.into(),
@@ -446,7 +446,7 @@ async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
 
 fn sender(store: Store, channel: Arc<FlakyChannel>, give_up_after_ms: u64) -> OutboxWorker {
     let connectors: HashMap<ChannelKind, Arc<dyn Connector>> =
-        HashMap::from([(ChannelKind::Webchat, channel as Arc<dyn Connector>)]);
+        HashMap::from([(switchboard_webchat::CHANNEL, channel as Arc<dyn Connector>)]);
     let config = OutboxConfig {
         claim_idle_ms: 1000,
         initial_backoff_ms: 10,
@@ -592,7 +592,7 @@ async fn a_reply_waiting_behind_a_given_up_one_is_not_given_up_with_it_and_repla
     )
     .await;
     channel.set_down(false);
-    let conversation = switchboard::model::conversation_id(ChannelKind::Webchat, "s:dana");
+    let conversation = switchboard::model::conversation_id(switchboard_webchat::CHANNEL, "s:dana");
     let _: () = redis
         .client()
         .hset(keys::deliveries(&conversation), &third, "platform-earlier")

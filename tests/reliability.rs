@@ -17,7 +17,7 @@ use switchboard::config::Config;
 use switchboard::metrics::Metrics;
 use switchboard::model::conversation_id;
 use switchboard::store::{keys, Store, Work};
-use switchboard_api::{ChannelKind, CustomerContext, Identity, Inbound, InboundKind};
+use switchboard_api::{CustomerContext, Identity, Inbound, InboundKind};
 
 use switchboard_telegram::standin::{TelegramStandIn, TOKEN};
 use switchboard_telegram::SECRET_HEADER;
@@ -83,7 +83,7 @@ fn transcript(
     client: &mut impl redis::ConnectionLike,
     session: &str,
 ) -> Vec<(String, String, String)> {
-    let id = conversation_id(ChannelKind::Webchat, &format!("s:{session}"));
+    let id = conversation_id(switchboard_webchat::CHANNEL, &format!("s:{session}"));
     let range: StreamRangeReply = client
         .xrange_all(keys::messages(&id))
         .expect("read transcript");
@@ -133,7 +133,7 @@ fn assert_answered_once(
         client_ids.len(),
         "{session}: one reply per customer message: {entries:?}"
     );
-    let id = conversation_id(ChannelKind::Webchat, &format!("s:{session}"));
+    let id = conversation_id(switchboard_webchat::CHANNEL, &format!("s:{session}"));
     let receipts: usize = client.hlen(keys::deliveries(&id)).expect("receipts");
     (replies, receipts)
 }
@@ -179,7 +179,7 @@ async fn markers_answered(
 
 /// When the first reply of a session was stored (its stream id's milliseconds).
 fn first_reply_ms(client: &mut impl redis::ConnectionLike, session: &str) -> Option<u64> {
-    let id = conversation_id(ChannelKind::Webchat, &format!("s:{session}"));
+    let id = conversation_id(switchboard_webchat::CHANNEL, &format!("s:{session}"));
     let range: StreamRangeReply = client
         .xrange_all(keys::messages(&id))
         .expect("read transcript");
@@ -279,7 +279,7 @@ async fn work_taken_by_a_crashed_instance_is_reclaimed_and_answered_once(redis: 
     for (s, session) in sessions.iter().enumerate() {
         store
             .ingest(&Inbound {
-                channel: ChannelKind::Webchat,
+                channel: switchboard_webchat::CHANNEL,
                 conversation_key: format!("s:{session}"),
                 message_id: "wc:m-0".into(),
                 kind: InboundKind::Text,
@@ -556,7 +556,7 @@ async fn a_redis_outage_mid_traffic_refuses_fast_loses_nothing_and_resumes_by_it
 
     // Every Telegram update stored once, answered, and the answer sent to its chat once.
     for (chat, update_ids) in chats.iter().zip(&telegram_updates) {
-        let id = conversation_id(ChannelKind::Telegram, &chat.to_string());
+        let id = conversation_id(switchboard_telegram::CHANNEL, &chat.to_string());
         let range: StreamRangeReply = client.xrange_all(keys::messages(&id)).unwrap();
         let roles: Vec<(String, String)> = range
             .ids

@@ -20,7 +20,6 @@ use redis::Commands;
 use serde_json::{json, Value};
 use switchboard::model::conversation_id;
 use switchboard::store::keys;
-use switchboard_api::ChannelKind;
 use switchboard_slack::standin::{event_callback, SlackStandIn};
 use switchboard_telegram::standin::{TelegramStandIn, TOKEN};
 use tokio_tungstenite::tungstenite::Message;
@@ -325,7 +324,7 @@ async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_each_reply_once(
                 if escalating && (1..=AGENT_REPLIES).contains(&m) {
                     // An agent answers in the desk thread; Slack redelivers an event nobody
                     // acked (an instance that went away), with the same id.
-                    let id = conversation_id(ChannelKind::Webchat, &format!("s:{}", visitor.session));
+                    let id = conversation_id(switchboard_webchat::CHANNEL, &format!("s:{}", visitor.session));
                     let thread_ts = {
                         let url = redis_url.clone();
                         crate::harness::eventually(Duration::from_secs(20), "the desk thread", move || {
@@ -454,9 +453,13 @@ async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_each_reply_once(
     let expected_telegram = expected_telegram.lock().unwrap().clone();
     crate::harness::eventually(Duration::from_secs(30), "every stream drained", || {
         let stored = expected_telegram.iter().all(|(chat, update)| {
-            transcript(&mut client, ChannelKind::Telegram, &chat.to_string())
-                .iter()
-                .any(|(_, role, cmid)| role == "customer" && *cmid == format!("tg:{update}"))
+            transcript(
+                &mut client,
+                switchboard_telegram::CHANNEL,
+                &chat.to_string(),
+            )
+            .iter()
+            .any(|(_, role, cmid)| role == "customer" && *cmid == format!("tg:{update}"))
         });
         let settled = stored && quiet(&mut client) && telegram.unconfirmed().is_empty();
         async move { settled.then_some(()) }
@@ -467,7 +470,11 @@ async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_each_reply_once(
     // Telegram: each message stored once; each reply has a receipt and was shown once.
     for chat in 0..TELEGRAM_CHATS {
         let chat_id = 8_000_000 + chat as i64;
-        let entries = transcript(&mut client, ChannelKind::Telegram, &chat_id.to_string());
+        let entries = transcript(
+            &mut client,
+            switchboard_telegram::CHANNEL,
+            &chat_id.to_string(),
+        );
         for (_, update) in expected_telegram.iter().filter(|(c, _)| *c == chat_id) {
             let copies = entries
                 .iter()
@@ -486,7 +493,7 @@ async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_each_reply_once(
         assert!(!replies.is_empty(), "telegram {chat_id} never answered");
         let receipts: HashMap<String, String> = client
             .hgetall(keys::deliveries(&conversation_id(
-                ChannelKind::Telegram,
+                switchboard_telegram::CHANNEL,
                 &chat_id.to_string(),
             )))
             .expect("receipts");
@@ -512,7 +519,7 @@ async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_each_reply_once(
     // Web chat: each message stored once, and each visitor's widget showed every reply.
     for (n, visitor) in &seen_by_visitor {
         let key = format!("s:{}", visitor.session);
-        let entries = transcript(&mut client, ChannelKind::Webchat, &key);
+        let entries = transcript(&mut client, switchboard_webchat::CHANNEL, &key);
         let customer = entries
             .iter()
             .filter(|(_, role, _)| role == "customer")
@@ -545,7 +552,10 @@ async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_each_reply_once(
     // The desk: one briefing thread per escalated visitor, each posted once.
     let posts = slack.posts();
     for n in 0..ESCALATING_VISITORS {
-        let id = conversation_id(ChannelKind::Webchat, &format!("s:rolling-visitor-{n:06}"));
+        let id = conversation_id(
+            switchboard_webchat::CHANNEL,
+            &format!("s:rolling-visitor-{n:06}"),
+        );
         let thread: String = client
             .hget(keys::conversation(&id), "desk_ts")
             .expect("desk thread");

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchboard::app::RunningGateway;
-use switchboard_api::ChannelKind;
 use switchboard_slack::standin::{event_callback, RecordedPost, SlackStandIn};
 
 use crate::desk::{reply, start_with_fake_desk, FakeDesk};
@@ -111,7 +110,7 @@ async fn a_slack_customer_is_answered_in_the_thread_escalated_and_gets_the_agent
     })
     .await;
     let (briefing, thread) = desk.thread().await;
-    assert_eq!(briefing.channel, ChannelKind::Slack);
+    assert_eq!(briefing.channel, switchboard_slack::CHANNEL);
     assert!(briefing.verified, "Slack vouches for the user id");
     assert_eq!(briefing.customer_name, "Dana");
     assert_eq!(briefing.email.as_deref(), Some("dana@acme.example"));
@@ -119,7 +118,7 @@ async fn a_slack_customer_is_answered_in_the_thread_escalated_and_gets_the_agent
     let key = format!("{SHARED}:{QUESTION_TS}");
     let view = gateway
         .store
-        .customer_view(ChannelKind::Slack, &key, None)
+        .customer_view(switchboard_slack::CHANNEL, &key, None)
         .await
         .expect("store answers")
         .expect("one conversation for the thread");

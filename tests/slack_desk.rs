@@ -151,7 +151,7 @@ async fn a_web_chat_escalation_becomes_a_slack_thread_and_the_agents_reply_reach
     let view = gateway
         .store
         .customer_view(
-            switchboard_api::ChannelKind::Webchat,
+            switchboard_webchat::CHANNEL,
             "s:slack-visitor-000000001",
             None,
         )
@@ -230,7 +230,7 @@ async fn the_events_api_verifies_signatures_and_relays_agent_replies() {
     let view = gateway
         .store
         .customer_view(
-            switchboard_api::ChannelKind::Webchat,
+            switchboard_webchat::CHANNEL,
             "s:slack-visitor-000000002",
             None,
         )
@@ -293,7 +293,7 @@ async fn the_events_api_verifies_signatures_and_relays_agent_replies() {
     let view = gateway
         .store
         .customer_view(
-            switchboard_api::ChannelKind::Webchat,
+            switchboard_webchat::CHANNEL,
             "s:slack-visitor-000000002",
             None,
         )

@@ -337,7 +337,7 @@ async fn webchat_visitor(
             }
         }
         expected.lock().unwrap().push((
-            ChannelKind::Webchat,
+            switchboard_webchat::CHANNEL,
             format!("s:{session}"),
             format!("wc:{client_id}"),
         ));
@@ -374,7 +374,7 @@ async fn slack_customer(
             resends.fetch_add(1, Ordering::SeqCst);
         }
         expected.lock().unwrap().push((
-            ChannelKind::Slack,
+            switchboard_slack::CHANNEL,
             format!("{SHARED_CHANNEL}:{parent}"),
             format!("slack:{SHARED_CHANNEL}:{ts}"),
         ));
@@ -442,7 +442,7 @@ async fn sigkilled_instances_lose_nothing_store_once_and_show_each_reply_once(re
                     let text = QUESTIONS[(chat + m + 5) % QUESTIONS.len()];
                     let update = telegram.push_text(chat_id, &format!("tg{chat}"), text);
                     expected.lock().unwrap().push((
-                        ChannelKind::Telegram,
+                        switchboard_telegram::CHANNEL,
                         chat_id.to_string(),
                         format!("tg:{update}"),
                     ));
@@ -572,12 +572,12 @@ async fn sigkilled_instances_lose_nothing_store_once_and_show_each_reply_once(re
         }
 
         // On the platform, each reply is shown once.
-        let shown = match channel {
-            ChannelKind::Telegram => {
+        let shown = match *channel {
+            switchboard_telegram::CHANNEL => {
                 let chat: i64 = key.parse().unwrap();
                 telegram.sent().iter().filter(|m| m.chat_id == chat).count()
             }
-            ChannelKind::Slack => {
+            switchboard_slack::CHANNEL => {
                 let parent = key.split_once(':').unwrap().1;
                 slack
                     .posts()
@@ -616,7 +616,7 @@ async fn sigkilled_instances_lose_nothing_store_once_and_show_each_reply_once(re
             reply_ids.len()
         );
         if shown > reply_ids.len() {
-            if *channel == ChannelKind::Telegram {
+            if *channel == switchboard_telegram::CHANNEL {
                 let chat: i64 = key.parse().unwrap();
                 let sent: Vec<_> = telegram
                     .sent()

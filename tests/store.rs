@@ -21,7 +21,7 @@ use crate::work::work_left;
 
 fn inbound(key: &str, message_id: &str, text: &str) -> Inbound {
     Inbound {
-        channel: ChannelKind::Webchat,
+        channel: switchboard_webchat::CHANNEL,
         conversation_key: key.into(),
         message_id: message_id.into(),
         kind: InboundKind::Text,
@@ -77,7 +77,7 @@ async fn ingest_creates_the_conversation_and_a_replay_stores_nothing_twice(redis
     assert_ne!(other.conversation_id, first.conversation_id);
 
     let mut redis_client = redis.client();
-    let id = conversation_id(ChannelKind::Webchat, "s:visitor-1");
+    let id = conversation_id(switchboard_webchat::CHANNEL, "s:visitor-1");
     let stored: usize = redis_client.xlen(keys::messages(&id)).unwrap();
     assert_eq!(stored, 2);
     let queued = work_left(&mut redis_client).inbound;
@@ -108,7 +108,7 @@ async fn concurrent_replays_of_one_event_store_one_message(redis: TestRedis) {
         }
     }
     assert_eq!(new, 1);
-    let id = conversation_id(ChannelKind::Webchat, "s:racer");
+    let id = conversation_id(switchboard_webchat::CHANNEL, "s:racer");
     let stored: usize = redis.client().xlen(keys::messages(&id)).unwrap();
     assert_eq!(stored, 1);
 }
@@ -149,7 +149,7 @@ async fn a_committed_escalation_changes_status_and_shows_the_notice_to_the_custo
     store.commit(&commit).await.unwrap();
 
     let view = store
-        .customer_view(ChannelKind::Webchat, "s:esc", None)
+        .customer_view(switchboard_webchat::CHANNEL, "s:esc", None)
         .await
         .unwrap()
         .expect("conversation exists");
@@ -188,7 +188,7 @@ impl RecordingChannel {
 #[async_trait]
 impl Connector for RecordingChannel {
     fn channel(&self) -> ChannelKind {
-        ChannelKind::Webchat
+        switchboard_webchat::CHANNEL
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities::default()
@@ -233,7 +233,7 @@ async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
     let outbound = Outbound {
         id: String::new(),
         conversation_id: ingested.conversation_id.clone(),
-        channel: ChannelKind::Webchat,
+        channel: switchboard_webchat::CHANNEL,
         conversation_key: key.into(),
         author: Author::Ai,
         text: text.into(),
@@ -262,7 +262,7 @@ async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
 
 fn worker(store: Store, channel: Arc<RecordingChannel>, name: &str) -> OutboxWorker {
     let connectors: HashMap<ChannelKind, Arc<dyn Connector>> =
-        HashMap::from([(ChannelKind::Webchat, channel as Arc<dyn Connector>)]);
+        HashMap::from([(switchboard_webchat::CHANNEL, channel as Arc<dyn Connector>)]);
     let config = OutboxConfig {
         claim_idle_ms: 300,
         initial_backoff_ms: 50,
@@ -421,7 +421,7 @@ async fn done_work_is_trimmed_from_its_stream_and_pending_work_never_is(redis: T
             .await
             .unwrap();
     }
-    let partition = keys::partition(&conversation_id(ChannelKind::Webchat, key));
+    let partition = keys::partition(&conversation_id(switchboard_webchat::CHANNEL, key));
     let stream_length =
         |redis: &TestRedis| -> usize { redis.client().xlen(keys::inbound(partition)).unwrap() };
     let items = store
@@ -532,11 +532,11 @@ async fn a_record_with_unknown_stored_values_loads_without_panic(redis: TestRedi
     );
     assert!(conversation.last_decision.is_none());
     assert_eq!(conversation.escalated_ms, None);
-    assert_eq!(conversation.channel, ChannelKind::Webchat);
+    assert_eq!(conversation.channel, switchboard_webchat::CHANNEL);
     assert_eq!(transcript.len(), 2);
     assert_eq!(transcript[1].role, Role::Other("bot_v2".into()));
     let view = store
-        .customer_view(ChannelKind::Webchat, "s:future", None)
+        .customer_view(switchboard_webchat::CHANNEL, "s:future", None)
         .await
         .unwrap()
         .expect("conversation exists");

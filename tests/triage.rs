@@ -10,7 +10,7 @@ use switchboard::triage::{
     eval_clinc150, sentiment_compound, Decision, DecisionRecord, EvalOptions, TranscriptLine,
     Triage, TriageConfig, TriageInput,
 };
-use switchboard_api::{ChannelKind, InboundKind};
+use switchboard_api::InboundKind;
 
 /// Subsets of public data sets, each with its origin and license (`tests/fixtures/README.md`).
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -28,7 +28,7 @@ fn input<'a>(text: &'a str, history: &'a [TranscriptLine]) -> TriageInput<'a> {
     TriageInput {
         text,
         kind: InboundKind::Text,
-        channel: ChannelKind::Webchat,
+        channel: switchboard_webchat::CHANNEL,
         tier: None,
         email: None,
         history,
@@ -298,7 +298,7 @@ async fn channel_threshold_override_applies_to_that_channel_only() {
     assert_eq!(reason(&webchat), None, "{}", webchat.explanation);
     let email = triage
         .decide(&TriageInput {
-            channel: ChannelKind::Email,
+            channel: switchboard_email::CHANNEL,
             ..input(text, &[])
         })
         .await;

@@ -8,7 +8,6 @@ use redis::Commands;
 use serde_json::{json, Value};
 use switchboard::model::conversation_id;
 use switchboard::store::keys;
-use switchboard_api::ChannelKind;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{
@@ -128,7 +127,7 @@ async fn a_visitor_gets_an_ai_answer_then_asks_for_a_human_with_no_desk(redis: T
     assert_eq!(notice, switchboard::pipeline::UNSTAFFED_NOTICE);
     assert!(!notice.contains("reply right here"), "{notice}");
 
-    let id = conversation_id(ChannelKind::Webchat, &format!("s:{session}"));
+    let id = conversation_id(switchboard_webchat::CHANNEL, &format!("s:{session}"));
     let mut client = redis.client();
     let status: String = client.hget(keys::conversation(&id), "status").unwrap();
     assert_eq!(status, "bot", "nobody can take it, so the AI keeps it");
@@ -218,7 +217,7 @@ async fn a_message_resent_after_a_drop_is_stored_once_and_history_survives_recon
         "{welcome}"
     );
 
-    let id = conversation_id(ChannelKind::Webchat, &format!("s:{session}"));
+    let id = conversation_id(switchboard_webchat::CHANNEL, &format!("s:{session}"));
     let stored: usize = redis.client().xlen(keys::messages(&id)).unwrap();
     assert_eq!(stored, 2, "one question, one answer");
 }
@@ -250,7 +249,7 @@ async fn bad_input_is_refused_without_touching_stored_state() {
         .unwrap();
     assert_eq!(widget.next_of("error").await["code"], "invalid");
 
-    let id = conversation_id(ChannelKind::Webchat, &format!("s:{session}"));
+    let id = conversation_id(switchboard_webchat::CHANNEL, &format!("s:{session}"));
     let exists: bool = redis.client().exists(keys::conversation(&id)).unwrap();
     assert!(!exists, "refused messages create nothing");
 

@@ -7,7 +7,6 @@ use redis::Commands;
 use serde_json::{json, Value};
 use switchboard::model::conversation_id;
 use switchboard::store::keys;
-use switchboard_api::ChannelKind;
 
 use crate::harness::{eventually, http, start_gateway, test_config, RedisServer};
 use crate::webchat::WEBCHAT;
@@ -41,7 +40,7 @@ async fn post(addr: std::net::SocketAddr, body: Value) -> (u16, String) {
 
 /// The conversation's status and escalation reason once triage decided its first message.
 async fn decided(redis: &RedisServer, key: &str) -> (String, Option<String>) {
-    let id = conversation_id(ChannelKind::Webchat, key);
+    let id = conversation_id(switchboard_webchat::CHANNEL, key);
     let mut client = redis.client();
     eventually(Duration::from_secs(10), "triage's decision", || {
         let decided: Option<String> = client
@@ -103,7 +102,7 @@ async fn a_signed_vip_tier_skips_the_ai_and_an_unsigned_one_does_not() {
     assert_eq!(decided(&redis, "u:olga").await, ("bot".to_owned(), None));
 
     // The unsigned claim is still kept for the agents, marked as such.
-    let id = conversation_id(ChannelKind::Webchat, "u:olga");
+    let id = conversation_id(switchboard_webchat::CHANNEL, "u:olga");
     let context: String = redis
         .client()
         .hget(keys::conversation(&id), "context")

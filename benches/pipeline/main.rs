@@ -203,7 +203,7 @@ impl Loopback {
 #[async_trait]
 impl Connector for Loopback {
     fn channel(&self) -> ChannelKind {
-        ChannelKind::Webchat
+        switchboard_webchat::CHANNEL
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities::default()
@@ -279,8 +279,10 @@ async fn start_instance(
         };
         let triage_store = store.dedicated(block).await.expect("dedicated");
         let outbox_store = store.dedicated(block).await.expect("dedicated");
-        let connectors: HashMap<ChannelKind, Arc<dyn Connector>> =
-            HashMap::from([(ChannelKind::Webchat, channel.clone() as Arc<dyn Connector>)]);
+        let connectors: HashMap<ChannelKind, Arc<dyn Connector>> = HashMap::from([(
+            switchboard_webchat::CHANNEL,
+            channel.clone() as Arc<dyn Connector>,
+        )]);
         let partitions = keys::partitions_of_worker(w, workers);
         let triage_worker = TriageWorker::new(
             triage_store,
@@ -308,7 +310,7 @@ async fn start_instance(
 fn inbound(session: &str, message: usize, text: &str) -> Inbound {
     let key = format!("s:{session}");
     Inbound {
-        channel: ChannelKind::Webchat,
+        channel: switchboard_webchat::CHANNEL,
         conversation_key: key.clone(),
         message_id: format!("wc:{session}-{message}"),
         kind: InboundKind::Text,
@@ -582,7 +584,7 @@ async fn check_questions(triage: &Triage) -> Vec<&'static str> {
         let input = TriageInput {
             text: question,
             kind: InboundKind::Text,
-            channel: ChannelKind::Webchat,
+            channel: switchboard_webchat::CHANNEL,
             tier: None,
             email: None,
             history: &[],
@@ -621,7 +623,7 @@ async fn time_decide(triage: &Triage, questions: &[&str]) -> f64 {
         let input = TriageInput {
             text: questions[i % questions.len()],
             kind: InboundKind::Text,
-            channel: ChannelKind::Webchat,
+            channel: switchboard_webchat::CHANNEL,
             tier: None,
             email: None,
             history: &history[..(i % 5) * 2 % (history.len() + 1)],
@@ -770,7 +772,7 @@ async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]
         let input = TriageInput {
             text: question,
             kind: InboundKind::Text,
-            channel: ChannelKind::Webchat,
+            channel: switchboard_webchat::CHANNEL,
             tier: None,
             email: None,
             history: &[],
@@ -885,7 +887,10 @@ async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]
     let sample = 200.min(conversations);
     let mut per_key: BTreeMap<&str, u64> = BTreeMap::new();
     for c in 0..sample {
-        let id = conversation_id(ChannelKind::Webchat, &format!("s:memory-{c:010}-abcdef"));
+        let id = conversation_id(
+            switchboard_webchat::CHANNEL,
+            &format!("s:memory-{c:010}-abcdef"),
+        );
         *per_key.entry("record hash").or_default() +=
             admin.memory_usage(&keys::conversation(&id)).await;
         *per_key.entry("transcript stream :m").or_default() +=

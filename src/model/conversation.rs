@@ -191,7 +191,7 @@ mod tests {
         )
         .expect("a whole record");
         assert_eq!(record.status, Status::Escalated);
-        assert_eq!(record.channel, ChannelKind::Email);
+        assert_eq!(record.channel, switchboard_email::CHANNEL);
         assert_eq!(record.created_ms, Some(1000));
         assert_eq!(record.escalated_ms, Some(2000));
         assert_eq!(

@@ -242,7 +242,7 @@ impl OutboxAdmin {
         }
         for waiting in self
             .store
-            .waiting_counts(&partitions, &keys::DELIVERY_TARGETS)
+            .waiting_counts(&partitions, &crate::registry::delivery_targets())
             .await?
         {
             let (Some(queued), true) = (waiting.oldest_queued_ms, waiting.count > 0) else {

@@ -146,25 +146,16 @@ impl Store {
 
 /// The email address that links a customer across channels, if their identity has one.
 ///
-/// The rule: an address links channels when the channel vouches for it. An email's sender is
-/// its address; a Slack account's profile email is verified by the workspace; a web chat
-/// site's signed `email` claim is the site's word (the connector sets a web chat author's email
-/// only from signed claims); any other channel links only a verified identity whose id *is*
-/// the address. An unverified claim (a widget attribute) never joins someone else's
-/// conversation.
+/// The rule: an address links channels when the channel vouches for it (`email_verified`, set
+/// by the connector: a mail's sender, a workspace's verified profile address, a site's signed
+/// claim), or when a verified identity's id *is* the address. An unverified claim (a widget
+/// attribute) never joins someone else's conversation.
 pub fn linkable_email(inbound: &Inbound) -> Option<String> {
     let identity = &inbound.author;
-    let address = if inbound.channel == ChannelKind::Email {
-        identity.email.as_deref().or(Some(identity.id.as_str()))?
-    } else if identity.verified && identity.id.contains('@') {
-        identity.id.as_str()
-    } else if identity.verified
-        && matches!(inbound.channel, ChannelKind::Slack | ChannelKind::Webchat)
-    {
-        // Slack's users.info email is the workspace's verified account address.
-        identity.email.as_deref()?
-    } else {
-        return None;
+    let address = match &identity.email {
+        Some(email) if identity.email_verified => email.as_str(),
+        _ if identity.verified && identity.id.contains('@') => identity.id.as_str(),
+        _ => return None,
     };
     let address = address.trim().to_lowercase();
     (address.contains('@') && !address.contains(char::is_whitespace)).then_some(address)
@@ -175,9 +166,9 @@ mod tests {
     use super::linkable_email;
     use switchboard_api::{ChannelKind, Identity, Inbound, InboundKind};
 
-    fn inbound(channel: ChannelKind, id: &str, email: Option<&str>, verified: bool) -> Inbound {
+    fn inbound(id: &str, email: Option<&str>, verified: bool, email_verified: bool) -> Inbound {
         Inbound {
-            channel,
+            channel: ChannelKind::new("anychannel"),
             conversation_key: "k".into(),
             message_id: "m".into(),
             kind: InboundKind::Text,
@@ -186,6 +177,7 @@ mod tests {
                 display_name: None,
                 email: email.map(Into::into),
                 verified,
+                email_verified,
             },
             text: "hi".into(),
             context: Default::default(),
@@ -195,38 +187,32 @@ mod tests {
 
     #[test]
     fn only_addresses_a_channel_vouches_for_link_contacts() {
-        let mail = inbound(
-            ChannelKind::Email,
-            "Alice@Example.org",
-            Some("Alice@Example.org"),
-            false,
-        );
-        assert_eq!(linkable_email(&mail).as_deref(), Some("alice@example.org"));
-        let signed = inbound(ChannelKind::Webchat, "alice@example.org", None, true);
+        let sender = inbound("Alice@Example.org", Some("Alice@Example.org"), false, true);
         assert_eq!(
-            linkable_email(&signed).as_deref(),
+            linkable_email(&sender).as_deref(),
             Some("alice@example.org")
         );
-        let claimed = inbound(
-            ChannelKind::Webchat,
-            "visitor-1",
-            Some("alice@example.org"),
-            false,
+        let verified_id = inbound("alice@example.org", None, true, false);
+        assert_eq!(
+            linkable_email(&verified_id).as_deref(),
+            Some("alice@example.org")
         );
+        let claimed = inbound("visitor-1", Some("alice@example.org"), false, false);
         assert_eq!(
             linkable_email(&claimed),
             None,
-            "a widget attribute is only a claim"
+            "an address the channel does not vouch for is only a claim"
         );
-        // The web chat connector sets a verified user's email only from the site's signed claims.
-        let signed_claim = inbound(ChannelKind::Webchat, "42", Some("alice@example.org"), true);
+        let verified_user_claimed_email = inbound("42", Some("alice@example.org"), true, false);
+        assert_eq!(linkable_email(&verified_user_claimed_email), None);
+        let vouched = inbound("42", Some(" Alice@example.org "), true, true);
         assert_eq!(
-            linkable_email(&signed_claim).as_deref(),
+            linkable_email(&vouched).as_deref(),
             Some("alice@example.org")
         );
-        let signed_id_only = inbound(ChannelKind::Webchat, "42", None, true);
-        assert_eq!(linkable_email(&signed_id_only), None);
-        let telegram = inbound(ChannelKind::Telegram, "12345", None, true);
-        assert_eq!(linkable_email(&telegram), None);
+        let unverified_id = inbound("bob@example.org", None, false, false);
+        assert_eq!(linkable_email(&unverified_id), None);
+        let not_an_address = inbound("12345", Some("no address"), true, true);
+        assert_eq!(linkable_email(&not_an_address), None);
     }
 }

@@ -33,48 +33,88 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-/// The channels Switchboard speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelKind {
-    /// The embeddable web chat widget.
-    Webchat,
-    /// Email over IMAP/SMTP.
-    Email,
-    /// Telegram bot.
-    Telegram,
-    /// Discord bot.
-    Discord,
-    /// Slack as a customer channel (shared or community channels).
-    Slack,
-}
+/// A customer channel's name (`webchat`, `email`, ...), as keys, config and logs spell it.
+///
+/// Open rather than an enum: each channel's crate names itself (its `CHANNEL` constant) and
+/// the core's registry lists the channels a build has, so a new channel edits no shared type.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelKind(&'static str);
 
 impl ChannelKind {
-    /// Every channel, in the order the core's registry lists them.
-    pub const ALL: [ChannelKind; 5] = [
-        ChannelKind::Webchat,
-        ChannelKind::Email,
-        ChannelKind::Discord,
-        ChannelKind::Telegram,
-        ChannelKind::Slack,
-    ];
+    /// A channel named `name`: lowercase ASCII letters, digits and `_`, starting with a letter.
+    ///
+    /// # Panics
+    /// At compile time (in a `const`) or at once when `name` breaks that rule.
+    pub const fn new(name: &'static str) -> ChannelKind {
+        assert!(
+            is_channel_name(name),
+            "a channel name is 1 to 32 of [a-z0-9_], starting with a letter"
+        );
+        ChannelKind(name)
+    }
 
     /// The stable lowercase name used in keys, config and logs.
     pub const fn as_str(self) -> &'static str {
-        match self {
-            ChannelKind::Webchat => "webchat",
-            ChannelKind::Email => "email",
-            ChannelKind::Telegram => "telegram",
-            ChannelKind::Discord => "discord",
-            ChannelKind::Slack => "slack",
-        }
+        self.0
     }
 
-    /// Parses the lowercase name written by [`ChannelKind::as_str`].
+    /// The channel a stored or configured name spells, if it is a well-formed name. Whether
+    /// this build has that channel is the core registry's question.
     pub fn parse(name: &str) -> Option<ChannelKind> {
-        ChannelKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == name)
+        is_channel_name(name).then(|| ChannelKind(intern(name)))
+    }
+}
+
+const fn is_channel_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() > 32 || !bytes[0].is_ascii_lowercase() {
+        return false;
+    }
+    let mut at = 1;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        if !(byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_') {
+            return false;
+        }
+        at += 1;
+    }
+    true
+}
+
+/// One `'static` copy per distinct name read back from storage, so `ChannelKind` stays `Copy`.
+/// Bounded: only well-formed names the gateway itself wrote are ever read.
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut names = NAMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
+
+impl fmt::Debug for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChannelKind({})", self.0)
+    }
+}
+
+impl Serialize for ChannelKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ChannelKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        ChannelKind::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!("`{name}` is not a channel name ([a-z][a-z0-9_]*)"))
+        })
     }
 }
 
@@ -172,6 +212,11 @@ pub struct Identity {
     /// True when the channel proved the id (a signed web chat user id, a platform account).
     #[serde(default)]
     pub verified: bool,
+    /// True when the channel vouches that `email` is this customer's: the sender of a mail, a
+    /// workspace account's profile address, a site's signed claim. Only such an address links
+    /// the customer's conversations across channels; a typed-in address never does.
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 /// A message from a customer, already mapped out of its platform's payload.

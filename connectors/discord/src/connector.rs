@@ -327,7 +327,7 @@ fn backoff(error: &ConnectorError, attempt: u32) -> Duration {
 #[async_trait]
 impl Connector for DiscordConnector {
     fn channel(&self) -> ChannelKind {
-        ChannelKind::Discord
+        crate::CHANNEL
     }
 
     fn capabilities(&self) -> Capabilities {

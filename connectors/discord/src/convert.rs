@@ -15,8 +15,8 @@ use serenity::model::application::ComponentInteraction;
 use serenity::model::channel::{Message, MessageType};
 use serenity::model::user::User;
 use switchboard_api::{
-    clean_content_type, clean_file_name, text_with_links, Author, ChannelKind, CustomerAction,
-    CustomerContext, FileRef, Identity, Inbound, InboundKind, Outbound,
+    clean_content_type, clean_file_name, text_with_links, Author, CustomerAction, CustomerContext,
+    FileRef, Identity, Inbound, InboundKind, Outbound,
 };
 
 /// The `custom_id` of the "Talk to a human" button.
@@ -114,6 +114,7 @@ pub fn identity(user: &User) -> Identity {
         ),
         email: None,
         verified: true,
+        email_verified: false,
     }
 }
 
@@ -244,7 +245,7 @@ pub fn inbound_from_message(message: &Message, conversation_key: String) -> Opti
         attributes.insert("discord.guild_id".into(), guild.get().to_string());
     }
     Some(Inbound {
-        channel: ChannelKind::Discord,
+        channel: crate::CHANNEL,
         conversation_key,
         message_id: format!("dc:{}", message.id.get()),
         kind: InboundKind::Text,
@@ -279,7 +280,7 @@ pub fn inbound_from_click(interaction: &ComponentInteraction) -> Option<Inbound>
         .attributes
         .insert("discord.channel_id".into(), channel.to_string());
     Some(Inbound {
-        channel: ChannelKind::Discord,
+        channel: crate::CHANNEL,
         conversation_key,
         message_id: format!("dc:i:{}", interaction.id.get()),
         kind,

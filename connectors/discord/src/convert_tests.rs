@@ -170,7 +170,7 @@ fn outbound(author: Author, actions: Vec<CustomerAction>) -> Outbound {
     Outbound {
         id: "1-0".into(),
         conversation_id: "conv-1".into(),
-        channel: switchboard_api::ChannelKind::Discord,
+        channel: crate::CHANNEL,
         conversation_key: "dm:42".into(),
         author,
         text: "Try turning it off and on again.".into(),

@@ -44,3 +44,6 @@ pub use config::DiscordConfig;
 pub use connector::DiscordConnector;
 pub use gateway::intents;
 pub use rest::CONNECTOR;
+
+/// This channel's name in keys, config and logs: A Discord bot.
+pub const CHANNEL: switchboard_api::ChannelKind = switchboard_api::ChannelKind::new("discord");

@@ -215,7 +215,6 @@ mod tests {
     use super::*;
     use mail_parser::MimeHeaders;
     use std::collections::BTreeMap;
-    use switchboard_api::ChannelKind;
 
     fn config() -> EmailConfig {
         toml::from_str(
@@ -249,7 +248,7 @@ mod tests {
         Outbound {
             id: "1700000000000-0".into(),
             conversation_id: "c1".into(),
-            channel: ChannelKind::Email,
+            channel: crate::CHANNEL,
             conversation_key: "alice@example.org".into(),
             author,
             text: "Go to Settings > Security.".into(),

@@ -293,7 +293,7 @@ impl EmailConnector {
             // Derived from the mail, so a notice about the same mail has the same Message-ID.
             id: format!("refused.{}", inbound.message_id),
             conversation_id: String::new(),
-            channel: ChannelKind::Email,
+            channel: crate::CHANNEL,
             conversation_key: inbound.conversation_key.clone(),
             author: Author::System,
             text: format!(
@@ -384,7 +384,7 @@ fn smtp_error(error: lettre::transport::smtp::Error) -> ConnectorError {
 #[async_trait]
 impl Connector for EmailConnector {
     fn channel(&self) -> ChannelKind {
-        ChannelKind::Email
+        crate::CHANNEL
     }
 
     fn capabilities(&self) -> Capabilities {

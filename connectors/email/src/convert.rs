@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use mail_parser::{Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 use switchboard_api::{
-    clean_content_type, clean_file_name, Attachment, ChannelKind, CustomerContext, Identity,
-    Inbound, InboundKind,
+    clean_content_type, clean_file_name, Attachment, CustomerContext, Identity, Inbound,
+    InboundKind,
 };
 
 use crate::noise::{self, SkipReason};
@@ -144,7 +144,7 @@ pub fn convert(raw: &[u8], settings: &ConvertSettings) -> Converted {
     };
 
     Converted::Inbound(Box::new(Inbound {
-        channel: ChannelKind::Email,
+        channel: crate::CHANNEL,
         conversation_key: key.clone(),
         message_id,
         kind: InboundKind::Text,
@@ -153,6 +153,8 @@ pub fn convert(raw: &[u8], settings: &ConvertSettings) -> Converted {
             display_name,
             email: Some(key),
             verified: false,
+            // Replies go to this address, so it is the customer's to read.
+            email_verified: true,
         },
         text,
         context: CustomerContext {

@@ -17,3 +17,6 @@ pub mod trim;
 
 pub use config::{EmailConfig, ImapConfig, ProcessedAction, SmtpConfig, TlsMode};
 pub use connector::EmailConnector;
+
+/// This channel's name in keys, config and logs: Email over IMAP and SMTP.
+pub const CHANNEL: switchboard_api::ChannelKind = switchboard_api::ChannelKind::new("email");

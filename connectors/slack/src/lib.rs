@@ -30,3 +30,6 @@ pub use customer::{SlackCustomerConnector, CUSTOMER_CONNECTOR};
 pub use customer_config::SlackCustomerConfig;
 pub use desk::SlackDesk;
 pub use desk::{blocks, config, convert};
+
+/// This channel's name in keys, config and logs: Slack as a customer channel (shared or community channels).
+pub const CHANNEL: switchboard_api::ChannelKind = switchboard_api::ChannelKind::new("slack");

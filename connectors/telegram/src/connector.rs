@@ -306,7 +306,7 @@ impl Shared {
 #[async_trait]
 impl Connector for TelegramConnector {
     fn channel(&self) -> ChannelKind {
-        ChannelKind::Telegram
+        crate::CHANNEL
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -18,8 +18,8 @@
 use bytes::Bytes;
 use serde_json::Value;
 use switchboard_api::{
-    clean_content_type, clean_file_name, text_with_links, Author, ChannelKind, CustomerAction,
-    CustomerContext, FileRef, Identity, Inbound, InboundKind, Outbound,
+    clean_content_type, clean_file_name, text_with_links, Author, CustomerAction, CustomerContext,
+    FileRef, Identity, Inbound, InboundKind, Outbound,
 };
 
 /// The callback data of the "Talk to a human" button.
@@ -204,7 +204,7 @@ fn message_action(update_id: i64, message: &Value, edited: bool) -> UpdateAction
             .insert("telegram.username".into(), username.to_string());
     }
     UpdateAction::Store(Inbound {
-        channel: ChannelKind::Telegram,
+        channel: crate::CHANNEL,
         conversation_key: chat.to_string(),
         message_id: message_id(update_id),
         kind: InboundKind::Text,
@@ -247,7 +247,7 @@ fn callback_action(update_id: i64, query: &Value) -> UpdateAction {
             .attributes
             .insert("telegram.chat_id".into(), chat.to_string());
         Inbound {
-            channel: ChannelKind::Telegram,
+            channel: crate::CHANNEL,
             conversation_key: chat.to_string(),
             message_id: message_id(update_id),
             kind,
@@ -358,6 +358,7 @@ fn identity(from: Option<&Value>, chat: i64) -> Identity {
         display_name,
         email: None,
         verified: true,
+        email_verified: false,
     }
 }
 

@@ -67,7 +67,7 @@ fn start_greets_even_without_a_chat_type() {
 #[test]
 fn a_text_message_becomes_a_verified_inbound() {
     let inbound = stored(&private_message(json!({"text": "  Where is my order?  "})));
-    assert_eq!(inbound.channel, ChannelKind::Telegram);
+    assert_eq!(inbound.channel, crate::CHANNEL);
     assert_eq!(inbound.conversation_key, "42");
     assert_eq!(inbound.message_id, "tg:500");
     assert_eq!(inbound.kind, InboundKind::Text);
@@ -226,7 +226,7 @@ fn a_short_text_becomes_the_first_files_caption_with_the_agent_named() {
     let outbound = Outbound {
         id: "o1".into(),
         conversation_id: "c".into(),
-        channel: ChannelKind::Telegram,
+        channel: crate::CHANNEL,
         conversation_key: "42".into(),
         author: Author::Agent { name: "Sam".into() },
         text: "Here you go".into(),
@@ -382,7 +382,7 @@ fn outbound(author: Author, text: &str, actions: Vec<CustomerAction>) -> Outboun
     Outbound {
         id: "o1".into(),
         conversation_id: "c1".into(),
-        channel: ChannelKind::Telegram,
+        channel: crate::CHANNEL,
         conversation_key: "42".into(),
         author,
         text: text.into(),

@@ -30,3 +30,6 @@ pub use config::{TelegramConfig, TelegramMode};
 pub use connector::TelegramConnector;
 pub use switchboard_api::{MemoryLease, PollLease};
 pub use webhook::SECRET_HEADER;
+
+/// This channel's name in keys, config and logs: A Telegram bot.
+pub const CHANNEL: switchboard_api::ChannelKind = switchboard_api::ChannelKind::new("telegram");

@@ -122,7 +122,7 @@ impl WebchatConnector {
 #[async_trait]
 impl Connector for WebchatConnector {
     fn channel(&self) -> ChannelKind {
-        ChannelKind::Webchat
+        crate::CHANNEL
     }
 
     fn capabilities(&self) -> Capabilities {

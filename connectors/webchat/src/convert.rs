@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use switchboard_api::{
-    Author, ChannelKind, ConversationView, CustomerAction, CustomerContext, Inbound, InboundKind,
-    Outbound, StoredMessage,
+    Author, ConversationView, CustomerAction, CustomerContext, Inbound, InboundKind, Outbound,
+    StoredMessage,
 };
 
 use crate::identity::Visitor;
@@ -387,6 +387,7 @@ pub fn to_inbound(
     // A name only labels the customer for agents; an unsigned one is still better than an id.
     author.display_name = either("name");
     author.email = signed("email");
+    author.email_verified = author.email.is_some();
     let mut attributes = context.attributes.clone();
     let unverified = attributes
         .keys()
@@ -401,7 +402,7 @@ pub fn to_inbound(
             .map(|(key, value)| (key.clone(), value.clone())),
     );
     Inbound {
-        channel: ChannelKind::Webchat,
+        channel: crate::CHANNEL,
         conversation_key: visitor.conversation_key.clone(),
         message_id: format!("wc:{client_id}"),
         kind,
@@ -546,7 +547,7 @@ mod tests {
             attributes.as_object().unwrap(),
         );
         let inbound = to_inbound(&visitor(), &context, "c1", InboundKind::Text, "hi");
-        assert_eq!(inbound.channel, ChannelKind::Webchat);
+        assert_eq!(inbound.channel, crate::CHANNEL);
         assert_eq!(inbound.conversation_key, "s:abcdefghijklmnopq");
         assert_eq!(inbound.message_id, "wc:c1");
         assert_eq!(inbound.author.display_name.as_deref(), Some("Dana"));
@@ -603,7 +604,7 @@ mod tests {
         let outbound = Outbound {
             id: "1700-0".to_owned(),
             conversation_id: "c-1".to_owned(),
-            channel: ChannelKind::Webchat,
+            channel: crate::CHANNEL,
             conversation_key: "s:abc".to_owned(),
             author: Author::Agent {
                 name: "Sam".to_owned(),

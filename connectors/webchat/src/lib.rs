@@ -51,3 +51,6 @@ pub use config::WebchatConfig;
 pub use connector::{Fanout, WebchatConnector};
 pub use identity::{sign_user_id, verify_user_sig};
 pub use switchboard_api::{QuotaRefusal, UploadQuota, UploadReservation};
+
+/// This channel's name in keys, config and logs: The embeddable web chat widget.
+pub const CHANNEL: switchboard_api::ChannelKind = switchboard_api::ChannelKind::new("webchat");

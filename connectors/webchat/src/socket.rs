@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use switchboard_api::{ChannelKind, ConversationView, Gateway, InboundKind, IngestError};
+use switchboard_api::{ConversationView, Gateway, InboundKind, IngestError};
 use tokio::time::{interval, timeout, MissedTickBehavior};
 
 use crate::client_ip::ClientKey;
@@ -148,10 +148,10 @@ pub(crate) async fn history_after(
     after: Option<&str>,
 ) -> Result<Option<ConversationView>, IngestError> {
     let key = visitor.conversation_key.as_str();
-    match gateway.history(ChannelKind::Webchat, key, after).await {
+    match gateway.history(crate::CHANNEL, key, after).await {
         Err(IngestError::Rejected(reason)) if after.is_some() => {
             tracing::debug!(%reason, "webchat history cursor refused; sending all");
-            gateway.history(ChannelKind::Webchat, key, None).await
+            gateway.history(crate::CHANNEL, key, None).await
         }
         other => other,
     }

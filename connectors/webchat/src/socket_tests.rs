@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use switchboard_api::{Author, ChannelKind, Connector, InboundKind, Outbound};
+use switchboard_api::{Author, Connector, InboundKind, Outbound};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -101,7 +101,7 @@ async fn visitor_says_hello_sends_and_replays_without_duplicates() {
     let accepted = server.gateway.accepted();
     assert_eq!(accepted.len(), 1);
     let inbound = &accepted[0];
-    assert_eq!(inbound.channel, ChannelKind::Webchat);
+    assert_eq!(inbound.channel, crate::CHANNEL);
     assert_eq!(inbound.conversation_key, format!("s:{SESSION}"));
     assert_eq!(inbound.message_id, "wc:c-1");
     assert_eq!(inbound.kind, InboundKind::Text);
@@ -147,7 +147,7 @@ async fn send_reaches_every_open_socket_of_the_conversation() {
     let outbound = Outbound {
         id: "42-0".to_owned(),
         conversation_id: "conv-1".to_owned(),
-        channel: ChannelKind::Webchat,
+        channel: crate::CHANNEL,
         conversation_key: format!("s:{SESSION}"),
         author: Author::Agent {
             name: "Sam".to_owned(),

@@ -67,7 +67,7 @@ impl FakeGateway {
         Outbound {
             id,
             conversation_id: conversation.id.clone(),
-            channel: ChannelKind::Webchat,
+            channel: crate::CHANNEL,
             conversation_key: key.to_owned(),
             author,
             text: text.to_owned(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use switchboard_api::{Author, ChannelKind, Connector, FileRef, Gateway, Outbound};
+use switchboard_api::{Author, Connector, FileRef, Gateway, Outbound};
 
 use crate::config::Secret;
 use crate::standin::DiscordStandIn;
@@ -148,7 +148,7 @@ async fn an_agents_files_are_uploaded_as_parts_of_the_message() {
         .send(&Outbound {
             id: "out-1".into(),
             conversation_id: "conv-1".into(),
-            channel: ChannelKind::Discord,
+            channel: crate::CHANNEL,
             conversation_key: format!("dm:{channel}"),
             author: Author::Agent { name: "Sam".into() },
             text: "Here you go".into(),

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard_api::{
-    Author, ChannelKind, Connector, ConnectorError, CustomerAction, Gateway, Health, InboundKind,
-    Outbound,
+    Author, Connector, ConnectorError, CustomerAction, Gateway, Health, InboundKind, Outbound,
 };
 use tokio::task::JoinHandle;
 
@@ -71,7 +70,7 @@ fn outbound(key: &str, author: Author, actions: Vec<CustomerAction>) -> Outbound
     Outbound {
         id: "9-0".into(),
         conversation_id: "conv-1".into(),
-        channel: ChannelKind::Discord,
+        channel: crate::CHANNEL,
         conversation_key: key.into(),
         author,
         text: "Go to Settings > Security > Reset password.".into(),

@@ -494,7 +494,7 @@ mod tests {
         Outbound {
             id: "1-0".into(),
             conversation_id: "c1".into(),
-            channel: switchboard_api::ChannelKind::Slack,
+            channel: crate::CHANNEL,
             conversation_key: "C0SHARED:1700000000.000100".into(),
             author,
             text: text.into(),

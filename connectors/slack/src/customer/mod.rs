@@ -264,6 +264,8 @@ impl CustomerShared {
         Ok(Identity {
             id: user.to_string(),
             display_name: profile.name,
+            // The workspace verified the account's profile address.
+            email_verified: profile.email.is_some(),
             email: profile.email,
             // Slack authenticated the account that wrote the message.
             verified: true,
@@ -300,7 +302,7 @@ impl CustomerIntake {
         let files = self.shared.app.fetch_files(message.files).await?;
         let max_file_bytes = self.shared.app.max_file_bytes();
         let inbound = Inbound {
-            channel: ChannelKind::Slack,
+            channel: crate::CHANNEL,
             conversation_key: message.conversation_key,
             message_id: message.message_id,
             kind: InboundKind::Text,
@@ -363,7 +365,7 @@ impl CustomerIntake {
         };
         let author = self.shared.identity(&press.user).await?;
         let inbound = Inbound {
-            channel: ChannelKind::Slack,
+            channel: crate::CHANNEL,
             conversation_key: press.conversation_key,
             message_id: press.message_id,
             kind,
@@ -406,7 +408,7 @@ impl EnvelopeHandler for CustomerIntake {
 #[async_trait]
 impl Connector for SlackCustomerConnector {
     fn channel(&self) -> ChannelKind {
-        ChannelKind::Slack
+        crate::CHANNEL
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -126,7 +126,7 @@ fn outbound(key: &str, author: Author, text: &str, actions: Vec<CustomerAction>)
     Outbound {
         id: "7-0".into(),
         conversation_id: "conv-1".into(),
-        channel: ChannelKind::Slack,
+        channel: crate::CHANNEL,
         conversation_key: key.into(),
         author,
         text: text.into(),
@@ -157,7 +157,7 @@ async fn a_top_level_message_starts_a_conversation_and_thread_replies_continue_i
     assert_eq!(stored.len(), 2, "{stored:?}");
 
     let question = &stored[0];
-    assert_eq!(question.channel, ChannelKind::Slack);
+    assert_eq!(question.channel, crate::CHANNEL);
     assert_eq!(question.conversation_key, "C0SHARED:1700000000.000100");
     assert_eq!(question.message_id, "slack:C0SHARED:1700000000.000100");
     assert_eq!(question.kind, InboundKind::Text);

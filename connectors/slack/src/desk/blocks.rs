@@ -314,7 +314,6 @@ pub fn full_transcript(briefing: &Briefing) -> Vec<String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use switchboard_api::ChannelKind;
 
     /// A briefing with every field set, shared with the desk's stand-in tests.
     pub(crate) fn sample_briefing(lines: usize) -> Briefing {
@@ -324,7 +323,7 @@ pub(crate) mod tests {
             customer_id: "user-1815".into(),
             verified: true,
             email: Some("ada@example.com".into()),
-            channel: ChannelKind::Webchat,
+            channel: switchboard_api::ChannelKind::new("webchat"),
             tier: Some("vip".into()),
             page_url: Some("https://shop.example.com/billing".into()),
             page_title: Some("Billing settings".into()),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use switchboard_api::{Author, ChannelKind, Connector, ConnectorError, FileRef, Gateway, Outbound};
+use switchboard_api::{Author, Connector, ConnectorError, FileRef, Gateway, Outbound};
 use tokio::task::JoinHandle;
 
 use crate::config::{Secret, TelegramConfig};
@@ -202,7 +202,7 @@ async fn an_agents_files_are_uploaded_with_their_names_and_bytes() {
         .send(&Outbound {
             id: "out-1".into(),
             conversation_id: "conv-1".into(),
-            channel: ChannelKind::Telegram,
+            channel: crate::CHANNEL,
             conversation_key: ADA.to_string(),
             author: Author::Agent { name: "Sam".into() },
             text: "Here is what I see".into(),

@@ -9,8 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use switchboard_api::{
-    Author, ChannelKind, Connector, ConnectorError, CustomerAction, Gateway, Health, InboundKind,
-    Outbound,
+    Author, Connector, ConnectorError, CustomerAction, Gateway, Health, InboundKind, Outbound,
 };
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
@@ -69,7 +68,7 @@ fn outbound(author: Author, text: &str, actions: Vec<CustomerAction>) -> Outboun
     Outbound {
         id: "out-1".into(),
         conversation_id: "conv-1".into(),
-        channel: ChannelKind::Telegram,
+        channel: crate::CHANNEL,
         conversation_key: ADA.to_string(),
         author,
         text: text.into(),
@@ -87,7 +86,7 @@ async fn a_text_message_reaches_the_gateway() {
     let stored = run.gateway.wait_for_stored(1, WAIT).await;
     assert_eq!(stored.len(), 1);
     let inbound = &stored[0];
-    assert_eq!(inbound.channel, ChannelKind::Telegram);
+    assert_eq!(inbound.channel, crate::CHANNEL);
     assert_eq!(inbound.conversation_key, ADA.to_string());
     assert_eq!(inbound.message_id, format!("tg:{update_id}"));
     assert_eq!(inbound.text, "Where is my order?");
