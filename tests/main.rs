@@ -28,3 +28,6 @@ mod upload_quota;
 mod webchat;
 mod webchat_trust;
 mod work;
+
+// Each channel's own gateway-level tests, found in `connectors/<name>/tests/gateway.rs`.
+include!(concat!(env!("OUT_DIR"), "/channel_tests.rs"));
