@@ -26,8 +26,12 @@ fn main() {
             .expect("connector folders have UTF-8 names")
             .replace(['-', '.'], "_");
         // Debug formatting escapes the path into a valid string literal on every platform.
-        writeln!(modules, "#[path = {:?}]\nmod {name}_gateway;", tests.display().to_string())
-            .expect("writing to a String");
+        writeln!(
+            modules,
+            "#[path = {:?}]\nmod {name}_gateway;",
+            tests.display().to_string()
+        )
+        .expect("writing to a String");
     }
     let out = Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("channel_tests.rs");
     fs::write(out, modules).expect("OUT_DIR is writable");

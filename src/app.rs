@@ -11,7 +11,6 @@ use std::time::Duration;
 use switchboard_api::{
     BuildContext, ChannelKind, Connector, ConnectorError, Desk, DeskSink, Gateway,
 };
-use switchboard_slack::SlackDesk;
 
 use crate::fanout::RedisBroadcastHub;
 use tokio::task::JoinSet;
@@ -148,7 +147,7 @@ async fn connect_when_redis_is_ready(
 
 /// The agent desk to mirror escalations into, and its default channel.
 pub struct DeskSetup {
-    /// The desk (the Slack desk, or a test double).
+    /// The desk (built from its `[desk.<name>]` section, or a test double).
     pub desk: Arc<dyn Desk>,
     /// Where new threads go unless a routing rule says otherwise.
     pub default_channel: String,
@@ -163,7 +162,8 @@ async fn check_desk_channels(
     results: DeskChannelChecks,
 ) {
     let checks =
-        crate::desk::channels::check_channels(desk.as_ref(), &default_channel, &routes).await;
+        crate::desk::channels::check_channels(desk.as_ref(), "desk", &default_channel, &routes)
+            .await;
     for check in checks {
         let channel = check.channel;
         let status = match check.problem {
@@ -187,23 +187,10 @@ async fn check_desk_channels(
 
 /// Connects, builds everything and starts serving; returns once the listener is bound.
 pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
-    let desk = match config.desk.slack.clone().filter(|slack| slack.enabled) {
-        Some(slack) => {
-            let default_channel = slack.channel.clone();
-            let desk = SlackDesk::new(slack)
-                .map_err(StartError::Desk)?
-                .with_max_file_bytes(config.files.max_bytes);
-            Some(DeskSetup {
-                desk: Arc::new(desk),
-                default_channel,
-            })
-        }
-        None => None,
-    };
-    start_with_desk(config, desk).await
+    start_with_desk(config, None).await
 }
 
-/// Like [`start`], with the agent desk given rather than built from config.
+/// Like [`start`], with the agent desk given (a test double) rather than built from config.
 pub async fn start_with_desk(
     mut config: Config,
     desk: Option<DeskSetup>,
@@ -243,6 +230,21 @@ pub async fn start_with_desk(
     let connectors: Vec<Arc<dyn Connector>> = std::mem::take(&mut config.connectors)
         .build(&build_context)
         .map_err(StartError::Connector)?;
+    let desk = match (desk, config.desk.take_enabled()) {
+        (Some(given), _) => Some(given),
+        (None, Some(section)) => {
+            let default_channel = section.config.default_channel().to_owned();
+            let desk = section
+                .config
+                .build(&build_context)
+                .map_err(StartError::Desk)?;
+            Some(DeskSetup {
+                desk,
+                default_channel,
+            })
+        }
+        (None, None) => None,
+    };
     let leases = leases.made();
     let fanout_relays = broadcast.relays();
     let by_channel: HashMap<ChannelKind, Arc<dyn Connector>> = connectors
@@ -256,12 +258,17 @@ pub async fn start_with_desk(
             .with_metrics(metrics.clone())
             .with_files(files.clone()),
     );
-    if config.files.public_base_url.is_none()
-        && connectors
-            .iter()
-            .any(|connector| connector.channel() != switchboard_webchat::CHANNEL)
-    {
-        warn!("files.public_base_url is not set: file links sent to email, Telegram, Discord or Slack customers are relative paths they cannot open");
+    if config.files.public_base_url.is_none() {
+        let outside: Vec<&str> = (connectors.iter())
+            .filter(|connector| !connector.capabilities().opens_relative_links)
+            .map(|connector| connector.channel().as_str())
+            .collect();
+        if !outside.is_empty() {
+            warn!(
+                channels = %outside.join(", "),
+                "files.public_base_url is not set: file links sent on these channels are relative paths their customers cannot open"
+            );
+        }
     }
     let desk_channels = DeskChannelChecks::default();
     let connector_statuses = ConnectorStatuses::default();
@@ -282,7 +289,7 @@ pub async fn start_with_desk(
     if desk.is_none() {
         error!(
             "no agent desk is enabled: escalated customers reach no one. They are told no person \
-             can join and the AI keeps answering; configure [desk.slack] to staff escalations"
+             can join and the AI keeps answering; enable a desk ([desk.<name>]) to staff escalations"
         );
     }
     let learning = Arc::new(KnowledgeLoop::new(store.clone(), Some(triage.clone())));

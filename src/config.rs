@@ -11,7 +11,6 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use switchboard_api::{BuildContext, Connector, ConnectorConfig, ConnectorError};
-use switchboard_slack::SlackDeskConfig;
 
 use crate::registry;
 use crate::triage::TriageConfig;
@@ -29,8 +28,8 @@ pub struct Config {
     pub triage: TriageConfig,
     /// `[connectors.*]`: the channels, each enabled or disabled.
     pub connectors: ConnectorsConfig,
-    /// `[desk.*]`: where escalations go (the Slack agent desk).
-    pub desk: DeskConfig,
+    /// `[desk.*]`: where escalations go (an agent desk, and routing rules).
+    pub desk: DeskSettings,
     /// `[files]`: attachments both ways, their size limit and retention.
     pub files: FilesConfig,
     /// The directory of the config file; relative paths resolve against it.
@@ -466,16 +465,85 @@ impl ConnectorsConfig {
 }
 
 /// `[desk]`: the agent desk.
-#[derive(Debug, Clone, Default)]
-pub struct DeskConfig {
-    /// `[desk.slack]`: the team's Slack workspace.
-    pub slack: Option<SlackDeskConfig>,
+#[derive(Debug, Default)]
+pub struct DeskSettings {
+    /// Every `[desk.<name>]` section given, enabled or not, in registry order.
+    pub sections: Vec<DeskSection>,
     /// `[[desk.routes]]`: which desk channel an escalation goes to; first match wins, else the
     /// desk's default channel.
     pub routes: Vec<DeskRoute>,
     /// What a customer who needs a person is told while no desk is enabled (say where else
     /// to reach the team); without it they are told no one can join this chat.
     pub unstaffed_notice: Option<String>,
+}
+
+/// One `[desk.<name>]` section, parsed by the desk's own crate.
+#[derive(Debug)]
+pub struct DeskSection {
+    /// The desk's name (`slack`).
+    pub name: &'static str,
+    /// Its settings.
+    pub config: Box<dyn switchboard_api::DeskConfig>,
+}
+
+impl DeskSettings {
+    /// The enabled desk's section, if one is enabled.
+    pub fn enabled(&self) -> Option<&DeskSection> {
+        self.sections.iter().find(|section| section.config.enabled())
+    }
+
+    /// Takes the enabled desk's section out, to build it.
+    pub fn take_enabled(&mut self) -> Option<DeskSection> {
+        let at = self
+            .sections
+            .iter()
+            .position(|section| section.config.enabled())?;
+        Some(self.sections.remove(at))
+    }
+
+    fn parse(desk: &toml::Table, problems: &mut Vec<ConfigProblem>) -> DeskSettings {
+        let mut settings = DeskSettings::default();
+        let mut known: Vec<&str> = registry::DESKS.iter().map(|entry| entry.name).collect();
+        known.extend(["routes", "unstaffed_notice"]);
+        for key in desk.keys() {
+            if !known.contains(&key.as_str()) {
+                problems.push(unknown_key(&format!("desk.{key}"), &known));
+            }
+        }
+        for entry in registry::DESKS {
+            let Some(value) = desk.get(entry.name) else {
+                continue;
+            };
+            match (entry.parse)(value.clone()) {
+                Ok(config) => settings.sections.push(DeskSection {
+                    name: entry.name,
+                    config,
+                }),
+                Err((inner, message)) => {
+                    let key = match inner.as_str() {
+                        "" => format!("desk.{}", entry.name),
+                        inner => format!("desk.{}.{inner}", entry.name),
+                    };
+                    problems.push(ConfigProblem { key, message });
+                }
+            }
+        }
+        settings.routes =
+            optional_section(desk, "desk.routes", "routes", problems).unwrap_or_default();
+        match desk.get("unstaffed_notice") {
+            None => {}
+            Some(toml::Value::String(text)) if !text.trim().is_empty() => {
+                settings.unstaffed_notice = Some(text.clone())
+            }
+            Some(_) => problems.push(ConfigProblem {
+                key: "desk.unstaffed_notice".into(),
+                message: "must be the text a customer is told when no desk can take \
+                          the conversation (a non-empty string)"
+                    .into(),
+            }),
+        }
+        settings
+    }
 }
 
 /// One routing rule: escalations matching every given condition go to `channel`.
@@ -546,7 +614,6 @@ const TOP_LEVEL_KEYS: [&str; 7] = [
     "desk",
     "files",
 ];
-const DESK_KEYS: [&str; 3] = ["slack", "routes", "unstaffed_notice"];
 
 impl Config {
     /// Reads, parses, resolves secrets and validates one config file, reporting every problem.
@@ -591,7 +658,7 @@ impl Config {
             outbox: outbox_section(&table, &mut problems),
             triage: section(&table, "triage", &mut problems),
             connectors: ConnectorsConfig::default(),
-            desk: DeskConfig::default(),
+            desk: DeskSettings::default(),
             files: section(&table, "files", &mut problems),
             base_dir,
         };
@@ -608,26 +675,7 @@ impl Config {
         match table.get("desk") {
             None => {}
             Some(toml::Value::Table(desk)) => {
-                for key in desk.keys() {
-                    if !DESK_KEYS.contains(&key.as_str()) {
-                        problems.push(unknown_key(&format!("desk.{key}"), &DESK_KEYS));
-                    }
-                }
-                config.desk.slack = optional_section(desk, "desk.slack", "slack", &mut problems);
-                config.desk.routes = optional_section(desk, "desk.routes", "routes", &mut problems)
-                    .unwrap_or_default();
-                match desk.get("unstaffed_notice") {
-                    None => {}
-                    Some(toml::Value::String(text)) if !text.trim().is_empty() => {
-                        config.desk.unstaffed_notice = Some(text.clone())
-                    }
-                    Some(_) => problems.push(ConfigProblem {
-                        key: "desk.unstaffed_notice".into(),
-                        message: "must be the text a customer is told when no desk can take \
-                                  the conversation (a non-empty string)"
-                            .into(),
-                    }),
-                }
+                config.desk = DeskSettings::parse(desk, &mut problems);
             }
             Some(_) => problems.push(ConfigProblem {
                 key: "desk".into(),
@@ -676,8 +724,9 @@ impl Config {
         }
         self.files.resolve_secrets(&mut raw);
         self.connectors.resolve_secrets(&mut raw);
-        if let Some(slack) = &mut self.desk.slack {
-            slack.resolve_secrets("desk.slack", &mut raw);
+        for section in &mut self.desk.sections {
+            let key = format!("desk.{}", section.name);
+            section.config.resolve_secrets(&key, &mut raw);
         }
         problems.extend(
             raw.into_iter()
@@ -770,8 +819,23 @@ impl Config {
         self.triage.validate("triage", &self.base_dir, &mut raw);
         self.files.validate(&mut raw);
         self.connectors.validate(&mut raw);
-        if let Some(slack) = &self.desk.slack {
-            slack.validate("desk.slack", &mut raw);
+        for section in &self.desk.sections {
+            section
+                .config
+                .validate(&format!("desk.{}", section.name), &mut raw);
+        }
+        let enabled: Vec<&str> = (self.desk.sections.iter())
+            .filter(|section| section.config.enabled())
+            .map(|section| section.name)
+            .collect();
+        if enabled.len() > 1 {
+            raw.push((
+                "desk".into(),
+                format!(
+                    "one desk at a time: {} are all enabled; keep one",
+                    enabled.join(", ")
+                ),
+            ));
         }
         for (n, route) in self.desk.routes.iter().enumerate() {
             let key = format!("desk.routes[{n}]");
@@ -805,10 +869,13 @@ impl Config {
                 }
             }
         }
-        if !self.desk.routes.is_empty() && self.desk.slack.is_none() {
+        if !self.desk.routes.is_empty() && self.desk.sections.is_empty() {
+            let names: Vec<String> = (registry::DESKS.iter())
+                .map(|entry| format!("[desk.{}]", entry.name))
+                .collect();
             raw.push((
                 "desk.routes".into(),
-                "routing rules need a desk ([desk.slack])".into(),
+                format!("routing rules need a desk ({})", names.join(" or ")),
             ));
         }
         problems.extend(

@@ -22,8 +22,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use switchboard_api::{
-    is_inline_image, text_with_links, too_large_message, Attachment, FileRef, Inbound, IngestError,
-    Outbound,
+    is_inline_image, text_with_links, too_large_message, Attachment, DeskNotice, FileRef, Inbound,
+    IngestError, Outbound,
 };
 use tracing::warn;
 
@@ -293,10 +293,10 @@ async fn note_refusal_in_thread(store: &Store, inbound: &Inbound, refused: &str)
         }
         let notice = Delivery::Desk(DeskPost {
             conversation_id: id.clone(),
-            action: DeskAction::Notice {
-                text: format!(
-                    ":warning: The customer tried to send a file that was refused: {refused}"
-                ),
+            action: DeskAction::Notify {
+                notice: DeskNotice::CustomerFileRefused {
+                    problem: refused.to_owned(),
+                },
             },
         });
         let commit = Commit {

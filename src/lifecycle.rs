@@ -189,7 +189,7 @@ mod tests {
     #[async_trait]
     impl Connector for ScriptedConnector {
         fn channel(&self) -> ChannelKind {
-            switchboard_telegram::CHANNEL
+            ChannelKind::new("poller")
         }
         fn capabilities(&self) -> Capabilities {
             Capabilities::default()
@@ -236,13 +236,13 @@ mod tests {
     }
 
     async fn status_of(statuses: &ConnectorStatuses) -> Option<Health> {
-        statuses.lock().unwrap().get("telegram").cloned()
+        statuses.lock().unwrap().get("poller").cloned()
     }
 
     #[tokio::test]
     async fn a_connector_failing_with_retryable_errors_is_started_again() {
         let transient = || ConnectorError::Transient {
-            connector: "telegram",
+            connector: "poller",
             detail: "502 from the platform".into(),
         };
         let connector = Arc::new(ScriptedConnector {
@@ -273,7 +273,7 @@ mod tests {
         let connector = Arc::new(ScriptedConnector {
             runs: AtomicU32::new(0),
             errors: Mutex::new(vec![ConnectorError::Auth {
-                connector: "telegram",
+                connector: "poller",
                 detail: "bot token rejected by getMe (401)".into(),
             }]),
         });

@@ -310,7 +310,7 @@ fn check_config(files: &[PathBuf], online: bool) -> ExitCode {
     for path in files {
         match Config::load(path) {
             Ok(config) => {
-                if online && !desk_channels_usable(path, &config) {
+                if online && !desk_channels_usable(path, config) {
                     failed = true;
                 } else {
                     println!("{}: ok", path.display());
@@ -329,26 +329,26 @@ fn check_config(files: &[PathBuf], online: bool) -> ExitCode {
     }
 }
 
-/// Asks Slack whether the desk can post in every channel `config` names; prints each problem
-/// with its key path. True when there is no desk or every channel works.
-fn desk_channels_usable(path: &std::path::Path, config: &Config) -> bool {
-    let Some(slack) = config.desk.slack.clone().filter(|slack| slack.enabled) else {
+/// Asks the desk's platform whether the desk can post in every channel `config` names; prints
+/// each problem with its key path. True when there is no desk or every channel works.
+fn desk_channels_usable(path: &std::path::Path, mut config: Config) -> bool {
+    let Some(section) = config.desk.take_enabled() else {
         return true;
     };
-    let default_channel = slack.channel.clone();
-    let desk = match switchboard_slack::SlackDesk::new(slack) {
+    let key = format!("desk.{}", section.name);
+    let default_channel = section.config.default_channel().to_owned();
+    let cx = switchboard_api::BuildContext::single_instance("check-config", config.files.max_bytes);
+    let desk = match section.config.build(&cx) {
         Ok(desk) => desk,
         Err(error) => {
-            println!(
-                "{}: desk.slack: cannot check channels: {error}",
-                path.display()
-            );
+            println!("{}: {key}: cannot check channels: {error}", path.display());
             return false;
         }
     };
     let checks = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(switchboard::desk::channels::check_channels(
-            &desk,
+            desk.as_ref(),
+            &key,
             &default_channel,
             &config.desk.routes,
         )),

@@ -1,14 +1,15 @@
-//! The channels this build speaks: one line per channel, read by config parsing, error
+//! The channels and agent desks this build has: one line each, read by config parsing, error
 //! messages and start-up alike.
 //!
 //! Each channel's crate implements [`ConnectorConfig`] for its config type; adding a channel
-//! is its folder plus one line in [`CHANNELS`] (its crate names itself with a `CHANNEL` constant).
+//! is its folder plus one line in [`CHANNELS`] (its crate names itself with a `CHANNEL`
+//! constant). A desk's crate implements [`DeskConfig`] and takes one line in [`DESKS`].
 
 use serde::de::DeserializeOwned;
-use switchboard_api::{ChannelKind, ConnectorConfig};
+use switchboard_api::{ChannelKind, ConnectorConfig, DeskConfig};
 use switchboard_discord::DiscordConfig;
 use switchboard_email::EmailConfig;
-use switchboard_slack::SlackCustomerConfig;
+use switchboard_slack::{SlackCustomerConfig, SlackDeskConfig};
 use switchboard_telegram::TelegramConfig;
 use switchboard_webchat::WebchatConfig;
 
@@ -41,6 +42,23 @@ pub static CHANNELS: &[ChannelEntry] = &[
     channel::<SlackCustomerConfig>(switchboard_slack::CHANNEL),
 ];
 
+/// One agent desk: its `[desk.<name>]` name and how to parse its config section.
+#[derive(Clone, Copy)]
+pub struct DeskEntry {
+    /// The `<name>` of `[desk.<name>]`.
+    pub name: &'static str,
+    /// Parses the `[desk.<name>]` table into the desk's config.
+    pub parse: fn(toml::Value) -> Result<Box<dyn DeskConfig>, SectionError>,
+}
+
+/// Every agent desk this build has.
+pub static DESKS: &[DeskEntry] = &[desk::<SlackDeskConfig>("slack")];
+
+/// The desk named `name`, if this build has it.
+pub fn find_desk(name: &str) -> Option<&'static DeskEntry> {
+    DESKS.iter().find(|entry| entry.name == name)
+}
+
 /// The channel named `name`, if this build has it.
 pub fn find(name: &str) -> Option<&'static ChannelEntry> {
     CHANNELS.iter().find(|entry| entry.name() == name)
@@ -65,21 +83,23 @@ const fn channel<T: ConnectorConfig + DeserializeOwned + 'static>(
 ) -> ChannelEntry {
     ChannelEntry {
         kind,
-        parse: parse_section::<T>,
+        parse: |value| Ok(Box::new(parse_section::<T>(value)?)),
     }
 }
 
-fn parse_section<T: ConnectorConfig + DeserializeOwned + 'static>(
-    value: toml::Value,
-) -> Result<Box<dyn ConnectorConfig>, SectionError> {
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(parsed) => Ok(Box::new(parsed)),
-        Err(error) => {
-            let inner = error.path().to_string();
-            let inner = if inner == "." { String::new() } else { inner };
-            Err((inner, error.into_inner().to_string().trim().to_owned()))
-        }
+const fn desk<T: DeskConfig + DeserializeOwned + 'static>(name: &'static str) -> DeskEntry {
+    DeskEntry {
+        name,
+        parse: |value| Ok(Box::new(parse_section::<T>(value)?)),
     }
+}
+
+fn parse_section<T: DeserializeOwned>(value: toml::Value) -> Result<T, SectionError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|error| {
+        let inner = error.path().to_string();
+        let inner = if inner == "." { String::new() } else { inner };
+        (inner, error.into_inner().to_string().trim().to_owned())
+    })
 }
 
 #[cfg(test)]
@@ -128,5 +148,18 @@ mod tests {
         let error = (entry.parse)(section).expect_err("unknown keys are errors");
         assert!(error.1.contains("unknown field"), "{error:?}");
         assert!(find("fax").is_none());
+    }
+
+    #[test]
+    fn each_desk_parses_its_section_and_names_typos() {
+        for entry in DESKS {
+            let section = toml::Value::Table(toml::Table::new());
+            let config = (entry.parse)(section).expect("an empty section is a disabled desk");
+            assert!(!config.enabled(), "{}", entry.name);
+            let typo: toml::Value = toml::from_str("enabeld = true").expect("valid toml");
+            let error = (entry.parse)(typo).expect_err("unknown keys are errors");
+            assert!(error.1.contains("unknown field"), "{}: {error:?}", entry.name);
+        }
+        assert!(find_desk("slack").is_some() && find_desk("fax").is_none());
     }
 }

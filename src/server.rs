@@ -145,7 +145,7 @@ async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
             checks.insert(
                 "desk".into(),
                 "none: escalations reach no one (customers are told no person can join); \
-                 configure [desk.slack] to staff them"
+                 enable a desk ([desk.<name>]) to staff them"
                     .into(),
             );
         }

@@ -13,7 +13,10 @@ use switchboard::config::Config;
 use switchboard::desk::inbox::{HANDBACK_NOTICE, RESOLVED_NOTICE};
 use switchboard::model::conversation_id;
 use switchboard::store::keys;
-use switchboard_api::{Briefing, ConnectorError, Desk, DeskEvent, DeskSink, Health, ThreadRef};
+use switchboard_api::{
+    AgentAction, AgentCommand, Briefing, ConnectorError, Desk, DeskEvent, DeskNotice, DeskSink,
+    FileRef, Health, ThreadPost, ThreadRef,
+};
 
 use crate::harness::{
     eventually, on_single_and_cluster, test_config, RedisServer, RedisUrl, TestRedis,
@@ -25,7 +28,7 @@ use crate::webchat::{Widget, WEBCHAT};
 pub(crate) struct FakeDesk {
     sink: Mutex<Option<Arc<dyn DeskSink>>>,
     pub(crate) threads: Mutex<Vec<(String, Briefing, ThreadRef)>>,
-    pub(crate) posts: Mutex<Vec<(ThreadRef, String)>>,
+    pub(crate) posts: Mutex<Vec<(ThreadRef, ThreadPost)>>,
     updates: Mutex<Vec<(ThreadRef, Briefing)>>,
     next_ts: AtomicUsize,
 }
@@ -72,17 +75,23 @@ impl Desk for FakeDesk {
     async fn post_in_thread(
         &self,
         thread: &ThreadRef,
-        text: &str,
+        post: &ThreadPost,
     ) -> Result<String, ConnectorError> {
-        self.posts
-            .lock()
-            .unwrap()
-            .push((thread.clone(), text.into()));
-        Ok(format!(
-            "{}.{}",
-            thread.ts,
-            self.posts.lock().unwrap().len()
-        ))
+        let mut posts = self.posts.lock().unwrap();
+        posts.push((thread.clone(), post.clone()));
+        Ok(format!("{}.{}", thread.ts, posts.len()))
+    }
+    async fn upload_in_thread(
+        &self,
+        thread: &ThreadRef,
+        author: &str,
+        file: &FileRef,
+    ) -> Result<String, ConnectorError> {
+        let post = ThreadPost::CustomerMessage {
+            author: author.into(),
+            text: format!("(file) {}", file.name),
+        };
+        self.post_in_thread(thread, &post).await
     }
     async fn health(&self) -> Health {
         Health::Up
@@ -104,26 +113,36 @@ impl FakeDesk {
         })
         .await
     }
-    pub(crate) fn posts_in(&self, thread: &ThreadRef) -> Vec<String> {
+    pub(crate) fn posts_in(&self, thread: &ThreadRef) -> Vec<ThreadPost> {
         self.posts
             .lock()
             .unwrap()
             .iter()
             .filter(|(t, _)| t == thread)
-            .map(|(_, text)| text.clone())
+            .map(|(_, post)| post.clone())
+            .collect()
+    }
+    /// The customer messages mirrored into `thread`, as (author, text).
+    pub(crate) fn mirrored_in(&self, thread: &ThreadRef) -> Vec<(String, String)> {
+        self.posts_in(thread)
+            .into_iter()
+            .filter_map(|post| match post {
+                ThreadPost::CustomerMessage { author, text } => Some((author, text)),
+                _ => None,
+            })
             .collect()
     }
 }
 
+/// An agent's message in `thread`, read by the chat desks' conventions (`!claim`, `//` notes).
 pub(crate) fn reply(thread: &ThreadRef, ts: &str, agent: &str, text: &str) -> DeskEvent {
-    DeskEvent::AgentMessage {
+    DeskEvent::Agent {
         event_id: format!("Ev{ts}"),
         thread: thread.clone(),
-        message_ts: ts.into(),
+        action_id: ts.into(),
         agent_id: "U0AGENT".into(),
         agent_name: agent.into(),
-        text: text.into(),
-        files: Vec::new(),
+        action: AgentAction::from_text(text, Vec::new()),
     }
 }
 
@@ -197,9 +216,9 @@ async fn an_escalation_briefs_the_desk_and_the_agents_reply_reaches_the_web_chat
         .send(json!({"type": "message", "client_id": "q3", "text": "My workspace is acme-42"}))
         .await;
     eventually(Duration::from_secs(10), "the mirror post", || async {
-        desk.posts_in(&thread)
+        desk.mirrored_in(&thread)
             .iter()
-            .any(|post| post.contains("Dana") && post.contains("acme-42"))
+            .any(|(author, text)| author.contains("Dana") && text.contains("acme-42"))
             .then_some(())
     })
     .await;
@@ -290,19 +309,20 @@ async fn an_escalation_briefs_the_desk_and_the_agents_reply_reaches_the_web_chat
 }
 
 #[tokio::test]
-async fn handing_back_lets_the_ai_answer_again_and_reactions_claim() {
+async fn handing_back_lets_the_ai_answer_again_and_a_claim_shows() {
     let redis = RedisServer::start();
     let desk = Arc::new(FakeDesk::default());
     let gateway = gateway_with_desk(&redis, desk.clone()).await;
     let mut widget = escalated_visitor(&gateway, "desk-visitor-000000002").await;
     let (_, thread) = desk.thread().await;
 
-    desk.agent(DeskEvent::Reaction {
+    desk.agent(DeskEvent::Agent {
         event_id: "EvReact1".into(),
         thread: thread.clone(),
+        action_id: "EvReact1".into(),
         agent_id: "U0LEE".into(),
         agent_name: "Lee".into(),
-        reaction: "eyes".into(),
+        action: AgentAction::Command(AgentCommand::Claim),
     })
     .await;
     eventually(Duration::from_secs(10), "the claim to show", || async {
@@ -336,10 +356,10 @@ async fn handing_back_lets_the_ai_answer_again_and_reactions_claim() {
         Duration::from_secs(10),
         "help for an unknown command",
         || async {
-            desk.posts_in(&thread)
-                .iter()
-                .any(|post| post.contains("Unknown command") && post.contains("!claim"))
-                .then_some(())
+            let unknown = ThreadPost::Notice(DeskNotice::UnknownCommand {
+                word: "frobnicate".into(),
+            });
+            desk.posts_in(&thread).contains(&unknown).then_some(())
         },
     )
     .await;
@@ -366,9 +386,9 @@ async fn the_thread_is_found_again_after_a_gateway_restart_and_unknown_threads_a
         "the mirror in the old thread",
         || async {
             restarted_desk
-                .posts_in(&thread)
+                .mirrored_in(&thread)
                 .iter()
-                .any(|post| post.contains("still there?"))
+                .any(|(_, text)| text.contains("still there?"))
                 .then_some(())
         },
     )
@@ -627,9 +647,9 @@ async fn after_the_desk_channel_changes_open_threads_stay_and_new_ones_go_to_the
         "the mirror in the old thread",
         || async {
             moved
-                .posts_in(&old_thread)
+                .mirrored_in(&old_thread)
                 .iter()
-                .any(|post| post.contains("any news?"))
+                .any(|(_, text)| text.contains("any news?"))
                 .then_some(())
         },
     )

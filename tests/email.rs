@@ -587,9 +587,9 @@ mod linked_contact {
             Duration::from_secs(30),
             "the mail mirrored into the web chat's thread",
             || async {
-                desk.posts_in(&thread)
+                desk.mirrored_in(&thread)
                     .iter()
-                    .any(|post| post.contains("screenshot"))
+                    .any(|(_, text)| text.contains("screenshot"))
                     .then_some(())
             },
         )

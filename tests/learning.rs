@@ -15,6 +15,8 @@ use switchboard::pipeline::CSAT_THANKS;
 use switchboard::store::keys;
 
 use crate::desk::{reply, start_with_fake_desk, FakeDesk};
+use switchboard_api::{DeskNotice, ThreadPost};
+
 use crate::harness::{config_dir, eventually, test_config, RedisServer, TempDir};
 use crate::webchat::{Widget, WEBCHAT};
 
@@ -117,7 +119,10 @@ async fn a_question_that_escalated_once_is_answered_by_the_ai_after_approval() {
                 .lock()
                 .unwrap()
                 .iter()
-                .any(|(_, text)| text.contains(&candidate.id))
+                .any(|(_, post)| {
+                    matches!(post, ThreadPost::Notice(DeskNotice::KnowledgeCandidate { id, .. })
+                        if *id == candidate.id)
+                })
                 .then_some(())
         },
     )

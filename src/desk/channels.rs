@@ -13,7 +13,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// A desk channel the config names, and what the platform said about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelCheck {
-    /// Where the config names it: `desk.slack.channel` or `desk.routes[N].channel`.
+    /// Where the config names it: `desk.<name>.channel` or `desk.routes[N].channel`.
     pub key: String,
     /// The channel id.
     pub channel: String,
@@ -23,13 +23,15 @@ pub struct ChannelCheck {
     pub problem: Option<String>,
 }
 
-/// Checks the default channel and each route's channel once each, in config order.
+/// Checks the default channel and each route's channel once each, in config order; `desk_key`
+/// is the desk's section (`desk.slack`).
 pub async fn check_channels(
     desk: &dyn Desk,
+    desk_key: &str,
     default_channel: &str,
     routes: &[DeskRoute],
 ) -> Vec<ChannelCheck> {
-    let named = std::iter::once(("desk.slack.channel".to_owned(), default_channel)).chain(
+    let named = std::iter::once((format!("{desk_key}.channel"), default_channel)).chain(
         routes
             .iter()
             .enumerate()

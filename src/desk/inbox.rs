@@ -1,22 +1,19 @@
-//! What agents' actions on the desk mean: replies, internal notes, commands and reactions.
+//! What agents' actions on the desk mean for the conversation: replies relayed to the
+//! customer, internal notes, claims, resolutions, hand-backs and knowledge reviews.
 //!
-//! Conventions (documented in the README):
-//! - a thread reply goes to the customer, signed with the agent's name;
-//! - a reply starting with `//` is an internal note and never leaves the desk;
-//! - `!claim`, `!resolve`, `!ai` (hand back to the AI) are commands, as are the reactions
-//!   :eyes: (claim), :white_check_mark: (resolve) and :robot_face: (hand back) on the briefing;
-//! - an edit is sent to the customer as a correction; a deletion cannot unsend, so the thread
-//!   is told the customer already has the message.
+//! Each desk maps its own gestures (Slack thread replies, `!commands`, reactions) onto neutral
+//! [`AgentAction`]s; this inbox turns them into commits. An edit is sent to the customer as a
+//! correction; a deletion cannot unsend, so the thread is told the customer already has it.
 //!
-//! Every action is one commit deduplicated on the platform's message or event id, so a
-//! retried event (Slack's `X-Slack-Retry-Num`) is never relayed twice.
+//! Every action is one commit deduplicated on the desk's action id, so a retried event
+//! (Slack's `X-Slack-Retry-Num`) is never relayed twice.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_api::{
-    Attachment, Author, CustomerAction, DeskEvent, DeskSink, FileRef, IngestError, Outbound,
-    ThreadRef,
+    AgentAction, AgentCommand, Attachment, Author, CustomerAction, DeskEvent, DeskNotice, DeskSink,
+    FileRef, IngestError, Outbound, ThreadRef,
 };
 use tracing::{info, warn};
 
@@ -35,73 +32,6 @@ pub const CSAT_QUESTION: &str = "How did we do? Reply with a number from 1 (poor
 /// Told to the customer when an agent hands the conversation back to the AI.
 pub const HANDBACK_NOTICE: &str =
     "You're chatting with our AI assistant again. You can ask for a person at any time.";
-const COMMAND_HELP: &str = "Commands: `!claim`, `!resolve`, `!ai` (hand back to the AI), `!kb approve [edited answer]`, `!kb reject`. Start a message with `//` for an internal note.";
-
-/// What an agent's message in a thread means.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentIntent {
-    /// Relay to the customer.
-    Reply(String),
-    /// Keep on the desk only.
-    Note(String),
-    /// Take the conversation.
-    Claim,
-    /// Mark it resolved and tell the customer.
-    Resolve,
-    /// Give it back to the AI.
-    HandBack,
-    /// Approve this conversation's knowledge-base candidate, optionally with an edited answer.
-    KbApprove(Option<String>),
-    /// Reject this conversation's knowledge-base candidate.
-    KbReject,
-    /// A `!word` that is not a command.
-    UnknownCommand(String),
-}
-
-/// Reads an agent's message by the desk's conventions.
-pub fn parse_agent_text(text: &str) -> AgentIntent {
-    let trimmed = text.trim();
-    if let Some(note) = trimmed.strip_prefix("//") {
-        return AgentIntent::Note(note.trim().to_owned());
-    }
-    if let Some(command) = trimmed.strip_prefix('!') {
-        let mut words = command.split_whitespace();
-        let word = words.next().unwrap_or("").to_lowercase();
-        if word == "kb" {
-            let action = words.next().unwrap_or("").to_lowercase();
-            // The edited answer keeps its line breaks: take the text after the action word.
-            let rest = command
-                .splitn(3, char::is_whitespace)
-                .nth(2)
-                .map(|text| text.trim().to_owned())
-                .filter(|text| !text.is_empty());
-            return match action.as_str() {
-                "approve" | "ok" | "yes" => AgentIntent::KbApprove(rest),
-                "reject" | "no" => AgentIntent::KbReject,
-                _ => AgentIntent::UnknownCommand(format!("kb {action}")),
-            };
-        }
-        return match word.as_str() {
-            "claim" | "take" => AgentIntent::Claim,
-            "resolve" | "resolved" | "close" | "done" => AgentIntent::Resolve,
-            "ai" | "bot" | "handback" | "hand-back" => AgentIntent::HandBack,
-            _ => AgentIntent::UnknownCommand(word),
-        };
-    }
-    AgentIntent::Reply(trimmed.to_owned())
-}
-
-/// The intent of a reaction on a briefing, if it is a command.
-pub fn reaction_intent(reaction: &str) -> Option<AgentIntent> {
-    match reaction.split("::").next().unwrap_or(reaction) {
-        "eyes" | "raising_hand" | "hand" => Some(AgentIntent::Claim),
-        "white_check_mark" | "heavy_check_mark" | "ballot_box_with_check" => {
-            Some(AgentIntent::Resolve)
-        }
-        "robot_face" => Some(AgentIntent::HandBack),
-        _ => None,
-    }
-}
 
 /// The core's side of the desk: turns agents' actions into commits.
 pub struct DeskInbox {
@@ -153,8 +83,8 @@ impl DeskInbox {
             }
         };
         if !refused.is_empty() {
-            let text = format!(":warning: Not sent to the customer: {}", refused.join(" "));
-            let notice = notice_commit(conversation, &text, format!("{dedupe}:files"));
+            let notice = DeskNotice::AgentFilesNotSent { problems: refused };
+            let notice = notice_commit(conversation, notice, format!("{dedupe}:files"));
             self.store.commit(&notice).await?;
         }
         let refs: Vec<FileRef> = stored.into_iter().map(|file| file.file).collect();
@@ -192,49 +122,48 @@ impl DeskInbox {
             return Ok(());
         };
         if learning.propose(&candidate).await? {
-            let text = format!(
-                ":books: Saved as knowledge-base candidate `{}`: \"{}\". Write `!kb approve` (optionally followed by an edited answer) to teach the AI, or `!kb reject`.",
-                candidate.id,
-                briefing::shorten(&candidate.question, 120)
-            );
-            let notice = notice_commit(conversation, &text, format!("kb:{}", candidate.id));
+            let notice = DeskNotice::KnowledgeCandidate {
+                id: candidate.id.clone(),
+                question: briefing::shorten(&candidate.question, 120),
+            };
+            let notice = notice_commit(conversation, notice, format!("kb:{}", candidate.id));
             self.store.commit(&notice).await?;
         }
         Ok(())
     }
 
-    /// `!kb approve` / `!kb reject` in a thread: decide the conversation's pending candidate.
+    /// Approves (`Some(edited answer)`) or rejects (`None`) the conversation's pending
+    /// knowledge-base candidate, and tells the thread how it went.
     async fn review_candidate(
         &self,
         conversation: &Conversation,
         approve: Option<Option<String>>,
         dedupe: String,
     ) -> Result<(), StoreError> {
-        let text = match &self.learning {
-            None => "The learning loop is not enabled on this gateway.".to_owned(),
+        let notice = match &self.learning {
+            None => DeskNotice::LearningDisabled,
             Some(learning) => match learning.pending_for(&conversation.id).await? {
-                None => {
-                    "There is no pending knowledge-base candidate for this conversation.".into()
-                }
+                None => DeskNotice::NoPendingCandidate,
                 Some(candidate) => {
                     let outcome = match &approve {
                         Some(edited) => learning.approve(&candidate.id, edited.as_deref()).await,
                         None => learning.reject(&candidate.id).await,
                     };
                     match outcome {
-                        Ok(decided) if decided.status == "approved" => format!(
-                            ":white_check_mark: `{}` is now in the knowledge base; the AI answers it from now on.",
-                            decided.id
-                        ),
-                        Ok(decided) => format!(":wastebasket: `{}` rejected.", decided.id),
+                        Ok(decided) if decided.status == "approved" => {
+                            DeskNotice::KnowledgeApproved { id: decided.id }
+                        }
+                        Ok(decided) => DeskNotice::KnowledgeRejected { id: decided.id },
                         Err(LearningError::Store(error)) => return Err(error),
-                        Err(error) => format!(":warning: {error}"),
+                        Err(error) => DeskNotice::KnowledgeReviewFailed {
+                            problem: error.to_string(),
+                        },
                     }
                 }
             },
         };
         self.store
-            .commit(&notice_commit(conversation, &text, dedupe))
+            .commit(&notice_commit(conversation, notice, dedupe))
             .await
             .map(|_| ())
     }
@@ -270,73 +199,50 @@ impl DeskInbox {
     }
 
     async fn apply(&self, event: DeskEvent) -> Result<(), StoreError> {
-        let thread = match &event {
-            DeskEvent::AgentMessage { thread, .. }
-            | DeskEvent::AgentEdited { thread, .. }
-            | DeskEvent::AgentDeleted { thread, .. }
-            | DeskEvent::Reaction { thread, .. } => thread.clone(),
-        };
+        let thread = event.thread().clone();
         let Some(conversation) = self.conversation_for(&thread).await? else {
             info!(channel = %thread.channel, ts = %thread.ts, "desk event for an unknown thread; ignored");
             return Ok(());
         };
         let commit = match event {
-            DeskEvent::AgentMessage {
-                message_ts,
+            DeskEvent::Agent {
+                action_id,
                 agent_name,
-                text,
-                files,
+                action,
                 ..
             } => {
-                let dedupe = format!("desk:{message_ts}");
-                match parse_agent_text(&text) {
-                    AgentIntent::Reply(reply) if !files.is_empty() => {
+                let dedupe = format!("desk:{action_id}");
+                match action {
+                    AgentAction::Reply { text, files } if !files.is_empty() => {
                         let commit = self
-                            .reply_with_files(&conversation, &agent_name, &reply, files, dedupe)
+                            .reply_with_files(&conversation, &agent_name, &text, files, dedupe)
                             .await?;
                         match commit {
                             Some(commit) => commit,
                             None => return Ok(()),
                         }
                     }
-                    AgentIntent::KbApprove(edited) => {
+                    AgentAction::Command(AgentCommand::ApproveKnowledge { edited_answer }) => {
                         return self
-                            .review_candidate(&conversation, Some(edited), dedupe)
+                            .review_candidate(&conversation, Some(edited_answer), dedupe)
                             .await
                     }
-                    AgentIntent::KbReject => {
+                    AgentAction::Command(AgentCommand::RejectKnowledge) => {
                         return self.review_candidate(&conversation, None, dedupe).await
                     }
-                    intent => intent_commit(&conversation, intent, &agent_name, dedupe),
+                    action => action_commit(&conversation, action, &agent_name, dedupe),
                 }
             }
-            DeskEvent::Reaction {
-                event_id,
-                agent_name,
-                reaction,
-                ..
-            } => match reaction_intent(&reaction) {
-                Some(intent) => intent_commit(
-                    &conversation,
-                    intent,
-                    &agent_name,
-                    format!("desk:{event_id}"),
-                ),
-                None => return Ok(()),
-            },
             DeskEvent::AgentEdited {
                 event_id,
                 agent_name,
                 text,
                 ..
-            } => match parse_agent_text(&text) {
-                AgentIntent::Reply(text) => {
-                    let mut commit = reply_commit(&conversation, &agent_name, &text, "edit", &[]);
-                    commit.dedupe = Some(format!("desk:{event_id}"));
-                    commit
-                }
-                _ => return Ok(()),
-            },
+            } => {
+                let mut commit = reply_commit(&conversation, &agent_name, &text, "edit", &[]);
+                commit.dedupe = Some(format!("desk:{event_id}"));
+                commit
+            }
             DeskEvent::AgentDeleted {
                 event_id,
                 message_ts,
@@ -351,7 +257,7 @@ impl DeskInbox {
                 }
                 notice_commit(
                     &conversation,
-                    "This message was deleted here, but the customer had already received it.",
+                    DeskNotice::DeletedAfterDelivery,
                     format!("desk:{event_id}"),
                 )
             }
@@ -464,15 +370,10 @@ fn reply_commit(
     }
 }
 
-fn notice_commit(conversation: &Conversation, text: &str, dedupe: String) -> Commit {
+fn notice_commit(conversation: &Conversation, notice: DeskNotice, dedupe: String) -> Commit {
     Commit {
         conversation_id: conversation.id.clone(),
-        desk_payload: desk_payload(
-            conversation,
-            DeskAction::Notice {
-                text: text.to_owned(),
-            },
-        ),
+        desk_payload: desk_payload(conversation, DeskAction::Notify { notice }),
         dedupe: Some(dedupe),
         ..Default::default()
     }
@@ -503,31 +404,41 @@ fn status_commit(
     }
 }
 
-fn intent_commit(
+fn action_commit(
     conversation: &Conversation,
-    intent: AgentIntent,
+    action: AgentAction,
     agent: &str,
     dedupe: String,
 ) -> Commit {
-    let mut commit = match intent {
-        AgentIntent::Reply(text) => reply_commit(conversation, agent, &text, "", &[]),
-        AgentIntent::Note(text) => Commit {
-            conversation_id: conversation.id.clone(),
-            reply: Some(ReplyToQueue {
-                role: Role::Note,
-                author: agent.to_owned(),
-                text,
+    let command = match action {
+        AgentAction::Reply { text, .. } => {
+            let mut commit = reply_commit(conversation, agent, &text, "", &[]);
+            commit.dedupe = Some(dedupe);
+            return commit;
+        }
+        AgentAction::Note { text } => {
+            return Commit {
+                conversation_id: conversation.id.clone(),
+                reply: Some(ReplyToQueue {
+                    role: Role::Note,
+                    author: agent.to_owned(),
+                    text,
+                    ..Default::default()
+                }),
+                dedupe: Some(dedupe),
                 ..Default::default()
-            }),
-            ..Default::default()
-        },
-        AgentIntent::Claim => status_commit(
+            }
+        }
+        AgentAction::Command(command) => command,
+    };
+    let mut commit = match command {
+        AgentCommand::Claim => status_commit(
             conversation,
             Status::Human,
             vec![("claimed_by".into(), agent.to_owned())],
             None,
         ),
-        AgentIntent::Resolve => status_commit(
+        AgentCommand::Resolve => status_commit(
             conversation,
             Status::Resolved,
             vec![
@@ -537,20 +448,18 @@ fn intent_commit(
             ],
             Some(&format!("{RESOLVED_NOTICE}\n{CSAT_QUESTION}")),
         ),
-        AgentIntent::HandBack => status_commit(
+        AgentCommand::HandBack => status_commit(
             conversation,
             Status::Bot,
             vec![("handed_back_by".into(), agent.to_owned())],
             Some(HANDBACK_NOTICE),
         ),
-        // `!kb` needs the learning loop, so `apply` handles it before coming here; answer with
-        // the help rather than doing nothing if it ever arrives.
-        AgentIntent::KbApprove(_) | AgentIntent::KbReject => {
-            return notice_commit(conversation, COMMAND_HELP, dedupe);
+        // Reviews need the learning loop, so `apply` handles them before coming here.
+        AgentCommand::ApproveKnowledge { .. } | AgentCommand::RejectKnowledge => {
+            return notice_commit(conversation, DeskNotice::LearningDisabled, dedupe);
         }
-        AgentIntent::UnknownCommand(word) => {
-            let text = format!("Unknown command `!{word}`. {COMMAND_HELP}");
-            return notice_commit(conversation, &text, dedupe);
+        AgentCommand::Unknown { word } => {
+            return notice_commit(conversation, DeskNotice::UnknownCommand { word }, dedupe);
         }
     };
     commit.dedupe = Some(dedupe);

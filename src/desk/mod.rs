@@ -1,10 +1,10 @@
 //! The agent desk, core side: what escalations post, and what agents' actions mean.
 //!
 //! Escalations queue an [`DeskAction::OpenThread`] in the outbox; later customer messages
-//! queue [`DeskAction::Mirror`]. The [`DeskCourier`] carries them out through a
-//! [`Desk`] (the Slack desk), rendering briefings from the conversation's state at delivery
-//! time so a retried or refreshed briefing is never stale. Agents' actions come back through
-//! [`inbox::DeskInbox`].
+//! queue [`DeskAction::Mirror`]. The [`DeskCourier`] carries them out through a [`Desk`],
+//! handing it data (a briefing, a [`ThreadPost`]) that the desk words and formats. Briefings
+//! are composed from the conversation's state at delivery time so a retried or refreshed
+//! briefing is never stale. Agents' actions come back through [`inbox::DeskInbox`].
 
 pub mod briefing;
 pub mod channels;
@@ -12,7 +12,7 @@ pub mod inbox;
 
 use std::sync::Arc;
 
-use switchboard_api::{ConnectorError, Desk, FileRef, ThreadRef};
+use switchboard_api::{ConnectorError, Desk, DeskNotice, FileRef, ThreadPost, ThreadRef};
 use tracing::{info, warn};
 
 use crate::config::DeskRoute;
@@ -76,11 +76,13 @@ impl DeskCourier {
                 None => false,
             };
             if stored {
-                let comment = format!("*{author}* sent a file:");
-                self.desk.upload_in_thread(thread, &file, &comment).await?;
+                self.desk.upload_in_thread(thread, author, &file).await?;
             } else {
-                let text = format!("*{author}* sent {}, which is no longer stored.", file.name);
-                self.desk.post_in_thread(thread, &text).await?;
+                let gone = ThreadPost::CustomerFileGone {
+                    author: author.to_owned(),
+                    file_name: file.name.clone(),
+                };
+                self.desk.post_in_thread(thread, &gone).await?;
             }
         }
         Ok(())
@@ -186,11 +188,14 @@ impl DeskCourier {
                 Ok(())
             }
             (DeskAction::OpenThread, Some(thread)) => {
-                let text = format!(
-                    ":rotating_light: Escalated again: {}.",
-                    briefing::reason_in_words(conversation.escalation_reason.as_ref())
-                );
-                self.desk.post_in_thread(&thread, &text).await?;
+                let reason = conversation.escalation_reason.as_ref();
+                let again = ThreadPost::EscalatedAgain {
+                    reason: reason
+                        .map_or("escalated", |reason| reason.as_str())
+                        .to_owned(),
+                    in_words: briefing::reason_in_words(reason).to_owned(),
+                };
+                self.desk.post_in_thread(&thread, &again).await?;
                 let briefing = self.briefing(&conversation, &transcript);
                 self.desk.update_briefing(&thread, &briefing).await
             }
@@ -207,14 +212,22 @@ impl DeskCourier {
                 Some(thread),
             ) => {
                 if !text.is_empty() || files.is_empty() {
-                    let line = format!("*{author}:* {text}");
-                    self.desk.post_in_thread(&thread, &line).await?;
+                    let message = ThreadPost::CustomerMessage {
+                        author: author.clone(),
+                        text: text.clone(),
+                    };
+                    self.desk.post_in_thread(&thread, &message).await?;
                 }
                 self.upload_files(&conversation.id, &thread, author, files)
                     .await
             }
+            (DeskAction::Notify { notice }, Some(thread)) => {
+                let notice = ThreadPost::Notice(notice.clone());
+                self.desk.post_in_thread(&thread, &notice).await.map(|_| ())
+            }
             (DeskAction::Notice { text }, Some(thread)) => {
-                self.desk.post_in_thread(&thread, text).await.map(|_| ())
+                let notice = ThreadPost::Notice(DeskNotice::Text { text: text.clone() });
+                self.desk.post_in_thread(&thread, &notice).await.map(|_| ())
             }
             (_, None) => Err(ConnectorError::Transient {
                 connector: "desk",

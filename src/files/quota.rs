@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use switchboard_webchat::{QuotaRefusal, UploadQuota, UploadReservation};
+use switchboard_api::{QuotaRefusal, UploadQuota, UploadReservation};
 use tracing::warn;
 
 use super::{unix_now, Files};

@@ -5,7 +5,7 @@
 //! them out: keeping them here lets each of those depend on the model instead of on each other.
 
 use serde::{Deserialize, Serialize};
-use switchboard_api::{FileRef, Outbound};
+use switchboard_api::{DeskNotice, FileRef, Outbound};
 
 /// What an outbox entry delivers: a message to a customer, or a post to the agent desk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +44,12 @@ pub enum DeskAction {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         files: Vec<FileRef>,
     },
-    /// Post a notice from the gateway into the thread.
+    /// Post a notice from the gateway into the thread; the desk words it.
+    Notify {
+        /// What to tell the agents.
+        notice: DeskNotice,
+    },
+    /// A notice worded by an earlier version, still queued after an upgrade; posted as written.
     Notice {
         /// The text.
         text: String,
@@ -54,6 +59,23 @@ pub enum DeskAction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notices_travel_as_data() {
+        let delivery = Delivery::Desk(DeskPost {
+            conversation_id: "c1".into(),
+            action: DeskAction::Notify {
+                notice: DeskNotice::KnowledgeApproved { id: "kb-7".into() },
+            },
+        });
+        let stored = serde_json::to_string(&delivery).expect("serializable");
+        assert_eq!(
+            stored,
+            r#"{"to":"desk","conversation_id":"c1","action":{"kind":"notify","notice":{"notice":"knowledge_approved","id":"kb-7"}}}"#
+        );
+        let read: Delivery = serde_json::from_str(&stored).expect("reads back");
+        assert_eq!(read, delivery);
+    }
 
     #[test]
     fn stored_payloads_keep_their_shape() {

@@ -161,6 +161,7 @@ impl DeadLetterView {
                         format!("{author}'s message \"{}\"", preview(text))
                     }
                     DeskAction::Notice { text } => format!("notice \"{}\"", preview(text)),
+                    DeskAction::Notify { notice } => format!("notice {}", notice_kind(notice)),
                 },
             ),
             None => (
@@ -204,6 +205,14 @@ impl fmt::Display for DeadLetterView {
 }
 
 /// The first line of a text, cut to a length that fits a terminal line.
+/// The notice's stable name (`knowledge_approved`), as its stored form tags it.
+fn notice_kind(notice: &switchboard_api::DeskNotice) -> String {
+    serde_json::to_value(notice)
+        .ok()
+        .and_then(|value| Some(value.get("notice")?.as_str()?.to_owned()))
+        .unwrap_or_default()
+}
+
 fn preview(text: &str) -> String {
     let line = text.lines().next().unwrap_or("");
     let mut cut: String = line.chars().take(60).collect();

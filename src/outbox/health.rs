@@ -192,8 +192,8 @@ mod tests {
     fn a_target_is_unhealthy_after_failing_continuously_for_longer_than_the_limit() {
         let health = DeliveryHealth::default();
         health.set_unhealthy_after(Duration::from_secs(60));
-        health.failed("desk", "slack: HTTP 503", 1_000);
-        health.failed("desk", "slack: HTTP 503", 50_000);
+        health.failed("desk", "desk: HTTP 503", 1_000);
+        health.failed("desk", "desk: HTTP 503", 50_000);
         assert!(
             health.unhealthy(60_000).is_empty(),
             "59 s is not yet too long"
@@ -201,7 +201,7 @@ mod tests {
         let failing = health.unhealthy(61_001);
         assert_eq!(failing.len(), 1);
         assert_eq!(failing[0].failing_for, Duration::from_millis(60_001));
-        assert_eq!(failing[0].last_error, "slack: HTTP 503");
+        assert_eq!(failing[0].last_error, "desk: HTTP 503");
         let report = health.readyz_report(61_001).unwrap().to_string();
         assert!(report.contains("desk") && report.contains("1m"), "{report}");
 

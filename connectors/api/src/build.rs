@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{Connector, ConnectorError, MemoryLease, PollLease, UploadQuota};
+use crate::{Connector, ConnectorError, Desk, MemoryLease, PollLease, UploadQuota};
 
 /// Problems found in a config, each with its dotted key path (`connectors.email.imap.host`).
 pub type ConfigProblems = Vec<(String, String)>;
@@ -35,6 +35,25 @@ pub trait ConnectorConfig: Send + Sync + fmt::Debug {
     fn startup_note(&self) -> Option<&'static str> {
         None
     }
+}
+
+/// The agent desk's `[desk.<name>]` section, parsed; the desk's crate implements it as a
+/// channel's crate implements [`ConnectorConfig`].
+pub trait DeskConfig: Send + Sync + fmt::Debug {
+    /// Whether the gateway runs this desk (`enabled = true`).
+    fn enabled(&self) -> bool;
+
+    /// Checks the settings offline, reporting every problem under `key` (`desk.<name>`).
+    fn validate(&self, key: &str, problems: &mut ConfigProblems);
+
+    /// Reads the secrets the section names (`*_env`) from the environment.
+    fn resolve_secrets(&mut self, key: &str, problems: &mut ConfigProblems);
+
+    /// Where new threads go unless a routing rule says otherwise; named at `<key>.channel`.
+    fn default_channel(&self) -> &str;
+
+    /// Builds the desk; opens no connection (network work starts in `run`).
+    fn build(self: Box<Self>, cx: &BuildContext) -> Result<Arc<dyn Desk>, ConnectorError>;
 }
 
 /// Hands polling connectors their lease (see [`PollLease`]); the core keeps every lease it

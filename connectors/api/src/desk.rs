@@ -1,8 +1,9 @@
 //! The agent desk: where escalated conversations are shown to people and answered.
 //!
-//! The core decides what a briefing says and what an agent's message means (reply, note,
-//! command); a [`Desk`] implementation (the Slack desk) only renders and transports. Events
-//! from agents come back as neutral [`DeskEvent`]s through a [`DeskSink`].
+//! The boundary is neutral both ways: the core hands a desk data (a [`Briefing`], a
+//! [`ThreadPost`]) and each desk words and formats it (Block Kit and mrkdwn on Slack); each
+//! desk maps its agents' gestures (thread replies, commands, reactions, buttons) onto
+//! [`AgentAction`]s and hands them back as [`DeskEvent`]s through a [`DeskSink`].
 
 use std::sync::Arc;
 
@@ -78,28 +79,120 @@ pub struct Briefing {
     pub status: String,
 }
 
+/// What an agent did, in the core's terms; each desk maps its own gestures (a thread reply, a
+/// `!claim` command, a reaction, a button) onto these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AgentAction {
+    /// A reply for the customer, signed with the agent's name.
+    Reply {
+        /// The text as written (may be empty when only files are sent).
+        text: String,
+        /// Files attached to it (over-limit ones without their bytes).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<Attachment>,
+    },
+    /// An internal note: kept on the desk, never sent.
+    Note {
+        /// The note.
+        text: String,
+    },
+    /// A command about the conversation.
+    Command(AgentCommand),
+}
+
+/// A command an agent gives about a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum AgentCommand {
+    /// Take the conversation.
+    Claim,
+    /// Mark it resolved and tell the customer.
+    Resolve,
+    /// Give it back to the AI.
+    HandBack,
+    /// Teach the AI this conversation's knowledge-base candidate, optionally with an edited answer.
+    ApproveKnowledge {
+        /// The answer as the agent edited it; `None` keeps the candidate's.
+        edited_answer: Option<String>,
+    },
+    /// Drop this conversation's knowledge-base candidate.
+    RejectKnowledge,
+    /// Something that looked like a command but is not one; the desk is told what exists.
+    Unknown {
+        /// The word as the agent wrote it.
+        word: String,
+    },
+}
+
+impl AgentAction {
+    /// Reads a chat desk's message by the conventions every text-based desk shares: `//` opens
+    /// an internal note; `!claim`, `!resolve`, `!ai`, `!kb approve [answer]`, `!kb reject` are
+    /// commands; anything else is a reply.
+    pub fn from_text(text: &str, files: Vec<Attachment>) -> AgentAction {
+        let trimmed = text.trim();
+        if let Some(note) = trimmed.strip_prefix("//") {
+            return AgentAction::Note {
+                text: note.trim().to_owned(),
+            };
+        }
+        let Some(command) = trimmed.strip_prefix('!') else {
+            return AgentAction::Reply {
+                text: trimmed.to_owned(),
+                files,
+            };
+        };
+        let mut words = command.split_whitespace();
+        let word = words.next().unwrap_or("").to_lowercase();
+        let command = if word == "kb" {
+            let action = words.next().unwrap_or("").to_lowercase();
+            // The edited answer keeps its line breaks: take the text after the action word.
+            let rest = command
+                .splitn(3, char::is_whitespace)
+                .nth(2)
+                .map(|text| text.trim().to_owned())
+                .filter(|text| !text.is_empty());
+            match action.as_str() {
+                "approve" | "ok" | "yes" => AgentCommand::ApproveKnowledge {
+                    edited_answer: rest,
+                },
+                "reject" | "no" => AgentCommand::RejectKnowledge,
+                _ => AgentCommand::Unknown {
+                    word: format!("kb {action}"),
+                },
+            }
+        } else {
+            match word.as_str() {
+                "claim" | "take" => AgentCommand::Claim,
+                "resolve" | "resolved" | "close" | "done" => AgentCommand::Resolve,
+                "ai" | "bot" | "handback" | "hand-back" => AgentCommand::HandBack,
+                _ => AgentCommand::Unknown { word },
+            }
+        };
+        AgentAction::Command(command)
+    }
+}
+
 /// Something an agent did on the desk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeskEvent {
-    /// A message in a conversation's thread (a reply, a note or a command: the core decides).
-    AgentMessage {
-        /// The platform's event id (Slack `event_id`), for retry dedupe.
+    /// An agent acted on a conversation: a reply, a note or a command.
+    Agent {
+        /// The platform's event id (Slack `event_id`), for logs.
         event_id: String,
-        /// The thread it was posted in.
+        /// The thread of the conversation it is about.
         thread: ThreadRef,
-        /// The message's own id (Slack `ts`).
-        message_ts: String,
+        /// Unique per action and the same on every redelivery (a message's id, or the event id
+        /// of a reaction or button press): the core acts once per id.
+        action_id: String,
         /// The agent's platform user id.
         agent_id: String,
         /// The agent's display name, shown to the customer.
         agent_name: String,
-        /// The text as written.
-        text: String,
-        /// Files attached to the message (over-limit ones without their bytes).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        files: Vec<Attachment>,
+        /// What the agent did.
+        action: AgentAction,
     },
-    /// An agent edited a message in a thread.
+    /// An agent edited a reply they had sent; the customer gets the new text as a correction.
     AgentEdited {
         /// The platform's event id.
         event_id: String,
@@ -121,18 +214,100 @@ pub enum DeskEvent {
         /// The deleted message's id.
         message_ts: String,
     },
-    /// An agent reacted to a conversation's briefing (the thread parent).
-    Reaction {
-        /// The platform's event id.
-        event_id: String,
-        /// The thread whose parent got the reaction.
-        thread: ThreadRef,
-        /// The agent's platform user id.
-        agent_id: String,
-        /// The agent's display name.
-        agent_name: String,
-        /// The reaction's name without colons (`white_check_mark`).
-        reaction: String,
+}
+
+impl DeskEvent {
+    /// The thread the event is about.
+    pub fn thread(&self) -> &ThreadRef {
+        match self {
+            DeskEvent::Agent { thread, .. }
+            | DeskEvent::AgentEdited { thread, .. }
+            | DeskEvent::AgentDeleted { thread, .. } => thread,
+        }
+    }
+}
+
+/// What the core posts into a conversation's thread, besides the briefing; each desk words
+/// and formats it in its own way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ThreadPost {
+    /// A later message from the customer.
+    CustomerMessage {
+        /// The customer's name as the briefing shows it.
+        author: String,
+        /// The text.
+        text: String,
+    },
+    /// A file the customer sent that is no longer stored, so only its name can be shown.
+    CustomerFileGone {
+        /// The customer's name.
+        author: String,
+        /// The file's name.
+        file_name: String,
+    },
+    /// The conversation escalated again while its thread was open.
+    EscalatedAgain {
+        /// The stable reason (`human_requested`, ...).
+        reason: String,
+        /// The reason in words.
+        in_words: String,
+    },
+    /// A notice from the gateway.
+    Notice(DeskNotice),
+}
+
+/// A notice from the gateway to the agents in a thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "notice", rename_all = "snake_case")]
+pub enum DeskNotice {
+    /// Files an agent attached did not reach the customer; one problem per file.
+    AgentFilesNotSent {
+        /// Each refused file with why.
+        problems: Vec<String>,
+    },
+    /// The customer tried to send a file the gateway refused; they were told why.
+    CustomerFileRefused {
+        /// The file and why.
+        problem: String,
+    },
+    /// A resolution was kept as a knowledge-base candidate for the agents to review.
+    KnowledgeCandidate {
+        /// The candidate's id.
+        id: String,
+        /// The customer's question, shortened.
+        question: String,
+    },
+    /// A candidate is now in the knowledge base.
+    KnowledgeApproved {
+        /// The candidate's id.
+        id: String,
+    },
+    /// A candidate was dropped.
+    KnowledgeRejected {
+        /// The candidate's id.
+        id: String,
+    },
+    /// A review could not be carried out.
+    KnowledgeReviewFailed {
+        /// Why.
+        problem: String,
+    },
+    /// A knowledge command came but the learning loop is off on this gateway.
+    LearningDisabled,
+    /// A knowledge command came but the conversation has no pending candidate.
+    NoPendingCandidate,
+    /// An agent gave a command that does not exist.
+    UnknownCommand {
+        /// The word as written.
+        word: String,
+    },
+    /// An agent deleted a reply the customer had already received.
+    DeletedAfterDelivery,
+    /// A notice queued as text by an earlier version and still waiting in the outbox.
+    Text {
+        /// The text as it was queued.
+        text: String,
     },
 }
 
@@ -168,24 +343,21 @@ pub trait Desk: Send + Sync {
         briefing: &Briefing,
     ) -> Result<(), ConnectorError>;
 
-    /// Posts a message into a thread; returns its id.
+    /// Posts into a thread, worded and formatted the desk's way; returns the post's id.
     async fn post_in_thread(
         &self,
         thread: &ThreadRef,
-        text: &str,
+        post: &ThreadPost,
     ) -> Result<String, ConnectorError>;
 
-    /// Puts a customer's file (bytes filled in) into a thread, with `comment` above it;
-    /// returns the post's id. Desks that cannot upload post the file's link instead.
+    /// Puts a file `author` (the customer) sent into a thread, bytes filled in; returns the
+    /// post's id.
     async fn upload_in_thread(
         &self,
         thread: &ThreadRef,
+        author: &str,
         file: &FileRef,
-        comment: &str,
-    ) -> Result<String, ConnectorError> {
-        let text = crate::text_with_links(comment, std::slice::from_ref(file));
-        self.post_in_thread(thread, &text).await
-    }
+    ) -> Result<String, ConnectorError>;
 
     /// Tells whether the desk currently works.
     async fn health(&self) -> Health;
@@ -193,5 +365,79 @@ pub trait Desk: Send + Sync {
     /// Checks the desk can post in `channel` (a routing rule's target): an error says why not.
     async fn check_channel(&self, _channel: &str) -> Result<(), ConnectorError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AgentAction, AgentCommand};
+
+    fn command(text: &str) -> AgentCommand {
+        match AgentAction::from_text(text, Vec::new()) {
+            AgentAction::Command(command) => command,
+            other => panic!("{text:?} read as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn chat_conventions_tell_replies_notes_and_commands_apart() {
+        assert_eq!(
+            AgentAction::from_text("  Try again now. ", Vec::new()),
+            AgentAction::Reply {
+                text: "Try again now.".into(),
+                files: Vec::new()
+            }
+        );
+        assert_eq!(
+            AgentAction::from_text("// customer is on the legacy plan", Vec::new()),
+            AgentAction::Note {
+                text: "customer is on the legacy plan".into()
+            }
+        );
+        assert_eq!(command("!claim"), AgentCommand::Claim);
+        assert_eq!(command("!Resolve please"), AgentCommand::Resolve);
+        assert_eq!(command("!ai"), AgentCommand::HandBack);
+        assert_eq!(command("!kb reject"), AgentCommand::RejectKnowledge);
+        assert_eq!(
+            command("!frobnicate"),
+            AgentCommand::Unknown {
+                word: "frobnicate".into()
+            }
+        );
+        assert_eq!(
+            command("!kb maybe"),
+            AgentCommand::Unknown {
+                word: "kb maybe".into()
+            }
+        );
+    }
+
+    #[test]
+    fn an_approved_answer_keeps_its_line_breaks() {
+        assert_eq!(
+            command("!kb approve"),
+            AgentCommand::ApproveKnowledge {
+                edited_answer: None
+            }
+        );
+        assert_eq!(
+            command("!kb approve Open Settings.\nThen Billing."),
+            AgentCommand::ApproveKnowledge {
+                edited_answer: Some("Open Settings.\nThen Billing.".into())
+            }
+        );
+    }
+
+    #[test]
+    fn a_text_reply_keeps_its_files() {
+        let file = crate::Attachment::new("log.txt", "text/plain", "boot ok".into());
+        let action = AgentAction::from_text("", vec![file.clone()]);
+        assert_eq!(
+            action,
+            AgentAction::Reply {
+                text: String::new(),
+                files: vec![file]
+            }
+        );
     }
 }

@@ -7,11 +7,14 @@
 mod build;
 pub use build::{
     Broadcast, BroadcastHub, BroadcastReceiver, BuildContext, ConfigProblems, ConnectorConfig,
-    LeaseSource, SingleInstance,
+    DeskConfig, LeaseSource, SingleInstance,
 };
 mod desk;
 mod files;
-pub use desk::{Briefing, BriefingLine, Desk, DeskEvent, DeskSink, ThreadRef};
+pub use desk::{
+    AgentAction, AgentCommand, Briefing, BriefingLine, Desk, DeskEvent, DeskNotice, DeskSink,
+    ThreadPost, ThreadRef,
+};
 pub use files::{
     clean_content_type, clean_file_name, human_size, is_inline_image, text_with_links,
     too_large_message, Attachment, Fetched, FileRef,
@@ -289,12 +292,10 @@ pub enum CustomerAction {
 /// What a channel can show; data, not methods.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Capabilities {
-    /// The channel can show buttons.
-    pub buttons: bool,
-    /// The channel has threads.
-    pub threads: bool,
-    /// Messages can be edited after sending.
-    pub edits: bool,
+    /// The channel's customers open links relative to the gateway's own address (a page the
+    /// gateway serves, like the web chat widget); elsewhere file links need
+    /// `files.public_base_url`.
+    pub opens_relative_links: bool,
     /// The connector delivers `Outbound::files` itself (natively, or as links it renders);
     /// when false the gateway appends each file's signed link to the text instead.
     pub files: bool,

@@ -332,9 +332,7 @@ impl Connector for DiscordConnector {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            buttons: true,
-            threads: self.config.support_channel().is_some(),
-            edits: true,
+            opens_relative_links: false,
             files: true,
         }
     }

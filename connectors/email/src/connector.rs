@@ -389,9 +389,7 @@ impl Connector for EmailConnector {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            buttons: false,
-            threads: true,
-            edits: false,
+            opens_relative_links: false,
             files: true,
         }
     }

@@ -311,9 +311,7 @@ impl Connector for TelegramConnector {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            buttons: true,
-            threads: false,
-            edits: false,
+            opens_relative_links: false,
             files: true,
         }
     }

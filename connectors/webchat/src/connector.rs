@@ -127,9 +127,8 @@ impl Connector for WebchatConnector {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            buttons: true,
-            threads: false,
-            edits: false,
+            // The widget is served by the gateway, so `/files/...` links open as they are.
+            opens_relative_links: true,
             // The widget shows files itself: images inline, others as links.
             files: true,
         }

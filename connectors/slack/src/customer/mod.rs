@@ -413,9 +413,7 @@ impl Connector for SlackCustomerConnector {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            buttons: true,
-            threads: true,
-            edits: false,
+            opens_relative_links: false,
             files: true,
         }
     }

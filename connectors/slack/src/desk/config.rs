@@ -249,6 +249,32 @@ fn check_api_url(url: &str) -> Result<(), String> {
     switchboard_api::check_api_url(url, "switchboard-slack", cfg!(feature = "tls"))
 }
 
+impl switchboard_api::DeskConfig for SlackDeskConfig {
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn validate(&self, key: &str, problems: &mut switchboard_api::ConfigProblems) {
+        SlackDeskConfig::validate(self, key, problems);
+    }
+
+    fn resolve_secrets(&mut self, key: &str, problems: &mut switchboard_api::ConfigProblems) {
+        SlackDeskConfig::resolve_secrets(self, key, problems);
+    }
+
+    fn default_channel(&self) -> &str {
+        &self.channel
+    }
+
+    fn build(
+        self: Box<Self>,
+        cx: &switchboard_api::BuildContext,
+    ) -> Result<std::sync::Arc<dyn switchboard_api::Desk>, switchboard_api::ConnectorError> {
+        let desk = super::SlackDesk::new(*self)?.with_max_file_bytes(cx.max_file_bytes);
+        Ok(std::sync::Arc::new(desk))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

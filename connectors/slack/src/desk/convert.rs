@@ -6,18 +6,21 @@
 //! and a payload field slack-morphism does not model is never lost.
 //!
 //! Rules:
-//! - a `message` in a thread (`thread_ts` present and != `ts`) -> `AgentMessage`; Slack's page
+//! - a `message` in a thread (`thread_ts` present and != `ts`) -> `Agent`, read by the chat
+//!   conventions ([`AgentAction::from_text`]: `//` notes, `!commands`, replies); Slack's page
 //!   warns `subtype` may be missing, so threads are detected by `thread_ts`, never by subtype;
-//! - `message_changed` of a thread reply -> `AgentEdited` (a change that keeps the text, such
-//!   as a link unfurl, is ignored); `message_deleted` of a thread reply -> `AgentDeleted`;
-//! - `reaction_added` on a message -> `Reaction` with the reacted message as the thread; the
-//!   core ignores it when that message is not a briefing;
+//! - `message_changed` of a thread reply that is still a reply -> `AgentEdited` (a change
+//!   that keeps the text, such as a link unfurl, is ignored); `message_deleted` of a thread
+//!   reply -> `AgentDeleted`;
+//! - `reaction_added` of a command emoji on a message -> `Agent` with that command and the
+//!   reacted message as the thread (:eyes: claims, :white_check_mark: resolves, :robot_face:
+//!   hands back); the core ignores it when that message is not a briefing;
 //! - anything written by the bot itself (its user id, a `bot_id`, subtype `bot_message`) is
 //!   ignored, so our own posts never echo back; top-level messages, hidden messages
 //!   (`message_replied`), joins and other events are ignored with the reason.
 
 use serde_json::Value;
-use switchboard_api::{DeskEvent, ThreadRef};
+use switchboard_api::{AgentAction, AgentCommand, DeskEvent, ThreadRef};
 
 /// What one Slack event means for the desk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,14 +120,13 @@ fn from_message(event_id: &str, event: &Value, bot_user_id: &str) -> Outcome {
         return ignored("thread message without ts or user");
     };
     Outcome::Event {
-        event: DeskEvent::AgentMessage {
+        event: DeskEvent::Agent {
             event_id: event_id.to_string(),
             thread,
-            message_ts: ts.to_string(),
+            action_id: ts.to_string(),
             agent_id: user.to_string(),
             agent_name: user.to_string(),
-            text: text(event, "text").unwrap_or_default().to_string(),
-            files: Vec::new(),
+            action: AgentAction::from_text(text(event, "text").unwrap_or_default(), Vec::new()),
         },
         name_of: Some(user.to_string()),
     }
@@ -149,13 +151,17 @@ fn from_changed(event_id: &str, event: &Value, channel: &str, bot_user_id: &str)
     let (Some(ts), Some(user)) = (text(message, "ts"), text(message, "user")) else {
         return ignored("edited message without ts or user");
     };
+    let AgentAction::Reply { text: new_text, .. } = AgentAction::from_text(new_text, Vec::new())
+    else {
+        return ignored("an edit that makes a note or a command is not sent to the customer");
+    };
     Outcome::Event {
         event: DeskEvent::AgentEdited {
             event_id: event_id.to_string(),
             thread,
             message_ts: ts.to_string(),
             agent_name: user.to_string(),
-            text: new_text.to_string(),
+            text: new_text,
         },
         name_of: Some(user.to_string()),
     }
@@ -200,18 +206,34 @@ fn from_reaction(event_id: &str, event: &Value, bot_user_id: &str) -> Outcome {
     if user == bot_user_id {
         return ignored("reaction by this desk's bot user");
     }
+    let Some(command) = reaction_command(reaction) else {
+        return ignored(format!("reaction :{reaction}: is not a command"));
+    };
     Outcome::Event {
-        event: DeskEvent::Reaction {
+        event: DeskEvent::Agent {
             event_id: event_id.to_string(),
             thread: ThreadRef {
                 channel: channel.to_string(),
                 ts: ts.to_string(),
             },
+            action_id: event_id.to_string(),
             agent_id: user.to_string(),
             agent_name: user.to_string(),
-            reaction: reaction.to_string(),
+            action: AgentAction::Command(command),
         },
         name_of: Some(user.to_string()),
+    }
+}
+
+/// The command a reaction on a briefing gives, if any (skin tones do not matter).
+pub fn reaction_command(reaction: &str) -> Option<AgentCommand> {
+    match reaction.split("::").next().unwrap_or(reaction) {
+        "eyes" | "raising_hand" | "hand" => Some(AgentCommand::Claim),
+        "white_check_mark" | "heavy_check_mark" | "ballot_box_with_check" => {
+            Some(AgentCommand::Resolve)
+        }
+        "robot_face" => Some(AgentCommand::HandBack),
+        _ => None,
     }
 }
 
@@ -260,53 +282,14 @@ pub fn shared_files(event: &Value) -> Vec<SharedFile> {
 }
 
 /// Puts the looked-up display name into an event that shows one.
-pub fn with_agent_name(event: DeskEvent, name: String) -> DeskEvent {
-    match event {
-        DeskEvent::AgentMessage {
-            event_id,
-            thread,
-            message_ts,
-            agent_id,
-            text,
-            files,
-            ..
-        } => DeskEvent::AgentMessage {
-            event_id,
-            thread,
-            message_ts,
-            agent_id,
-            agent_name: name,
-            text,
-            files,
-        },
-        DeskEvent::AgentEdited {
-            event_id,
-            thread,
-            message_ts,
-            text,
-            ..
-        } => DeskEvent::AgentEdited {
-            event_id,
-            thread,
-            message_ts,
-            agent_name: name,
-            text,
-        },
-        DeskEvent::Reaction {
-            event_id,
-            thread,
-            agent_id,
-            reaction,
-            ..
-        } => DeskEvent::Reaction {
-            event_id,
-            thread,
-            agent_id,
-            agent_name: name,
-            reaction,
-        },
-        deleted @ DeskEvent::AgentDeleted { .. } => deleted,
+pub fn with_agent_name(mut event: DeskEvent, name: String) -> DeskEvent {
+    match &mut event {
+        DeskEvent::Agent { agent_name, .. } | DeskEvent::AgentEdited { agent_name, .. } => {
+            *agent_name = name;
+        }
+        DeskEvent::AgentDeleted { .. } => {}
     }
+    event
 }
 
 #[cfg(test)]
@@ -415,17 +398,19 @@ mod tests {
         assert_eq!(name_of.as_deref(), Some("U123ABC456"));
         assert_eq!(
             event_of(outcome),
-            DeskEvent::AgentMessage {
+            DeskEvent::Agent {
                 event_id: "Ev1".into(),
                 thread: ThreadRef {
                     channel: "C123ABC456".into(),
                     ts: "1355517000.000001".into()
                 },
-                message_ts: "1355517523.000005".into(),
+                action_id: "1355517523.000005".into(),
                 agent_id: "U123ABC456".into(),
                 agent_name: "U123ABC456".into(),
-                text: "Hello world".into(),
-                files: Vec::new(),
+                action: AgentAction::Reply {
+                    text: "Hello world".into(),
+                    files: Vec::new()
+                },
             }
         );
     }
@@ -447,7 +432,7 @@ mod tests {
             if message["thread_ts"] == message["ts"] {
                 assert_ignored(outcome, "top-level");
             } else {
-                assert!(matches!(event_of(outcome), DeskEvent::AgentMessage { .. }));
+                assert!(matches!(event_of(outcome), DeskEvent::Agent { .. }));
                 replies += 1;
             }
         }
@@ -484,6 +469,10 @@ mod tests {
                 if text == "On it now" && message_ts == "1700000002.000200"
         ));
 
+        let mut into_a_note = changed.clone();
+        into_a_note["message"]["text"] = json!("// wrong thread, ignore");
+        assert_ignored(from_event("Ev", &into_a_note, BOT), "note or a command");
+
         let mut unfurl = changed.clone();
         unfurl["message"]["text"] = json!("On it");
         assert_ignored(from_event("Ev", &unfurl, BOT), "without a text change");
@@ -518,17 +507,27 @@ mod tests {
         let event = with_agent_name(event_of(outcome), "Dana".into());
         assert_eq!(
             event,
-            DeskEvent::Reaction {
+            DeskEvent::Agent {
                 event_id: "Ev".into(),
                 thread: ThreadRef {
                     channel: "C1".into(),
                     ts: "1700000001.000100".into()
                 },
+                action_id: "Ev".into(),
                 agent_id: "U1".into(),
                 agent_name: "Dana".into(),
-                reaction: "white_check_mark".into(),
+                action: AgentAction::Command(AgentCommand::Resolve),
             }
         );
+        let mut party = reaction.clone();
+        party["reaction"] = json!("tada");
+        assert_ignored(from_event("Ev", &party, BOT), "not a command");
+        assert_eq!(reaction_command("eyes"), Some(AgentCommand::Claim));
+        assert_eq!(
+            reaction_command("raising_hand::skin-tone-3"),
+            Some(AgentCommand::Claim)
+        );
+        assert_eq!(reaction_command("robot_face"), Some(AgentCommand::HandBack));
         let mut on_file = reaction.clone();
         on_file["item"] = json!({"type": "file", "file": "F1"});
         assert_ignored(from_event("Ev", &on_file, BOT), "other than a message");

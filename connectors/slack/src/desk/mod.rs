@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::Value;
 use switchboard_api::{
-    Briefing, ConnectorError, Desk, DeskEvent, DeskSink, FileRef, Health, IngestError, ThreadRef,
+    AgentAction, Briefing, ConnectorError, Desk, DeskEvent, DeskSink, FileRef, Health, IngestError,
+    ThreadPost, ThreadRef,
 };
 use tracing::{debug, warn, Instrument};
 
@@ -23,6 +24,7 @@ use crate::app::{AppSettings, SlackApp};
 pub mod blocks;
 pub mod config;
 pub mod convert;
+pub mod posts;
 #[cfg(all(test, feature = "standin"))]
 mod tests;
 
@@ -143,27 +145,28 @@ impl Relay {
             None => event,
         };
         let event = match event {
-            DeskEvent::AgentMessage {
+            DeskEvent::Agent {
                 event_id,
                 thread,
-                message_ts,
+                action_id,
                 agent_id,
                 agent_name,
-                text,
-                ..
+                action: AgentAction::Reply { text, .. },
             } => {
                 let shared = callback
                     .get("event")
                     .map(convert::shared_files)
                     .unwrap_or_default();
-                DeskEvent::AgentMessage {
-                    files: self.shared.app.fetch_files(shared).await?,
+                DeskEvent::Agent {
+                    action: AgentAction::Reply {
+                        text,
+                        files: self.shared.app.fetch_files(shared).await?,
+                    },
                     event_id,
                     thread,
-                    message_ts,
+                    action_id,
                     agent_id,
                     agent_name,
-                    text,
                 }
             }
             other => other,
@@ -179,10 +182,20 @@ impl Relay {
 
 fn event_kind(event: &DeskEvent) -> &'static str {
     match event {
-        DeskEvent::AgentMessage { .. } => "agent_message",
+        DeskEvent::Agent {
+            action: AgentAction::Reply { .. },
+            ..
+        } => "agent_reply",
+        DeskEvent::Agent {
+            action: AgentAction::Note { .. },
+            ..
+        } => "agent_note",
+        DeskEvent::Agent {
+            action: AgentAction::Command(_),
+            ..
+        } => "agent_command",
         DeskEvent::AgentEdited { .. } => "agent_edited",
         DeskEvent::AgentDeleted { .. } => "agent_deleted",
-        DeskEvent::Reaction { .. } => "reaction",
     }
 }
 
@@ -259,10 +272,9 @@ impl Desk for SlackDesk {
     async fn post_in_thread(
         &self,
         thread: &ThreadRef,
-        text: &str,
+        post: &ThreadPost,
     ) -> Result<String, ConnectorError> {
-        // Shown literally: a customer's `<!channel>` must not ping the support channel.
-        let text = blocks::escape(text);
+        let text = posts::thread_text(post);
         self.shared
             .app
             .post(&thread.channel, Some(&thread.ts), &text, None, None)
@@ -272,12 +284,16 @@ impl Desk for SlackDesk {
     async fn upload_in_thread(
         &self,
         thread: &ThreadRef,
+        author: &str,
         file: &FileRef,
-        comment: &str,
     ) -> Result<String, ConnectorError> {
         let Some(bytes) = file.bytes.clone() else {
-            let text = switchboard_api::text_with_links(comment, std::slice::from_ref(file));
-            return self.post_in_thread(thread, &text).await;
+            let text = posts::file_link(author, file);
+            return self
+                .shared
+                .app
+                .post(&thread.channel, Some(&thread.ts), &text, None, None)
+                .await;
         };
         self.shared
             .app
@@ -285,7 +301,7 @@ impl Desk for SlackDesk {
                 &thread.channel,
                 &thread.ts,
                 (&file.name, &file.content_type, bytes),
-                &blocks::escape(comment),
+                &posts::file_comment(author),
             )
             .await
     }

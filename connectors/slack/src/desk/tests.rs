@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
-use switchboard_api::{ConnectorError, Desk, DeskEvent, DeskSink, Health, IngestError, ThreadRef};
+use switchboard_api::{
+    AgentAction, ConnectorError, Desk, DeskEvent, DeskNotice, DeskSink, Health, IngestError,
+    ThreadPost, ThreadRef,
+};
 use tokio::sync::Notify;
 use tower::ServiceExt;
 
@@ -78,6 +81,10 @@ fn thread_reply(user: &str, text: &str) -> Value {
     json!({"type": "message", "channel": CHANNEL, "user": user, "text": text,
            "ts": "1700000100.000200", "thread_ts": "1700000001.000001",
            "event_ts": "1700000100.000200", "channel_type": "channel"})
+}
+
+fn notice(text: &str) -> ThreadPost {
+    ThreadPost::Notice(DeskNotice::Text { text: text.into() })
 }
 
 #[tokio::test]
@@ -163,7 +170,13 @@ async fn thread_posts_and_updates_name_the_thread() {
         .await
         .expect("posted");
     let ts = desk
-        .post_in_thread(&thread, "Ada: still there? <!channel>")
+        .post_in_thread(
+            &thread,
+            &ThreadPost::CustomerMessage {
+                author: "Ada".into(),
+                text: "still there? <!channel>".into(),
+            },
+        )
         .await
         .expect("thread post");
     let mut claimed = sample_briefing(1);
@@ -175,7 +188,7 @@ async fn thread_posts_and_updates_name_the_thread() {
     let posts = slack.posts();
     assert_eq!(posts[1].thread_ts.as_deref(), Some(thread.ts.as_str()));
     assert_eq!(posts[1].ts, ts);
-    assert_eq!(posts[1].text, "Ada: still there? &lt;!channel&gt;");
+    assert_eq!(posts[1].text, "*Ada:* still there? &lt;!channel&gt;");
     assert_eq!(posts[2].method, "chat.update");
     assert_eq!(posts[2].ts, thread.ts);
     assert!(posts[2].blocks.to_string().contains("claimed by *Sam*"));
@@ -189,8 +202,12 @@ async fn posts_to_one_channel_are_paced() {
         channel: CHANNEL.into(),
         ts: "1700000001.000001".into(),
     };
-    desk.post_in_thread(&thread, "one").await.expect("first");
-    desk.post_in_thread(&thread, "two").await.expect("second");
+    desk.post_in_thread(&thread, &notice("one"))
+        .await
+        .expect("first");
+    desk.post_in_thread(&thread, &notice("two"))
+        .await
+        .expect("second");
     let posts = slack.posts();
     let gap = posts[1].at.duration_since(posts[0].at);
     assert!(
@@ -209,7 +226,7 @@ async fn a_429_surfaces_retry_after_and_the_retry_succeeds() {
     };
     slack.fail_next_with_429(1, 1);
     let error = desk
-        .post_in_thread(&thread, "hello")
+        .post_in_thread(&thread, &notice("hello"))
         .await
         .expect_err("429");
     assert!(
@@ -217,7 +234,7 @@ async fn a_429_surfaces_retry_after_and_the_retry_succeeds() {
         "{error:?}"
     );
     assert!(error.is_retryable());
-    desk.post_in_thread(&thread, "hello")
+    desk.post_in_thread(&thread, &notice("hello"))
         .await
         .expect("retry succeeds");
     assert_eq!(slack.posts().len(), 1);
@@ -280,17 +297,19 @@ async fn socket_mode_relays_an_agent_reply_and_acks_it() {
     let events = sink.wait_for(1).await;
     assert_eq!(
         events,
-        [DeskEvent::AgentMessage {
+        [DeskEvent::Agent {
             event_id: "Ev00000001".into(),
             thread: ThreadRef {
                 channel: CHANNEL.into(),
                 ts: "1700000001.000001".into()
             },
-            message_ts: "1700000100.000200".into(),
+            action_id: "1700000100.000200".into(),
             agent_id: "U0AGENT".into(),
             agent_name: "Dana".into(),
-            text: "Refunded, sorry!".into(),
-            files: Vec::new(),
+            action: AgentAction::Reply {
+                text: "Refunded, sorry!".into(),
+                files: Vec::new(),
+            },
         }]
     );
     assert!(slack.wait_for_ack(&envelope, WAIT).await, "envelope acked");
@@ -318,7 +337,10 @@ async fn socket_mode_never_relays_the_bots_own_messages() {
     slack.send_event(thread_reply("U0AGENT", "real reply"));
     let events = sink.wait_for(1).await;
     assert_eq!(events.len(), 1);
-    assert!(matches!(&events[0], DeskEvent::AgentMessage { text, .. } if text == "real reply"));
+    assert!(matches!(
+        &events[0],
+        DeskEvent::Agent { action: AgentAction::Reply { text, .. }, .. } if text == "real reply"
+    ));
     runner.abort();
 }
 
@@ -394,7 +416,7 @@ async fn events_api_verifies_signatures_and_relays_events() {
     assert_eq!(status_of(&router, &callback, SECRET, now).await.0, 200);
     let events = sink.events();
     assert!(
-        matches!(&events[..], [DeskEvent::AgentMessage { event_id, agent_name, .. }]
+        matches!(&events[..], [DeskEvent::Agent { event_id, agent_name, .. }]
         if event_id == "Ev0HTTP1" && agent_name == "Dana")
     );
 

@@ -1,0 +1,119 @@
+//! A neutral [`ThreadPost`] -> the mrkdwn text the Slack desk posts in a thread (pure).
+//!
+//! The whole text is escaped (`&`, `<`, `>`) after wording it, so a customer's `<!channel>` or
+//! a file name with markup is shown literally instead of pinging the support channel.
+
+use switchboard_api::{text_with_links, DeskNotice, FileRef, ThreadPost};
+
+use super::blocks::escape;
+
+/// The thread commands, told to an agent who typed one that does not exist.
+const COMMAND_HELP: &str = "Commands: `!claim`, `!resolve`, `!ai` (hand back to the AI), `!kb approve [edited answer]`, `!kb reject`. Start a message with `//` for an internal note. Reactions on the briefing: :eyes: claims, :white_check_mark: resolves, :robot_face: hands back.";
+
+/// The text of `post`, escaped for Slack.
+pub fn thread_text(post: &ThreadPost) -> String {
+    escape(&wording(post))
+}
+
+/// The line above a customer's file uploaded into the thread, escaped for Slack.
+pub fn file_comment(author: &str) -> String {
+    escape(&file_sent(author))
+}
+
+/// A customer's file as a link, where it cannot be uploaded (its bytes are not at hand).
+pub fn file_link(author: &str, file: &FileRef) -> String {
+    escape(&text_with_links(
+        &file_sent(author),
+        std::slice::from_ref(file),
+    ))
+}
+
+fn file_sent(author: &str) -> String {
+    format!("*{author}* sent a file:")
+}
+
+fn wording(post: &ThreadPost) -> String {
+    match post {
+        ThreadPost::CustomerMessage { author, text } => format!("*{author}:* {text}"),
+        ThreadPost::CustomerFileGone { author, file_name } => {
+            format!("*{author}* sent {file_name}, which is no longer stored.")
+        }
+        ThreadPost::EscalatedAgain { in_words, .. } => {
+            format!(":rotating_light: Escalated again: {in_words}.")
+        }
+        ThreadPost::Notice(notice) => notice_wording(notice),
+    }
+}
+
+fn notice_wording(notice: &DeskNotice) -> String {
+    match notice {
+        DeskNotice::AgentFilesNotSent { problems } => {
+            format!(":warning: Not sent to the customer: {}", problems.join(" "))
+        }
+        DeskNotice::CustomerFileRefused { problem } => {
+            format!(":warning: The customer tried to send a file that was refused: {problem}")
+        }
+        DeskNotice::KnowledgeCandidate { id, question } => format!(
+            ":books: Saved as knowledge-base candidate `{id}`: \"{question}\". Write `!kb approve` (optionally followed by an edited answer) to teach the AI, or `!kb reject`."
+        ),
+        DeskNotice::KnowledgeApproved { id } => format!(
+            ":white_check_mark: `{id}` is now in the knowledge base; the AI answers it from now on."
+        ),
+        DeskNotice::KnowledgeRejected { id } => format!(":wastebasket: `{id}` rejected."),
+        DeskNotice::KnowledgeReviewFailed { problem } => format!(":warning: {problem}"),
+        DeskNotice::LearningDisabled => {
+            "The learning loop is not enabled on this gateway.".to_owned()
+        }
+        DeskNotice::NoPendingCandidate => {
+            "There is no pending knowledge-base candidate for this conversation.".to_owned()
+        }
+        DeskNotice::UnknownCommand { word } => {
+            format!("Unknown command `!{word}`. {COMMAND_HELP}")
+        }
+        DeskNotice::DeletedAfterDelivery => {
+            "This message was deleted here, but the customer had already received it.".to_owned()
+        }
+        DeskNotice::Text { text } => text.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_words_are_shown_literally() {
+        let post = ThreadPost::CustomerMessage {
+            author: "Dana <!here>".into(),
+            text: "ping <!channel> & co".into(),
+        };
+        assert_eq!(
+            thread_text(&post),
+            "*Dana &lt;!here&gt;:* ping &lt;!channel&gt; &amp; co"
+        );
+        assert_eq!(file_comment("<@U1>"), "*&lt;@U1&gt;* sent a file:");
+    }
+
+    #[test]
+    fn notices_tell_agents_what_to_do_next() {
+        let candidate = thread_text(&ThreadPost::Notice(DeskNotice::KnowledgeCandidate {
+            id: "kb-1".into(),
+            question: "How do I export invoices?".into(),
+        }));
+        assert!(candidate.contains("`kb-1`"), "{candidate}");
+        assert!(candidate.contains("!kb approve"), "{candidate}");
+        let unknown = thread_text(&ThreadPost::Notice(DeskNotice::UnknownCommand {
+            word: "frobnicate".into(),
+        }));
+        assert!(unknown.starts_with("Unknown command `!frobnicate`."));
+        assert!(unknown.contains("!claim") && unknown.contains(":eyes:"));
+        let again = thread_text(&ThreadPost::EscalatedAgain {
+            reason: "human_requested".into(),
+            in_words: "the customer asked for a person".into(),
+        });
+        assert_eq!(
+            again,
+            ":rotating_light: Escalated again: the customer asked for a person."
+        );
+    }
+}
