@@ -489,7 +489,9 @@ pub struct DeskSection {
 impl DeskSettings {
     /// The enabled desk's section, if one is enabled.
     pub fn enabled(&self) -> Option<&DeskSection> {
-        self.sections.iter().find(|section| section.config.enabled())
+        self.sections
+            .iter()
+            .find(|section| section.config.enabled())
     }
 
     /// Takes the enabled desk's section out, to build it.

@@ -35,10 +35,16 @@ enum Command {
         /// One or more config files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Also ask Slack whether the desk can post in its channel and every routed one
-        /// (needs the desk's token in the environment and a route to Slack).
+        /// Also ask the platforms whether the desk can post in its channel and every routed
+        /// one, and whether each app was granted every permission it needs (needs the tokens
+        /// in the environment and a route to the platforms).
         #[arg(long)]
         online: bool,
+    },
+    /// Slack apps: print the manifest to create the desk app (or the customer app) from.
+    Slack {
+        #[command(subcommand)]
+        action: SlackAction,
     },
     /// Support figures for a time window, from Redis (all instances): text on stdout, optionally
     /// a self-contained HTML page with charts.
@@ -105,6 +111,21 @@ enum Command {
         /// and print its weights, for `src/triage/calibrate.rs`.
         #[arg(long)]
         fit_calibration: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SlackAction {
+    /// Print the app manifest (JSON) for the configured desk, or with `--customers` for the
+    /// customer channel: exact bot scopes, events, Socket Mode or the request URL. Paste it in
+    /// api.slack.com/apps -> Create New App -> From an app manifest.
+    Manifest {
+        /// The config file; its tokens need not exist yet.
+        #[arg(long, short, default_value = "config/switchboard.toml")]
+        config: PathBuf,
+        /// The customer channel's app (`[connectors.slack]`) instead of the desk's.
+        #[arg(long)]
+        customers: bool,
     },
 }
 
@@ -178,6 +199,18 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => run(config),
         Command::CheckConfig { files, online } => check_config(&files, online),
+        Command::Slack {
+            action: SlackAction::Manifest { config, customers },
+        } => match switchboard_slack::manifest::for_config_file(&config, customers) {
+            Ok(manifest) => {
+                println!("{manifest}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Kb { config, action } => with_runtime(|| kb(config, action)),
         Command::Outbox { config, action } => with_runtime(|| outbox(config, action)),
         Command::Report {
@@ -310,7 +343,7 @@ fn check_config(files: &[PathBuf], online: bool) -> ExitCode {
     for path in files {
         match Config::load(path) {
             Ok(config) => {
-                if online && !desk_channels_usable(path, config) {
+                if online && !set_up_online(path, config) {
                     failed = true;
                 } else {
                     println!("{}: ok", path.display());
@@ -329,15 +362,41 @@ fn check_config(files: &[PathBuf], online: bool) -> ExitCode {
     }
 }
 
-/// Asks the desk's platform whether the desk can post in every channel `config` names; prints
-/// each problem with its key path. True when there is no desk or every channel works.
-fn desk_channels_usable(path: &std::path::Path, mut config: Config) -> bool {
+/// Asks each enabled channel's and the desk's platform what of their set-up is missing
+/// (permissions), and whether the desk can post in every channel `config` names; prints each
+/// problem with its key path. True when nothing is missing.
+fn set_up_online(path: &std::path::Path, mut config: Config) -> bool {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            println!("cannot start the async runtime: {error}");
+            return false;
+        }
+    };
+    let cx = switchboard_api::BuildContext::single_instance("check-config", config.files.max_bytes);
+    let mut usable = true;
+    let mut report = |key: &str, problems: Result<Vec<String>, switchboard_api::ConnectorError>| {
+        let problems = problems.unwrap_or_else(|error| vec![format!("cannot ask: {error}")]);
+        for problem in problems {
+            usable = false;
+            println!("{}: {key}: {problem}", path.display());
+        }
+    };
+    let names = config.connectors.names();
+    match std::mem::take(&mut config.connectors).build(&cx) {
+        Ok(connectors) => {
+            for connector in connectors {
+                let key = format!("connectors.{}", connector.channel());
+                report(&key, runtime.block_on(connector.check_setup()));
+            }
+        }
+        Err(error) => report(&format!("connectors ({})", names.join(", ")), Err(error)),
+    }
     let Some(section) = config.desk.take_enabled() else {
-        return true;
+        return usable;
     };
     let key = format!("desk.{}", section.name);
     let default_channel = section.config.default_channel().to_owned();
-    let cx = switchboard_api::BuildContext::single_instance("check-config", config.files.max_bytes);
     let desk = match section.config.build(&cx) {
         Ok(desk) => desk,
         Err(error) => {
@@ -345,19 +404,13 @@ fn desk_channels_usable(path: &std::path::Path, mut config: Config) -> bool {
             return false;
         }
     };
-    let checks = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime.block_on(switchboard::desk::channels::check_channels(
-            desk.as_ref(),
-            &key,
-            &default_channel,
-            &config.desk.routes,
-        )),
-        Err(error) => {
-            println!("cannot start the async runtime: {error}");
-            return false;
-        }
-    };
-    let mut usable = true;
+    report(&key, runtime.block_on(desk.check_setup()));
+    let checks = runtime.block_on(switchboard::desk::channels::check_channels(
+        desk.as_ref(),
+        &key,
+        &default_channel,
+        &config.desk.routes,
+    ));
     for check in checks {
         let Some(problem) = check.problem else {
             continue;

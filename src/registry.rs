@@ -158,7 +158,11 @@ mod tests {
             assert!(!config.enabled(), "{}", entry.name);
             let typo: toml::Value = toml::from_str("enabeld = true").expect("valid toml");
             let error = (entry.parse)(typo).expect_err("unknown keys are errors");
-            assert!(error.1.contains("unknown field"), "{}: {error:?}", entry.name);
+            assert!(
+                error.1.contains("unknown field"),
+                "{}: {error:?}",
+                entry.name
+            );
         }
         assert!(find_desk("slack").is_some() && find_desk("fax").is_none());
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchboard::desk::inbox::RESOLVED_NOTICE;
+use switchboard_slack::manifest::{ScopeNeed, CUSTOMER_SCOPES, DESK_SCOPES, METHOD_SCOPES};
 use switchboard_slack::standin::{event_callback, signed_request, RecordedPost, SlackStandIn};
 
 use crate::harness::{eventually, http_with_headers, start_gateway, test_config, RedisServer};
@@ -53,6 +54,26 @@ pub(crate) async fn briefing(standin: &SlackStandIn) -> RecordedPost {
         },
     )
     .await
+}
+
+/// Every Web API method the app called on `standin` needs only scopes its manifest asks for.
+pub(crate) fn assert_calls_covered_by(standin: &SlackStandIn, asked: &[ScopeNeed]) {
+    let called = standin.methods_called();
+    assert!(
+        called.contains(&"chat.postMessage".to_owned()),
+        "{called:?}"
+    );
+    for method in called {
+        let scope = METHOD_SCOPES
+            .iter()
+            .find(|(name, _)| *name == method)
+            .unwrap_or_else(|| panic!("{method} is called but has no scope in METHOD_SCOPES"))
+            .1;
+        assert!(
+            scope.is_empty() || asked.iter().any(|need| need.scope == scope),
+            "{method} needs {scope}, which the manifest does not ask for"
+        );
+    }
 }
 
 async fn thread_post(standin: &SlackStandIn, thread_ts: &str, needle: &str) -> RecordedPost {
@@ -186,6 +207,7 @@ async fn a_web_chat_escalation_becomes_a_slack_thread_and_the_agents_reply_reach
         .filter(|p| p.method == "chat.postMessage" && p.thread_ts.is_none())
         .count();
     assert_eq!(briefings, 1, "the 429 was retried, not duplicated");
+    assert_calls_covered_by(&standin, DESK_SCOPES);
 }
 
 #[tokio::test]
@@ -399,6 +421,12 @@ async fn routing_rules_naming_channels_the_app_cannot_post_in_are_reported_at_st
         ),
     )
     .unwrap();
+    // The app was installed before reaction commands existed: one scope is missing.
+    let granted: Vec<&str> = (DESK_SCOPES.iter())
+        .map(|need| need.scope)
+        .filter(|scope| *scope != "reactions:read")
+        .collect();
+    standin.grant_scopes(&granted);
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["check-config", "--online"])
@@ -421,6 +449,16 @@ async fn routing_rules_naming_channels_the_app_cannot_post_in_are_reported_at_st
     );
     assert!(
         !printed.contains("C0SECURITY") && !printed.contains("desk.slack.channel"),
+        "{printed}"
+    );
+    let missing: Vec<&str> = printed
+        .lines()
+        .filter(|line| line.contains("scope"))
+        .collect();
+    assert_eq!(missing.len(), 1, "{printed}");
+    assert!(
+        missing[0].contains("desk.slack: the app lacks the `reactions:read` scope")
+            && missing[0].contains("reaction commands"),
         "{printed}"
     );
 
@@ -488,4 +526,77 @@ async fn the_thread_keeps_working_after_slack_asks_the_app_to_reconnect() {
         .send(json!({"type": "message", "client_id": "q3", "text": "Got it, thanks, order ACME-7731"}))
         .await;
     thread_post(&standin, &parent.ts, "ACME-7731").await;
+}
+
+#[tokio::test]
+async fn the_manifest_command_prints_the_apps_the_config_describes_before_any_token_exists() {
+    let dir = crate::harness::TempDir::new("slack-manifest");
+    let file = dir.0.join("switchboard.toml");
+    std::fs::write(
+        &file,
+        r#"
+[files]
+public_base_url = "https://support.example.com"
+
+[desk.slack]
+enabled = true
+mode = "events_api"
+channel = "C0SUPPORT"
+bot_token_env = "NO_SUCH_TOKEN_YET"
+
+[connectors.slack]
+enabled = true
+channels = ["C0SHARED"]
+"#,
+    )
+    .unwrap();
+    let run = |customers: bool| {
+        let file = file.clone();
+        async move {
+            let output = tokio::task::spawn_blocking(move || {
+                let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+                command.args(["slack", "manifest", "--config"]).arg(&file);
+                if customers {
+                    command.arg("--customers");
+                }
+                command.output().expect("run slack manifest")
+            })
+            .await
+            .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            serde_json::from_slice::<Value>(&output.stdout).expect("the manifest is JSON")
+        }
+    };
+    let desk = run(false).await;
+    assert_eq!(desk["settings"]["socket_mode_enabled"], false);
+    assert_eq!(
+        desk["settings"]["event_subscriptions"]["request_url"],
+        "https://support.example.com/slack/events"
+    );
+    let scopes: Vec<&str> = desk["oauth_config"]["scopes"]["bot"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let expected: Vec<&str> = DESK_SCOPES.iter().map(|need| need.scope).collect();
+    assert_eq!(scopes, expected);
+    let events = desk["settings"]["event_subscriptions"]["bot_events"].to_string();
+    assert!(events.contains("message.groups") && events.contains("reaction_added"));
+
+    let customers = run(true).await;
+    assert_eq!(customers["settings"]["socket_mode_enabled"], true);
+    assert_eq!(customers["settings"]["interactivity"]["is_enabled"], true);
+    let scopes = customers["oauth_config"]["scopes"]["bot"].to_string();
+    for need in CUSTOMER_SCOPES {
+        assert!(
+            scopes.contains(need.scope),
+            "{} missing: {scopes}",
+            need.scope
+        );
+    }
 }

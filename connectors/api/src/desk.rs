@@ -362,6 +362,13 @@ pub trait Desk: Send + Sync {
     /// Tells whether the desk currently works.
     async fn health(&self) -> Health;
 
+    /// Asks the platform what of the desk's own set-up is missing (permissions the app was not
+    /// granted), one line per problem with what it breaks; empty when nothing is, or when the
+    /// platform cannot tell.
+    async fn check_setup(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
     /// Checks the desk can post in `channel` (a routing rule's target): an error says why not.
     async fn check_channel(&self, _channel: &str) -> Result<(), ConnectorError> {
         Ok(())

@@ -454,6 +454,13 @@ pub trait Connector: Send + Sync {
     /// Tells whether the connector currently works.
     async fn health(&self) -> Health;
 
+    /// Asks the platform what of the channel's set-up is missing (permissions the app was not
+    /// granted), one line per problem with what it breaks; empty when nothing is, or when the
+    /// platform cannot tell. `check-config --online` prints them.
+    async fn check_setup(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
     /// The gateway is shutting down and `run` has been stopped: let go of what another
     /// instance can take over at once (open customer sockets, told to reconnect elsewhere).
     async fn stop(&self) {}

@@ -19,6 +19,7 @@ mod app;
 mod customer;
 mod desk;
 mod from_config;
+pub mod manifest;
 #[cfg(any(test, feature = "standin"))]
 pub mod standin;
 

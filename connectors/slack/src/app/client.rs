@@ -192,6 +192,9 @@ pub trait SlackWeb: Send + Sync {
     ) -> Result<String, ConnectorError>;
     /// Fetches a file's `url_private_download` with the bot token, refusing more than `max_bytes`.
     async fn download(&self, url: &str, max_bytes: u64) -> Result<Download, ConnectorError>;
+    /// The bot token's granted scopes, as `auth.test` lists them in its `x-oauth-scopes` header
+    /// (which slack-morphism does not expose); `None` when Slack sent no such header.
+    async fn granted_scopes(&self) -> Result<Option<Vec<String>>, ConnectorError>;
 }
 
 /// Builds the transport for `api_base`: plain HTTP for `http://`, rustls for `https://`.
@@ -250,6 +253,7 @@ fn https(
 pub struct MorphismWeb<H: Connect + Clone + Send + Sync + 'static> {
     client: Arc<SlackClient<SlackClientHyperConnector<H>>>,
     files: HyperClient<H, Empty<Bytes>>,
+    api_base: String,
     bot_token: SlackApiToken,
     app_token: Option<SlackApiToken>,
 }
@@ -263,6 +267,7 @@ impl<H: Connect + Clone + Send + Sync + 'static> MorphismWeb<H> {
     ) -> Self {
         MorphismWeb {
             files: HyperClient::builder(TokioExecutor::new()).build(connector.clone()),
+            api_base: api_base.trim_end_matches('/').to_owned(),
             client: Arc::new(SlackClient::new(
                 SlackClientHyperConnector::with_connector(connector).with_slack_api_url(api_base),
             )),
@@ -454,6 +459,39 @@ impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
             .await
             .map_err(|error| map_error("bot token", "files.completeUploadExternal", error))?;
         Ok(target.file_id.to_string())
+    }
+
+    async fn granted_scopes(&self) -> Result<Option<Vec<String>>, ConnectorError> {
+        let url = format!("{}/auth.test", self.api_base);
+        let request = hyper::Request::post(&url)
+            .header(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {}", self.bot_token.token_value.0),
+            )
+            .body(Empty::new())
+            .map_err(|error| ConnectorError::Permanent {
+                connector: CONNECTOR,
+                detail: format!("{url} is not usable: {error}"),
+            })?;
+        let response =
+            self.files
+                .request(request)
+                .await
+                .map_err(|error| ConnectorError::Transient {
+                    connector: CONNECTOR,
+                    detail: format!("auth.test failed: {error}"),
+                })?;
+        let scopes = response
+            .headers()
+            .get("x-oauth-scopes")
+            .and_then(|value| value.to_str().ok())
+            .map(|list| {
+                list.split(',')
+                    .map(|scope| scope.trim().to_owned())
+                    .filter(|scope| !scope.is_empty())
+                    .collect()
+            });
+        Ok(scopes)
     }
 
     async fn download(&self, url: &str, max_bytes: u64) -> Result<Download, ConnectorError> {

@@ -502,4 +502,8 @@ impl Connector for SlackCustomerConnector {
     async fn health(&self) -> Health {
         self.shared.app.health()
     }
+
+    async fn check_setup(&self) -> Result<Vec<String>, ConnectorError> {
+        crate::manifest::check_scopes(self.shared.app.web(), crate::manifest::CUSTOMER_SCOPES).await
+    }
 }

@@ -310,6 +310,10 @@ impl Desk for SlackDesk {
         self.shared.app.health()
     }
 
+    async fn check_setup(&self) -> Result<Vec<String>, ConnectorError> {
+        crate::manifest::check_scopes(self.shared.app.web(), crate::manifest::DESK_SCOPES).await
+    }
+
     async fn check_channel(&self, channel: &str) -> Result<(), ConnectorError> {
         if self.shared.app.web().is_member(channel).await? {
             return Ok(());

@@ -154,6 +154,10 @@ struct Recorded {
     outage: bool,
     users: HashMap<String, String>,
     emails: HashMap<String, String>,
+    /// What `auth.test` lists in `x-oauth-scopes`.
+    granted_scopes: Vec<String>,
+    /// Every Web API method called, in order.
+    methods_called: Vec<String>,
     seq: u64,
     sockets: Vec<mpsc::UnboundedSender<String>>,
     queued: VecDeque<String>,
@@ -214,6 +218,19 @@ impl SlackStandIn {
             inner,
             _server: server,
         }
+    }
+
+    /// The scopes `auth.test` says the token was granted (its `x-oauth-scopes` header).
+    pub fn grant_scopes(&self, scopes: &[&str]) {
+        self.inner.lock().granted_scopes = scopes.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Every Web API method called so far, each once, sorted.
+    pub fn methods_called(&self) -> Vec<String> {
+        let mut methods = self.inner.lock().methods_called.clone();
+        methods.sort();
+        methods.dedup();
+        methods
     }
 
     /// The Web API base URL, e.g. `http://127.0.0.1:PORT/api/`.

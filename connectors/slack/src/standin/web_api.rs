@@ -170,6 +170,7 @@ pub(super) async fn api(
         .to_string();
     let params = params(query, &body);
     let param = |key: &str| params.get(key).and_then(Value::as_str).map(String::from);
+    inner.lock().methods_called.push(method.clone());
     if token.is_empty() {
         return slack_error("not_authed");
     }
@@ -184,11 +185,19 @@ pub(super) async fn api(
         return slack_error("invalid_auth");
     }
     match method.as_str() {
-        "auth.test" => Json(json!({
-            "ok": true, "url": "https://standin.slack.com/", "team": "Stand-in",
-            "user": "switchboard", "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID,
-        }))
-        .into_response(),
+        "auth.test" => {
+            let scopes = inner.lock().granted_scopes.join(",");
+            let mut response = Json(json!({
+                "ok": true, "url": "https://standin.slack.com/", "team": "Stand-in",
+                "user": "switchboard", "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID,
+            }))
+            .into_response();
+            if let Ok(value) = header::HeaderValue::from_str(&scopes) {
+                // Slack lists the token's scopes on every Web API answer.
+                response.headers_mut().insert("x-oauth-scopes", value);
+            }
+            response
+        }
         "conversations.info" => {
             let channel = param("channel").unwrap_or_default();
             if channel.starts_with("CMISSING") {
