@@ -600,3 +600,44 @@ channels = ["C0SHARED"]
         );
     }
 }
+
+#[tokio::test]
+async fn card_numbers_and_secrets_are_hidden_in_slack_while_redis_keeps_what_the_customer_wrote() {
+    let redis = RedisServer::start();
+    let standin = SlackStandIn::start().await;
+    let gateway = start_gateway(test_config(&redis, &desk_config(&standin, "socket"))).await;
+    let mut widget = visitor_asks_for_a_human(gateway.local_addr, "slack-visitor-000000007").await;
+    let parent = briefing(&standin).await;
+
+    let card = "4111 1111 1111 1111";
+    widget
+        .send(json!({"type": "message", "client_id": "q3", "text": format!("charged twice on {card}, my password: Tr0ub4dor&3")}))
+        .await;
+    let post = thread_post(&standin, &parent.ts, "charged twice").await;
+    assert!(post.text.contains("[card •••• 1111]"), "{}", post.text);
+    assert!(!post.text.contains(card), "{}", post.text);
+    assert!(!post.text.contains("Tr0ub4dor"), "{}", post.text);
+    let in_slack: String = standin
+        .posts()
+        .iter()
+        .map(|post| post.text.clone() + &post.blocks.to_string())
+        .collect();
+    assert!(!in_slack.contains(card) && !in_slack.contains("Tr0ub4dor"));
+
+    let view = gateway
+        .store
+        .customer_view(
+            switchboard_webchat::CHANNEL,
+            "s:slack-visitor-000000007",
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        view.messages
+            .iter()
+            .any(|m| m.text.contains(card) && m.text.contains("Tr0ub4dor&3")),
+        "Redis keeps the original"
+    );
+}

@@ -23,6 +23,8 @@ mod lease;
 pub use lease::{MemoryLease, PollLease};
 mod quota;
 pub use quota::{QuotaRefusal, UploadQuota, UploadReservation};
+mod redact;
+pub use redact::{Redacted, RedactedKind, RedactionConfig, Redactor};
 mod secret;
 pub use secret::{read_secret, Secret};
 #[cfg(feature = "standin")]

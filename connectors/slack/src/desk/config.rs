@@ -2,7 +2,7 @@
 //! offline validation that reports every problem with its dotted key path.
 
 use serde::Deserialize;
-use switchboard_api::read_secret;
+use switchboard_api::{read_secret, RedactionConfig, Redactor};
 
 /// The secret type every connector shares; re-exported so `config::Secret` keeps working.
 pub use switchboard_api::Secret;
@@ -49,6 +49,9 @@ pub struct SlackDeskConfig {
     /// Posts per second per channel; Slack allows about one, bursts briefly.
     #[serde(default = "default_posts_per_second")]
     pub posts_per_second_per_channel: f64,
+    /// What is hidden from the copies in Slack (Redis keeps the original).
+    #[serde(default)]
+    pub redact: RedactionConfig,
     /// The bot token, filled by [`SlackDeskConfig::resolve_secrets`].
     #[serde(skip)]
     pub bot_token: Option<Secret>,
@@ -95,6 +98,7 @@ impl Default for SlackDeskConfig {
             api_url: None,
             events_path: default_events_path(),
             posts_per_second_per_channel: default_posts_per_second(),
+            redact: RedactionConfig::default(),
             bot_token: None,
             app_token: None,
             signing_secret: None,
@@ -147,6 +151,9 @@ impl SlackDeskConfig {
                     self.channel
                 ),
             );
+        }
+        if let Err(error) = Redactor::new(self.redact.clone()) {
+            problem("redact", error);
         }
         validate_app_settings(
             AppSettings {

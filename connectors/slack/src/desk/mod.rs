@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use switchboard_api::{
     AgentAction, Briefing, ConnectorError, Desk, DeskEvent, DeskSink, FileRef, Health, IngestError,
-    ThreadPost, ThreadRef,
+    Redactor, ThreadPost, ThreadRef,
 };
 use tracing::{debug, warn, Instrument};
 
@@ -37,6 +37,8 @@ pub struct SlackDesk {
 pub(crate) struct Shared {
     pub(crate) config: SlackDeskConfig,
     app: SlackApp,
+    /// Hides card numbers, secrets, ... from what Slack keeps; Redis has the original.
+    redactor: Redactor,
     /// Slack user id -> display name; names change rarely and users.info is rate limited.
     names: Mutex<HashMap<String, String>>,
 }
@@ -55,10 +57,16 @@ impl SlackDesk {
             posts_per_second_per_channel: config.posts_per_second_per_channel,
             interactive: false,
         })?;
+        let redactor =
+            Redactor::new(config.redact.clone()).map_err(|detail| ConnectorError::Permanent {
+                connector: CONNECTOR,
+                detail,
+            })?;
         Ok(SlackDesk {
             shared: Arc::new(Shared {
                 config,
                 app,
+                redactor,
                 names: Mutex::new(HashMap::new()),
             }),
         })
@@ -222,6 +230,8 @@ impl Desk for SlackDesk {
         channel: &str,
         briefing: &Briefing,
     ) -> Result<ThreadRef, ConnectorError> {
+        let (briefing, _) = self.shared.redactor.briefing(briefing);
+        let briefing = &briefing;
         let ts = self
             .shared
             .app
@@ -258,6 +268,8 @@ impl Desk for SlackDesk {
         thread: &ThreadRef,
         briefing: &Briefing,
     ) -> Result<(), ConnectorError> {
+        let (briefing, _) = self.shared.redactor.briefing(briefing);
+        let briefing = &briefing;
         self.shared
             .app
             .update(
@@ -274,7 +286,8 @@ impl Desk for SlackDesk {
         thread: &ThreadRef,
         post: &ThreadPost,
     ) -> Result<String, ConnectorError> {
-        let text = posts::thread_text(post);
+        let (post, _) = self.shared.redactor.thread_post(post);
+        let text = posts::thread_text(&post);
         self.shared
             .app
             .post(&thread.channel, Some(&thread.ts), &text, None, None)
