@@ -19,6 +19,7 @@ use tracing::{error, info, warn, Instrument};
 
 use crate::config::{Config, DeskRoute};
 use crate::desk::inbox::DeskInbox;
+use crate::desk::reminders::{DeskReminders, ReminderPolicy};
 use crate::desk::DeskCourier;
 use crate::files::Files;
 use crate::learning::KnowledgeLoop;
@@ -429,6 +430,12 @@ pub async fn start_with_desk(
         );
     }
     if let Some(setup) = desk {
+        let policy = ReminderPolicy::new(&config.desk.reminders, &config.desk.routes);
+        tasks.spawn(
+            DeskReminders::new(store.clone(), metrics.clone(), policy)
+                .run()
+                .instrument(tracing::info_span!("desk_reminders")),
+        );
         tasks.spawn(
             check_desk_channels(
                 setup.desk.clone(),

@@ -475,6 +475,32 @@ pub struct DeskSettings {
     /// What a customer who needs a person is told while no desk is enabled (say where else
     /// to reach the team); without it they are told no one can join this chat.
     pub unstaffed_notice: Option<String>,
+    /// When to remind the desk of people waiting; routes may override.
+    pub reminders: Reminders,
+}
+
+/// `[desk]` reminder settings: who is called when someone has waited on a person too long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reminders {
+    /// Remind when an escalation is not claimed within this many minutes; 0 = never.
+    pub remind_after_minutes: f64,
+    /// Remind when a customer's message waits this many minutes for an agent's reply; 0 = never.
+    pub remind_waiting_customer_minutes: f64,
+    /// Whom a reminder calls (`@here`, `@channel`, a user group or user id); none by default.
+    pub mention: Option<String>,
+    /// Also show reminders in the channel, not only in the thread.
+    pub broadcast_reminders: bool,
+}
+
+impl Default for Reminders {
+    fn default() -> Self {
+        Reminders {
+            remind_after_minutes: 10.0,
+            remind_waiting_customer_minutes: 10.0,
+            mention: None,
+            broadcast_reminders: false,
+        }
+    }
 }
 
 /// One `[desk.<name>]` section, parsed by the desk's own crate.
@@ -506,7 +532,14 @@ impl DeskSettings {
     fn parse(desk: &toml::Table, problems: &mut Vec<ConfigProblem>) -> DeskSettings {
         let mut settings = DeskSettings::default();
         let mut known: Vec<&str> = registry::DESKS.iter().map(|entry| entry.name).collect();
-        known.extend(["routes", "unstaffed_notice"]);
+        known.extend([
+            "routes",
+            "unstaffed_notice",
+            "remind_after_minutes",
+            "remind_waiting_customer_minutes",
+            "mention",
+            "broadcast_reminders",
+        ]);
         for key in desk.keys() {
             if !known.contains(&key.as_str()) {
                 problems.push(unknown_key(&format!("desk.{key}"), &known));
@@ -544,12 +577,52 @@ impl DeskSettings {
                     .into(),
             }),
         }
+        settings.reminders = parse_reminders(desk, problems);
         settings
     }
 }
 
+fn parse_reminders(desk: &toml::Table, problems: &mut Vec<ConfigProblem>) -> Reminders {
+    let mut reminders = Reminders::default();
+    let mut minutes = |key: &str, slot: &mut f64| match desk.get(key) {
+        None => {}
+        Some(value) => match value.as_float().or(value.as_integer().map(|n| n as f64)) {
+            Some(n) if n.is_finite() && n >= 0.0 => *slot = n,
+            _ => problems.push(ConfigProblem {
+                key: format!("desk.{key}"),
+                message: "must be a number of minutes, 0 or more (0 turns the reminder off)".into(),
+            }),
+        },
+    };
+    minutes("remind_after_minutes", &mut reminders.remind_after_minutes);
+    minutes(
+        "remind_waiting_customer_minutes",
+        &mut reminders.remind_waiting_customer_minutes,
+    );
+    match desk.get("mention") {
+        None => {}
+        Some(toml::Value::String(text)) if !text.trim().is_empty() => {
+            reminders.mention = Some(text.trim().to_owned())
+        }
+        Some(_) => problems.push(ConfigProblem {
+            key: "desk.mention".into(),
+            message: "must name whom reminders call (`@here`, a user group id like S0123TEAM)"
+                .into(),
+        }),
+    }
+    match desk.get("broadcast_reminders") {
+        None => {}
+        Some(toml::Value::Boolean(on)) => reminders.broadcast_reminders = *on,
+        Some(_) => problems.push(ConfigProblem {
+            key: "desk.broadcast_reminders".into(),
+            message: "must be true or false".into(),
+        }),
+    }
+    reminders
+}
+
 /// One routing rule: escalations matching every given condition go to `channel`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DeskRoute {
     /// The desk channel (a Slack channel id like `C0123BILLING`).
@@ -566,6 +639,15 @@ pub struct DeskRoute {
     /// Escalation reasons (e.g. `negative_sentiment`); empty = any.
     #[serde(default)]
     pub reasons: Vec<String>,
+    /// This route's `desk.remind_after_minutes`.
+    #[serde(default)]
+    pub remind_after_minutes: Option<f64>,
+    /// This route's `desk.mention` (the team that owns it).
+    #[serde(default)]
+    pub mention: Option<String>,
+    /// This route's `desk.broadcast_reminders`.
+    #[serde(default)]
+    pub broadcast_reminders: Option<bool>,
 }
 
 /// One mistake in a config file.
@@ -857,6 +939,15 @@ impl Config {
                         ),
                     ));
                 }
+            }
+            if route
+                .remind_after_minutes
+                .is_some_and(|minutes| !minutes.is_finite() || minutes < 0.0)
+            {
+                raw.push((
+                    format!("{key}.remind_after_minutes"),
+                    "must be a number of minutes, 0 or more (0 turns the reminder off)".into(),
+                ));
             }
             // A misspelt reason would silently never match: the route would never be used.
             for name in &route.reasons {

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub time_to_first_response: Histogram,
     /// Seconds from escalation to the first agent reply.
     pub time_to_human: Histogram,
+    /// Seconds from escalation to an agent taking it (a claim or their first reply).
+    pub time_to_claim: Histogram,
+    /// Reminders posted to the desk, by what someone waited for (`for_claim`, `for_reply`).
+    pub desk_reminders: Family<Labels, Counter>,
     /// Seconds triage took to decide.
     pub triage_latency: Histogram,
 }
@@ -66,6 +70,8 @@ impl Default for Metrics {
             delivery_health: Default::default(),
             time_to_first_response: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             time_to_human: Histogram::new(exponential_buckets(5.0, 2.0, 14)),
+            time_to_claim: Histogram::new(exponential_buckets(5.0, 2.0, 14)),
+            desk_reminders: Family::default(),
             triage_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             registry: Registry::default(),
         };
@@ -128,6 +134,16 @@ impl Default for Metrics {
             "time_to_human_seconds",
             "Escalation to first agent reply",
             metrics.time_to_human.clone(),
+        );
+        registry.register(
+            "time_to_claim_seconds",
+            "Escalation to an agent taking the conversation",
+            metrics.time_to_claim.clone(),
+        );
+        registry.register(
+            "desk_reminders",
+            "Reminders posted to the desk, by what the customer waited for",
+            metrics.desk_reminders.clone(),
         );
         registry.register(
             "triage_latency_seconds",

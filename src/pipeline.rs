@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::files::Files;
 use crate::metrics::Metrics;
-use crate::model::{now_ms, Conversation, Delivery, DeskAction, DeskPost, Role, Status};
+use crate::model::{field, now_ms, Conversation, Delivery, DeskAction, DeskPost, Role, Status};
 use crate::periodic::Periodic;
 use crate::store::{
     keys, Commit, ReplyToQueue, Store, StoreError, TranscriptEntry, Work, WorkItem,
@@ -440,10 +440,21 @@ impl TriageWorker {
                     files: message.files.clone(),
                 },
             });
+            // A customer writing to a conversation a person has taken now waits for them;
+            // the earliest unanswered message is when the wait began.
+            let starts_wait =
+                conversation.status == Status::Human && conversation.customer_waiting_ms.is_none();
+            let now = now_ms();
             let commit = Commit {
                 conversation_id: conversation.id.clone(),
+                fields: if starts_wait {
+                    vec![(field::CUSTOMER_WAITING_MS.to_owned(), now.to_string())]
+                } else {
+                    Vec::new()
+                },
                 desk_payload: serde_json::to_string(&mirror).ok(),
                 ack,
+                watch_from_ms: starts_wait.then_some(now),
                 ..Default::default()
             };
             Ok(Step::Commit(Box::new(commit), None))
@@ -592,6 +603,7 @@ fn commit_for_decision(
         ("csat_pending".to_owned(), "0".to_owned()),
     ];
     let mut desk_payload = None;
+    let mut watch_from_ms = None;
     let (role, text, actions, escalation_log) = match &record.decision {
         Decision::Answer { text, .. } => {
             fields.push(("status".into(), Status::Bot.as_str().into()));
@@ -609,6 +621,11 @@ fn commit_for_decision(
             };
             fields.push(("status".into(), status.as_str().into()));
             fields.push(("escalated_ms".into(), now.clone()));
+            // Waiting to be claimed now; an older wait for a reply is over.
+            fields.push((field::CUSTOMER_WAITING_MS.into(), String::new()));
+            if matches!(handoff, Handoff::Desk) {
+                watch_from_ms = now.parse().ok();
+            }
             fields.push(("escalation_reason".into(), reason.as_str().to_owned()));
             info!(
                 conversation = %conversation.id,
@@ -676,6 +693,7 @@ fn commit_for_decision(
         ack,
         escalation_log,
         dedupe: None,
+        watch_from_ms,
     }
 }
 

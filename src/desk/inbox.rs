@@ -21,7 +21,7 @@ use crate::desk::briefing;
 use crate::files::Files;
 use crate::learning::{candidate_from, KnowledgeLoop, LearningError};
 use crate::metrics::Metrics;
-use crate::model::{now_ms, Conversation, Delivery, DeskAction, DeskPost, Role, Status};
+use crate::model::{field, now_ms, Conversation, Delivery, DeskAction, DeskPost, Role, Status};
 use crate::store::{Commit, ReplyToQueue, Store, StoreError};
 
 /// Told to the customer when an agent resolves the conversation.
@@ -186,6 +186,16 @@ impl DeskInbox {
         if set("resolved_ms") {
             self.metrics.resolutions.inc();
         }
+        // Claimed: a person took a conversation that was waiting for one.
+        let taken = conversation.status == Status::Escalated
+            && commit
+                .fields
+                .iter()
+                .any(|(name, value)| name == "status" && value == Status::Human.as_str());
+        if let (true, Some(escalated_ms)) = (taken, conversation.escalated_ms) {
+            let waited = now_ms().saturating_sub(escalated_ms) as f64 / 1000.0;
+            self.metrics.time_to_claim.observe(waited);
+        }
     }
 
     async fn conversation_for(
@@ -337,6 +347,7 @@ fn reply_commit(
     if conversation.first_human_reply_ms.is_none() {
         fields.push(("first_human_reply_ms".into(), now));
     }
+    fields.push((field::CUSTOMER_WAITING_MS.into(), String::new()));
     let newly_claimed = conversation.claimed_by.is_none();
     if newly_claimed {
         fields.push(("claimed_by".into(), agent.to_owned()));
@@ -389,6 +400,10 @@ fn status_commit(
         ("status".to_owned(), status.as_str().to_owned()),
         ("updated_ms".to_owned(), now_ms().to_string()),
     ];
+    if status != Status::Human {
+        // Resolved or back with the AI: nobody waits on an agent's reply any more.
+        fields.push((field::CUSTOMER_WAITING_MS.into(), String::new()));
+    }
     fields.extend(extra);
     Commit {
         conversation_id: conversation.id.clone(),

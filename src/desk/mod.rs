@@ -9,6 +9,7 @@
 pub mod briefing;
 pub mod channels;
 pub mod inbox;
+pub mod reminders;
 
 use std::sync::Arc;
 

@@ -42,6 +42,9 @@ pub mod field {
     pub const RESOLVED_MS: &str = "resolved_ms";
     /// `1` while the satisfaction question awaits an answer.
     pub const CSAT_PENDING: &str = "csat_pending";
+    /// Since when the customer's latest messages wait for an agent's reply, ms; empty once
+    /// an agent answered.
+    pub const CUSTOMER_WAITING_MS: &str = "customer_waiting_ms";
     /// The desk thread's channel.
     pub const DESK_CHANNEL: &str = "desk_channel";
     /// The desk thread's timestamp.
@@ -81,6 +84,8 @@ pub struct Conversation {
     pub resolved_ms: Option<u64>,
     /// True while the satisfaction question awaits the customer's rating.
     pub csat_pending: bool,
+    /// Since when the customer has waited for an agent's reply, while they do.
+    pub customer_waiting_ms: Option<u64>,
     /// The desk thread it is mirrored into, once opened.
     pub desk_thread: Option<ThreadRef>,
 }
@@ -129,6 +134,7 @@ impl Conversation {
             first_human_reply_ms: ms(field::FIRST_HUMAN_REPLY_MS),
             resolved_ms: ms(field::RESOLVED_MS),
             csat_pending: fields.get(field::CSAT_PENDING).map(String::as_str) == Some("1"),
+            customer_waiting_ms: ms(field::CUSTOMER_WAITING_MS),
             desk_thread,
         })
     }

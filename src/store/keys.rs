@@ -93,6 +93,11 @@ pub fn outbox_dead(partition: usize) -> String {
 pub fn outbox_waiting(partition: usize, target: &str) -> String {
     format!("sb:{{{}}}:outbox:waiting:{target}", tag(partition))
 }
+/// Conversations of the partition someone waits on a person for (member: the conversation's
+/// hash key, score: when to look at it next, ms): what desk reminders read.
+pub fn desk_watch(partition: usize) -> String {
+    format!("sb:{{{}}}:desk_watch", tag(partition))
+}
 /// The partition's escalations, in order: the audit log the report reads.
 pub fn escalations(partition: usize) -> String {
     format!("sb:{{{}}}:escalations", tag(partition))
@@ -105,6 +110,12 @@ pub fn conversation_index(partition: usize) -> String {
 
 fn conversation_prefix(id: &str) -> String {
     format!("sb:{{{}}}:c:{id}", tag(partition(id)))
+}
+
+/// The conversation id of a conversation hash key (what the desk watch list holds).
+pub fn conversation_id_of(key: &str) -> Option<String> {
+    let id = key.split_once("}:c:")?.1;
+    (key == conversation(id)).then(|| id.to_owned())
 }
 
 /// The conversation's record (a hash).

@@ -12,6 +12,7 @@ mod ingest;
 pub mod keys;
 mod streams;
 mod transcript;
+mod watch;
 
 pub use connection::RedisConnection;
 pub use dead_letters::{stream_id_ms, DeadEntry, DeadLetter, WaitingCount};
@@ -62,6 +63,9 @@ pub struct Commit {
     pub escalation_log: Option<String>,
     /// An id (platform event or message id) that makes a replay of this commit a no-op.
     pub dedupe: Option<String>,
+    /// Puts the conversation on the desk's watch list from this time, ms (someone is now
+    /// waiting on a person: see `desk::reminders`); an earlier entry stays.
+    pub watch_from_ms: Option<u64>,
 }
 
 /// A transcript entry, optionally queued for delivery to the customer.
@@ -366,6 +370,7 @@ impl Store {
             .key(keys::inbound(partition))
             .key(keys::escalations(partition))
             .key(keys::seen(id))
+            .key(keys::desk_watch(partition))
             .arg(group)
             .arg(entry)
             .arg(reply.role.as_str())
@@ -381,6 +386,12 @@ impl Store {
             invocation.arg(field).arg(value);
         }
         invocation.arg(&reply.files);
+        invocation.arg(
+            commit
+                .watch_from_ms
+                .map(|ms| ms.to_string())
+                .unwrap_or_default(),
+        );
         invocation
     }
 

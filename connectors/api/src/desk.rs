@@ -304,11 +304,34 @@ pub enum DeskNotice {
     },
     /// An agent deleted a reply the customer had already received.
     DeletedAfterDelivery,
+    /// Someone has waited on a person longer than the route allows.
+    Reminder {
+        /// What they wait for.
+        waiting: Waiting,
+        /// How long they have waited, in whole minutes.
+        minutes: u64,
+        /// Whom to call, as the desk's config names them (`@here`, a user group id, ...).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mention: Option<String>,
+        /// Also show it to the whole channel, not only the thread.
+        #[serde(default)]
+        broadcast: bool,
+    },
     /// A notice queued as text by an earlier version and still waiting in the outbox.
     Text {
         /// The text as it was queued.
         text: String,
     },
+}
+
+/// What a [`DeskNotice::Reminder`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Waiting {
+    /// An escalation nobody has claimed.
+    ForClaim,
+    /// A customer whose latest message no agent has answered.
+    ForReply,
 }
 
 /// Where a desk sends agents' actions; the core implements it.

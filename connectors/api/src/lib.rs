@@ -13,7 +13,7 @@ mod desk;
 mod files;
 pub use desk::{
     AgentAction, AgentCommand, Briefing, BriefingLine, Desk, DeskEvent, DeskNotice, DeskSink,
-    ThreadPost, ThreadRef,
+    ThreadPost, ThreadRef, Waiting,
 };
 pub use files::{
     clean_content_type, clean_file_name, human_size, is_inline_image, text_with_links,

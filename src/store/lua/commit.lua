@@ -3,12 +3,13 @@
 -- A crash before this script leaves the work item pending (it is redone); after it, every
 -- delivery is durable in the outbox. Either way nothing is lost or doubled.
 -- KEYS: 1 conversation hash, 2 message stream, 3 outbox stream, 4 work stream (ack),
---       5 escalation log stream, 6 seen-ids hash
+--       5 escalation log stream, 6 seen-ids hash, 7 desk watch sorted set
 -- ARGV: 1 work group, 2 work entry id ("" = none), 3 role, 4 author name, 5 text ("" = no entry),
 --       6 customer outbox payload ("" = not for the customer), 7 escalation log json ("" = none),
 --       8 desk outbox payload ("" = none), 9 dedupe id ("" = none), 10 entry kind,
 --       11 number of hash field pairs, then the pairs, then the entry's file refs json
---       ("" or absent = none; the bytes were stored before this script)
+--       ("" or absent = none; the bytes were stored before this script), then the desk watch
+--       time in ms ("" or absent = none; NX, so the earliest wait stays)
 if ARGV[9] ~= '' then
   local seen = redis.call('HGET', KEYS[6], ARGV[9])
   if seen then
@@ -42,6 +43,10 @@ if ARGV[8] ~= '' then
 end
 if ARGV[7] ~= '' then
   redis.call('XADD', KEYS[5], '*', 'e', ARGV[7])
+end
+local watch_from = ARGV[13 + pairs_count * 2] or ''
+if watch_from ~= '' then
+  redis.call('ZADD', KEYS[7], 'NX', watch_from, KEYS[1])
 end
 if ARGV[9] ~= '' then
   redis.call('HSET', KEYS[6], ARGV[9], id)

@@ -149,6 +149,13 @@ pub trait SlackWeb: Send + Sync {
         blocks: Option<Vec<Value>>,
         metadata: Option<SlackMessageMetadata>,
     ) -> Result<String, ConnectorError>;
+    /// `chat.postMessage` of a thread reply also shown in the channel (`reply_broadcast`).
+    async fn post_broadcast_reply(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        text: &str,
+    ) -> Result<String, ConnectorError>;
     /// Every message of the thread `thread_ts` (`conversations.replies`, page by page), oldest
     /// first, with its metadata.
     async fn thread_messages(
@@ -316,6 +323,24 @@ impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
         if let Some(thread_ts) = thread_ts {
             request = request.with_thread_ts(thread_ts.into());
         }
+        let session = self.client.open_session(&self.bot_token);
+        let response = session
+            .chat_post_message(&request)
+            .await
+            .map_err(|error| map_error("bot token", "chat.postMessage", error))?;
+        Ok(response.ts.to_string())
+    }
+
+    async fn post_broadcast_reply(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        text: &str,
+    ) -> Result<String, ConnectorError> {
+        let content = SlackMessageContent::new().with_text(text.to_string());
+        let request = SlackApiChatPostMessageRequest::new(channel.into(), content)
+            .with_thread_ts(thread_ts.into())
+            .with_reply_broadcast(true);
         let session = self.client.open_session(&self.bot_token);
         let response = session
             .chat_post_message(&request)

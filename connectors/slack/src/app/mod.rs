@@ -181,6 +181,21 @@ impl SlackApp {
         self.finish(channel, result).await
     }
 
+    /// A thread reply also shown in the channel, at the channel's pace.
+    pub(crate) async fn post_broadcast(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        text: &str,
+    ) -> Result<String, ConnectorError> {
+        self.pacing.wait_turn(channel).await;
+        let result = self
+            .web
+            .post_broadcast_reply(channel, thread_ts, text)
+            .await;
+        self.finish(channel, result).await
+    }
+
     /// `chat.update` at the channel's pace.
     pub(crate) async fn update(
         &self,

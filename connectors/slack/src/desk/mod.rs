@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::Value;
 use switchboard_api::{
-    AgentAction, Briefing, ConnectorError, Desk, DeskEvent, DeskSink, FileRef, Health, IngestError,
-    Redactor, ThreadPost, ThreadRef,
+    AgentAction, Briefing, ConnectorError, Desk, DeskEvent, DeskNotice, DeskSink, FileRef, Health,
+    IngestError, Redactor, ThreadPost, ThreadRef,
 };
 use tracing::{debug, warn, Instrument};
 
@@ -288,6 +288,16 @@ impl Desk for SlackDesk {
     ) -> Result<String, ConnectorError> {
         let (post, _) = self.shared.redactor.thread_post(post);
         let text = posts::thread_text(&post);
+        if let ThreadPost::Notice(DeskNotice::Reminder {
+            broadcast: true, ..
+        }) = post
+        {
+            return self
+                .shared
+                .app
+                .post_broadcast(&thread.channel, &thread.ts, &text)
+                .await;
+        }
         self.shared
             .app
             .post(&thread.channel, Some(&thread.ts), &text, None, None)

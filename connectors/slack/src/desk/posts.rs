@@ -3,16 +3,45 @@
 //! The whole text is escaped (`&`, `<`, `>`) after wording it, so a customer's `<!channel>` or
 //! a file name with markup is shown literally instead of pinging the support channel.
 
-use switchboard_api::{text_with_links, DeskNotice, FileRef, ThreadPost};
+use switchboard_api::{text_with_links, DeskNotice, FileRef, ThreadPost, Waiting};
 
 use super::blocks::escape;
 
 /// The thread commands, told to an agent who typed one that does not exist.
 const COMMAND_HELP: &str = "Commands: `!claim`, `!resolve`, `!ai` (hand back to the AI), `!kb approve [edited answer]`, `!kb reject`. Start a message with `//` for an internal note. Reactions on the briefing: :eyes: claims, :white_check_mark: resolves, :robot_face: hands back.";
 
-/// The text of `post`, escaped for Slack.
+/// The text of `post`, escaped for Slack; a reminder's mention is the one markup let through.
 pub fn thread_text(post: &ThreadPost) -> String {
-    escape(&wording(post))
+    let text = escape(&wording(post));
+    match post {
+        ThreadPost::Notice(DeskNotice::Reminder {
+            mention: Some(mention),
+            ..
+        }) => match mention_markup(mention) {
+            Some(markup) => format!("{markup} {text}"),
+            None => text,
+        },
+        _ => text,
+    }
+}
+
+/// Slack's markup for a configured mention: `@here`, `@channel`, a user group (`S...`) or a
+/// user (`U...`/`W...`) id; anything else mentions nobody (config validation names it).
+pub fn mention_markup(mention: &str) -> Option<String> {
+    let id_of = |prefix: char| {
+        mention.starts_with(prefix)
+            && mention.len() > 1
+            && mention
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    };
+    match mention {
+        "@here" => Some("<!here>".to_owned()),
+        "@channel" => Some("<!channel>".to_owned()),
+        _ if id_of('S') => Some(format!("<!subteam^{mention}>")),
+        _ if id_of('U') || id_of('W') => Some(format!("<@{mention}>")),
+        _ => None,
+    }
 }
 
 /// The line above a customer's file uploaded into the thread, escaped for Slack.
@@ -73,6 +102,16 @@ fn notice_wording(notice: &DeskNotice) -> String {
         DeskNotice::DeletedAfterDelivery => {
             "This message was deleted here, but the customer had already received it.".to_owned()
         }
+        DeskNotice::Reminder {
+            waiting, minutes, ..
+        } => match waiting {
+            Waiting::ForClaim => format!(
+                ":alarm_clock: Nobody has claimed this for {minutes} min. React :eyes: or write `!claim` to take it."
+            ),
+            Waiting::ForReply => format!(
+                ":alarm_clock: The customer has waited {minutes} min for a reply."
+            ),
+        },
         DeskNotice::Text { text } => text.clone(),
     }
 }
@@ -92,6 +131,25 @@ mod tests {
             "*Dana &lt;!here&gt;:* ping &lt;!channel&gt; &amp; co"
         );
         assert_eq!(file_comment("<@U1>"), "*&lt;@U1&gt;* sent a file:");
+    }
+
+    #[test]
+    fn reminders_mention_whom_the_route_names_and_only_that() {
+        let reminder = |mention: Option<&str>| {
+            thread_text(&ThreadPost::Notice(DeskNotice::Reminder {
+                waiting: Waiting::ForClaim,
+                minutes: 12,
+                mention: mention.map(str::to_owned),
+                broadcast: false,
+            }))
+        };
+        assert!(reminder(Some("S0123TEAM"))
+            .starts_with("<!subteam^S0123TEAM> :alarm_clock: Nobody has claimed this for 12 min"));
+        assert!(reminder(Some("@here")).starts_with("<!here> "));
+        assert!(reminder(Some("U042AGENT")).starts_with("<@U042AGENT> "));
+        assert!(reminder(None).starts_with(":alarm_clock:"));
+        assert!(reminder(Some("<!channel>")).starts_with(":alarm_clock:"));
+        assert_eq!(mention_markup("support team"), None);
     }
 
     #[test]

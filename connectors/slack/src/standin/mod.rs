@@ -62,6 +62,8 @@ pub struct RecordedPost {
     pub blocks: Value,
     /// The message metadata as sent (`{"event_type", "event_payload"}`; `null` when none).
     pub metadata: Value,
+    /// True for a thread reply also shown in the channel (`reply_broadcast`).
+    pub reply_broadcast: bool,
     /// When the stand-in received it.
     pub at: Instant,
 }

@@ -264,6 +264,8 @@ pub(super) async fn api(
                 text: text.clone(),
                 blocks: blocks.clone(),
                 metadata: metadata.clone(),
+                reply_broadcast: params.get("reply_broadcast") == Some(&Value::Bool(true))
+                    || param("reply_broadcast").as_deref() == Some("true"),
                 at: Instant::now(),
             });
             let mut message = json!({"type": "message", "text": text, "user": BOT_USER_ID,
