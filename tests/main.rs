@@ -6,6 +6,7 @@ mod channels;
 mod cluster;
 mod config;
 mod desk;
+mod desk_channels;
 mod desk_reminders;
 mod email;
 mod fuzzing;

@@ -76,6 +76,8 @@ pub struct ThreadMessage {
     pub ts: String,
     /// Who posted it (a bot's messages carry the bot's user id).
     pub user: Option<String>,
+    /// The thread it belongs to (its parent's `ts`; a parent's own `ts`).
+    pub thread_ts: Option<String>,
     /// The message metadata it was posted with.
     pub metadata: Option<SlackMessageMetadata>,
 }
@@ -96,6 +98,8 @@ struct RepliesMessage {
     ts: String,
     #[serde(default)]
     user: Option<String>,
+    #[serde(default)]
+    thread_ts: Option<String>,
     #[serde(default)]
     metadata: Option<Value>,
 }
@@ -125,6 +129,7 @@ impl RepliesMessage {
         ThreadMessage {
             ts: self.ts,
             user: self.user,
+            thread_ts: self.thread_ts,
             metadata,
         }
     }

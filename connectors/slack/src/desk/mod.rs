@@ -41,6 +41,39 @@ pub(crate) struct Shared {
     redactor: Redactor,
     /// Slack user id -> display name; names change rarely and users.info is rate limited.
     names: Mutex<HashMap<String, String>>,
+    /// The threads of the agent replies this instance relayed lately (reply ts -> thread):
+    /// a deleted reply can no longer be looked up on Slack (see `Relay::restore_thread`).
+    recent_replies: Mutex<RecentReplies>,
+}
+
+/// A bounded memory of reply ts -> thread ts, oldest forgotten first.
+#[derive(Default)]
+struct RecentReplies {
+    order: std::collections::VecDeque<String>,
+    threads: HashMap<String, String>,
+}
+
+impl RecentReplies {
+    const KEPT: usize = 4096;
+
+    fn remember(&mut self, reply_ts: &str, thread_ts: &str) {
+        if self
+            .threads
+            .insert(reply_ts.to_owned(), thread_ts.to_owned())
+            .is_none()
+        {
+            self.order.push_back(reply_ts.to_owned());
+        }
+        while self.order.len() > Self::KEPT {
+            if let Some(oldest) = self.order.pop_front() {
+                self.threads.remove(&oldest);
+            }
+        }
+    }
+
+    fn thread_of(&self, reply_ts: &str) -> Option<String> {
+        self.threads.get(reply_ts).cloned()
+    }
 }
 
 impl SlackDesk {
@@ -68,6 +101,7 @@ impl SlackDesk {
                 app,
                 redactor,
                 names: Mutex::new(HashMap::new()),
+                recent_replies: Mutex::default(),
             }),
         })
     }
@@ -129,6 +163,56 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
+    /// An edit or deletion whose message lost its `thread_ts`, with it put back.
+    ///
+    /// slack-morphism's typed `message_changed`/`message_deleted` (what Socket Mode hands
+    /// over) keeps only text, sender and `ts` of the message, so an agent's correction of a
+    /// thread reply would read as an edit outside any thread; `conversations.replies` on the
+    /// reply's `ts` tells which thread it is in. `None` when nothing is missing.
+    async fn restore_thread(&self, callback: &Value) -> Result<Option<Value>, IngestError> {
+        let event = &callback["event"];
+        let inner = match event.get("subtype").and_then(Value::as_str) {
+            Some("message_changed") => "message",
+            Some("message_deleted") => "previous_message",
+            _ => return Ok(None),
+        };
+        let message = &event[inner];
+        let (Some(channel), Some(ts)) = (
+            event.get("channel").and_then(Value::as_str),
+            message.get("ts").and_then(Value::as_str),
+        ) else {
+            return Ok(None);
+        };
+        if message.get("thread_ts").is_some_and(|ts| !ts.is_null()) {
+            return Ok(None);
+        }
+        let remembered = self
+            .shared
+            .recent_replies
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .thread_of(ts);
+        let thread = match remembered {
+            Some(thread) => Some(thread),
+            // Another instance relayed it, or before a restart: ask Slack (an edited reply is
+            // still there; a deleted one is not, and its deletion cannot be matched).
+            None => match self.shared.app.web().thread_messages(channel, ts).await {
+                Ok(messages) => messages
+                    .into_iter()
+                    .find(|message| message.ts == ts)
+                    .and_then(|message| message.thread_ts),
+                Err(ConnectorError::Permanent { .. }) => None,
+                Err(error) => return Err(IngestError::Unavailable(error.to_string())),
+            },
+        };
+        let Some(thread_ts) = thread else {
+            return Ok(None);
+        };
+        let mut restored = callback.clone();
+        restored["event"][inner]["thread_ts"] = Value::String(thread_ts);
+        Ok(Some(restored))
+    }
+
     /// Maps one `event_callback` and hands it to the sink; `Err` asks Slack to redeliver.
     pub(crate) async fn deliver(&self, callback: &Value) -> Result<(), IngestError> {
         let bot = self
@@ -141,6 +225,8 @@ impl Relay {
             .get("event_id")
             .and_then(Value::as_str)
             .unwrap_or("-");
+        let restored = self.restore_thread(callback).await?;
+        let callback = restored.as_ref().unwrap_or(callback);
         let (event, name_of) = match convert::from_callback(callback, &bot.user_id) {
             Outcome::Ignored(reason) => {
                 debug!(event_id, %reason, "slack event ignored");
@@ -161,6 +247,11 @@ impl Relay {
                 agent_name,
                 action: AgentAction::Reply { text, .. },
             } => {
+                self.shared
+                    .recent_replies
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .remember(&action_id, &thread.ts);
                 let shared = callback
                     .get("event")
                     .map(convert::shared_files)

@@ -6,6 +6,29 @@ use super::*;
 /// Adds a customer's message from an event to its channel's timeline (once: Slack's
 /// redeliveries carry the same message); edits, deletions and other subtypes add nothing.
 pub(super) fn record_event_message(recorded: &mut Recorded, event: &Value) {
+    // Edits and deletions change the timeline as they do on Slack: a deleted message is gone
+    // from conversations.replies, an edited one reads with its new text.
+    match (event["subtype"].as_str(), event["channel"].as_str()) {
+        (Some("message_deleted"), Some(channel)) => {
+            let deleted = event["deleted_ts"].as_str().unwrap_or_default();
+            recorded
+                .messages
+                .retain(|known| !(known.channel == channel && known.ts() == deleted));
+            return;
+        }
+        (Some("message_changed"), Some(channel)) => {
+            let edited = event["message"]["ts"].as_str().unwrap_or_default();
+            if let Some(known) = recorded
+                .messages
+                .iter_mut()
+                .find(|known| known.channel == channel && known.ts() == edited)
+            {
+                known.message["text"] = event["message"]["text"].clone();
+            }
+            return;
+        }
+        _ => {}
+    }
     let new_message = event["type"] == "message"
         && matches!(
             event["subtype"].as_str(),
