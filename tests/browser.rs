@@ -28,19 +28,29 @@ fn browser_dir() -> PathBuf {
 
 /// Checks node and chromium are installed and installs playwright-core (no browser download).
 fn ensure_browser_tooling() {
-    let node = Command::new("node").arg("--version").output();
-    assert!(
-        node.is_ok_and(|out| out.status.success()),
-        "the browser tests need node: apt-get install nodejs npm (.ci/run does this)"
-    );
     assert!(
         Path::new("/usr/bin/chromium").exists(),
         "the browser tests need Debian's chromium at /usr/bin/chromium: apt-get install chromium (.ci/run does this)"
     );
+    ensure_node_packages();
+}
+
+/// Checks node is installed and installs `tests/browser`'s packages (playwright-core,
+/// typescript) from its lock file; returns that folder.
+pub(crate) fn ensure_node_packages() -> PathBuf {
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|out| out.status.success()),
+        "these tests need node: apt-get install nodejs npm (.ci/run does this)"
+    );
     let mut installed = NPM_INSTALL
         .lock()
         .unwrap_or_else(|poison| poison.into_inner());
-    if !*installed && !browser_dir().join("node_modules/playwright-core").exists() {
+    let packages = ["playwright-core", "typescript"];
+    let missing = packages
+        .iter()
+        .any(|package| !browser_dir().join("node_modules").join(package).exists());
+    if !*installed && missing {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--prefix"])
             .arg(browser_dir())
@@ -49,6 +59,7 @@ fn ensure_browser_tooling() {
         assert!(status.success(), "npm ci in tests/browser failed");
     }
     *installed = true;
+    browser_dir()
 }
 
 async fn run_script(script: &str, args: &[String]) -> Value {

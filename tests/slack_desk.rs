@@ -528,6 +528,44 @@ async fn the_thread_keeps_working_after_slack_asks_the_app_to_reconnect() {
     thread_post(&standin, &parent.ts, "ACME-7731").await;
 }
 
+/// Type-checks each manifest against Slack's published app manifest schema (as SchemaStore's
+/// TypeScript rendering, `tests/fixtures/slack-app-manifest`): unknown or misspelt keys, wrong
+/// types and missing required fields fail `tsc --strict`.
+async fn conforms_to_slacks_manifest_schema(dir: &std::path::Path, manifests: &[&Value]) {
+    let packages = tokio::task::spawn_blocking(crate::browser::ensure_node_packages)
+        .await
+        .unwrap();
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slack-app-manifest");
+    std::fs::copy(
+        fixtures.join("slack-app-manifest.d.ts"),
+        dir.join("slack-app-manifest.d.ts"),
+    )
+    .unwrap();
+    let mut source =
+        String::from("import type { SlackAppManifest } from \"./slack-app-manifest\";\n");
+    for (n, manifest) in manifests.iter().enumerate() {
+        source.push_str(&format!(
+            "export const manifest{n}: SlackAppManifest = {manifest};\n"
+        ));
+    }
+    std::fs::write(dir.join("manifests.ts"), source).unwrap();
+    let output = tokio::process::Command::new("node")
+        .arg(packages.join("node_modules/typescript/bin/tsc"))
+        .args([
+            "--noEmit", "--strict", "--target", "es2020", "--module", "es2020",
+        ])
+        .arg(dir.join("manifests.ts"))
+        .output()
+        .await
+        .expect("run tsc");
+    assert!(
+        output.status.success(),
+        "a manifest does not match Slack's schema:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
 #[tokio::test]
 async fn the_manifest_command_prints_the_apps_the_config_describes_before_any_token_exists() {
     let dir = crate::harness::TempDir::new("slack-manifest");
@@ -572,6 +610,8 @@ channels = ["C0SHARED"]
         }
     };
     let desk = run(false).await;
+    let customers = run(true).await;
+    conforms_to_slacks_manifest_schema(&dir.0, &[&desk, &customers]).await;
     assert_eq!(desk["settings"]["socket_mode_enabled"], false);
     assert_eq!(
         desk["settings"]["event_subscriptions"]["request_url"],
@@ -588,7 +628,6 @@ channels = ["C0SHARED"]
     let events = desk["settings"]["event_subscriptions"]["bot_events"].to_string();
     assert!(events.contains("message.groups") && events.contains("reaction_added"));
 
-    let customers = run(true).await;
     assert_eq!(customers["settings"]["socket_mode_enabled"], true);
     assert_eq!(customers["settings"]["interactivity"]["is_enabled"], true);
     let scopes = customers["oauth_config"]["scopes"]["bot"].to_string();
