@@ -195,7 +195,21 @@ pub trait SlackWeb: Send + Sync {
     /// The bot token's granted scopes, as `auth.test` lists them in its `x-oauth-scopes` header
     /// (which slack-morphism does not expose); `None` when Slack sent no such header.
     async fn granted_scopes(&self) -> Result<Option<Vec<String>>, ConnectorError>;
+    /// `chat.postEphemeral`: `text` shown to `user` alone in `channel`.
+    async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+    ) -> Result<(), ConnectorError>;
+    /// `views.open` of a modal with an interaction's `trigger_id` (valid 3 seconds, once).
+    async fn open_view(&self, trigger_id: &str, view: Value) -> Result<(), ConnectorError>;
+    /// Every member of `channel` (`conversations.members`, page by page).
+    async fn channel_members(&self, channel: &str) -> Result<Vec<String>, ConnectorError>;
 }
+
+#[path = "interactive_api.rs"]
+mod interactive_api;
 
 /// Builds the transport for `api_base`: plain HTTP for `http://`, rustls for `https://`.
 pub fn connect(
@@ -417,6 +431,23 @@ impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
 
     async fn user_profile(&self, user: &str) -> Result<UserProfile, ConnectorError> {
         self.users_info_profile(user).await
+    }
+
+    async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+    ) -> Result<(), ConnectorError> {
+        self.ephemeral(channel, user, text).await
+    }
+
+    async fn open_view(&self, trigger_id: &str, view: Value) -> Result<(), ConnectorError> {
+        self.views_open(trigger_id, view).await
+    }
+
+    async fn channel_members(&self, channel: &str) -> Result<Vec<String>, ConnectorError> {
+        self.members(channel).await
     }
 
     async fn upload_file(

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::Value;
 use switchboard_api::{
-    AgentAction, Briefing, ConnectorError, Desk, DeskEvent, DeskSink, FileRef, Health, IngestError,
-    ThreadPost, ThreadRef,
+    AgentAction, Briefing, ConnectorError, Desk, DeskEvent, DeskNotice, DeskSink, FileRef, Health,
+    IngestError, ThreadPost, ThreadRef,
 };
 use tracing::{debug, warn, Instrument};
 
@@ -21,9 +21,11 @@ use self::convert::Outcome;
 use crate::app::client::{EnvelopeHandler, CONNECTOR};
 use crate::app::{AppSettings, SlackApp};
 
+pub mod actions;
 pub mod blocks;
 pub mod config;
 pub mod convert;
+mod interact;
 pub mod posts;
 #[cfg(all(test, feature = "standin"))]
 mod tests;
@@ -39,6 +41,8 @@ pub(crate) struct Shared {
     app: SlackApp,
     /// Slack user id -> display name; names change rarely and users.info is rate limited.
     names: Mutex<HashMap<String, String>>,
+    /// Button presses seen, desk channels' members, and one lock per thread being acted on.
+    presses: interact::Presses,
 }
 
 impl SlackDesk {
@@ -53,13 +57,14 @@ impl SlackDesk {
             signing_secret: config.signing_secret.as_ref(),
             events_path: &config.events_path,
             posts_per_second_per_channel: config.posts_per_second_per_channel,
-            interactive: false,
+            interactive: true,
         })?;
         Ok(SlackDesk {
             shared: Arc::new(Shared {
                 config,
                 app,
                 names: Mutex::new(HashMap::new()),
+                presses: interact::Presses::default(),
             }),
         })
     }
@@ -87,7 +92,7 @@ impl SlackDesk {
 
 impl Shared {
     /// The agent's display name: users.info once per user, then the cache.
-    async fn agent_name(&self, user: &str) -> Result<String, IngestError> {
+    pub(crate) async fn agent_name(&self, user: &str) -> Result<String, IngestError> {
         if let Some(name) = self
             .names
             .lock()
@@ -194,6 +199,10 @@ fn event_kind(event: &DeskEvent) -> &'static str {
             action: AgentAction::Command(_),
             ..
         } => "agent_command",
+        DeskEvent::Agent {
+            action: AgentAction::SendSuggestion { .. },
+            ..
+        } => "agent_sent_suggestion",
         DeskEvent::AgentEdited { .. } => "agent_edited",
         DeskEvent::AgentDeleted { .. } => "agent_deleted",
     }
@@ -203,6 +212,11 @@ fn event_kind(event: &DeskEvent) -> &'static str {
 impl EnvelopeHandler for Relay {
     async fn handle_callback(&self, callback: &Value) -> Result<(), IngestError> {
         self.deliver(callback).await
+    }
+
+    async fn handle_interaction(&self, payload: &Value) -> Result<(), IngestError> {
+        self.interaction(payload);
+        Ok(())
     }
 }
 
@@ -275,9 +289,15 @@ impl Desk for SlackDesk {
         post: &ThreadPost,
     ) -> Result<String, ConnectorError> {
         let text = posts::thread_text(post);
+        let blocks = match post {
+            ThreadPost::Notice(DeskNotice::KnowledgeCandidate { id, answer, .. }) => {
+                Some(actions::candidate_blocks(&text, id, answer))
+            }
+            _ => None,
+        };
         self.shared
             .app
-            .post(&thread.channel, Some(&thread.ts), &text, None, None)
+            .post(&thread.channel, Some(&thread.ts), &text, blocks, None)
             .await
     }
 
