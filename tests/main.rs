@@ -20,6 +20,7 @@ mod rolling;
 mod servers;
 mod shared_knowledge;
 mod slack_customers;
+mod slack_buttons;
 mod slack_desk;
 mod soak;
 mod store;
