@@ -61,7 +61,10 @@ async fn header_update(standin: &SlackStandIn, ts: &str, state: &str) -> Recorde
 
 async fn ephemeral(standin: &SlackStandIn, user: &str, needle: &str) {
     assert!(
-        standin.wait_for_ephemeral(user, needle, WAIT).await.is_some(),
+        standin
+            .wait_for_ephemeral(user, needle, WAIT)
+            .await
+            .is_some(),
         "{user} told {needle:?}: {:?}",
         standin.ephemerals()
     );
@@ -85,7 +88,9 @@ async fn briefing_buttons_claim_send_the_suggestion_edit_and_resolve_each_once()
     let gateway = start_gateway(test_config(&redis, &desk_config(&standin, "socket"))).await;
     let mut widget = visitor_asks_for_a_human(gateway.local_addr, "slack-buttons-00000001").await;
     let parent = briefing(&standin).await;
-    let header = parent.blocks[0]["text"]["text"].as_str().unwrap_or_default();
+    let header = parent.blocks[0]["text"]["text"]
+        .as_str()
+        .unwrap_or_default();
     assert!(header.starts_with("⏳ Waiting"), "{header}");
     let fingerprint = button_value(&standin, &parent.ts, "sb_send_suggestion")
         .expect("a Send suggested reply button");
@@ -93,10 +98,31 @@ async fn briefing_buttons_claim_send_the_suggestion_edit_and_resolve_each_once()
         button_value(&standin, &parent.ts, "sb_edit_suggestion").expect("an Edit & send button");
 
     // Claim, retried by Slack (same trigger_id and action_ts), then clicked again.
-    press(&standin, AGENT, &parent.ts, ("sb_claim", "c"), "trig-claim-1").await;
-    press(&standin, AGENT, &parent.ts, ("sb_claim", "c"), "trig-claim-1").await;
+    press(
+        &standin,
+        AGENT,
+        &parent.ts,
+        ("sb_claim", "c"),
+        "trig-claim-1",
+    )
+    .await;
+    press(
+        &standin,
+        AGENT,
+        &parent.ts,
+        ("sb_claim", "c"),
+        "trig-claim-1",
+    )
+    .await;
     header_update(&standin, &parent.ts, "🙋 Claimed by Sam Rivera").await;
-    press(&standin, AGENT, &parent.ts, ("sb_claim", "c"), "trig-claim-2").await;
+    press(
+        &standin,
+        AGENT,
+        &parent.ts,
+        ("sb_claim", "c"),
+        "trig-claim-2",
+    )
+    .await;
     ephemeral(&standin, AGENT, "You already have this conversation").await;
     let claimed = standin
         .posts()
@@ -106,8 +132,20 @@ async fn briefing_buttons_claim_send_the_suggestion_edit_and_resolve_each_once()
     assert_eq!(claimed, 1, "one claim, one briefing update");
 
     // Someone else's press on Sam's conversation only tells them so.
-    press(&standin, OTHER_AGENT, &parent.ts, ("sb_resolve", "r"), "trig-ola-1").await;
-    ephemeral(&standin, OTHER_AGENT, "Sam Rivera has claimed this conversation").await;
+    press(
+        &standin,
+        OTHER_AGENT,
+        &parent.ts,
+        ("sb_resolve", "r"),
+        "trig-ola-1",
+    )
+    .await;
+    ephemeral(
+        &standin,
+        OTHER_AGENT,
+        "Sam Rivera has claimed this conversation",
+    )
+    .await;
 
     // Send suggested reply: retried and double-clicked, the customer gets it once.
     let send = ("sb_send_suggestion", fingerprint.as_str());
@@ -121,13 +159,22 @@ async fn briefing_buttons_claim_send_the_suggestion_edit_and_resolve_each_once()
     eventually(WAIT, "the thread shows the approved draft", || async {
         standin.posts().into_iter().find(|post| {
             post.thread_ts.as_deref() == Some(&parent.ts)
-                && post.text.contains("Sam Rivera* approved and sent the AI's draft")
+                && post
+                    .text
+                    .contains("Sam Rivera* approved and sent the AI's draft")
         })
     })
     .await;
 
     // Edit & send opens a modal prefilled with the suggestion; its submission sends the edit.
-    press(&standin, AGENT, &parent.ts, ("sb_edit_suggestion", &suggestion), "trig-edit-1").await;
+    press(
+        &standin,
+        AGENT,
+        &parent.ts,
+        ("sb_edit_suggestion", &suggestion),
+        "trig-edit-1",
+    )
+    .await;
     let views = standin.wait_for_views(1, WAIT).await;
     assert_eq!(views.len(), 1, "one modal");
     assert_eq!(
@@ -145,39 +192,84 @@ async fn briefing_buttons_claim_send_the_suggestion_edit_and_resolve_each_once()
 
     // A trigger_id past Slack's 3 seconds: the agent is told why no modal opened.
     standin.expire_trigger("trig-edit-late");
-    press(&standin, AGENT, &parent.ts, ("sb_edit_suggestion", &suggestion), "trig-edit-late").await;
+    press(
+        &standin,
+        AGENT,
+        &parent.ts,
+        ("sb_edit_suggestion", &suggestion),
+        "trig-edit-late",
+    )
+    .await;
     ephemeral(&standin, AGENT, "trigger for that click expired").await;
     assert_eq!(standin.views().len(), 1);
 
     // Someone outside the desk channel cannot act.
-    press(&standin, OUTSIDER, &parent.ts, ("sb_resolve", "r"), "trig-outsider").await;
-    press(&standin, AGENT, &parent.ts, ("sb_resolve", "r"), "trig-resolve-1").await;
+    press(
+        &standin,
+        OUTSIDER,
+        &parent.ts,
+        ("sb_resolve", "r"),
+        "trig-outsider",
+    )
+    .await;
+    press(
+        &standin,
+        AGENT,
+        &parent.ts,
+        ("sb_resolve", "r"),
+        "trig-resolve-1",
+    )
+    .await;
     let notice = widget.message_from("system").await;
-    assert!(notice["text"].as_str().unwrap_or("").starts_with(RESOLVED_NOTICE));
+    assert!(notice["text"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with(RESOLVED_NOTICE));
     let resolved = header_update(&standin, &parent.ts, "✅ Resolved").await;
     assert!(
         !resolved.blocks.to_string().contains("sb_resolve"),
         "no buttons on a resolved briefing"
     );
-    press(&standin, AGENT, &parent.ts, ("sb_claim", "c"), "trig-claim-3").await;
+    press(
+        &standin,
+        AGENT,
+        &parent.ts,
+        ("sb_claim", "c"),
+        "trig-claim-3",
+    )
+    .await;
     ephemeral(&standin, AGENT, "already resolved").await;
 
     let view = gateway
         .store
-        .customer_view(switchboard_webchat::CHANNEL, "s:slack-buttons-00000001", None)
+        .customer_view(
+            switchboard_webchat::CHANNEL,
+            "s:slack-buttons-00000001",
+            None,
+        )
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(customer_messages_with(&view, &suggestion), 1, "suggestion sent once");
+    assert_eq!(
+        customer_messages_with(&view, &suggestion),
+        1,
+        "suggestion sent once"
+    );
     assert_eq!(customer_messages_with(&view, edited), 1, "edit sent once");
-    assert_eq!(customer_messages_with(&view, RESOLVED_NOTICE), 1, "resolved once");
+    assert_eq!(
+        customer_messages_with(&view, RESOLVED_NOTICE),
+        1,
+        "resolved once"
+    );
     let outsider_told = standin
         .ephemerals()
         .iter()
         .any(|e| e.user == OUTSIDER && e.text.contains("Only members"));
     assert!(!outsider_told, "Slack shows a non-member no ephemeral");
     assert!(
-        standin.methods_called().contains(&"conversations.members".to_owned()),
+        standin
+            .methods_called()
+            .contains(&"conversations.members".to_owned()),
         "membership was checked"
     );
     // Text commands keep working next to the buttons.
@@ -213,7 +305,14 @@ async fn presses_posted_to_the_interactivity_url_are_answered_at_once_and_act_on
             (status, started.elapsed())
         }
     };
-    let claim = button_press(AGENT, SUPPORT, &parent.ts, None, ("sb_claim", "c"), "trig-http-1");
+    let claim = button_press(
+        AGENT,
+        SUPPORT,
+        &parent.ts,
+        None,
+        ("sb_claim", "c"),
+        "trig-http-1",
+    );
     let (status, _) = post(claim.clone(), "not-the-secret").await;
     assert_eq!(status, 401, "a forged press is refused");
     for _ in 0..2 {
@@ -222,7 +321,14 @@ async fn presses_posted_to_the_interactivity_url_are_answered_at_once_and_act_on
         assert!(took < Duration::from_secs(3), "answered in {took:?}");
     }
     header_update(&standin, &parent.ts, "🙋 Claimed by Sam Rivera").await;
-    let hand_back = button_press(AGENT, SUPPORT, &parent.ts, None, ("sb_hand_back", "h"), "trig-http-2");
+    let hand_back = button_press(
+        AGENT,
+        SUPPORT,
+        &parent.ts,
+        None,
+        ("sb_hand_back", "h"),
+        "trig-http-2",
+    );
     let (status, _) = post(hand_back, "test-signing-secret").await;
     assert_eq!(status, 200);
     header_update(&standin, &parent.ts, "🤖 Back with the AI").await;
@@ -231,5 +337,10 @@ async fn presses_posted_to_the_interactivity_url_are_answered_at_once_and_act_on
         .iter()
         .filter(|post| post.method == "chat.update" && post.ts == parent.ts)
         .count();
-    assert_eq!(updates, 2, "the retried claim acted once: {:?}", standin.posts());
+    assert_eq!(
+        updates,
+        2,
+        "the retried claim acted once: {:?}",
+        standin.posts()
+    );
 }

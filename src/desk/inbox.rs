@@ -232,9 +232,18 @@ impl DeskInbox {
                     AgentAction::Command(AgentCommand::RejectKnowledge) => {
                         return self.review_candidate(&conversation, None, dedupe).await
                     }
-                    AgentAction::SendSuggestion { fingerprint, edited } => {
+                    AgentAction::SendSuggestion {
+                        fingerprint,
+                        edited,
+                    } => {
                         return self
-                            .send_suggestion(&conversation, &agent_name, &fingerprint, edited, dedupe)
+                            .send_suggestion(
+                                &conversation,
+                                &agent_name,
+                                &fingerprint,
+                                edited,
+                                dedupe,
+                            )
                             .await
                     }
                     action => action_commit(&conversation, action, &agent_name, dedupe),
@@ -269,7 +278,9 @@ impl DeskInbox {
                 )
             }
         };
-        self.commit_counted(&conversation, &commit).await.map(|_| ())
+        self.commit_counted(&conversation, &commit)
+            .await
+            .map(|_| ())
     }
 
     /// Commits, counts what it changed and, after a resolution, proposes a knowledge-base
@@ -308,11 +319,7 @@ impl DeskInbox {
         let (text, kind, dedupe) = match edited {
             Some(text) => (text, AI_DRAFT_EDITED, dedupe),
             None => match briefing::suggested_reply(conversation) {
-                Some(text) => (
-                    text,
-                    AI_DRAFT,
-                    suggestion_dedupe(conversation, fingerprint),
-                ),
+                Some(text) => (text, AI_DRAFT, suggestion_dedupe(conversation, fingerprint)),
                 None => return Ok(()),
             },
         };
@@ -354,7 +361,9 @@ impl DeskInbox {
                     return Ok(Some(ActionRefusal::LearningDisabled));
                 };
                 let pending = learning.pending_for(&conversation.id).await?;
-                return Ok(pending.is_none().then_some(ActionRefusal::NoPendingCandidate));
+                return Ok(pending
+                    .is_none()
+                    .then_some(ActionRefusal::NoPendingCandidate));
             }
             AgentAction::Command(command) => Some(command),
             AgentAction::Reply { .. } | AgentAction::SendSuggestion { .. } => None,

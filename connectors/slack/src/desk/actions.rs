@@ -95,7 +95,8 @@ pub fn candidate_blocks(text: &str, id: &str, answer: &str) -> Vec<Value> {
         elements.push(button("Edit", KB_EDIT, answer, None));
     }
     elements.push(button("Reject", KB_REJECT, id, Some("danger")));
-    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}})];
+    let mut blocks =
+        vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}})];
     if !answer.is_empty() {
         let quoted: Vec<String> = answer
             .lines()
@@ -118,7 +119,14 @@ struct ModalContext {
 }
 
 /// A modal with one multi-line input prefilled with `text`.
-fn edit_modal(callback_id: &str, title: &str, submit: &str, label: &str, text: &str, context: &ModalContext) -> Value {
+fn edit_modal(
+    callback_id: &str,
+    title: &str,
+    submit: &str,
+    label: &str,
+    text: &str,
+    context: &ModalContext,
+) -> Value {
     json!({
         "type": "modal",
         "callback_id": callback_id,
@@ -230,9 +238,23 @@ fn from_block_actions(payload: &Value) -> Interaction {
                 },
             };
             let view = if edit_send {
-                edit_modal(EDIT_SEND_VIEW, "Edit & send", "Send", "Reply to the customer", value, &context)
+                edit_modal(
+                    EDIT_SEND_VIEW,
+                    "Edit & send",
+                    "Send",
+                    "Reply to the customer",
+                    value,
+                    &context,
+                )
             } else {
-                edit_modal(KB_EDIT_VIEW, "Edit the answer", "Approve", "Answer the AI learns", value, &context)
+                edit_modal(
+                    KB_EDIT_VIEW,
+                    "Edit the answer",
+                    "Approve",
+                    "Answer the AI learns",
+                    value,
+                    &context,
+                )
             };
             return Interaction::OpenModal {
                 thread,
@@ -328,45 +350,87 @@ mod tests {
 
     #[test]
     fn briefing_buttons_map_to_neutral_actions_on_the_briefings_thread() {
-        let Interaction::Act { thread, user, press_id, action } = from_interaction(&press(RESOLVE, "conv-42", None)) else {
+        let Interaction::Act {
+            thread,
+            user,
+            press_id,
+            action,
+        } = from_interaction(&press(RESOLVE, "conv-42", None))
+        else {
             panic!("not an action")
         };
-        assert_eq!(thread, ThreadRef { channel: "C1".into(), ts: "1700000001.000100".into() });
+        assert_eq!(
+            thread,
+            ThreadRef {
+                channel: "C1".into(),
+                ts: "1700000001.000100".into()
+            }
+        );
         assert_eq!(user, "U1");
         assert_eq!(press_id, "i:13345224609.738474920.8088930838d88f008e0");
         assert_eq!(action, AgentAction::Command(AgentCommand::Resolve));
-        let Interaction::Act { action, .. } = from_interaction(&press(SEND_SUGGESTION, "abc", None)) else {
+        let Interaction::Act { action, .. } =
+            from_interaction(&press(SEND_SUGGESTION, "abc", None))
+        else {
             panic!("not an action")
         };
-        assert_eq!(action, AgentAction::SendSuggestion { fingerprint: "abc".into(), edited: None });
+        assert_eq!(
+            action,
+            AgentAction::SendSuggestion {
+                fingerprint: "abc".into(),
+                edited: None
+            }
+        );
         // A candidate's buttons sit on a reply: the thread is its parent.
-        let Interaction::Act { thread, action, .. } = from_interaction(&press(KB_REJECT, "kb-1", Some("1700000001.000100"))) else {
+        let Interaction::Act { thread, action, .. } =
+            from_interaction(&press(KB_REJECT, "kb-1", Some("1700000001.000100")))
+        else {
             panic!("not an action")
         };
         assert_eq!(thread.ts, "1700000001.000100");
         assert_eq!(action, AgentAction::Command(AgentCommand::RejectKnowledge));
-        assert!(matches!(from_interaction(&press("other_app", "", None)), Interaction::Ignored(_)));
+        assert!(matches!(
+            from_interaction(&press("other_app", "", None)),
+            Interaction::Ignored(_)
+        ));
     }
 
     #[test]
     fn edit_and_send_opens_a_prefilled_modal_whose_submission_sends_the_edit() {
-        let Interaction::OpenModal { view, trigger_id, .. } =
-            from_interaction(&press(EDIT_SUGGESTION, "Sorry!\nRefunded.", None))
+        let Interaction::OpenModal {
+            view, trigger_id, ..
+        } = from_interaction(&press(EDIT_SUGGESTION, "Sorry!\nRefunded.", None))
         else {
             panic!("no modal")
         };
         assert_eq!(trigger_id, "13345224609.738474920.8088930838d88f008e0");
-        assert_eq!(view["blocks"][0]["element"]["initial_value"], "Sorry!\nRefunded.");
-        let parsed: Result<slack_morphism::prelude::SlackView, _> = serde_json::from_value(view.clone());
+        assert_eq!(
+            view["blocks"][0]["element"]["initial_value"],
+            "Sorry!\nRefunded."
+        );
+        let parsed: Result<slack_morphism::prelude::SlackView, _> =
+            serde_json::from_value(view.clone());
         assert!(parsed.is_ok(), "{parsed:?}");
         let mut stateful = view.clone();
         stateful["id"] = json!("V1");
         stateful["state"] = json!({"values": {TEXT_BLOCK: {TEXT_INPUT: {"type": "plain_text_input", "value": " Sorry, refunded. "}}}});
         let submission = json!({"type": "view_submission", "user": {"id": "U1"}, "view": stateful});
-        let Interaction::Act { thread, press_id, action, .. } = from_interaction(&submission) else {
+        let Interaction::Act {
+            thread,
+            press_id,
+            action,
+            ..
+        } = from_interaction(&submission)
+        else {
             panic!("not an action")
         };
-        assert_eq!(thread, ThreadRef { channel: "C1".into(), ts: "1700000001.000100".into() });
+        assert_eq!(
+            thread,
+            ThreadRef {
+                channel: "C1".into(),
+                ts: "1700000001.000100".into()
+            }
+        );
         assert_eq!(press_id, "v:V1");
         assert_eq!(
             action,
@@ -384,7 +448,10 @@ mod tests {
         let ids = actions.to_string();
         assert!(!ids.contains(CLAIM) && ids.contains(SEND_SUGGESTION) && ids.contains(HAND_BACK));
         briefing.claimed_by = None;
-        assert!(briefing_actions(&briefing).unwrap().to_string().contains(CLAIM));
+        assert!(briefing_actions(&briefing)
+            .unwrap()
+            .to_string()
+            .contains(CLAIM));
         let parsed: Result<Vec<slack_morphism::prelude::SlackBlock>, _> =
             serde_json::from_value(json!([actions]));
         assert!(parsed.is_ok(), "{parsed:?}");

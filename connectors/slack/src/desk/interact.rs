@@ -137,7 +137,9 @@ fn modal_failure_text(error: &ConnectorError) -> String {
     if detail.contains("expired_trigger_id") || detail.contains("exchanged_trigger_id") {
         "The editor could not open: Slack's trigger for that click expired (it lasts 3 seconds, once). Click the button again.".to_owned()
     } else {
-        format!("The editor could not open ({detail}). Click the button again, or reply in the thread.")
+        format!(
+            "The editor could not open ({detail}). Click the button again, or reply in the thread."
+        )
     }
 }
 
@@ -208,7 +210,9 @@ impl Relay {
                 let agent_name = match shared.agent_name(&user).await {
                     Ok(name) => name,
                     Err(error) => {
-                        let text = format!("Switchboard could not look up your name ({error}); please try again.");
+                        let text = format!(
+                            "Switchboard could not look up your name ({error}); please try again."
+                        );
                         shared.tell(&thread.channel, &user, &text).await;
                         return;
                     }

@@ -225,7 +225,10 @@ pub(super) async fn api(
             }
         }
         "chat.postEphemeral" => {
-            let (channel, user) = (param("channel").unwrap_or_default(), param("user").unwrap_or_default());
+            let (channel, user) = (
+                param("channel").unwrap_or_default(),
+                param("user").unwrap_or_default(),
+            );
             let mut recorded = inner.lock();
             if channel.is_empty() || channel.starts_with("CMISSING") {
                 return slack_error("channel_not_found");
