@@ -21,11 +21,7 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// The button `action_id` on the latest version of the briefing `ts`: its value.
 fn button_value(standin: &SlackStandIn, ts: &str, action_id: &str) -> Option<String> {
-    let latest = standin
-        .posts()
-        .into_iter()
-        .filter(|post| post.ts == ts)
-        .last()?;
+    let latest = standin.posts().into_iter().rfind(|post| post.ts == ts)?;
     latest.blocks.as_array()?.iter().find_map(|block| {
         block["elements"].as_array()?.iter().find_map(|element| {
             (element["action_id"] == action_id)
@@ -343,4 +339,82 @@ async fn presses_posted_to_the_interactivity_url_are_answered_at_once_and_act_on
         "the retried claim acted once: {:?}",
         standin.posts()
     );
+}
+
+#[tokio::test]
+async fn a_knowledge_candidate_is_edited_in_a_modal_and_approved_once() {
+    let redis = RedisServer::start();
+    let standin = SlackStandIn::start().await;
+    standin.set_user(AGENT, "Sam Rivera");
+    let knowledge = crate::harness::TempDir::new("buttons-knowledge");
+    for entry in std::fs::read_dir(crate::harness::config_dir().join("knowledge")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, knowledge.0.join(path.file_name().unwrap())).unwrap();
+    }
+    let mut config = test_config(&redis, &desk_config(&standin, "socket"));
+    config.triage.knowledge_dir = knowledge.0.display().to_string();
+    let gateway = start_gateway(config).await;
+    let (mut widget, _) =
+        crate::webchat::Widget::connect(gateway.local_addr, "slack-buttons-00000003", None).await;
+    widget
+        .send(serde_json::json!({"type": "message", "client_id": "k1",
+                                 "text": "Do you offer a discount for students?"}))
+        .await;
+    widget.message_from("system").await;
+    let parent = briefing(&standin).await;
+    standin.send_event(agent_reply(
+        &parent.ts,
+        "1800000000.000100",
+        "Yes, 50% off Pro with a school email.",
+    ));
+    widget.message_from("agent").await;
+    press(
+        &standin,
+        AGENT,
+        &parent.ts,
+        ("sb_resolve", "r"),
+        "trig-kb-resolve",
+    )
+    .await;
+    let notice = eventually(WAIT, "the candidate with its buttons", || async {
+        standin.posts().into_iter().find(|post| {
+            post.thread_ts.as_deref() == Some(&parent.ts)
+                && post.blocks.to_string().contains("sb_kb_approve")
+        })
+    })
+    .await;
+    let candidate_press = |button: (&str, &str), trigger: &str| {
+        button_press(
+            AGENT,
+            SUPPORT,
+            &notice.ts,
+            Some(&parent.ts),
+            button,
+            trigger,
+        )
+    };
+    let envelope = standin.send_interaction(candidate_press(
+        ("sb_kb_edit", "Yes, 50% off Pro with a school email."),
+        "trig-kb-edit",
+    ));
+    assert!(standin.wait_for_ack(&envelope, WAIT).await);
+    let views = standin.wait_for_views(1, WAIT).await;
+    assert_eq!(
+        views[0].view["blocks"][0]["element"]["initial_value"],
+        "Yes, 50% off Pro with a school email."
+    );
+    let edited = "Students get 50% off the Pro plan with a school email address.";
+    standin.send_interaction(standin.view_submission(AGENT, &views[0], edited));
+    eventually(WAIT, "the edited answer learned", || async {
+        gateway
+            .learning
+            .learned()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|entry| entry.answer == edited)
+    })
+    .await;
+    standin.send_interaction(candidate_press(("sb_kb_approve", "kb"), "trig-kb-approve"));
+    ephemeral(&standin, AGENT, "already reviewed").await;
 }
