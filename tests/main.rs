@@ -21,6 +21,7 @@ mod report;
 mod rolling;
 mod servers;
 mod shared_knowledge;
+mod slack_buttons;
 mod slack_customers;
 mod slack_desk;
 mod soak;

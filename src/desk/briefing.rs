@@ -7,6 +7,24 @@ use switchboard_api::{Briefing, BriefingLine};
 use crate::model::{Conversation, Decision, EscalationReason, Role};
 use crate::store::TranscriptEntry;
 
+/// The transcript kind of an agent reply that is the AI's suggestion, approved as it was.
+pub const AI_DRAFT: &str = "ai_draft";
+/// The transcript kind of an agent reply that is the AI's suggestion, edited by the agent.
+pub const AI_DRAFT_EDITED: &str = "ai_draft_edited";
+
+/// The reply the AI suggests to the agent: its escalation's suggestion, or its last answer.
+pub fn suggested_reply(conversation: &Conversation) -> Option<String> {
+    conversation
+        .last_decision
+        .as_ref()
+        .and_then(|record| match &record.decision {
+            Decision::Escalate {
+                suggested_reply, ..
+            } => suggested_reply.clone(),
+            Decision::Answer { text, .. } => Some(text.clone()),
+        })
+}
+
 /// An escalation reason in words, for agents; `escalated` when none is recorded.
 pub fn reason_in_words(reason: Option<&EscalationReason>) -> &'static str {
     reason.map_or("escalated", EscalationReason::in_words)
@@ -19,12 +37,7 @@ pub fn compose(conversation: &Conversation, transcript: &[TranscriptEntry]) -> B
         .escalation_reason
         .clone()
         .unwrap_or(EscalationReason::HumanRequested);
-    let suggested_reply = decision.and_then(|record| match &record.decision {
-        Decision::Escalate {
-            suggested_reply, ..
-        } => suggested_reply.clone(),
-        Decision::Answer { text, .. } => Some(text.clone()),
-    });
+    let suggested_reply = suggested_reply(conversation);
     let customer_name = conversation.customer_name();
     let lines: Vec<BriefingLine> = transcript
         .iter()
@@ -34,7 +47,14 @@ pub fn compose(conversation: &Conversation, transcript: &[TranscriptEntry]) -> B
             author: match entry.role {
                 Role::Customer => customer_name.clone(),
                 Role::Ai => "AI".into(),
-                Role::Agent => entry.author.clone().unwrap_or_else(|| "Agent".into()),
+                Role::Agent => {
+                    let name = entry.author.clone().unwrap_or_else(|| "Agent".into());
+                    match entry.kind.as_deref() {
+                        Some(AI_DRAFT) => format!("{name} (approved the AI's draft)"),
+                        Some(AI_DRAFT_EDITED) => format!("{name} (edited the AI's draft)"),
+                        _ => name,
+                    }
+                }
                 _ => "Switchboard".into(),
             },
             text: entry.text.clone(),

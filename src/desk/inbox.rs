@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_api::{
-    AgentAction, AgentCommand, Attachment, Author, CustomerAction, DeskEvent, DeskNotice, DeskSink,
-    FileRef, IngestError, Outbound, ThreadRef,
+    suggestion_fingerprint, ActionOutcome, ActionRefusal, AgentAction, AgentCommand, Attachment,
+    Author, CustomerAction, DeskEvent, DeskNotice, DeskSink, FileRef, IngestError, Outbound,
+    ThreadRef,
 };
 use tracing::{info, warn};
 
-use crate::desk::briefing;
+use crate::desk::briefing::{self, AI_DRAFT, AI_DRAFT_EDITED};
 use crate::files::Files;
 use crate::learning::{candidate_from, KnowledgeLoop, LearningError};
 use crate::metrics::Metrics;
@@ -125,6 +126,7 @@ impl DeskInbox {
             let notice = DeskNotice::KnowledgeCandidate {
                 id: candidate.id.clone(),
                 question: briefing::shorten(&candidate.question, 120),
+                answer: candidate.answer.clone(),
             };
             let notice = notice_commit(conversation, notice, format!("kb:{}", candidate.id));
             self.store.commit(&notice).await?;
@@ -240,6 +242,20 @@ impl DeskInbox {
                     AgentAction::Command(AgentCommand::RejectKnowledge) => {
                         return self.review_candidate(&conversation, None, dedupe).await
                     }
+                    AgentAction::SendSuggestion {
+                        fingerprint,
+                        edited,
+                    } => {
+                        return self
+                            .send_suggestion(
+                                &conversation,
+                                &agent_name,
+                                &fingerprint,
+                                edited,
+                                dedupe,
+                            )
+                            .await
+                    }
                     action => action_commit(&conversation, action, &agent_name, dedupe),
                 }
             }
@@ -272,19 +288,174 @@ impl DeskInbox {
                 )
             }
         };
-        if self.store.commit(&commit).await?.applied {
-            self.count(&conversation, &commit);
-            let resolved = commit
-                .fields
-                .iter()
-                .any(|(field, _)| field == "resolved_ms");
-            if resolved {
-                let dedupe = commit.dedupe.clone().unwrap_or_default();
-                self.propose_candidate(&conversation, &dedupe).await?;
-            }
+        self.commit_counted(&conversation, &commit)
+            .await
+            .map(|_| ())
+    }
+
+    /// Commits, counts what it changed and, after a resolution, proposes a knowledge-base
+    /// candidate; true when the commit applied (false: a repeat).
+    async fn commit_counted(
+        &self,
+        conversation: &Conversation,
+        commit: &Commit,
+    ) -> Result<bool, StoreError> {
+        if !self.store.commit(commit).await?.applied {
+            return Ok(false);
+        }
+        self.count(conversation, commit);
+        let resolved = commit
+            .fields
+            .iter()
+            .any(|(field, _)| field == "resolved_ms");
+        if resolved {
+            let dedupe = commit.dedupe.clone().unwrap_or_default();
+            self.propose_candidate(conversation, &dedupe).await?;
+        }
+        Ok(true)
+    }
+
+    /// Sends the AI's suggestion (or the agent's edit of it) as the agent's reply, marked as
+    /// the AI's draft, and shows the thread what the customer got. The unedited suggestion is
+    /// deduplicated on its fingerprint, so two clicks on the same button send it once.
+    async fn send_suggestion(
+        &self,
+        conversation: &Conversation,
+        agent: &str,
+        fingerprint: &str,
+        edited: Option<String>,
+        dedupe: String,
+    ) -> Result<(), StoreError> {
+        let (text, kind, dedupe) = match edited {
+            Some(text) => (text, AI_DRAFT_EDITED, dedupe),
+            None => match briefing::suggested_reply(conversation) {
+                Some(text) => (text, AI_DRAFT, suggestion_dedupe(conversation, fingerprint)),
+                None => return Ok(()),
+            },
+        };
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        let mut commit = reply_commit(conversation, agent, &text, kind, &[]);
+        commit.dedupe = Some(dedupe.clone());
+        if self.commit_counted(conversation, &commit).await? {
+            let sent = DeskNotice::SuggestionSent {
+                agent: agent.to_owned(),
+                text,
+                edited: kind == AI_DRAFT_EDITED,
+            };
+            let notice = notice_commit(conversation, sent, format!("{dedupe}:shown"));
+            self.store.commit(&notice).await?;
         }
         Ok(())
     }
+
+    /// Why a one-click action must not be carried out, if it must not: a button never
+    /// overrides a resolution or another agent's claim (a typed `!claim` still takes over).
+    async fn refusal(
+        &self,
+        conversation: &Conversation,
+        agent: &str,
+        action: &AgentAction,
+    ) -> Result<Option<ActionRefusal>, StoreError> {
+        let command = match action {
+            AgentAction::Note { .. } | AgentAction::Command(AgentCommand::Unknown { .. }) => {
+                return Ok(None)
+            }
+            // Candidates are proposed once the conversation is resolved, so only whether one
+            // is still pending matters.
+            AgentAction::Command(
+                AgentCommand::ApproveKnowledge { .. } | AgentCommand::RejectKnowledge,
+            ) => {
+                let Some(learning) = &self.learning else {
+                    return Ok(Some(ActionRefusal::LearningDisabled));
+                };
+                let pending = learning.pending_for(&conversation.id).await?;
+                return Ok(pending
+                    .is_none()
+                    .then_some(ActionRefusal::NoPendingCandidate));
+            }
+            AgentAction::Command(command) => Some(command),
+            AgentAction::Reply { .. } | AgentAction::SendSuggestion { .. } => None,
+        };
+        if conversation.status == Status::Resolved {
+            return Ok(Some(ActionRefusal::Resolved {
+                by: conversation.claimed_by.clone(),
+            }));
+        }
+        match conversation.claimed_by.as_deref() {
+            Some(other) if other != agent => {
+                return Ok(Some(ActionRefusal::ClaimedByOther {
+                    agent: other.to_owned(),
+                }))
+            }
+            Some(_) if command == Some(&AgentCommand::Claim) => {
+                return Ok(Some(ActionRefusal::AlreadyYours))
+            }
+            _ => {}
+        }
+        if command == Some(&AgentCommand::HandBack) && conversation.status == Status::Bot {
+            return Ok(Some(ActionRefusal::AlreadyWithAi));
+        }
+        if let AgentAction::SendSuggestion {
+            fingerprint,
+            edited: None,
+        } = action
+        {
+            let Some(current) = briefing::suggested_reply(conversation) else {
+                return Ok(Some(ActionRefusal::NoSuggestion));
+            };
+            if suggestion_fingerprint(&current) != *fingerprint {
+                return Ok(Some(ActionRefusal::SuggestionChanged));
+            }
+            let dedupe = suggestion_dedupe(conversation, fingerprint);
+            if self
+                .store
+                .seen_entry(&conversation.id, &dedupe)
+                .await?
+                .is_some()
+            {
+                return Ok(Some(ActionRefusal::SuggestionAlreadySent));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn act_once(&self, event: DeskEvent) -> Result<ActionOutcome, StoreError> {
+        let DeskEvent::Agent {
+            thread,
+            action_id,
+            agent_name,
+            action,
+            ..
+        } = &event
+        else {
+            return self.apply(event).await.map(|()| ActionOutcome::Done);
+        };
+        let Some(conversation) = self.conversation_for(thread).await? else {
+            return Ok(ActionOutcome::Done);
+        };
+        // A redelivered press that already acted is done, not refused.
+        let repeat = self
+            .store
+            .seen_entry(&conversation.id, &format!("desk:{action_id}"))
+            .await?;
+        if repeat.is_none() {
+            if let Some(refusal) = self.refusal(&conversation, agent_name, action).await? {
+                info!(conversation = %conversation.id, ?refusal, "desk action refused");
+                return Ok(ActionOutcome::Refused(refusal));
+            }
+        }
+        self.apply(event).await.map(|()| ActionOutcome::Done)
+    }
+}
+
+/// The dedupe id of sending a suggestion as it was: one per suggestion per escalation.
+fn suggestion_dedupe(conversation: &Conversation, fingerprint: &str) -> String {
+    format!(
+        "desk:suggestion:{}:{fingerprint}",
+        conversation.escalated_ms.unwrap_or(0)
+    )
 }
 
 #[async_trait]
@@ -292,6 +463,13 @@ impl DeskSink for DeskInbox {
     async fn handle(&self, event: DeskEvent) -> Result<(), IngestError> {
         self.apply(event).await.map_err(|error| {
             warn!(%error, "desk event not stored; the platform will redeliver it");
+            IngestError::Unavailable(error.to_string())
+        })
+    }
+
+    async fn act(&self, event: DeskEvent) -> Result<ActionOutcome, IngestError> {
+        self.act_once(event).await.map_err(|error| {
+            warn!(%error, "desk action not stored; the agent is asked to try again");
             IngestError::Unavailable(error.to_string())
         })
     }
@@ -445,6 +623,13 @@ fn action_commit(
             }
         }
         AgentAction::Command(command) => command,
+        // `apply` sends suggestions itself; an edited one reaching here is a marked reply.
+        AgentAction::SendSuggestion { edited, .. } => {
+            let text = edited.unwrap_or_default();
+            let mut commit = reply_commit(conversation, agent, &text, AI_DRAFT_EDITED, &[]);
+            commit.dedupe = Some(dedupe);
+            return commit;
+        }
     };
     let mut commit = match command {
         AgentCommand::Claim => status_commit(

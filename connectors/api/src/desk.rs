@@ -99,6 +99,63 @@ pub enum AgentAction {
     },
     /// A command about the conversation.
     Command(AgentCommand),
+    /// The AI's suggested reply, sent to the customer in the agent's name and marked in the
+    /// transcript as the AI's draft the agent approved (one click, or edited first).
+    SendSuggestion {
+        /// Which suggestion the agent saw ([`suggestion_fingerprint`]): a suggestion that
+        /// changed since is not sent unseen.
+        fingerprint: String,
+        /// The text as the agent edited it; `None` sends the suggestion unchanged.
+        edited: Option<String>,
+    },
+}
+
+/// A short stable id of a suggested reply's text, so a desk can say which suggestion an
+/// agent approved without carrying the whole text (FNV-1a: an identity, not a secret).
+pub fn suggestion_fingerprint(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+/// What became of an agent's one-click action ([`DeskSink::act`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActionOutcome {
+    /// Carried out (or already carried out: a repeat acts once).
+    Done,
+    /// Not carried out; the desk tells that agent alone why.
+    Refused(ActionRefusal),
+}
+
+/// Why a one-click action was not carried out: a button must not undo what someone else did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "refusal", rename_all = "snake_case")]
+pub enum ActionRefusal {
+    /// The conversation is resolved.
+    Resolved {
+        /// Who resolved it, when known.
+        by: Option<String>,
+    },
+    /// Another agent has the conversation.
+    ClaimedByOther {
+        /// Their name.
+        agent: String,
+    },
+    /// The agent already has the conversation.
+    AlreadyYours,
+    /// The conversation is already back with the AI.
+    AlreadyWithAi,
+    /// There is no suggested reply to send.
+    NoSuggestion,
+    /// The suggestion changed since the agent saw it.
+    SuggestionChanged,
+    /// This suggestion was already sent.
+    SuggestionAlreadySent,
+    /// The learning loop is off on this gateway.
+    LearningDisabled,
+    /// There is no pending knowledge-base candidate (already reviewed).
+    NoPendingCandidate,
 }
 
 /// A command an agent gives about a conversation.
@@ -277,6 +334,10 @@ pub enum DeskNotice {
         id: String,
         /// The customer's question, shortened.
         question: String,
+        /// The proposed answer, for a desk that lets agents edit it before approving
+        /// (empty when queued by an earlier version).
+        #[serde(default)]
+        answer: String,
     },
     /// A candidate is now in the knowledge base.
     KnowledgeApproved {
@@ -292,6 +353,15 @@ pub enum DeskNotice {
     KnowledgeReviewFailed {
         /// Why.
         problem: String,
+    },
+    /// An agent sent the AI's suggested reply (as it was, or edited).
+    SuggestionSent {
+        /// The agent's name.
+        agent: String,
+        /// The text the customer got.
+        text: String,
+        /// True when the agent edited the suggestion first.
+        edited: bool,
     },
     /// A knowledge command came but the learning loop is off on this gateway.
     LearningDisabled,
@@ -339,6 +409,13 @@ pub enum Waiting {
 pub trait DeskSink: Send + Sync {
     /// Handles one event durably; an error asks the platform to redeliver (HTTP 503 / no ack).
     async fn handle(&self, event: DeskEvent) -> Result<(), IngestError>;
+
+    /// Handles a one-click action (a button): like [`DeskSink::handle`], but refused instead
+    /// of carried out when it would override the conversation's state (resolved, claimed by
+    /// someone else, suggestion already sent), so the desk can tell the agent privately.
+    async fn act(&self, event: DeskEvent) -> Result<ActionOutcome, IngestError> {
+        self.handle(event).await.map(|()| ActionOutcome::Done)
+    }
 }
 
 /// The agent desk: renders briefings and thread messages, and reports agents' actions.

@@ -119,8 +119,8 @@ impl Redactor {
         }
     }
 
-    /// The briefing as a desk outside the gateway may keep it: every text a customer (or the
-    /// AI quoting them) wrote goes through [`Redactor::redact`].
+    /// The briefing as a desk outside the gateway may keep it: every text a customer wrote,
+    /// or the gateway wrote about them, goes through [`Redactor::redact`].
     pub fn briefing(&self, briefing: &Briefing) -> (Briefing, usize) {
         let mut hidden = 0;
         let mut clean = |text: &str| {
@@ -131,7 +131,8 @@ impl Redactor {
         let mut copy = briefing.clone();
         copy.summary = clean(&briefing.summary);
         copy.reason_detail = clean(&briefing.reason_detail);
-        copy.suggested_reply = briefing.suggested_reply.as_deref().map(&mut clean);
+        // The suggested reply is the company's own knowledge, and desks fingerprint it to
+        // send it unchanged: left as written.
         copy.email = briefing.email.as_deref().map(&mut clean);
         for (_, value) in &mut copy.attributes {
             *value = clean(value);

@@ -40,11 +40,11 @@ pub const DESK_SCOPES: &[ScopeNeed] = &[
     ),
     need(
         "channels:read",
-        "the start-up check that the app is in each public desk channel",
+        "the start-up check that the app is in each public desk channel, and who may press its buttons",
     ),
     need(
         "groups:read",
-        "the start-up check that the app is in each private desk channel",
+        "the start-up check that the app is in each private desk channel, and who may press its buttons",
     ),
     need(
         "users:read",
@@ -92,6 +92,9 @@ pub const METHOD_SCOPES: &[(&str, &str)] = &[
     ("conversations.replies", "channels:history"),
     ("conversations.history", "channels:history"),
     ("users.info", "users:read"),
+    ("chat.postEphemeral", "chat:write"),
+    ("views.open", ""),
+    ("conversations.members", "channels:read"),
     ("files.getUploadURLExternal", "files:write"),
     ("files.completeUploadExternal", "files:write"),
 ];
@@ -121,7 +124,7 @@ pub fn desk_manifest(config: &SlackDeskConfig, public_base_url: Option<&str>) ->
             events_path: &config.events_path,
             scopes: DESK_SCOPES,
             events: DESK_EVENTS,
-            interactive: false,
+            interactive: true,
         },
         public_base_url,
     )

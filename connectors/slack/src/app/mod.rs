@@ -7,6 +7,7 @@
 //! only what it means by a Slack event ([`client::EnvelopeHandler`]).
 
 pub(crate) mod client;
+mod errors;
 pub(crate) mod events_http;
 pub(crate) mod pacing;
 pub(crate) mod shared_files;

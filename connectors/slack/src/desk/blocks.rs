@@ -166,12 +166,25 @@ fn page_value(briefing: &Briefing) -> String {
     }
 }
 
+/// Where the conversation stands, as the header shows it (updated in place).
+pub fn state_label(briefing: &Briefing) -> String {
+    match (briefing.status.as_str(), briefing.claimed_by.as_deref()) {
+        ("resolved", _) => "✅ Resolved".to_owned(),
+        ("bot", _) => "🤖 Back with the AI".to_owned(),
+        (_, Some(agent)) => format!("🙋 Claimed by {agent}"),
+        (_, None) => "⏳ Waiting".to_owned(),
+    }
+}
+
 fn header_text(briefing: &Briefing) -> String {
     let tier = briefing.tier.as_deref().unwrap_or("no tier");
     truncate(
         &format!(
-            "{} · {} · {}",
-            briefing.customer_name, briefing.channel, tier
+            "{} · {} · {} · {}",
+            state_label(briefing),
+            briefing.customer_name,
+            briefing.channel,
+            tier
         ),
         HEADER_CHARS,
     )
@@ -264,6 +277,9 @@ pub fn briefing_blocks(briefing: &Briefing) -> Vec<Value> {
             .map(|line| format!(">{}", escape(line)))
             .collect();
         blocks.push(section(format!("*Suggested reply*\n{}", quoted.join("\n"))));
+    }
+    if let Some(actions) = super::actions::briefing_actions(briefing) {
+        blocks.push(actions);
     }
     blocks.push(context(format!(
         "Reply in this thread to answer the customer · `// note` stays internal · \

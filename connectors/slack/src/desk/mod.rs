@@ -21,9 +21,11 @@ use self::convert::Outcome;
 use crate::app::client::{EnvelopeHandler, CONNECTOR};
 use crate::app::{AppSettings, SlackApp};
 
+pub mod actions;
 pub mod blocks;
 pub mod config;
 pub mod convert;
+mod interact;
 pub mod posts;
 #[cfg(all(test, feature = "standin"))]
 mod tests;
@@ -41,6 +43,8 @@ pub(crate) struct Shared {
     redactor: Redactor,
     /// Slack user id -> display name; names change rarely and users.info is rate limited.
     names: Mutex<HashMap<String, String>>,
+    /// Button presses seen, desk channels' members, and one lock per thread being acted on.
+    presses: interact::Presses,
     /// The threads of the agent replies this instance relayed lately (reply ts -> thread):
     /// a deleted reply can no longer be looked up on Slack (see `Relay::restore_thread`).
     recent_replies: Mutex<RecentReplies>,
@@ -88,7 +92,7 @@ impl SlackDesk {
             signing_secret: config.signing_secret.as_ref(),
             events_path: &config.events_path,
             posts_per_second_per_channel: config.posts_per_second_per_channel,
-            interactive: false,
+            interactive: true,
         })?;
         let redactor =
             Redactor::new(config.redact.clone()).map_err(|detail| ConnectorError::Permanent {
@@ -101,6 +105,7 @@ impl SlackDesk {
                 app,
                 redactor,
                 names: Mutex::new(HashMap::new()),
+                presses: interact::Presses::default(),
                 recent_replies: Mutex::default(),
             }),
         })
@@ -129,7 +134,7 @@ impl SlackDesk {
 
 impl Shared {
     /// The agent's display name: users.info once per user, then the cache.
-    async fn agent_name(&self, user: &str) -> Result<String, IngestError> {
+    pub(crate) async fn agent_name(&self, user: &str) -> Result<String, IngestError> {
         if let Some(name) = self
             .names
             .lock()
@@ -293,6 +298,10 @@ fn event_kind(event: &DeskEvent) -> &'static str {
             action: AgentAction::Command(_),
             ..
         } => "agent_command",
+        DeskEvent::Agent {
+            action: AgentAction::SendSuggestion { .. },
+            ..
+        } => "agent_sent_suggestion",
         DeskEvent::AgentEdited { .. } => "agent_edited",
         DeskEvent::AgentDeleted { .. } => "agent_deleted",
     }
@@ -302,6 +311,11 @@ fn event_kind(event: &DeskEvent) -> &'static str {
 impl EnvelopeHandler for Relay {
     async fn handle_callback(&self, callback: &Value) -> Result<(), IngestError> {
         self.deliver(callback).await
+    }
+
+    async fn handle_interaction(&self, payload: &Value) -> Result<(), IngestError> {
+        self.interaction(payload);
+        Ok(())
     }
 }
 
@@ -389,9 +403,15 @@ impl Desk for SlackDesk {
                 .post_broadcast(&thread.channel, &thread.ts, &text)
                 .await;
         }
+        let blocks = match &post {
+            ThreadPost::Notice(DeskNotice::KnowledgeCandidate { id, answer, .. }) => {
+                Some(actions::candidate_blocks(&text, id, answer))
+            }
+            _ => None,
+        };
         self.shared
             .app
-            .post(&thread.channel, Some(&thread.ts), &text, None, None)
+            .post(&thread.channel, Some(&thread.ts), &text, blocks, None)
             .await
     }
 

@@ -82,9 +82,22 @@ fn notice_wording(notice: &DeskNotice) -> String {
         DeskNotice::CustomerFileRefused { problem } => {
             format!(":warning: The customer tried to send a file that was refused: {problem}")
         }
-        DeskNotice::KnowledgeCandidate { id, question } => format!(
-            ":books: Saved as knowledge-base candidate `{id}`: \"{question}\". Write `!kb approve` (optionally followed by an edited answer) to teach the AI, or `!kb reject`."
+        DeskNotice::KnowledgeCandidate { id, question, .. } => format!(
+            ":books: Saved as knowledge-base candidate `{id}`: \"{question}\". Approve, edit or reject it with the buttons, or write `!kb approve` (optionally followed by an edited answer) or `!kb reject`."
         ),
+        DeskNotice::SuggestionSent {
+            agent,
+            text,
+            edited,
+        } => {
+            let how = if *edited {
+                "edited and sent the AI's draft"
+            } else {
+                "approved and sent the AI's draft"
+            };
+            let quoted: Vec<String> = text.lines().map(|line| format!(">{line}")).collect();
+            format!(":robot_face: *{agent}* {how}:\n{}", quoted.join("\n"))
+        }
         DeskNotice::KnowledgeApproved { id } => format!(
             ":white_check_mark: `{id}` is now in the knowledge base; the AI answers it from now on."
         ),
@@ -157,6 +170,7 @@ mod tests {
         let candidate = thread_text(&ThreadPost::Notice(DeskNotice::KnowledgeCandidate {
             id: "kb-1".into(),
             question: "How do I export invoices?".into(),
+            answer: "Billing > Export.".into(),
         }));
         assert!(candidate.contains("`kb-1`"), "{candidate}");
         assert!(candidate.contains("!kb approve"), "{candidate}");

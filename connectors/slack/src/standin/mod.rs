@@ -34,7 +34,9 @@ mod payloads;
 mod socket;
 mod web_api;
 
-pub use payloads::{block_actions, event_callback, signed_request, SignedRequest};
+pub use payloads::{
+    block_actions, button_press, event_callback, signed_interaction, signed_request, SignedRequest,
+};
 use socket::socket;
 use web_api::{api, private_file, record_event_message, upload};
 
@@ -66,6 +68,27 @@ pub struct RecordedPost {
     pub reply_broadcast: bool,
     /// When the stand-in received it.
     pub at: Instant,
+}
+
+/// One `chat.postEphemeral` call Slack accepted.
+#[derive(Debug, Clone)]
+pub struct RecordedEphemeral {
+    /// The channel it was shown in.
+    pub channel: String,
+    /// The only user who sees it.
+    pub user: String,
+    /// The text.
+    pub text: String,
+}
+
+/// One modal opened with `views.open`, as Slack keeps it (with its `id`, `team_id`, `state`
+/// and `hash` added); [`SlackStandIn::view_submission`] submits it.
+#[derive(Debug, Clone)]
+pub struct RecordedView {
+    /// The `trigger_id` it was opened with.
+    pub trigger_id: String,
+    /// The view as Slack stores it.
+    pub view: Value,
 }
 
 /// One `conversations.replies` or `conversations.history` call.
@@ -158,6 +181,13 @@ struct Recorded {
     emails: HashMap<String, String>,
     /// What `auth.test` lists in `x-oauth-scopes`.
     granted_scopes: Vec<String>,
+    ephemerals: Vec<RecordedEphemeral>,
+    views: Vec<RecordedView>,
+    /// Trigger ids older than Slack's 3 seconds, or already used once.
+    expired_triggers: HashSet<String>,
+    used_triggers: HashSet<String>,
+    /// `conversations.members` per channel; a channel not listed has every known user.
+    channel_members: HashMap<String, Vec<String>>,
     /// Every Web API method called, in order.
     methods_called: Vec<String>,
     seq: u64,
@@ -346,6 +376,97 @@ impl SlackStandIn {
             .users
             .insert(id.to_string(), display_name.to_string());
         recorded.emails.insert(id.to_string(), email.to_string());
+    }
+
+    /// Sets who `conversations.members` lists for `channel`.
+    pub fn set_channel_members(&self, channel: &str, members: &[&str]) {
+        self.inner.lock().channel_members.insert(
+            channel.to_string(),
+            members.iter().map(|m| m.to_string()).collect(),
+        );
+    }
+
+    /// Makes `trigger_id` expired, as Slack's are 3 seconds after the click.
+    pub fn expire_trigger(&self, trigger_id: &str) {
+        self.inner
+            .lock()
+            .expired_triggers
+            .insert(trigger_id.to_string());
+    }
+
+    /// Every ephemeral message posted so far.
+    pub fn ephemerals(&self) -> Vec<RecordedEphemeral> {
+        self.inner.lock().ephemerals.clone()
+    }
+
+    /// Every modal opened so far.
+    pub fn views(&self) -> Vec<RecordedView> {
+        self.inner.lock().views.clone()
+    }
+
+    /// Waits until `user` got an ephemeral message containing `needle`, or `timeout` passed.
+    pub async fn wait_for_ephemeral(
+        &self,
+        user: &str,
+        needle: &str,
+        timeout: Duration,
+    ) -> Option<RecordedEphemeral> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.changed.notified();
+            let found = self
+                .ephemerals()
+                .into_iter()
+                .find(|e| e.user == user && e.text.contains(needle));
+            if found.is_some() || tokio::time::Instant::now() >= deadline {
+                return found;
+            }
+            let _ = tokio::time::timeout_at(deadline, notified).await;
+        }
+    }
+
+    /// Waits until `n` modals were opened or `timeout` passed; returns what was opened.
+    pub async fn wait_for_views(&self, n: usize, timeout: Duration) -> Vec<RecordedView> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.changed.notified();
+            let views = self.views();
+            if views.len() >= n || tokio::time::Instant::now() >= deadline {
+                return views;
+            }
+            let _ = tokio::time::timeout_at(deadline, notified).await;
+        }
+    }
+
+    /// A `view_submission` payload of `view` by `user`, with `text` typed into its input,
+    /// shaped like Slack's documented example.
+    pub fn view_submission(&self, user: &str, view: &RecordedView, text: &str) -> Value {
+        let mut view = view.view.clone();
+        let mut values = serde_json::Map::new();
+        for block in view["blocks"].as_array().cloned().unwrap_or_default() {
+            if let (Some(block_id), Some(action_id)) = (
+                block["block_id"].as_str(),
+                block["element"]["action_id"].as_str(),
+            ) {
+                values.insert(
+                    block_id.to_string(),
+                    json!({action_id: {"type": "plain_text_input", "value": text}}),
+                );
+            }
+        }
+        view["state"] = json!({"values": values});
+        json!({
+            "type": "view_submission",
+            "team": {"id": TEAM_ID, "domain": "standin"},
+            "user": {"id": user, "username": user.to_lowercase(), "name": user.to_lowercase(),
+                     "team_id": TEAM_ID},
+            "api_app_id": APP_ID,
+            "token": "Shh_its_a_seekrit",
+            "trigger_id": format!("{}.submit", view["id"].as_str().unwrap_or("V0")),
+            "view": view,
+            "response_urls": [],
+            "is_enterprise_install": false,
+        })
     }
 
     /// Pushes an `interactive` envelope (e.g. a [`block_actions`] payload) to a connected

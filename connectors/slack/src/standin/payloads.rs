@@ -49,6 +49,57 @@ pub fn block_actions(
     })
 }
 
+/// A press of the desk's button `action_id` (carrying `value`) by `user` on the message
+/// `message_ts` of `channel` (a reply in `thread_ts`, or a thread's parent), shaped like
+/// Slack's documented `block_actions` payload. A retry repeats `trigger_id` and `action_ts`.
+pub fn button_press(
+    user: &str,
+    channel: &str,
+    message_ts: &str,
+    thread_ts: Option<&str>,
+    (action_id, value): (&str, &str),
+    trigger_id: &str,
+) -> Value {
+    let mut press = block_actions(
+        user,
+        channel,
+        message_ts,
+        thread_ts.unwrap_or(message_ts),
+        action_id,
+        trigger_id,
+    );
+    if thread_ts.is_none() {
+        if let Some(message) = press["message"].as_object_mut() {
+            message.remove("thread_ts");
+        }
+    }
+    press["actions"][0]["value"] = json!(value);
+    press["actions"][0]["block_id"] = json!("sb_briefing_actions");
+    // One action_ts per trigger, so a retry carries both unchanged.
+    let seq: u64 = trigger_id
+        .bytes()
+        .fold(0, |n, b| n.wrapping_mul(31).wrapping_add(u64::from(b)));
+    press["actions"][0]["action_ts"] = json!(format!("1800000000.{:06}", seq % 1_000_000));
+    press
+}
+
+/// A signed interactivity request (`payload=<json>`, form-encoded), as Slack POSTs it to the
+/// Interactivity Request URL.
+pub fn signed_interaction(secret: &str, payload: &Value, timestamp: i64) -> SignedRequest {
+    let mut body = String::from("payload=");
+    for byte in payload.to_string().bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                body.push(byte as char)
+            }
+            other => body.push_str(&format!("%{other:02X}")),
+        }
+    }
+    let mut request = signed_request(secret, &body, timestamp);
+    request.headers[0].1 = "application/x-www-form-urlencoded".into();
+    request
+}
+
 /// A signed Events API request, as Slack would send it.
 #[derive(Debug, Clone)]
 pub struct SignedRequest {

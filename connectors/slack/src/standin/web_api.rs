@@ -247,6 +247,89 @@ pub(super) async fn api(
                 None => slack_error("user_not_found"),
             }
         }
+        "chat.postEphemeral" => {
+            let (channel, user) = (
+                param("channel").unwrap_or_default(),
+                param("user").unwrap_or_default(),
+            );
+            let mut recorded = inner.lock();
+            if channel.is_empty() || channel.starts_with("CMISSING") {
+                return slack_error("channel_not_found");
+            }
+            let member = recorded
+                .channel_members
+                .get(&channel)
+                .is_none_or(|members| members.contains(&user));
+            if !member {
+                return slack_error("user_not_in_channel");
+            }
+            recorded.seq += 1;
+            let ts = format!("{}.{:06}", 1_700_000_000 + recorded.seq, recorded.seq);
+            recorded.ephemerals.push(RecordedEphemeral {
+                channel,
+                user,
+                text: param("text").unwrap_or_default(),
+            });
+            drop(recorded);
+            inner.changed.notify_waiters();
+            Json(json!({"ok": true, "message_ts": ts})).into_response()
+        }
+        "views.open" => {
+            let trigger_id = param("trigger_id").unwrap_or_default();
+            // Form-encoded calls send the view as a JSON string, JSON calls as an object.
+            let view = match params.get("view") {
+                Some(Value::String(text)) => serde_json::from_str(text).unwrap_or(Value::Null),
+                Some(view) => view.clone(),
+                None => Value::Null,
+            };
+            let mut recorded = inner.lock();
+            if trigger_id.is_empty() {
+                return slack_error("invalid_trigger_id");
+            }
+            if recorded.expired_triggers.contains(&trigger_id) {
+                return slack_error("expired_trigger_id");
+            }
+            if !recorded.used_triggers.insert(trigger_id.clone()) {
+                return slack_error("exchanged_trigger_id");
+            }
+            if view["type"] != "modal" || view["title"].is_null() || !view["blocks"].is_array() {
+                return slack_error("invalid_arguments");
+            }
+            recorded.seq += 1;
+            let mut stored = view;
+            stored["id"] = json!(format!("V0STANDIN{:04}", recorded.seq));
+            stored["team_id"] = json!(TEAM_ID);
+            stored["app_id"] = json!(APP_ID);
+            stored["bot_id"] = json!(BOT_ID);
+            stored["hash"] = json!(format!("1700000000.{:08}", recorded.seq));
+            stored["state"] = json!({"values": {}});
+            recorded.views.push(RecordedView {
+                trigger_id,
+                view: stored.clone(),
+            });
+            drop(recorded);
+            inner.changed.notify_waiters();
+            Json(json!({"ok": true, "view": stored})).into_response()
+        }
+        "conversations.members" => {
+            let channel = param("channel").unwrap_or_default();
+            if channel.starts_with("CMISSING") {
+                return slack_error("channel_not_found");
+            }
+            let recorded = inner.lock();
+            let members: Vec<String> = match recorded.channel_members.get(&channel) {
+                Some(members) => members.clone(),
+                None => recorded
+                    .users
+                    .keys()
+                    .cloned()
+                    .chain([BOT_USER_ID.to_string()])
+                    .collect(),
+            };
+            Json(json!({"ok": true, "members": members,
+                        "response_metadata": {"next_cursor": ""}}))
+            .into_response()
+        }
         "conversations.replies" | "conversations.history" => {
             read_messages(&inner, &method, &params)
         }
