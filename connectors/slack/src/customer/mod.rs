@@ -27,7 +27,7 @@ use crate::blocks;
 
 pub mod config;
 pub mod convert;
-#[cfg(all(test, feature = "standin"))]
+#[cfg(test)]
 mod tests;
 
 /// The name this connector's errors and logs carry.

@@ -27,7 +27,7 @@ pub mod config;
 pub mod convert;
 mod interact;
 pub mod posts;
-#[cfg(all(test, feature = "standin"))]
+#[cfg(test)]
 mod tests;
 
 /// The Slack agent desk.
