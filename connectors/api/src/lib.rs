@@ -25,6 +25,8 @@ mod quota;
 pub use quota::{QuotaRefusal, UploadQuota, UploadReservation};
 mod secret;
 pub use secret::{read_secret, Secret};
+mod shared;
+pub use shared::{MemoryState, SharedState, SharedStateError};
 #[cfg(feature = "standin")]
 pub mod standin;
 
