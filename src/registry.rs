@@ -169,5 +169,6 @@ mod tests {
             );
         }
         assert!(find_desk("slack").is_some() && find_desk("fax").is_none());
+        assert!(find_desk(switchboard_webdesk::DESK).is_some());
     }
 }

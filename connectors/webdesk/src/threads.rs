@@ -240,3 +240,60 @@ impl Threads {
         Ok(queue)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use switchboard_api::MemoryState;
+
+    use super::*;
+
+    fn briefing(status: &str) -> Briefing {
+        serde_json::from_value(serde_json::json!({
+            "conversation_id": "c1", "customer_name": "Dana", "customer_id": "s:1",
+            "verified": false, "email": null, "channel": "webchat", "tier": null,
+            "page_url": null, "page_title": null, "attributes": [], "reason": "human_requested",
+            "reason_detail": "", "confidence": 0.2, "summary": "", "transcript": [],
+            "suggested_reply": null, "claimed_by": null, "status": status
+        }))
+        .expect("a briefing")
+    }
+
+    #[tokio::test]
+    async fn the_queue_holds_open_threads_oldest_first_and_lets_resolved_ones_go() {
+        let threads = Threads::new(Arc::new(MemoryState::default()));
+        let first = threads
+            .open("support", &briefing("escalated"))
+            .await
+            .unwrap();
+        let second = threads
+            .open("billing", &briefing("escalated"))
+            .await
+            .unwrap();
+        let ids = |queue: Vec<ThreadRecord>| queue.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        let all = threads.queue(|_| true).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(all[0].opened_ms <= all[1].opened_ms, "oldest waiting first");
+        let billing = ids(threads.queue(|r| r.channel == "billing").await.unwrap());
+        assert_eq!(billing, [second.ts.clone()]);
+
+        threads.update(&first, &briefing("resolved")).await.unwrap();
+        assert_eq!(
+            ids(threads.queue(|_| true).await.unwrap()),
+            [second.ts.clone()]
+        );
+        threads
+            .update(&first, &briefing("escalated"))
+            .await
+            .unwrap();
+        assert_eq!(threads.queue(|_| true).await.unwrap().len(), 2);
+
+        let notice = ThreadPost::Notice(DeskNotice::NoPendingCandidate);
+        threads
+            .post(&first, Post::from_thread_post(&notice))
+            .await
+            .unwrap();
+        let posts = threads.posts(&first.ts).await.unwrap();
+        assert_eq!(posts[0].kind, "notice");
+        assert!(posts[0].text.contains("no knowledge candidate"));
+    }
+}

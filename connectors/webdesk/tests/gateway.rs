@@ -398,3 +398,32 @@ async fn the_desk_refuses_strangers_forgeries_other_teams_and_brute_force() {
     }
     assert_eq!(sign_in(addr, "sam", "sam-password-1").await.status, 429);
 }
+
+#[tokio::test]
+async fn an_agent_on_one_instance_sees_live_what_arrived_on_another() {
+    let redis = RedisServer::start();
+    let sam = switchboard_webdesk::hash_password("sam-password-1").unwrap();
+    let config = desk_config(&sam, &sam);
+    let first = start_gateway(test_config(&redis, &config)).await;
+    let second = start_gateway(test_config(&redis, &config)).await;
+    // Signed in on the first instance, the session works on the second (it lives in Redis).
+    let mut agent = Agent::sign_in(first.local_addr, "sam", "sam-password-1").await;
+    agent.addr = second.local_addr;
+    let mut live = agent.live().await;
+
+    let mut widget = escalated_visitor(first.local_addr, "webdesk-visitor-00000003").await;
+    let id = agent.waiting("Dana").await["id"].as_str().unwrap().to_owned();
+    widget
+        .send(json!({"type": "message", "client_id": "q3", "text": "Still there?"}))
+        .await;
+    change_of(&mut live, &id).await;
+    eventually(WAIT, "the message on the other instance's desk", || async {
+        let posts = agent.thread(&id).await["posts"].clone();
+        posts
+            .as_array()?
+            .iter()
+            .any(|post| post["text"] == "Still there?")
+            .then_some(())
+    })
+    .await;
+}
