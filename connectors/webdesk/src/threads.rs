@@ -274,12 +274,12 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert!(all[0].opened_ms <= all[1].opened_ms, "oldest waiting first");
         let billing = ids(threads.queue(|r| r.channel == "billing").await.unwrap());
-        assert_eq!(billing, [second.ts.clone()]);
+        assert_eq!(billing, std::slice::from_ref(&second.ts));
 
         threads.update(&first, &briefing("resolved")).await.unwrap();
         assert_eq!(
             ids(threads.queue(|_| true).await.unwrap()),
-            [second.ts.clone()]
+            std::slice::from_ref(&second.ts)
         );
         threads
             .update(&first, &briefing("escalated"))
