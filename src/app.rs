@@ -227,6 +227,7 @@ pub async fn start_with_desk(
         upload_quota: Some(files.clone()),
         leases: leases.clone(),
         broadcast: broadcast.clone(),
+        shared: Arc::new(crate::shared::RedisShared::new(store.clone())),
     };
     let connectors: Vec<Arc<dyn Connector>> = std::mem::take(&mut config.connectors)
         .build(&build_context)

@@ -21,5 +21,6 @@ pub mod receipts;
 pub mod registry;
 pub mod report;
 pub mod server;
+pub mod shared;
 pub mod store;
 pub mod triage;

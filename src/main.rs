@@ -41,6 +41,10 @@ enum Command {
         #[arg(long)]
         online: bool,
     },
+    /// Hash a web desk agent's password for `[[desk.web.agents]] password_hash`: reads one line
+    /// from standard input (so the password stays out of the shell history) and prints the
+    /// argon2 hash.
+    HashPassword,
     /// Slack apps: print the manifest to create the desk app (or the customer app) from.
     Slack {
         #[command(subcommand)]
@@ -199,6 +203,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => run(config),
         Command::CheckConfig { files, online } => check_config(&files, online),
+        Command::HashPassword => hash_password(),
         Command::Slack {
             action: SlackAction::Manifest { config, customers },
         } => match switchboard_slack::manifest::for_config_file(&config, customers) {
@@ -627,4 +632,28 @@ async fn outbox(path: PathBuf, action: OutboxAction) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Reads a password from standard input and prints its argon2 hash.
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        eprintln!("could not read the password from standard input");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < 8 {
+        eprintln!("the password must be at least 8 characters");
+        return ExitCode::FAILURE;
+    }
+    match switchboard_webdesk::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("could not hash the password: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -12,6 +12,7 @@ use switchboard_email::EmailConfig;
 use switchboard_slack::{SlackCustomerConfig, SlackDeskConfig};
 use switchboard_telegram::TelegramConfig;
 use switchboard_webchat::WebchatConfig;
+use switchboard_webdesk::WebDeskConfig;
 
 /// A `[connectors.<name>]` section that did not parse: the key path inside it (empty for the
 /// section itself) and what is wrong.
@@ -52,7 +53,10 @@ pub struct DeskEntry {
 }
 
 /// Every agent desk this build has.
-pub static DESKS: &[DeskEntry] = &[desk::<SlackDeskConfig>("slack")];
+pub static DESKS: &[DeskEntry] = &[
+    desk::<SlackDeskConfig>("slack"),
+    desk::<WebDeskConfig>(switchboard_webdesk::DESK),
+];
 
 /// The desk named `name`, if this build has it.
 pub fn find_desk(name: &str) -> Option<&'static DeskEntry> {
@@ -165,5 +169,6 @@ mod tests {
             );
         }
         assert!(find_desk("slack").is_some() && find_desk("fax").is_none());
+        assert!(find_desk(switchboard_webdesk::DESK).is_some());
     }
 }

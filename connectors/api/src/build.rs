@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{Connector, ConnectorError, Desk, MemoryLease, PollLease, UploadQuota};
+use crate::{
+    Connector, ConnectorError, Desk, MemoryLease, MemoryState, PollLease, SharedState, UploadQuota,
+};
 
 /// Problems found in a config, each with its dotted key path (`connectors.email.imap.host`).
 pub type ConfigProblems = Vec<(String, String)>;
@@ -123,6 +125,8 @@ pub struct BuildContext {
     pub leases: Arc<dyn LeaseSource>,
     /// Fan-out of frames to live sockets on other instances.
     pub broadcast: Arc<dyn BroadcastHub>,
+    /// State every instance sees (a desk's sessions and queue), under keys of the caller's.
+    pub shared: Arc<dyn SharedState>,
 }
 
 impl BuildContext {
@@ -134,6 +138,7 @@ impl BuildContext {
             upload_quota: None,
             leases: Arc::new(MemoryLease::default()),
             broadcast: Arc::new(SingleInstance),
+            shared: Arc::new(MemoryState::default()),
         }
     }
 }

@@ -27,6 +27,8 @@ mod redact;
 pub use redact::{Redacted, RedactedKind, RedactionConfig, Redactor};
 mod secret;
 pub use secret::{read_secret, Secret};
+mod shared;
+pub use shared::{MemoryState, SharedState, SharedStateError};
 #[cfg(feature = "standin")]
 pub mod standin;
 
