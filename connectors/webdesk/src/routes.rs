@@ -426,7 +426,8 @@ async fn act(
     let shown = match &action {
         AgentAction::Reply { text, .. } => Some(Post::new("agent", &session.agent_name, text)),
         AgentAction::Note { text } => Some(Post::new("note", &session.agent_name, text)),
-        AgentAction::Command(_) => None,
+        // The core posts what was sent (`DeskNotice::SuggestionSent`) once it is sent.
+        AgentAction::Command(_) | AgentAction::SendSuggestion { .. } => None,
     };
     let event = DeskEvent::Agent {
         event_id: action_id.clone(),

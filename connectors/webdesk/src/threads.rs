@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use switchboard_api::{Briefing, DeskNotice, FileRef, SharedState, ThreadPost, ThreadRef};
+use switchboard_api::{Briefing, DeskNotice, FileRef, SharedState, ThreadPost, ThreadRef, Waiting};
 
 /// Threads kept open in the queue at most (the oldest waiting are shown first).
 const QUEUE_LIMIT: usize = 500;
@@ -93,9 +93,13 @@ pub fn notice_in_words(notice: &DeskNotice) -> String {
         DeskNotice::CustomerFileRefused { problem } => {
             format!("The customer's file was refused (they were told): {problem}")
         }
-        DeskNotice::KnowledgeCandidate { id, question } => format!(
-            "Knowledge candidate {id} kept from this resolution (\u{201c}{question}\u{201d}): \
-             approve or reject it."
+        DeskNotice::KnowledgeCandidate {
+            id,
+            question,
+            answer,
+        } => format!(
+            "Knowledge candidate {id} kept from this resolution (\u{201c}{question}\u{201d} \
+             \u{2192} \u{201c}{answer}\u{201d}): approve or reject it."
         ),
         DeskNotice::KnowledgeApproved { id } => {
             format!("Knowledge candidate {id} is now in the knowledge base.")
@@ -110,6 +114,20 @@ pub fn notice_in_words(notice: &DeskNotice) -> String {
         DeskNotice::DeletedAfterDelivery => {
             "That reply was deleted here, but the customer already has it.".into()
         }
+        DeskNotice::SuggestionSent {
+            agent,
+            text,
+            edited,
+        } => match edited {
+            true => format!("{agent} edited the AI's suggested reply and sent it: {text}"),
+            false => format!("{agent} sent the AI's suggested reply: {text}"),
+        },
+        DeskNotice::Reminder {
+            waiting, minutes, ..
+        } => match waiting {
+            Waiting::ForClaim => format!("Nobody has claimed this for {minutes} min."),
+            Waiting::ForReply => format!("The customer has waited {minutes} min for a reply."),
+        },
         DeskNotice::Text { text } => text.clone(),
     }
 }
