@@ -106,3 +106,7 @@ impl Connector for ApiConnector {
         Health::Up
     }
 }
+
+#[cfg(test)]
+#[path = "connector_tests.rs"]
+mod tests;
