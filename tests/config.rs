@@ -19,7 +19,7 @@ fn check_config(files: &[&Path], env: &[(&str, &str)]) -> (bool, String) {
 }
 
 /// Secrets the examples reference; an admin sets them in the environment.
-const EXAMPLE_ENV: [(&str, &str); 13] = [
+const EXAMPLE_ENV: [(&str, &str); 15] = [
     ("SWITCHBOARD_ADMIN_TOKEN", "example-admin-token-0123"),
     ("SLACK_CUSTOMER_BOT_TOKEN", "xoxb-example"),
     ("SLACK_CUSTOMER_APP_TOKEN", "xapp-example"),
@@ -32,6 +32,8 @@ const EXAMPLE_ENV: [(&str, &str); 13] = [
     ("SUPPORT_SMTP_USER", "support@example.com"),
     ("SUPPORT_SMTP_PASSWORD", "example"),
     ("SLACK_BOT_TOKEN", "xoxb-example"),
+    ("ACME_APP_API_SECRET", "example-api-secret-0123"),
+    ("SMS_PROVIDER_API_TOKEN", "example-sms-token-0123"),
     ("SLACK_APP_TOKEN", "xapp-example"),
 ];
 
