@@ -110,13 +110,7 @@ impl ApiChannelConfig {
         for index in 0..self.integrations.len() {
             let key = format!("{prefix}.integrations[{index}]");
             let integration = &self.integrations[index];
-            let secret = read_secret(
-                &env,
-                &key,
-                "secret_env",
-                &integration.secret_env,
-                problems,
-            );
+            let secret = read_secret(&env, &key, "secret_env", &integration.secret_env, problems);
             let secret = secret.filter(|secret| {
                 let long_enough = secret.expose().chars().count() >= MIN_SECRET_CHARS;
                 if !long_enough {
@@ -155,13 +149,19 @@ impl ApiChannelConfig {
         if !(1..=100_000).contains(&self.max_message_bytes) {
             problems.push((
                 format!("{prefix}.max_message_bytes"),
-                format!("must be between 1 and 100000, got {}", self.max_message_bytes),
+                format!(
+                    "must be between 1 and 100000, got {}",
+                    self.max_message_bytes
+                ),
             ));
         }
         if !(1..=3600).contains(&self.replay_window_secs) {
             problems.push((
                 format!("{prefix}.replay_window_secs"),
-                format!("must be between 1 and 3600, got {}", self.replay_window_secs),
+                format!(
+                    "must be between 1 and 3600, got {}",
+                    self.replay_window_secs
+                ),
             ));
         }
         if self.integrations.is_empty() {
@@ -179,10 +179,7 @@ impl ApiChannelConfig {
             if !is_integration_name(&integration.name) {
                 problem(
                     "name",
-                    format!(
-                        "must be 1 to 32 of [a-z0-9_-], got {:?}",
-                        integration.name
-                    ),
+                    format!("must be 1 to 32 of [a-z0-9_-], got {:?}", integration.name),
                 );
             } else if self.integrations[..index]
                 .iter()

@@ -109,7 +109,10 @@ impl Harness {
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
             .await
             .expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     async fn post_signed(&self, body: &str) -> (StatusCode, Value) {
@@ -180,7 +183,8 @@ async fn a_bearer_integration_is_told_apart_and_its_emails_do_not_link() {
     let body = message("sms-1", "hi");
     let (status, _) = harness.post(&bearer(BEARER_TOKEN), &body).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let human = json!({"message_id": "sms-2", "conversation_id": "+15550100", "kind": "human_request"});
+    let human =
+        json!({"message_id": "sms-2", "conversation_id": "+15550100", "kind": "human_request"});
     let (status, _) = harness
         .post(&bearer(BEARER_TOKEN), &human.to_string())
         .await;
@@ -220,7 +224,10 @@ async fn missing_forged_stale_or_misplaced_proofs_get_401_and_store_nothing() {
         .post(&signed(HMAC_SECRET, now - 3600, &body), &body)
         .await;
     assert!(
-        stale["message"].as_str().unwrap_or_default().contains("clock"),
+        stale["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("clock"),
         "{stale}"
     );
     assert!(harness.stored().is_empty());
@@ -252,7 +259,10 @@ async fn bad_bodies_get_a_400_or_413_that_says_what_to_fix() {
         assert_eq!(got, status, "{body}: {answer}");
         assert_eq!(answer["error"], "invalid_request");
         assert!(
-            answer["message"].as_str().unwrap_or_default().contains(needle),
+            answer["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(needle),
             "{body}: {answer}"
         );
     }
@@ -282,7 +292,10 @@ async fn storage_down_is_a_503_the_caller_retries() {
 /// What the loopback webhook received: headers of interest and the body.
 type Received = Arc<Mutex<Vec<(String, String, String, String)>>>;
 
-async fn webhook(answer: StatusCode, retry_after: Option<&'static str>) -> (String, Received, LoopbackServer) {
+async fn webhook(
+    answer: StatusCode,
+    retry_after: Option<&'static str>,
+) -> (String, Received, LoopbackServer) {
     let received: Received = Arc::default();
     let listener = LoopbackListener::bind("webhook").await;
     let url = format!("http://{}/hook", listener.addr());
@@ -360,8 +373,7 @@ async fn a_reply_is_posted_signed_to_its_integrations_webhook() {
 
 #[tokio::test]
 async fn a_webhook_that_is_down_or_busy_means_retry_and_one_that_refuses_means_dead() {
-    let (url, _received, _server) =
-        webhook(StatusCode::SERVICE_UNAVAILABLE, Some("7")).await;
+    let (url, _received, _server) = webhook(StatusCode::SERVICE_UNAVAILABLE, Some("7")).await;
     let error = Harness::new(&url)
         .connector
         .send(&reply_to("acme:c-1"))

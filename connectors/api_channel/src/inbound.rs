@@ -188,8 +188,7 @@ pub fn authenticate<'a>(
     signature::check_timestamp(timestamp, now, window_secs)?;
     let mut found = None;
     for (integration, secret) in candidates(AuthMode::Hmac) {
-        if signature::signature_matches(secret.expose(), timestamp, body, signed)
-            && found.is_none()
+        if signature::signature_matches(secret.expose(), timestamp, body, signed) && found.is_none()
         {
             found = Some(integration);
         }
@@ -206,8 +205,7 @@ pub fn to_inbound(
     let request: MessageRequest = serde_json::from_slice(body)
         .map_err(|error| Refusal::invalid(format!("the body is not a valid message: {error}")))?;
     let id = |field: &str, value: &str| -> Result<(), Refusal> {
-        if value.is_empty() || value.len() > MAX_ID_BYTES || value.chars().any(char::is_control)
-        {
+        if value.is_empty() || value.len() > MAX_ID_BYTES || value.chars().any(char::is_control) {
             return Err(Refusal::invalid(format!(
                 "`{field}` must be 1 to {MAX_ID_BYTES} bytes without control characters"
             )));
@@ -232,10 +230,9 @@ pub fn to_inbound(
         ));
     }
     if request.attributes.len() > MAX_ATTRIBUTES
-        || request
-            .attributes
-            .iter()
-            .any(|(key, value)| key.len() > MAX_ATTRIBUTE_BYTES || value.len() > MAX_ATTRIBUTE_BYTES)
+        || request.attributes.iter().any(|(key, value)| {
+            key.len() > MAX_ATTRIBUTE_BYTES || value.len() > MAX_ATTRIBUTE_BYTES
+        })
     {
         return Err(Refusal::invalid(format!(
             "`attributes` takes at most {MAX_ATTRIBUTES} entries of up to {MAX_ATTRIBUTE_BYTES} bytes each"
@@ -285,9 +282,8 @@ struct App {
 /// The channel's route, ready to merge into the gateway's router.
 pub(crate) fn router(shared: Arc<Shared>, gateway: Arc<dyn Gateway>) -> Router {
     // JSON escaping can grow text up to 6x; the rest is ids, the customer and attributes.
-    let body_limit = shared.config.max_message_bytes * 6
-        + MAX_ATTRIBUTES * MAX_ATTRIBUTE_BYTES * 2
-        + 16 * 1024;
+    let body_limit =
+        shared.config.max_message_bytes * 6 + MAX_ATTRIBUTES * MAX_ATTRIBUTE_BYTES * 2 + 16 * 1024;
     Router::new()
         .route(MESSAGES_PATH, post(post_message))
         .layer(DefaultBodyLimit::max(body_limit))

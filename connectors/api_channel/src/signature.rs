@@ -124,8 +124,18 @@ mod tests {
     #[test]
     fn any_change_to_body_time_or_key_breaks_the_signature() {
         let signature = sign(SECRET, "1700000000", b"hello");
-        assert!(!signature_matches(SECRET, "1700000000", b"hellO", &signature));
-        assert!(!signature_matches(SECRET, "1700000001", b"hello", &signature));
+        assert!(!signature_matches(
+            SECRET,
+            "1700000000",
+            b"hellO",
+            &signature
+        ));
+        assert!(!signature_matches(
+            SECRET,
+            "1700000001",
+            b"hello",
+            &signature
+        ));
         assert!(!signature_matches(
             "another-secret-123",
             "1700000000",

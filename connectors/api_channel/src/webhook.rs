@@ -196,7 +196,11 @@ pub fn outcome(
     while !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    let detail = format!("webhook answered HTTP {}: {}", status.as_u16(), &text[..cut]);
+    let detail = format!(
+        "webhook answered HTTP {}: {}",
+        status.as_u16(),
+        &text[..cut]
+    );
     let never_taken = matches!(status.as_u16(), 400 | 410 | 413 | 415 | 422);
     if never_taken {
         Err(ConnectorError::Permanent {
@@ -274,7 +278,11 @@ mod tests {
         assert_eq!(receipt.platform_message_id.as_deref(), Some("sms-981"));
         assert!(outcome(StatusCode::NO_CONTENT, None, b"").is_ok());
 
-        let limited = outcome(StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(7)), b"");
+        let limited = outcome(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(Duration::from_secs(7)),
+            b"",
+        );
         assert!(matches!(
             limited,
             Err(ConnectorError::RateLimited { retry_after, .. }) if retry_after == Duration::from_secs(7)
@@ -295,9 +303,15 @@ mod tests {
     #[test]
     fn retry_after_reads_seconds_and_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after(" 30 ", now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse_retry_after(" 30 ", now),
+            Some(Duration::from_secs(30))
+        );
         let later = httpdate::fmt_http_date(now + Duration::from_secs(120));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(120))
+        );
         let past = httpdate::fmt_http_date(now - Duration::from_secs(120));
         assert_eq!(parse_retry_after(&past, now), Some(Duration::from_secs(1)));
         assert_eq!(parse_retry_after("0", now), Some(Duration::from_secs(1)));
