@@ -41,6 +41,7 @@ pub static CHANNELS: &[ChannelEntry] = &[
     channel::<DiscordConfig>(switchboard_discord::CHANNEL),
     channel::<TelegramConfig>(switchboard_telegram::CHANNEL),
     channel::<SlackCustomerConfig>(switchboard_slack::CHANNEL),
+    channel::<switchboard_api_channel::ApiChannelConfig>(switchboard_api_channel::CHANNEL),
 ];
 
 /// One agent desk: its `[desk.<name>]` name and how to parse its config section.
