@@ -13,6 +13,7 @@ mod linked_contacts;
 mod logging;
 mod mailservers;
 mod outbox_outage;
+mod processes;
 mod proxy;
 mod reliability;
 mod report;
