@@ -139,7 +139,8 @@ pub async fn relay_frames(
     topic: String,
     receiver: Arc<dyn BroadcastReceiver>,
 ) {
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2)).with_jitter(0.5);
+    let mut backoff =
+        Backoff::new(Duration::from_millis(100), Duration::from_secs(2)).with_jitter(0.5);
     loop {
         match store.subscribe(&topic).await {
             Ok(pubsub) => {

@@ -195,10 +195,11 @@ mod tests {
             connector: "poller",
             detail: "502 from the platform".into(),
         };
-        let connector = Arc::new(
-            RecordingConnector::new(POLLER)
-                .with_run_failures(vec![transient(), transient(), transient()]),
-        );
+        let connector = Arc::new(RecordingConnector::new(POLLER).with_run_failures(vec![
+            transient(),
+            transient(),
+            transient(),
+        ]));
         let statuses = ConnectorStatuses::default();
         let task = tokio::spawn(supervise(
             connector.clone(),

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_api::{
-    Accepted, Author, Backoff, ChannelKind, ConversationView, CustomerAction, Gateway, Inbound, InboundKind,
-    IngestError, Outbound,
+    Accepted, Author, Backoff, ChannelKind, ConversationView, CustomerAction, Gateway, Inbound,
+    InboundKind, IngestError, Outbound,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};

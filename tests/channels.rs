@@ -10,7 +10,11 @@ use switchboard_api::ChannelKind;
 use crate::desk::{start_with_fake_desk, FakeDesk};
 use crate::harness::{eventually, test_config, RedisServer};
 
-pub(crate) async fn gateway(redis: &RedisServer, extra: &str, desk: Arc<FakeDesk>) -> RunningGateway {
+pub(crate) async fn gateway(
+    redis: &RedisServer,
+    extra: &str,
+    desk: Arc<FakeDesk>,
+) -> RunningGateway {
     start_with_fake_desk(test_config(redis, extra), desk).await
 }
 

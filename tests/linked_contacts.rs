@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::email_gateway::through_the_gateway::{captured, email_toml};
 use crate::desk::{reply, start_with_fake_desk, FakeDesk};
+use crate::email_gateway::through_the_gateway::{captured, email_toml};
 use crate::harness::{eventually, http, test_config, RedisServer};
 use crate::mailservers::{Dovecot, SmtpSink};
 

@@ -235,4 +235,3 @@ pub(crate) fn quiet(client: &mut impl redis::ConnectionLike) -> bool {
     // Acked entries are deleted, so an empty stream has nothing pending either.
     left.inbound == 0 && left.outbox == 0 && left.parked == 0
 }
-

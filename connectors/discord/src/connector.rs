@@ -10,8 +10,8 @@ use serenity::http::{Http, HttpBuilder};
 use serenity::model::application::ComponentInteraction;
 use serenity::model::channel::Message;
 use switchboard_api::{
-    too_large_message, Attachment, Capabilities, ChannelKind, Connector, ConnectorError,
-    Backoff, DeliveryReceipt, Gateway, Health, Inbound, IngestError, Outbound,
+    too_large_message, Attachment, Backoff, Capabilities, ChannelKind, Connector, ConnectorError,
+    DeliveryReceipt, Gateway, Health, Inbound, IngestError, Outbound,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};

@@ -12,8 +12,8 @@ use switchboard_api::{Author, Connector, FileRef, Gateway, Outbound};
 
 use crate::config::Secret;
 use crate::standin::DiscordStandIn;
-use switchboard_api::MemoryGateway;
 use crate::{DiscordConfig, DiscordConnector};
+use switchboard_api::MemoryGateway;
 
 const WAIT: Duration = Duration::from_secs(10);
 

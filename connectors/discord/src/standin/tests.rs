@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 use crate::config::Secret;
 use crate::convert::HUMAN_BUTTON_ID;
 use crate::standin::DiscordStandIn;
-use switchboard_api::MemoryGateway;
 use crate::{DiscordConfig, DiscordConnector};
+use switchboard_api::MemoryGateway;
 
 const SUPPORT: u64 = 1_200_000_000_000_000_001;
 const WAIT: Duration = Duration::from_secs(10);

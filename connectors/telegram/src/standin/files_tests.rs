@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Secret, TelegramConfig};
 use crate::standin::TelegramStandIn;
-use switchboard_api::MemoryGateway;
 use crate::TelegramConnector;
+use switchboard_api::MemoryGateway;
 
 const WAIT: Duration = Duration::from_secs(10);
 const ADA: i64 = 4242;

@@ -16,8 +16,8 @@ use tower::ServiceExt;
 use crate::config::{Secret, TelegramConfig, TelegramMode};
 use crate::convert::HUMAN_BUTTON_DATA;
 use crate::standin::TelegramStandIn;
-use switchboard_api::MemoryGateway;
 use crate::{MemoryLease, PollLease, TelegramConnector, SECRET_HEADER};
+use switchboard_api::MemoryGateway;
 
 const WAIT: Duration = Duration::from_secs(10);
 const ADA: i64 = 4242;
