@@ -12,9 +12,10 @@ use redis::Commands;
 use switchboard::model::conversation_id;
 use switchboard::store::keys;
 use switchboard_api::ChannelKind;
+use switchboard_telegram::standin::TOKEN;
 
 use crate::harness::config_dir;
-use crate::soak::TELEGRAM_ENV;
+use crate::soak::{SLACK_APP_ENV, SLACK_APP_TOKEN, SLACK_BOT_ENV, SLACK_BOT_TOKEN, TELEGRAM_ENV};
 use crate::work::work_left;
 
 /// One gateway process slot: a fixed port and config, restarted after each kill.
@@ -53,7 +54,7 @@ impl Slot {
     }
 
     /// SIGKILL: no shutdown code runs, as in a crash or an OOM kill.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

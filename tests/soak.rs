@@ -33,7 +33,7 @@ use switchboard_telegram::standin::{TelegramStandIn, TOKEN};
 
 use crate::harness::{on_single_and_cluster, TempDir, TestRedis};
 use crate::processes::{
-    is_reply, quiet, request, start_gateway_pair, tail, transcript, write_process_config, Slot,
+    is_reply, quiet, request, start_gateway_pair, tail, transcript, write_process_config,
 };
 use crate::work::work_left;
 
@@ -57,8 +57,8 @@ const SHARED_CHANNEL: &str = "C0SOAKSHARED";
 pub(crate) const SLACK_BOT_ENV: &str = "SB_SOAK_SLACK_BOT";
 pub(crate) const SLACK_APP_ENV: &str = "SB_SOAK_SLACK_APP";
 pub(crate) const TELEGRAM_ENV: &str = "SB_SOAK_TELEGRAM";
-const SLACK_BOT_TOKEN: &str = "xoxb-soak-customers";
-const SLACK_APP_TOKEN: &str = "xapp-soak-customers";
+pub(crate) const SLACK_BOT_TOKEN: &str = "xoxb-soak-customers";
+pub(crate) const SLACK_APP_TOKEN: &str = "xapp-soak-customers";
 /// The schedule CI runs (the same in every run, so a failure is not a matter of luck).
 const DEFAULT_SEED: u64 = 16_004;
 /// The longest a live instance takes from Telegram's accept to the receipt written (one Redis
