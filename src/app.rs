@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_api::{
-    BuildContext, ChannelKind, Connector, ConnectorError, Desk, DeskSink, Gateway,
+    Backoff, BuildContext, ChannelKind, Connector, ConnectorError, Desk, DeskSink, Gateway,
 };
 
 use crate::fanout::RedisBroadcastHub;
@@ -124,7 +124,8 @@ async fn connect_when_redis_is_ready(
     let url = redis.url.as_str();
     let command_timeout = Duration::from_millis(redis.command_timeout_ms);
     let give_up_at = std::time::Instant::now() + Duration::from_millis(redis.startup_wait_ms);
-    let mut pause = Duration::from_millis(250);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+    let mut pause = backoff.next_delay();
     let mut attempt = 1u32;
     loop {
         let connected = async {
@@ -138,7 +139,7 @@ async fn connect_when_redis_is_ready(
             Err(error) if std::time::Instant::now() + pause < give_up_at => {
                 warn!(%error, attempt, retry_in = ?pause, url = %redact_url(url), "Redis is not ready yet; waiting for it");
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
+                pause = backoff.next_delay();
                 attempt += 1;
             }
             Err(error) => return Err(error),

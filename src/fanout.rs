@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use switchboard_api::{Broadcast, BroadcastHub, BroadcastReceiver};
+use switchboard_api::{Backoff, Broadcast, BroadcastHub, BroadcastReceiver};
 use tracing::{warn, Instrument};
 
 use crate::store::Store;
@@ -139,11 +139,12 @@ pub async fn relay_frames(
     topic: String,
     receiver: Arc<dyn BroadcastReceiver>,
 ) {
-    let mut pause = Duration::from_millis(100);
+    let mut backoff =
+        Backoff::new(Duration::from_millis(100), Duration::from_secs(2)).with_jitter(0.5);
     loop {
         match store.subscribe(&topic).await {
             Ok(pubsub) => {
-                pause = Duration::from_millis(100);
+                backoff.reset();
                 let mut messages = pubsub.into_on_message();
                 while let Some(message) = messages.next().await {
                     let payload: Vec<u8> = message.get_payload_bytes().to_vec();
@@ -160,9 +161,9 @@ pub async fn relay_frames(
                 warn!(%topic, "pub/sub connection closed; resubscribing");
             }
             Err(error) => {
+                let pause = backoff.next_delay();
                 warn!(%error, %topic, retry_in = ?pause, "pub/sub unavailable");
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
             }
         }
     }

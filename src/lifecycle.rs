@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use switchboard_api::{Connector, ConnectorError, Gateway, Health};
+use switchboard_api::{Backoff, Connector, ConnectorError, Gateway, Health};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -64,12 +64,12 @@ pub async fn supervise(
             None => statuses.remove(&channel),
         };
     };
-    let mut backoff = policy.first;
+    let mut backoff = Backoff::new(policy.first, policy.cap);
     loop {
         let started = Instant::now();
         let result = connector.run(gateway.clone()).await;
         if started.elapsed() >= policy.healthy_run {
-            backoff = policy.first;
+            backoff.reset();
         }
         let why = match result {
             Ok(()) => "its platform connection ended".to_owned(),
@@ -80,13 +80,13 @@ pub async fn supervise(
             }
             Err(error) => error.to_string(),
         };
-        warn!(reason = %why, restart_in = ?backoff, "connector failed; restarting it");
+        let pause = backoff.next_delay();
+        warn!(reason = %why, restart_in = ?pause, "connector failed; restarting it");
         set_status(Some(Health::Down(format!(
-            "restarting in {backoff:?} after: {why}"
+            "restarting in {pause:?} after: {why}"
         ))));
-        tokio::time::sleep(backoff).await;
+        tokio::time::sleep(pause).await;
         set_status(None);
-        backoff = (backoff * 2).min(policy.cap);
     }
 }
 
@@ -173,59 +173,9 @@ async fn stop_signal() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
-    use std::sync::atomic::AtomicU32;
-    use switchboard_api::{
-        Accepted, Capabilities, ChannelKind, ConversationView, DeliveryReceipt, Inbound,
-        IngestError, Outbound,
-    };
+    use switchboard_api::{ChannelKind, MemoryGateway, RecordingConnector};
 
-    /// Fails its first runs with `errors`, then runs until dropped.
-    struct ScriptedConnector {
-        runs: AtomicU32,
-        errors: Mutex<Vec<ConnectorError>>,
-    }
-
-    #[async_trait]
-    impl Connector for ScriptedConnector {
-        fn channel(&self) -> ChannelKind {
-            ChannelKind::new("poller")
-        }
-        fn capabilities(&self) -> Capabilities {
-            Capabilities::default()
-        }
-        async fn run(&self, _gateway: Arc<dyn Gateway>) -> Result<(), ConnectorError> {
-            self.runs.fetch_add(1, Ordering::SeqCst);
-            let next = self.errors.lock().unwrap().pop();
-            match next {
-                Some(error) => Err(error),
-                None => std::future::pending().await,
-            }
-        }
-        async fn send(&self, _outbound: &Outbound) -> Result<DeliveryReceipt, ConnectorError> {
-            unreachable!("not sent to")
-        }
-        async fn health(&self) -> Health {
-            Health::Up
-        }
-    }
-
-    struct NoGateway;
-
-    #[async_trait]
-    impl Gateway for NoGateway {
-        async fn accept(&self, _inbound: Inbound) -> Result<Accepted, IngestError> {
-            Err(IngestError::Rejected("not in this test".into()))
-        }
-        async fn history(
-            &self,
-            _channel: ChannelKind,
-            _conversation_key: &str,
-            _after: Option<&str>,
-        ) -> Result<Option<ConversationView>, IngestError> {
-            Ok(None)
-        }
-    }
+    const POLLER: ChannelKind = ChannelKind::new("poller");
 
     fn fast() -> RestartBackoff {
         RestartBackoff {
@@ -245,19 +195,20 @@ mod tests {
             connector: "poller",
             detail: "502 from the platform".into(),
         };
-        let connector = Arc::new(ScriptedConnector {
-            runs: AtomicU32::new(0),
-            errors: Mutex::new(vec![transient(), transient(), transient()]),
-        });
+        let connector = Arc::new(RecordingConnector::new(POLLER).with_run_failures(vec![
+            transient(),
+            transient(),
+            transient(),
+        ]));
         let statuses = ConnectorStatuses::default();
         let task = tokio::spawn(supervise(
             connector.clone(),
-            Arc::new(NoGateway),
+            Arc::new(MemoryGateway::default()),
             statuses.clone(),
             fast(),
         ));
         let deadline = Instant::now() + Duration::from_secs(5);
-        while connector.runs.load(Ordering::SeqCst) < 4 {
+        while connector.runs() < 4 {
             assert!(Instant::now() < deadline, "not restarted");
             tokio::task::yield_now().await;
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -270,26 +221,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_connector_whose_credentials_are_refused_is_stopped_and_reported() {
-        let connector = Arc::new(ScriptedConnector {
-            runs: AtomicU32::new(0),
-            errors: Mutex::new(vec![ConnectorError::Auth {
+        let connector = Arc::new(RecordingConnector::new(POLLER).with_run_failures(vec![
+            ConnectorError::Auth {
                 connector: "poller",
                 detail: "bot token rejected by getMe (401)".into(),
-            }]),
-        });
+            },
+        ]));
         let statuses = ConnectorStatuses::default();
         tokio::time::timeout(
             Duration::from_secs(5),
             supervise(
                 connector.clone(),
-                Arc::new(NoGateway),
+                Arc::new(MemoryGateway::default()),
                 statuses.clone(),
                 fast(),
             ),
         )
         .await
         .expect("the supervisor gives up at once");
-        assert_eq!(connector.runs.load(Ordering::SeqCst), 1, "never restarted");
+        assert_eq!(connector.runs(), 1, "never restarted");
         match status_of(&statuses).await {
             Some(Health::Down(reason)) => {
                 assert!(

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 
-use switchboard_api::{ChannelKind, Connector, ConnectorError};
+use switchboard_api::{Backoff, ChannelKind, Connector, ConnectorError};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
@@ -211,13 +211,12 @@ impl OutboxWorker {
     /// done (what is left stays pending, for another instance to take over); Redis errors are
     /// logged and retried.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut failures = 0u32;
+        let mut backoff = crate::pipeline::redis_outage_backoff();
         while !shutdown.is_cancelled() {
             match self.work_once(Duration::from_millis(250)).await {
-                Ok(_) => failures = 0,
+                Ok(_) => backoff.reset(),
                 Err(error) => {
-                    failures = failures.saturating_add(1);
-                    let pause = Duration::from_millis((100u64 << failures.min(4)).min(1_000));
+                    let pause = backoff.next_delay();
                     warn!(%error, retry_in = ?pause, "outbox: redis unavailable");
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
@@ -651,11 +650,11 @@ impl OutboxWorker {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let doubled = self
-            .config
-            .initial_backoff_ms
-            .saturating_mul(1u64 << (attempt - 1).min(20));
-        Duration::from_millis(doubled.min(self.config.max_backoff_ms))
+        Backoff::new(
+            Duration::from_millis(self.config.initial_backoff_ms),
+            Duration::from_millis(self.config.max_backoff_ms),
+        )
+        .delay_for_attempt(attempt)
     }
 
     async fn dead_letter(

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_api::{
-    Accepted, Author, ChannelKind, ConversationView, CustomerAction, Gateway, Inbound, InboundKind,
-    IngestError, Outbound,
+    Accepted, Author, Backoff, ChannelKind, ConversationView, CustomerAction, Gateway, Inbound,
+    InboundKind, IngestError, Outbound,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -238,13 +238,12 @@ impl TriageWorker {
     /// Works until `shutdown` is cancelled, then returns after the round in hand (its
     /// decisions written); Redis errors are logged and retried, never fatal.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut failures = 0u32;
+        let mut backoff = redis_outage_backoff();
         while !shutdown.is_cancelled() {
             match self.work_once().await {
-                Ok(()) => failures = 0,
+                Ok(()) => backoff.reset(),
                 Err(error) => {
-                    failures = failures.saturating_add(1);
-                    let pause = backoff(failures);
+                    let pause = backoff.next_delay();
                     warn!(%error, retry_in = ?pause, "triage worker: redis unavailable");
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
@@ -697,8 +696,9 @@ fn commit_for_decision(
     }
 }
 
-/// Exponential backoff capped at 1 s, for workers waiting out a Redis outage: short, so
-/// service resumes within a second of Redis coming back.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis((100u64 << failures.min(4)).min(1_000))
+/// Exponential backoff from 200 ms capped at 1 s, for workers waiting out a Redis outage:
+/// short, so service resumes within a second of Redis coming back; jittered, so the workers
+/// of every instance do not all retry at the same moment when it does.
+pub(crate) fn redis_outage_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(200), Duration::from_secs(1)).with_jitter(0.5)
 }

@@ -10,6 +10,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use switchboard_api::Backoff;
 use tokio::sync::oneshot;
 use tracing::warn;
 
@@ -56,11 +57,10 @@ impl ReceiptWriter {
     async fn write(&self, batch: Vec<(Delivered, oneshot::Sender<()>)>) {
         let (delivered, written): (Vec<Delivered>, Vec<oneshot::Sender<()>>) =
             batch.into_iter().unzip();
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
         while let Err(error) = self.store.complete_deliveries(&delivered).await {
             warn!(%error, deliveries = delivered.len(), "deliveries not recorded; retrying");
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(1));
+            tokio::time::sleep(backoff.next_delay()).await;
         }
         for done in written {
             let _ = done.send(());

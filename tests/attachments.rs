@@ -485,7 +485,7 @@ mod telegram {
 /// attachment in the reply mail.
 mod email {
     use super::*;
-    use crate::email::through_the_gateway::email_toml;
+    use crate::email_gateway::through_the_gateway::email_toml;
     use crate::mailservers::{Dovecot, SmtpSink};
     use mail_parser::{MessageParser, MimeHeaders};
 

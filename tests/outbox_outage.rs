@@ -8,10 +8,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use redis::Commands;
 use serde_json::{json, Value};
 use switchboard::config::{Config, OutboxConfig};
@@ -20,8 +19,7 @@ use switchboard::outbox::admin::{AdminError, OutboxAdmin};
 use switchboard::outbox::{DeliveryOutcome, OutboxWorker};
 use switchboard::store::{keys, Commit, ReplyToQueue, Store};
 use switchboard_api::{
-    Author, Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway, Health,
-    Identity, Inbound, InboundKind, Outbound,
+    Author, ChannelKind, Connector, Identity, Inbound, InboundKind, Outbound, RecordingConnector,
 };
 use switchboard_slack::standin::{RecordedPost, SlackStandIn};
 
@@ -345,55 +343,11 @@ async fn a_briefing_given_up_after_the_window_is_replayed_from_the_cli_and_poste
     assert_eq!(briefings(&standin.posts()).len(), 1, "posted once");
 }
 
-/// A channel that refuses every send while it is down.
-struct FlakyChannel {
-    down: Mutex<bool>,
-    delivered: Mutex<Vec<String>>,
-}
-
-impl FlakyChannel {
-    fn down() -> Arc<FlakyChannel> {
-        Arc::new(FlakyChannel {
-            down: Mutex::new(true),
-            delivered: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn set_down(&self, down: bool) {
-        *self.down.lock().unwrap() = down;
-    }
-
-    fn delivered(&self) -> Vec<String> {
-        self.delivered.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl Connector for FlakyChannel {
-    fn channel(&self) -> ChannelKind {
-        switchboard_webchat::CHANNEL
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
-    }
-    async fn run(&self, _gateway: Arc<dyn Gateway>) -> Result<(), ConnectorError> {
-        Ok(())
-    }
-    async fn send(&self, outbound: &Outbound) -> Result<DeliveryReceipt, ConnectorError> {
-        if *self.down.lock().unwrap() {
-            return Err(ConnectorError::Transient {
-                connector: "webchat",
-                detail: "HTTP 503".into(),
-            });
-        }
-        self.delivered.lock().unwrap().push(outbound.text.clone());
-        Ok(DeliveryReceipt {
-            platform_message_id: Some(format!("platform-{}", outbound.id)),
-        })
-    }
-    async fn health(&self) -> Health {
-        Health::Up
-    }
+/// The web chat channel as the outbox sees it, down (refusing every send) until told.
+fn down_channel() -> Arc<RecordingConnector> {
+    let channel = RecordingConnector::new(switchboard_webchat::CHANNEL);
+    channel.set_down(true);
+    Arc::new(channel)
 }
 
 /// Queues an AI reply to the web chat customer `key`; returns its transcript id.
@@ -444,7 +398,7 @@ async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
         .expect("reply queued")
 }
 
-fn sender(store: Store, channel: Arc<FlakyChannel>, give_up_after_ms: u64) -> OutboxWorker {
+fn sender(store: Store, channel: Arc<RecordingConnector>, give_up_after_ms: u64) -> OutboxWorker {
     let connectors: HashMap<ChannelKind, Arc<dyn Connector>> =
         HashMap::from([(switchboard_webchat::CHANNEL, channel as Arc<dyn Connector>)]);
     let config = OutboxConfig {
@@ -489,7 +443,7 @@ async fn a_reply_waiting_behind_a_given_up_one_is_not_given_up_with_it_and_repla
         .unwrap();
     store.ensure_groups().await.unwrap();
     let admin = OutboxAdmin::new(store.clone());
-    let channel = FlakyChannel::down();
+    let channel = down_channel();
     let window = Duration::from_millis(600);
     let sender = sender(store.clone(), channel.clone(), window.as_millis() as u64);
     let first_attempt = Instant::now();
@@ -537,7 +491,7 @@ async fn a_reply_waiting_behind_a_given_up_one_is_not_given_up_with_it_and_repla
     )
     .await;
     assert_eq!(dead_count(&after_first), 0, "{after_first:?}");
-    assert_eq!(channel.delivered(), ["Second answer"]);
+    assert_eq!(channel.sent_texts(), ["Second answer"]);
 
     // The admin finds it with its reason, and replays it: delivered once.
     let dead = admin.dead().await.unwrap();
@@ -565,7 +519,7 @@ async fn a_reply_waiting_behind_a_given_up_one_is_not_given_up_with_it_and_repla
         |done| done.contains(&DeliveryOutcome::Delivered),
     )
     .await;
-    assert_eq!(channel.delivered(), ["Second answer", "First answer"]);
+    assert_eq!(channel.sent_texts(), ["Second answer", "First answer"]);
     assert!(matches!(
         admin.replay(&id).await,
         Err(AdminError::NotFound(_))
@@ -574,7 +528,7 @@ async fn a_reply_waiting_behind_a_given_up_one_is_not_given_up_with_it_and_repla
         sender.work_once(Duration::from_millis(20)).await.unwrap();
     }
     assert_eq!(
-        channel.delivered().len(),
+        channel.sent_texts().len(),
         2,
         "a second replay sends nothing"
     );
@@ -603,7 +557,7 @@ async fn a_reply_waiting_behind_a_given_up_one_is_not_given_up_with_it_and_repla
         done.contains(&DeliveryOutcome::Delivered)
     })
     .await;
-    assert_eq!(channel.delivered().len(), 2, "not sent twice");
+    assert_eq!(channel.sent_texts().len(), 2, "not sent twice");
 
     // And one dropped is gone for good.
     channel.set_down(true);

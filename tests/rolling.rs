@@ -25,10 +25,10 @@ use switchboard_telegram::standin::{TelegramStandIn, TOKEN};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{RedisServer, TempDir};
-use crate::soak::{
-    is_reply, quiet, start_gateway_pair, tail, transcript, write_process_config, Slot, QUESTIONS,
-    SLACK_APP_ENV, SLACK_BOT_ENV,
+use crate::processes::{
+    is_reply, quiet, start_gateway_pair, tail, transcript, write_process_config, Slot,
 };
+use crate::soak::{QUESTIONS, SLACK_APP_ENV, SLACK_BOT_ENV};
 use crate::webchat::Socket;
 use crate::work::work_left;
 

@@ -1,19 +1,17 @@
 //! The conversation model in a real Redis: ingest, dedupe, find-or-create, status, outbox.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use redis::Commands;
 use switchboard::config::OutboxConfig;
 use switchboard::model::{conversation_id, Delivery, EscalationReason, Role, Status};
 use switchboard::outbox::{DeliveryOutcome, OutboxWorker};
 use switchboard::store::{keys, Commit, ReplyToQueue, Store, Work};
 use switchboard_api::{
-    Author, Capabilities, ChannelKind, Connector, ConnectorError, DeliveryReceipt, Gateway, Health,
-    Identity, Inbound, InboundKind, Outbound,
+    Author, ChannelKind, Connector, ConnectorError, Identity, Inbound, InboundKind, Outbound,
+    RecordingConnector,
 };
 
 use crate::harness::{eventually, on_single_and_cluster, TestRedis};
@@ -166,59 +164,22 @@ async fn a_committed_escalation_changes_status_and_shows_the_notice_to_the_custo
     assert_eq!(left.outbox, 1);
 }
 
-/// A channel that records deliveries and fails the first `failures` attempts.
-pub struct RecordingChannel {
-    pub delivered: Mutex<Vec<Outbound>>,
-    pub attempts: AtomicUsize,
-    pub failures: usize,
-    pub failure: fn() -> ConnectorError,
+/// The web chat channel as the outbox sees it, failing its first `failures` sends.
+fn recording_channel(
+    failures: usize,
+    failure: fn(ChannelKind) -> ConnectorError,
+) -> Arc<RecordingConnector> {
+    Arc::new(RecordingConnector::new(switchboard_webchat::CHANNEL).failing_first(failures, failure))
 }
 
-impl RecordingChannel {
-    pub fn new(failures: usize, failure: fn() -> ConnectorError) -> Arc<RecordingChannel> {
-        Arc::new(RecordingChannel {
-            delivered: Mutex::new(Vec::new()),
-            attempts: AtomicUsize::new(0),
-            failures,
-            failure,
-        })
-    }
-}
-
-#[async_trait]
-impl Connector for RecordingChannel {
-    fn channel(&self) -> ChannelKind {
-        switchboard_webchat::CHANNEL
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
-    }
-    async fn run(&self, _gateway: Arc<dyn Gateway>) -> Result<(), ConnectorError> {
-        Ok(())
-    }
-    async fn send(&self, outbound: &Outbound) -> Result<DeliveryReceipt, ConnectorError> {
-        let attempt = self.attempts.fetch_add(1, Ordering::SeqCst);
-        if attempt < self.failures {
-            return Err((self.failure)());
-        }
-        self.delivered.lock().unwrap().push(outbound.clone());
-        Ok(DeliveryReceipt {
-            platform_message_id: Some(format!("platform-{}", outbound.id)),
-        })
-    }
-    async fn health(&self) -> Health {
-        Health::Up
-    }
-}
-
-fn transient() -> ConnectorError {
+fn transient(_: ChannelKind) -> ConnectorError {
     ConnectorError::Transient {
         connector: "webchat",
         detail: "connection reset".into(),
     }
 }
 
-fn permanent() -> ConnectorError {
+fn permanent(_: ChannelKind) -> ConnectorError {
     ConnectorError::Permanent {
         connector: "webchat",
         detail: "unknown recipient".into(),
@@ -260,7 +221,7 @@ async fn queue_reply(store: &Store, key: &str, text: &str) -> String {
         .expect("reply queued")
 }
 
-fn worker(store: Store, channel: Arc<RecordingChannel>, name: &str) -> OutboxWorker {
+fn worker(store: Store, channel: Arc<RecordingConnector>, name: &str) -> OutboxWorker {
     let connectors: HashMap<ChannelKind, Arc<dyn Connector>> =
         HashMap::from([(switchboard_webchat::CHANNEL, channel as Arc<dyn Connector>)]);
     let config = OutboxConfig {
@@ -292,7 +253,7 @@ async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another(redis
         .unwrap();
     assert_eq!(taken.len(), 1);
 
-    let channel = RecordingChannel::new(0, transient);
+    let channel = recording_channel(0, transient);
     let survivor = worker(store.clone(), channel.clone(), "instance-b");
     // B keeps polling; it takes the entry over once A held it for claim_idle_ms, not before.
     let outcomes = eventually(Duration::from_secs(10), "the entry taken over", || async {
@@ -308,7 +269,7 @@ async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another(redis
     let again = survivor.work_once(Duration::from_millis(10)).await.unwrap();
     assert!(again.is_empty());
 
-    let delivered = channel.delivered.lock().unwrap().clone();
+    let delivered = channel.sent();
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].text, "Here is how to reset it");
     assert_eq!(
@@ -321,7 +282,7 @@ async fn a_reply_whose_sender_died_before_ack_is_delivered_once_by_another(redis
 async fn a_failed_delivery_is_retried_with_backoff_then_delivered_once(redis: TestRedis) {
     let store = store(&redis).await;
     queue_reply(&store, "s:retry", "Try this").await;
-    let channel = RecordingChannel::new(2, transient);
+    let channel = recording_channel(2, transient);
     let outbox = worker(store.clone(), channel.clone(), "solo");
 
     let mut outcomes = Vec::new();
@@ -339,7 +300,7 @@ async fn a_failed_delivery_is_retried_with_backoff_then_delivered_once(redis: Te
         matches!(outcomes[1], DeliveryOutcome::Retrying { attempt: 2, after } if after > Duration::from_millis(50))
     );
     assert_eq!(outcomes[2], DeliveryOutcome::Delivered);
-    assert_eq!(channel.delivered.lock().unwrap().len(), 1);
+    assert_eq!(channel.sent().len(), 1);
 }
 
 async fn an_undeliverable_reply_goes_to_dead_letters_with_the_reason(redis: TestRedis) {
@@ -347,7 +308,7 @@ async fn an_undeliverable_reply_goes_to_dead_letters_with_the_reason(redis: Test
     queue_reply(&store, "s:dead", "Never arrives").await;
     let outbox = worker(
         store.clone(),
-        RecordingChannel::new(usize::MAX, permanent),
+        recording_channel(usize::MAX, permanent),
         "solo",
     );
     let outcomes = outbox.work_once(Duration::from_millis(20)).await.unwrap();
@@ -364,7 +325,7 @@ async fn replies_to_one_customer_arrive_in_order_when_an_earlier_one_is_retried(
     let store = store(&redis).await;
     queue_reply(&store, "s:order", "First answer").await;
     queue_reply(&store, "s:order", "Second answer").await;
-    let channel = RecordingChannel::new(1, transient);
+    let channel = recording_channel(1, transient);
     let outbox = worker(store.clone(), channel.clone(), "solo");
 
     let first_round = outbox.work_once(Duration::from_millis(20)).await.unwrap();
@@ -383,17 +344,11 @@ async fn replies_to_one_customer_arrive_in_order_when_an_earlier_one_is_retried(
     queue_reply(&store, "s:other", "Another customer's answer").await;
     for _ in 0..50 {
         outbox.work_once(Duration::from_millis(20)).await.unwrap();
-        if channel.delivered.lock().unwrap().len() == 4 {
+        if channel.sent().len() == 4 {
             break;
         }
     }
-    let delivered: Vec<String> = channel
-        .delivered
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|outbound| outbound.text.clone())
-        .collect();
+    let delivered: Vec<String> = channel.sent_texts();
     let to_first_customer: Vec<&String> = delivered
         .iter()
         .filter(|text| !text.starts_with("Another"))

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use redis::streams::{StreamAutoClaimReply, StreamRangeReply, StreamReadReply};
+use switchboard_api::Backoff;
 use tokio::sync::Notify;
 
 use super::{keys, Store, StoreError, WorkItem};
@@ -246,7 +247,8 @@ impl Store {
                 .await;
         }
         let deadline = tokio::time::Instant::now() + block;
-        let mut wait = CLUSTER_POLL_FIRST;
+        let mut polls = Backoff::new(CLUSTER_POLL_FIRST, CLUSTER_POLL_LONGEST);
+        let mut wait = polls.next_delay();
         loop {
             // Registered before polling, so work queued while the poll runs is not missed.
             let woken = self.new_work.of(work).notified();
@@ -260,7 +262,7 @@ impl Store {
                 return Ok(items);
             }
             let _ = tokio::time::timeout_at(deadline.min(now + wait), woken).await;
-            wait = (wait * 2).min(CLUSTER_POLL_LONGEST);
+            wait = polls.next_delay();
         }
     }
 

@@ -4,6 +4,8 @@
 //! platform. A connector turns platform events into [`Inbound`] messages, hands them to the
 //! [`Gateway`], and delivers [`Outbound`] messages the core's outbox gives it.
 
+mod backoff;
+pub use backoff::Backoff;
 mod build;
 pub use build::{
     Broadcast, BroadcastHub, BroadcastReceiver, BuildContext, ConfigProblems, ConnectorConfig,
@@ -21,6 +23,12 @@ pub use files::{
 };
 mod lease;
 pub use lease::{MemoryLease, PollLease};
+mod pacer;
+pub use pacer::KeyedPacer;
+#[cfg(feature = "testkit")]
+mod testkit;
+#[cfg(feature = "testkit")]
+pub use testkit::{MemoryGateway, RecordingConnector};
 mod quota;
 pub use quota::{QuotaRefusal, UploadQuota, UploadReservation};
 mod redact;

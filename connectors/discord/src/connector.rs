@@ -10,7 +10,7 @@ use serenity::http::{Http, HttpBuilder};
 use serenity::model::application::ComponentInteraction;
 use serenity::model::channel::Message;
 use switchboard_api::{
-    too_large_message, Attachment, Capabilities, ChannelKind, Connector, ConnectorError,
+    too_large_message, Attachment, Backoff, Capabilities, ChannelKind, Connector, ConnectorError,
     DeliveryReceipt, Gateway, Health, Inbound, IngestError, Outbound,
 };
 use tokio::sync::mpsc;
@@ -29,6 +29,8 @@ const HOLD_BACKOFF_MAX: Duration = Duration::from_secs(5);
 const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 /// How often thread creation is tried when Discord answers 429 or 5xx.
 const THREAD_ATTEMPTS: u32 = 3;
+/// The pauses between those tries (unless Discord says how long to wait).
+const THREAD_BACKOFF: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(1));
 
 /// Discord as a customer channel: direct messages and a support channel with threads.
 pub struct DiscordConnector {
@@ -39,8 +41,8 @@ pub struct DiscordConnector {
     state: Mutex<State>,
     /// The largest customer attachment downloaded (the gateway's `files.max_bytes`).
     max_file_bytes: u64,
-    /// The first and the longest pause while a message is held for storage to come back.
-    hold_backoff: (Duration, Duration),
+    /// The pauses while a message is held for storage to come back.
+    hold_backoff: Backoff,
 }
 
 #[derive(Default)]
@@ -69,14 +71,14 @@ impl DiscordConnector {
             rest,
             state: Mutex::new(State::default()),
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
-            hold_backoff: (HOLD_BACKOFF_FIRST, HOLD_BACKOFF_MAX),
+            hold_backoff: Backoff::new(HOLD_BACKOFF_FIRST, HOLD_BACKOFF_MAX),
         }
     }
 
     /// Tests compress the hold schedule (first pause, longest pause) instead of waiting.
     #[cfg(test)]
     pub(crate) fn with_hold_backoff(mut self, first: Duration, max: Duration) -> DiscordConnector {
-        self.hold_backoff = (first, max);
+        self.hold_backoff = Backoff::new(first, max);
         self
     }
 
@@ -254,7 +256,7 @@ impl DiscordConnector {
                 }
                 Err(error) if error.is_retryable() && attempt < THREAD_ATTEMPTS => {
                     warn!(%error, channel, attempt, "thread not created yet, retrying");
-                    tokio::time::sleep(backoff(&error, attempt)).await;
+                    tokio::time::sleep(retry_delay(&error, attempt)).await;
                 }
                 Err(error) => {
                     warn!(%error, channel, message = id, "thread not created; message dropped");
@@ -293,9 +295,8 @@ impl DiscordConnector {
     /// wait in the session's queue, in order, and nothing is dropped while the process lives.
     async fn accept(&self, inbound: Inbound, gateway: &dyn Gateway) -> bool {
         let message_id = inbound.message_id.clone();
-        let mut attempt = 0u32;
+        let mut backoff = self.hold_backoff.clone();
         loop {
-            attempt = attempt.saturating_add(1);
             match gateway.accept(inbound.clone()).await {
                 Ok(accepted) => {
                     debug!(message = %message_id, conversation = %accepted.conversation_id,
@@ -307,8 +308,8 @@ impl DiscordConnector {
                     return true;
                 }
                 Err(IngestError::Unavailable(error)) => {
-                    let (first, max) = self.hold_backoff;
-                    let pause = (first * 2u32.pow(attempt.min(5) - 1)).min(max);
+                    let pause = backoff.next_delay();
+                    let attempt = backoff.failures();
                     warn!(%error, message = %message_id, attempt, retry_in = ?pause, "storage unavailable; holding the message");
                     tokio::time::sleep(pause).await;
                 }
@@ -317,10 +318,10 @@ impl DiscordConnector {
     }
 }
 
-fn backoff(error: &ConnectorError, attempt: u32) -> Duration {
+fn retry_delay(error: &ConnectorError, attempt: u32) -> Duration {
     match error {
         ConnectorError::RateLimited { retry_after, .. } => *retry_after,
-        _ => Duration::from_millis(500) * attempt,
+        _ => THREAD_BACKOFF.delay_for_attempt(attempt),
     }
 }
 

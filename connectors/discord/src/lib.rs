@@ -37,8 +37,6 @@ mod gateway;
 mod rest;
 #[cfg(any(test, feature = "standin"))]
 pub mod standin;
-#[cfg(test)]
-mod testkit;
 
 pub use config::DiscordConfig;
 pub use connector::DiscordConnector;

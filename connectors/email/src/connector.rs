@@ -18,7 +18,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use switchboard_api::{
-    too_large_message, Author, Capabilities, ChannelKind, Connector, ConnectorError,
+    too_large_message, Author, Backoff, Capabilities, ChannelKind, Connector, ConnectorError,
     DeliveryReceipt, Gateway, Health, Inbound, IngestError, Outbound, PollLease,
 };
 use tracing::{info, warn};
@@ -30,6 +30,8 @@ use crate::imap::{self, ImapError, Session};
 use crate::noise::{SenderRateLimit, SkipReason};
 
 const NAME: &str = "email";
+/// First wait before reconnecting to the mailbox; it doubles with each failure in a row.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest wait between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Under a lease, the longest IDLE (or poll) wait before the lease is renewed: it bounds how
@@ -139,7 +141,7 @@ impl EmailConnector {
     async fn session(
         &self,
         gateway: &Arc<dyn Gateway>,
-        backoff: &mut Duration,
+        backoff: &mut Backoff,
     ) -> Result<(), ImapError> {
         let imap = &self.config.imap;
         let mut session = imap::connect(imap).await?;
@@ -150,7 +152,7 @@ impl EmailConnector {
                 .has_str("IDLE");
         info!(mailbox = %imap.mailbox, idle = can_idle, "mailbox connected");
         self.set_health(Health::Up);
-        *backoff = Duration::from_secs(1);
+        backoff.reset();
         let (wait, _) = self.wait_and_lease_ttl();
         loop {
             if !self.process_pending(&mut session, gateway).await? {
@@ -395,7 +397,7 @@ impl Connector for EmailConnector {
     }
 
     async fn run(&self, gateway: Arc<dyn Gateway>) -> Result<(), ConnectorError> {
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
         loop {
             if !self.hold_lease(false).await {
                 // Another instance reads the mailbox; sending still works from here.
@@ -417,12 +419,12 @@ impl Connector for EmailConnector {
                     });
                 }
                 Err(ImapError::Io(detail)) => {
-                    warn!(error = %detail, retry_in = ?backoff, "mailbox connection lost; reconnecting");
+                    let pause = backoff.next_delay();
+                    warn!(error = %detail, retry_in = ?pause, "mailbox connection lost; reconnecting");
                     self.set_health(Health::Down(detail));
+                    tokio::time::sleep(pause).await;
                 }
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 

@@ -11,15 +11,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 use switchboard_api::{
-    too_large_message, Attachment, Capabilities, ChannelKind, Connector, ConnectorError,
-    DeliveryReceipt, Gateway, Health, IngestError, Outbound,
+    too_large_message, Attachment, Backoff, Capabilities, ChannelKind, Connector, ConnectorError,
+    DeliveryReceipt, Gateway, Health, IngestError, KeyedPacer, Outbound,
 };
 use tracing::{debug, info, warn, Instrument};
 
 use crate::client::{BotClient, CONNECTOR};
 use crate::config::{TelegramConfig, TelegramMode};
 use crate::convert::{self, OutgoingFile, OutgoingPart, RemoteFile, UpdateAction, DECLINE_TEXT};
-use crate::pacing::SendPacing;
+use crate::pacing::telegram_pacer;
 use crate::{polling, webhook};
 use switchboard_api::PollLease;
 
@@ -32,7 +32,7 @@ pub struct TelegramConnector {
 pub(crate) struct Shared {
     pub(crate) config: TelegramConfig,
     pub(crate) client: BotClient,
-    pacing: SendPacing,
+    pacing: KeyedPacer<i64>,
     health: Mutex<Health>,
     pub(crate) lease: OnceLock<Arc<dyn PollLease>>,
     /// The largest customer file fetched (the gateway's `files.max_bytes`, capped at what
@@ -45,6 +45,11 @@ pub const TELEGRAM_DOWNLOAD_LIMIT: u64 = 20 * 1024 * 1024;
 /// How often a file download that failed on the network is tried before the message is
 /// stored without it (saying so), rather than holding up the chat's later messages.
 const FETCH_ATTEMPTS: u32 = 3;
+/// The pauses between those tries.
+const FETCH_BACKOFF: Backoff = Backoff::new(
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(1),
+);
 /// The longest a send waits for its chat's turn. The per-chat gap is a second, so a reply in
 /// a few parts passes; a longer wait (a 429's `retry_after`) goes back to the outbox, whose
 /// send timeout (10 s by default) must cover the wait and the request.
@@ -67,7 +72,7 @@ impl TelegramConnector {
             shared: Arc::new(Shared {
                 config,
                 client,
-                pacing: SendPacing::telegram(),
+                pacing: telegram_pacer(),
                 health: Mutex::new(Health::Down("not started (getMe pending)".into())),
                 lease: OnceLock::new(),
                 max_file_bytes: TELEGRAM_DOWNLOAD_LIMIT,
@@ -180,10 +185,7 @@ impl Shared {
                 match self.client.fetch_file(&file.file_id, limit).await {
                     Err(error) if error.is_retryable() && attempt < FETCH_ATTEMPTS => {
                         debug!(%error, attempt, file = %file.name, "file download failed; retrying");
-                        tokio::time::sleep(std::time::Duration::from_millis(
-                            500 * u64::from(attempt),
-                        ))
-                        .await;
+                        tokio::time::sleep(FETCH_BACKOFF.delay_for_attempt(attempt)).await;
                         attempt += 1;
                     }
                     other => break other,
@@ -273,7 +275,7 @@ impl Shared {
     /// rather than a send held open against the outbox's send timeout.
     async fn wait_turn(&self, chat: i64) -> Result<(), ConnectorError> {
         self.pacing
-            .wait_turn_within(chat, MAX_PACING_WAIT)
+            .wait_turn_within(&chat, MAX_PACING_WAIT)
             .await
             .map_err(|retry_after| ConnectorError::RateLimited {
                 connector: CONNECTOR,
@@ -292,7 +294,7 @@ impl Shared {
             Err(error) => {
                 match &error {
                     ConnectorError::RateLimited { retry_after, .. } => {
-                        self.pacing.hold(chat, *retry_after).await
+                        self.pacing.hold(&chat, *retry_after).await
                     }
                     ConnectorError::Auth { .. } => self.set_health(Health::Down(error.to_string())),
                     _ => {}

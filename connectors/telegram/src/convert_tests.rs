@@ -1,7 +1,9 @@
 //! Unit tests for [`crate::convert`]: every example payload Telegram publishes parses, and
 //! each kind of message becomes what a support agent would expect to read.
 
+use bytes::Bytes;
 use serde_json::json;
+use switchboard_api::{Author, CustomerAction, FileRef, Outbound};
 
 use super::*;
 

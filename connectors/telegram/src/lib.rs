@@ -21,8 +21,6 @@ mod pacing;
 mod polling;
 #[cfg(any(test, feature = "standin"))]
 pub mod standin;
-#[cfg(test)]
-mod testkit;
 mod webhook;
 
 pub use client::CONNECTOR;

@@ -1,98 +1,33 @@
 //! Send pacing: at most one message per second per chat and thirty per second overall,
 //! Telegram's documented limits; bursts wait their turn in arrival order.
 //!
-//! Telegram answers bursts with 429s and `retry_after`; pacing here keeps the outbox from
-//! burning retries. The idea is the Slack desk's channel gate: each chat has its own FIFO
-//! lock (tokio's `Mutex` is fair) held while waiting, so one chat's messages leave in the
-//! order they came and other chats are not held up; a second, global gate spaces all sends.
+//! Telegram answers bursts with 429s and `retry_after`; pacing keeps the outbox from burning
+//! retries. The gate is the api crate's [`KeyedPacer`], keyed by chat, with a global gate
+//! for the bot-wide limit.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
-use tokio::sync::Mutex;
-use tokio::time::Instant;
+use switchboard_api::KeyedPacer;
 
 /// Telegram's per-chat limit: about one message per second.
 pub const PER_CHAT_INTERVAL: Duration = Duration::from_secs(1);
 /// Telegram's global limit: about thirty messages per second.
 pub const GLOBAL_INTERVAL: Duration = Duration::from_millis(34);
 
-/// Spaces sends per chat and overall.
-#[derive(Debug)]
-pub struct SendPacing {
-    per_chat: Duration,
-    global_interval: Duration,
-    /// When each chat may next be sent to.
-    chats: SyncMutex<HashMap<i64, Arc<Mutex<Instant>>>>,
-    /// When any chat may next be sent to.
-    global: Mutex<Instant>,
-}
-
-impl SendPacing {
-    /// A gate with Telegram's limits.
-    pub fn telegram() -> SendPacing {
-        SendPacing::new(PER_CHAT_INTERVAL, GLOBAL_INTERVAL)
-    }
-
-    /// A gate with the given spacing per chat and overall.
-    pub fn new(per_chat: Duration, global_interval: Duration) -> SendPacing {
-        SendPacing {
-            per_chat,
-            global_interval,
-            chats: SyncMutex::new(HashMap::new()),
-            global: Mutex::new(Instant::now()),
-        }
-    }
-
-    fn slot(&self, chat: i64) -> Arc<Mutex<Instant>> {
-        let mut chats = match self.chats.lock() {
-            Ok(guard) => guard,
-            // A panic elsewhere cannot corrupt a map of instants; keep pacing.
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        chats
-            .entry(chat)
-            .or_insert_with(|| Arc::new(Mutex::new(Instant::now())))
-            .clone()
-    }
-
-    /// Waits for this chat's turn, then for a global slot, and books the next slots; unless
-    /// the chat's turn is more than `limit` away (a 429's `retry_after`, a backlog): then it
-    /// books nothing and says how long the wait would be, so the caller can hand the message
-    /// back for later instead of holding a send open.
-    pub async fn wait_turn_within(&self, chat: i64, limit: Duration) -> Result<(), Duration> {
-        let slot = self.slot(chat);
-        let mut next = slot.lock().await;
-        let wait = next.saturating_duration_since(Instant::now());
-        if wait > limit {
-            return Err(wait);
-        }
-        tokio::time::sleep_until(*next).await;
-        {
-            let mut global = self.global.lock().await;
-            tokio::time::sleep_until(*global).await;
-            *global = Instant::now() + self.global_interval;
-        }
-        *next = Instant::now() + self.per_chat;
-        Ok(())
-    }
-
-    /// Holds a chat back for `delay` (Telegram's `retry_after`), so queued sends wait too.
-    pub async fn hold(&self, chat: i64, delay: Duration) {
-        let slot = self.slot(chat);
-        let mut next = slot.lock().await;
-        *next = (*next).max(Instant::now() + delay);
-    }
+/// A gate with Telegram's limits, keyed by chat id.
+pub fn telegram_pacer() -> KeyedPacer<i64> {
+    KeyedPacer::new(PER_CHAT_INTERVAL).with_global_interval(GLOBAL_INTERVAL)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex as SyncMutex};
+    use tokio::time::Instant;
 
     #[tokio::test(start_paused = true)]
     async fn a_burst_to_one_chat_leaves_one_per_second_in_order() {
-        let pacing = Arc::new(SendPacing::telegram());
+        let pacing = Arc::new(telegram_pacer());
         let start = Instant::now();
         let order = Arc::new(SyncMutex::new(Vec::new()));
         let mut tasks = Vec::new();
@@ -100,7 +35,7 @@ mod tests {
             let pacing = pacing.clone();
             let order = order.clone();
             tasks.push(tokio::spawn(async move {
-                pacing.wait_turn_within(7, Duration::MAX).await.unwrap();
+                pacing.wait_turn_within(&7, Duration::MAX).await.unwrap();
                 if let Ok(mut order) = order.lock() {
                     order.push((i, start.elapsed()));
                 }
@@ -119,11 +54,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_turn_too_far_away_is_refused_with_the_wait_and_books_nothing() {
-        let pacing = SendPacing::telegram();
-        pacing.hold(7, Duration::from_secs(30)).await;
+        let pacing = telegram_pacer();
+        pacing.hold(&7, Duration::from_secs(30)).await;
         let start = Instant::now();
         let refused = pacing
-            .wait_turn_within(7, Duration::from_secs(3))
+            .wait_turn_within(&7, Duration::from_secs(3))
             .await
             .expect_err("30 s away");
         assert!(refused > Duration::from_secs(29), "{refused:?}");
@@ -134,11 +69,11 @@ mod tests {
         );
         // Other chats are not held, and the held chat's turn did not move.
         assert_eq!(
-            pacing.wait_turn_within(8, Duration::from_secs(3)).await,
+            pacing.wait_turn_within(&8, Duration::from_secs(3)).await,
             Ok(())
         );
         let again = pacing
-            .wait_turn_within(7, Duration::from_secs(3))
+            .wait_turn_within(&7, Duration::from_secs(3))
             .await
             .expect_err("still held");
         assert!(
@@ -149,10 +84,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn many_chats_share_the_global_rate() {
-        let pacing = SendPacing::telegram();
+        let pacing = telegram_pacer();
         let start = Instant::now();
         for chat in 0..31 {
-            pacing.wait_turn_within(chat, Duration::MAX).await.unwrap();
+            pacing.wait_turn_within(&chat, Duration::MAX).await.unwrap();
         }
         // 31 sends to different chats take at least 30 global intervals (~1 s), not 0.
         assert!(
@@ -165,12 +100,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retry_after_holds_the_chat_back() {
-        let pacing = SendPacing::telegram();
+        let pacing = telegram_pacer();
         let start = Instant::now();
-        pacing.hold(1, Duration::from_secs(5)).await;
-        pacing.wait_turn_within(2, Duration::MAX).await.unwrap();
+        pacing.hold(&1, Duration::from_secs(5)).await;
+        pacing.wait_turn_within(&2, Duration::MAX).await.unwrap();
         assert!(start.elapsed() < Duration::from_millis(100));
-        pacing.wait_turn_within(1, Duration::MAX).await.unwrap();
+        pacing.wait_turn_within(&1, Duration::MAX).await.unwrap();
         assert!(start.elapsed() >= Duration::from_secs(5));
     }
 }

@@ -10,13 +10,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_api::{ConnectorError, Gateway, Health};
+use switchboard_api::{Backoff, ConnectorError, Gateway, Health};
 use tracing::{info, warn};
 
 use crate::client::BotAccount;
 use crate::connector::Shared;
 use crate::convert;
 
+/// The first wait before retrying a failing poll or getMe.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest wait between retries of a failing poll or getMe.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often an instance without the lease asks for it again: a released lease (a rolling
@@ -27,7 +29,7 @@ const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 /// Checks the token with `getMe`, retrying transient failures; a rejected token is final.
 pub(crate) async fn check_token(shared: &Shared) -> Result<BotAccount, ConnectorError> {
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     loop {
         match shared.client.get_me().await {
             Ok(account) => {
@@ -42,7 +44,7 @@ pub(crate) async fn check_token(shared: &Shared) -> Result<BotAccount, Connector
             Err(error) => {
                 warn!(%error, "getMe failed; retrying");
                 shared.set_health(Health::Down(error.to_string()));
-                tokio::time::sleep(backoff.next_delay(&error)).await;
+                tokio::time::sleep(retry_delay(&mut backoff, &error)).await;
             }
         }
     }
@@ -64,7 +66,7 @@ pub(crate) async fn poll(
     let mut holding = false;
     let mut webhook_cleared = false;
     let mut offset: Option<i64> = None;
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     loop {
         if let Some(lease) = shared.lease.get() {
             let held = if holding {
@@ -107,11 +109,11 @@ pub(crate) async fn poll(
             Err(error) => {
                 warn!(%error, "telegram poll failed; retrying");
                 shared.set_health(Health::Down(error.to_string()));
-                tokio::time::sleep(backoff.next_delay(&error)).await;
+                tokio::time::sleep(retry_delay(&mut backoff, &error)).await;
                 continue;
             }
         };
-        backoff = Backoff::default();
+        backoff.reset();
         shared.set_health(Health::Up);
         for raw in &updates {
             let Some(update_id) = convert::update_id(raw) else {
@@ -122,7 +124,7 @@ pub(crate) async fn poll(
                 // Not confirmed: the next poll starts at this update again.
                 warn!(%error, update_id, "update not stored; will read it again");
                 shared.set_health(Health::Down(format!("storage: {error}")));
-                tokio::time::sleep(backoff.next_storage_delay()).await;
+                tokio::time::sleep(backoff.next_delay()).await;
                 break;
             }
             // Replays (ids below the offset) are handled again but never move it back.
@@ -131,23 +133,10 @@ pub(crate) async fn poll(
     }
 }
 
-/// Exponential backoff from 1 s to [`MAX_BACKOFF`]; a 429 waits as long as Telegram asks.
-#[derive(Debug, Default)]
-struct Backoff {
-    failures: u32,
-}
-
-impl Backoff {
-    fn next_delay(&mut self, error: &ConnectorError) -> Duration {
-        if let ConnectorError::RateLimited { retry_after, .. } = error {
-            return *retry_after;
-        }
-        self.next_storage_delay()
-    }
-
-    fn next_storage_delay(&mut self) -> Duration {
-        let delay = Duration::from_secs(1u64 << self.failures.min(5)).min(MAX_BACKOFF);
-        self.failures = self.failures.saturating_add(1);
-        delay
+/// The next wait of `backoff`; a 429 waits as long as Telegram asks instead.
+fn retry_delay(backoff: &mut Backoff, error: &ConnectorError) -> Duration {
+    match error {
+        ConnectorError::RateLimited { retry_after, .. } => *retry_after,
+        _ => backoff.next_delay(),
     }
 }

@@ -11,7 +11,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{client_async, WebSocketStream};
 
-use crate::testkit::TestServer;
+use crate::test_server::TestServer;
 use crate::WebchatConfig;
 
 /// A connection to the server from the loopback address `from`.

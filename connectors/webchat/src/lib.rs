@@ -44,7 +44,7 @@ mod client_ip_tests;
 #[cfg(test)]
 mod socket_tests;
 #[cfg(test)]
-mod testkit;
+mod test_server;
 
 pub use claims::sign_user_claims;
 pub use config::WebchatConfig;

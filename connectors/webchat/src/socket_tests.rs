@@ -1,7 +1,6 @@
 //! The connector through its real interface: a WebSocket and HTTP client against the
 //! router served on a free port, with an in-memory gateway behind it.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -12,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
-use crate::testkit::TestServer;
+use crate::test_server::TestServer;
 use crate::{sign_user_id, WebchatConfig};
 
 const SESSION: &str = "Zq8Xv3Lm9Tn2Rb7Wk4Hs6Jd1";
@@ -307,7 +306,7 @@ async fn bad_sessions_rate_limits_and_outages_are_reported() {
     let server = TestServer::start(config()).await;
     let mut socket = connect(&server).await;
     hello(&mut socket, json!({})).await;
-    server.gateway.unavailable.store(true, Ordering::SeqCst);
+    server.gateway.set_unavailable(true);
     send(
         &mut socket,
         json!({"type": "message", "client_id": "u-1", "text": "hi"}),
@@ -317,7 +316,7 @@ async fn bad_sessions_rate_limits_and_outages_are_reported() {
     assert_eq!(reply["code"], "unavailable");
     assert_eq!(reply["client_id"], "u-1");
     // Storage back: the widget's retry goes through, no restart needed.
-    server.gateway.unavailable.store(false, Ordering::SeqCst);
+    server.gateway.set_unavailable(false);
     send(
         &mut socket,
         json!({"type": "message", "client_id": "u-1", "text": "hi"}),
@@ -400,7 +399,7 @@ async fn http_variant_follows_the_same_rules() {
     assert_eq!(post(human).await.0, 200);
     assert_eq!(server.gateway.accepted().len(), 2);
 
-    server.gateway.unavailable.store(true, Ordering::SeqCst);
+    server.gateway.set_unavailable(true);
     assert_eq!(
         post(json!({"session": SESSION, "client_id": "h-7", "text": "hi"}))
             .await
@@ -409,7 +408,7 @@ async fn http_variant_follows_the_same_rules() {
     );
     let path = format!("/webchat/messages?session={SESSION}");
     assert_eq!(http(&server, "GET", &path, None).await.0, 503);
-    server.gateway.unavailable.store(false, Ordering::SeqCst);
+    server.gateway.set_unavailable(false);
 
     let (status, history) = http(&server, "GET", &path, None).await;
     assert_eq!(status, 200);

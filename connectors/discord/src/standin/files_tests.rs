@@ -12,8 +12,8 @@ use switchboard_api::{Author, Connector, FileRef, Gateway, Outbound};
 
 use crate::config::Secret;
 use crate::standin::DiscordStandIn;
-use crate::testkit::FakeGateway;
 use crate::{DiscordConfig, DiscordConnector};
+use switchboard_api::MemoryGateway;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -37,13 +37,13 @@ async fn running(
     max_file_bytes: u64,
 ) -> (
     DiscordStandIn,
-    Arc<FakeGateway>,
+    Arc<MemoryGateway>,
     tokio::task::JoinHandle<()>,
 ) {
     let standin = DiscordStandIn::start().await;
     let connector =
         Arc::new(DiscordConnector::new(config(&standin)).with_max_file_bytes(max_file_bytes));
-    let gateway = Arc::new(FakeGateway::default());
+    let gateway = Arc::new(MemoryGateway::default());
     let run_gateway = Arc::clone(&gateway) as Arc<dyn Gateway>;
     let run = tokio::spawn(async move {
         let _ = connector.run(run_gateway).await;

@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 use crate::config::Secret;
 use crate::convert::HUMAN_BUTTON_ID;
 use crate::standin::DiscordStandIn;
-use crate::testkit::FakeGateway;
 use crate::{DiscordConfig, DiscordConnector};
+use switchboard_api::MemoryGateway;
 
 const SUPPORT: u64 = 1_200_000_000_000_000_001;
 const WAIT: Duration = Duration::from_secs(10);
@@ -22,7 +22,7 @@ const WAIT: Duration = Duration::from_secs(10);
 struct Harness {
     standin: DiscordStandIn,
     connector: Arc<DiscordConnector>,
-    gateway: Arc<FakeGateway>,
+    gateway: Arc<MemoryGateway>,
     run: JoinHandle<Result<(), ConnectorError>>,
 }
 
@@ -51,7 +51,7 @@ async fn start() -> Harness {
 async fn start_with(adjust: impl FnOnce(DiscordConnector) -> DiscordConnector) -> Harness {
     let standin = DiscordStandIn::start().await;
     let connector = Arc::new(adjust(DiscordConnector::new(config(&standin))));
-    let gateway = Arc::new(FakeGateway::default());
+    let gateway = Arc::new(MemoryGateway::default());
     let run = {
         let connector = Arc::clone(&connector);
         let gateway = Arc::clone(&gateway) as Arc<dyn Gateway>;
@@ -234,7 +234,7 @@ async fn a_revoked_token_stops_the_connector_with_an_error_naming_it() {
     let standin = DiscordStandIn::start().await;
     standin.revoke_token();
     let connector = DiscordConnector::new(config(&standin));
-    let gateway = Arc::new(FakeGateway::default()) as Arc<dyn Gateway>;
+    let gateway = Arc::new(MemoryGateway::default()) as Arc<dyn Gateway>;
 
     let error = tokio::time::timeout(WAIT, connector.run(gateway))
         .await
@@ -407,13 +407,13 @@ async fn messages_that_arrive_while_storage_is_down_are_stored_in_order_once_it_
         connector.with_hold_backoff(Duration::from_millis(2), Duration::from_millis(20))
     })
     .await;
-    h.gateway.set_down(true);
+    h.gateway.set_unavailable(true);
     h.standin.push_dm("Ada", "How do I reset my password?");
     h.standin.push_dm("Ada", "I still cannot log in");
     // Offered again and again: well past the 5 attempts after which it used to be dropped.
     assert!(h.gateway.wait_for_refusals(20, WAIT).await >= 20);
     assert!(h.gateway.accepted().is_empty());
-    h.gateway.set_down(false);
+    h.gateway.set_unavailable(false);
 
     let accepted = h.gateway.wait_for_accepted(2, WAIT).await;
     let texts: Vec<&str> = accepted.iter().map(|m| m.text.as_str()).collect();

@@ -9,7 +9,6 @@
 pub(crate) mod client;
 mod errors;
 pub(crate) mod events_http;
-pub(crate) mod pacing;
 pub(crate) mod shared_files;
 pub mod signature;
 
@@ -19,14 +18,13 @@ use axum::Router;
 use bytes::Bytes;
 use serde_json::Value;
 use slack_morphism::SlackMessageMetadata;
-use switchboard_api::{Attachment, ConnectorError, Health, IngestError, Secret};
+use switchboard_api::{Attachment, ConnectorError, Health, IngestError, KeyedPacer, Secret};
 use tokio::sync::OnceCell;
 use tracing::info;
 
 use crate::config::{resolved_tokens, SlackMode};
 use crate::convert::SharedFile;
 use client::{BotIdentity, EnvelopeHandler, SlackWeb};
-use pacing::ChannelPacing;
 
 /// The limit on shared files when the gateway sets none.
 const DEFAULT_MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
@@ -55,7 +53,8 @@ pub(crate) struct SlackApp {
     events_path: String,
     signing_secret: Option<Secret>,
     web: Arc<dyn SlackWeb>,
-    pacing: ChannelPacing,
+    /// One post per channel at a time, `posts_per_second_per_channel` apart.
+    pacing: KeyedPacer<String>,
     bot: OnceCell<BotIdentity>,
     health: Mutex<Health>,
     /// Shared files larger than this are not downloaded (the core names them).
@@ -82,7 +81,7 @@ impl SlackApp {
             events_path: settings.events_path.to_string(),
             signing_secret: settings.signing_secret.cloned(),
             web,
-            pacing: ChannelPacing::new(settings.posts_per_second_per_channel),
+            pacing: KeyedPacer::per_second(settings.posts_per_second_per_channel),
             bot: OnceCell::new(),
             health: Mutex::new(Health::Down("not started (auth.test pending)".into())),
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,

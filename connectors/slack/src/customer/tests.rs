@@ -1,17 +1,13 @@
 //! The Slack customer channel against the loopback stand-in, through the real slack-morphism
-//! client and Socket Mode, with an in-memory gateway that dedupes like the core.
+//! client and Socket Mode, with the api crate's in-memory gateway.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::{json, Value};
 use switchboard_api::{
-    Accepted, Author, ChannelKind, Connector, ConnectorError, ConversationView, CustomerAction,
-    Gateway, Inbound, InboundKind, IngestError, Outbound,
+    Author, Connector, ConnectorError, CustomerAction, InboundKind, MemoryGateway, Outbound,
 };
-use tokio::sync::Notify;
 use tower::ServiceExt;
 
 use crate::app::events_http::percent_encode;
@@ -23,65 +19,6 @@ const SHARED: &str = "C0SHARED";
 const CUSTOMER: &str = "U0CUSTADA";
 const SECRET: &str = "customer-signing-secret";
 const WAIT: Duration = Duration::from_secs(10);
-
-/// An in-memory gateway: stores each message id once, like the core's dedupe.
-#[derive(Default)]
-struct FakeGateway {
-    stored: Mutex<Vec<Inbound>>,
-    seen: Mutex<HashMap<String, String>>,
-    arrived: Notify,
-}
-
-impl FakeGateway {
-    fn stored(&self) -> Vec<Inbound> {
-        self.stored.lock().expect("gateway lock").clone()
-    }
-
-    async fn wait_for(&self, n: usize) -> Vec<Inbound> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let arrived = self.arrived.notified();
-            let stored = self.stored();
-            if stored.len() >= n || tokio::time::Instant::now() >= deadline {
-                return stored;
-            }
-            let _ = tokio::time::timeout_at(deadline, arrived).await;
-        }
-    }
-}
-
-#[async_trait]
-impl Gateway for FakeGateway {
-    async fn accept(&self, inbound: Inbound) -> Result<Accepted, IngestError> {
-        let mut seen = self.seen.lock().expect("gateway lock");
-        let conversation_id = format!("conv-{}", inbound.conversation_key);
-        if let Some(message_id) = seen.get(&inbound.message_id) {
-            return Ok(Accepted {
-                conversation_id,
-                message_id: message_id.clone(),
-                is_new: false,
-            });
-        }
-        let message_id = format!("{}-0", seen.len() + 1);
-        seen.insert(inbound.message_id.clone(), message_id.clone());
-        self.stored.lock().expect("gateway lock").push(inbound);
-        self.arrived.notify_waiters();
-        Ok(Accepted {
-            conversation_id,
-            message_id,
-            is_new: true,
-        })
-    }
-
-    async fn history(
-        &self,
-        _channel: ChannelKind,
-        _conversation_key: &str,
-        _after: Option<&str>,
-    ) -> Result<Option<ConversationView>, IngestError> {
-        Ok(None)
-    }
-}
 
 fn config(slack: &SlackStandIn, mode: SlackMode) -> SlackCustomerConfig {
     SlackCustomerConfig {
@@ -98,12 +35,12 @@ fn config(slack: &SlackStandIn, mode: SlackMode) -> SlackCustomerConfig {
 }
 
 /// A connector running in Socket Mode against the stand-in, with its fake gateway.
-async fn running(slack: &SlackStandIn) -> (Arc<SlackCustomerConnector>, Arc<FakeGateway>) {
+async fn running(slack: &SlackStandIn) -> (Arc<SlackCustomerConnector>, Arc<MemoryGateway>) {
     slack.set_user_with_email(CUSTOMER, "Ada", "ada@example.com");
     let connector = Arc::new(
         SlackCustomerConnector::new(config(slack, SlackMode::Socket)).expect("builds offline"),
     );
-    let gateway = Arc::new(FakeGateway::default());
+    let gateway = Arc::new(MemoryGateway::default());
     let (run, sink) = (connector.clone(), gateway.clone());
     tokio::spawn(async move { run.run(sink).await });
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -153,7 +90,7 @@ async fn a_top_level_message_starts_a_conversation_and_thread_replies_continue_i
         Some("1700000000.000100"),
         "I still get an error &amp; no email",
     ));
-    let stored = gateway.wait_for(2).await;
+    let stored = gateway.wait_for_accepted(2, WAIT).await;
     assert_eq!(stored.len(), 2, "{stored:?}");
 
     let question = &stored[0];
@@ -206,7 +143,7 @@ async fn the_bots_own_posts_other_channels_and_edits_are_ignored_and_redeliverie
     // The customer writes again: once that is stored, a second copy would have been too.
     let next = customer_message("1700000020.000100", None, "Thanks!");
     slack.send_callback(event_callback("EvNext0001", next));
-    let stored = gateway.wait_for(2).await;
+    let stored = gateway.wait_for_accepted(2, WAIT).await;
     let texts: Vec<&str> = stored.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, ["Where is my invoice?", "Thanks!"]);
 }
@@ -289,7 +226,7 @@ async fn pressing_talk_to_a_human_becomes_a_human_request_once() {
     // The customer writes next: once that is stored, a second press would have been too.
     let next = customer_message("1700000020.000100", None, "Thanks!");
     slack.send_callback(event_callback("EvNext0002", next));
-    let stored = gateway.wait_for(2).await;
+    let stored = gateway.wait_for_accepted(2, WAIT).await;
     assert_eq!(stored.len(), 2, "a redelivered press is stored once");
     assert_eq!(stored[1].text, "Thanks!");
     let request = &stored[0];
@@ -335,7 +272,7 @@ async fn a_429_is_rate_limited_and_a_revoked_token_is_an_auth_error() {
     revoked.bot_token = Some(Secret::new("xoxb-revoked"));
     let revoked = SlackCustomerConnector::new(revoked).expect("builds offline");
     let error = revoked
-        .run(Arc::new(FakeGateway::default()))
+        .run(Arc::new(MemoryGateway::default()))
         .await
         .expect_err("auth.test refuses the token");
     assert!(matches!(error, ConnectorError::Auth { .. }), "{error:?}");
@@ -348,7 +285,7 @@ async fn the_events_api_verifies_signatures_and_takes_events_and_button_presses(
     slack.set_user(CUSTOMER, "Ada");
     let connector =
         SlackCustomerConnector::new(config(&slack, SlackMode::EventsApi)).expect("builds offline");
-    let gateway = Arc::new(FakeGateway::default());
+    let gateway = Arc::new(MemoryGateway::default());
     let router = connector
         .routes(gateway.clone())
         .expect("events_api mode serves a route");
@@ -386,7 +323,7 @@ async fn the_events_api_verifies_signatures_and_takes_events_and_button_presses(
         .expect("response");
     assert_eq!(response.status(), 200);
 
-    let stored = gateway.stored();
+    let stored = gateway.accepted();
     assert_eq!(stored.len(), 2, "{stored:?}");
     assert_eq!(stored[0].text, "Hello from the community");
     assert_eq!(
@@ -452,7 +389,7 @@ async fn the_rating_buttons_are_posted_and_a_press_is_stored_as_the_number() {
         "13345224609.738474920.rating",
     );
     slack.send_interaction(press);
-    let stored = gateway.wait_for(1).await;
+    let stored = gateway.wait_for_accepted(1, WAIT).await;
     assert_eq!(stored.len(), 1);
     let rating = &stored[0];
     assert_eq!(rating.kind, InboundKind::Text);
@@ -488,7 +425,7 @@ async fn a_customers_shared_file_reaches_the_gateway_with_its_bytes() {
         "",
         vec![hosted],
     ));
-    let stored = gateway.wait_for(1).await;
+    let stored = gateway.wait_for_accepted(1, WAIT).await;
     assert_eq!(stored.len(), 1, "a message of only a file is stored");
     let inbound = &stored[0];
     assert_eq!(inbound.conversation_key, "C0SHARED:1700000000.000100");
@@ -513,7 +450,7 @@ async fn an_oversized_shared_file_is_not_kept_and_the_customer_told() {
             .expect("builds offline")
             .with_max_file_bytes(1024),
     );
-    let gateway = Arc::new(FakeGateway::default());
+    let gateway = Arc::new(MemoryGateway::default());
     let (run, sink) = (connector.clone(), gateway.clone());
     tokio::spawn(async move { run.run(sink).await });
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -528,7 +465,7 @@ async fn an_oversized_shared_file_is_not_kept_and_the_customer_told() {
         "my backup",
         vec![hosted],
     ));
-    let stored = gateway.wait_for(1).await;
+    let stored = gateway.wait_for_accepted(1, WAIT).await;
     let file = &stored[0].files[0];
     assert_eq!(
         (file.name.as_str(), file.size, file.bytes.is_none()),

@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Secret, TelegramConfig};
 use crate::standin::TelegramStandIn;
-use crate::testkit::{Fake, FakeGateway};
 use crate::TelegramConnector;
+use switchboard_api::MemoryGateway;
 
 const WAIT: Duration = Duration::from_secs(10);
 const ADA: i64 = 4242;
@@ -40,7 +40,7 @@ async fn running(
     max_file_bytes: u64,
 ) -> (
     TelegramStandIn,
-    Fake,
+    Arc<MemoryGateway>,
     JoinHandle<Result<(), ConnectorError>>,
 ) {
     let standin = TelegramStandIn::start().await;
@@ -49,7 +49,7 @@ async fn running(
             .expect("builds")
             .with_max_file_bytes(max_file_bytes),
     );
-    let gateway = Arc::new(FakeGateway::default());
+    let gateway = Arc::new(MemoryGateway::default());
     let run_gateway: Arc<dyn Gateway> = gateway.clone();
     let task = tokio::spawn(async move { connector.run(run_gateway).await });
     (standin, gateway, task)
@@ -62,7 +62,7 @@ async fn a_customers_photo_and_document_reach_the_gateway_with_their_bytes() {
     let pdf = binary(7_000, 2);
     standin.push_photo(ADA, "Ada", &photo, "the error I get");
     standin.push_document(ADA, "Ada", "invoice.pdf", "application/pdf", &pdf);
-    let stored = gateway.wait_for_stored(2, WAIT).await;
+    let stored = gateway.wait_for_accepted(2, WAIT).await;
     assert_eq!(stored.len(), 2);
 
     assert_eq!(stored[0].text, "the error I get", "the caption is the text");
@@ -111,7 +111,7 @@ async fn telegrams_own_voice_and_audio_examples_are_fetched() {
         standin.push_update(update);
         sent.push(bytes);
     }
-    let stored = gateway.wait_for_stored(2, WAIT).await;
+    let stored = gateway.wait_for_accepted(2, WAIT).await;
     let received: Vec<(&str, &str, Option<&[u8]>)> = stored
         .iter()
         .map(|inbound| {
@@ -143,7 +143,7 @@ async fn an_oversized_file_is_refused_before_download_and_the_customer_told() {
         "application/zip",
         &binary(6 * 1024, 4),
     );
-    let stored = gateway.wait_for_stored(1, WAIT).await;
+    let stored = gateway.wait_for_accepted(1, WAIT).await;
     let file = &stored[0].files[0];
     assert_eq!(
         (file.name.as_str(), file.size, file.bytes.is_none()),
@@ -170,7 +170,7 @@ async fn an_oversized_file_is_refused_before_download_and_the_customer_told() {
         "Ada",
         json!({ "document": document, "caption": "see this" }),
     );
-    let stored = gateway.wait_for_stored(2, WAIT).await;
+    let stored = gateway.wait_for_accepted(2, WAIT).await;
     assert_eq!(stored[1].text, "see this");
     let file = &stored[1].files[0];
     assert!(file.bytes.is_none() && file.size > 4 * 1024, "{file:?}");

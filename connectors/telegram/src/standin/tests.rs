@@ -1,7 +1,6 @@
 //! The connector against the loopback Bot API stand-in, through the real teloxide client:
 //! what a customer does in Telegram, and what the gateway and the customer then see.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +16,8 @@ use tower::ServiceExt;
 use crate::config::{Secret, TelegramConfig, TelegramMode};
 use crate::convert::HUMAN_BUTTON_DATA;
 use crate::standin::TelegramStandIn;
-use crate::testkit::{Fake, FakeGateway};
 use crate::{MemoryLease, PollLease, TelegramConnector, SECRET_HEADER};
+use switchboard_api::MemoryGateway;
 
 const WAIT: Duration = Duration::from_secs(10);
 const ADA: i64 = 4242;
@@ -37,7 +36,7 @@ fn config(standin: &TelegramStandIn) -> TelegramConfig {
 struct Running {
     standin: TelegramStandIn,
     connector: Arc<TelegramConnector>,
-    gateway: Fake,
+    gateway: Arc<MemoryGateway>,
     task: JoinHandle<Result<(), ConnectorError>>,
 }
 
@@ -45,7 +44,7 @@ struct Running {
 async fn running() -> Running {
     let standin = TelegramStandIn::start().await;
     let connector = Arc::new(TelegramConnector::new(config(&standin)).expect("builds"));
-    let gateway = Arc::new(FakeGateway::default());
+    let gateway = Arc::new(MemoryGateway::default());
     let task = spawn_run(&connector, &gateway);
     Running {
         standin,
@@ -57,7 +56,7 @@ async fn running() -> Running {
 
 fn spawn_run(
     connector: &Arc<TelegramConnector>,
-    gateway: &Fake,
+    gateway: &Arc<MemoryGateway>,
 ) -> JoinHandle<Result<(), ConnectorError>> {
     let connector = Arc::clone(connector);
     let gateway: Arc<dyn Gateway> = gateway.clone();
@@ -83,7 +82,7 @@ fn outbound(author: Author, text: &str, actions: Vec<CustomerAction>) -> Outboun
 async fn a_text_message_reaches_the_gateway() {
     let run = running().await;
     let update_id = run.standin.push_text(ADA, "Ada", "Where is my order?");
-    let stored = run.gateway.wait_for_stored(1, WAIT).await;
+    let stored = run.gateway.wait_for_accepted(1, WAIT).await;
     assert_eq!(stored.len(), 1);
     let inbound = &stored[0];
     assert_eq!(inbound.channel, crate::CHANNEL);
@@ -146,7 +145,7 @@ async fn an_ai_answer_shows_the_button_and_an_agent_is_named() {
 async fn a_button_press_becomes_a_human_request() {
     let run = running().await;
     let update_id = run.standin.push_callback(ADA, "Ada", HUMAN_BUTTON_DATA);
-    let stored = run.gateway.wait_for_stored(1, WAIT).await;
+    let stored = run.gateway.wait_for_accepted(1, WAIT).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].kind, InboundKind::HumanRequest);
     assert_eq!(stored[0].message_id, format!("tg:{update_id}"));
@@ -166,13 +165,13 @@ async fn a_button_press_becomes_a_human_request() {
 async fn a_replayed_update_is_stored_once_and_the_next_is_not_lost() {
     let run = running().await;
     let first = run.standin.push_text(ADA, "Ada", "first");
-    run.gateway.wait_for_stored(1, WAIT).await;
+    run.gateway.wait_for_accepted(1, WAIT).await;
     // As after a crash before the offset moved: Telegram hands the update out again.
     assert!(run.standin.replay_update(first));
     let tg_first = format!("tg:{first}");
     assert_eq!(run.gateway.wait_for_attempts(&tg_first, 2, WAIT).await, 2);
     run.standin.push_text(ADA, "Ada", "second");
-    let stored = run.gateway.wait_for_stored(2, WAIT).await;
+    let stored = run.gateway.wait_for_accepted(2, WAIT).await;
     let texts: Vec<&str> = stored.iter().map(|inbound| inbound.text.as_str()).collect();
     assert_eq!(texts, ["first", "second"]);
     run.task.abort();
@@ -181,7 +180,7 @@ async fn a_replayed_update_is_stored_once_and_the_next_is_not_lost() {
 #[tokio::test]
 async fn storage_down_keeps_the_update_until_it_is_stored() {
     let run = running().await;
-    run.gateway.unavailable.store(true, Ordering::SeqCst);
+    run.gateway.set_unavailable(true);
     let id = run.standin.push_text(ADA, "Ada", "are you there?");
     let tg_id = format!("tg:{id}");
     run.gateway.wait_for_attempts(&tg_id, 1, WAIT).await;
@@ -191,8 +190,8 @@ async fn storage_down_keeps_the_update_until_it_is_stored() {
         "not confirmed while storage is down"
     );
     assert!(matches!(run.connector.health().await, Health::Down(_)));
-    run.gateway.unavailable.store(false, Ordering::SeqCst);
-    let stored = run.gateway.wait_for_stored(1, WAIT).await;
+    run.gateway.set_unavailable(false);
+    let stored = run.gateway.wait_for_accepted(1, WAIT).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].text, "are you there?");
     run.task.abort();
@@ -256,7 +255,7 @@ async fn a_revoked_token_stops_the_connector_with_a_clear_error() {
     let standin = TelegramStandIn::start().await;
     standin.revoke_token();
     let connector = Arc::new(TelegramConnector::new(config(&standin)).expect("builds"));
-    let gateway = Arc::new(FakeGateway::default());
+    let gateway = Arc::new(MemoryGateway::default());
     let result = tokio::time::timeout(WAIT, spawn_run(&connector, &gateway))
         .await
         .expect("run returns")
@@ -281,7 +280,7 @@ async fn a_revoked_token_stops_the_connector_with_a_clear_error() {
 async fn a_token_revoked_while_polling_stops_the_loop() {
     let run = running().await;
     run.standin.push_text(ADA, "Ada", "hi");
-    run.gateway.wait_for_stored(1, WAIT).await;
+    run.gateway.wait_for_accepted(1, WAIT).await;
     run.standin.revoke_token();
     let result = tokio::time::timeout(WAIT, run.task)
         .await
@@ -305,7 +304,7 @@ async fn media_and_edits_are_stored_as_what_they_are() {
         json!({"location": {"latitude": 52.5, "longitude": 13.4}}),
     );
     run.standin.push_edit(ADA, "Ada", 1, "fixed typo");
-    let stored = run.gateway.wait_for_stored(3, WAIT).await;
+    let stored = run.gateway.wait_for_accepted(3, WAIT).await;
     let texts: Vec<&str> = stored.iter().map(|inbound| inbound.text.as_str()).collect();
     assert_eq!(
         texts,
@@ -329,7 +328,7 @@ async fn unreadable_and_unsupported_updates_are_declined_or_skipped() {
     run.standin
         .push_update(json!({"update_id": 0, "poll": {"id": "1"}}));
     run.standin.push_text(ADA, "Ada", "still here");
-    let stored = run.gateway.wait_for_stored(1, WAIT).await;
+    let stored = run.gateway.wait_for_accepted(1, WAIT).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].text, "still here");
     let sent = run.standin.wait_for_sent(1, WAIT).await;
@@ -344,7 +343,7 @@ async fn group_messages_are_ignored_and_start_greets() {
     run.standin.push_text(-1001234, "Bob", "hello everyone");
     run.standin.push_text(ADA, "Ada", "/start");
     run.standin.push_text(ADA, "Ada", "my question");
-    let stored = run.gateway.wait_for_stored(1, WAIT).await;
+    let stored = run.gateway.wait_for_accepted(1, WAIT).await;
     let sent = run.standin.wait_for_sent(1, WAIT).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].text, "my question");
@@ -362,7 +361,7 @@ async fn group_messages_are_ignored_and_start_greets() {
 async fn with_a_lease_only_one_instance_polls() {
     let standin = TelegramStandIn::start().await;
     let lease = MemoryLease::default();
-    let gateway = Arc::new(FakeGateway::default());
+    let gateway = Arc::new(MemoryGateway::default());
     let mut tasks = Vec::new();
     let handles = [lease.clone(), lease.another_instance()];
     for handle in handles.clone() {
@@ -374,7 +373,7 @@ async fn with_a_lease_only_one_instance_polls() {
     for text in ["one", "two", "three"] {
         standin.push_text(ADA, "Ada", text);
     }
-    let stored = gateway.wait_for_stored(3, WAIT).await;
+    let stored = gateway.wait_for_accepted(3, WAIT).await;
     assert_eq!(stored.len(), 3);
     // The other instance asked for the lease, was turned away, and did not poll.
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -421,7 +420,7 @@ async fn post(router: &axum::Router, secret: Option<&str>, body: &str) -> Status
 async fn webhook_checks_the_secret_and_stores_the_update() {
     let standin = TelegramStandIn::start().await;
     let connector = webhook_connector(&standin);
-    let gateway = Arc::new(FakeGateway::default());
+    let gateway = Arc::new(MemoryGateway::default());
     let router = connector
         .routes(gateway.clone() as Arc<dyn Gateway>)
         .expect("webhook mode serves a route");
@@ -448,12 +447,12 @@ async fn webhook_checks_the_secret_and_stores_the_update() {
         post(&router, Some("s3cret-token"), &body).await,
         StatusCode::OK
     );
-    let stored = gateway.stored();
+    let stored = gateway.accepted();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].text, "I was charged twice");
     assert_eq!(stored[0].message_id, "tg:10000");
 
-    gateway.unavailable.store(true, Ordering::SeqCst);
+    gateway.set_unavailable(true);
     update["update_id"] = json!(10001);
     assert_eq!(
         post(&router, Some("s3cret-token"), &update.to_string()).await,
@@ -469,7 +468,7 @@ async fn webhook_checks_the_secret_and_stores_the_update() {
 async fn polling_mode_serves_no_route() {
     let standin = TelegramStandIn::start().await;
     let connector = TelegramConnector::new(config(&standin)).expect("builds");
-    let gateway: Arc<dyn Gateway> = Arc::new(FakeGateway::default());
+    let gateway: Arc<dyn Gateway> = Arc::new(MemoryGateway::default());
     assert!(connector.routes(gateway).is_none());
 }
 
@@ -477,7 +476,7 @@ async fn polling_mode_serves_no_route() {
 async fn without_a_lease_two_pollers_conflict_but_nothing_is_lost() {
     // Why the lease exists: Telegram ends one of two concurrent polls with 409 Conflict.
     let standin = TelegramStandIn::start().await;
-    let gateway = Arc::new(FakeGateway::default());
+    let gateway = Arc::new(MemoryGateway::default());
     let mut tasks = Vec::new();
     for _ in 0..2 {
         let connector = Arc::new(TelegramConnector::new(config(&standin)).expect("builds"));
@@ -491,7 +490,7 @@ async fn without_a_lease_two_pollers_conflict_but_nothing_is_lost() {
     }
     assert!(standin.conflicts() > 0);
     standin.push_text(ADA, "Ada", "hello?");
-    let stored = gateway.wait_for_stored(1, WAIT).await;
+    let stored = gateway.wait_for_accepted(1, WAIT).await;
     assert_eq!(stored.len(), 1);
     for task in tasks {
         task.abort();
@@ -538,7 +537,7 @@ async fn the_rating_buttons_are_shown_and_a_press_is_stored_as_the_number() {
     );
 
     let update_id = run.standin.push_callback(ADA, "Ada", "sb:rate:4");
-    let stored = run.gateway.wait_for_stored(1, WAIT).await;
+    let stored = run.gateway.wait_for_accepted(1, WAIT).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].kind, InboundKind::Text);
     assert_eq!(stored[0].text, "4");

@@ -1,80 +1,18 @@
-//! The email channel against real servers: Dovecot for IMAP, smtp-sink for SMTP.
+//! The email channel against real servers: Dovecot for IMAP, smtp-sink for SMTP. First the
+//! connector alone in front of the api crate's in-memory gateway, then the whole gateway.
 //!
-//! Until the core wires `[connectors.email]`, these drive `EmailConnector` directly with a
-//! small in-test gateway that behaves like the real one where it matters here: it dedupes on
-//! the message id and maps a conversation key to one conversation.
+//! Included into the root crate's integration binary (see the root `build.rs`), so `crate::`
+//! is that binary: its harness and mail servers.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use switchboard_api::{
-    Accepted, Author, ChannelKind, Connector, ConversationView, Gateway, Inbound, IngestError,
-    MemoryLease, Outbound,
-};
+use switchboard_api::{Author, Connector, MemoryGateway, MemoryLease, Outbound};
 use switchboard_email::{EmailConfig, EmailConnector};
 
 use crate::harness::eventually;
 use crate::mailservers::{Dovecot, SmtpSink};
-
-/// What the fake gateway stored.
-#[derive(Default)]
-struct Stored {
-    messages: Vec<Inbound>,
-    conversations: HashMap<String, String>,
-    replays: usize,
-}
-
-/// Stores like the real intake: dedupe on message id, one conversation per key.
-#[derive(Default, Clone)]
-struct FakeGateway {
-    stored: Arc<Mutex<Stored>>,
-    /// Panic right after storing, as a process crash between store and flag would.
-    crash_after_store: bool,
-}
-
-#[async_trait]
-impl Gateway for FakeGateway {
-    async fn accept(&self, inbound: Inbound) -> Result<Accepted, IngestError> {
-        let accepted = {
-            let mut stored = self.stored.lock().unwrap();
-            let count = stored.conversations.len();
-            let conversation_id = stored
-                .conversations
-                .entry(inbound.conversation_key.clone())
-                .or_insert_with(|| format!("c{}", count + 1))
-                .clone();
-            let is_new = !stored
-                .messages
-                .iter()
-                .any(|m| m.message_id == inbound.message_id);
-            if is_new {
-                stored.messages.push(inbound.clone());
-            } else {
-                stored.replays += 1;
-            }
-            Accepted {
-                conversation_id,
-                message_id: inbound.message_id,
-                is_new,
-            }
-        };
-        if self.crash_after_store {
-            panic!("simulated crash after the gateway stored the mail");
-        }
-        Ok(accepted)
-    }
-
-    async fn history(
-        &self,
-        _channel: ChannelKind,
-        _conversation_key: &str,
-        _after: Option<&str>,
-    ) -> Result<Option<ConversationView>, IngestError> {
-        Ok(None)
-    }
-}
 
 fn config(imap: &Dovecot, smtp_port: u16) -> EmailConfig {
     let mut config: EmailConfig = toml::from_str(&format!(
@@ -105,9 +43,12 @@ fn config(imap: &Dovecot, smtp_port: u16) -> EmailConfig {
     config
 }
 
-fn start(connector: Arc<EmailConnector>, gateway: FakeGateway) -> tokio::task::JoinHandle<()> {
+fn start(
+    connector: Arc<EmailConnector>,
+    gateway: Arc<MemoryGateway>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let _ = connector.run(Arc::new(gateway)).await;
+        let _ = connector.run(gateway).await;
     })
 }
 
@@ -150,7 +91,7 @@ I am away until Monday.
 async fn new_mail_and_reply_join_one_conversation_auto_reply_ignored() {
     let dovecot = Dovecot::start();
     let connector = Arc::new(EmailConnector::new(config(&dovecot, 1)));
-    let gateway = FakeGateway::default();
+    let gateway = Arc::new(MemoryGateway::default());
     dovecot.deliver(FIRST_MAIL);
     dovecot.deliver(AUTO_REPLY);
     let task = start(connector.clone(), gateway.clone());
@@ -162,13 +103,9 @@ async fn new_mail_and_reply_join_one_conversation_auto_reply_ignored() {
     )
     .await;
     {
-        let stored = gateway.stored.lock().unwrap();
-        assert_eq!(
-            stored.messages.len(),
-            1,
-            "the auto-reply must not be stored"
-        );
-        let first = &stored.messages[0];
+        let stored = gateway.accepted();
+        assert_eq!(stored.len(), 1, "the auto-reply must not be stored");
+        let first = &stored[0];
         assert_eq!(first.conversation_key, "alice@example.org");
         assert_eq!(first.text, "How do I reset my password?");
         assert_eq!(
@@ -180,25 +117,22 @@ async fn new_mail_and_reply_join_one_conversation_auto_reply_ignored() {
     // The reply arrives while the connector idles; it joins the same conversation.
     dovecot.deliver(REPLY_MAIL);
     eventually(Duration::from_secs(20), "the reply stored", || async {
-        (gateway.stored.lock().unwrap().messages.len() == 2).then_some(())
+        (gateway.accepted().len() == 2).then_some(())
     })
     .await;
-    let stored = gateway.stored.lock().unwrap();
-    let reply = &stored.messages[1];
+    let stored = gateway.accepted();
+    let reply = &stored[1];
     assert_eq!(reply.conversation_key, "alice@example.org");
     assert_eq!(reply.text, "It still does not work.");
-    assert_eq!(stored.conversations.len(), 1);
-    drop(stored);
+    assert_eq!(gateway.conversations(), 1);
     task.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_before_flagging_rereads_once_and_stores_once() {
     let dovecot = Dovecot::start();
-    let gateway = FakeGateway {
-        crash_after_store: true,
-        ..FakeGateway::default()
-    };
+    let gateway = Arc::new(MemoryGateway::default());
+    gateway.set_crash_after_store(true);
     dovecot.deliver(FIRST_MAIL);
     let crashed = start(
         Arc::new(EmailConnector::new(config(&dovecot, 1))),
@@ -217,22 +151,17 @@ async fn crash_before_flagging_rereads_once_and_stores_once() {
     );
 
     // The restarted process reads it again; the dedupe keeps one copy; now it is flagged.
-    let restarted = FakeGateway {
-        stored: gateway.stored.clone(),
-        crash_after_store: false,
-    };
+    gateway.set_crash_after_store(false);
     let task = start(
         Arc::new(EmailConnector::new(config(&dovecot, 1))),
-        restarted,
+        gateway.clone(),
     );
     eventually(Duration::from_secs(20), "the mail marked seen", || async {
         (dovecot.seen_unseen() == (1, 0)).then_some(())
     })
     .await;
-    let stored = gateway.stored.lock().unwrap();
-    assert_eq!(stored.messages.len(), 1);
-    assert_eq!(stored.replays, 1);
-    drop(stored);
+    assert_eq!(gateway.accepted().len(), 1);
+    assert_eq!(gateway.replays(), 1);
     task.abort();
 }
 
@@ -243,7 +172,7 @@ async fn crash_before_flagging_rereads_once_and_stores_once() {
 async fn of_two_instances_one_reads_the_mailbox_and_the_other_takes_over_when_it_dies() {
     let dovecot = Dovecot::start();
     let lease = MemoryLease::default();
-    let gateway = FakeGateway::default();
+    let gateway = Arc::new(MemoryGateway::default());
     let instance = |lease: MemoryLease| {
         Arc::new(EmailConnector::new(config(&dovecot, 1)).with_lease(Arc::new(lease)))
     };
@@ -276,28 +205,26 @@ async fn of_two_instances_one_reads_the_mailbox_and_the_other_takes_over_when_it
     eventually(
         Duration::from_secs(40),
         "the other instance took over and stored the reply",
-        || async { (gateway.stored.lock().unwrap().messages.len() == 2).then_some(()) },
+        || async { (gateway.accepted().len() == 2).then_some(()) },
     )
     .await;
     assert_eq!(dovecot.logins(), 2);
-    let stored = gateway.stored.lock().unwrap();
-    assert_eq!(stored.replays, 0, "no mail read twice");
-    assert_eq!(stored.messages[1].text, "It still does not work.");
-    drop(stored);
+    assert_eq!(gateway.replays(), 0, "no mail read twice");
+    assert_eq!(gateway.accepted()[1].text, "It still does not work.");
     other.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imap_server_restart_reconnects_without_loss_or_doubles() {
     let mut dovecot = Dovecot::start();
-    let gateway = FakeGateway::default();
+    let gateway = Arc::new(MemoryGateway::default());
     dovecot.deliver(FIRST_MAIL);
     let task = start(
         Arc::new(EmailConnector::new(config(&dovecot, 1))),
         gateway.clone(),
     );
     eventually(Duration::from_secs(20), "first mail stored", || async {
-        (gateway.stored.lock().unwrap().messages.len() == 1).then_some(())
+        (gateway.accepted().len() == 1).then_some(())
     })
     .await;
     dovecot.kill();
@@ -306,14 +233,14 @@ async fn imap_server_restart_reconnects_without_loss_or_doubles() {
     eventually(
         Duration::from_secs(40),
         "reply stored after reconnect",
-        || async { (gateway.stored.lock().unwrap().messages.len() == 2).then_some(()) },
+        || async { (gateway.accepted().len() == 2).then_some(()) },
     )
     .await;
     eventually(Duration::from_secs(20), "all mails seen", || async {
         (dovecot.seen_unseen() == (2, 0)).then_some(())
     })
     .await;
-    assert_eq!(gateway.stored.lock().unwrap().messages.len(), 2);
+    assert_eq!(gateway.accepted().len(), 2);
     task.abort();
 }
 
@@ -322,11 +249,11 @@ async fn agent_reply_is_sent_as_a_threaded_mail() {
     let dovecot = Dovecot::start();
     let sink = SmtpSink::start();
     let connector = Arc::new(EmailConnector::new(config(&dovecot, sink.port)));
-    let gateway = FakeGateway::default();
+    let gateway = Arc::new(MemoryGateway::default());
     dovecot.deliver(FIRST_MAIL);
     let task = start(connector.clone(), gateway.clone());
     let inbound = eventually(Duration::from_secs(20), "mail stored", || async {
-        gateway.stored.lock().unwrap().messages.first().cloned()
+        gateway.accepted().first().cloned()
     })
     .await;
     task.abort();
@@ -461,7 +388,7 @@ tls = "plain"
             .replace("=3D", "=")
     }
 
-    pub(super) async fn captured(smtp: &SmtpSink, what: &str, needle: &str) -> String {
+    pub(crate) async fn captured(smtp: &SmtpSink, what: &str, needle: &str) -> String {
         eventually(Duration::from_secs(30), what, || async {
             smtp.mails()
                 .into_iter()
@@ -534,93 +461,5 @@ tls = "plain"
             "{agent_mail}"
         );
         assert_eq!(header(&agent_mail, "Subject"), "Re: Password help");
-    }
-}
-
-/// One customer, one conversation: a signed web chat user and their email are linked.
-mod linked_contact {
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use serde_json::json;
-
-    use super::through_the_gateway::{captured, email_toml};
-    use crate::desk::{reply, start_with_fake_desk, FakeDesk};
-    use crate::harness::{eventually, http, test_config, RedisServer};
-    use crate::mailservers::{Dovecot, SmtpSink};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_verified_web_chat_user_and_their_email_share_one_conversation() {
-        let redis = RedisServer::start();
-        let dovecot = Dovecot::start();
-        let smtp = SmtpSink::start();
-        std::env::set_var("SB_TEST_LINK_SECRET", "site-secret");
-        let extra = format!(
-            "[connectors.webchat]\nenabled = true\nidentity_secret_env = \"SB_TEST_LINK_SECRET\"\n{}",
-            email_toml(&dovecot, &smtp)
-        );
-        let desk = Arc::new(FakeDesk::default());
-        let gateway = start_with_fake_desk(test_config(&redis, &extra), desk.clone()).await;
-
-        let user = "alice@example.org";
-        let signature = switchboard_webchat::sign_user_id(b"site-secret", user);
-        let body = json!({
-            "session": "linked-visitor-000000001", "client_id": "w1", "user_id": user, "user_sig": signature,
-            "text": "I need to talk to a human about my account",
-        });
-        let (status, response) = http(
-            gateway.local_addr,
-            "POST",
-            "/webchat/messages",
-            Some(&body.to_string()),
-        )
-        .await;
-        assert_eq!(status, 200, "{response}");
-        let (_, thread) = desk.thread().await;
-
-        // Later she writes by email: it lands in the same conversation, and the same thread.
-        dovecot.deliver(
-            "From: Alice Doe <alice@example.org>\nTo: support@example.com\nSubject: My account\n\
-             Message-ID: <linked-1@example.org>\n\nHere is the screenshot you asked for.\n",
-        );
-        eventually(
-            Duration::from_secs(30),
-            "the mail mirrored into the web chat's thread",
-            || async {
-                desk.mirrored_in(&thread)
-                    .iter()
-                    .any(|(_, text)| text.contains("screenshot"))
-                    .then_some(())
-            },
-        )
-        .await;
-        let view = gateway
-            .store
-            .customer_view(switchboard_webchat::CHANNEL, &format!("u:{user}"), None)
-            .await
-            .unwrap()
-            .expect("one conversation");
-        let texts: Vec<&str> = view.messages.iter().map(|m| m.text.as_str()).collect();
-        assert!(
-            texts.iter().any(|t| t.contains("talk to a human"))
-                && texts.iter().any(|t| t.contains("screenshot")),
-            "{texts:?}"
-        );
-        assert_eq!(
-            desk.threads.lock().unwrap().len(),
-            1,
-            "one thread for one customer"
-        );
-
-        // The agent answers; the reply goes where she wrote last: by email.
-        desk.agent(reply(
-            &thread,
-            "1800000030.000100",
-            "Sam",
-            "Thanks Alice, got the screenshot.",
-        ))
-        .await;
-        let mail = captured(&smtp, "the reply by email", "got the screenshot").await;
-        assert!(mail.contains("alice@example.org"), "{mail}");
     }
 }
