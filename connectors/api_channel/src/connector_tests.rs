@@ -3,15 +3,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use switchboard_api::standin::{LoopbackListener, LoopbackServer};
-use switchboard_api::{
-    Accepted, Author, ChannelKind, Connector, ConnectorError, ConversationView, Gateway, Inbound,
-    InboundKind, IngestError, Outbound,
-};
+use switchboard_api::MemoryGateway;
+use switchboard_api::{Author, Connector, ConnectorError, Inbound, InboundKind, Outbound};
 use tower::ServiceExt;
 
 use crate::signature::{sign, unix_now, SIGNATURE_HEADER, TIMESTAMP_HEADER};
@@ -20,46 +17,6 @@ use crate::{ApiChannelConfig, ApiConnector, MESSAGES_PATH};
 
 const HMAC_SECRET: &str = "acme-signing-secret-0001";
 const BEARER_TOKEN: &str = "sms-provider-token-0002";
-
-/// Stores what it is given once per (conversation, message id), like the real intake.
-#[derive(Default)]
-struct RecordingGateway {
-    stored: Mutex<Vec<Inbound>>,
-    down: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait]
-impl Gateway for RecordingGateway {
-    async fn accept(&self, inbound: Inbound) -> Result<Accepted, IngestError> {
-        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(IngestError::Unavailable("redis is down".into()));
-        }
-        let mut stored = self.stored.lock().expect("not poisoned");
-        let seen = stored.iter().position(|earlier| {
-            earlier.conversation_key == inbound.conversation_key
-                && earlier.message_id == inbound.message_id
-        });
-        let is_new = seen.is_none();
-        let index = seen.unwrap_or_else(|| {
-            stored.push(inbound.clone());
-            stored.len() - 1
-        });
-        Ok(Accepted {
-            conversation_id: format!("conv-{}", inbound.conversation_key),
-            message_id: format!("1-{index}"),
-            is_new,
-        })
-    }
-
-    async fn history(
-        &self,
-        _channel: ChannelKind,
-        _conversation_key: &str,
-        _after: Option<&str>,
-    ) -> Result<Option<ConversationView>, IngestError> {
-        Ok(None)
-    }
-}
 
 fn config(webhook_url: &str) -> ApiChannelConfig {
     let text = format!(
@@ -81,14 +38,14 @@ fn config(webhook_url: &str) -> ApiChannelConfig {
 
 struct Harness {
     connector: ApiConnector,
-    gateway: Arc<RecordingGateway>,
+    gateway: Arc<MemoryGateway>,
 }
 
 impl Harness {
     fn new(webhook_url: &str) -> Harness {
         Harness {
             connector: ApiConnector::new(config(webhook_url)).expect("builds"),
-            gateway: Arc::new(RecordingGateway::default()),
+            gateway: Arc::new(MemoryGateway::default()),
         }
     }
 
@@ -121,7 +78,7 @@ impl Harness {
     }
 
     fn stored(&self) -> Vec<Inbound> {
-        self.gateway.stored.lock().expect("not poisoned").clone()
+        self.gateway.accepted()
     }
 }
 
@@ -280,10 +237,7 @@ async fn bad_bodies_get_a_400_or_413_that_says_what_to_fix() {
 #[tokio::test]
 async fn storage_down_is_a_503_the_caller_retries() {
     let harness = Harness::new("http://127.0.0.1:9/hook");
-    harness
-        .gateway
-        .down
-        .store(true, std::sync::atomic::Ordering::Relaxed);
+    harness.gateway.set_unavailable(true);
     let (status, answer) = harness.post_signed(&message("m-1", "hello")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer["error"], "unavailable");
