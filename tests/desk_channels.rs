@@ -164,7 +164,7 @@ async fn a_discord_customer_is_served_from_the_slack_desk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slack_connect_customer_is_served_from_the_team_s_own_slack_desk() {
-    const SHARED: &str = "C0SHAREDACME";
+    use crate::slack_gateway::SHARED;
     const QUESTION_TS: &str = "1700000100.000100";
     let redis = RedisServer::start();
     // The customer's shared channel and the team's support channel are two apps, as a team
@@ -173,21 +173,10 @@ async fn a_slack_connect_customer_is_served_from_the_team_s_own_slack_desk() {
     customers.set_user_with_email("U0CUSTDANA", "Dana", "dana@acme.example");
     let desk = SlackStandIn::start().await;
     desk.set_user(AGENT, "Sam Rivera");
-    std::env::set_var("SB_TEST_SLACK_CUSTOMER_BOT", "xoxb-customer-token");
-    std::env::set_var("SB_TEST_SLACK_CUSTOMER_APP", "xapp-customer-token");
     let config = format!(
-        r#"{}
-[connectors.slack]
-enabled = true
-mode = "socket"
-channels = ["{SHARED}"]
-api_url = "{}"
-bot_token_env = "SB_TEST_SLACK_CUSTOMER_BOT"
-app_token_env = "SB_TEST_SLACK_CUSTOMER_APP"
-posts_per_second_per_channel = 20.0
-"#,
+        "{}{}",
         desk_config(&desk, "socket"),
-        customers.api_url()
+        crate::slack_gateway::customer_config(&customers)
     );
     let _gateway = start_gateway(test_config(&redis, &config)).await;
     eventually(

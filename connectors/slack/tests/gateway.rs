@@ -12,11 +12,12 @@ use switchboard_slack::standin::{event_callback, RecordedPost, SlackStandIn};
 use crate::desk::{reply, start_with_fake_desk, FakeDesk};
 use crate::harness::{eventually, test_config, RedisServer};
 
-const SHARED: &str = "C0SHAREDACME";
+pub(crate) const SHARED: &str = "C0SHAREDACME";
 const CUSTOMER: &str = "U0CUSTDANA";
 const QUESTION_TS: &str = "1700000100.000100";
 
-fn customer_config(standin: &SlackStandIn) -> String {
+/// `[connectors.slack]` for a Slack Connect shared channel served through `standin`.
+pub(crate) fn customer_config(standin: &SlackStandIn) -> String {
     std::env::set_var("SB_TEST_SLACK_CUSTOMER_BOT", "xoxb-customer-token");
     std::env::set_var("SB_TEST_SLACK_CUSTOMER_APP", "xapp-customer-token");
     format!(

@@ -310,6 +310,27 @@ fn blocks_of(blocks: Vec<Value>) -> Result<Vec<SlackBlock>, ConnectorError> {
     })
 }
 
+impl<H: Connect + Clone + Send + Sync + 'static> MorphismWeb<H> {
+    /// A bodiless request to `url` carrying the bot token, for the calls slack-morphism's
+    /// typed client cannot make (a response header, a file download).
+    fn with_bot_token(
+        &self,
+        request: hyper::http::request::Builder,
+        url: &str,
+    ) -> Result<hyper::Request<Empty<Bytes>>, ConnectorError> {
+        request
+            .header(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {}", self.bot_token.token_value.0),
+            )
+            .body(Empty::new())
+            .map_err(|error| ConnectorError::Permanent {
+                connector: CONNECTOR,
+                detail: format!("{url} is not usable: {error}"),
+            })
+    }
+}
+
 #[async_trait]
 impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
     async fn auth_test(&self) -> Result<BotIdentity, ConnectorError> {
@@ -524,16 +545,7 @@ impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
 
     async fn granted_scopes(&self) -> Result<Option<Vec<String>>, ConnectorError> {
         let url = format!("{}/auth.test", self.api_base);
-        let request = hyper::Request::post(&url)
-            .header(
-                hyper::header::AUTHORIZATION,
-                format!("Bearer {}", self.bot_token.token_value.0),
-            )
-            .body(Empty::new())
-            .map_err(|error| ConnectorError::Permanent {
-                connector: CONNECTOR,
-                detail: format!("{url} is not usable: {error}"),
-            })?;
+        let request = self.with_bot_token(hyper::Request::post(&url), &url)?;
         let response =
             self.files
                 .request(request)
@@ -560,16 +572,7 @@ impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
             connector: CONNECTOR,
             detail,
         };
-        let request = hyper::Request::get(url)
-            .header(
-                hyper::header::AUTHORIZATION,
-                format!("Bearer {}", self.bot_token.token_value.0),
-            )
-            .body(Empty::new())
-            .map_err(|error| ConnectorError::Permanent {
-                connector: CONNECTOR,
-                detail: format!("file URL {url} is not usable: {error}"),
-            })?;
+        let request = self.with_bot_token(hyper::Request::get(url), url)?;
         let response = self
             .files
             .request(request)
