@@ -337,7 +337,7 @@ fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0 && digits.bytes().any(|digit| digit != b'0')
+    sum.is_multiple_of(10) && digits.bytes().any(|digit| digit != b'0')
 }
 
 /// IBANs, written whole or in groups of four: country letters, check digits, 11 to 30
