@@ -312,7 +312,8 @@ async fn an_agent_answers_a_visitor_from_the_web_desk_in_a_real_browser() {
     let text = |field: &str| report[field].as_str().unwrap_or_default().to_owned();
     assert!(text("queued").contains("webchat"), "{report}");
     assert!(
-        text("facts").contains("human_requested") && text("facts").contains("acme.example"),
+        text("facts").contains("asked for a person")
+            && text("facts").contains("Pricing - Acme Cloud"),
         "the briefing's reason and page: {report}"
     );
     assert!(text("transcript").contains("reset my password"), "{report}");

@@ -39,8 +39,16 @@ async function signedInPage(contextOptions) {
   const context = await browser.newContext(contextOptions);
   const page = await context.newPage();
   page.on("pageerror", (error) => pageErrors.push(String(error)));
+  // Failed loads are reported with their address below; the browser's own favicon probe is no fault.
   page.on("console", (message) => {
-    if (message.type() === "error") pageErrors.push(message.text());
+    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) {
+      pageErrors.push(message.text());
+    }
+  });
+  page.on("response", (response) => {
+    if (response.status() >= 400 && !response.url().endsWith("/favicon.ico")) {
+      pageErrors.push(`${response.status()} ${response.url()}`);
+    }
   });
   await page.goto(`${baseUrl}/desk`, { waitUntil: "domcontentloaded", timeout: STEP_TIMEOUT_MS });
   await page.getByLabel("Name").fill(user);
