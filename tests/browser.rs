@@ -80,9 +80,13 @@ async fn run_script(script: &str, args: &[String]) -> Value {
     serde_json::from_str(last).unwrap_or_else(|_| panic!("{script} printed no report: {stdout}"))
 }
 
+/// `test-artifacts` in the build's target folder (CARGO_TARGET_DIR when set).
 fn artifacts_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
-    std::fs::create_dir_all(&dir).expect("create target/test-artifacts");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("create the test-artifacts folder");
     dir
 }
 
@@ -259,4 +263,113 @@ async fn an_agents_slack_reply_reaches_the_visitors_browser() {
         "{report}"
     );
     assert!(node.wait().await.expect("node exits").success());
+}
+
+/// The web desk as an agent uses it in Chromium: sign in through the form, find the
+/// escalation, read its briefing, claim, reply, resolve; and the same desk at a phone's width.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_answers_a_visitor_from_the_web_desk_in_a_real_browser() {
+    use futures_util::StreamExt;
+    use switchboard::desk::inbox::CSAT_QUESTION;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use crate::webdesk_gateway::{desk_config, escalated_visitor};
+
+    ensure_browser_tooling();
+    let redis = RedisServer::start();
+    let sam = switchboard_webdesk::hash_password("sam-password-1").unwrap();
+    let gateway = start_gateway(test_config(&redis, &desk_config(&sam, &sam))).await;
+    let widget = escalated_visitor(gateway.local_addr, "webdesk-browser-visitor-01").await;
+    // The visitor keeps reading (and answering pings) while the agent works in the browser.
+    let (frames_tx, mut frames) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let mut socket = widget.socket;
+    let visitor = tokio::spawn(async move {
+        while let Some(Ok(frame)) = socket.next().await {
+            if let Message::Text(text) = frame {
+                let value = serde_json::from_str(&text).expect("server frames are json");
+                if frames_tx.send(value).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+
+    let screenshots = artifacts_dir().join("webdesk");
+    let reply = "Hi Dana, I'm Sam: I have reset it for you.";
+    let report = run_script(
+        "webdesk.mjs",
+        &[
+            format!("http://{}", gateway.local_addr),
+            screenshots.display().to_string(),
+            "sam".to_owned(),
+            "sam-password-1".to_owned(),
+            "Dana".to_owned(),
+            reply.to_owned(),
+        ],
+    )
+    .await;
+    assert_eq!(report["ok"], true, "{report}");
+    let text = |field: &str| report[field].as_str().unwrap_or_default().to_owned();
+    assert!(text("queued").contains("webchat"), "{report}");
+    assert!(
+        text("facts").contains("asked for a person")
+            && text("facts").contains("Pricing - Acme Cloud"),
+        "the briefing's reason and page: {report}"
+    );
+    assert!(text("transcript").contains("reset my password"), "{report}");
+    assert!(
+        text("title_after_claim").contains("claimed by Sam"),
+        "{report}"
+    );
+    assert_eq!(text("reply_box_after_send"), "", "{report}");
+    for view in ["phone_queue", "phone_conversation"] {
+        let scroll = report[view]["scroll_width"].as_u64().unwrap_or(u64::MAX);
+        let inner = report[view]["inner_width"].as_u64().unwrap_or(0);
+        assert!(scroll <= inner, "{view} scrolls sideways: {report}");
+    }
+    let reply_box = &report["phone_reply_box"];
+    let right_edge = reply_box["x"].as_f64().unwrap_or(f64::MAX)
+        + reply_box["width"].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        right_edge <= 390.0,
+        "the reply box fits the phone: {report}"
+    );
+    assert_eq!(report["phone_back_button"], true, "{report}");
+    assert_eq!(report["queue_empty_after_resolve"], true, "{report}");
+    assert_eq!(report["page_errors"], serde_json::json!([]), "{report}");
+    for shot in [
+        "desk-queue.png",
+        "desk-conversation.png",
+        "phone-queue.png",
+        "phone-conversation.png",
+    ] {
+        assert!(screenshots.join(shot).exists(), "{shot} saved");
+    }
+
+    // The visitor got the reply signed with the agent's name, then the rating question.
+    let mut agent_message = None;
+    let mut rating_asked = false;
+    while agent_message.is_none() || !rating_asked {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), frames.recv())
+            .await
+            .expect("the visitor's frames within 10 s")
+            .expect("the visitor's socket open");
+        if frame["type"] != "message" {
+            continue;
+        }
+        let message = &frame["message"];
+        if message["author"]["kind"] == "agent" {
+            agent_message = Some(message.clone());
+        }
+        if message["text"]
+            .as_str()
+            .is_some_and(|text| text.ends_with(CSAT_QUESTION))
+        {
+            rating_asked = true;
+        }
+    }
+    let agent_message = agent_message.unwrap_or_default();
+    assert_eq!(agent_message["text"], reply);
+    assert_eq!(agent_message["author"]["name"], "Sam");
+    visitor.abort();
 }

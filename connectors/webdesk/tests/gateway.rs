@@ -214,7 +214,7 @@ async fn change_of(socket: &mut crate::webchat::Socket, thread: &str) {
     }
 }
 
-fn desk_config(sam: &str, bill: &str) -> String {
+pub(crate) fn desk_config(sam: &str, bill: &str) -> String {
     format!(
         r#"{WEBCHAT}
 [desk.web]
@@ -234,7 +234,7 @@ teams = ["billing"]
     )
 }
 
-async fn escalated_visitor(addr: SocketAddr, session: &str) -> Widget {
+pub(crate) async fn escalated_visitor(addr: SocketAddr, session: &str) -> Widget {
     let (mut widget, _) = Widget::connect(addr, session, None).await;
     widget
         .send(json!({"type": "message", "client_id": "q1", "text": "How do I reset my password?"}))
