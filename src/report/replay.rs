@@ -353,11 +353,15 @@ fn recorded_outcomes(
             }
             // An escalation notice: the next logged escalation names the question it answered.
             Role::System => {
-                let Some(next) = logged.front() else { continue };
-                let Some(place) = pending
-                    .iter()
-                    .position(|&i| transcript[i].text == next.question)
-                else {
+                let place = logged.front().and_then(|next| {
+                    pending
+                        .iter()
+                        .position(|&i| transcript[i].text == next.question)
+                });
+                let Some(place) = place else {
+                    // Any other reply to a waiting message (the thanks for a rating) means
+                    // triage did not run on it.
+                    pending.pop_front();
                     continue;
                 };
                 let asked = pending[place];
@@ -434,5 +438,56 @@ async fn replay_conversation(
                 category: record.category,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u64, role: Role, text: &str) -> TranscriptEntry {
+        TranscriptEntry {
+            id: format!("{id}-0"),
+            role,
+            author: None,
+            kind: None,
+            text: text.into(),
+            channel_message_id: None,
+            files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn recorded_decisions_are_read_back_from_replies_and_the_escalation_log() {
+        let transcript = [
+            entry(1, Role::Customer, "reset password?"),
+            entry(2, Role::Ai, "Here is how."),
+            entry(3, Role::Customer, "I dispute this charge"),
+            entry(4, Role::System, "A person will answer."),
+            entry(5, Role::Customer, "still there?"),
+            entry(6, Role::Agent, "Hi, Sam here."),
+            entry(7, Role::System, "Resolved. Rate us 1-5"),
+            entry(8, Role::Customer, "5"),
+            entry(9, Role::System, "Thank you for your feedback!"),
+            entry(10, Role::Customer, "how do I export?"),
+            entry(11, Role::Ai, "Use the export page."),
+        ];
+        let logged = VecDeque::from([LoggedEscalation {
+            question: "I dispute this charge".into(),
+            reason: "always_human_category".into(),
+        }]);
+        let outcomes = recorded_outcomes(&transcript, logged);
+        assert_eq!(outcomes.get(&0), Some(&Outcome::Answer));
+        assert_eq!(
+            outcomes.get(&2),
+            Some(&Outcome::Escalate {
+                reason: "always_human_category".into()
+            })
+        );
+        // Relayed to the agent, and a rating: no triage ran on them.
+        assert_eq!(outcomes.get(&4), None);
+        assert_eq!(outcomes.get(&7), None);
+        assert_eq!(outcomes.get(&9), Some(&Outcome::Answer));
+        assert_eq!(outcomes.len(), 3);
     }
 }
