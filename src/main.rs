@@ -66,6 +66,25 @@ enum Command {
         #[arg(long)]
         html: Option<PathBuf>,
     },
+    /// What a candidate triage config would decide about the stored customer messages of a
+    /// window, against what was decided then. Read-only: nothing is sent or written.
+    Replay {
+        /// The candidate config (its `[triage]` section and knowledge folder are replayed).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The config whose Redis holds the conversations (defaults to the candidate).
+        #[arg(long)]
+        live_config: Option<PathBuf>,
+        /// Start: 7d, 24h, 30m (ago), now, or epoch milliseconds.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// End (exclusive), same forms.
+        #[arg(long, default_value = "now")]
+        until: String,
+        /// Print json instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Review knowledge-base candidates learned from agents' answers.
     Kb {
         /// The config file (for Redis and the knowledge folder).
@@ -224,6 +243,13 @@ fn main() -> ExitCode {
             until,
             html,
         } => with_runtime(|| report(config, since, until, html)),
+        Command::Replay {
+            config,
+            live_config,
+            since,
+            until,
+            json,
+        } => with_runtime(|| replay(config, live_config, since, until, json)),
         Command::Eval {
             clinc150,
             fit_calibration: true,
@@ -584,6 +610,35 @@ async fn report(
         .await
         .map_err(|error| error.to_string())?;
     println!("{report}");
+    Ok(())
+}
+
+async fn replay(
+    candidate: PathBuf,
+    live: Option<PathBuf>,
+    since: String,
+    until: String,
+    json: bool,
+) -> Result<(), String> {
+    use switchboard::report::replay::run_replay;
+    use switchboard::report::Window;
+    let load =
+        |path: &PathBuf| Config::load(path).map_err(|error| format!("{}: {error}", path.display()));
+    let candidate_config = load(&candidate)?;
+    let live_config = load(live.as_ref().unwrap_or(&candidate))?;
+    let now = switchboard::model::now_ms();
+    let window = Window::parse_bound(&since, now)
+        .and_then(|since| Ok((since, Window::parse_bound(&until, now)?)))
+        .and_then(|(since, until)| Window::new(since, until))
+        .map_err(|error| error.to_string())?;
+    let replay = run_replay(&live_config, &candidate_config, window)
+        .await
+        .map_err(|error| error.to_string())?;
+    if json {
+        println!("{:#}", replay.to_json());
+    } else {
+        println!("{replay}");
+    }
     Ok(())
 }
 

@@ -18,6 +18,7 @@ mod outbox_outage;
 mod processes;
 mod proxy;
 mod reliability;
+mod replay;
 mod report;
 mod rolling;
 mod servers;

@@ -43,7 +43,10 @@ pub async fn collect(store: &Store, window: Window) -> Result<Report, ReportErro
 }
 
 /// Every partition's escalation log entries in the window, oldest first.
-async fn escalation_log(store: &Store, window: Window) -> Result<Vec<StreamId>, ReportError> {
+pub(super) async fn escalation_log(
+    store: &Store,
+    window: Window,
+) -> Result<Vec<StreamId>, ReportError> {
     let mut entries = Vec::new();
     // An end id without a sequence number includes every entry of that millisecond.
     let end = window.until_ms.saturating_sub(1).to_string();

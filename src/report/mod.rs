@@ -15,6 +15,7 @@
 pub mod cluster;
 mod collect;
 pub mod html;
+pub mod replay;
 mod text;
 
 use std::collections::BTreeMap;

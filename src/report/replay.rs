@@ -1,0 +1,493 @@
+//! `switchboard replay`: what a candidate triage config would have decided about the stored
+//! customer messages of a window, against what was decided at the time.
+//!
+//! Strictly read-only: it reads conversation hashes, transcripts, the escalation log and the
+//! learned knowledge-base entries, and writes nothing (proven by a test comparing a full key
+//! dump before and after).
+//!
+//! Nothing stores a decision per message, so the recorded one is read back from what it
+//! caused: an AI reply after the message is an answer; the escalation log entry whose
+//! question is the message's text (followed by the escalation notice) is an escalation with
+//! its reason. Messages no triage ran on (relayed to an agent, satisfaction ratings) are
+//! counted as not triaged and not replayed.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use switchboard_api::InboundKind;
+
+use super::collect::escalation_log;
+use super::{ratio, ReportError, Window};
+use crate::config::Config;
+use crate::model::{Conversation, Decision, Role};
+
+use crate::store::{keys, Store, TranscriptEntry};
+use crate::triage::{TranscriptLine, Triage, TriageInput};
+
+/// Earlier entries triage saw with a message (the pipeline reads the last 20, this one included).
+const HISTORY: usize = 19;
+/// Transcript entries read per conversation.
+const MAX_TRANSCRIPT: usize = 10_000;
+/// Conversation ids per index page.
+const PAGE: usize = 500;
+/// Examples kept per kind of change in the text output.
+const EXAMPLES: usize = 5;
+
+/// A decision reduced to what replay compares: answer, or escalate with a reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The AI answers.
+    Answer,
+    /// A person answers, for this reason (its snake_case name).
+    Escalate {
+        /// `low_confidence`, `always_human_category`, ...
+        reason: String,
+    },
+}
+
+impl Outcome {
+    fn of(decision: &Decision) -> Outcome {
+        match decision {
+            Decision::Answer { .. } => Outcome::Answer,
+            Decision::Escalate { reason, .. } => Outcome::Escalate {
+                reason: reason.as_str().to_owned(),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Answer => f.write_str("answer"),
+            Outcome::Escalate { reason } => write!(f, "escalate ({reason})"),
+        }
+    }
+}
+
+/// How a decision changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// Answered then, would escalate now.
+    AnswerToEscalate,
+    /// Escalated then, would answer now.
+    EscalateToAnswer,
+    /// Escalated then and now, for another reason.
+    ReasonChanged,
+}
+
+impl ChangeKind {
+    fn between(recorded: &Outcome, replayed: &Outcome) -> Option<ChangeKind> {
+        match (recorded, replayed) {
+            (Outcome::Answer, Outcome::Escalate { .. }) => Some(ChangeKind::AnswerToEscalate),
+            (Outcome::Escalate { .. }, Outcome::Answer) => Some(ChangeKind::EscalateToAnswer),
+            (Outcome::Escalate { reason: a }, Outcome::Escalate { reason: b }) if a != b => {
+                Some(ChangeKind::ReasonChanged)
+            }
+            _ => None,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ChangeKind::AnswerToEscalate => "answer -> escalate",
+            ChangeKind::EscalateToAnswer => "escalate -> answer",
+            ChangeKind::ReasonChanged => "reason changed",
+        }
+    }
+}
+
+/// One customer message whose decision would change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// What kind of change.
+    pub kind: ChangeKind,
+    /// The conversation.
+    pub conversation_id: String,
+    /// Its channel.
+    pub channel: String,
+    /// The message's transcript entry id.
+    pub message_id: String,
+    /// The customer's text.
+    pub text: String,
+    /// Decided at the time.
+    pub recorded: Outcome,
+    /// The candidate config's decision.
+    pub replayed: Outcome,
+    /// The candidate's explanation.
+    pub explanation: String,
+    /// The candidate's category, if any.
+    pub category: Option<String>,
+}
+
+/// Everything replay found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Replay {
+    /// Window start (epoch ms).
+    pub since_ms: u64,
+    /// Window end, exclusive.
+    pub until_ms: u64,
+    /// Customer messages replayed (triaged at the time).
+    pub replayed: u64,
+    /// Customer messages in the window no triage ran on (relayed to an agent, ratings).
+    pub not_triaged: u64,
+    /// Answers at the time / with the candidate.
+    pub recorded_answers: u64,
+    /// Answers with the candidate.
+    pub replayed_answers: u64,
+    /// Every change, in transcript order.
+    pub changes: Vec<Change>,
+}
+
+impl Replay {
+    /// How many changes of `kind`.
+    pub fn count(&self, kind: ChangeKind) -> usize {
+        self.changes.iter().filter(|c| c.kind == kind).count()
+    }
+
+    /// Change counts by kind and a key (`reason`, `channel`, `category`).
+    fn counts_by(&self, key: impl Fn(&Change) -> String) -> BTreeMap<(ChangeKind, String), u64> {
+        let mut counts = BTreeMap::new();
+        for change in &self.changes {
+            *counts.entry((change.kind, key(change))).or_default() += 1;
+        }
+        counts
+    }
+
+    /// The json document `--json` prints: the replay plus the counts.
+    pub fn to_json(&self) -> Value {
+        let mut json = serde_json::to_value(self).unwrap_or(Value::Null);
+        json["summary"] = serde_json::json!({
+            "answer_to_escalate": self.count(ChangeKind::AnswerToEscalate),
+            "escalate_to_answer": self.count(ChangeKind::EscalateToAnswer),
+            "reason_changed": self.count(ChangeKind::ReasonChanged),
+            "recorded_ai_answer_rate": ratio(self.recorded_answers, self.replayed),
+            "replayed_ai_answer_rate": ratio(self.replayed_answers, self.replayed),
+        });
+        json
+    }
+}
+
+fn reason_key(change: &Change) -> String {
+    match (&change.recorded, &change.replayed) {
+        (_, Outcome::Escalate { reason }) => reason.clone(),
+        (Outcome::Escalate { reason }, Outcome::Answer) => reason.clone(),
+        _ => String::new(),
+    }
+}
+
+impl fmt::Display for Replay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Replay of {} customer messages", self.replayed)?;
+        writeln!(
+            f,
+            "  ({} not triaged at the time: relayed to an agent or ratings)",
+            self.not_triaged
+        )?;
+        writeln!(
+            f,
+            "AI answers: {} ({:.1}%) recorded, {} ({:.1}%) with the candidate",
+            self.recorded_answers,
+            100.0 * ratio(self.recorded_answers, self.replayed),
+            self.replayed_answers,
+            100.0 * ratio(self.replayed_answers, self.replayed),
+        )?;
+        for kind in [
+            ChangeKind::AnswerToEscalate,
+            ChangeKind::EscalateToAnswer,
+            ChangeKind::ReasonChanged,
+        ] {
+            writeln!(f, "\n{}: {}", kind.label(), self.count(kind))?;
+            for (label, key) in [
+                ("reason", &reason_key as &dyn Fn(&Change) -> String),
+                ("channel", &|c: &Change| c.channel.clone()),
+                ("category", &|c: &Change| {
+                    c.category.clone().unwrap_or_default()
+                }),
+            ] {
+                for ((_, value), n) in self.counts_by(key).iter().filter(|((k, _), _)| *k == kind) {
+                    if !value.is_empty() {
+                        writeln!(f, "  {label} {value}: {n}")?;
+                    }
+                }
+            }
+            for change in self
+                .changes
+                .iter()
+                .filter(|c| c.kind == kind)
+                .take(EXAMPLES)
+            {
+                writeln!(
+                    f,
+                    "  e.g. conversation {} message {}: \"{}\"\n       was {}, would be {}: {}",
+                    change.conversation_id,
+                    change.message_id,
+                    change.text,
+                    change.recorded,
+                    change.replayed,
+                    change.explanation
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An escalation the log recorded: the question that caused it and the reason.
+struct LoggedEscalation {
+    question: String,
+    reason: String,
+}
+
+/// What the CLI runs: reads the window from the Redis of `config` and replays it through
+/// the triage of `candidate` (the candidate's Redis is not used).
+pub async fn run_replay(
+    config: &Config,
+    candidate: &Config,
+    window: Window,
+) -> Result<Replay, ReportError> {
+    let response =
+        Duration::from_millis(config.redis.command_timeout_ms).max(Duration::from_secs(10));
+    let store = Store::connect(&config.redis.url, response).await?;
+    let triage = Triage::from_config(&candidate.triage, &candidate.base_dir)
+        .map_err(|error| ReportError::Window(format!("candidate triage: {error}")))?;
+    replay(&store, &triage, window).await
+}
+
+/// Replays every customer message of `window` through `triage`.
+pub async fn replay(store: &Store, triage: &Triage, window: Window) -> Result<Replay, ReportError> {
+    // The running gateways answer from the folder plus the entries learned from agents.
+    let (learned, _) =
+        crate::learning::learned::to_entries(&crate::learning::learned::all(store).await?);
+    triage.set_learned(learned);
+    // An escalation is logged just after its message, so the log is read past the window.
+    let log_window = Window::new(window.since_ms, u64::MAX - 1)?;
+    let mut escalations: HashMap<String, VecDeque<LoggedEscalation>> = HashMap::new();
+    for entry in escalation_log(store, log_window).await? {
+        let Some(log) = entry
+            .get::<String>("e")
+            .and_then(|json| serde_json::from_str::<Value>(&json).ok())
+        else {
+            continue;
+        };
+        let text = |field: &str| {
+            log.get(field)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        escalations
+            .entry(text("conversation_id"))
+            .or_default()
+            .push_back(LoggedEscalation {
+                question: text("question"),
+                reason: text("reason"),
+            });
+    }
+    let mut result = Replay {
+        since_ms: window.since_ms,
+        until_ms: window.until_ms,
+        ..Replay::default()
+    };
+    for partition in keys::partitions() {
+        let mut offset = 0;
+        loop {
+            let index = keys::conversation_index(partition);
+            let ids: Vec<String> = store
+                .run(|mut conn| async move {
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(index)
+                        .arg("-inf")
+                        .arg(format!("({}", window.until_ms))
+                        .arg("LIMIT")
+                        .arg(offset)
+                        .arg(PAGE)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            for id in &ids {
+                let Some(conversation) = store.conversation(id).await? else {
+                    continue;
+                };
+                let transcript = store.transcript_after(id, None, MAX_TRANSCRIPT).await?;
+                let logged = escalations.remove(id).unwrap_or_default();
+                replay_conversation(
+                    triage,
+                    &conversation,
+                    &transcript,
+                    logged,
+                    window,
+                    &mut result,
+                )
+                .await;
+            }
+            if ids.len() < PAGE {
+                break;
+            }
+            offset += PAGE;
+        }
+    }
+    Ok(result)
+}
+
+/// The recorded outcome of each customer entry (by index) triage ran on.
+fn recorded_outcomes(
+    transcript: &[TranscriptEntry],
+    mut logged: VecDeque<LoggedEscalation>,
+) -> HashMap<usize, Outcome> {
+    let mut outcomes = HashMap::new();
+    let mut pending: VecDeque<usize> = VecDeque::new();
+    for (at, entry) in transcript.iter().enumerate() {
+        match entry.role {
+            Role::Customer => pending.push_back(at),
+            Role::Ai => {
+                if let Some(asked) = pending.pop_front() {
+                    outcomes.insert(asked, Outcome::Answer);
+                }
+            }
+            // An escalation notice: the next logged escalation names the question it answered.
+            Role::System => {
+                let place = logged.front().and_then(|next| {
+                    pending
+                        .iter()
+                        .position(|&i| transcript[i].text == next.question)
+                });
+                let Some(place) = place else {
+                    // Any other reply to a waiting message (the thanks for a rating) means
+                    // triage did not run on it.
+                    pending.pop_front();
+                    continue;
+                };
+                let asked = pending[place];
+                // Earlier pending messages got no triage (a rating, or a message pushed out).
+                pending.drain(..=place);
+                let reason = logged.pop_front().map(|e| e.reason).unwrap_or_default();
+                outcomes.insert(asked, Outcome::Escalate { reason });
+            }
+            // Messages waiting when an agent replies were the agent's, not triage's.
+            Role::Agent => pending.clear(),
+            _ => {}
+        }
+    }
+    outcomes
+}
+
+async fn replay_conversation(
+    triage: &Triage,
+    conversation: &Conversation,
+    transcript: &[TranscriptEntry],
+    logged: VecDeque<LoggedEscalation>,
+    window: Window,
+    result: &mut Replay,
+) {
+    let recorded = recorded_outcomes(transcript, logged);
+    for (at, entry) in transcript.iter().enumerate() {
+        if entry.role != Role::Customer || !window.contains(entry.at_ms()) {
+            continue;
+        }
+        let Some(recorded) = recorded.get(&at) else {
+            result.not_triaged += 1;
+            continue;
+        };
+        let history: Vec<TranscriptLine> = transcript[at.saturating_sub(HISTORY)..at]
+            .iter()
+            .map(|earlier| TranscriptLine {
+                role: earlier.role.clone(),
+                text: earlier.text.clone(),
+            })
+            .collect();
+        let kind = match entry.kind.as_deref() {
+            Some("human_request") => InboundKind::HumanRequest,
+            _ => InboundKind::Text,
+        };
+        let file_only = crate::files::placeholder(&entry.text, &entry.files);
+        let input = TriageInput {
+            text: file_only.as_deref().unwrap_or(&entry.text),
+            kind,
+            channel: conversation.channel,
+            // As the pipeline: only a channel-verified identity's tier counts.
+            tier: conversation
+                .context
+                .tier
+                .as_deref()
+                .filter(|_| conversation.contact.verified),
+            email: conversation.contact.email.as_deref(),
+            history: &history,
+        };
+        let record = triage.decide(&input).await;
+        let replayed = Outcome::of(&record.decision);
+        result.replayed += 1;
+        result.recorded_answers += u64::from(*recorded == Outcome::Answer);
+        result.replayed_answers += u64::from(replayed == Outcome::Answer);
+        if let Some(kind) = ChangeKind::between(recorded, &replayed) {
+            result.changes.push(Change {
+                kind,
+                conversation_id: conversation.id.clone(),
+                channel: conversation.channel.as_str().to_owned(),
+                message_id: entry.id.clone(),
+                text: entry.text.clone(),
+                recorded: recorded.clone(),
+                replayed,
+                explanation: record.explanation,
+                category: record.category,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u64, role: Role, text: &str) -> TranscriptEntry {
+        TranscriptEntry {
+            id: format!("{id}-0"),
+            role,
+            author: None,
+            kind: None,
+            text: text.into(),
+            channel_message_id: None,
+            files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn recorded_decisions_are_read_back_from_replies_and_the_escalation_log() {
+        let transcript = [
+            entry(1, Role::Customer, "reset password?"),
+            entry(2, Role::Ai, "Here is how."),
+            entry(3, Role::Customer, "I dispute this charge"),
+            entry(4, Role::System, "A person will answer."),
+            entry(5, Role::Customer, "still there?"),
+            entry(6, Role::Agent, "Hi, Sam here."),
+            entry(7, Role::System, "Resolved. Rate us 1-5"),
+            entry(8, Role::Customer, "5"),
+            entry(9, Role::System, "Thank you for your feedback!"),
+            entry(10, Role::Customer, "how do I export?"),
+            entry(11, Role::Ai, "Use the export page."),
+        ];
+        let logged = VecDeque::from([LoggedEscalation {
+            question: "I dispute this charge".into(),
+            reason: "always_human_category".into(),
+        }]);
+        let outcomes = recorded_outcomes(&transcript, logged);
+        assert_eq!(outcomes.get(&0), Some(&Outcome::Answer));
+        assert_eq!(
+            outcomes.get(&2),
+            Some(&Outcome::Escalate {
+                reason: "always_human_category".into()
+            })
+        );
+        // Relayed to the agent, and a rating: no triage ran on them.
+        assert_eq!(outcomes.get(&4), None);
+        assert_eq!(outcomes.get(&7), None);
+        assert_eq!(outcomes.get(&9), Some(&Outcome::Answer));
+        assert_eq!(outcomes.len(), 3);
+    }
+}
