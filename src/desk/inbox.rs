@@ -41,6 +41,7 @@ pub struct DeskInbox {
     metrics: Arc<Metrics>,
     learning: Option<Arc<KnowledgeLoop>>,
     files: Option<Arc<Files>>,
+    refresh_on_reply: bool,
 }
 
 impl DeskInbox {
@@ -51,7 +52,15 @@ impl DeskInbox {
             metrics,
             learning: None,
             files: None,
+            refresh_on_reply: false,
         }
+    }
+
+    /// Refreshes the briefing after every agent reply, for desks running side by side: each
+    /// shows the replies written on the others in the briefing's transcript.
+    pub fn with_briefing_refresh_on_reply(mut self) -> Self {
+        self.refresh_on_reply = true;
+        self
     }
 
     /// Relays agents' files to customers (without it, the thread is told files are off).
@@ -301,6 +310,24 @@ impl DeskInbox {
         conversation: &Conversation,
         commit: &Commit,
     ) -> Result<bool, StoreError> {
+        let with_refresh;
+        let commit = if self.refresh_on_reply
+            && commit.desk_payload.is_none()
+            && commit
+                .reply
+                .as_ref()
+                .is_some_and(|reply| reply.role == Role::Agent)
+        {
+            // Desks side by side: the reply was written on one of them, and the others show
+            // it in the briefing's transcript.
+            with_refresh = Commit {
+                desk_payload: desk_payload(conversation, DeskAction::RefreshBriefing),
+                ..commit.clone()
+            };
+            &with_refresh
+        } else {
+            commit
+        };
         if !self.store.commit(commit).await?.applied {
             return Ok(false);
         }

@@ -6,6 +6,7 @@
 //! are composed from the conversation's state at delivery time so a retried or refreshed
 //! briefing is never stale. Agents' actions come back through [`inbox::DeskInbox`].
 
+pub mod beside;
 pub mod briefing;
 pub mod channels;
 pub mod inbox;

@@ -502,6 +502,22 @@ pub trait Desk: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Shows a thread another desk opened, under that desk's reference, so agents on either
+    /// desk act on one conversation (the core maps both desks' events through `thread`).
+    /// Only desks whose config says they follow others ([`DeskConfig::follows`]) are asked.
+    ///
+    /// [`DeskConfig::follows`]: crate::DeskConfig::follows
+    async fn follow_thread(
+        &self,
+        _thread: &ThreadRef,
+        _briefing: &Briefing,
+    ) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Permanent {
+            connector: "desk",
+            detail: "this desk opens its own threads and cannot follow another desk's".into(),
+        })
+    }
+
     /// Checks the desk can post in `channel` (a routing rule's target): an error says why not.
     async fn check_channel(&self, _channel: &str) -> Result<(), ConnectorError> {
         Ok(())

@@ -132,9 +132,13 @@
       transcript.appendChild(item);
     }
     const briefed = b.transcript.length ? b.transcript[b.transcript.length - 1].at_ms : 0;
+    // With another desk beside this one, the briefing is refreshed after every agent reply,
+    // so replies sent from here are in its transcript too.
+    const replied = new Set(b.transcript.filter((l) => l.role === "agent").map((l) => l.text));
     for (const post of data.posts) {
       // Customer messages the briefing already holds are not shown twice.
       if (post.kind === "customer" && post.at_ms <= briefed) continue;
+      if (post.kind === "agent" && replied.has(post.text)) continue;
       const item = el("li", post.kind);
       const label = post.kind === "note" ? `${post.author} (internal note)` : post.author;
       if (label) item.appendChild(el("span", "author", label));
