@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::TempDir;
 
-const INSTALL: &str =
-    "install them with `apt-get install -y dovecot-imapd postfix` (.ci/run does this)";
+const INSTALL: &str = "install them with `apt-get install -y dovecot-imapd dovecot-submissiond postfix` (.ci/run does this)";
 static NEXT_MAIL: AtomicUsize = AtomicUsize::new(0);
 
 pub(crate) fn free_port() -> u16 {
@@ -94,25 +93,51 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// What a [`Dovecot`] serves besides plain IMAP.
+#[derive(Default)]
+pub struct DovecotSetup {
+    /// Certificate and key: TLS required, IMAP with STARTTLS on `port`, IMAPS on `imaps_port`.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Dovecot's SMTP submission service, relaying what it accepts to this port (an
+    /// [`SmtpSink`]): STARTTLS on `submission_port`, implicit TLS on `submissions_port`.
+    pub submission_relay_port: Option<u16>,
+}
+
 /// A private Dovecot with one passwd-file user and a maildir in its temp dir.
 pub struct Dovecot {
     child: Option<Child>,
     pub dir: TempDir,
+    /// IMAP (STARTTLS when `setup.tls` is given).
     pub port: u16,
+    /// IMAPS (TLS from the first byte), when `setup.tls` is given.
+    pub imaps_port: u16,
+    /// SMTP submission with STARTTLS (587-style), when a relay port is given.
+    pub submission_port: u16,
+    /// SMTP submission with TLS from the first byte (465-style), when a relay port is given.
+    pub submissions_port: u16,
     pub user: String,
     pub password: String,
+    setup: DovecotSetup,
     /// Owner of the maildir files (Dovecot refuses to serve mail as root).
     mail_owner: Option<(u32, u32)>,
 }
 
 impl Dovecot {
     pub fn start() -> Dovecot {
+        Dovecot::start_with(DovecotSetup::default())
+    }
+
+    pub fn start_with(setup: DovecotSetup) -> Dovecot {
         let dir = TempDir::new("dovecot");
         let mut server = Dovecot {
             child: None,
             port: free_port(),
+            imaps_port: free_port(),
+            submission_port: free_port(),
+            submissions_port: free_port(),
             user: "agent".into(),
             password: "secret-imap".into(),
+            setup,
             mail_owner: None,
             dir,
         };
@@ -171,10 +196,9 @@ impl Dovecot {
             r#"base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
-protocols = imap
+protocols = {protocols}
 listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+{ssl}
 auth_mechanisms = plain login
 default_internal_user = {internal_user}
 default_internal_group = {internal_group}
@@ -195,12 +219,27 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
   }}
 }}
+{submission}
 "#,
             root = root.display(),
             port = self.port,
+            protocols = if self.setup.submission_relay_port.is_some() {
+                "imap submission"
+            } else {
+                "imap"
+            },
+            ssl = self.ssl_config(),
+            imaps_port = if self.setup.tls.is_some() {
+                self.imaps_port
+            } else {
+                0
+            },
+            submission = self.submission_config(),
         );
         std::fs::write(root.join("dovecot.conf"), config).expect("write dovecot.conf");
         self.chown_tree();
@@ -214,6 +253,48 @@ service imap-login {{
             .unwrap_or_else(|error| panic!("cannot start dovecot ({error}); {INSTALL}"));
         self.child = Some(child);
         wait_for_port(self.port, "dovecot", &root.join("dovecot.log"));
+    }
+
+    /// TLS required for every login when a certificate is given; plain text otherwise.
+    fn ssl_config(&self) -> String {
+        match &self.setup.tls {
+            Some((cert, key)) => format!(
+                "ssl = required\nssl_cert = <{}\nssl_key = <{}\ndisable_plaintext_auth = yes",
+                cert.display(),
+                key.display()
+            ),
+            None => "ssl = no\ndisable_plaintext_auth = no".to_owned(),
+        }
+    }
+
+    fn submission_config(&self) -> String {
+        let Some(relay_port) = self.setup.submission_relay_port else {
+            return String::new();
+        };
+        format!(
+            r#"hostname = localhost
+submission_relay_host = 127.0.0.1
+submission_relay_port = {relay_port}
+submission_relay_trusted = yes
+service submission-login {{
+  inet_listener submission {{
+    address = 127.0.0.1
+    port = {}
+  }}
+  inet_listener submissions {{
+    address = 127.0.0.1
+    port = {}
+    ssl = yes
+  }}
+}}
+"#,
+            self.submission_port,
+            if self.setup.tls.is_some() {
+                self.submissions_port
+            } else {
+                0
+            }
+        )
     }
 
     fn chown_tree(&self) {

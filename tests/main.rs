@@ -27,6 +27,7 @@ mod slack_buttons;
 mod slack_desk;
 mod soak;
 mod store;
+mod test_ca;
 mod triage;
 mod upload_quota;
 mod webchat;

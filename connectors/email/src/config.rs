@@ -5,6 +5,7 @@
 //! missing one with its dotted key path so `check-config` can list every problem at once.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -41,6 +42,12 @@ pub struct ImapConfig {
     /// `tls`, `starttls` or `plain`.
     #[serde(default = "default_tls")]
     pub tls: TlsMode,
+    /// PEM file with the CA certificate(s) of a private CA, trusted besides the system's roots.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// The CA file's certificates, read at start (never from TOML).
+    #[serde(skip)]
+    pub tls_ca_pem: Option<Vec<u8>>,
     /// Environment variable holding the login name.
     pub username_env: String,
     /// Environment variable holding the password.
@@ -79,6 +86,12 @@ pub struct SmtpConfig {
     /// `tls`, `starttls` or `plain`.
     #[serde(default = "default_tls")]
     pub tls: TlsMode,
+    /// PEM file with the CA certificate(s) of a private CA, trusted besides the system's roots.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// The CA file's certificates, read at start (never from TOML).
+    #[serde(skip)]
+    pub tls_ca_pem: Option<Vec<u8>>,
     /// Environment variable holding the login name; no login when absent.
     #[serde(default)]
     pub username_env: Option<String>,
@@ -166,10 +179,12 @@ impl fmt::Debug for EmailConfig {
             .field("imap.host", &self.imap.host)
             .field("imap.port", &self.imap.port)
             .field("imap.tls", &self.imap.tls)
+            .field("imap.tls_ca_file", &self.imap.tls_ca_file)
             .field("imap.mailbox", &self.imap.mailbox)
             .field("smtp.host", &self.smtp.host)
             .field("smtp.port", &self.smtp.port)
             .field("smtp.tls", &self.smtp.tls)
+            .field("smtp.tls_ca_file", &self.smtp.tls_ca_file)
             .field("max_attachment_bytes", &self.max_attachment_bytes)
             .field(
                 "max_mails_per_sender_per_hour",
@@ -229,6 +244,24 @@ impl EmailConfig {
         if let Some(name) = self.reply_token_secret_env.clone() {
             self.reply_token_secret = read("reply_token_secret_env", &name);
         }
+        self.load_tls_ca_files(prefix, problems);
+    }
+
+    /// Reads `imap.tls_ca_file` and `smtp.tls_ca_file`, so a missing or unusable file stops the
+    /// start with its key rather than failing the first connection.
+    pub fn load_tls_ca_files(&mut self, prefix: &str, problems: &mut Vec<(String, String)>) {
+        let mut load = |key: &str, file: &Option<PathBuf>| -> Option<Vec<u8>> {
+            let path = file.as_deref()?;
+            match read_ca_file(path) {
+                Ok(pem) => Some(pem),
+                Err(why) => {
+                    problems.push((format!("{prefix}.{key}"), why));
+                    None
+                }
+            }
+        };
+        self.imap.tls_ca_pem = load("imap.tls_ca_file", &self.imap.tls_ca_file);
+        self.smtp.tls_ca_pem = load("smtp.tls_ca_file", &self.smtp.tls_ca_file);
     }
 
     /// Checks every field, pushing `(dotted key, problem)` for each mistake found.
@@ -307,6 +340,17 @@ impl EmailConfig {
                 "must be at least 1 (no customer could write)",
             );
         }
+        for (key, mode, ca_file) in [
+            ("imap.tls_ca_file", self.imap.tls, &self.imap.tls_ca_file),
+            ("smtp.tls_ca_file", self.smtp.tls, &self.smtp.tls_ca_file),
+        ] {
+            if mode == TlsMode::Plain && ca_file.is_some() {
+                problem(
+                    key,
+                    "is only used with tls = \"tls\" or \"starttls\" (this server is \"plain\")",
+                );
+            }
+        }
         if cfg!(not(feature = "tls")) {
             for (key, mode) in [("imap.tls", self.imap.tls), ("smtp.tls", self.smtp.tls)] {
                 if mode != TlsMode::Plain {
@@ -335,6 +379,24 @@ impl EmailConfig {
             .into_bytes(),
         }
     }
+}
+
+/// The file's bytes when it holds at least one PEM certificate and nothing unreadable.
+fn read_ca_file(path: &Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path)
+        .map_err(|error| format!("cannot read CA file {}: {error}", path.display()))?;
+    #[cfg(feature = "tls")]
+    match crate::tls::parse_certificates(&pem) {
+        Ok(certs) if certs.is_empty() => {
+            return Err(format!(
+                "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ))
+        }
+        Ok(_) => {}
+        Err(why) => return Err(format!("{}: {why}", path.display())),
+    }
+    Ok(pem)
 }
 
 /// `local@domain` with no spaces, brackets or display name.
@@ -432,6 +494,57 @@ mod tests {
                 "{expected} in {keys:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_unreadable_or_empty_ca_file_is_reported_with_its_key() {
+        let dir = std::env::temp_dir().join(format!("email-ca-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let not_pem = dir.join("not-a-cert.pem");
+        std::fs::write(&not_pem, "just text\n").expect("write");
+        let missing = dir.join("missing.pem");
+        let text = EXAMPLE
+            .replace(
+                "port = 993",
+                &format!(
+                    "port = 993\ntls_ca_file = {:?}",
+                    missing.display().to_string()
+                ),
+            )
+            .replace(
+                "port = 587",
+                &format!(
+                    "port = 587\ntls_ca_file = {:?}",
+                    not_pem.display().to_string()
+                ),
+            );
+        let mut config: EmailConfig = toml::from_str(&text).expect("parse");
+        let mut problems = Vec::new();
+        config.load_tls_ca_files("connectors.email", &mut problems);
+        let _ = std::fs::remove_dir_all(&dir);
+        let imap = problems
+            .iter()
+            .find(|(key, _)| key == "connectors.email.imap.tls_ca_file")
+            .unwrap_or_else(|| panic!("imap.tls_ca_file in {problems:?}"));
+        assert!(imap.1.contains("cannot read CA file"), "{imap:?}");
+        assert!(imap.1.contains("missing.pem"), "{imap:?}");
+        let smtp = problems
+            .iter()
+            .find(|(key, _)| key == "connectors.email.smtp.tls_ca_file")
+            .unwrap_or_else(|| panic!("smtp.tls_ca_file in {problems:?}"));
+        assert!(smtp.1.contains("holds no PEM certificate"), "{smtp:?}");
+    }
+
+    #[test]
+    fn a_ca_file_on_a_plain_connection_is_a_mistake() {
+        let text = EXAMPLE.replace(
+            "port = 993",
+            "port = 143\ntls = \"plain\"\ntls_ca_file = \"/etc/ssl/private-ca.pem\"",
+        );
+        let config: EmailConfig = toml::from_str(&text).expect("parse");
+        assert!(problems_of(&config)
+            .iter()
+            .any(|(key, _)| key == "connectors.email.imap.tls_ca_file"));
     }
 
     #[test]

@@ -15,16 +15,18 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use lettre::transport::smtp::authentication::Credentials;
+#[cfg(feature = "tls")]
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use switchboard_api::{
     too_large_message, Author, Backoff, Capabilities, ChannelKind, Connector, ConnectorError,
     DeliveryReceipt, Gateway, Health, Inbound, IngestError, Outbound, PollLease,
 };
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::compose::{self, ComposeError};
-use crate::config::{EmailConfig, TlsMode};
+use crate::config::{EmailConfig, SmtpConfig, TlsMode};
 use crate::convert::{self, ConvertSettings, Converted};
 use crate::imap::{self, ImapError, Session};
 use crate::noise::{SenderRateLimit, SkipReason};
@@ -333,14 +335,14 @@ fn log_skip(reason: &SkipReason, sender: Option<&str>) {
 
 fn build_transport(config: &EmailConfig) -> Result<Transport, String> {
     let smtp = &config.smtp;
+    let builder = Transport::builder_dangerous(smtp.host.clone());
     let builder = match smtp.tls {
-        TlsMode::Plain => Transport::builder_dangerous(smtp.host.clone()),
+        TlsMode::Plain => builder,
         #[cfg(feature = "tls")]
-        TlsMode::Tls => Transport::relay(&smtp.host).map_err(|e| format!("smtp tls setup: {e}"))?,
+        TlsMode::Tls => builder.tls(Tls::Wrapper(smtp_tls_parameters(config)?)),
+        // `Required`, never `Opportunistic`: a server without STARTTLS fails the send.
         #[cfg(feature = "tls")]
-        TlsMode::Starttls => {
-            Transport::starttls_relay(&smtp.host).map_err(|e| format!("smtp tls setup: {e}"))?
-        }
+        TlsMode::Starttls => builder.tls(Tls::Required(smtp_tls_parameters(config)?)),
         #[cfg(not(feature = "tls"))]
         _ => return Err("smtp TLS requested but this build lacks the `tls` feature".into()),
     };
@@ -354,10 +356,44 @@ fn build_transport(config: &EmailConfig) -> Result<Transport, String> {
     Ok(builder.build())
 }
 
-/// SMTP failures by whether retrying can help: 4xx and network trouble can, 5xx cannot,
-/// refused credentials stop the connector.
-fn smtp_error(error: lettre::transport::smtp::Error) -> ConnectorError {
-    let detail = error.to_string();
+/// The system's roots plus `smtp.tls_ca_file`'s certificates, checked against `smtp.host`.
+#[cfg(feature = "tls")]
+fn smtp_tls_parameters(config: &EmailConfig) -> Result<TlsParameters, String> {
+    let smtp = &config.smtp;
+    let mut parameters = TlsParameters::builder(smtp.host.clone());
+    if let Some(pem) = &smtp.tls_ca_pem {
+        let certificate = Certificate::from_pem(pem)
+            .map_err(|error| format!("smtp.tls_ca_file not usable: {error}"))?;
+        parameters = parameters.add_root_certificate(certificate);
+    }
+    parameters
+        .build_rustls()
+        .map_err(|error| format!("smtp tls setup: {error}"))
+}
+
+/// SMTP failures by whether retrying can help: 4xx, network and TLS trouble can (the reply
+/// waits in the outbox while the server or its certificate is fixed), 5xx cannot, refused
+/// credentials stop the connector. Every detail names the server.
+fn smtp_error(config: &SmtpConfig, error: lettre::transport::smtp::Error) -> ConnectorError {
+    let server = format!("{}:{}", config.host, config.port);
+    #[cfg(feature = "tls")]
+    {
+        let explained = crate::tls::explain(&config.host, config.port, &error);
+        if explained.starts_with("TLS certificate") {
+            return ConnectorError::Transient {
+                connector: NAME,
+                detail: format!("smtp: {explained}"),
+            };
+        }
+        // A server that stops offering STARTTLS is a server problem, not a bad reply.
+        if error.is_tls() || (error.is_client() && error.to_string().contains("STARTTLS")) {
+            return ConnectorError::Transient {
+                connector: NAME,
+                detail: format!("smtp {server}: {error}"),
+            };
+        }
+    }
+    let detail = format!("smtp {server}: {error}");
     let code = error.status().map(|code| code.to_string());
     if code
         .as_deref()
@@ -418,6 +454,12 @@ impl Connector for EmailConnector {
                         detail,
                     });
                 }
+                Err(ImapError::Tls(detail)) => {
+                    let pause = backoff.next_delay();
+                    error!(error = %detail, retry_in = ?pause, "mailbox TLS failed; retrying with TLS only");
+                    self.set_health(Health::Down(detail));
+                    tokio::time::sleep(pause).await;
+                }
                 Err(ImapError::Io(detail)) => {
                     let pause = backoff.next_delay();
                     warn!(error = %detail, retry_in = ?pause, "mailbox connection lost; reconnecting");
@@ -440,7 +482,10 @@ impl Connector for EmailConnector {
             },
         })?;
         let message_id = compose::message_id_for(&outbound.id, self.config.domain());
-        self.transport()?.send(message).await.map_err(smtp_error)?;
+        self.transport()?
+            .send(message)
+            .await
+            .map_err(|error| smtp_error(&self.config.smtp, error))?;
         Ok(DeliveryReceipt {
             platform_message_id: Some(format!("<{message_id}>")),
         })

@@ -13,6 +13,8 @@ mod from_config;
 pub mod imap;
 pub mod noise;
 pub mod thread;
+#[cfg(feature = "tls")]
+mod tls;
 pub mod trim;
 
 pub use config::{EmailConfig, ImapConfig, ProcessedAction, SmtpConfig, TlsMode};

@@ -12,6 +12,10 @@ use switchboard_api::{Author, Connector, MemoryGateway, MemoryLease, Outbound};
 use switchboard_email::{EmailConfig, EmailConnector};
 
 use crate::harness::eventually;
+
+// TLS and STARTTLS against Dovecot's IMAP and SMTP submission, with a CA made at test time.
+#[path = "tls.rs"]
+mod tls;
 use crate::mailservers::{Dovecot, SmtpSink};
 
 fn config(imap: &Dovecot, smtp_port: u16) -> EmailConfig {
