@@ -101,6 +101,9 @@ pub struct DovecotSetup {
     /// Dovecot's SMTP submission service, relaying what it accepts to this port (an
     /// [`SmtpSink`]): STARTTLS on `submission_port`, implicit TLS on `submissions_port`.
     pub submission_relay_port: Option<u16>,
+    /// OAuth 2.0 (SASL XOAUTH2 and OAUTHBEARER) besides passwords: Dovecot's `oauth2` passdb
+    /// asks this RFC 7662 introspection endpoint whether a token is active and whose it is.
+    pub oauth2_introspection_url: Option<String>,
 }
 
 /// A private Dovecot with one passwd-file user and a maildir in its temp dir.
@@ -199,7 +202,8 @@ log_path = {root}/dovecot.log
 protocols = {protocols}
 listen = 127.0.0.1
 {ssl}
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth2_mechanisms}
+{oauth2_passdb}
 default_internal_user = {internal_user}
 default_internal_group = {internal_group}
 default_login_user = {login_user}
@@ -234,6 +238,12 @@ service imap-login {{
                 "imap"
             },
             ssl = self.ssl_config(),
+            oauth2_mechanisms = if self.setup.oauth2_introspection_url.is_some() {
+                " xoauth2 oauthbearer"
+            } else {
+                ""
+            },
+            oauth2_passdb = self.oauth2_passdb(),
             imaps_port = if self.setup.tls.is_some() {
                 self.imaps_port
             } else {
@@ -265,6 +275,27 @@ service imap-login {{
             ),
             None => "ssl = no\ndisable_plaintext_auth = no".to_owned(),
         }
+    }
+
+    /// The `oauth2` passdb (tokens), tried only for the OAuth mechanisms; passwords still go to
+    /// the passwd-file passdb.
+    fn oauth2_passdb(&self) -> String {
+        let Some(url) = &self.setup.oauth2_introspection_url else {
+            return String::new();
+        };
+        let root = &self.dir.0;
+        std::fs::write(
+            root.join("oauth2.conf.ext"),
+            format!(
+                "introspection_mode = post\nintrospection_url = {url}\nusername_attribute = username\n\
+                 active_attribute = active\nactive_value = true\n"
+            ),
+        )
+        .expect("write oauth2.conf.ext");
+        format!(
+            "auth_verbose = yes\npassdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n",
+            root.join("oauth2.conf.ext").display()
+        )
     }
 
     fn submission_config(&self) -> String {
@@ -357,6 +388,19 @@ service submission-login {{
             }
         }
         (seen, unseen)
+    }
+
+    /// Ends every IMAP session of the user (`doveadm kick`), as a server-side logout would: the
+    /// client must log in again.
+    pub fn kick(&self) {
+        let status = Command::new(find_binary("doveadm", INSTALL))
+            .arg("-c")
+            .arg(self.dir.0.join("dovecot.conf"))
+            .args(["kick", &self.user])
+            .stdout(Stdio::null())
+            .status()
+            .expect("run doveadm kick");
+        assert!(status.success(), "doveadm kick failed: {status}");
     }
 
     /// Stops the server abruptly, as an outage would (the maildir stays).

@@ -21,6 +21,136 @@ pub enum TlsMode {
     Plain,
 }
 
+/// How the gateway logs in to IMAP and SMTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// Username and password (`imap.password_env`, `smtp.password_env`).
+    #[default]
+    Password,
+    /// OAuth 2.0 access tokens (SASL XOAUTH2), refreshed from `[oauth2]`'s refresh token.
+    Oauth2,
+}
+
+/// Whose OAuth 2.0 endpoints and scopes to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OAuthProvider {
+    /// Google Workspace / Gmail.
+    Google,
+    /// Microsoft 365 / Exchange Online.
+    Microsoft,
+    /// Any other provider: `token_url` and `scopes` (and `authorize_url` for the consent flow).
+    Custom,
+}
+
+/// `[connectors.email.oauth2]`: where access tokens come from when `auth = "oauth2"`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// `google`, `microsoft` or `custom`.
+    pub provider: OAuthProvider,
+    /// Environment variable holding the OAuth client id.
+    pub client_id_env: String,
+    /// Environment variable holding the client secret (absent for public clients).
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Environment variable holding the refresh token `switchboard email authorize` printed.
+    pub refresh_token_env: String,
+    /// Microsoft only: the directory (tenant) id or domain; `common` when absent.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Token endpoint; required for `custom`, overrides the provider's otherwise.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// Consent page for `switchboard email authorize`; required there for `custom`.
+    #[serde(default)]
+    pub authorize_url: Option<String>,
+    /// Scopes to ask for; required for `custom`, overrides the provider's otherwise.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Resolved client id (never read from TOML).
+    #[serde(skip)]
+    pub client_id: String,
+    /// Resolved client secret (never read from TOML).
+    #[serde(skip)]
+    pub client_secret: Option<String>,
+    /// Resolved refresh token (never read from TOML).
+    #[serde(skip)]
+    pub refresh_token: String,
+}
+
+impl OAuthConfig {
+    /// The token endpoint: `token_url`, or the provider's.
+    pub fn token_endpoint(&self) -> Option<String> {
+        if let Some(url) = &self.token_url {
+            return Some(url.clone());
+        }
+        match self.provider {
+            OAuthProvider::Google => Some("https://oauth2.googleapis.com/token".into()),
+            OAuthProvider::Microsoft => Some(format!(
+                "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
+                self.tenant.as_deref().unwrap_or("common")
+            )),
+            OAuthProvider::Custom => None,
+        }
+    }
+
+    /// The consent page: `authorize_url`, or the provider's.
+    pub fn authorize_endpoint(&self) -> Option<String> {
+        if let Some(url) = &self.authorize_url {
+            return Some(url.clone());
+        }
+        match self.provider {
+            OAuthProvider::Google => Some("https://accounts.google.com/o/oauth2/v2/auth".into()),
+            OAuthProvider::Microsoft => Some(format!(
+                "https://login.microsoftonline.com/{}/oauth2/v2.0/authorize",
+                self.tenant.as_deref().unwrap_or("common")
+            )),
+            OAuthProvider::Custom => None,
+        }
+    }
+
+    /// The scopes: `scopes`, or what the provider needs for IMAP and SMTP (with a refresh
+    /// token: Microsoft's `offline_access`; Google's comes from `access_type=offline`).
+    pub fn scope_list(&self) -> Vec<String> {
+        if let Some(scopes) = &self.scopes {
+            return scopes.clone();
+        }
+        match self.provider {
+            OAuthProvider::Google => vec!["https://mail.google.com/".into()],
+            OAuthProvider::Microsoft => vec![
+                "https://outlook.office.com/IMAP.AccessAsUser.All".into(),
+                "https://outlook.office.com/SMTP.Send".into(),
+                "offline_access".into(),
+            ],
+            OAuthProvider::Custom => Vec::new(),
+        }
+    }
+}
+
+/// Checks an OAuth endpoint: https, or http to this machine only (test and proxy setups).
+pub fn check_endpoint_url(url: &str) -> Result<(), String> {
+    let rest = if let Some(rest) = url.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', '?']).next().unwrap_or("");
+        let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+        if !["127.0.0.1", "localhost", "[::1]"].contains(&host) {
+            return Err(format!(
+                "{url:?} must use https:// (plain http only to 127.0.0.1 or localhost)"
+            ));
+        }
+        rest
+    } else {
+        return Err(format!("{url:?} must be an https:// URL"));
+    };
+    if rest.split(['/', '?']).next().unwrap_or("").is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
+}
+
 /// What happens to a mail once the gateway stored it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,10 +178,11 @@ pub struct ImapConfig {
     /// The CA file's certificates, read at start (never from TOML).
     #[serde(skip)]
     pub tls_ca_pem: Option<Vec<u8>>,
-    /// Environment variable holding the login name.
+    /// Environment variable holding the login name (the mailbox's address with OAuth 2.0).
     pub username_env: String,
-    /// Environment variable holding the password.
-    pub password_env: String,
+    /// Environment variable holding the password (`auth = "password"` only).
+    #[serde(default)]
+    pub password_env: Option<String>,
     /// Resolved login name (never read from TOML).
     #[serde(skip)]
     pub username: String,
@@ -101,6 +232,9 @@ pub struct SmtpConfig {
     /// Resolved credentials (never read from TOML).
     #[serde(skip)]
     pub credentials: Option<(String, String)>,
+    /// With `auth = "oauth2"`: the SMTP login when it differs from IMAP's (never from TOML).
+    #[serde(skip)]
+    pub oauth2_user: Option<String>,
     /// Seconds one SMTP conversation may take before it counts as a transient failure.
     #[serde(default = "default_smtp_timeout")]
     pub timeout_secs: u64,
@@ -118,6 +252,12 @@ pub struct EmailConfig {
     /// The name shown in the From header (`Example Support`).
     #[serde(default = "default_display_name")]
     pub display_name: String,
+    /// `password` (default) or `oauth2` (then `[connectors.email.oauth2]` is required).
+    #[serde(default)]
+    pub auth: AuthMethod,
+    /// OAuth 2.0 client and refresh token, for `auth = "oauth2"`.
+    #[serde(default)]
+    pub oauth2: Option<OAuthConfig>,
     /// Inbound mailbox.
     pub imap: ImapConfig,
     /// Outbound server.
@@ -185,6 +325,11 @@ impl fmt::Debug for EmailConfig {
             .field("smtp.port", &self.smtp.port)
             .field("smtp.tls", &self.smtp.tls)
             .field("smtp.tls_ca_file", &self.smtp.tls_ca_file)
+            .field("auth", &self.auth)
+            .field(
+                "oauth2.provider",
+                &self.oauth2.as_ref().map(|oauth| oauth.provider),
+            )
             .field("max_attachment_bytes", &self.max_attachment_bytes)
             .field(
                 "max_mails_per_sender_per_hour",
@@ -227,9 +372,10 @@ impl EmailConfig {
             }
         };
         let imap_user = self.imap.username_env.clone();
-        let imap_pass = self.imap.password_env.clone();
         self.imap.username = read("imap.username_env", &imap_user).unwrap_or_default();
-        self.imap.password = read("imap.password_env", &imap_pass).unwrap_or_default();
+        if let Some(name) = self.imap.password_env.clone() {
+            self.imap.password = read("imap.password_env", &name).unwrap_or_default();
+        }
         self.smtp.credentials = match (
             self.smtp.username_env.clone(),
             self.smtp.password_env.clone(),
@@ -241,6 +387,22 @@ impl EmailConfig {
             }
             _ => None,
         };
+        if let Some(name) = self
+            .smtp
+            .username_env
+            .clone()
+            .filter(|_| self.auth == AuthMethod::Oauth2)
+        {
+            self.smtp.oauth2_user = read("smtp.username_env", &name);
+        }
+        if let Some(oauth) = self.oauth2.as_mut() {
+            let (id, token) = (oauth.client_id_env.clone(), oauth.refresh_token_env.clone());
+            oauth.client_id = read("oauth2.client_id_env", &id).unwrap_or_default();
+            oauth.refresh_token = read("oauth2.refresh_token_env", &token).unwrap_or_default();
+            if let Some(name) = oauth.client_secret_env.clone() {
+                oauth.client_secret = read("oauth2.client_secret_env", &name);
+            }
+        }
         if let Some(name) = self.reply_token_secret_env.clone() {
             self.reply_token_secret = read("reply_token_secret_env", &name);
         }
@@ -322,11 +484,38 @@ impl EmailConfig {
             ),
             _ => {}
         }
-        if self.smtp.username_env.is_some() != self.smtp.password_env.is_some() {
-            problem(
-                "smtp.password_env",
-                "smtp.username_env and smtp.password_env go together (both or neither)",
-            );
+        match self.auth {
+            AuthMethod::Password => {
+                if self.imap.password_env.is_none() {
+                    problem("imap.password_env", "is required with auth = \"password\"");
+                }
+                if self.smtp.username_env.is_some() != self.smtp.password_env.is_some() {
+                    problem(
+                        "smtp.password_env",
+                        "smtp.username_env and smtp.password_env go together (both or neither)",
+                    );
+                }
+                if self.oauth2.is_some() {
+                    problem("oauth2", "is only used with auth = \"oauth2\"");
+                }
+            }
+            AuthMethod::Oauth2 => {
+                for (key, given) in [
+                    ("imap.password_env", self.imap.password_env.is_some()),
+                    ("smtp.password_env", self.smtp.password_env.is_some()),
+                ] {
+                    if given {
+                        problem(key, "is not used with auth = \"oauth2\" (remove it)");
+                    }
+                }
+                match &self.oauth2 {
+                    None => problem(
+                        "oauth2",
+                        "[connectors.email.oauth2] is required with auth = \"oauth2\"",
+                    ),
+                    Some(oauth) => validate_oauth(oauth, &mut problem),
+                }
+            }
         }
         if self.smtp.timeout_secs == 0 {
             problem("smtp.timeout_secs", "must be at least 1");
@@ -378,6 +567,31 @@ impl EmailConfig {
             )
             .into_bytes(),
         }
+    }
+}
+
+fn validate_oauth(oauth: &OAuthConfig, problem: &mut impl FnMut(&str, &str)) {
+    match oauth.token_endpoint() {
+        None => problem("oauth2.token_url", "is required with provider = \"custom\""),
+        Some(url) => {
+            if let Err(why) = check_endpoint_url(&url) {
+                problem("oauth2.token_url", &why);
+            }
+        }
+    }
+    if let Some(url) = &oauth.authorize_url {
+        if let Err(why) = check_endpoint_url(url) {
+            problem("oauth2.authorize_url", &why);
+        }
+    }
+    if oauth.scope_list().is_empty() {
+        problem("oauth2.scopes", "is required with provider = \"custom\"");
+    }
+    if oauth.tenant.is_some() && oauth.provider != OAuthProvider::Microsoft {
+        problem(
+            "oauth2.tenant",
+            "is only used with provider = \"microsoft\"",
+        );
     }
 }
 

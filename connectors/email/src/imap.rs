@@ -58,7 +58,7 @@ pub async fn timed<T, E: Into<ImapError>>(
 }
 
 /// Connects, reads the greeting, secures the connection as configured and logs in.
-pub async fn connect(config: &ImapConfig) -> Result<Session, ImapError> {
+pub async fn connect(config: &ImapConfig, login: &Login<'_>) -> Result<Session, ImapError> {
     let ca = config.tls_ca_pem.as_deref();
     let address = (config.host.as_str(), config.port);
     let tcp = timed("connect", async {
@@ -91,17 +91,48 @@ pub async fn connect(config: &ImapConfig) -> Result<Session, ImapError> {
             async_imap::Client::new(tls)
         }
     };
-    let login = tokio::time::timeout(
-        COMMAND_TIMEOUT,
-        client.login(&config.username, &config.password),
-    )
-    .await;
+    let login = match login {
+        Login::Password { user, password } => {
+            tokio::time::timeout(COMMAND_TIMEOUT, client.login(user, password)).await
+        }
+        Login::Xoauth2 { user, access_token } => {
+            let answer = Xoauth2 {
+                response: Some(crate::oauth::xoauth2_response(user, access_token)),
+            };
+            tokio::time::timeout(COMMAND_TIMEOUT, client.authenticate("XOAUTH2", answer)).await
+        }
+    };
     match login {
         Ok(Ok(session)) => Ok(session),
         Ok(Err((async_imap::error::Error::No(why), _)))
         | Ok(Err((async_imap::error::Error::Bad(why), _))) => Err(ImapError::Auth(why)),
         Ok(Err((error, _))) => Err(error.into()),
         Err(_) => Err(ImapError::Io("login timed out".into())),
+    }
+}
+
+/// How to log in.
+pub enum Login<'a> {
+    /// LOGIN with a password.
+    Password { user: &'a str, password: &'a str },
+    /// AUTHENTICATE XOAUTH2 with an OAuth 2.0 access token.
+    Xoauth2 {
+        user: &'a str,
+        access_token: &'a str,
+    },
+}
+
+/// Sends the XOAUTH2 response first; answers a failure's JSON challenge with the empty line
+/// the mechanism asks for, so the server sends its tagged NO.
+struct Xoauth2 {
+    response: Option<String>,
+}
+
+impl async_imap::Authenticator for Xoauth2 {
+    type Response = String;
+
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.response.take().unwrap_or_default()
     }
 }
 

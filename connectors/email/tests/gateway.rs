@@ -16,6 +16,10 @@ use crate::harness::eventually;
 // TLS and STARTTLS against Dovecot's IMAP and SMTP submission, with a CA made at test time.
 #[path = "tls.rs"]
 mod tls;
+
+// OAuth 2.0 (XOAUTH2) against Dovecot's oauth2 passdb and a loopback token endpoint.
+#[path = "oauth.rs"]
+mod oauth;
 use crate::mailservers::{Dovecot, SmtpSink};
 
 fn config(imap: &Dovecot, smtp_port: u16) -> EmailConfig {

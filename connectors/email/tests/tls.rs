@@ -33,6 +33,7 @@ fn servers(names: &[&str]) -> Servers {
     let dovecot = Dovecot::start_with(DovecotSetup {
         tls: Some((cert.cert_file, cert.key_file)),
         submission_relay_port: Some(sink.port),
+        oauth2_introspection_url: None,
     });
     Servers { ca, dovecot, sink }
 }
