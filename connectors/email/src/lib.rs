@@ -13,6 +13,7 @@ mod from_config;
 pub mod imap;
 pub mod noise;
 pub mod oauth;
+mod oauth_config;
 mod smtp;
 pub mod thread;
 #[cfg(feature = "tls")]
