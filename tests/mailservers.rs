@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::harness::TempDir;
 
-const INSTALL: &str = "install them with `apt-get install -y dovecot-imapd dovecot-submissiond postfix` (.ci/run does this)";
+pub(crate) const INSTALL: &str =
+    "install them with `apt-get install -y dovecot-imapd postfix` (.ci/run does this)";
 static NEXT_MAIL: AtomicUsize = AtomicUsize::new(0);
 
 pub(crate) fn free_port() -> u16 {
@@ -51,7 +52,7 @@ pub(crate) fn wait_for_port(port: u16, what: &str, log: &Path) {
     panic!("{what} did not listen on 127.0.0.1:{port} within 15s; its log:\n{log}");
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY-free check: the id command is on every Debian system.
     Command::new("id")
         .arg("-u")
@@ -60,7 +61,7 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn id_of(args: &[&str]) -> u32 {
+pub(crate) fn id_of(args: &[&str]) -> u32 {
     let out = Command::new("id").args(args).output().expect("run id");
     String::from_utf8_lossy(&out.stdout)
         .trim()
@@ -80,7 +81,7 @@ fn whoami() -> String {
 }
 
 /// Stops a server with SIGTERM (so Dovecot's master takes its children down), then waits.
-fn stop(child: &mut Child) {
+pub(crate) fn stop(child: &mut Child) {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
@@ -98,9 +99,6 @@ fn stop(child: &mut Child) {
 pub struct DovecotSetup {
     /// Certificate and key: TLS required, IMAP with STARTTLS on `port`, IMAPS on `imaps_port`.
     pub tls: Option<(PathBuf, PathBuf)>,
-    /// Dovecot's SMTP submission service, relaying what it accepts to this port (an
-    /// [`SmtpSink`]): STARTTLS on `submission_port`, implicit TLS on `submissions_port`.
-    pub submission_relay_port: Option<u16>,
     /// OAuth 2.0 (SASL XOAUTH2 and OAUTHBEARER) besides passwords: Dovecot's `oauth2` passdb
     /// asks this RFC 7662 introspection endpoint whether a token is active and whose it is.
     pub oauth2_introspection_url: Option<String>,
@@ -114,10 +112,6 @@ pub struct Dovecot {
     pub port: u16,
     /// IMAPS (TLS from the first byte), when `setup.tls` is given.
     pub imaps_port: u16,
-    /// SMTP submission with STARTTLS (587-style), when a relay port is given.
-    pub submission_port: u16,
-    /// SMTP submission with TLS from the first byte (465-style), when a relay port is given.
-    pub submissions_port: u16,
     pub user: String,
     pub password: String,
     setup: DovecotSetup,
@@ -136,8 +130,6 @@ impl Dovecot {
             child: None,
             port: free_port(),
             imaps_port: free_port(),
-            submission_port: free_port(),
-            submissions_port: free_port(),
             user: "agent".into(),
             password: "secret-imap".into(),
             setup,
@@ -199,7 +191,7 @@ impl Dovecot {
             r#"base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
-protocols = {protocols}
+protocols = imap
 listen = 127.0.0.1
 {ssl}
 auth_mechanisms = plain login{oauth2_mechanisms}
@@ -228,15 +220,14 @@ service imap-login {{
     ssl = yes
   }}
 }}
-{submission}
+service auth {{
+  unix_listener auth-client-postfix {{
+    mode = 0666
+  }}
+}}
 "#,
             root = root.display(),
             port = self.port,
-            protocols = if self.setup.submission_relay_port.is_some() {
-                "imap submission"
-            } else {
-                "imap"
-            },
             ssl = self.ssl_config(),
             oauth2_mechanisms = if self.setup.oauth2_introspection_url.is_some() {
                 " xoauth2 oauthbearer"
@@ -249,7 +240,6 @@ service imap-login {{
             } else {
                 0
             },
-            submission = self.submission_config(),
         );
         std::fs::write(root.join("dovecot.conf"), config).expect("write dovecot.conf");
         self.chown_tree();
@@ -298,34 +288,9 @@ service imap-login {{
         )
     }
 
-    fn submission_config(&self) -> String {
-        let Some(relay_port) = self.setup.submission_relay_port else {
-            return String::new();
-        };
-        format!(
-            r#"hostname = localhost
-submission_relay_host = 127.0.0.1
-submission_relay_port = {relay_port}
-submission_relay_trusted = yes
-service submission-login {{
-  inet_listener submission {{
-    address = 127.0.0.1
-    port = {}
-  }}
-  inet_listener submissions {{
-    address = 127.0.0.1
-    port = {}
-    ssl = yes
-  }}
-}}
-"#,
-            self.submission_port,
-            if self.setup.tls.is_some() {
-                self.submissions_port
-            } else {
-                0
-            }
-        )
+    /// The socket Postfix's `smtpd_sasl_type = dovecot` authenticates through.
+    pub fn sasl_socket(&self) -> PathBuf {
+        self.dir.0.join("run").join("auth-client-postfix")
     }
 
     fn chown_tree(&self) {

@@ -15,6 +15,7 @@ mod linked_contacts;
 mod logging;
 mod mailservers;
 mod outbox_outage;
+mod postfix;
 mod processes;
 mod proxy;
 mod reliability;

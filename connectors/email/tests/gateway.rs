@@ -13,7 +13,7 @@ use switchboard_email::{EmailConfig, EmailConnector};
 
 use crate::harness::eventually;
 
-// TLS and STARTTLS against Dovecot's IMAP and SMTP submission, with a CA made at test time.
+// TLS and STARTTLS against Dovecot (IMAP) and Postfix (SMTP), with a CA made at test time.
 #[path = "tls.rs"]
 mod tls;
 

@@ -1,8 +1,8 @@
-//! OAuth 2.0 (SASL XOAUTH2) against real servers: Dovecot's IMAP and SMTP submission over TLS,
+//! OAuth 2.0 (SASL XOAUTH2) against real servers: Dovecot's IMAP and Postfix's submission over TLS,
 //! its `oauth2` passdb checking every token at a loopback introspection endpoint, and a loopback
 //! token endpoint that issues, expires, rotates and revokes tokens (see `oauth_standin.rs`).
-//! SMTP goes through Dovecot's submission server (the SASL that Postfix would delegate to
-//! Dovecot is the same `auth` service), relayed to smtp-sink.
+//! SMTP goes through a private Postfix whose SASL is Dovecot's (the same `oauth2` passdb),
+//! relayed to smtp-sink.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use switchboard_email::{EmailConfig, EmailConnector, OAuthConfig};
 
 use crate::harness::eventually;
 use crate::mailservers::{Dovecot, DovecotSetup, SmtpSink};
+use crate::postfix::Postfix;
 use crate::test_ca::TestCa;
 
 #[path = "oauth_standin.rs"]
@@ -23,6 +24,7 @@ use oauth_standin::{OAuthStandIn, GOOD_CODE};
 struct Servers {
     ca: TestCa,
     dovecot: Dovecot,
+    postfix: Postfix,
     sink: SmtpSink,
     provider: OAuthStandIn,
 }
@@ -31,15 +33,17 @@ async fn servers() -> Servers {
     let provider = OAuthStandIn::start("agent").await;
     let mut ca = TestCa::new("Switchboard test CA");
     let cert = ca.server_cert(&["localhost", "127.0.0.1"]);
+    let cert = (cert.cert_file, cert.key_file);
     let sink = SmtpSink::start();
     let dovecot = Dovecot::start_with(DovecotSetup {
-        tls: Some((cert.cert_file, cert.key_file)),
-        submission_relay_port: Some(sink.port),
+        tls: Some(cert.clone()),
         oauth2_introspection_url: Some(provider.introspection_url()),
     });
+    let postfix = Postfix::start(&cert, &dovecot, sink.port);
     Servers {
         ca,
         dovecot,
+        postfix,
         sink,
         provider,
     }
@@ -86,7 +90,7 @@ tls_ca_file = {ca:?}
         },
         token_url = servers.provider.token_url(),
         imaps = servers.dovecot.imaps_port,
-        submission = servers.dovecot.submission_port,
+        submission = servers.postfix.submission_port,
     )
 }
 
@@ -186,7 +190,12 @@ async fn xoauth2_carries_mail_in_and_out_and_an_expired_token_is_refreshed_once(
     .await;
     assert!(mail.contains("Subject: Re: Password help"), "{mail}");
     assert!(mail.contains("Reply 1736157600000-1"), "{mail}");
-    assert_eq!(xoauth2_logins(&servers.dovecot, "submission-login:"), 1);
+    assert_eq!(
+        servers.postfix.logins("XOAUTH2", "agent"),
+        1,
+        "{}",
+        servers.postfix.log()
+    );
     assert_eq!(
         servers.provider.token_requests(),
         3,

@@ -1,10 +1,8 @@
-//! TLS against real servers: Dovecot's IMAP (STARTTLS and IMAPS) and its SMTP submission service
-//! (STARTTLS, 587-style, and implicit TLS, 465-style), which relays what it accepts to
-//! smtp-sink. Dovecot's submission server stands in for Postfix's smtpd here: it speaks the same
-//! submission protocol with TLS and SASL, installs from Debian (`dovecot-submissiond`), and runs
-//! unprivileged under a temp config like the IMAP side, where a second Postfix instance needs
-//! root and its own queue. Certificates come from a CA made at test time; Dovecot requires TLS
-//! for every login (`ssl = required`), so a plain-text fallback could not log in at all.
+//! TLS against real servers: Dovecot's IMAP (STARTTLS and IMAPS) and a private Postfix's
+//! submission (STARTTLS, 587-style, and implicit TLS, 465-style) with Dovecot SASL, which relays
+//! what it accepts to smtp-sink. Certificates come from a CA made at test time; both servers
+//! refuse any login before TLS (`ssl = required`, `smtpd_tls_auth_only`), so a plain-text
+//! fallback could not log in at all.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,26 +14,34 @@ use switchboard_email::{EmailConfig, EmailConnector};
 
 use crate::harness::eventually;
 use crate::mailservers::{Dovecot, DovecotSetup, SmtpSink};
+use crate::postfix::Postfix;
 use crate::test_ca::TestCa;
 
 struct Servers {
     // Kept for their files (the CA and server certificate) until the test ends.
     ca: TestCa,
     dovecot: Dovecot,
+    postfix: Postfix,
     sink: SmtpSink,
 }
 
-/// Dovecot with TLS and submission, its certificate for `names`, signed by a fresh test CA.
+/// Dovecot and Postfix with TLS, their certificate for `names`, signed by a fresh test CA.
 fn servers(names: &[&str]) -> Servers {
     let mut ca = TestCa::new("Switchboard test CA");
     let cert = ca.server_cert(names);
+    let cert = (cert.cert_file, cert.key_file);
     let sink = SmtpSink::start();
     let dovecot = Dovecot::start_with(DovecotSetup {
-        tls: Some((cert.cert_file, cert.key_file)),
-        submission_relay_port: Some(sink.port),
+        tls: Some(cert.clone()),
         oauth2_introspection_url: None,
     });
-    Servers { ca, dovecot, sink }
+    let postfix = Postfix::start(&cert, &dovecot, sink.port);
+    Servers {
+        ca,
+        dovecot,
+        postfix,
+        sink,
+    }
 }
 
 /// IMAP on `imap_port` and SMTP on `smtp_port` with the given modes, trusting `ca_file`.
@@ -118,8 +124,8 @@ async fn mail_in_and_reply_out(imap_tls: &str, smtp_tls: &str) {
         _ => dovecot.port,
     };
     let smtp_port = match smtp_tls {
-        "tls" => dovecot.submissions_port,
-        _ => dovecot.submission_port,
+        "tls" => servers.postfix.smtps_port,
+        _ => servers.postfix.submission_port,
     };
     let connector = Arc::new(EmailConnector::new(config(
         dovecot,
@@ -165,10 +171,11 @@ async fn mail_in_and_reply_out(imap_tls: &str, smtp_tls: &str) {
     ] {
         assert!(mail.contains(expected), "missing {expected:?} in:\n{mail}");
     }
-    let log = dovecot_log(dovecot);
+    let postfix = &servers.postfix;
     assert!(
-        logged_in_over_tls(&log, "submission-login:"),
-        "the SMTP login went over TLS:\n{log}"
+        postfix.logins("PLAIN", "agent") == 1 && postfix.tls_sessions() == 1,
+        "one SMTP login, over TLS:\n{}",
+        postfix.log()
     );
     assert_eq!(gateway.accepted().len(), 1, "still stored once");
     task.abort();
@@ -217,7 +224,7 @@ async fn an_untrusted_certificate_is_a_clear_error_naming_the_server() {
     let (imap, smtp) = failures(config(
         dovecot,
         (dovecot.imaps_port, "tls"),
-        (dovecot.submission_port, "starttls"),
+        (servers.postfix.submission_port, "starttls"),
         None,
     ))
     .await;
@@ -226,7 +233,7 @@ async fn an_untrusted_certificate_is_a_clear_error_naming_the_server() {
         imap.contains(&format!("TLS certificate of {imap_server} is not trusted")),
         "{imap}"
     );
-    let smtp_server = format!("127.0.0.1:{}", dovecot.submission_port);
+    let smtp_server = format!("127.0.0.1:{}", servers.postfix.submission_port);
     assert!(
         smtp.to_string()
             .contains(&format!("TLS certificate of {smtp_server} is not trusted")),
@@ -234,6 +241,7 @@ async fn an_untrusted_certificate_is_a_clear_error_naming_the_server() {
     );
     assert!(smtp.is_retryable(), "the reply waits in the outbox: {smtp}");
     assert_eq!(dovecot.logins(), 0, "no login without TLS");
+    assert_eq!(servers.postfix.logins("PLAIN", "agent"), 0);
     assert!(servers.sink.mails().is_empty());
     assert_eq!(dovecot.seen_unseen(), (0, 1), "the mail stays unread");
 }
@@ -246,7 +254,7 @@ async fn a_certificate_for_another_host_name_is_a_clear_error_naming_the_server(
     let (imap, smtp) = failures(config(
         dovecot,
         (dovecot.port, "starttls"),
-        (dovecot.submissions_port, "tls"),
+        (servers.postfix.smtps_port, "tls"),
         Some(&servers.ca.ca_file),
     ))
     .await;
@@ -257,7 +265,7 @@ async fn a_certificate_for_another_host_name_is_a_clear_error_naming_the_server(
         )),
         "{imap}"
     );
-    let smtp_server = format!("127.0.0.1:{}", dovecot.submissions_port);
+    let smtp_server = format!("127.0.0.1:{}", servers.postfix.smtps_port);
     assert!(
         smtp.to_string().contains(&format!(
             "TLS certificate of {smtp_server} is not valid for the host name"
@@ -265,5 +273,6 @@ async fn a_certificate_for_another_host_name_is_a_clear_error_naming_the_server(
         "{smtp}"
     );
     assert_eq!(dovecot.logins(), 0, "no login without TLS");
+    assert_eq!(servers.postfix.logins("PLAIN", "agent"), 0);
     assert!(servers.sink.mails().is_empty());
 }
