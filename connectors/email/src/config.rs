@@ -687,5 +687,15 @@ mod tests {
         let mut config: EmailConfig = toml::from_str(EXAMPLE).expect("parse");
         config.imap.password = "hunter2".into();
         assert!(!format!("{config:?}").contains("hunter2"));
+        let text = EXAMPLE.replace("display_name", "auth = \"oauth2\"\n        display_name")
+            + "\n[oauth2]\nprovider = \"google\"\nclient_id_env = \"ID\"\nrefresh_token_env = \"R\"\n";
+        let mut config: EmailConfig = toml::from_str(&text).expect("parse");
+        if let Some(oauth) = config.oauth2.as_mut() {
+            oauth.refresh_token = "1//refresh-secret".into();
+            oauth.client_secret = Some("client-secret".into());
+        }
+        let shown = format!("{config:?}");
+        assert!(shown.contains("Google"), "{shown}");
+        assert!(!shown.contains("refresh-secret") && !shown.contains("client-secret"));
     }
 }
