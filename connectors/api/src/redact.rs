@@ -130,6 +130,8 @@ impl Redactor {
         };
         let mut copy = briefing.clone();
         copy.summary = clean(&briefing.summary);
+        // A model's summary may repeat what the customer wrote; the heuristic's note and the
+        // cited entries are the gateway's and the company's own words.
         copy.reason_detail = clean(&briefing.reason_detail);
         // The suggested reply is the company's own knowledge, and desks fingerprint it to
         // send it unchanged: left as written.
