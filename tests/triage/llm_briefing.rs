@@ -152,9 +152,7 @@ async fn malformed_refused_or_unsafe_briefings_fall_back_to_the_heuristic() {
             "not the briefing asked for",
         ),
         (
-            Briefing::Says(
-                json!({"summary": "a\nb", "citations": ["made-up-entry"]}).to_string(),
-            ),
+            Briefing::Says(json!({"summary": "a\nb", "citations": ["made-up-entry"]}).to_string()),
             "cited an entry it was not given",
         ),
         (
@@ -181,7 +179,10 @@ async fn malformed_refused_or_unsafe_briefings_fall_back_to_the_heuristic() {
         };
         let transcript = [line("customer", WANTS_A_PERSON)];
         triage.write_briefing(&transcript, &mut record).await;
-        let draft = record.briefing.clone().expect("the briefing says what happened");
+        let draft = record
+            .briefing
+            .clone()
+            .expect("the briefing says what happened");
         assert_eq!(draft.summary, None, "{why}");
         assert!(draft.citations.is_empty());
         assert!(

@@ -246,7 +246,7 @@ pub fn briefing_blocks(briefing: &Briefing) -> Vec<Value> {
     let source = briefing
         .summary_source
         .as_deref()
-        .map(|source| format!(" _({})_", escape(source)))
+        .map(|source| format!(" _— {}_", escape(source)))
         .unwrap_or_default();
     blocks.push(section(format!(
         "*Summary*{source}\n{}",
@@ -406,6 +406,8 @@ pub(crate) mod tests {
             "*plan*",
             "enterprise",
             "Charged twice for the March invoice.",
+            "*Summary* _— written by the model_",
+            "`billing-double-charge` Why was I charged twice?",
             "message number 2",
             ">Sorry about that!",
             ">I have refunded the duplicate.",
