@@ -226,6 +226,9 @@
     location.href = "/desk";
   });
   setInterval(renderQueue, 30000);
+  // Links from elsewhere (`switchboard replay --html`) open a thread: /desk#thread=<id>.
+  const linked = new URLSearchParams(location.hash.slice(1)).get("thread");
+  if (linked) openId = linked;
   refresh();
   connect(500);
 })();
