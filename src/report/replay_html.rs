@@ -230,3 +230,45 @@ h3{margin:10px 0 4px;font-size:13px;color:var(--muted);font-weight:600}
 .change .verdict{margin:0;font-size:14px}
 .context{margin:6px 0 0;padding-left:18px;color:var(--muted);font-size:13px;white-space:pre-wrap}
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::replay::{ContextLine, Outcome};
+
+    #[test]
+    fn everything_from_redis_is_escaped() {
+        let mut replay = Replay::default();
+        replay.since_ms = 1_767_225_600_000;
+        replay.until_ms = 1_767_830_400_000;
+        replay.replayed = 2;
+        replay.recorded_answers = 1;
+        replay.changes.push(Change {
+            kind: ChangeKind::AnswerToEscalate,
+            conversation_id: "webchat:<i>x</i>".into(),
+            channel: "webchat".into(),
+            message_id: "1-0".into(),
+            text: "<script>alert(1)</script> & \"quotes\"".into(),
+            recorded: Outcome::Answer,
+            replayed: Outcome::Escalate {
+                reason: "low_confidence".into(),
+            },
+            explanation: "confidence 0.40 < 0.60".into(),
+            category: Some("<b>billing</b>".into()),
+            link: Some("https://desk.example/desk#thread=a\"onmouseover=\"x".into()),
+            context: vec![ContextLine {
+                role: "ai".into(),
+                text: "<img src=x onerror=alert(2)>".into(),
+            }],
+        });
+        let page = render(&replay);
+        for raw in ["<script", "<img", "<i>x", "<b>billing", "a\"onmouseover"] {
+            assert!(!page.contains(raw), "{raw} unescaped in {page}");
+        }
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"));
+        assert!(
+            page.contains("href=\"https://desk.example/desk#thread=a&quot;onmouseover=&quot;x\"")
+        );
+        assert!(page.contains("50.0% → 0.0%"), "AI answer rates: {page}");
+    }
+}
