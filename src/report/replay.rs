@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -226,6 +227,27 @@ impl Replay {
             .collect()
     }
 
+    /// Adds one conversation's replay; changes past the first [`EXAMPLES_WITH_CONTEXT`] of
+    /// their kind drop their context.
+    fn absorb(&mut self, part: Replay) {
+        self.replayed += part.replayed;
+        self.not_triaged += part.not_triaged;
+        self.recorded_answers += part.recorded_answers;
+        self.replayed_answers += part.replayed_answers;
+        for mut change in part.changes {
+            let slot = ChangeKind::ALL
+                .iter()
+                .position(|k| *k == change.kind)
+                .unwrap_or(0);
+            if self.with_context[slot] < EXAMPLES_WITH_CONTEXT {
+                self.with_context[slot] += 1;
+            } else {
+                change.context = Vec::new();
+            }
+            self.changes.push(change);
+        }
+    }
+
     /// Writes the self-contained HTML page (`--html`).
     pub fn write_html(&self, path: &std::path::Path) -> Result<(), ReportError> {
         std::fs::write(path, super::replay_html::render(self)).map_err(|source| {
@@ -335,7 +357,13 @@ pub async fn run_replay(
     let store = Store::connect(&config.redis.url, response).await?;
     let triage = Triage::from_config(&candidate.triage, &candidate.base_dir)
         .map_err(|error| ReportError::Window(format!("candidate triage: {error}")))?;
-    replay(&store, &triage, window, web_desk_url(config).as_deref()).await
+    replay(
+        &store,
+        Arc::new(triage),
+        window,
+        web_desk_url(config).as_deref(),
+    )
+    .await
 }
 
 /// The web desk's page, when the live gateway runs it and knows its public URL: examples
@@ -350,7 +378,7 @@ pub fn web_desk_url(config: &Config) -> Option<String> {
 /// desk's page, for links to the conversations that have a thread there.
 pub async fn replay(
     store: &Store,
-    triage: &Triage,
+    triage: Arc<Triage>,
     window: Window,
     web_desk: Option<&str>,
 ) -> Result<Replay, ReportError> {
@@ -404,36 +432,44 @@ pub async fn replay(
                         .await
                 })
                 .await?;
-            // Conversations are read ahead while earlier ones are replayed, in index order
-            // so the output does not depend on Redis timing.
-            let mut reads = futures_util::stream::iter(ids.iter())
-                .map(|id| async move {
-                    let Some(conversation) = store.conversation(id).await? else {
-                        return Ok::<_, crate::store::StoreError>(None);
-                    };
-                    let transcript = store.transcript_after(id, None, MAX_TRANSCRIPT).await?;
-                    Ok(Some((conversation, transcript)))
+            // Conversations are read and replayed side by side (on every core: the embedded
+            // answerer is CPU work; with a model, its calls overlap), and merged in index
+            // order so the output does not depend on timing.
+            let mut parts = futures_util::stream::iter(ids.iter())
+                .map(|id| {
+                    let logged = escalations.remove(id).unwrap_or_default();
+                    let (store, triage, id) = (store.clone(), triage.clone(), id.clone());
+                    let web_desk = web_desk.map(str::to_owned);
+                    tokio::spawn(async move {
+                        let Some(conversation) = store.conversation(&id).await? else {
+                            return Ok::<_, crate::store::StoreError>(None);
+                        };
+                        let transcript = store.transcript_after(&id, None, MAX_TRANSCRIPT).await?;
+                        let link = web_desk.and_then(|desk| {
+                            let thread = conversation.desk_thread.as_ref()?;
+                            Some(format!("{desk}#thread={}", url_component(&thread.ts)))
+                        });
+                        let mut part = Replay::default();
+                        replay_conversation(
+                            &triage,
+                            &conversation,
+                            &transcript,
+                            logged,
+                            window,
+                            link,
+                            &mut part,
+                        )
+                        .await;
+                        Ok(Some(part))
+                    })
                 })
                 .buffered(READ_AHEAD);
-            while let Some(read) = reads.next().await {
-                let Some((conversation, transcript)) = read? else {
-                    continue;
-                };
-                let logged = escalations.remove(&conversation.id).unwrap_or_default();
-                let link = web_desk.and_then(|desk| {
-                    let thread = conversation.desk_thread.as_ref()?;
-                    Some(format!("{desk}#thread={}", url_component(&thread.ts)))
-                });
-                replay_conversation(
-                    triage,
-                    &conversation,
-                    &transcript,
-                    logged,
-                    window,
-                    link,
-                    &mut result,
-                )
-                .await;
+            while let Some(part) = parts.next().await {
+                let part =
+                    part.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
+                if let Some(part) = part? {
+                    result.absorb(part);
+                }
             }
             if ids.len() < PAGE {
                 break;
@@ -547,9 +583,8 @@ async fn replay_conversation(
         result.recorded_answers += u64::from(*recorded == Outcome::Answer);
         result.replayed_answers += u64::from(replayed == Outcome::Answer);
         if let Some(kind) = ChangeKind::between(recorded, &replayed) {
-            let slot = ChangeKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-            let context = if result.with_context[slot] < EXAMPLES_WITH_CONTEXT {
-                result.with_context[slot] += 1;
+            // Kept only for the first changes of each kind when the parts are merged.
+            let context = if result.count(kind) < EXAMPLES_WITH_CONTEXT {
                 transcript[at.saturating_sub(CONTEXT_LINES)..at]
                     .iter()
                     .filter(|earlier| earlier.role != Role::Note)
