@@ -135,7 +135,7 @@ async fn seed_conversation(store: &Store, steps: &[Step], c: usize) {
             .ingest(&inbound(&session, m, step.question))
             .await
             .expect("ingest");
-        let escalates = c % 5 == 0 && m == PER_CONVERSATION - 1;
+        let escalates = c.is_multiple_of(5) && m == PER_CONVERSATION - 1;
         let commit = if escalates {
             let log = serde_json::json!({
                 "conversation_id": ingested.conversation_id,

@@ -207,7 +207,7 @@ impl Replay {
 
     /// Change counts of `kind` by reason, channel and category (the values that are set).
     pub fn breakdown(&self, kind: ChangeKind) -> Vec<(&'static str, Vec<(String, u64)>)> {
-        let keys: [(&'static str, &dyn Fn(&Change) -> String); 3] = [
+        let keys: [(&'static str, ChangeKey); 3] = [
             ("reason", &reason_key),
             ("channel", &|c: &Change| c.channel.clone()),
             ("category", &|c: &Change| {
@@ -285,6 +285,9 @@ impl Replay {
         json
     }
 }
+
+/// What a change is counted by.
+type ChangeKey<'a> = &'a dyn Fn(&Change) -> String;
 
 fn reason_key(change: &Change) -> String {
     match (&change.recorded, &change.replayed) {

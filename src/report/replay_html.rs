@@ -71,13 +71,13 @@ pub fn render(replay: &Replay) -> String {
     for kind in ChangeKind::ALL {
         page.push_str(&examples(replay, kind));
     }
-    let _ = write!(
+    let _ = writeln!(
         page,
         "<footer>Computed from Redis by <code>switchboard replay</code>, which sends and writes \
          nothing. {} customer message(s) in the window were not triaged at the time (relayed \
          to an agent, ratings) and are not replayed. Examples keep the lines before the \
          message for the first {EXAMPLES_WITH_CONTEXT} changes of each kind; links open the \
-         conversation's thread on the web desk.</footer></main></body></html>\n",
+         conversation's thread on the web desk.</footer></main></body></html>",
         replay.not_triaged
     );
     page
