@@ -253,11 +253,15 @@ impl Triage {
                     source: "written by the model".into(),
                 }
             }
-            Err(why) => BriefingDraft {
-                summary: None,
-                citations: Vec::new(),
-                source: format!("heuristic ({why})"),
-            },
+            Err(why) => {
+                // A parse error may quote the model's reply at length.
+                let why: String = why.chars().take(200).collect();
+                BriefingDraft {
+                    summary: None,
+                    citations: Vec::new(),
+                    source: format!("heuristic ({why})"),
+                }
+            }
         });
     }
 
