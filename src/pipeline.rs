@@ -450,6 +450,7 @@ impl TriageWorker {
                     author: conversation.customer_name(),
                     text,
                     files: message.files.clone(),
+                    message_id: Some(message.id.clone()),
                 },
             });
             // A customer writing to a conversation a person has taken now waits for them;

@@ -90,6 +90,7 @@ impl Desk for FakeDesk {
         let post = ThreadPost::CustomerMessage {
             author: author.into(),
             text: format!("(file) {}", file.name),
+            message_id: None,
         };
         self.post_in_thread(thread, &post).await
     }
@@ -127,7 +128,7 @@ impl FakeDesk {
         self.posts_in(thread)
             .into_iter()
             .filter_map(|post| match post {
-                ThreadPost::CustomerMessage { author, text } => Some((author, text)),
+                ThreadPost::CustomerMessage { author, text, .. } => Some((author, text)),
                 _ => None,
             })
             .collect()

@@ -21,6 +21,9 @@ use crate::files::Files;
 use crate::model::{Conversation, DeskAction, DeskPost};
 use crate::store::{Store, StoreError};
 
+/// Transcript entries a briefing is composed from (the latest ones).
+pub const BRIEFING_ENTRIES: usize = 200;
+
 /// Carries desk posts out through the configured desk.
 pub struct DeskCourier {
     store: Store,
@@ -167,7 +170,7 @@ impl DeskCourier {
     pub async fn deliver(&self, post: &DeskPost) -> Result<(), ConnectorError> {
         let Some((conversation, transcript)) = self
             .store
-            .conversation_with_recent(&post.conversation_id, 200)
+            .conversation_with_recent(&post.conversation_id, BRIEFING_ENTRIES)
             .await
             .map_err(store_failure)?
         else {
@@ -209,6 +212,7 @@ impl DeskCourier {
                     author,
                     text,
                     files,
+                    message_id,
                 },
                 Some(thread),
             ) => {
@@ -216,6 +220,7 @@ impl DeskCourier {
                     let message = ThreadPost::CustomerMessage {
                         author: author.clone(),
                         text: text.clone(),
+                        message_id: message_id.clone(),
                     };
                     self.desk.post_in_thread(&thread, &message).await?;
                 }

@@ -312,6 +312,10 @@ pub enum ThreadPost {
         author: String,
         /// The text.
         text: String,
+        /// The transcript entry it mirrors, so a desk that hides parts of it can ask for the
+        /// original ([`DeskSink::reveal`]); absent on posts queued by earlier versions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
     },
     /// A file the customer sent that is no longer stored, so only its name can be shown.
     CustomerFileGone {
@@ -421,6 +425,28 @@ pub enum Waiting {
     ForReply,
 }
 
+/// An agent asking to see what a desk's redaction hid in a thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevealRequest {
+    /// The conversation's thread.
+    pub thread: ThreadRef,
+    /// The agent's id on the desk (kept in the audit log).
+    pub agent_id: String,
+    /// The agent's name (kept in the audit log).
+    pub agent_name: String,
+    /// One mirrored message; `None` asks for the customer's messages the briefing shows.
+    pub message_id: Option<String>,
+}
+
+/// A customer's message as they wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevealedMessage {
+    /// The transcript entry's id.
+    pub message_id: String,
+    /// The text, unredacted.
+    pub text: String,
+}
+
 /// Where a desk sends agents' actions; the core implements it.
 #[async_trait]
 pub trait DeskSink: Send + Sync {
@@ -432,6 +458,13 @@ pub trait DeskSink: Send + Sync {
     /// someone else, suggestion already sent), so the desk can tell the agent privately.
     async fn act(&self, event: DeskEvent) -> Result<ActionOutcome, IngestError> {
         self.handle(event).await.map(|()| ActionOutcome::Done)
+    }
+
+    /// The originals of what a desk hid, for that agent alone; every call is written to the
+    /// audit log (who, which conversation and messages, never the text). A sink that keeps no
+    /// originals reveals nothing.
+    async fn reveal(&self, _request: RevealRequest) -> Result<Vec<RevealedMessage>, IngestError> {
+        Ok(Vec::new())
     }
 }
 

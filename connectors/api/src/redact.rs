@@ -149,12 +149,17 @@ impl Redactor {
     /// A thread post as a desk outside the gateway may keep it.
     pub fn thread_post(&self, post: &ThreadPost) -> (ThreadPost, usize) {
         match post {
-            ThreadPost::CustomerMessage { author, text } => {
+            ThreadPost::CustomerMessage {
+                author,
+                text,
+                message_id,
+            } => {
                 let redacted = self.redact(text);
                 let hidden = redacted.hidden.len();
                 let post = ThreadPost::CustomerMessage {
                     author: author.clone(),
                     text: redacted.text,
+                    message_id: message_id.clone(),
                 };
                 (post, hidden)
             }

@@ -190,8 +190,8 @@ fn header_text(briefing: &Briefing) -> String {
     )
 }
 
-/// The Block Kit blocks of a briefing.
-pub fn briefing_blocks(briefing: &Briefing) -> Vec<Value> {
+/// The Block Kit blocks of a briefing; blocks; `revealable` when the redaction hid something in it.
+pub fn briefing_blocks(briefing: &Briefing, revealable: bool) -> Vec<Value> {
     let identity = if briefing.verified {
         format!("`{}` ✅ verified", escape(&briefing.customer_id))
     } else {
@@ -294,7 +294,7 @@ pub fn briefing_blocks(briefing: &Briefing) -> Vec<Value> {
             .collect();
         blocks.push(section(format!("*Suggested reply*\n{}", quoted.join("\n"))));
     }
-    if let Some(actions) = super::actions::briefing_actions(briefing) {
+    if let Some(actions) = super::actions::briefing_actions(briefing, revealable) {
         blocks.push(actions);
     }
     blocks.push(context(format!(
@@ -391,7 +391,7 @@ pub(crate) mod tests {
     #[test]
     fn every_briefing_field_is_shown() {
         let briefing = sample_briefing(3);
-        let text = all_text(&briefing_blocks(&briefing));
+        let text = all_text(&briefing_blocks(&briefing, false));
         for expected in [
             "Ada Lovelace · webchat · vip",
             "user-1815",
@@ -425,7 +425,7 @@ pub(crate) mod tests {
 
     #[test]
     fn customer_text_cannot_ping_the_channel() {
-        let text = all_text(&briefing_blocks(&sample_briefing(1)));
+        let text = all_text(&briefing_blocks(&sample_briefing(1), false));
         assert!(!text.contains("<!channel>"));
         assert!(text.contains("&lt;!channel&gt;"));
     }
@@ -450,7 +450,7 @@ pub(crate) mod tests {
             // Without `files.public_base_url` links are relative: Slack cannot open them.
             file("log<1>.txt", Some("/files/c/f2?exp=9&sig=cd")),
         ];
-        let text = all_text(&briefing_blocks(&briefing));
+        let text = all_text(&briefing_blocks(&briefing, false));
         assert!(
             text.contains(
                 "_customer_: :paperclip: <https://support.example.com/files/c/f1?exp=9&sig=ab|error.png> (2 KB) :paperclip: log&lt;1&gt;.txt (2 KB)"
@@ -462,7 +462,7 @@ pub(crate) mod tests {
     #[test]
     fn long_transcripts_fold_to_the_last_lines_and_go_to_the_thread_in_full() {
         let briefing = sample_briefing(30);
-        let blocks = briefing_blocks(&briefing);
+        let blocks = briefing_blocks(&briefing, false);
         let text = all_text(&blocks);
         assert!(text.contains("last 8 of 30"));
         assert!(text.contains("message number 29"));
@@ -481,7 +481,7 @@ pub(crate) mod tests {
         briefing.customer_name = "n".repeat(500);
         briefing.transcript[199].text = "x".repeat(20_000);
         briefing.attributes = (0..20).map(|i| (format!("k{i}"), "v".into())).collect();
-        let blocks = briefing_blocks(&briefing);
+        let blocks = briefing_blocks(&briefing, false);
         assert!(blocks.len() <= 50);
         for block in &blocks {
             if let Some(text) = block.pointer("/text/text").and_then(Value::as_str) {
@@ -505,7 +505,7 @@ pub(crate) mod tests {
 
     #[test]
     fn blocks_parse_as_slack_morphism_blocks() {
-        let blocks = briefing_blocks(&sample_briefing(30));
+        let blocks = briefing_blocks(&sample_briefing(30), false);
         let parsed: Result<Vec<slack_morphism::prelude::SlackBlock>, _> =
             serde_json::from_value(Value::Array(blocks));
         assert!(parsed.is_ok(), "{parsed:?}");
