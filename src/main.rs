@@ -89,6 +89,9 @@ enum Command {
         /// Print json instead of text.
         #[arg(long)]
         json: bool,
+        /// Also write the changes, their counts and examples as a self-contained HTML page.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Review knowledge-base candidates learned from agents' answers.
     Kb {
@@ -289,7 +292,8 @@ fn main() -> ExitCode {
             since,
             until,
             json,
-        } => with_runtime(|| replay(config, live_config, since, until, json)),
+            html,
+        } => with_runtime(|| replay(config, live_config, since, until, json, html)),
         Command::Eval {
             clinc150,
             fit_calibration: true,
@@ -726,6 +730,7 @@ async fn replay(
     since: String,
     until: String,
     json: bool,
+    html: Option<PathBuf>,
 ) -> Result<(), String> {
     use switchboard::report::replay::run_replay;
     use switchboard::report::Window;
@@ -741,6 +746,9 @@ async fn replay(
     let replay = run_replay(&live_config, &candidate_config, window)
         .await
         .map_err(|error| error.to_string())?;
+    if let Some(path) = &html {
+        replay.write_html(path).map_err(|error| error.to_string())?;
+    }
     if json {
         println!("{:#}", replay.to_json());
     } else {

@@ -390,12 +390,25 @@ impl TriageWorker {
                 }
             }
             let started = std::time::Instant::now();
-            let record = self
+            let mut record = self
                 .decide(&conversation, &recent[position], &recent[..position])
                 .await;
             self.metrics
                 .triage_latency
                 .observe(started.elapsed().as_secs_f64());
+            if self.handoff == Handoff::Desk {
+                // Agents read the briefing, so it is written (by the model, when one is
+                // configured) before the escalation is committed.
+                let transcript: Vec<TranscriptLine> = recent[..=position]
+                    .iter()
+                    .filter(|entry| entry.role != Role::Note)
+                    .map(|entry| TranscriptLine {
+                        role: entry.role.clone(),
+                        text: entry.text.clone(),
+                    })
+                    .collect();
+                self.triage.write_briefing(&transcript, &mut record).await;
+            }
             let commit = commit_for_decision(
                 &conversation,
                 &recent[position].text,

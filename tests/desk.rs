@@ -204,6 +204,9 @@ async fn an_escalation_briefs_the_desk_and_the_agents_reply_reaches_the_web_chat
         "{}",
         briefing.summary
     );
+    // No model configured: the heuristic wrote it, and the briefing claims no model.
+    assert_eq!(briefing.summary_source, None);
+    assert!(briefing.citations.is_empty());
     let roles: Vec<&str> = briefing
         .transcript
         .iter()

@@ -12,7 +12,7 @@ mod role;
 mod status;
 
 pub use conversation::{field, Conversation};
-pub use decision::{Decision, DecisionRecord};
+pub use decision::{BriefingDraft, Decision, DecisionRecord};
 pub use delivery::{Delivery, DeskAction, DeskPost};
 pub use role::Role;
 pub use status::{EscalationReason, Status};

@@ -69,6 +69,14 @@ pub struct Briefing {
     pub confidence: f32,
     /// A two-line summary of what the customer wants.
     pub summary: String,
+    /// Who wrote the summary and the suggested reply when a model was asked to: "written by
+    /// the model", or "heuristic (model timed out after 4000 ms)" when its draft could not be
+    /// used. `None`: no model is configured and both are the built-in heuristic's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_source: Option<String>,
+    /// The knowledge-base entries the model's summary and suggested reply rest on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub citations: Vec<Citation>,
     /// The transcript so far, oldest first.
     pub transcript: Vec<BriefingLine>,
     /// A reply the agent may send or adapt.
@@ -77,6 +85,15 @@ pub struct Briefing {
     pub claimed_by: Option<String>,
     /// `escalated`, `human` or `resolved`.
     pub status: String,
+}
+
+/// A knowledge-base entry a model-written briefing cites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Citation {
+    /// The entry's id (its file and heading, e.g. `password-reset`).
+    pub id: String,
+    /// The entry's question, as its title.
+    pub title: String,
 }
 
 /// What an agent did, in the core's terms; each desk maps its own gestures (a thread reply, a

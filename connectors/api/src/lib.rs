@@ -15,7 +15,7 @@ mod desk;
 mod files;
 pub use desk::{
     suggestion_fingerprint, ActionOutcome, ActionRefusal, AgentAction, AgentCommand, Briefing,
-    BriefingLine, Desk, DeskEvent, DeskNotice, DeskSink, RevealRequest, RevealedMessage,
+    BriefingLine, Citation, Desk, DeskEvent, DeskNotice, DeskSink, RevealRequest, RevealedMessage,
     ThreadPost, ThreadRef, Waiting,
 };
 pub use files::{

@@ -130,6 +130,9 @@ impl Redactor {
         };
         let mut copy = briefing.clone();
         copy.summary = clean(&briefing.summary);
+        // Why a model's draft was not used may quote the model's reply (a refusal, a parse
+        // error), which may repeat the customer; the cited entries are the company's own.
+        copy.summary_source = briefing.summary_source.as_deref().map(&mut clean);
         copy.reason_detail = clean(&briefing.reason_detail);
         // The suggested reply is the company's own knowledge, and desks fingerprint it to
         // send it unchanged: left as written.
@@ -773,6 +776,7 @@ mod tests {
             "attributes": [["note", "card 4242424242424242"]],
             "reason": "human_requested", "reason_detail": "said: charge 4242424242424242 twice",
             "confidence": 0.2, "summary": "double charge on 4242424242424242",
+            "summary_source": "heuristic (model refused: cannot discuss card 4242424242424242)",
             "transcript": [{"role": "customer", "author": "Ana", "text": "my card 4242 4242 4242 4242 was charged twice", "at_ms": 1}],
             "suggested_reply": null, "claimed_by": null, "status": "escalated"
         }))
@@ -780,7 +784,7 @@ mod tests {
         let (redacted, hidden) = Redactor::new(RedactionConfig::default())
             .unwrap()
             .briefing(&briefing);
-        assert_eq!(hidden, 4);
+        assert_eq!(hidden, 5);
         let shown = serde_json::to_string(&redacted).unwrap();
         assert!(
             !shown.contains("4242424242424242") && !shown.contains("4242 4242"),

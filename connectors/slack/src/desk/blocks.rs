@@ -243,7 +243,23 @@ pub fn briefing_blocks(briefing: &Briefing, revealable: bool) -> Vec<Value> {
     if !extra_attributes.is_empty() {
         blocks.push(context(extra_attributes.join(" · ")));
     }
-    blocks.push(section(format!("*Summary*\n{}", escape(&briefing.summary))));
+    let source = briefing
+        .summary_source
+        .as_deref()
+        .map(|source| format!(" _— {}_", escape(source)))
+        .unwrap_or_default();
+    blocks.push(section(format!(
+        "*Summary*{source}\n{}",
+        escape(&briefing.summary)
+    )));
+    if !briefing.citations.is_empty() {
+        let cited: Vec<String> = briefing
+            .citations
+            .iter()
+            .map(|c| format!("`{}` {}", escape(&c.id), escape(&c.title)))
+            .collect();
+        blocks.push(context(format!("Knowledge base: {}", cited.join(" · "))));
+    }
     blocks.push(json!({"type": "divider"}));
 
     let (lines, folded, cut) = visible_transcript(briefing);
@@ -348,6 +364,11 @@ pub(crate) mod tests {
             reason_detail: "Customer asked for a real person".into(),
             confidence: 0.42,
             summary: "Charged twice for the March invoice.\nWants a refund of one charge.".into(),
+            summary_source: Some("written by the model".into()),
+            citations: vec![switchboard_api::Citation {
+                id: "billing-double-charge".into(),
+                title: "Why was I charged twice?".into(),
+            }],
             transcript: (0..lines)
                 .map(|i| BriefingLine {
                     role: if i % 2 == 0 { "customer" } else { "ai" }.into(),
@@ -385,6 +406,8 @@ pub(crate) mod tests {
             "*plan*",
             "enterprise",
             "Charged twice for the March invoice.",
+            "*Summary* _— written by the model_",
+            "`billing-double-charge` Why was I charged twice?",
             "message number 2",
             ">Sorry about that!",
             ">I have refunded the duplicate.",

@@ -121,6 +121,8 @@
     fact(facts, "Reason", b.reason_detail || b.reason);
     fact(facts, "AI confidence", Math.round((b.confidence || 0) * 100) + "%");
     fact(facts, "Waiting", waited(data.thread.opened_ms));
+    fact(facts, "Summary", b.summary_source);
+    fact(facts, "Knowledge base", (b.citations || []).map((c) => `${c.id}: ${c.title}`).join(" · "));
     $("summary").textContent = b.summary;
     const transcript = $("transcript");
     transcript.replaceChildren();
@@ -228,6 +230,9 @@
     location.href = "/desk";
   });
   setInterval(renderQueue, 30000);
+  // Links from elsewhere (`switchboard replay --html`) open a thread: /desk#thread=<id>.
+  const linked = new URLSearchParams(location.hash.slice(1)).get("thread");
+  if (linked) openId = linked;
   refresh();
   connect(500);
 })();
