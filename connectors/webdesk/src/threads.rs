@@ -223,6 +223,16 @@ impl Threads {
         Ok(post.id)
     }
 
+    /// Deletes a thread's record and posts and takes it off the queue; returns how many posts
+    /// (the briefing counted as one) it held.
+    pub async fn forget(&self, id: &str) -> Result<u64, String> {
+        let posts = self.shared.tail(&posts_key(id), usize::MAX).await?.len() as u64;
+        let had_record = self.shared.take(&record_key(id)).await?;
+        self.shared.take(&posts_key(id)).await?;
+        self.shared.set_remove(OPEN, id).await?;
+        Ok(posts + u64::from(had_record))
+    }
+
     /// A thread's record.
     pub async fn get(&self, id: &str) -> Result<Option<ThreadRecord>, String> {
         let Some(json) = self.shared.get(&record_key(id)).await? else {
