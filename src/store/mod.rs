@@ -7,6 +7,7 @@
 
 mod connection;
 mod dead_letters;
+mod erase;
 mod files;
 mod ingest;
 pub mod keys;
@@ -15,6 +16,7 @@ mod transcript;
 mod watch;
 
 pub use connection::RedisConnection;
+pub use erase::{ConversationDump, DumpEntry, DumpFile, Purged};
 pub use dead_letters::{stream_id_ms, DeadEntry, DeadLetter, WaitingCount};
 pub use streams::{
     Delivered, DeliveryLine, DeliveryTarget, HeldBack, Parking, Receipt, Work, WorkCounts,
