@@ -5,7 +5,9 @@
 //! them by conversation status through [`triage`], and the [`outbox`] delivers the replies.
 
 pub mod app;
+pub mod archive;
 pub mod config;
+pub mod contact;
 pub mod desk;
 pub mod fanout;
 pub mod files;

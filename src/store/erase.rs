@@ -97,7 +97,6 @@ impl ConversationDump {
             .and_then(|text| text.parse().ok())
             .unwrap_or(0)
     }
-
 }
 
 /// What [`Store::purge_conversation`] removed, in counts.

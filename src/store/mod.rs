@@ -16,8 +16,8 @@ mod transcript;
 mod watch;
 
 pub use connection::RedisConnection;
-pub use erase::{ConversationDump, DumpEntry, DumpFile, Purged};
 pub use dead_letters::{stream_id_ms, DeadEntry, DeadLetter, WaitingCount};
+pub use erase::{ConversationDump, DumpEntry, DumpFile, Purged};
 pub use streams::{
     Delivered, DeliveryLine, DeliveryTarget, HeldBack, Parking, Receipt, Work, WorkCounts,
 };

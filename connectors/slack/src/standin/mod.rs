@@ -304,7 +304,10 @@ impl SlackStandIn {
             .filter(|known| known.channel == channel && known.root() == thread_ts)
             .collect();
         thread.sort_by_key(|known| ts_order(known.ts()));
-        thread.into_iter().map(|known| known.message.clone()).collect()
+        thread
+            .into_iter()
+            .map(|known| known.message.clone())
+            .collect()
     }
 
     /// Every `chat.postMessage` / `chat.update` so far, in arrival order.
