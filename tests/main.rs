@@ -8,6 +8,7 @@ mod config;
 mod desk;
 mod desk_channels;
 mod desk_reminders;
+mod erasure;
 mod fuzzing;
 mod harness;
 mod learning;
