@@ -1,5 +1,6 @@
 //! The one integration test binary: real redis-server, real HTTP, real browser.
 
+mod archive;
 mod attachments;
 mod browser;
 mod channels;

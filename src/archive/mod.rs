@@ -444,3 +444,36 @@ pub async fn archivable_in_redis(
     }
     Ok(count)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dump(status: &str, updated_ms: u64) -> ConversationDump {
+        ConversationDump {
+            id: "c1".into(),
+            record: [
+                (field::STATUS.to_owned(), status.to_owned()),
+                (field::CREATED_MS.to_owned(), "1000".to_owned()),
+                (field::UPDATED_MS.to_owned(), updated_ms.to_string()),
+            ]
+            .into(),
+            transcript: Vec::new(),
+            escalations: Vec::new(),
+            deliveries: Default::default(),
+            seen: Default::default(),
+            files: Vec::new(),
+            links: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_resolved_conversations_quiet_for_the_whole_retention_are_archivable() {
+        let last = 50 * DAY_MS;
+        let due = last + 90 * DAY_MS;
+        assert!(archivable(&dump("resolved", last), due, 90));
+        assert!(!archivable(&dump("resolved", last), due - 1, 90));
+        assert!(!archivable(&dump("escalated", last), due, 90));
+        assert!(!archivable(&dump("bot", last), due * 2, 90));
+    }
+}
