@@ -43,7 +43,8 @@ impl Subject {
     pub fn parse(text: &str) -> Result<Subject, String> {
         let text = text.trim();
         if let Some((channel, key)) = text.split_once(':') {
-            if let Some(channel) = ChannelKind::parse(channel) {
+            let known = crate::registry::find(channel).and_then(|_| ChannelKind::parse(channel));
+            if let Some(channel) = known {
                 if !key.is_empty() {
                     return Ok(Subject::ChannelKey {
                         channel,
