@@ -216,14 +216,7 @@ async fn resolved_conversations_move_to_the_archive_and_out_of_redis(redis: Test
         .ingest(&inbound("s:busy-0001", "busy-late", "one more thing"))
         .await
         .unwrap();
-    let updated = stale.record.get("updated_ms").cloned();
-    assert_eq!(
-        store
-            .purge_conversation(&stale, updated.as_deref())
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(store.purge_conversation(&stale, true).await.unwrap(), None);
     assert_eq!(
         store
             .transcript_after(&busy, None, 100)

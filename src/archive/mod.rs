@@ -28,8 +28,10 @@ use crate::store::{keys, ConversationDump, Purged, Store, StoreError};
 
 const SEGMENTS: &str = "segments/";
 const MANIFESTS: &str = "manifests/";
-/// Conversations per segment: bounds what a run holds in memory and what a crash redoes.
+/// Conversations per segment, and roughly the most bytes of them: bounds what a run holds in
+/// memory and what a crash redoes.
 const SEGMENT_CONVERSATIONS: usize = 500;
+const SEGMENT_BYTES: usize = 64 << 20;
 const DAY_MS: u64 = 86_400_000;
 
 /// `[retention]`.
@@ -80,6 +82,33 @@ pub fn archivable(conversation: &ConversationDump, now_ms: u64, after_days: u32)
     let resolved = (conversation.record.get(field::STATUS))
         .is_some_and(|status| Status::parse(status) == Status::Resolved);
     resolved && conversation.last_activity_ms() + u64::from(after_days) * DAY_MS <= now_ms
+}
+
+/// [`archivable`] from the record alone, before reading a conversation whole: its
+/// `updated_ms` moves with every message and decision.
+fn record_archivable(
+    id: &str,
+    record: std::collections::BTreeMap<String, String>,
+    now_ms: u64,
+    after_days: u32,
+) -> bool {
+    let light = ConversationDump {
+        id: id.to_owned(),
+        record,
+        transcript: Vec::new(),
+        escalations: Vec::new(),
+        deliveries: Default::default(),
+        seen: Default::default(),
+        files: Vec::new(),
+        links: Vec::new(),
+    };
+    archivable(&light, now_ms, after_days)
+}
+
+/// Roughly what a dump weighs in memory.
+fn weight(dump: &ConversationDump) -> usize {
+    let files: usize = dump.files.iter().map(|file| file.data_base64.len()).sum();
+    files + 512 * (dump.transcript.len() + dump.escalations.len() + 1)
 }
 
 /// One line of the archive.
@@ -303,7 +332,12 @@ impl Archive {
             }
             let mut escalations = store.escalations_by_conversation(partition).await?;
             let mut batch = Vec::new();
+            let mut batch_bytes = 0;
             for id in candidates {
+                let record = store.conversation_fields(&id).await?;
+                if !record_archivable(&id, record, now_ms, after_days) {
+                    continue;
+                }
                 let log = escalations.remove(&id).unwrap_or_default();
                 let Some(dump) = store.dump_conversation(&id, log).await? else {
                     continue;
@@ -315,10 +349,12 @@ impl Archive {
                     self.purge(store, &[dump], &mut report, true).await?;
                     continue;
                 }
+                batch_bytes += weight(&dump);
                 batch.push(dump);
-                if batch.len() == SEGMENT_CONVERSATIONS {
+                if batch.len() == SEGMENT_CONVERSATIONS || batch_bytes >= SEGMENT_BYTES {
                     self.archive_batch(store, now_ms, std::mem::take(&mut batch), &mut report)
                         .await?;
+                    batch_bytes = 0;
                 }
             }
             if !batch.is_empty() {
@@ -355,11 +391,7 @@ impl Archive {
         from_earlier_run: bool,
     ) -> Result<(), ArchiveError> {
         for dump in dumps {
-            let updated = dump.record.get(field::UPDATED_MS).map(String::as_str);
-            match store
-                .purge_conversation(dump, Some(updated.unwrap_or("")))
-                .await?
-            {
+            match store.purge_conversation(dump, true).await? {
                 Some(purged) => {
                     report.purged.add(purged);
                     if from_earlier_run {
@@ -437,9 +469,8 @@ pub async fn archivable_in_redis(
     let mut count = 0;
     for partition in keys::partitions() {
         for id in store.indexed_conversations(partition, cutoff + 1).await? {
-            if let Some(dump) = store.dump_conversation(&id, Vec::new()).await? {
-                count += u64::from(archivable(&dump, now_ms, after_days));
-            }
+            let record = store.conversation_fields(&id).await?;
+            count += u64::from(record_archivable(&id, record, now_ms, after_days));
         }
     }
     Ok(count)

@@ -97,7 +97,7 @@ pub async fn forget(
     let mut all_ids: BTreeSet<String> = ids.clone();
     for dump in &dumps {
         forgotten.redis.work_items += store.purge_work_of(&dump.id).await?;
-        if let Some(purged) = store.purge_conversation(dump, None).await? {
+        if let Some(purged) = store.purge_conversation(dump, false).await? {
             forgotten.redis.add(purged);
         }
     }

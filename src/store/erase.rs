@@ -202,6 +202,16 @@ impl Store {
         .await
     }
 
+    /// A conversation record's fields as stored (empty when there is none).
+    pub async fn conversation_fields(
+        &self,
+        id: &str,
+    ) -> Result<BTreeMap<String, String>, StoreError> {
+        let key = keys::conversation(id);
+        self.run(|mut conn| async move { conn.hgetall(key).await })
+            .await
+    }
+
     /// Everything stored about conversation `id`, or `None` when it has no record.
     /// `escalations` are its escalation log entries (see [`Store::escalations_by_conversation`]).
     pub async fn dump_conversation(
@@ -261,13 +271,13 @@ impl Store {
         }))
     }
 
-    /// Removes what `dump` read from Redis. With `unchanged_since` (the record's `updated_ms`
-    /// as dumped) nothing is removed if the record changed since (a customer wrote again), and
-    /// `None` is returned; the archive uses that so a new message is never lost.
+    /// Removes what `dump` read from Redis. With `only_if_unchanged`, nothing is removed if
+    /// the conversation changed since it was dumped (a customer wrote again) and `None` is
+    /// returned; the archive uses that so a new message is never lost.
     pub async fn purge_conversation(
         &self,
         dump: &ConversationDump,
-        unchanged_since: Option<&str>,
+        only_if_unchanged: bool,
     ) -> Result<Option<Purged>, StoreError> {
         let id = dump.id.as_str();
         let partition = keys::partition(id);
@@ -289,8 +299,15 @@ impl Store {
                 .key(keys::delivery_line(id, target))
                 .key(keys::delivery_hold(id, target));
         }
+        let last_entry = dump.transcript.last().map_or("", |entry| entry.id.as_str());
         invocation
-            .arg(unchanged_since.unwrap_or(""))
+            .arg(if only_if_unchanged { "1" } else { "" })
+            .arg(
+                dump.record
+                    .get(field::UPDATED_MS)
+                    .map_or("", String::as_str),
+            )
+            .arg(last_entry)
             .arg(id)
             .arg(dump.escalations.len());
         for entry in &dump.escalations {

@@ -324,4 +324,21 @@ mod tests {
         assert_eq!(posts[0].kind, "notice");
         assert!(posts[0].text.contains("no knowledge candidate"));
     }
+
+    #[tokio::test]
+    async fn a_forgotten_thread_leaves_no_record_posts_or_queue_entry() {
+        let threads = Threads::new(Arc::new(MemoryState::default()));
+        let thread = threads
+            .open("support", &briefing("escalated"))
+            .await
+            .unwrap();
+        let post = Post::new("customer", "Dana", "my order QX-5521");
+        threads.post(&thread, post).await.unwrap();
+
+        assert_eq!(threads.forget(&thread.ts).await.unwrap(), 2);
+        assert!(threads.get(&thread.ts).await.unwrap().is_none());
+        assert!(threads.posts(&thread.ts).await.unwrap().is_empty());
+        assert!(threads.queue(|_| true).await.unwrap().is_empty());
+        assert_eq!(threads.forget(&thread.ts).await.unwrap(), 0);
+    }
 }
