@@ -321,3 +321,106 @@ async fn a_forgotten_customer_is_gone_from_redis_the_archive_and_slack(redis: Te
 }
 
 on_single_and_cluster!(a_forgotten_customer_is_gone_from_redis_the_archive_and_slack);
+
+/// Runs the `switchboard` binary; returns success, stdout and stderr.
+fn switchboard(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .output()
+        .expect("run switchboard");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contact_and_archive_commands_work_from_the_command_line() {
+    let redis = TestRedis::Single(crate::harness::RedisServer::start());
+    let dir = TempDir::new("erasure-cli");
+    let config = dir.0.join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[redis]\nurl = \"{}\"\n[triage]\nknowledge_dir = \"{}\"\n\
+             [retention]\narchive_after_days = 30\narchive_dir = \"archive\"\n",
+            redis.url(),
+            crate::harness::config_dir().join("knowledge").display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let store = switchboard::store::Store::connect(&redis.url(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    let inbound = switchboard_api::Inbound {
+        channel: switchboard_telegram::CHANNEL,
+        conversation_key: "4242".into(),
+        message_id: "t-1".into(),
+        kind: switchboard_api::InboundKind::Text,
+        author: switchboard_api::Identity {
+            id: "4242".into(),
+            ..Default::default()
+        },
+        text: "cli-unique-text-9917".into(),
+        context: Default::default(),
+        files: Vec::new(),
+    };
+    store.ingest(&inbound).await.unwrap();
+
+    let out = dir.0.join("export.json");
+    let (ok, _, stderr) = switchboard(&[
+        "contact",
+        "export",
+        "telegram:4242",
+        "--out",
+        out.to_str().unwrap(),
+        "--config",
+        config,
+    ]);
+    assert!(ok, "{stderr}");
+    let export: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(export["conversations"][0]["transcript"]
+        .to_string()
+        .contains("cli-unique-text-9917"));
+
+    let (ok, stdout, stderr) = switchboard(&[
+        "contact",
+        "forget",
+        "telegram:4242",
+        "--by",
+        "dpo",
+        "--ticket",
+        "DSR-7",
+        "-c",
+        config,
+    ]);
+    assert!(ok, "{stderr}");
+    let forgotten: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(forgotten["redis"]["conversations"], 1);
+    let (ok, stdout, _) = switchboard(&["contact", "audit", "-c", config]);
+    assert!(ok);
+    let entry: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        (entry["by"].as_str(), entry["ticket"].as_str()),
+        (Some("dpo"), Some("DSR-7"))
+    );
+    assert!(
+        !stdout.contains("4242") && !stdout.contains("cli-unique"),
+        "{stdout}"
+    );
+    assert!(mentions(&redis_contents(&redis), &["cli-unique"]).is_empty());
+
+    let (ok, stdout, stderr) = switchboard(&["archive", "run", "-c", config]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("\"archived\": 0"), "{stdout}");
+    let (ok, stdout, _) = switchboard(&["archive", "status", "-c", config]);
+    assert!(ok && stdout.contains("\"due_in_redis\": 0"), "{stdout}");
+    let (ok, _, stderr) = switchboard(&["contact", "export", "nobody", "-c", config]);
+    assert!(
+        !ok && stderr.contains("is not an email address"),
+        "{stderr}"
+    );
+}

@@ -92,9 +92,20 @@ pub async fn forget(
     let subject = Subject::parse(subject_text).map_err(ContactError::Subject)?;
     let ids = conversation_ids(store, &subject).await?;
     let dumps = dumps(store, &ids).await?;
+    let archived: Vec<ConversationDump> = match archive {
+        Some(archive) => (archive.read_all().await?.into_iter())
+            .map(|line| line.conversation)
+            .filter(|dump| archived_match(&subject, &ids, dump))
+            .collect(),
+        None => Vec::new(),
+    };
     let mut forgotten = Forgotten::default();
+    // The desk first, archived conversations' threads too: should it fail, everything that
+    // names the threads is still there for the next attempt.
     forget_threads(desk, &dumps, &mut forgotten).await?;
+    forget_threads(desk, &archived, &mut forgotten).await?;
     let mut all_ids: BTreeSet<String> = ids.clone();
+    all_ids.extend(archived.iter().map(|dump| dump.id.clone()));
     for dump in &dumps {
         forgotten.redis.work_items += store.purge_work_of(&dump.id).await?;
         if let Some(purged) = store.purge_conversation(dump, false).await? {
@@ -117,10 +128,6 @@ pub async fn forget(
             .forget(|dump| archived_match(&subject, &ids, dump))
             .await?;
         forgotten.archived_conversations = removed.len() as u64;
-        all_ids.extend(removed.iter().map(|dump| dump.id.clone()));
-        // Their threads too; a failure here leaves the archive already clean, so it is
-        // reported rather than retried by a re-run: the audit says what was reached.
-        forget_threads(desk, &removed, &mut forgotten).await?;
     }
     for (name, _) in knowledge_candidates(store, &all_ids).await? {
         forgotten.knowledge_candidates += store
