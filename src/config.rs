@@ -35,6 +35,8 @@ pub struct Config {
     pub desk: DeskSettings,
     /// `[files]`: attachments both ways, their size limit and retention.
     pub files: FilesConfig,
+    /// `[retention]`: when conversations leave Redis for the archive.
+    pub retention: crate::archive::RetentionConfig,
     /// The directory of the config file; relative paths resolve against it.
     pub base_dir: PathBuf,
 }
@@ -506,7 +508,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 7] = [
+const TOP_LEVEL_KEYS: [&str; 8] = [
     "gateway",
     "redis",
     "outbox",
@@ -514,6 +516,7 @@ const TOP_LEVEL_KEYS: [&str; 7] = [
     "connectors",
     "desk",
     "files",
+    "retention",
 ];
 
 impl Config {
@@ -561,6 +564,7 @@ impl Config {
             connectors: ConnectorsConfig::default(),
             desk: DeskSettings::default(),
             files: section(&table, "files", &mut problems),
+            retention: section(&table, "retention", &mut problems),
             base_dir,
         };
         match table.get("connectors") {
@@ -719,6 +723,7 @@ impl Config {
         }
         self.triage.validate("triage", &self.base_dir, &mut raw);
         self.files.validate(&mut raw);
+        self.retention.validate(&mut raw);
         self.connectors.validate(&mut raw);
         self.desk.validate(&mut raw);
         problems.extend(
