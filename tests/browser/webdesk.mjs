@@ -98,6 +98,11 @@ async function run() {
   await desk.getByLabel("Reply to the customer").fill(reply);
   await desk.getByRole("button", { name: "Send reply" }).click();
   await desk.locator("#transcript li.agent").filter({ hasText: reply }).waitFor({ timeout: STEP_TIMEOUT_MS });
+  // The box is cleared once the gateway took the reply, which may land just after the live
+  // update that shows it: wait for that (bounded), then read what the agent sees.
+  await desk
+    .waitForFunction(() => document.querySelector("#reply").value === "", null, { timeout: STEP_TIMEOUT_MS })
+    .catch(() => {});
   const replyBoxAfterSend = await desk.getByLabel("Reply to the customer").inputValue();
   await desk.screenshot({ path: join(screenshotDir, "desk-conversation.png"), fullPage: true });
 

@@ -173,7 +173,8 @@
       showProblem(body.error || "That did not work; try again.");
       return false;
     }
-    await refresh();
+    // Taken: the caller clears the reply box now, before the view redraws with the reply.
+    refresh();
     return true;
   }
 
