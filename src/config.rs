@@ -15,7 +15,9 @@ use switchboard_api::{BuildContext, Connector, ConnectorConfig, ConnectorError};
 use crate::registry;
 use crate::triage::TriageConfig;
 
+mod cases;
 mod desk;
+pub use cases::{CaseConfig, CaseRules, MetricsConfig};
 pub use desk::{DeskRoute, DeskSection, DeskSettings, Reminders};
 
 /// The whole gateway configuration.
@@ -35,8 +37,19 @@ pub struct Config {
     pub desk: DeskSettings,
     /// `[files]`: attachments both ways, their size limit and retention.
     pub files: FilesConfig,
+    /// `[case]`: when support cases open, close and reopen.
+    pub case: CaseConfig,
+    /// `[metrics]`: the windows of the per-case figures.
+    pub metrics: MetricsConfig,
     /// The directory of the config file; relative paths resolve against it.
     pub base_dir: PathBuf,
+}
+
+impl Config {
+    /// The case rules of `[case]` and `[metrics]`, in milliseconds.
+    pub fn case_rules(&self) -> CaseRules {
+        CaseRules::new(&self.case, &self.metrics)
+    }
 }
 
 /// `[gateway]`.
@@ -506,7 +519,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 7] = [
+const TOP_LEVEL_KEYS: [&str; 9] = [
     "gateway",
     "redis",
     "outbox",
@@ -514,6 +527,8 @@ const TOP_LEVEL_KEYS: [&str; 7] = [
     "connectors",
     "desk",
     "files",
+    "case",
+    "metrics",
 ];
 
 impl Config {
@@ -561,6 +576,8 @@ impl Config {
             connectors: ConnectorsConfig::default(),
             desk: DeskSettings::default(),
             files: section(&table, "files", &mut problems),
+            case: section(&table, "case", &mut problems),
+            metrics: section(&table, "metrics", &mut problems),
             base_dir,
         };
         match table.get("connectors") {
@@ -719,6 +736,7 @@ impl Config {
         }
         self.triage.validate("triage", &self.base_dir, &mut raw);
         self.files.validate(&mut raw);
+        cases::validate(&self.case, &self.metrics, &mut raw);
         self.connectors.validate(&mut raw);
         self.desk.validate(&mut raw);
         problems.extend(

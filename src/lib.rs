@@ -5,6 +5,7 @@
 //! them by conversation status through [`triage`], and the [`outbox`] delivers the replies.
 
 pub mod app;
+pub mod cases;
 pub mod config;
 pub mod desk;
 pub mod fanout;

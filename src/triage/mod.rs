@@ -34,6 +34,7 @@ pub use eval::{eval_clinc150, EvalOptions, EvalReport, SweepRow};
 pub use knowledge::{merge_learned, parse_file as parse_knowledge_file, Entry};
 pub use llm::LlmConfig;
 pub use sentiment::compound as sentiment_compound;
+pub use text::{matches_pattern as text_matches_pattern, words as text_words};
 // The decision is stored on the conversation, so it belongs to the model; re-exported here
 // where triage produces it.
 pub use crate::model::{Decision, DecisionRecord};

@@ -1,0 +1,136 @@
+//! Case closing and the case log (see `crate::cases` for the rules).
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Script;
+use serde_json::Value;
+
+use super::{keys, Store, StoreError};
+
+static CLOSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/case_close.lua")));
+
+/// One event of a partition's case log, as `ingest.lua` and `case_close.lua` write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedCase {
+    /// `opened`, `reopened` or `closed`.
+    pub event: String,
+    /// `<conversation id>:<number>`.
+    pub case_id: String,
+    /// The conversation.
+    pub conversation_id: String,
+    /// The channel the customer wrote on (for `opened`: this message's).
+    pub channel: String,
+    /// For `opened`: the channel of the customer's previous message, if any.
+    pub previous_channel: Option<String>,
+    /// When it happened, ms.
+    pub at_ms: u64,
+    /// For `closed`: `resolved`, `confirmed`, `ai_idle` or `idle`.
+    pub how: Option<String>,
+    /// For `closed`: whether a person was involved.
+    pub human: bool,
+    /// For `closed`: when the case opened, ms.
+    pub opened_ms: Option<u64>,
+    /// For `closed`: reopens.
+    pub reopens: u64,
+    /// For `closed`: escalations.
+    pub escalations: u64,
+    /// For `closed`: the first reply to the customer, ms.
+    pub first_response_ms: Option<u64>,
+    /// For `closed`: the first agent reply, ms.
+    pub first_human_ms: Option<u64>,
+    /// The case opened within the repeat window of the previous one's close.
+    pub repeat: bool,
+}
+
+impl ClosedCase {
+    /// Reads one logged event; `None` when it is not one.
+    pub fn parse(json: &str) -> Option<ClosedCase> {
+        let value: Value = serde_json::from_str(json).ok()?;
+        let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+        // Lua writes its numbers as json numbers and the fields it copies as strings.
+        let ms = |name: &str| {
+            value.get(name).and_then(|field| {
+                field
+                    .as_u64()
+                    .or_else(|| field.as_f64().map(|n| n as u64))
+                    .or_else(|| field.as_str().and_then(|s| s.trim().parse().ok()))
+            })
+        };
+        let flag = |name: &str| value.get(name).and_then(Value::as_bool).unwrap_or(false);
+        Some(ClosedCase {
+            event: text("event")?,
+            case_id: text("case_id")?,
+            conversation_id: text("conversation_id")?,
+            channel: text("channel").unwrap_or_default(),
+            previous_channel: text("previous_channel").filter(|c| !c.is_empty()),
+            at_ms: ms("at_ms")?,
+            how: text("how"),
+            human: flag("human"),
+            opened_ms: ms("opened_ms"),
+            reopens: ms("reopens").unwrap_or(0),
+            escalations: ms("escalations").unwrap_or(0),
+            first_response_ms: ms("first_response_ms"),
+            first_human_ms: ms("first_human_ms"),
+            repeat: flag("repeat"),
+        })
+    }
+}
+
+impl Store {
+    /// Closes the conversation's open case as `how` (`resolved`, `confirmed`), or, with
+    /// `None`, as whichever idle close is due at `now_ms` by the record. Returns the logged
+    /// event when this call closed it (a case is closed once however many try).
+    pub async fn close_case(
+        &self,
+        conversation_id: &str,
+        how: Option<&str>,
+        now_ms: u64,
+    ) -> Result<Option<ClosedCase>, StoreError> {
+        let partition = keys::partition(conversation_id);
+        let mut invocation = CLOSE.prepare_invoke();
+        invocation
+            .key(keys::conversation(conversation_id))
+            .key(keys::case_deadlines(partition))
+            .key(keys::case_log(partition))
+            .key(keys::desk_watch(partition))
+            .arg(how.unwrap_or(""))
+            .arg(now_ms)
+            .arg(conversation_id)
+            .arg(self.case_rules.ai_idle_close_ms)
+            .arg(self.case_rules.idle_close_ms);
+        let mut conn = self.conn.clone();
+        let (closed, event): (i64, String) = self
+            .bounded(Duration::ZERO, invocation.invoke_async(&mut conn))
+            .await?;
+        Ok((closed == 1).then(|| ClosedCase::parse(&event)).flatten())
+    }
+
+    /// Up to `limit` conversations of `partition` whose case may be due to close by `due_ms`.
+    pub async fn cases_due(
+        &self,
+        partition: usize,
+        due_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = self
+            .bounded(
+                Duration::ZERO,
+                redis::cmd("ZRANGE")
+                    .arg(keys::case_deadlines(partition))
+                    .arg("-inf")
+                    .arg(due_ms)
+                    .arg("BYSCORE")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(members
+            .iter()
+            .filter_map(|member| keys::conversation_id_of(member))
+            .collect())
+    }
+}
