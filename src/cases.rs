@@ -73,9 +73,7 @@ pub fn count_close(metrics: &Metrics, closed: &ClosedCase) {
         .cases_closed
         .get_or_create(&vec![("how", how), ("human", human.to_owned())])
         .inc();
-    metrics
-        .case_escalations
-        .observe(closed.escalations as f64);
+    metrics.case_escalations.observe(closed.escalations as f64);
     if let Some(opened) = closed.opened_ms {
         let seconds = |at: u64| at.saturating_sub(opened) as f64 / 1000.0;
         metrics.case_time_to_close.observe(seconds(closed.at_ms));

@@ -140,13 +140,20 @@ pub fn validate(case: &CaseConfig, metrics: &MetricsConfig, problems: &mut Vec<(
         // Beyond ten years a duration in ms no longer means anything to anyone.
         if !ok || value > 3650.0 * 24.0 {
             let least = if zero_allowed { "0 or more" } else { "above 0" };
-            problems.push((key.into(), format!("must be {least} (and finite), got {value}")));
+            problems.push((
+                key.into(),
+                format!("must be {least} (and finite), got {value}"),
+            ));
         }
     };
     check("case.idle_close_days", case.idle_close_days, false);
     check("case.ai_idle_close_hours", case.ai_idle_close_hours, false);
     check("case.reopen_window_hours", case.reopen_window_hours, true);
-    check("metrics.repeat_window_days", metrics.repeat_window_days, true);
+    check(
+        "metrics.repeat_window_days",
+        metrics.repeat_window_days,
+        true,
+    );
     if let Some(bad) = case
         .confirmation_phrases
         .iter()

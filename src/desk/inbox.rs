@@ -22,7 +22,9 @@ use crate::desk::briefing::{self, AI_DRAFT, AI_DRAFT_EDITED};
 use crate::files::Files;
 use crate::learning::{candidate_from, KnowledgeLoop, LearningError};
 use crate::metrics::Metrics;
-use crate::model::{field, now_ms, Conversation, Delivery, DeskAction, DeskPost, Role, Status};
+use crate::model::{
+    case_field, field, now_ms, Conversation, Delivery, DeskAction, DeskPost, Role, Status,
+};
 use crate::store::{Commit, ReplyToQueue, Store, StoreError};
 
 /// Told to the customer when an agent resolves the conversation.
@@ -309,6 +311,15 @@ impl DeskInbox {
             .iter()
             .any(|(field, _)| field == "resolved_ms");
         if resolved {
+            // Not in the resolve's own commit: if this is lost, the case sweeper closes the
+            // resolved case as `resolved` when it next looks (at the latest after the idle close).
+            if let Some(closed) = self
+                .store
+                .close_case(&conversation.id, Some("resolved"), now_ms())
+                .await?
+            {
+                crate::cases::count_close(&self.metrics, &closed);
+            }
             let dedupe = commit.dedupe.clone().unwrap_or_default();
             self.propose_candidate(conversation, &dedupe).await?;
         }
@@ -522,6 +533,13 @@ fn reply_commit(
         ("status".to_owned(), Status::Human.as_str().to_owned()),
         ("updated_ms".to_owned(), now.clone()),
     ];
+    fields.push((case_field::HUMAN.into(), "1".into()));
+    if conversation.case.first_human_ms.is_none() {
+        fields.push((case_field::FIRST_HUMAN_MS.into(), now.clone()));
+    }
+    if conversation.case.first_response_ms.is_none() {
+        fields.push((case_field::FIRST_RESPONSE_MS.into(), now.clone()));
+    }
     if conversation.first_human_reply_ms.is_none() {
         fields.push(("first_human_reply_ms".into(), now));
     }
@@ -635,7 +653,10 @@ fn action_commit(
         AgentCommand::Claim => status_commit(
             conversation,
             Status::Human,
-            vec![("claimed_by".into(), agent.to_owned())],
+            vec![
+                ("claimed_by".into(), agent.to_owned()),
+                (case_field::HUMAN.into(), "1".into()),
+            ],
             None,
         ),
         AgentCommand::Resolve => status_commit(

@@ -42,4 +42,7 @@ pub struct DecisionRecord {
     pub scores: BTreeMap<String, f32>,
     /// Human-readable explanation ("asked for a person: 'real person'").
     pub explanation: String,
+    /// The support case it was made in (`<conversation id>:<number>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<String>,
 }

@@ -21,8 +21,8 @@ pub use streams::{
     Delivered, DeliveryLine, DeliveryTarget, HeldBack, Parking, Receipt, Work, WorkCounts,
 };
 
-pub use files::{NewFile, RedisMemory, StoredFile, UploadCount, UploadLimits, UploadOver};
 pub use cases::ClosedCase;
+pub use files::{NewFile, RedisMemory, StoredFile, UploadCount, UploadLimits, UploadOver};
 pub use ingest::{linkable_email, CaseEvent, Ingested};
 pub use transcript::TranscriptEntry;
 

@@ -183,6 +183,26 @@ impl Triage {
         self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The decision for the first message of a case that is a repeat contact, when
+    /// `escalate_repeat_contact` is on: a person picks it up, with the best answer as the
+    /// suggestion. `None` when the setting is off.
+    pub fn repeat_contact(&self, input: &TriageInput<'_>) -> Option<DecisionRecord> {
+        let why = policy::repeat_contact(&self.config)?;
+        let (mut record, _) = self.decide_now(input);
+        let suggested_reply = match &record.decision {
+            Decision::Answer { text, .. } => Some(text.clone()),
+            Decision::Escalate {
+                suggested_reply, ..
+            } => suggested_reply.clone(),
+        };
+        record.decision = Decision::Escalate {
+            reason: EscalationReason::RepeatContact,
+            suggested_reply,
+        };
+        record.explanation = why;
+        Some(record)
+    }
+
     /// Decides one message: the policies, then the answerer (the LLM when configured).
     pub async fn decide(&self, input: &TriageInput<'_>) -> DecisionRecord {
         let (record, answerer_stage) = self.decide_now(input);
@@ -335,6 +355,7 @@ impl Triage {
             category: best.and_then(|e| e.category.clone()),
             scores,
             explanation: String::new(),
+            case_id: None,
         };
         // The best answer is offered to the agent on every escalation, never to the customer.
         let suggestion = best
