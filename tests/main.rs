@@ -2,6 +2,7 @@
 
 mod attachments;
 mod browser;
+mod cases;
 mod channels;
 mod cluster;
 mod config;
