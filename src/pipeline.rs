@@ -24,7 +24,7 @@ use crate::model::{
 };
 use crate::periodic::Periodic;
 use crate::store::{
-    keys, Commit, ReplyToQueue, Store, StoreError, TranscriptEntry, Work, WorkItem,
+    keys, ClosedCase, Commit, ReplyToQueue, Store, StoreError, TranscriptEntry, Work, WorkItem,
 };
 use crate::triage::{Decision, DecisionRecord, TranscriptLine, Triage, TriageInput};
 
@@ -69,8 +69,8 @@ enum Decided {
     Triaged(Triaged),
     /// A satisfaction rating, counted.
     Rated(u8),
-    /// The customer confirmed the AI's answer: the case closes as `confirmed`.
-    Confirmed(String),
+    /// The customer confirmed the AI's answer, which closed the case.
+    Closed(ClosedCase),
 }
 
 /// A triage decision, counted in the metrics after its commit succeeded.
@@ -352,8 +352,7 @@ impl TriageWorker {
         )
         .await;
         let mut commits = Vec::new();
-        // One per commit, in order, so each is matched with its commit's outcome.
-        let mut decisions: Vec<Option<Box<Decided>>> = Vec::new();
+        let mut decisions = Vec::new();
         let mut acks = Vec::new();
         for (item, step) in items.iter().zip(steps) {
             match step? {
@@ -364,10 +363,8 @@ impl TriageWorker {
                 }
             }
         }
-        let written = self.store.commit_batch(&commits, &acks).await?;
-        // A replayed commit (its dedupe id seen) was counted the first time.
-        for (decided, written) in decisions.into_iter().zip(written) {
-            let Some(decided) = decided else { continue };
+        self.store.commit_batch(&commits, &acks).await?;
+        for decided in decisions.into_iter().flatten() {
             match *decided {
                 Decided::Triaged(triaged) => {
                     self.count_decision(&triaged.conversation, &triaged.record, triaged.asked_ms)
@@ -378,16 +375,7 @@ impl TriageWorker {
                         .get_or_create(&Metrics::label("rating", rating.to_string()))
                         .inc();
                 }
-                Decided::Confirmed(conversation_id) if written.applied => {
-                    let closed = self
-                        .store
-                        .close_case(&conversation_id, Some("confirmed"), now_ms())
-                        .await?;
-                    if let Some(closed) = closed {
-                        crate::cases::count_close(&self.metrics, &closed);
-                    }
-                }
-                Decided::Confirmed(_) => {}
+                Decided::Closed(closed) => crate::cases::count_close(&self.metrics, &closed),
             }
         }
         Ok(())
@@ -438,9 +426,16 @@ impl TriageWorker {
                 && answered_by_ai
                 && crate::cases::is_confirmation(phrases, &recent[position].text)
             {
+                // Closed before the thanks is written, so a message arriving after the
+                // customer read it never continues the closed case; a redone work item finds
+                // it closed and only writes the thanks.
+                let closed = self
+                    .store
+                    .close_case(&conversation.id, Some("confirmed"), now_ms())
+                    .await?;
                 let commit = commit_for_confirmation(&conversation, ack);
-                let confirmed = Decided::Confirmed(conversation.id.clone());
-                return Ok(Step::Commit(Box::new(commit), Some(Box::new(confirmed))));
+                let closed = closed.map(|closed| Box::new(Decided::Closed(closed)));
+                return Ok(Step::Commit(Box::new(commit), closed));
             }
             let started = std::time::Instant::now();
             let mut record = self

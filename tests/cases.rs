@@ -100,7 +100,10 @@ async fn metrics_with(gateway: &switchboard::app::RunningGateway, lines: &[&str]
         }
         if std::time::Instant::now() > deadline {
             let cases: Vec<&str> = text.lines().filter(|l| l.contains("case")).collect();
-            panic!("timed out waiting for {lines:?} in /metrics:\n{}", cases.join("\n"));
+            panic!(
+                "timed out waiting for {lines:?} in /metrics:\n{}",
+                cases.join("\n")
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -129,8 +132,13 @@ async fn a_case_closes_reopens_goes_idle_and_the_next_one_links_the_previous_thr
     assert_eq!(first["author"]["kind"], "ai");
     say(&mut widget, "q2", "I want to talk to a real person").await;
     let (_, first_thread) = desk.thread().await;
-    desk.agent(reply(&first_thread, "1800000000.000100", "Sam", "Reset it for you."))
-        .await;
+    desk.agent(reply(
+        &first_thread,
+        "1800000000.000100",
+        "Sam",
+        "Reset it for you.",
+    ))
+    .await;
     answer(&mut widget).await;
     desk.agent(reply(&first_thread, "1800000000.000200", "Sam", "!resolve"))
         .await;

@@ -302,17 +302,14 @@ impl DeskInbox {
         conversation: &Conversation,
         commit: &Commit,
     ) -> Result<bool, StoreError> {
-        if !self.store.commit(commit).await?.applied {
-            return Ok(false);
-        }
-        self.count(conversation, commit);
         let resolved = commit
             .fields
             .iter()
             .any(|(field, _)| field == "resolved_ms");
         if resolved {
-            // Not in the resolve's own commit: if this is lost, the case sweeper closes the
-            // resolved case as `resolved` when it next looks (at the latest after the idle close).
+            // Before the resolve's commit, so a customer message arriving after the customer
+            // was told it is resolved never continues the closed case. Closing twice does
+            // nothing, so a redelivered resolve is harmless.
             if let Some(closed) = self
                 .store
                 .close_case(&conversation.id, Some("resolved"), now_ms())
@@ -320,6 +317,12 @@ impl DeskInbox {
             {
                 crate::cases::count_close(&self.metrics, &closed);
             }
+        }
+        if !self.store.commit(commit).await?.applied {
+            return Ok(false);
+        }
+        self.count(conversation, commit);
+        if resolved {
             let dedupe = commit.dedupe.clone().unwrap_or_default();
             self.propose_candidate(conversation, &dedupe).await?;
         }

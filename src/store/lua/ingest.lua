@@ -37,7 +37,9 @@ local case_number = tonumber(case[1] or '') or 0
 local closed = tonumber(case[2] or '')
 local rating = closed and ARGV[14] == '1' and case[3] == '1'
 local case_event = ''
-if case_number == 0 or (closed and not rating and now - closed > tonumber(ARGV[11])) then
+local reopen_window = tonumber(ARGV[11])
+if case_number == 0
+    or (closed and not rating and (reopen_window == 0 or now - closed > reopen_window)) then
   local is_repeat = closed ~= nil and now - closed <= tonumber(ARGV[13])
   case_number = case_number + 1
   redis.call('HDEL', KEYS[1], 'case_closed_ms', 'case_close', 'case_reopens', 'case_human',
