@@ -428,3 +428,97 @@ on_single_and_cluster!(
     ai_answers_close_cases_and_the_figures_match_a_scripted_scenario,
     a_linked_contact_back_on_another_channel_is_a_repeat_contact,
 );
+
+/// `MEMORY USAGE` of `key`, every element counted.
+fn memory_usage(conn: &mut redis::Connection, key: &str) -> u64 {
+    redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(key)
+        .arg("SAMPLES")
+        .arg(0)
+        .query::<Option<u64>>(conn)
+        .unwrap()
+        .unwrap_or(0)
+}
+
+/// What cases add to an open conversation in Redis: its keys as they are, against the same
+/// keys rewritten without the case fields (the layout before cases), plus its share of the
+/// partition's case deadlines and case log. Printed for the record; bounded so a change that
+/// makes every conversation much bigger fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_add_little_redis_memory_to_an_open_conversation() {
+    let redis = crate::harness::RedisServer::start();
+    let gateway = crate::harness::start_gateway(test_config(&redis, WEBCHAT)).await;
+    let session = "case-memory-0000000001";
+    let id = webchat_id(session);
+    let (mut widget, _) = Widget::connect(gateway.local_addr, session, None).await;
+    for (n, question) in [
+        "How do I reset my password?",
+        "How do I turn on two-factor authentication?",
+        "Where can I download my invoices?",
+        "How do I update my payment method?",
+        "How do I export my data?",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        say(&mut widget, &format!("q{n}"), question).await;
+    }
+    let mut conn = redis.client();
+    let own_keys = [
+        keys::conversation(&id),
+        keys::messages(&id),
+        keys::seen(&id),
+        keys::deliveries(&id),
+    ];
+    let with_cases: u64 = own_keys
+        .iter()
+        .map(|key| memory_usage(&mut conn, key))
+        .sum::<u64>()
+        + memory_usage(&mut conn, &keys::case_deadlines(keys::partition(&id)))
+        + memory_usage(&mut conn, &keys::case_log(keys::partition(&id)));
+
+    let fields: HashMap<String, String> = conn.hgetall(keys::conversation(&id)).unwrap();
+    let before_hash: Vec<(String, String)> = fields
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("case"))
+        .collect();
+    let _: () = conn.hset_multiple("before:c", &before_hash).unwrap();
+    let entries: redis::streams::StreamRangeReply = conn.xrange_all(keys::messages(&id)).unwrap();
+    assert_eq!(entries.ids.len(), 10, "five questions, five answers");
+    for entry in &entries.ids {
+        let mut fields: Vec<(String, String)> = entry
+            .map
+            .iter()
+            .filter(|(name, _)| name.as_str() != "case")
+            .map(|(name, value)| {
+                (
+                    name.clone(),
+                    redis::from_redis_value_ref::<String>(value).unwrap(),
+                )
+            })
+            .collect();
+        // In the order the scripts write them, which decides how entries compress.
+        let order: &[&str] = if entry.get::<String>("role").as_deref() == Some("customer") {
+            &["role", "kind", "text", "cmid", "files"]
+        } else {
+            &["role", "author", "text", "kind", "files"]
+        };
+        fields.sort_by_key(|(name, _)| order.iter().position(|known| known == name));
+        let _: String = conn.xadd("before:m", &entry.id, &fields).unwrap();
+    }
+    let without_cases: u64 = memory_usage(&mut conn, "before:c")
+        + memory_usage(&mut conn, "before:m")
+        + memory_usage(&mut conn, &keys::seen(&id))
+        + memory_usage(&mut conn, &keys::deliveries(&id));
+    let added = with_cases.saturating_sub(without_cases);
+    println!(
+        "Redis memory of one open conversation with 10 messages: {without_cases} bytes without \
+         cases, {with_cases} bytes with them (+{added} bytes, {:.1}%)",
+        added as f64 * 100.0 / without_cases as f64
+    );
+    assert!(
+        added * 100 <= without_cases * 15,
+        "cases add {added} of {without_cases} bytes"
+    );
+}

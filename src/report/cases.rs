@@ -191,3 +191,72 @@ pub fn figures(events: &[ClosedCase], repeat_window_ms: u64) -> CaseFigures {
     }
     cases
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(json: serde_json::Value) -> ClosedCase {
+        ClosedCase::parse(&json.to_string()).expect("a case event")
+    }
+
+    #[test]
+    fn reopened_and_returning_customers_are_no_first_contact_resolution() {
+        const DAY: u64 = 86_400_000;
+        let events = [
+            // a: resolved by an agent at once.
+            event(
+                serde_json::json!({"event": "opened", "case_id": "a:1", "conversation_id": "a", "channel": "webchat", "at_ms": "1000"}),
+            ),
+            event(
+                serde_json::json!({"event": "closed", "case_id": "a:1", "conversation_id": "a", "how": "resolved", "human": true, "at_ms": "5000", "opened_ms": "1000", "escalations": 1, "first_response_ms": "1500", "first_human_ms": "3000"}),
+            ),
+            // b: closed, reopened, closed again.
+            event(
+                serde_json::json!({"event": "opened", "case_id": "b:1", "conversation_id": "b", "channel": "email", "at_ms": "1000"}),
+            ),
+            event(
+                serde_json::json!({"event": "closed", "case_id": "b:1", "conversation_id": "b", "how": "confirmed", "human": false, "at_ms": "2000", "opened_ms": "1000"}),
+            ),
+            event(
+                serde_json::json!({"event": "reopened", "case_id": "b:1", "conversation_id": "b", "channel": "email", "at_ms": "3000"}),
+            ),
+            event(
+                serde_json::json!({"event": "closed", "case_id": "b:1", "conversation_id": "b", "how": "ai_idle", "human": false, "at_ms": "9000", "opened_ms": "1000", "reopens": 1}),
+            ),
+            // c: AI-resolved, back on another channel within the window, then quiet.
+            event(
+                serde_json::json!({"event": "opened", "case_id": "c:1", "conversation_id": "c", "channel": "webchat", "at_ms": "1000"}),
+            ),
+            event(
+                serde_json::json!({"event": "closed", "case_id": "c:1", "conversation_id": "c", "how": "ai_idle", "human": false, "at_ms": "2000", "opened_ms": "1000"}),
+            ),
+            event(
+                serde_json::json!({"event": "opened", "case_id": "c:2", "conversation_id": "c", "channel": "email", "previous_channel": "webchat", "repeat": true, "at_ms": (2000 + DAY).to_string()}),
+            ),
+            event(
+                serde_json::json!({"event": "closed", "case_id": "c:2", "conversation_id": "c", "how": "idle", "human": false, "at_ms": (3000 + 8 * DAY).to_string(), "opened_ms": (2000 + DAY).to_string()}),
+            ),
+        ];
+        let cases = figures(&events, 7 * DAY);
+        assert_eq!(cases.opened, 4);
+        assert_eq!(cases.reopens, 1);
+        assert_eq!(cases.closed, 4);
+        assert_eq!(cases.ai_resolved, 3);
+        assert_eq!(
+            cases.first_contact_resolved, 1,
+            "only a: b reopened, c came back, c:2 went idle"
+        );
+        assert_eq!(cases.repeat_contacts, 1);
+        assert_eq!(cases.cross_channel_repeats, 1);
+        assert_eq!(cases.escalations, 1);
+        assert_eq!(cases.time_to_human.p50_ms(), 2000);
+        assert_eq!(
+            cases.time_to_resolution.count(),
+            3,
+            "the idle close is no resolution"
+        );
+        // The same events with a one-hour window: c's return was too late to count against it.
+        assert_eq!(figures(&events, 3_600_000).first_contact_resolved, 2);
+    }
+}
