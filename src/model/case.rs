@@ -28,9 +28,7 @@ pub mod case_field {
     pub const FIRST_RESPONSE_MS: &str = "case_first_response_ms";
     /// The first agent reply in this case, ms.
     pub const FIRST_HUMAN_MS: &str = "case_first_human_ms";
-    /// The customer's latest message, ms.
-    pub const CUSTOMER_MS: &str = "case_customer_ms";
-    /// The AI's latest answer, ms.
+    /// The AI's latest answer, ms (the AI answered last while it equals `updated_ms`).
     pub const AI_MS: &str = "case_ai_ms";
     /// `1` when the case opened within the repeat window of the previous one's close.
     pub const REPEAT: &str = "case_repeat";

@@ -72,8 +72,11 @@ impl CaseFigures {
     }
 }
 
-/// Every partition's case events in the window, in order.
-async fn case_events(store: &Store, window: Window) -> Result<Vec<(String, String)>, ReportError> {
+/// Every partition's case events in the window (stream id, fields).
+async fn case_events(
+    store: &Store,
+    window: Window,
+) -> Result<Vec<(String, HashMap<String, String>)>, ReportError> {
     let mut entries = Vec::new();
     let end = window.until_ms.saturating_sub(1).to_string();
     for partition in keys::partitions() {
@@ -95,11 +98,17 @@ async fn case_events(store: &Store, window: Window) -> Result<Vec<(String, Strin
                 .await?;
             let full = page.ids.len() == PAGE;
             let next = page.ids.last().map(|last| format!("({}", last.id));
-            entries.extend(
-                page.ids
-                    .into_iter()
-                    .map(|entry| (entry.id.clone(), entry.get("e").unwrap_or_default())),
-            );
+            entries.extend(page.ids.into_iter().map(|entry| {
+                let fields = entry
+                    .map
+                    .iter()
+                    .filter_map(|(name, value)| {
+                        let value = redis::from_redis_value_ref::<String>(value).ok()?;
+                        Some((name.clone(), value))
+                    })
+                    .collect();
+                (entry.id, fields)
+            }));
             match next {
                 Some(next) if full => start = next,
                 _ => break,
@@ -116,8 +125,8 @@ pub(super) async fn read_cases(
     report: &mut Report,
 ) -> Result<(), ReportError> {
     let mut events = Vec::new();
-    for (_, json) in case_events(store, window).await? {
-        match ClosedCase::parse(&json) {
+    for (id, fields) in case_events(store, window).await? {
+        match ClosedCase::from_entry(&id, &fields) {
             Some(event) => events.push(event),
             None => report.skip("case log entries"),
         }
@@ -197,7 +206,39 @@ mod tests {
     use super::*;
 
     fn event(json: serde_json::Value) -> ClosedCase {
-        ClosedCase::parse(&json.to_string()).expect("a case event")
+        let mut fields: HashMap<String, String> = json
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(name, value)| {
+                let text = match value {
+                    serde_json::Value::String(text) => text.clone(),
+                    serde_json::Value::Bool(flag) => if *flag { "1" } else { "0" }.to_owned(),
+                    other => other.to_string(),
+                };
+                (name.clone(), text)
+            })
+            .collect();
+        let at = fields.remove("at_ms").unwrap();
+        let rename = |fields: &mut HashMap<String, String>, from: &str, to: &str| {
+            if let Some(value) = fields.remove(from) {
+                fields.insert(to.to_owned(), value);
+            }
+        };
+        for (from, to) in [
+            ("event", "ev"),
+            ("case_id", "case"),
+            ("channel", "ch"),
+            ("previous_channel", "prev"),
+            ("repeat", "rep"),
+            ("opened_ms", "opened"),
+            ("escalations", "esc"),
+            ("first_response_ms", "first"),
+            ("first_human_ms", "human_at"),
+        ] {
+            rename(&mut fields, from, to);
+        }
+        ClosedCase::from_entry(&format!("{at}-0"), &fields).expect("a case event")
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Case closing and the case log (see `crate::cases` for the rules).
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::Script;
-use serde_json::Value;
 
 use super::{keys, Store, StoreError};
 
@@ -44,35 +44,28 @@ pub struct ClosedCase {
 }
 
 impl ClosedCase {
-    /// Reads one logged event; `None` when it is not one.
-    pub fn parse(json: &str) -> Option<ClosedCase> {
-        let value: Value = serde_json::from_str(json).ok()?;
-        let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
-        // Lua writes its numbers as json numbers and the fields it copies as strings.
-        let ms = |name: &str| {
-            value.get(name).and_then(|field| {
-                field
-                    .as_u64()
-                    .or_else(|| field.as_f64().map(|n| n as u64))
-                    .or_else(|| field.as_str().and_then(|s| s.trim().parse().ok()))
-            })
-        };
-        let flag = |name: &str| value.get(name).and_then(Value::as_bool).unwrap_or(false);
+    /// Reads one logged event from its stream id and fields; `None` when it is not one.
+    pub fn from_entry(id: &str, fields: &HashMap<String, String>) -> Option<ClosedCase> {
+        let text = |name: &str| fields.get(name).filter(|value| !value.is_empty()).cloned();
+        let ms = |name: &str| text(name).and_then(|value| value.trim().parse().ok());
+        let flag = |name: &str| fields.get(name).map(String::as_str) == Some("1");
+        let case_id = text("case")?;
+        let (conversation_id, _) = case_id.rsplit_once(':')?;
         Some(ClosedCase {
-            event: text("event")?,
-            case_id: text("case_id")?,
-            conversation_id: text("conversation_id")?,
-            channel: text("channel").unwrap_or_default(),
-            previous_channel: text("previous_channel").filter(|c| !c.is_empty()),
-            at_ms: ms("at_ms")?,
+            event: text("ev")?,
+            conversation_id: conversation_id.to_owned(),
+            case_id: case_id.clone(),
+            channel: text("ch").unwrap_or_default(),
+            previous_channel: text("prev"),
+            at_ms: super::stream_id_ms(id)?,
             how: text("how"),
             human: flag("human"),
-            opened_ms: ms("opened_ms"),
+            opened_ms: ms("opened"),
             reopens: ms("reopens").unwrap_or(0),
-            escalations: ms("escalations").unwrap_or(0),
-            first_response_ms: ms("first_response_ms"),
-            first_human_ms: ms("first_human_ms"),
-            repeat: flag("repeat"),
+            escalations: ms("esc").unwrap_or(0),
+            first_response_ms: ms("first"),
+            first_human_ms: ms("human_at"),
+            repeat: flag("rep"),
         })
     }
 }
@@ -100,10 +93,23 @@ impl Store {
             .arg(self.case_rules.ai_idle_close_ms)
             .arg(self.case_rules.idle_close_ms);
         let mut conn = self.conn.clone();
-        let (closed, event): (i64, String) = self
+        let reply: Vec<String> = self
             .bounded(Duration::ZERO, invocation.invoke_async(&mut conn))
             .await?;
-        Ok((closed == 1).then(|| ClosedCase::parse(&event)).flatten())
+        let [closed, id, fields @ ..] = reply.as_slice() else {
+            return Ok(None);
+        };
+        if closed != "1" {
+            return Ok(None);
+        }
+        let fields: HashMap<String, String> = fields
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [name, value] => Some((name.clone(), value.clone())),
+                _ => None,
+            })
+            .collect();
+        Ok(ClosedCase::from_entry(id, &fields))
     }
 
     /// Up to `limit` conversations of `partition` whose case may be due to close by `due_ms`.

@@ -60,23 +60,20 @@ if case_number == 0
     redis.call('HDEL', KEYS[1], 'desk_channel', 'desk_ts')
   end
   case_event = is_repeat and 'repeat' or 'opened'
-  redis.call('XADD', KEYS[7], '*', 'e', cjson.encode({
-    event = 'opened', case_id = ARGV[4] .. ':' .. case_number, conversation_id = ARGV[4],
-    channel = ARGV[2], previous_channel = case[7] or '', ['repeat'] = is_repeat, at_ms = ARGV[5]}))
+  -- The same fields in every event of a kind, so the stream stores their names once.
+  redis.call('XADD', KEYS[7], '*', 'ev', 'opened', 'case', ARGV[4] .. ':' .. case_number,
+    'ch', ARGV[2], 'prev', case[7] or '', 'rep', is_repeat and '1' or '0')
 elseif closed and not rating then
   redis.call('HDEL', KEYS[1], 'case_closed_ms', 'case_close')
   fields[#fields + 1] = 'case_reopens'
   fields[#fields + 1] = (tonumber(case[4] or '') or 0) + 1
   case_event = 'reopened'
-  redis.call('XADD', KEYS[7], '*', 'e', cjson.encode({
-    event = 'reopened', case_id = ARGV[4] .. ':' .. case_number, conversation_id = ARGV[4],
-    channel = ARGV[2], at_ms = ARGV[5]}))
+  redis.call('XADD', KEYS[7], '*', 'ev', 'reopened', 'case', ARGV[4] .. ':' .. case_number,
+    'ch', ARGV[2])
 elseif rating then
   case_event = 'rating'
 end
 if not rating then
-  fields[#fields + 1] = 'case_customer_ms'
-  fields[#fields + 1] = ARGV[5]
   redis.call('ZADD', KEYS[6], now + tonumber(ARGV[12]), KEYS[1])
 end
 if ARGV[9] ~= '' then
