@@ -96,7 +96,7 @@ impl Default for Metrics {
             repeat_contacts: Family::default(),
             case_reopens: Counter::default(),
             cases_closed: Family::default(),
-            case_escalations: Histogram::new([0.0, 1.0, 2.0, 3.0, 5.0].into_iter()),
+            case_escalations: Histogram::new([0.0, 1.0, 2.0, 3.0, 5.0]),
             case_time_to_first_response: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             case_time_to_human: Histogram::new(exponential_buckets(5.0, 2.0, 14)),
             case_time_to_close: Histogram::new(exponential_buckets(60.0, 2.0, 16)),

@@ -66,11 +66,11 @@ enum Step {
 /// What follows a written commit.
 enum Decided {
     /// A triage decision, counted in the metrics.
-    Triaged(Triaged),
+    Triaged(Box<Triaged>),
     /// A satisfaction rating, counted.
     Rated(u8),
     /// The customer confirmed the AI's answer, which closed the case.
-    Closed(ClosedCase),
+    Closed(Box<ClosedCase>),
 }
 
 /// A triage decision, counted in the metrics after its commit succeeded.
@@ -367,6 +367,7 @@ impl TriageWorker {
         for decided in decisions.into_iter().flatten() {
             match *decided {
                 Decided::Triaged(triaged) => {
+                    let triaged = *triaged;
                     self.count_decision(&triaged.conversation, &triaged.record, triaged.asked_ms)
                 }
                 Decided::Rated(rating) => {
@@ -434,7 +435,7 @@ impl TriageWorker {
                     .close_case(&conversation.id, Some("confirmed"), now_ms())
                     .await?;
                 let commit = commit_for_confirmation(&conversation, ack);
-                let closed = closed.map(|closed| Box::new(Decided::Closed(closed)));
+                let closed = closed.map(|closed| Box::new(Decided::Closed(Box::new(closed))));
                 return Ok(Step::Commit(Box::new(commit), closed));
             }
             let started = std::time::Instant::now();
@@ -458,11 +459,11 @@ impl TriageWorker {
             let asked_ms = first_reply.then(|| recent[position].at_ms());
             Ok(Step::Commit(
                 Box::new(commit),
-                Some(Box::new(Decided::Triaged(Triaged {
+                Some(Box::new(Decided::Triaged(Box::new(Triaged {
                     conversation,
                     record,
                     asked_ms,
-                }))),
+                })))),
             ))
         } else {
             // A busy conversation may have pushed the message out of the recent window; the
