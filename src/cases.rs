@@ -16,10 +16,12 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use switchboard_api::{Author, Outbound};
+
 use crate::config::CaseRules;
 use crate::metrics::Metrics;
-use crate::model::now_ms;
-use crate::store::{keys, CaseEvent, ClosedCase, Store, StoreError};
+use crate::model::{now_ms, Conversation, Delivery, Role};
+use crate::store::{keys, CaseEvent, ClosedCase, Commit, ReplyToQueue, Store, StoreError};
 
 /// Cases looked at per partition and sweep; the rest wait for the next sweep.
 const SWEEP_BATCH: usize = 200;
@@ -85,6 +87,40 @@ pub fn count_close(metrics: &Metrics, closed: &ClosedCase) {
         }
     }
     info!(case = %closed.case_id, how = ?closed.how, human = closed.human, "case closed");
+}
+
+/// Told to a customer who confirmed the AI's answer solved their problem.
+pub const CONFIRMED_NOTICE: &str = "Glad that helped! If anything else comes up, just write here.";
+
+/// The customer confirmed the AI's answer: thank them; the case then closes as `confirmed`.
+pub fn commit_for_confirmation(
+    conversation: &Conversation,
+    ack: Option<(String, String)>,
+) -> Commit {
+    let outbound = Outbound {
+        id: String::new(),
+        conversation_id: conversation.id.clone(),
+        channel: conversation.channel,
+        conversation_key: conversation.conversation_key.clone(),
+        author: Author::System,
+        text: CONFIRMED_NOTICE.into(),
+        actions: vec![],
+        reply_context: conversation.context.attributes.clone(),
+        files: Vec::new(),
+        maybe_sent: false,
+    };
+    Commit {
+        conversation_id: conversation.id.clone(),
+        fields: vec![("updated_ms".into(), now_ms().to_string())],
+        reply: Some(ReplyToQueue {
+            role: Role::System,
+            text: CONFIRMED_NOTICE.into(),
+            payload: serde_json::to_string(&Delivery::Customer(outbound)).unwrap_or_default(),
+            ..Default::default()
+        }),
+        ack,
+        ..Default::default()
+    }
 }
 
 /// Closes cases that went quiet.

@@ -45,13 +45,6 @@ pub struct Config {
     pub base_dir: PathBuf,
 }
 
-impl Config {
-    /// The case rules of `[case]` and `[metrics]`, in milliseconds.
-    pub fn case_rules(&self) -> CaseRules {
-        CaseRules::new(&self.case, &self.metrics)
-    }
-}
-
 /// `[gateway]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -434,7 +434,7 @@ impl TriageWorker {
                     .store
                     .close_case(&conversation.id, Some("confirmed"), now_ms())
                     .await?;
-                let commit = commit_for_confirmation(&conversation, ack);
+                let commit = crate::cases::commit_for_confirmation(&conversation, ack);
                 let closed = closed.map(|closed| Box::new(Decided::Closed(Box::new(closed))));
                 return Ok(Step::Commit(Box::new(commit), closed));
             }
@@ -642,37 +642,6 @@ fn commit_for_rating(
             role: Role::System,
             text: CSAT_THANKS.into(),
             payload: serde_json::to_string(&Delivery::Customer(thanks)).unwrap_or_default(),
-            ..Default::default()
-        }),
-        ack,
-        ..Default::default()
-    }
-}
-
-/// Told to a customer who confirmed the AI's answer solved their problem.
-pub const CONFIRMED_NOTICE: &str = "Glad that helped! If anything else comes up, just write here.";
-
-/// The customer confirmed the AI's answer: thank them; the case then closes as `confirmed`.
-fn commit_for_confirmation(conversation: &Conversation, ack: Option<(String, String)>) -> Commit {
-    let outbound = Outbound {
-        id: String::new(),
-        conversation_id: conversation.id.clone(),
-        channel: conversation.channel,
-        conversation_key: conversation.conversation_key.clone(),
-        author: Author::System,
-        text: CONFIRMED_NOTICE.into(),
-        actions: vec![],
-        reply_context: conversation.context.attributes.clone(),
-        files: Vec::new(),
-        maybe_sent: false,
-    };
-    Commit {
-        conversation_id: conversation.id.clone(),
-        fields: vec![("updated_ms".into(), now_ms().to_string())],
-        reply: Some(ReplyToQueue {
-            role: Role::System,
-            text: CONFIRMED_NOTICE.into(),
-            payload: serde_json::to_string(&Delivery::Customer(outbound)).unwrap_or_default(),
             ..Default::default()
         }),
         ack,

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use redis::Commands;
 use serde_json::{json, Value};
+use switchboard::cases::CONFIRMED_NOTICE;
 use switchboard::model::{conversation_id, now_ms};
-use switchboard::pipeline::{Intake, CONFIRMED_NOTICE};
+use switchboard::pipeline::Intake;
 use switchboard::report::{self, Window};
 use switchboard::store::keys;
 use switchboard_api::{ChannelKind, Gateway, Identity, Inbound, InboundKind};

@@ -119,6 +119,13 @@ impl CaseRules {
     }
 }
 
+impl super::Config {
+    /// The case rules of `[case]` and `[metrics]`, in milliseconds.
+    pub fn case_rules(&self) -> CaseRules {
+        CaseRules::new(&self.case, &self.metrics)
+    }
+}
+
 impl CaseRules {
     /// How soon after a customer message the sweeper first looks at closing the case: the
     /// earlier of the two idle closes (it re-checks and waits longer when neither applies).
