@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn, Instrument};
 
 use crate::config::{Config, DeskRoute};
+use crate::desk::beside::DesksBeside;
 use crate::desk::inbox::DeskInbox;
 use crate::desk::reminders::{DeskReminders, ReminderPolicy};
 use crate::desk::DeskCourier;
@@ -234,14 +235,25 @@ pub async fn start_with_desk(
     let connectors: Vec<Arc<dyn Connector>> = std::mem::take(&mut config.connectors)
         .build(&build_context)
         .map_err(StartError::Connector)?;
+    let mut desks_beside = false;
     let desk = match (desk, config.desk.take_enabled()) {
         (Some(given), _) => Some(given),
         (None, Some(section)) => {
             let default_channel = section.config.default_channel().to_owned();
-            let desk = section
+            let lead = section
                 .config
                 .build(&build_context)
                 .map_err(StartError::Desk)?;
+            let followers = (config.desk.take_followers().into_iter())
+                .map(|section| section.config.build(&build_context))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StartError::Desk)?;
+            desks_beside = !followers.is_empty();
+            let desk: Arc<dyn Desk> = if desks_beside {
+                Arc::new(DesksBeside::new(lead, followers))
+            } else {
+                lead
+            };
             Some(DeskSetup {
                 desk,
                 default_channel,
@@ -301,11 +313,16 @@ pub async fn start_with_desk(
     if let Err(error) = learning.reload().await {
         warn!(%error, "cannot read the learned knowledge-base entries yet; answering from the knowledge folder until they load");
     }
-    let desk_sink: Arc<dyn DeskSink> = Arc::new(
-        DeskInbox::new(store.clone(), metrics.clone())
+    let desk_sink: Arc<dyn DeskSink> = Arc::new({
+        let inbox = DeskInbox::new(store.clone(), metrics.clone())
             .with_learning(learning.clone())
-            .with_files(files.clone()),
-    );
+            .with_files(files.clone());
+        if desks_beside {
+            inbox.with_briefing_refresh_on_reply()
+        } else {
+            inbox
+        }
+    });
     router = router.merge(files.clone().router());
     if let Some(routes) = desk
         .as_ref()

@@ -45,6 +45,11 @@ enum Command {
     /// from standard input (so the password stays out of the shell history) and prints the
     /// argon2 hash.
     HashPassword,
+    /// Email: run the OAuth 2.0 consent flow for `auth = "oauth2"`.
+    Email {
+        #[command(subcommand)]
+        action: EmailAction,
+    },
     /// Slack apps: print the manifest to create the desk app (or the customer app) from.
     Slack {
         #[command(subcommand)]
@@ -84,6 +89,9 @@ enum Command {
         /// Print json instead of text.
         #[arg(long)]
         json: bool,
+        /// Also write the changes, their counts and examples as a self-contained HTML page.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Review knowledge-base candidates learned from agents' answers.
     Kb {
@@ -134,6 +142,40 @@ enum Command {
         /// and print its weights, for `src/triage/calibrate.rs`.
         #[arg(long)]
         fit_calibration: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum EmailAction {
+    /// Sign in to the support mailbox's account once and print the refresh token to store in
+    /// the variable `[connectors.email.oauth2] refresh_token_env` names. Listens on 127.0.0.1
+    /// for the provider's redirect (register `http://127.0.0.1` as a redirect URI, any port)
+    /// and prints the URL to open in a browser.
+    Authorize {
+        /// `google`, `microsoft` or `custom`.
+        #[arg(long)]
+        provider: String,
+        /// Environment variable holding the OAuth client id.
+        #[arg(long, value_name = "VAR")]
+        client_id_env: String,
+        /// Environment variable holding the client secret (none for public clients).
+        #[arg(long, value_name = "VAR")]
+        client_secret_env: Option<String>,
+        /// Microsoft: the directory (tenant) id or domain (default `common`).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The consent page (required for `custom`).
+        #[arg(long)]
+        authorize_url: Option<String>,
+        /// The token endpoint (required for `custom`).
+        #[arg(long)]
+        token_url: Option<String>,
+        /// A scope to ask for; repeat for several (required for `custom`).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// The loopback port for the redirect (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
     },
 }
 
@@ -235,6 +277,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Email { action } => with_runtime(|| email(action)),
         Command::Kb { config, action } => with_runtime(|| kb(config, action)),
         Command::Outbox { config, action } => with_runtime(|| outbox(config, action)),
         Command::Report {
@@ -249,7 +292,8 @@ fn main() -> ExitCode {
             since,
             until,
             json,
-        } => with_runtime(|| replay(config, live_config, since, until, json)),
+            html,
+        } => with_runtime(|| replay(config, live_config, since, until, json, html)),
         Command::Eval {
             clinc150,
             fit_calibration: true,
@@ -463,6 +507,73 @@ fn set_up_online(path: &std::path::Path, mut config: Config) -> bool {
 }
 
 /// Runs an async command on a fresh runtime; a runtime that cannot start is one error line.
+async fn email(action: EmailAction) -> Result<(), String> {
+    use switchboard_email::oauth::{authorize, Authorize};
+    use switchboard_email::{OAuthConfig, OAuthProvider};
+    let EmailAction::Authorize {
+        provider,
+        client_id_env,
+        client_secret_env,
+        tenant,
+        authorize_url,
+        token_url,
+        scopes,
+        port,
+    } = action;
+    let provider = match provider.as_str() {
+        "google" => OAuthProvider::Google,
+        "microsoft" => OAuthProvider::Microsoft,
+        "custom" => OAuthProvider::Custom,
+        other => {
+            return Err(format!(
+                "--provider {other:?}: expected google, microsoft or custom"
+            ))
+        }
+    };
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| format!("environment variable {name} is not set"))
+    };
+    let client_secret = client_secret_env.as_deref().map(env).transpose()?;
+    let oauth = OAuthConfig {
+        provider,
+        client_id: env(&client_id_env)?,
+        client_id_env,
+        client_secret,
+        client_secret_env,
+        refresh_token_env: String::new(),
+        tenant,
+        token_url,
+        authorize_url,
+        scopes: (!scopes.is_empty()).then_some(scopes),
+        refresh_token: String::new(),
+    };
+    for url in [oauth.token_endpoint(), oauth.authorize_endpoint()]
+        .into_iter()
+        .flatten()
+    {
+        switchboard_email::config::check_endpoint_url(&url)?;
+    }
+    let refresh_token = authorize(
+        Authorize {
+            oauth: &oauth,
+            port,
+        },
+        |url| {
+            println!("Open this URL in a browser and sign in as the support mailbox:\n\n  {url}\n");
+            println!("Waiting for the provider to redirect back to this machine...");
+        },
+    )
+    .await?;
+    println!(
+        "\nRefresh token (store it in the environment variable your \
+         [connectors.email.oauth2] refresh_token_env names; it is a password):\n\n{refresh_token}"
+    );
+    Ok(())
+}
+
 fn with_runtime<F, Fut>(command: F) -> ExitCode
 where
     F: FnOnce() -> Fut,
@@ -619,6 +730,7 @@ async fn replay(
     since: String,
     until: String,
     json: bool,
+    html: Option<PathBuf>,
 ) -> Result<(), String> {
     use switchboard::report::replay::run_replay;
     use switchboard::report::Window;
@@ -634,6 +746,9 @@ async fn replay(
     let replay = run_replay(&live_config, &candidate_config, window)
         .await
         .map_err(|error| error.to_string())?;
+    if let Some(path) = &html {
+        replay.write_html(path).map_err(|error| error.to_string())?;
+    }
     if json {
         println!("{:#}", replay.to_json());
     } else {

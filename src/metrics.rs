@@ -49,6 +49,8 @@ pub struct Metrics {
     pub time_to_claim: Histogram,
     /// Reminders posted to the desk, by what someone waited for (`for_claim`, `for_reply`).
     pub desk_reminders: Family<Labels, Counter>,
+    /// Redacted texts revealed to an agent (each look is in the audit log).
+    pub desk_reveals: Counter,
     /// Seconds triage took to decide.
     pub triage_latency: Histogram,
     /// Support cases opened, by channel (repeat contacts included).
@@ -91,6 +93,7 @@ impl Default for Metrics {
             time_to_human: Histogram::new(exponential_buckets(5.0, 2.0, 14)),
             time_to_claim: Histogram::new(exponential_buckets(5.0, 2.0, 14)),
             desk_reminders: Family::default(),
+            desk_reveals: Counter::default(),
             triage_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             cases_opened: Family::default(),
             repeat_contacts: Family::default(),
@@ -172,6 +175,11 @@ impl Default for Metrics {
             "desk_reminders",
             "Reminders posted to the desk, by what the customer waited for",
             metrics.desk_reminders.clone(),
+        );
+        registry.register(
+            "desk_reveals",
+            "Redacted texts revealed to an agent, each look in the audit log",
+            metrics.desk_reveals.clone(),
         );
         registry.register(
             "triage_latency_seconds",

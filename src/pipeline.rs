@@ -446,6 +446,19 @@ impl TriageWorker {
             self.metrics
                 .triage_latency
                 .observe(started.elapsed().as_secs_f64());
+            if self.handoff == Handoff::Desk {
+                // Agents read the briefing, so it is written (by the model, when one is
+                // configured) before the escalation is committed.
+                let transcript: Vec<TranscriptLine> = recent[..=position]
+                    .iter()
+                    .filter(|entry| entry.role != Role::Note)
+                    .map(|entry| TranscriptLine {
+                        role: entry.role.clone(),
+                        text: entry.text.clone(),
+                    })
+                    .collect();
+                self.triage.write_briefing(&transcript, &mut record).await;
+            }
             let commit = commit_for_decision(
                 &conversation,
                 &recent[position].text,
@@ -487,6 +500,7 @@ impl TriageWorker {
                     author: conversation.customer_name(),
                     text,
                     files: message.files.clone(),
+                    message_id: Some(message.id.clone()),
                 },
             });
             // A customer writing to a conversation a person has taken now waits for them;

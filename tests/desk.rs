@@ -90,6 +90,7 @@ impl Desk for FakeDesk {
         let post = ThreadPost::CustomerMessage {
             author: author.into(),
             text: format!("(file) {}", file.name),
+            message_id: None,
         };
         self.post_in_thread(thread, &post).await
     }
@@ -127,7 +128,7 @@ impl FakeDesk {
         self.posts_in(thread)
             .into_iter()
             .filter_map(|post| match post {
-                ThreadPost::CustomerMessage { author, text } => Some((author, text)),
+                ThreadPost::CustomerMessage { author, text, .. } => Some((author, text)),
                 _ => None,
             })
             .collect()
@@ -203,6 +204,9 @@ async fn an_escalation_briefs_the_desk_and_the_agents_reply_reaches_the_web_chat
         "{}",
         briefing.summary
     );
+    // No model configured: the heuristic wrote it, and the briefing claims no model.
+    assert_eq!(briefing.summary_source, None);
+    assert!(briefing.citations.is_empty());
     let roles: Vec<&str> = briefing
         .transcript
         .iter()

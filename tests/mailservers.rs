@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::TempDir;
 
-const INSTALL: &str =
+pub(crate) const INSTALL: &str =
     "install them with `apt-get install -y dovecot-imapd postfix` (.ci/run does this)";
 static NEXT_MAIL: AtomicUsize = AtomicUsize::new(0);
 
@@ -52,7 +52,7 @@ pub(crate) fn wait_for_port(port: u16, what: &str, log: &Path) {
     panic!("{what} did not listen on 127.0.0.1:{port} within 15s; its log:\n{log}");
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY-free check: the id command is on every Debian system.
     Command::new("id")
         .arg("-u")
@@ -61,7 +61,7 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn id_of(args: &[&str]) -> u32 {
+pub(crate) fn id_of(args: &[&str]) -> u32 {
     let out = Command::new("id").args(args).output().expect("run id");
     String::from_utf8_lossy(&out.stdout)
         .trim()
@@ -81,7 +81,7 @@ fn whoami() -> String {
 }
 
 /// Stops a server with SIGTERM (so Dovecot's master takes its children down), then waits.
-fn stop(child: &mut Child) {
+pub(crate) fn stop(child: &mut Child) {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
@@ -94,25 +94,45 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// What a [`Dovecot`] serves besides plain IMAP.
+#[derive(Default)]
+pub struct DovecotSetup {
+    /// Certificate and key: TLS required, IMAP with STARTTLS on `port`, IMAPS on `imaps_port`.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// OAuth 2.0 (SASL XOAUTH2 and OAUTHBEARER) besides passwords: Dovecot's `oauth2` passdb
+    /// asks this RFC 7662 introspection endpoint whether a token is active and whose it is.
+    pub oauth2_introspection_url: Option<String>,
+}
+
 /// A private Dovecot with one passwd-file user and a maildir in its temp dir.
 pub struct Dovecot {
     child: Option<Child>,
     pub dir: TempDir,
+    /// IMAP (STARTTLS when `setup.tls` is given).
     pub port: u16,
+    /// IMAPS (TLS from the first byte), when `setup.tls` is given.
+    pub imaps_port: u16,
     pub user: String,
     pub password: String,
+    setup: DovecotSetup,
     /// Owner of the maildir files (Dovecot refuses to serve mail as root).
     mail_owner: Option<(u32, u32)>,
 }
 
 impl Dovecot {
     pub fn start() -> Dovecot {
+        Dovecot::start_with(DovecotSetup::default())
+    }
+
+    pub fn start_with(setup: DovecotSetup) -> Dovecot {
         let dir = TempDir::new("dovecot");
         let mut server = Dovecot {
             child: None,
             port: free_port(),
+            imaps_port: free_port(),
             user: "agent".into(),
             password: "secret-imap".into(),
+            setup,
             mail_owner: None,
             dir,
         };
@@ -173,9 +193,9 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
+{ssl}
+auth_mechanisms = plain login{oauth2_mechanisms}
+{oauth2_passdb}
 default_internal_user = {internal_user}
 default_internal_group = {internal_group}
 default_login_user = {login_user}
@@ -195,12 +215,31 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+service auth {{
+  unix_listener auth-client-postfix {{
+    mode = 0666
   }}
 }}
 "#,
             root = root.display(),
             port = self.port,
+            ssl = self.ssl_config(),
+            oauth2_mechanisms = if self.setup.oauth2_introspection_url.is_some() {
+                " xoauth2 oauthbearer"
+            } else {
+                ""
+            },
+            oauth2_passdb = self.oauth2_passdb(),
+            imaps_port = if self.setup.tls.is_some() {
+                self.imaps_port
+            } else {
+                0
+            },
         );
         std::fs::write(root.join("dovecot.conf"), config).expect("write dovecot.conf");
         self.chown_tree();
@@ -214,6 +253,44 @@ service imap-login {{
             .unwrap_or_else(|error| panic!("cannot start dovecot ({error}); {INSTALL}"));
         self.child = Some(child);
         wait_for_port(self.port, "dovecot", &root.join("dovecot.log"));
+    }
+
+    /// TLS required for every login when a certificate is given; plain text otherwise.
+    fn ssl_config(&self) -> String {
+        match &self.setup.tls {
+            Some((cert, key)) => format!(
+                "ssl = required\nssl_cert = <{}\nssl_key = <{}\ndisable_plaintext_auth = yes",
+                cert.display(),
+                key.display()
+            ),
+            None => "ssl = no\ndisable_plaintext_auth = no".to_owned(),
+        }
+    }
+
+    /// The `oauth2` passdb (tokens), tried only for the OAuth mechanisms; passwords still go to
+    /// the passwd-file passdb.
+    fn oauth2_passdb(&self) -> String {
+        let Some(url) = &self.setup.oauth2_introspection_url else {
+            return String::new();
+        };
+        let root = &self.dir.0;
+        std::fs::write(
+            root.join("oauth2.conf.ext"),
+            format!(
+                "introspection_mode = post\nintrospection_url = {url}\nusername_attribute = username\n\
+                 active_attribute = active\nactive_value = true\n"
+            ),
+        )
+        .expect("write oauth2.conf.ext");
+        format!(
+            "auth_verbose = yes\npassdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n",
+            root.join("oauth2.conf.ext").display()
+        )
+    }
+
+    /// The socket Postfix's `smtpd_sasl_type = dovecot` authenticates through.
+    pub fn sasl_socket(&self) -> PathBuf {
+        self.dir.0.join("run").join("auth-client-postfix")
     }
 
     fn chown_tree(&self) {
@@ -276,6 +353,19 @@ service imap-login {{
             }
         }
         (seen, unseen)
+    }
+
+    /// Ends every IMAP session of the user (`doveadm kick`), as a server-side logout would: the
+    /// client must log in again.
+    pub fn kick(&self) {
+        let status = Command::new(find_binary("doveadm", INSTALL))
+            .arg("-c")
+            .arg(self.dir.0.join("dovecot.conf"))
+            .args(["kick", &self.user])
+            .stdout(Stdio::null())
+            .status()
+            .expect("run doveadm kick");
+        assert!(status.success(), "doveadm kick failed: {status}");
     }
 
     /// Stops the server abruptly, as an outage would (the maildir stays).

@@ -1,6 +1,6 @@
 //! `switchboard replay`: conversations seeded through the real gateway, then replayed with a
-//! candidate config whose changes are known in advance; Redis must be byte-for-byte the same
-//! afterwards.
+//! candidate config whose changes are known in advance, on a single Redis and on a cluster; a
+//! single Redis must be byte-for-byte the same afterwards.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use switchboard::report::replay::{run_replay, ChangeKind, Outcome};
 use switchboard::report::Window;
 
 use crate::desk::{start_with_fake_desk, FakeDesk};
-use crate::harness::{test_config, RedisServer, TestRedis};
+use crate::harness::{on_single_and_cluster, test_config, RedisServer, TestRedis};
 use crate::webchat::{Widget, WEBCHAT};
 
 async fn ask(addr: std::net::SocketAddr, session: &str, question: &str, expected: &str) {
@@ -37,12 +37,15 @@ fn dump_all(redis: &RedisServer) -> BTreeMap<String, (String, Vec<u8>)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replay_reports_the_decisions_a_candidate_config_would_change_and_writes_nothing() {
-    let redis = RedisServer::start();
+on_single_and_cluster!(
+    replay_reports_the_decisions_a_candidate_config_would_change_and_writes_nothing
+);
+
+async fn replay_reports_the_decisions_a_candidate_config_would_change_and_writes_nothing(
+    live: TestRedis,
+) {
     let desk = Arc::new(FakeDesk::default());
     let since = now_ms();
-    let live = TestRedis::Single(redis);
     let gateway = start_with_fake_desk(test_config(&live, WEBCHAT), desk).await;
     let addr = gateway.local_addr;
     ask(
@@ -76,8 +79,10 @@ async fn replay_reports_the_decisions_a_candidate_config_would_change_and_writes
     // Nothing else writes while the dumps are compared.
     gateway.shutdown().await;
     let until = now_ms() + 1;
-    let TestRedis::Single(redis) = &live else {
-        unreachable!()
+    // A cluster's keys are spread over its nodes; the single server proves the point.
+    let dump = |live: &TestRedis| match live {
+        TestRedis::Single(redis) => Some(dump_all(redis)),
+        TestRedis::Cluster(_) => None,
     };
 
     let live_config = test_config(&live, WEBCHAT);
@@ -96,9 +101,9 @@ async fn replay_reports_the_decisions_a_candidate_config_would_change_and_writes
         .always_human_categories
         .insert("account".into(), vec!["password".into()]);
     candidate.triage.confidence_threshold = 1.01;
-    let before = dump_all(redis);
+    let before = dump(&live);
     let replay = run_replay(&live_config, &candidate, window).await.unwrap();
-    assert_eq!(dump_all(redis), before, "replay wrote to Redis");
+    assert_eq!(dump(&live), before, "replay wrote to Redis");
 
     assert_eq!(replay.replayed, 4, "{replay}");
     assert_eq!(replay.recorded_answers, 2, "{replay}");
@@ -136,4 +141,64 @@ async fn replay_reports_the_decisions_a_candidate_config_would_change_and_writes
     let json = replay.to_json();
     assert_eq!(json["summary"]["answer_to_escalate"], 2);
     assert_eq!(json["changes"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        json["summary"]["by"]["answer_to_escalate"]["channel"]["webchat"],
+        2
+    );
+    assert_eq!(
+        json["summary"]["by"]["answer_to_escalate"]["reason"]["always_human_category"],
+        1
+    );
+
+    // Requests for a person no longer recognised: that escalation's reason changes. With the
+    // web desk and the public URL in the live config, the example links to its thread there.
+    let mut deaf = test_config(&live, WEBCHAT);
+    deaf.triage.human_request_phrases.clear();
+    deaf.triage.confidence_threshold = 1.01;
+    let with_web_desk = test_config(
+        &live,
+        &format!(
+            "{WEBCHAT}[files]\npublic_base_url = \"https://support.example.test/\"\n\
+             [desk.web]\nenabled = true\nlogin_token = true\n"
+        ),
+    );
+    let replay = run_replay(&with_web_desk, &deaf, window).await.unwrap();
+    let changed = replay
+        .changes
+        .iter()
+        .find(|c| c.kind == ChangeKind::ReasonChanged)
+        .unwrap_or_else(|| panic!("no reason change in {replay}"));
+    assert_eq!(changed.text, "I want to talk to a real person");
+    assert_eq!(
+        changed.recorded,
+        Outcome::Escalate {
+            reason: "human_requested".into()
+        }
+    );
+    let link = changed.link.as_deref().expect("a link to the web desk");
+    assert!(
+        link.starts_with("https://support.example.test/desk#thread=1700000000."),
+        "{link}"
+    );
+    // Answered conversations have no desk thread to open.
+    assert!(replay
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::AnswerToEscalate)
+        .all(|c| c.link.is_none()));
+
+    let page = std::env::temp_dir().join(format!(
+        "switchboard-replay-{}-{}.html",
+        std::process::id(),
+        since
+    ));
+    replay.write_html(&page).unwrap();
+    let html = std::fs::read_to_string(&page).unwrap();
+    let _ = std::fs::remove_file(&page);
+    assert!(html.starts_with("<!doctype html>"), "{html}");
+    assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+    assert!(html.contains("I want to talk to a real person"));
+    assert!(html.contains("low confidence"), "reason breakdown: {html}");
+    assert!(html.contains("escalate (human_requested)"), "{html}");
+    assert!(!html.contains("<script"), "self-contained, no scripts");
 }

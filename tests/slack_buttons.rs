@@ -4,15 +4,18 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use switchboard::desk::inbox::RESOLVED_NOTICE;
 use switchboard_slack::manifest::DESK_SCOPES;
 use switchboard_slack::standin::{button_press, signed_interaction, RecordedPost, SlackStandIn};
 
-use crate::harness::{eventually, http_with_headers, start_gateway, test_config, RedisServer};
+use crate::harness::{
+    eventually, http, http_with_headers, start_gateway, test_config, RedisServer,
+};
 use crate::slack_desk::{
     agent_reply, assert_calls_covered_by, briefing, desk_config, visitor_asks_for_a_human, AGENT,
 };
+use crate::webchat::Widget;
 
 const SUPPORT: &str = "C0SUPPORT";
 const OTHER_AGENT: &str = "U0AGENTOLA";
@@ -417,4 +420,141 @@ async fn a_knowledge_candidate_is_edited_in_a_modal_and_approved_once() {
     .await;
     standin.send_interaction(candidate_press(("sb_kb_approve", "kb"), "trig-kb-approve"));
     ephemeral(&standin, AGENT, "already reviewed").await;
+}
+
+#[tokio::test]
+async fn reveal_shows_a_hidden_card_number_to_that_agent_alone_and_logs_who_looked() {
+    let redis = RedisServer::start();
+    let standin = SlackStandIn::start().await;
+    standin.set_user(AGENT, "Sam Rivera");
+    standin.set_user(OTHER_AGENT, "Ola Berg");
+    standin.set_user(OUTSIDER, "Out Sider");
+    standin.set_channel_members(SUPPORT, &[AGENT, OTHER_AGENT, standin.bot_user_id()]);
+    let gateway = start_gateway(test_config(&redis, &desk_config(&standin, "socket"))).await;
+    let (mut widget, _) = Widget::connect(gateway.local_addr, "slack-reveal-000000001", None).await;
+    let first_card = "4111 1111 1111 1111";
+    widget
+        .send(json!({"type": "message", "client_id": "q1",
+            "text": format!("Please put me through to a person, card {first_card} was charged twice")}))
+        .await;
+    widget.message_from("system").await;
+    let parent = briefing(&standin).await;
+    assert!(!parent.blocks.to_string().contains(first_card));
+    assert_eq!(
+        button_value(&standin, &parent.ts, "sb_reveal").as_deref(),
+        Some("briefing"),
+        "the briefing hid a card number, so it offers Reveal"
+    );
+
+    let second_card = "5500 0000 0000 0004";
+    widget
+        .send(json!({"type": "message", "client_id": "q2", "text": format!("it was {second_card} actually")}))
+        .await;
+    let mirrored = eventually(WAIT, "the mirrored message", || async {
+        standin.posts().into_iter().find(|post| {
+            post.thread_ts.as_deref() == Some(parent.ts.as_str()) && post.text.contains("actually")
+        })
+    })
+    .await;
+    assert!(
+        mirrored.text.contains("[card •••• 0004]"),
+        "{}",
+        mirrored.text
+    );
+    let message_id = mirrored.blocks.as_array().and_then(|blocks| {
+        blocks.iter().find_map(|block| {
+            block["elements"][0]["action_id"]
+                .as_str()
+                .filter(|id| *id == "sb_reveal")
+                .and(block["elements"][0]["value"].as_str())
+                .map(str::to_owned)
+        })
+    });
+    let message_id = message_id.expect("a Reveal button on the redacted message");
+
+    // Someone outside the desk channel is shown nothing and nothing is logged.
+    let envelope = standin.send_interaction(button_press(
+        OUTSIDER,
+        SUPPORT,
+        &mirrored.ts,
+        Some(&parent.ts),
+        ("sb_reveal", &message_id),
+        "trig-reveal-outsider",
+    ));
+    assert!(standin.wait_for_ack(&envelope, WAIT).await);
+
+    // Sam looks at the message (Slack retries the press once), then at the briefing.
+    for _ in 0..2 {
+        let envelope = standin.send_interaction(button_press(
+            AGENT,
+            SUPPORT,
+            &mirrored.ts,
+            Some(&parent.ts),
+            ("sb_reveal", &message_id),
+            "trig-reveal-1",
+        ));
+        assert!(standin.wait_for_ack(&envelope, WAIT).await);
+    }
+    ephemeral(&standin, AGENT, second_card).await;
+    press(
+        &standin,
+        AGENT,
+        &parent.ts,
+        ("sb_reveal", "briefing"),
+        "trig-reveal-2",
+    )
+    .await;
+    ephemeral(&standin, AGENT, first_card).await;
+
+    let looks = gateway.store.reveal_log(10).await.unwrap();
+    assert_eq!(looks.len(), 2, "one logged look per press: {looks:?}");
+    assert!(looks.iter().all(|look| look.agent_name == "Sam Rivera"
+        && look.agent_id == AGENT
+        && look.conversation_id.len() > 8));
+    assert_eq!(looks[1].message_ids, vec![message_id.clone()]);
+    assert!(!looks[0].message_ids.is_empty());
+    let mut client = redis.client();
+    let logged: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(switchboard::store::keys::REVEAL_AUDIT)
+        .arg("-")
+        .arg("+")
+        .query(&mut client)
+        .unwrap();
+    let raw: String = logged
+        .ids
+        .iter()
+        .flat_map(|entry| entry.map.values())
+        .filter_map(|value| redis::from_redis_value::<String>(value.clone()).ok())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(raw.contains("Sam Rivera"), "{raw}");
+    for card in [first_card, second_card] {
+        let digits = card.replace(' ', "");
+        assert!(
+            !raw.contains(card) && !raw.contains(&digits) && !raw.contains("charged"),
+            "the audit log never holds the text: {raw}"
+        );
+    }
+
+    let shown: Vec<_> = standin
+        .ephemerals()
+        .into_iter()
+        .filter(|e| e.text.contains(first_card) || e.text.contains(second_card))
+        .collect();
+    assert!(
+        shown.iter().all(|e| e.user == AGENT),
+        "only the agent who pressed is shown the original: {shown:?}"
+    );
+    assert_eq!(shown.len(), 2, "the retried press showed it once");
+    let in_slack: String = standin
+        .posts()
+        .iter()
+        .map(|post| post.text.clone() + &post.blocks.to_string())
+        .collect();
+    assert!(!in_slack.contains(first_card) && !in_slack.contains(second_card));
+    let (_, metrics) = http(gateway.admin_addr, "GET", "/metrics", None).await;
+    assert!(
+        metrics.contains("switchboard_desk_reveals_total 2"),
+        "{metrics}"
+    );
 }

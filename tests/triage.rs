@@ -613,6 +613,7 @@ fn clinc150_eval_meets_the_issue_targets() {
 }
 
 mod llm;
+mod llm_briefing;
 
 /// A percentage printed by `switchboard eval` after `label`, as a rate.
 fn printed_rate(output: &str, label: &str) -> f32 {

@@ -11,8 +11,9 @@
 //! `SB_BENCH_WORKERS` (triage+outbox worker pairs per instance, default `gateway.workers`'s 2),
 //! `SB_BENCH_MEMORY_CONVERSATIONS` (default 100000), `SB_BENCH_MEMORY_BUDGET_S` (default 120),
 //! `SB_BENCH_SKIP` (comma list of phases to skip:
-//! `baseline,throughput,cluster,latency,wire,trips,memory`; `cluster` is the saturation run on
-//! a local 3-master Redis Cluster),
+//! `baseline,throughput,cluster,latency,wire,trips,memory,replay`; `cluster` is the saturation
+//! run on a local 3-master Redis Cluster), `SB_BENCH_REPLAY_MESSAGES` (customer messages
+//! `switchboard replay` goes over, default 100000),
 //! `SB_BENCH_RATES` (comma list of msgs/s for the steady-load latency phase).
 
 // Many small, short-lived allocations per message: mimalloc carries ~10% more messages/s
@@ -42,6 +43,7 @@ use switchboard_api::{
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+mod replay;
 mod wire;
 
 // The tests' private servers: a redis-server on a unix socket, or a 3-master cluster.
@@ -1178,6 +1180,9 @@ async fn bench() {
 
     if !skipped("memory") {
         memory(&redis, &triage, &questions).await;
+    }
+    if !skipped("replay") {
+        replay::replay_phase(&redis, &triage, &questions).await;
     }
 }
 

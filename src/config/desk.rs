@@ -54,20 +54,32 @@ pub struct DeskSection {
 }
 
 impl DeskSettings {
-    /// The enabled desk's section, if one is enabled.
+    /// The enabled desk that opens threads (the one that cannot follow another), if any.
     pub fn enabled(&self) -> Option<&DeskSection> {
-        self.sections
-            .iter()
-            .find(|section| section.config.enabled())
+        self.lead_position().map(|at| &self.sections[at])
     }
 
-    /// Takes the enabled desk's section out, to build it.
+    /// Takes the leading desk's section out, to build it.
     pub fn take_enabled(&mut self) -> Option<DeskSection> {
-        let at = self
-            .sections
-            .iter()
-            .position(|section| section.config.enabled())?;
+        let at = self.lead_position()?;
         Some(self.sections.remove(at))
+    }
+
+    /// Takes out the other enabled desks, which follow the leading desk's threads.
+    pub fn take_followers(&mut self) -> Vec<DeskSection> {
+        let (followers, rest) = std::mem::take(&mut self.sections)
+            .into_iter()
+            .partition(|section| section.config.enabled());
+        self.sections = rest;
+        followers
+    }
+
+    fn lead_position(&self) -> Option<usize> {
+        let enabled = |section: &&DeskSection| section.config.enabled();
+        let sections = self.sections.iter();
+        (sections.clone())
+            .position(|section| enabled(&section) && !section.config.follows())
+            .or_else(|| sections.clone().position(|section| enabled(&section)))
     }
 
     /// Checks the desk sections and routes; each problem is (key path, message).
@@ -77,16 +89,17 @@ impl DeskSettings {
                 .config
                 .validate(&format!("desk.{}", section.name), raw);
         }
-        let enabled: Vec<&str> = (self.sections.iter())
-            .filter(|section| section.config.enabled())
+        let leading: Vec<&str> = (self.sections.iter())
+            .filter(|section| section.config.enabled() && !section.config.follows())
             .map(|section| section.name)
             .collect();
-        if enabled.len() > 1 {
+        if leading.len() > 1 {
             raw.push((
                 "desk".into(),
                 format!(
-                    "one desk at a time: {} are all enabled; keep one",
-                    enabled.join(", ")
+                    "{} each open their own threads and cannot run together; keep one \
+                     (a desk that follows another's threads, such as web, can run beside it)",
+                    leading.join(", ")
                 ),
             ));
         }

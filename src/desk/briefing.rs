@@ -83,9 +83,19 @@ pub fn compose(conversation: &Conversation, transcript: &[TranscriptEntry]) -> B
         .map(|record| record.explanation.clone())
         .filter(|text| !text.is_empty())
         .unwrap_or_else(|| reason.in_words().to_owned());
+    // The model's draft was written when the conversation escalated; a refreshed briefing
+    // (claimed, resolved) shows the same words rather than asking the model again.
+    let draft = decision.and_then(|record| record.briefing.as_ref());
+    let summary = draft
+        .and_then(|draft| draft.summary.clone())
+        .unwrap_or_else(|| summarize(&lines, &reason));
     Briefing {
         conversation_id: conversation.id.clone(),
-        summary: summarize(&lines, &reason),
+        summary,
+        summary_source: draft.map(|draft| draft.source.clone()),
+        citations: draft
+            .map(|draft| draft.citations.clone())
+            .unwrap_or_default(),
         customer_name,
         customer_id: conversation.contact.id.clone(),
         verified: conversation.contact.verified,

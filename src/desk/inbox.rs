@@ -14,18 +14,19 @@ use async_trait::async_trait;
 use switchboard_api::{
     suggestion_fingerprint, ActionOutcome, ActionRefusal, AgentAction, AgentCommand, Attachment,
     Author, CustomerAction, DeskEvent, DeskNotice, DeskSink, FileRef, IngestError, Outbound,
-    ThreadRef,
+    RevealRequest, RevealedMessage, ThreadRef,
 };
 use tracing::{info, warn};
 
 use crate::desk::briefing::{self, AI_DRAFT, AI_DRAFT_EDITED};
+use crate::desk::BRIEFING_ENTRIES;
 use crate::files::Files;
 use crate::learning::{candidate_from, KnowledgeLoop, LearningError};
 use crate::metrics::Metrics;
 use crate::model::{
     case_field, field, now_ms, Conversation, Delivery, DeskAction, DeskPost, Role, Status,
 };
-use crate::store::{Commit, ReplyToQueue, Store, StoreError};
+use crate::store::{Commit, ReplyToQueue, RevealLook, Store, StoreError};
 
 /// Told to the customer when an agent resolves the conversation.
 pub const RESOLVED_NOTICE: &str =
@@ -42,6 +43,7 @@ pub struct DeskInbox {
     metrics: Arc<Metrics>,
     learning: Option<Arc<KnowledgeLoop>>,
     files: Option<Arc<Files>>,
+    refresh_on_reply: bool,
 }
 
 impl DeskInbox {
@@ -52,7 +54,15 @@ impl DeskInbox {
             metrics,
             learning: None,
             files: None,
+            refresh_on_reply: false,
         }
+    }
+
+    /// Refreshes the briefing after every agent reply, for desks running side by side: each
+    /// shows the replies written on the others in the briefing's transcript.
+    pub fn with_briefing_refresh_on_reply(mut self) -> Self {
+        self.refresh_on_reply = true;
+        self
     }
 
     /// Relays agents' files to customers (without it, the thread is told files are off).
@@ -302,6 +312,24 @@ impl DeskInbox {
         conversation: &Conversation,
         commit: &Commit,
     ) -> Result<bool, StoreError> {
+        let with_refresh;
+        let commit = if self.refresh_on_reply
+            && commit.desk_payload.is_none()
+            && commit
+                .reply
+                .as_ref()
+                .is_some_and(|reply| reply.role == Role::Agent)
+        {
+            // Desks side by side: the reply was written on one of them, and the others show
+            // it in the briefing's transcript.
+            with_refresh = Commit {
+                desk_payload: desk_payload(conversation, DeskAction::RefreshBriefing),
+                ..commit.clone()
+            };
+            &with_refresh
+        } else {
+            commit
+        };
         let resolved = commit
             .fields
             .iter()
@@ -486,6 +514,69 @@ impl DeskSink for DeskInbox {
             warn!(%error, "desk action not stored; the agent is asked to try again");
             IngestError::Unavailable(error.to_string())
         })
+    }
+
+    async fn reveal(&self, request: RevealRequest) -> Result<Vec<RevealedMessage>, IngestError> {
+        self.reveal_logged(request).await.map_err(|error| {
+            warn!(%error, "reveal not logged; nothing shown");
+            IngestError::Unavailable(error.to_string())
+        })
+    }
+}
+
+impl DeskInbox {
+    /// The customer's own words, for one agent: the look is logged first, so nothing is
+    /// shown that the audit log does not know about.
+    async fn reveal_logged(
+        &self,
+        request: RevealRequest,
+    ) -> Result<Vec<RevealedMessage>, StoreError> {
+        let Some(conversation) = self.conversation_for(&request.thread).await? else {
+            return Ok(Vec::new());
+        };
+        let entries = match &request.message_id {
+            Some(id) => self
+                .store
+                .entry(&conversation.id, id)
+                .await?
+                .into_iter()
+                .collect(),
+            None => self
+                .store
+                .conversation_with_recent(&conversation.id, BRIEFING_ENTRIES)
+                .await?
+                .map(|(_, transcript)| transcript)
+                .unwrap_or_default(),
+        };
+        let originals: Vec<RevealedMessage> = entries
+            .into_iter()
+            .filter(|entry| entry.role == Role::Customer && !entry.text.is_empty())
+            .map(|entry| RevealedMessage {
+                message_id: entry.id,
+                text: entry.text,
+            })
+            .collect();
+        if originals.is_empty() {
+            return Ok(originals);
+        }
+        let look = RevealLook {
+            at_ms: now_ms(),
+            agent_id: request.agent_id,
+            agent_name: request.agent_name,
+            conversation_id: conversation.id.clone(),
+            message_ids: originals.iter().map(|m| m.message_id.clone()).collect(),
+        };
+        self.store.log_reveal(&look).await?;
+        self.metrics.desk_reveals.inc();
+        info!(
+            target: "switchboard::audit",
+            agent = %look.agent_name,
+            agent_id = %look.agent_id,
+            conversation = %look.conversation_id,
+            messages = look.message_ids.len(),
+            "redacted text revealed"
+        );
+        Ok(originals)
     }
 }
 

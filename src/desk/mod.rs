@@ -6,6 +6,7 @@
 //! are composed from the conversation's state at delivery time so a retried or refreshed
 //! briefing is never stale. Agents' actions come back through [`inbox::DeskInbox`].
 
+pub mod beside;
 pub mod briefing;
 pub mod channels;
 pub mod inbox;
@@ -20,6 +21,9 @@ use crate::config::DeskRoute;
 use crate::files::Files;
 use crate::model::{Conversation, DeskAction, DeskPost};
 use crate::store::{Store, StoreError};
+
+/// Transcript entries a briefing is composed from (the latest ones).
+pub const BRIEFING_ENTRIES: usize = 200;
 
 /// Carries desk posts out through the configured desk.
 pub struct DeskCourier {
@@ -167,7 +171,7 @@ impl DeskCourier {
     pub async fn deliver(&self, post: &DeskPost) -> Result<(), ConnectorError> {
         let Some((conversation, transcript)) = self
             .store
-            .conversation_with_recent(&post.conversation_id, 200)
+            .conversation_with_recent(&post.conversation_id, BRIEFING_ENTRIES)
             .await
             .map_err(store_failure)?
         else {
@@ -209,6 +213,7 @@ impl DeskCourier {
                     author,
                     text,
                     files,
+                    message_id,
                 },
                 Some(thread),
             ) => {
@@ -216,6 +221,7 @@ impl DeskCourier {
                     let message = ThreadPost::CustomerMessage {
                         author: author.clone(),
                         text: text.clone(),
+                        message_id: message_id.clone(),
                     };
                     self.desk.post_in_thread(&thread, &message).await?;
                 }

@@ -45,4 +45,19 @@ pub struct DecisionRecord {
     /// The support case it was made in (`<conversation id>:<number>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case_id: Option<String>,
+    /// What the model wrote for the agents' briefing, on an escalation with `[triage.llm]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub briefing: Option<BriefingDraft>,
+}
+
+/// The model's part of an escalation's briefing, or why the heuristic's is used instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BriefingDraft {
+    /// The model's two-line summary; `None` when the heuristic summary is used.
+    pub summary: Option<String>,
+    /// Knowledge-base entries the model cited (only ever ones it was given).
+    #[serde(default)]
+    pub citations: Vec<switchboard_api::Citation>,
+    /// For the agents: "written by the model", or "heuristic (model timed out after 4000 ms)".
+    pub source: String,
 }

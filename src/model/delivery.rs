@@ -43,6 +43,9 @@ pub enum DeskAction {
         /// Files sent with it, uploaded into the thread (bytes read from the file store).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         files: Vec<FileRef>,
+        /// The transcript entry it mirrors (absent on posts queued by earlier versions).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
     },
     /// Post a notice from the gateway into the thread; the desk words it.
     Notify {

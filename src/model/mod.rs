@@ -14,7 +14,7 @@ mod status;
 
 pub use case::{case_field, case_id, CaseState};
 pub use conversation::{field, Conversation};
-pub use decision::{Decision, DecisionRecord};
+pub use decision::{BriefingDraft, Decision, DecisionRecord};
 pub use delivery::{Delivery, DeskAction, DeskPost};
 pub use role::Role;
 pub use status::{EscalationReason, Status};

@@ -183,7 +183,7 @@ fn latency_headline(latency: &Latency) -> String {
     }
 }
 
-fn panel(page: &mut String, title: &str, subtitle: &str, body: &str) {
+pub(super) fn panel(page: &mut String, title: &str, subtitle: &str, body: &str) {
     let _ = write!(
         page,
         "<section class=\"panel\"><h2>{}</h2><p class=\"sub\">{}</p>{body}</section>",
@@ -193,7 +193,7 @@ fn panel(page: &mut String, title: &str, subtitle: &str, body: &str) {
 }
 
 /// Horizontal bars, one row per item, scaled to the largest.
-fn bar_chart(items: &[(String, u64)], colour: &str, empty: &str) -> String {
+pub(super) fn bar_chart(items: &[(String, u64)], colour: &str, empty: &str) -> String {
     if items.is_empty() {
         return format!("<p class=\"empty\">{}</p>", escape(empty));
     }
@@ -444,7 +444,7 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const STYLE: &str = r#"
+pub(super) const STYLE: &str = r#"
 :root{--ink:#1d2433;--muted:#667085;--line:#e4e7ec;--bg:#f6f7fb;--card:#fff;--accent:#6b5bd2}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--ink);font:15px/1.45 -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}

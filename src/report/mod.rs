@@ -18,6 +18,7 @@ pub mod cluster;
 mod collect;
 pub mod html;
 pub mod replay;
+pub mod replay_html;
 mod text;
 
 use std::collections::BTreeMap;

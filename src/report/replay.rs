@@ -13,8 +13,10 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use switchboard_api::InboundKind;
@@ -35,6 +37,13 @@ const MAX_TRANSCRIPT: usize = 10_000;
 const PAGE: usize = 500;
 /// Examples kept per kind of change in the text output.
 const EXAMPLES: usize = 5;
+/// Changes per kind that keep the lines leading up to them, for the HTML page's examples.
+pub const EXAMPLES_WITH_CONTEXT: usize = 20;
+/// Lines kept before a changed message, and characters of each.
+const CONTEXT_LINES: usize = 4;
+const CONTEXT_CHARS: usize = 300;
+/// Conversations read from Redis at once (their transcripts are independent).
+const READ_AHEAD: usize = 32;
 
 /// A decision reduced to what replay compares: answer, or escalate with a reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,6 +91,22 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
+    /// Every kind, in the order reports list them.
+    pub const ALL: [ChangeKind; 3] = [
+        ChangeKind::AnswerToEscalate,
+        ChangeKind::EscalateToAnswer,
+        ChangeKind::ReasonChanged,
+    ];
+
+    /// The snake_case name used in json.
+    pub fn key(self) -> &'static str {
+        match self {
+            ChangeKind::AnswerToEscalate => "answer_to_escalate",
+            ChangeKind::EscalateToAnswer => "escalate_to_answer",
+            ChangeKind::ReasonChanged => "reason_changed",
+        }
+    }
+
     fn between(recorded: &Outcome, replayed: &Outcome) -> Option<ChangeKind> {
         match (recorded, replayed) {
             (Outcome::Answer, Outcome::Escalate { .. }) => Some(ChangeKind::AnswerToEscalate),
@@ -93,7 +118,8 @@ impl ChangeKind {
         }
     }
 
-    fn label(self) -> &'static str {
+    /// In words, for people.
+    pub fn label(self) -> &'static str {
         match self {
             ChangeKind::AnswerToEscalate => "answer -> escalate",
             ChangeKind::EscalateToAnswer => "escalate -> answer",
@@ -123,6 +149,23 @@ pub struct Change {
     pub explanation: String,
     /// The candidate's category, if any.
     pub category: Option<String>,
+    /// The conversation on the web desk, when it has a thread there and the gateway's public
+    /// URL is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// The lines before the message (oldest first), for the first
+    /// [`EXAMPLES_WITH_CONTEXT`] changes of each kind.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<ContextLine>,
+}
+
+/// One line of a conversation, shown with an example.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContextLine {
+    /// `customer`, `ai`, `agent`, `system`.
+    pub role: String,
+    /// The text, shortened.
+    pub text: String,
 }
 
 /// Everything replay found.
@@ -142,6 +185,9 @@ pub struct Replay {
     pub replayed_answers: u64,
     /// Every change, in transcript order.
     pub changes: Vec<Change>,
+    /// Changes of each kind (in [`ChangeKind::ALL`] order) given their context so far.
+    #[serde(skip)]
+    with_context: [usize; 3],
 }
 
 impl Replay {
@@ -159,6 +205,59 @@ impl Replay {
         counts
     }
 
+    /// Change counts of `kind` by reason, channel and category (the values that are set).
+    pub fn breakdown(&self, kind: ChangeKind) -> Vec<(&'static str, Vec<(String, u64)>)> {
+        let keys: [(&'static str, ChangeKey); 3] = [
+            ("reason", &reason_key),
+            ("channel", &|c: &Change| c.channel.clone()),
+            ("category", &|c: &Change| {
+                c.category.clone().unwrap_or_default()
+            }),
+        ];
+        keys.into_iter()
+            .map(|(label, key)| {
+                let counts = self
+                    .counts_by(key)
+                    .into_iter()
+                    .filter(|((k, value), _)| *k == kind && !value.is_empty())
+                    .map(|((_, value), n)| (value, n))
+                    .collect();
+                (label, counts)
+            })
+            .collect()
+    }
+
+    /// Adds one conversation's replay; changes past the first [`EXAMPLES_WITH_CONTEXT`] of
+    /// their kind drop their context.
+    fn absorb(&mut self, part: Replay) {
+        self.replayed += part.replayed;
+        self.not_triaged += part.not_triaged;
+        self.recorded_answers += part.recorded_answers;
+        self.replayed_answers += part.replayed_answers;
+        for mut change in part.changes {
+            let slot = ChangeKind::ALL
+                .iter()
+                .position(|k| *k == change.kind)
+                .unwrap_or(0);
+            if self.with_context[slot] < EXAMPLES_WITH_CONTEXT {
+                self.with_context[slot] += 1;
+            } else {
+                change.context = Vec::new();
+            }
+            self.changes.push(change);
+        }
+    }
+
+    /// Writes the self-contained HTML page (`--html`).
+    pub fn write_html(&self, path: &std::path::Path) -> Result<(), ReportError> {
+        std::fs::write(path, super::replay_html::render(self)).map_err(|source| {
+            ReportError::Write {
+                path: path.display().to_string(),
+                source,
+            }
+        })
+    }
+
     /// The json document `--json` prints: the replay plus the counts.
     pub fn to_json(&self) -> Value {
         let mut json = serde_json::to_value(self).unwrap_or(Value::Null);
@@ -169,9 +268,26 @@ impl Replay {
             "recorded_ai_answer_rate": ratio(self.recorded_answers, self.replayed),
             "replayed_ai_answer_rate": ratio(self.replayed_answers, self.replayed),
         });
+        for kind in ChangeKind::ALL {
+            let counts: serde_json::Map<String, Value> = self
+                .breakdown(kind)
+                .into_iter()
+                .map(|(label, counts)| {
+                    let by: serde_json::Map<String, Value> = counts
+                        .into_iter()
+                        .map(|(v, n)| (v, Value::from(n)))
+                        .collect();
+                    (label.to_owned(), Value::Object(by))
+                })
+                .collect();
+            json["summary"]["by"][kind.key()] = Value::Object(counts);
+        }
         json
     }
 }
+
+/// What a change is counted by.
+type ChangeKey<'a> = &'a dyn Fn(&Change) -> String;
 
 fn reason_key(change: &Change) -> String {
     match (&change.recorded, &change.replayed) {
@@ -197,23 +313,11 @@ impl fmt::Display for Replay {
             self.replayed_answers,
             100.0 * ratio(self.replayed_answers, self.replayed),
         )?;
-        for kind in [
-            ChangeKind::AnswerToEscalate,
-            ChangeKind::EscalateToAnswer,
-            ChangeKind::ReasonChanged,
-        ] {
+        for kind in ChangeKind::ALL {
             writeln!(f, "\n{}: {}", kind.label(), self.count(kind))?;
-            for (label, key) in [
-                ("reason", &reason_key as &dyn Fn(&Change) -> String),
-                ("channel", &|c: &Change| c.channel.clone()),
-                ("category", &|c: &Change| {
-                    c.category.clone().unwrap_or_default()
-                }),
-            ] {
-                for ((_, value), n) in self.counts_by(key).iter().filter(|((k, _), _)| *k == kind) {
-                    if !value.is_empty() {
-                        writeln!(f, "  {label} {value}: {n}")?;
-                    }
+            for (label, counts) in self.breakdown(kind) {
+                for (value, n) in counts {
+                    writeln!(f, "  {label} {value}: {n}")?;
                 }
             }
             for change in self
@@ -256,11 +360,31 @@ pub async fn run_replay(
     let store = Store::connect(&config.redis.url, response).await?;
     let triage = Triage::from_config(&candidate.triage, &candidate.base_dir)
         .map_err(|error| ReportError::Window(format!("candidate triage: {error}")))?;
-    replay(&store, &triage, window).await
+    replay(
+        &store,
+        Arc::new(triage),
+        window,
+        web_desk_url(config).as_deref(),
+    )
+    .await
 }
 
-/// Replays every customer message of `window` through `triage`.
-pub async fn replay(store: &Store, triage: &Triage, window: Window) -> Result<Replay, ReportError> {
+/// The web desk's page, when the live gateway runs it and knows its public URL: examples
+/// link to their conversation's thread there.
+pub fn web_desk_url(config: &Config) -> Option<String> {
+    let desk = config.desk.enabled()?;
+    let base = config.files.public_base_url.as_deref()?;
+    (desk.name == switchboard_webdesk::DESK).then(|| format!("{}/desk", base.trim_end_matches('/')))
+}
+
+/// Replays every customer message of `window` through `triage`; `web_desk` is the web
+/// desk's page, for links to the conversations that have a thread there.
+pub async fn replay(
+    store: &Store,
+    triage: Arc<Triage>,
+    window: Window,
+    web_desk: Option<&str>,
+) -> Result<Replay, ReportError> {
     // The running gateways answer from the folder plus the entries learned from agents.
     let (learned, _) =
         crate::learning::learned::to_entries(&crate::learning::learned::all(store).await?);
@@ -311,21 +435,44 @@ pub async fn replay(store: &Store, triage: &Triage, window: Window) -> Result<Re
                         .await
                 })
                 .await?;
-            for id in &ids {
-                let Some(conversation) = store.conversation(id).await? else {
-                    continue;
-                };
-                let transcript = store.transcript_after(id, None, MAX_TRANSCRIPT).await?;
-                let logged = escalations.remove(id).unwrap_or_default();
-                replay_conversation(
-                    triage,
-                    &conversation,
-                    &transcript,
-                    logged,
-                    window,
-                    &mut result,
-                )
-                .await;
+            // Conversations are read and replayed side by side (on every core: the embedded
+            // answerer is CPU work; with a model, its calls overlap), and merged in index
+            // order so the output does not depend on timing.
+            let mut parts = futures_util::stream::iter(ids.iter())
+                .map(|id| {
+                    let logged = escalations.remove(id).unwrap_or_default();
+                    let (store, triage, id) = (store.clone(), triage.clone(), id.clone());
+                    let web_desk = web_desk.map(str::to_owned);
+                    tokio::spawn(async move {
+                        let Some(conversation) = store.conversation(&id).await? else {
+                            return Ok::<_, crate::store::StoreError>(None);
+                        };
+                        let transcript = store.transcript_after(&id, None, MAX_TRANSCRIPT).await?;
+                        let link = web_desk.and_then(|desk| {
+                            let thread = conversation.desk_thread.as_ref()?;
+                            Some(format!("{desk}#thread={}", url_component(&thread.ts)))
+                        });
+                        let mut part = Replay::default();
+                        replay_conversation(
+                            &triage,
+                            &conversation,
+                            &transcript,
+                            logged,
+                            window,
+                            link,
+                            &mut part,
+                        )
+                        .await;
+                        Ok(Some(part))
+                    })
+                })
+                .buffered(READ_AHEAD);
+            while let Some(part) = parts.next().await {
+                let part =
+                    part.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
+                if let Some(part) = part? {
+                    result.absorb(part);
+                }
             }
             if ids.len() < PAGE {
                 break;
@@ -334,6 +481,18 @@ pub async fn replay(store: &Store, triage: &Triage, window: Window) -> Result<Re
         }
     }
     Ok(result)
+}
+
+/// `text` percent-encoded for a URL fragment (thread ids are tokens; this is a safeguard).
+fn url_component(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// The recorded outcome of each customer entry (by index) triage ran on.
@@ -384,6 +543,7 @@ async fn replay_conversation(
     transcript: &[TranscriptEntry],
     logged: VecDeque<LoggedEscalation>,
     window: Window,
+    link: Option<String>,
     result: &mut Replay,
 ) {
     let recorded = recorded_outcomes(transcript, logged);
@@ -426,6 +586,19 @@ async fn replay_conversation(
         result.recorded_answers += u64::from(*recorded == Outcome::Answer);
         result.replayed_answers += u64::from(replayed == Outcome::Answer);
         if let Some(kind) = ChangeKind::between(recorded, &replayed) {
+            // Kept only for the first changes of each kind when the parts are merged.
+            let context = if result.count(kind) < EXAMPLES_WITH_CONTEXT {
+                transcript[at.saturating_sub(CONTEXT_LINES)..at]
+                    .iter()
+                    .filter(|earlier| earlier.role != Role::Note)
+                    .map(|earlier| ContextLine {
+                        role: earlier.role.as_str().to_owned(),
+                        text: earlier.text.chars().take(CONTEXT_CHARS).collect(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             result.changes.push(Change {
                 kind,
                 conversation_id: conversation.id.clone(),
@@ -436,6 +609,8 @@ async fn replay_conversation(
                 replayed,
                 explanation: record.explanation,
                 category: record.category,
+                link: link.clone(),
+                context,
             });
         }
     }

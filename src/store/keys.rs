@@ -210,6 +210,10 @@ pub const KB_VERSION: &str = "sb:kb:version";
 /// rather than at their next poll of the version.
 pub const KB_CHANGED: &str = "sb:kb:changed";
 
+/// The reveal audit log (a stream): agents shown text a desk's redaction hid. One key with no
+/// tag: looks are rare, and one stream keeps the log in time order for a reader.
+pub const REVEAL_AUDIT: &str = "sb:audit:reveals";
+
 /// A linked contact (by email address) -> their conversation id (a string).
 pub fn contact(email: &str) -> String {
     format!("sb:contact:email:{email}")

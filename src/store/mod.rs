@@ -5,6 +5,7 @@
 //! their partition's hash tag with the partition's work streams (see [`keys`]), so the same
 //! code runs on a single Redis and on a Redis Cluster ([`RedisConnection`]).
 
+mod audit;
 mod cases;
 mod connection;
 mod dead_letters;
@@ -15,6 +16,7 @@ mod streams;
 mod transcript;
 mod watch;
 
+pub use audit::RevealLook;
 pub use connection::RedisConnection;
 pub use dead_letters::{stream_id_ms, DeadEntry, DeadLetter, WaitingCount};
 pub use streams::{

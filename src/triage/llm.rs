@@ -41,6 +41,10 @@ pub struct LlmConfig {
     /// Knowledge-base entries given to the model as grounding.
     #[serde(default = "default_max_context")]
     pub max_context_entries: usize,
+    /// How long an escalation waits for the model to write the agents' briefing (summary and
+    /// suggested reply) before the heuristic one is used.
+    #[serde(default = "default_briefing_timeout_ms")]
+    pub briefing_timeout_ms: u64,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -48,6 +52,9 @@ fn default_timeout_ms() -> u64 {
 }
 fn default_max_context() -> usize {
     3
+}
+fn default_briefing_timeout_ms() -> u64 {
+    4000
 }
 
 impl LlmConfig {
@@ -67,6 +74,9 @@ impl LlmConfig {
         }
         if self.timeout_ms == 0 {
             problems.push((key("timeout_ms"), "must be at least 1".into()));
+        }
+        if self.briefing_timeout_ms == 0 {
+            problems.push((key("briefing_timeout_ms"), "must be at least 1".into()));
         }
         if self.max_context_entries == 0 {
             problems.push((key("max_context_entries"), "must be at least 1".into()));
@@ -118,7 +128,8 @@ Reply with one JSON object and nothing else: \
 `answer` is the reply to the customer when action is answer; `suggested_reply` is a \
 draft for the human agent when you escalate.";
 
-/// The chat completions client.
+/// The chat completions client (cheap to clone: clones share the connection pool).
+#[derive(Clone)]
 pub struct LlmAnswerer {
     config: LlmConfig,
     api_key: Option<String>,
@@ -157,35 +168,47 @@ impl LlmAnswerer {
         self.config.max_context_entries
     }
 
+    /// The settings it was built from.
+    pub fn config(&self) -> &LlmConfig {
+        &self.config
+    }
+
     /// Asks the model about `question`, grounded on `entries`; never fails, escalates.
     pub async fn answer(&self, question: &str, entries: &[&Entry]) -> Verdict {
-        let timeout = Duration::from_millis(self.config.timeout_ms);
-        let reply = match tokio::time::timeout(timeout, self.call(question, entries)).await {
-            Err(_) => Err(format!(
-                "model timed out after {} ms",
-                self.config.timeout_ms
-            )),
-            Ok(result) => result,
-        };
-        match reply {
+        let context: Vec<String> = entries
+            .iter()
+            .map(|e| format!("[{}] Q: {}\nA: {}", e.id, e.question, e.answer))
+            .collect();
+        let messages = json!([
+            {"role": "system", "content": format!("{SYSTEM_PROMPT}\n\nKnowledge-base entries:\n{}", context.join("\n\n"))},
+            {"role": "user", "content": question},
+        ]);
+        match self.complete(messages, self.config.timeout_ms).await {
             Ok(content) => parse_verdict(&content),
             Err(why) => failed(why),
         }
     }
 
-    async fn call(&self, question: &str, entries: &[&Entry]) -> Result<String, String> {
-        let context: Vec<String> = entries
-            .iter()
-            .map(|e| format!("[{}] Q: {}\nA: {}", e.id, e.question, e.answer))
-            .collect();
+    /// One chat completion of `messages` within `timeout_ms`: the message's content, or why
+    /// there is none (timeout, refusal, HTTP error, not a chat completions reply).
+    pub async fn complete(
+        &self,
+        messages: serde_json::Value,
+        timeout_ms: u64,
+    ) -> Result<String, String> {
+        let timeout = Duration::from_millis(timeout_ms);
+        match tokio::time::timeout(timeout, self.call(messages)).await {
+            Err(_) => Err(format!("model timed out after {timeout_ms} ms")),
+            Ok(result) => result,
+        }
+    }
+
+    async fn call(&self, messages: serde_json::Value) -> Result<String, String> {
         let body = json!({
             "model": self.config.model,
             "temperature": 0,
             "response_format": {"type": "json_object"},
-            "messages": [
-                {"role": "system", "content": format!("{SYSTEM_PROMPT}\n\nKnowledge-base entries:\n{}", context.join("\n\n"))},
-                {"role": "user", "content": question},
-            ],
+            "messages": messages,
         });
         let mut request =
             hyper::Request::post(self.config.endpoint()).header("content-type", "application/json");
@@ -224,14 +247,24 @@ impl LlmAnswerer {
         #[derive(Deserialize)]
         struct Message {
             content: Option<String>,
+            // OpenAI's structured outputs put a refusal here instead of the content.
+            #[serde(default)]
+            refusal: Option<String>,
         }
         let completion: Completion = serde_json::from_slice(&bytes)
             .map_err(|e| format!("not a chat completions reply: {e}"))?;
-        completion
+        let message = completion
             .choices
             .into_iter()
             .next()
-            .and_then(|c| c.message.content)
+            .map(|c| c.message)
+            .ok_or_else(|| "chat completions reply has no message".to_string())?;
+        if let Some(refusal) = message.refusal.filter(|r| !r.trim().is_empty()) {
+            let said: String = refusal.chars().take(120).collect();
+            return Err(format!("model refused: {said}"));
+        }
+        message
+            .content
             .ok_or_else(|| "chat completions reply has no message".to_string())
     }
 }
@@ -351,7 +384,7 @@ const PROMISES: &[&str] = &[
 ];
 
 /// The first promise phrase in `reply`, if any.
-fn promise(reply: &str) -> Option<&'static str> {
+pub(super) fn promise(reply: &str) -> Option<&'static str> {
     let tokens = text::words(reply);
     PROMISES
         .iter()

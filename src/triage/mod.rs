@@ -11,6 +11,7 @@
 //! explanation, stored on the conversation for the agent and for later evaluation.
 
 mod answerer;
+mod briefing;
 mod calibrate;
 mod classifier;
 mod config;
@@ -37,11 +38,12 @@ pub use sentiment::compound as sentiment_compound;
 pub use text::{matches_pattern as text_matches_pattern, words as text_words};
 // The decision is stored on the conversation, so it belongs to the model; re-exported here
 // where triage produces it.
+use crate::model::{BriefingDraft, EscalationReason, Role};
 pub use crate::model::{Decision, DecisionRecord};
-use crate::model::{EscalationReason, Role};
 
 pub use answerer::Answerer;
 use answerer::KnowledgeBaseAnswerer;
+pub use briefing::BRIEFING_INSTRUCTIONS;
 use llm::LlmAnswerer;
 pub use llm::Verdict;
 use retriever::Index;
@@ -124,6 +126,8 @@ pub struct Triage {
     index: RwLock<Arc<Index>>,
     /// The knowledge base's own answerer, or the OpenAI-compatible one when `[triage.llm]` is set.
     answerer: Box<dyn Answerer>,
+    /// The model that writes escalations' briefings, when `[triage.llm]` is set.
+    briefing_model: Option<LlmAnswerer>,
 }
 
 impl Triage {
@@ -132,8 +136,12 @@ impl Triage {
         let knowledge_dir = base_dir.join(&config.knowledge_dir);
         let base = knowledge::load_dir(&knowledge_dir)?;
         let index = Index::build(base.clone());
-        let answerer: Box<dyn Answerer> = match &config.llm {
-            Some(llm) => Box::new(LlmAnswerer::new(llm).map_err(TriageError::Llm)?),
+        let briefing_model = match &config.llm {
+            Some(llm) => Some(LlmAnswerer::new(llm).map_err(TriageError::Llm)?),
+            None => None,
+        };
+        let answerer: Box<dyn Answerer> = match &briefing_model {
+            Some(model) => Box::new(model.clone()),
             None => Box::new(KnowledgeBaseAnswerer),
         };
         Ok(Triage {
@@ -145,6 +153,7 @@ impl Triage {
             }),
             index: RwLock::new(Arc::new(index)),
             answerer,
+            briefing_model,
         })
     }
 
@@ -215,6 +224,66 @@ impl Triage {
             }
             None => record,
         }
+    }
+
+    /// On an escalation with `[triage.llm]` set, has the model write the briefing's summary
+    /// and suggested reply from `transcript` (oldest first, ending with the message just
+    /// decided) and the entries retrieved for the customer's last message. The record keeps
+    /// the draft, or why the heuristic summary stands; the model's reply replaces the
+    /// suggestion only when it passed every check.
+    pub async fn write_briefing(&self, transcript: &[TranscriptLine], record: &mut DecisionRecord) {
+        let Some(model) = &self.briefing_model else {
+            return;
+        };
+        let Decision::Escalate {
+            reason,
+            suggested_reply,
+        } = &mut record.decision
+        else {
+            return;
+        };
+        let index = self.current_index();
+        let asked = transcript
+            .iter()
+            .rev()
+            .find(|line| line.role == Role::Customer && !line.text.trim().is_empty());
+        let entries: Vec<&Entry> = match asked {
+            Some(line) => index
+                .retrieve(truncate_chars(&line.text, MAX_ANALYSED_CHARS))
+                .ranked
+                .iter()
+                .filter_map(|&i| index.entries().get(i))
+                .take(model.context_entries())
+                .collect(),
+            None => Vec::new(),
+        };
+        let started = std::time::Instant::now();
+        let written = briefing::write(model, transcript, reason.in_words(), &entries).await;
+        record.scores.insert(
+            "briefing_ms".into(),
+            started.elapsed().as_secs_f32() * 1000.0,
+        );
+        record.briefing = Some(match written {
+            Ok(written) => {
+                if written.suggested_reply.is_some() {
+                    *suggested_reply = written.suggested_reply;
+                }
+                BriefingDraft {
+                    summary: Some(written.summary),
+                    citations: written.citations,
+                    source: "written by the model".into(),
+                }
+            }
+            Err(why) => {
+                // A parse error may quote the model's reply at length.
+                let why: String = why.chars().take(200).collect();
+                BriefingDraft {
+                    summary: None,
+                    citations: Vec::new(),
+                    source: format!("heuristic ({why})"),
+                }
+            }
+        });
     }
 
     /// Asks the answerer, grounded on the best retrieved entries, and applies the threshold
@@ -356,6 +425,7 @@ impl Triage {
             scores,
             explanation: String::new(),
             case_id: None,
+            briefing: None,
         };
         // The best answer is offered to the agent on every escalation, never to the customer.
         let suggestion = best

@@ -3,21 +3,38 @@
 use super::*;
 use axum::{http::StatusCode, response::IntoResponse, routing::post, Json, Router};
 use std::sync::{Arc, Mutex};
-use switchboard::triage::LlmConfig;
+use switchboard::triage::{LlmConfig, BRIEFING_INSTRUCTIONS};
 
 /// How the stand-in behaves for every request.
 #[derive(Clone)]
-enum Model {
+pub(super) enum Model {
     /// Replies with this message content (HTTP 200).
     Says(String),
     /// Sleeps this long first.
     Slow(u64),
     /// Answers with this status and an error body.
     Status(u16),
+    /// Tells the two kinds of request apart by their system message: a briefing request
+    /// (exactly [`BRIEFING_INSTRUCTIONS`]) gets `briefing` after `briefing_delay_ms`, any other
+    /// gets the verdict `answer`.
+    Briefs {
+        answer: String,
+        briefing: Briefing,
+        briefing_delay_ms: u64,
+    },
+}
+
+/// What the stand-in replies to a briefing request.
+#[derive(Clone)]
+pub(super) enum Briefing {
+    /// This message content.
+    Says(String),
+    /// A structured-outputs refusal (`content` null, `refusal` set).
+    Refuses(String),
 }
 
 /// Starts the stand-in on 127.0.0.1:0; returns its base URL and the requests it saw.
-async fn stand_in(model: Model) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+pub(super) async fn stand_in(model: Model) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let app = Router::new().route(
@@ -26,8 +43,29 @@ async fn stand_in(model: Model) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) 
             let model = model.clone();
             let log = log.clone();
             async move {
-                log.lock().expect("log").push(body);
+                log.lock().expect("log").push(body.clone());
+                let is_briefing = body["messages"][0]["content"] == BRIEFING_INSTRUCTIONS;
                 let content = match model {
+                    Model::Briefs {
+                        briefing,
+                        briefing_delay_ms,
+                        ..
+                    } if is_briefing => {
+                        tokio::time::sleep(std::time::Duration::from_millis(briefing_delay_ms))
+                            .await;
+                        match briefing {
+                            Briefing::Says(content) => content,
+                            Briefing::Refuses(why) => {
+                                return Json(serde_json::json!({
+                                    "id": "chatcmpl-1", "object": "chat.completion",
+                                    "choices": [{"index": 0, "finish_reason": "stop",
+                                                 "message": {"role": "assistant", "content": null, "refusal": why}}]
+                                }))
+                                .into_response()
+                            }
+                        }
+                    }
+                    Model::Briefs { answer, .. } => answer,
                     Model::Says(content) => content,
                     Model::Slow(ms) => {
                         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
@@ -55,7 +93,7 @@ async fn stand_in(model: Model) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) 
     (format!("http://{addr}/v1"), seen)
 }
 
-fn triage_with(base_url: String, timeout_ms: u64) -> Triage {
+pub(super) fn triage_with(base_url: String, timeout_ms: u64) -> Triage {
     let config = TriageConfig {
         llm: Some(LlmConfig {
             base_url,
@@ -63,13 +101,14 @@ fn triage_with(base_url: String, timeout_ms: u64) -> Triage {
             api_key_env: None,
             timeout_ms,
             max_context_entries: 2,
+            briefing_timeout_ms: timeout_ms,
         }),
         ..TriageConfig::default()
     };
     Triage::from_config(&config, &config_dir()).expect("loads")
 }
 
-const QUESTION: &str = "I can't remember my password, what do I do?";
+pub(super) const QUESTION: &str = "I can't remember my password, what do I do?";
 
 #[tokio::test]
 async fn grounded_answer_is_sent_with_the_entries_cited() {
@@ -170,6 +209,7 @@ fn llm_config_is_validated() {
             api_key_env: None,
             timeout_ms: 0,
             max_context_entries: 3,
+            briefing_timeout_ms: 0,
         }),
         ..TriageConfig::default()
     };
@@ -181,7 +221,8 @@ fn llm_config_is_validated() {
         [
             "triage.llm.base_url",
             "triage.llm.model",
-            "triage.llm.timeout_ms"
+            "triage.llm.timeout_ms",
+            "triage.llm.briefing_timeout_ms"
         ]
     );
 
@@ -193,6 +234,7 @@ fn llm_config_is_validated() {
             api_key_env: None,
             timeout_ms: 8000,
             max_context_entries: 3,
+            briefing_timeout_ms: 4000,
         }),
         ..TriageConfig::default()
     };

@@ -56,6 +56,12 @@ pub trait DeskConfig: Send + Sync + fmt::Debug {
 
     /// Builds the desk; opens no connection (network work starts in `run`).
     fn build(self: Box<Self>, cx: &BuildContext) -> Result<Arc<dyn Desk>, ConnectorError>;
+
+    /// Whether the desk can run beside one that opens its own threads, showing that desk's
+    /// threads ([`Desk::follow_thread`]); a desk whose platform picks thread ids cannot.
+    fn follows(&self) -> bool {
+        false
+    }
 }
 
 /// Hands polling connectors their lease (see [`PollLease`]); the core keeps every lease it

@@ -69,6 +69,14 @@ pub struct Briefing {
     pub confidence: f32,
     /// A two-line summary of what the customer wants.
     pub summary: String,
+    /// Who wrote the summary and the suggested reply when a model was asked to: "written by
+    /// the model", or "heuristic (model timed out after 4000 ms)" when its draft could not be
+    /// used. `None`: no model is configured and both are the built-in heuristic's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_source: Option<String>,
+    /// The knowledge-base entries the model's summary and suggested reply rest on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub citations: Vec<Citation>,
     /// The transcript so far, oldest first.
     pub transcript: Vec<BriefingLine>,
     /// A reply the agent may send or adapt.
@@ -90,6 +98,15 @@ pub struct PreviousCase {
     pub case_id: String,
     /// Its desk thread.
     pub thread: ThreadRef,
+}
+
+/// A knowledge-base entry a model-written briefing cites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Citation {
+    /// The entry's id (its file and heading, e.g. `password-reset`).
+    pub id: String,
+    /// The entry's question, as its title.
+    pub title: String,
 }
 
 /// What an agent did, in the core's terms; each desk maps its own gestures (a thread reply, a
@@ -308,6 +325,10 @@ pub enum ThreadPost {
         author: String,
         /// The text.
         text: String,
+        /// The transcript entry it mirrors, so a desk that hides parts of it can ask for the
+        /// original ([`DeskSink::reveal`]); absent on posts queued by earlier versions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
     },
     /// A file the customer sent that is no longer stored, so only its name can be shown.
     CustomerFileGone {
@@ -417,6 +438,28 @@ pub enum Waiting {
     ForReply,
 }
 
+/// An agent asking to see what a desk's redaction hid in a thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevealRequest {
+    /// The conversation's thread.
+    pub thread: ThreadRef,
+    /// The agent's id on the desk (kept in the audit log).
+    pub agent_id: String,
+    /// The agent's name (kept in the audit log).
+    pub agent_name: String,
+    /// One mirrored message; `None` asks for the customer's messages the briefing shows.
+    pub message_id: Option<String>,
+}
+
+/// A customer's message as they wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevealedMessage {
+    /// The transcript entry's id.
+    pub message_id: String,
+    /// The text, unredacted.
+    pub text: String,
+}
+
 /// Where a desk sends agents' actions; the core implements it.
 #[async_trait]
 pub trait DeskSink: Send + Sync {
@@ -428,6 +471,13 @@ pub trait DeskSink: Send + Sync {
     /// someone else, suggestion already sent), so the desk can tell the agent privately.
     async fn act(&self, event: DeskEvent) -> Result<ActionOutcome, IngestError> {
         self.handle(event).await.map(|()| ActionOutcome::Done)
+    }
+
+    /// The originals of what a desk hid, for that agent alone; every call is written to the
+    /// audit log (who, which conversation and messages, never the text). A sink that keeps no
+    /// originals reveals nothing.
+    async fn reveal(&self, _request: RevealRequest) -> Result<Vec<RevealedMessage>, IngestError> {
+        Ok(Vec::new())
     }
 }
 
@@ -480,6 +530,22 @@ pub trait Desk: Send + Sync {
     /// platform cannot tell.
     async fn check_setup(&self) -> Result<Vec<String>, ConnectorError> {
         Ok(Vec::new())
+    }
+
+    /// Shows a thread another desk opened, under that desk's reference, so agents on either
+    /// desk act on one conversation (the core maps both desks' events through `thread`).
+    /// Only desks whose config says they follow others ([`DeskConfig::follows`]) are asked.
+    ///
+    /// [`DeskConfig::follows`]: crate::DeskConfig::follows
+    async fn follow_thread(
+        &self,
+        _thread: &ThreadRef,
+        _briefing: &Briefing,
+    ) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Permanent {
+            connector: "desk",
+            detail: "this desk opens its own threads and cannot follow another desk's".into(),
+        })
     }
 
     /// Checks the desk can post in `channel` (a routing rule's target): an error says why not.

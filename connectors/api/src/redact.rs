@@ -130,6 +130,9 @@ impl Redactor {
         };
         let mut copy = briefing.clone();
         copy.summary = clean(&briefing.summary);
+        // Why a model's draft was not used may quote the model's reply (a refusal, a parse
+        // error), which may repeat the customer; the cited entries are the company's own.
+        copy.summary_source = briefing.summary_source.as_deref().map(&mut clean);
         copy.reason_detail = clean(&briefing.reason_detail);
         // The suggested reply is the company's own knowledge, and desks fingerprint it to
         // send it unchanged: left as written.
@@ -146,12 +149,17 @@ impl Redactor {
     /// A thread post as a desk outside the gateway may keep it.
     pub fn thread_post(&self, post: &ThreadPost) -> (ThreadPost, usize) {
         match post {
-            ThreadPost::CustomerMessage { author, text } => {
+            ThreadPost::CustomerMessage {
+                author,
+                text,
+                message_id,
+            } => {
                 let redacted = self.redact(text);
                 let hidden = redacted.hidden.len();
                 let post = ThreadPost::CustomerMessage {
                     author: author.clone(),
                     text: redacted.text,
+                    message_id: message_id.clone(),
                 };
                 (post, hidden)
             }
@@ -768,6 +776,7 @@ mod tests {
             "attributes": [["note", "card 4242424242424242"]],
             "reason": "human_requested", "reason_detail": "said: charge 4242424242424242 twice",
             "confidence": 0.2, "summary": "double charge on 4242424242424242",
+            "summary_source": "heuristic (model refused: cannot discuss card 4242424242424242)",
             "transcript": [{"role": "customer", "author": "Ana", "text": "my card 4242 4242 4242 4242 was charged twice", "at_ms": 1}],
             "suggested_reply": null, "claimed_by": null, "status": "escalated"
         }))
@@ -775,7 +784,7 @@ mod tests {
         let (redacted, hidden) = Redactor::new(RedactionConfig::default())
             .unwrap()
             .briefing(&briefing);
-        assert_eq!(hidden, 4);
+        assert_eq!(hidden, 5);
         let shown = serde_json::to_string(&redacted).unwrap();
         assert!(
             !shown.contains("4242424242424242") && !shown.contains("4242 4242"),

@@ -5,8 +5,12 @@
 //! missing one with its dotted key path so `check-config` can list every problem at once.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::oauth_config::validate_oauth;
+pub use crate::oauth_config::{check_endpoint_url, OAuthConfig, OAuthProvider};
 
 /// How a connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -18,6 +22,17 @@ pub enum TlsMode {
     Starttls,
     /// No encryption: loopback test servers only.
     Plain,
+}
+
+/// How the gateway logs in to IMAP and SMTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// Username and password (`imap.password_env`, `smtp.password_env`).
+    #[default]
+    Password,
+    /// OAuth 2.0 access tokens (SASL XOAUTH2), refreshed from `[oauth2]`'s refresh token.
+    Oauth2,
 }
 
 /// What happens to a mail once the gateway stored it.
@@ -41,10 +56,17 @@ pub struct ImapConfig {
     /// `tls`, `starttls` or `plain`.
     #[serde(default = "default_tls")]
     pub tls: TlsMode,
-    /// Environment variable holding the login name.
+    /// PEM file with the CA certificate(s) of a private CA, trusted besides the system's roots.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// The CA file's certificates, read at start (never from TOML).
+    #[serde(skip)]
+    pub tls_ca_pem: Option<Vec<u8>>,
+    /// Environment variable holding the login name (the mailbox's address with OAuth 2.0).
     pub username_env: String,
-    /// Environment variable holding the password.
-    pub password_env: String,
+    /// Environment variable holding the password (`auth = "password"` only).
+    #[serde(default)]
+    pub password_env: Option<String>,
     /// Resolved login name (never read from TOML).
     #[serde(skip)]
     pub username: String,
@@ -79,6 +101,12 @@ pub struct SmtpConfig {
     /// `tls`, `starttls` or `plain`.
     #[serde(default = "default_tls")]
     pub tls: TlsMode,
+    /// PEM file with the CA certificate(s) of a private CA, trusted besides the system's roots.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// The CA file's certificates, read at start (never from TOML).
+    #[serde(skip)]
+    pub tls_ca_pem: Option<Vec<u8>>,
     /// Environment variable holding the login name; no login when absent.
     #[serde(default)]
     pub username_env: Option<String>,
@@ -88,6 +116,9 @@ pub struct SmtpConfig {
     /// Resolved credentials (never read from TOML).
     #[serde(skip)]
     pub credentials: Option<(String, String)>,
+    /// With `auth = "oauth2"`: the SMTP login when it differs from IMAP's (never from TOML).
+    #[serde(skip)]
+    pub oauth2_user: Option<String>,
     /// Seconds one SMTP conversation may take before it counts as a transient failure.
     #[serde(default = "default_smtp_timeout")]
     pub timeout_secs: u64,
@@ -105,6 +136,12 @@ pub struct EmailConfig {
     /// The name shown in the From header (`Example Support`).
     #[serde(default = "default_display_name")]
     pub display_name: String,
+    /// `password` (default) or `oauth2` (then `[connectors.email.oauth2]` is required).
+    #[serde(default)]
+    pub auth: AuthMethod,
+    /// OAuth 2.0 client and refresh token, for `auth = "oauth2"`.
+    #[serde(default)]
+    pub oauth2: Option<OAuthConfig>,
     /// Inbound mailbox.
     pub imap: ImapConfig,
     /// Outbound server.
@@ -166,10 +203,17 @@ impl fmt::Debug for EmailConfig {
             .field("imap.host", &self.imap.host)
             .field("imap.port", &self.imap.port)
             .field("imap.tls", &self.imap.tls)
+            .field("imap.tls_ca_file", &self.imap.tls_ca_file)
             .field("imap.mailbox", &self.imap.mailbox)
             .field("smtp.host", &self.smtp.host)
             .field("smtp.port", &self.smtp.port)
             .field("smtp.tls", &self.smtp.tls)
+            .field("smtp.tls_ca_file", &self.smtp.tls_ca_file)
+            .field("auth", &self.auth)
+            .field(
+                "oauth2.provider",
+                &self.oauth2.as_ref().map(|oauth| oauth.provider),
+            )
             .field("max_attachment_bytes", &self.max_attachment_bytes)
             .field(
                 "max_mails_per_sender_per_hour",
@@ -212,9 +256,10 @@ impl EmailConfig {
             }
         };
         let imap_user = self.imap.username_env.clone();
-        let imap_pass = self.imap.password_env.clone();
         self.imap.username = read("imap.username_env", &imap_user).unwrap_or_default();
-        self.imap.password = read("imap.password_env", &imap_pass).unwrap_or_default();
+        if let Some(name) = self.imap.password_env.clone() {
+            self.imap.password = read("imap.password_env", &name).unwrap_or_default();
+        }
         self.smtp.credentials = match (
             self.smtp.username_env.clone(),
             self.smtp.password_env.clone(),
@@ -226,9 +271,43 @@ impl EmailConfig {
             }
             _ => None,
         };
+        if let Some(name) = self
+            .smtp
+            .username_env
+            .clone()
+            .filter(|_| self.auth == AuthMethod::Oauth2)
+        {
+            self.smtp.oauth2_user = read("smtp.username_env", &name);
+        }
+        if let Some(oauth) = self.oauth2.as_mut() {
+            let (id, token) = (oauth.client_id_env.clone(), oauth.refresh_token_env.clone());
+            oauth.client_id = read("oauth2.client_id_env", &id).unwrap_or_default();
+            oauth.refresh_token = read("oauth2.refresh_token_env", &token).unwrap_or_default();
+            if let Some(name) = oauth.client_secret_env.clone() {
+                oauth.client_secret = read("oauth2.client_secret_env", &name);
+            }
+        }
         if let Some(name) = self.reply_token_secret_env.clone() {
             self.reply_token_secret = read("reply_token_secret_env", &name);
         }
+        self.load_tls_ca_files(prefix, problems);
+    }
+
+    /// Reads `imap.tls_ca_file` and `smtp.tls_ca_file`, so a missing or unusable file stops the
+    /// start with its key rather than failing the first connection.
+    pub fn load_tls_ca_files(&mut self, prefix: &str, problems: &mut Vec<(String, String)>) {
+        let mut load = |key: &str, file: &Option<PathBuf>| -> Option<Vec<u8>> {
+            let path = file.as_deref()?;
+            match read_ca_file(path) {
+                Ok(pem) => Some(pem),
+                Err(why) => {
+                    problems.push((format!("{prefix}.{key}"), why));
+                    None
+                }
+            }
+        };
+        self.imap.tls_ca_pem = load("imap.tls_ca_file", &self.imap.tls_ca_file);
+        self.smtp.tls_ca_pem = load("smtp.tls_ca_file", &self.smtp.tls_ca_file);
     }
 
     /// Checks every field, pushing `(dotted key, problem)` for each mistake found.
@@ -289,11 +368,38 @@ impl EmailConfig {
             ),
             _ => {}
         }
-        if self.smtp.username_env.is_some() != self.smtp.password_env.is_some() {
-            problem(
-                "smtp.password_env",
-                "smtp.username_env and smtp.password_env go together (both or neither)",
-            );
+        match self.auth {
+            AuthMethod::Password => {
+                if self.imap.password_env.is_none() {
+                    problem("imap.password_env", "is required with auth = \"password\"");
+                }
+                if self.smtp.username_env.is_some() != self.smtp.password_env.is_some() {
+                    problem(
+                        "smtp.password_env",
+                        "smtp.username_env and smtp.password_env go together (both or neither)",
+                    );
+                }
+                if self.oauth2.is_some() {
+                    problem("oauth2", "is only used with auth = \"oauth2\"");
+                }
+            }
+            AuthMethod::Oauth2 => {
+                for (key, given) in [
+                    ("imap.password_env", self.imap.password_env.is_some()),
+                    ("smtp.password_env", self.smtp.password_env.is_some()),
+                ] {
+                    if given {
+                        problem(key, "is not used with auth = \"oauth2\" (remove it)");
+                    }
+                }
+                match &self.oauth2 {
+                    None => problem(
+                        "oauth2",
+                        "[connectors.email.oauth2] is required with auth = \"oauth2\"",
+                    ),
+                    Some(oauth) => validate_oauth(oauth, &mut problem),
+                }
+            }
         }
         if self.smtp.timeout_secs == 0 {
             problem("smtp.timeout_secs", "must be at least 1");
@@ -306,6 +412,17 @@ impl EmailConfig {
                 "max_mails_per_sender_per_hour",
                 "must be at least 1 (no customer could write)",
             );
+        }
+        for (key, mode, ca_file) in [
+            ("imap.tls_ca_file", self.imap.tls, &self.imap.tls_ca_file),
+            ("smtp.tls_ca_file", self.smtp.tls, &self.smtp.tls_ca_file),
+        ] {
+            if mode == TlsMode::Plain && ca_file.is_some() {
+                problem(
+                    key,
+                    "is only used with tls = \"tls\" or \"starttls\" (this server is \"plain\")",
+                );
+            }
         }
         if cfg!(not(feature = "tls")) {
             for (key, mode) in [("imap.tls", self.imap.tls), ("smtp.tls", self.smtp.tls)] {
@@ -335,6 +452,24 @@ impl EmailConfig {
             .into_bytes(),
         }
     }
+}
+
+/// The file's bytes when it holds at least one PEM certificate and nothing unreadable.
+fn read_ca_file(path: &Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path)
+        .map_err(|error| format!("cannot read CA file {}: {error}", path.display()))?;
+    #[cfg(feature = "tls")]
+    match crate::tls::parse_certificates(&pem) {
+        Ok(certs) if certs.is_empty() => {
+            return Err(format!(
+                "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ))
+        }
+        Ok(_) => {}
+        Err(why) => return Err(format!("{}: {why}", path.display())),
+    }
+    Ok(pem)
 }
 
 /// `local@domain` with no spaces, brackets or display name.
@@ -435,9 +570,132 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_or_empty_ca_file_is_reported_with_its_key() {
+        let dir = std::env::temp_dir().join(format!("email-ca-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let not_pem = dir.join("not-a-cert.pem");
+        std::fs::write(&not_pem, "just text\n").expect("write");
+        let missing = dir.join("missing.pem");
+        let text = EXAMPLE
+            .replace(
+                "port = 993",
+                &format!(
+                    "port = 993\ntls_ca_file = {:?}",
+                    missing.display().to_string()
+                ),
+            )
+            .replace(
+                "port = 587",
+                &format!(
+                    "port = 587\ntls_ca_file = {:?}",
+                    not_pem.display().to_string()
+                ),
+            );
+        let mut config: EmailConfig = toml::from_str(&text).expect("parse");
+        let mut problems = Vec::new();
+        config.load_tls_ca_files("connectors.email", &mut problems);
+        let _ = std::fs::remove_dir_all(&dir);
+        let imap = problems
+            .iter()
+            .find(|(key, _)| key == "connectors.email.imap.tls_ca_file")
+            .unwrap_or_else(|| panic!("imap.tls_ca_file in {problems:?}"));
+        assert!(imap.1.contains("cannot read CA file"), "{imap:?}");
+        assert!(imap.1.contains("missing.pem"), "{imap:?}");
+        let smtp = problems
+            .iter()
+            .find(|(key, _)| key == "connectors.email.smtp.tls_ca_file")
+            .unwrap_or_else(|| panic!("smtp.tls_ca_file in {problems:?}"));
+        assert!(smtp.1.contains("holds no PEM certificate"), "{smtp:?}");
+    }
+
+    #[test]
+    fn a_ca_file_on_a_plain_connection_is_a_mistake() {
+        let text = EXAMPLE.replace(
+            "port = 993",
+            "port = 143\ntls = \"plain\"\ntls_ca_file = \"/etc/ssl/private-ca.pem\"",
+        );
+        let config: EmailConfig = toml::from_str(&text).expect("parse");
+        assert!(problems_of(&config)
+            .iter()
+            .any(|(key, _)| key == "connectors.email.imap.tls_ca_file"));
+    }
+
+    #[test]
+    fn oauth2_needs_its_section_and_a_usable_token_endpoint() {
+        let base = EXAMPLE
+            .replace("display_name", "auth = \"oauth2\"\n        display_name")
+            .replace("password_env = \"EMAIL_IMAP_PASSWORD\"", "")
+            .replace("username_env = \"EMAIL_SMTP_USER\"", "")
+            .replace("password_env = \"EMAIL_SMTP_PASSWORD\"", "");
+        let missing: EmailConfig = toml::from_str(&base).expect("parse");
+        assert!(problems_of(&missing)
+            .iter()
+            .any(|(key, _)| key == "connectors.email.oauth2"));
+
+        let custom = format!(
+            "{base}\n[oauth2]\nprovider = \"custom\"\nclient_id_env = \"ID\"\n\
+             refresh_token_env = \"REFRESH\"\ntoken_url = \"http://login.example.com/token\"\n"
+        );
+        let config: EmailConfig = toml::from_str(&custom).expect("parse");
+        let problems = problems_of(&config);
+        for expected in [
+            "connectors.email.oauth2.token_url",
+            "connectors.email.oauth2.scopes",
+        ] {
+            assert!(
+                problems.iter().any(|(key, _)| key == expected),
+                "{expected} in {problems:?}"
+            );
+        }
+
+        let google = format!(
+            "{base}\n[oauth2]\nprovider = \"google\"\nclient_id_env = \"ID\"\n\
+             refresh_token_env = \"REFRESH\"\n"
+        );
+        let config: EmailConfig = toml::from_str(&google).expect("parse");
+        assert!(
+            problems_of(&config).is_empty(),
+            "{:?}",
+            problems_of(&config)
+        );
+        let oauth = config.oauth2.expect("oauth2");
+        assert_eq!(
+            oauth.token_endpoint().as_deref(),
+            Some("https://oauth2.googleapis.com/token")
+        );
+        assert_eq!(oauth.scope_list(), ["https://mail.google.com/"]);
+    }
+
+    #[test]
+    fn a_password_is_refused_alongside_oauth2() {
+        let text = EXAMPLE.replace("display_name", "auth = \"oauth2\"\n        display_name")
+            + "\n[oauth2]\nprovider = \"microsoft\"\nclient_id_env = \"ID\"\nrefresh_token_env = \"R\"\n";
+        let config: EmailConfig = toml::from_str(&text).expect("parse");
+        let keys: Vec<String> = problems_of(&config).into_iter().map(|(k, _)| k).collect();
+        assert!(
+            keys.contains(&"connectors.email.imap.password_env".to_owned()),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&"connectors.email.smtp.password_env".to_owned()),
+            "{keys:?}"
+        );
+    }
+
+    #[test]
     fn debug_output_hides_passwords() {
         let mut config: EmailConfig = toml::from_str(EXAMPLE).expect("parse");
         config.imap.password = "hunter2".into();
         assert!(!format!("{config:?}").contains("hunter2"));
+        let text = EXAMPLE.replace("display_name", "auth = \"oauth2\"\n        display_name")
+            + "\n[oauth2]\nprovider = \"google\"\nclient_id_env = \"ID\"\nrefresh_token_env = \"R\"\n";
+        let mut config: EmailConfig = toml::from_str(&text).expect("parse");
+        if let Some(oauth) = config.oauth2.as_mut() {
+            oauth.refresh_token = "1//refresh-secret".into();
+            oauth.client_secret = Some("client-secret".into());
+        }
+        let shown = format!("{config:?}");
+        assert!(shown.contains("Google"), "{shown}");
+        assert!(!shown.contains("refresh-secret") && !shown.contains("client-secret"));
     }
 }

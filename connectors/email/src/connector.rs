@@ -14,22 +14,21 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use switchboard_api::{
     too_large_message, Author, Backoff, Capabilities, ChannelKind, Connector, ConnectorError,
     DeliveryReceipt, Gateway, Health, Inbound, IngestError, Outbound, PollLease,
 };
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::compose::{self, ComposeError};
-use crate::config::{EmailConfig, TlsMode};
+use crate::config::EmailConfig;
 use crate::convert::{self, ConvertSettings, Converted};
-use crate::imap::{self, ImapError, Session};
+use crate::imap::{self, ImapError, Login, Session};
 use crate::noise::{SenderRateLimit, SkipReason};
+use crate::oauth::{TokenError, TokenSource};
+use crate::smtp::Smtp;
 
-const NAME: &str = "email";
+pub(crate) const NAME: &str = "email";
 /// First wait before reconnecting to the mailbox; it doubles with each failure in a row.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest wait between reconnect attempts.
@@ -43,15 +42,15 @@ pub const LEASE_MARGIN: Duration = Duration::from_secs(10);
 /// restart) is taken over within this.
 const LEASE_RETRY: Duration = Duration::from_secs(1);
 
-type Transport = AsyncSmtpTransport<Tokio1Executor>;
-
 /// The email channel. Building it opens no connection; `run` and `send` do.
 pub struct EmailConnector {
     config: EmailConfig,
     settings: ConvertSettings,
     rate_limit: Mutex<SenderRateLimit>,
     health: Mutex<Health>,
-    transport: OnceLock<Result<Transport, String>>,
+    smtp: OnceLock<Result<Smtp, String>>,
+    /// With `auth = "oauth2"`: access tokens for IMAP and SMTP (or why none can be had).
+    tokens: Option<Result<TokenSource, String>>,
     lease: Option<Arc<dyn PollLease>>,
 }
 
@@ -74,7 +73,8 @@ impl EmailConnector {
         EmailConnector {
             rate_limit: Mutex::new(SenderRateLimit::new(config.max_mails_per_sender_per_hour)),
             health: Mutex::new(Health::Down("not connected yet".into())),
-            transport: OnceLock::new(),
+            smtp: OnceLock::new(),
+            tokens: config.oauth2.as_ref().map(TokenSource::new),
             lease: None,
             settings,
             config,
@@ -144,7 +144,7 @@ impl EmailConnector {
         backoff: &mut Backoff,
     ) -> Result<(), ImapError> {
         let imap = &self.config.imap;
-        let mut session = imap::connect(imap).await?;
+        let mut session = self.login().await?;
         imap::timed("SELECT", session.select(&imap.mailbox)).await?;
         let can_idle = imap.idle
             && imap::timed("CAPABILITY", session.capabilities())
@@ -317,70 +317,68 @@ impl EmailConnector {
         }
     }
 
-    /// The SMTP transport, built on first use (building loads TLS roots, never connects).
-    fn transport(&self) -> Result<&Transport, ConnectorError> {
-        let built = self.transport.get_or_init(|| build_transport(&self.config));
+    /// The SMTP sender, set up on first use (loads TLS roots, never connects).
+    fn smtp(&self) -> Result<&Smtp, ConnectorError> {
+        let built = self.smtp.get_or_init(|| Smtp::new(&self.config));
         built.as_ref().map_err(|detail| ConnectorError::Permanent {
             connector: NAME,
             detail: detail.clone(),
         })
     }
+
+    /// The token source with `auth = "oauth2"`, `None` with passwords.
+    fn tokens(&self) -> Result<Option<&TokenSource>, String> {
+        match &self.tokens {
+            None => Ok(None),
+            Some(Ok(tokens)) => Ok(Some(tokens)),
+            Some(Err(why)) => Err(why.clone()),
+        }
+    }
+
+    /// Logs in to IMAP: with a password, or with an access token that, when refused, is
+    /// refreshed and tried once more before the refusal counts.
+    async fn login(&self) -> Result<Session, ImapError> {
+        let imap = &self.config.imap;
+        let tokens = self.tokens().map_err(ImapError::Auth)?;
+        let Some(tokens) = tokens else {
+            let login = Login::Password {
+                user: &imap.username,
+                password: &imap.password,
+            };
+            return imap::connect(imap, &login).await;
+        };
+        let access_token = tokens.access_token().await.map_err(token_to_imap)?;
+        let login = Login::Xoauth2 {
+            user: &imap.username,
+            access_token: &access_token,
+        };
+        match imap::connect(imap, &login).await {
+            Err(ImapError::Auth(why)) => {
+                warn!(%why, "IMAP refused the access token; refreshing it once");
+                let access_token = tokens
+                    .replace_rejected(&access_token)
+                    .await
+                    .map_err(token_to_imap)?;
+                let login = Login::Xoauth2 {
+                    user: &imap.username,
+                    access_token: &access_token,
+                };
+                imap::connect(imap, &login).await
+            }
+            other => other,
+        }
+    }
+}
+
+fn token_to_imap(error: TokenError) -> ImapError {
+    match error {
+        TokenError::Refused(why) => ImapError::Auth(why),
+        TokenError::Unavailable(why) => ImapError::Io(why),
+    }
 }
 
 fn log_skip(reason: &SkipReason, sender: Option<&str>) {
     info!(%reason, sender = sender.unwrap_or("(unknown)"), "mail skipped, marked processed");
-}
-
-fn build_transport(config: &EmailConfig) -> Result<Transport, String> {
-    let smtp = &config.smtp;
-    let builder = match smtp.tls {
-        TlsMode::Plain => Transport::builder_dangerous(smtp.host.clone()),
-        #[cfg(feature = "tls")]
-        TlsMode::Tls => Transport::relay(&smtp.host).map_err(|e| format!("smtp tls setup: {e}"))?,
-        #[cfg(feature = "tls")]
-        TlsMode::Starttls => {
-            Transport::starttls_relay(&smtp.host).map_err(|e| format!("smtp tls setup: {e}"))?
-        }
-        #[cfg(not(feature = "tls"))]
-        _ => return Err("smtp TLS requested but this build lacks the `tls` feature".into()),
-    };
-    let mut builder = builder
-        .port(smtp.port)
-        .timeout(Some(Duration::from_secs(smtp.timeout_secs)))
-        .hello_name(ClientId::Domain(config.domain().to_owned()));
-    if let Some((user, password)) = &smtp.credentials {
-        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
-    }
-    Ok(builder.build())
-}
-
-/// SMTP failures by whether retrying can help: 4xx and network trouble can, 5xx cannot,
-/// refused credentials stop the connector.
-fn smtp_error(error: lettre::transport::smtp::Error) -> ConnectorError {
-    let detail = error.to_string();
-    let code = error.status().map(|code| code.to_string());
-    if code
-        .as_deref()
-        .is_some_and(|c| ["530", "534", "535", "454"].contains(&c))
-        && detail.to_ascii_lowercase().contains("auth")
-    {
-        return ConnectorError::Auth {
-            connector: NAME,
-            detail,
-        };
-    }
-    // 5xx replies and errors on our side (a malformed envelope) will fail the same way again.
-    if error.is_permanent() || error.is_client() {
-        ConnectorError::Permanent {
-            connector: NAME,
-            detail,
-        }
-    } else {
-        ConnectorError::Transient {
-            connector: NAME,
-            detail,
-        }
-    }
 }
 
 #[async_trait]
@@ -418,6 +416,12 @@ impl Connector for EmailConnector {
                         detail,
                     });
                 }
+                Err(ImapError::Tls(detail)) => {
+                    let pause = backoff.next_delay();
+                    error!(error = %detail, retry_in = ?pause, "mailbox TLS failed; retrying with TLS only");
+                    self.set_health(Health::Down(detail));
+                    tokio::time::sleep(pause).await;
+                }
                 Err(ImapError::Io(detail)) => {
                     let pause = backoff.next_delay();
                     warn!(error = %detail, retry_in = ?pause, "mailbox connection lost; reconnecting");
@@ -440,7 +444,11 @@ impl Connector for EmailConnector {
             },
         })?;
         let message_id = compose::message_id_for(&outbound.id, self.config.domain());
-        self.transport()?.send(message).await.map_err(smtp_error)?;
+        let tokens = self.tokens().map_err(|detail| ConnectorError::Auth {
+            connector: NAME,
+            detail,
+        })?;
+        self.smtp()?.send(message, tokens).await?;
         Ok(DeliveryReceipt {
             platform_message_id: Some(format!("<{message_id}>")),
         })

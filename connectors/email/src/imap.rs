@@ -32,6 +32,10 @@ pub enum ImapError {
     /// Network, protocol or timeout trouble: reconnect with backoff.
     #[error("imap: {0}")]
     Io(String),
+    /// The server's certificate was refused (or TLS could not be set up): never retried in
+    /// plain text; reconnects with backoff, since the server's certificate may be fixed.
+    #[error("imap: {0}")]
+    Tls(String),
 }
 
 impl From<async_imap::error::Error> for ImapError {
@@ -54,7 +58,8 @@ pub async fn timed<T, E: Into<ImapError>>(
 }
 
 /// Connects, reads the greeting, secures the connection as configured and logs in.
-pub async fn connect(config: &ImapConfig) -> Result<Session, ImapError> {
+pub async fn connect(config: &ImapConfig, login: &Login<'_>) -> Result<Session, ImapError> {
+    let ca = config.tls_ca_pem.as_deref();
     let address = (config.host.as_str(), config.port);
     let tcp = timed("connect", async {
         TcpStream::connect(address).await.map_err(|error| {
@@ -67,28 +72,67 @@ pub async fn connect(config: &ImapConfig) -> Result<Session, ImapError> {
             greeted(async_imap::Client::new(Box::new(tcp) as Box<dyn ImapIo>)).await?
         }
         TlsMode::Tls => {
-            let tls = tls::wrap(tcp, &config.host).await?;
+            let tls = wrap_imap(tcp, &config.host, config.port, ca).await?;
             greeted(async_imap::Client::new(tls)).await?
         }
         TlsMode::Starttls => {
             let mut plain = greeted(async_imap::Client::new(tcp)).await?;
-            timed("STARTTLS", plain.run_command_and_check_ok("STARTTLS", None)).await?;
-            let tls = tls::wrap(plain.into_inner(), &config.host).await?;
+            // A server refusing STARTTLS ends the connection here: no login in plain text.
+            timed("STARTTLS", plain.run_command_and_check_ok("STARTTLS", None))
+                .await
+                .map_err(|error| {
+                    ImapError::Tls(format!(
+                        "STARTTLS refused by {}:{}: {error}",
+                        config.host, config.port
+                    ))
+                })?;
+            let tls = wrap_imap(plain.into_inner(), &config.host, config.port, ca).await?;
             // No second greeting after STARTTLS (RFC 3501 6.2.1).
             async_imap::Client::new(tls)
         }
     };
-    let login = tokio::time::timeout(
-        COMMAND_TIMEOUT,
-        client.login(&config.username, &config.password),
-    )
-    .await;
+    let login = match login {
+        Login::Password { user, password } => {
+            tokio::time::timeout(COMMAND_TIMEOUT, client.login(user, password)).await
+        }
+        Login::Xoauth2 { user, access_token } => {
+            let answer = Xoauth2 {
+                response: Some(crate::oauth::xoauth2_response(user, access_token)),
+            };
+            tokio::time::timeout(COMMAND_TIMEOUT, client.authenticate("XOAUTH2", answer)).await
+        }
+    };
     match login {
         Ok(Ok(session)) => Ok(session),
         Ok(Err((async_imap::error::Error::No(why), _)))
         | Ok(Err((async_imap::error::Error::Bad(why), _))) => Err(ImapError::Auth(why)),
         Ok(Err((error, _))) => Err(error.into()),
         Err(_) => Err(ImapError::Io("login timed out".into())),
+    }
+}
+
+/// How to log in.
+pub enum Login<'a> {
+    /// LOGIN with a password.
+    Password { user: &'a str, password: &'a str },
+    /// AUTHENTICATE XOAUTH2 with an OAuth 2.0 access token.
+    Xoauth2 {
+        user: &'a str,
+        access_token: &'a str,
+    },
+}
+
+/// Sends the XOAUTH2 response first; answers a failure's JSON challenge with the empty line
+/// the mechanism asks for, so the server sends its tagged NO.
+struct Xoauth2 {
+    response: Option<String>,
+}
+
+impl async_imap::Authenticator for Xoauth2 {
+    type Response = String;
+
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.response.take().unwrap_or_default()
     }
 }
 
@@ -211,54 +255,17 @@ pub async fn idle(session: Session, limit: Duration) -> Result<Session, ImapErro
 }
 
 #[cfg(feature = "tls")]
-mod tls {
-    use std::sync::Arc;
+use crate::tls::wrap_imap;
 
-    use tokio_rustls::rustls::pki_types::ServerName;
-    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
-    use tokio_rustls::TlsConnector;
-
-    use super::{ImapError, ImapIo};
-
-    /// Wraps `stream` in TLS, checking the server's certificate against the system's roots.
-    pub async fn wrap<S: ImapIo + 'static>(
-        stream: S,
-        host: &str,
-    ) -> Result<Box<dyn ImapIo>, ImapError> {
-        let mut roots = RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|error| ImapError::Io(format!("tls setup: {error}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let name = ServerName::try_from(host.to_owned())
-            .map_err(|error| ImapError::Io(format!("tls server name {host:?}: {error}")))?;
-        let tls = super::timed("TLS handshake", async {
-            TlsConnector::from(Arc::new(config))
-                .connect(name, stream)
-                .await
-                .map_err(|error| ImapError::Io(format!("tls handshake with {host}: {error}")))
-        })
-        .await?;
-        Ok(Box::new(tls))
-    }
-}
-
+/// This build has no TLS; config validation already reports it.
 #[cfg(not(feature = "tls"))]
-mod tls {
-    use super::{ImapError, ImapIo};
-
-    /// This build has no TLS; config validation already reports it.
-    pub async fn wrap<S: ImapIo + 'static>(
-        _stream: S,
-        host: &str,
-    ) -> Result<Box<dyn ImapIo>, ImapError> {
-        Err(ImapError::Auth(format!(
-            "TLS to {host} requested but this build lacks the `tls` feature"
-        )))
-    }
+async fn wrap_imap<S: ImapIo + 'static>(
+    _stream: S,
+    host: &str,
+    port: u16,
+    _extra_ca_pem: Option<&[u8]>,
+) -> Result<Box<dyn ImapIo>, ImapError> {
+    Err(ImapError::Tls(format!(
+        "TLS to {host}:{port} requested but this build lacks the `tls` feature"
+    )))
 }

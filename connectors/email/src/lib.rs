@@ -12,10 +12,18 @@ pub mod convert;
 mod from_config;
 pub mod imap;
 pub mod noise;
+pub mod oauth;
+mod oauth_config;
+mod smtp;
 pub mod thread;
+#[cfg(feature = "tls")]
+mod tls;
 pub mod trim;
 
-pub use config::{EmailConfig, ImapConfig, ProcessedAction, SmtpConfig, TlsMode};
+pub use config::{
+    AuthMethod, EmailConfig, ImapConfig, OAuthConfig, OAuthProvider, ProcessedAction, SmtpConfig,
+    TlsMode,
+};
 pub use connector::EmailConnector;
 
 /// This channel's name in keys, config and logs: Email over IMAP and SMTP.

@@ -12,6 +12,14 @@ use switchboard_api::{Author, Connector, MemoryGateway, MemoryLease, Outbound};
 use switchboard_email::{EmailConfig, EmailConnector};
 
 use crate::harness::eventually;
+
+// TLS and STARTTLS against Dovecot (IMAP) and Postfix (SMTP), with a CA made at test time.
+#[path = "tls.rs"]
+mod tls;
+
+// OAuth 2.0 (XOAUTH2) against Dovecot's oauth2 passdb and a loopback token endpoint.
+#[path = "oauth.rs"]
+mod oauth;
 use crate::mailservers::{Dovecot, SmtpSink};
 
 fn config(imap: &Dovecot, smtp_port: u16) -> EmailConfig {

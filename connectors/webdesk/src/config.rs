@@ -99,6 +99,10 @@ impl DeskConfig for WebDeskConfig {
         self.enabled
     }
 
+    fn follows(&self) -> bool {
+        true
+    }
+
     fn validate(&self, key: &str, problems: &mut ConfigProblems) {
         if !self.enabled {
             return;

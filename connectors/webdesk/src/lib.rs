@@ -124,6 +124,16 @@ impl Desk for WebDesk {
         Ok(())
     }
 
+    async fn follow_thread(
+        &self,
+        thread: &ThreadRef,
+        briefing: &Briefing,
+    ) -> Result<(), ConnectorError> {
+        // A thread record is keyed by the reference's `ts`, so the followed desk's reference
+        // is this desk's too, and agents' actions here name the thread the core knows.
+        self.update_briefing(thread, briefing).await
+    }
+
     async fn post_in_thread(
         &self,
         thread: &ThreadRef,

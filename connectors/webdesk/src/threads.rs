@@ -62,7 +62,7 @@ impl Post {
     /// What the core posts, in the desk's words.
     pub fn from_thread_post(post: &ThreadPost) -> Post {
         match post {
-            ThreadPost::CustomerMessage { author, text } => Post::new("customer", author, text),
+            ThreadPost::CustomerMessage { author, text, .. } => Post::new("customer", author, text),
             ThreadPost::CustomerFileGone { author, file_name } => Post::new(
                 "notice",
                 "",

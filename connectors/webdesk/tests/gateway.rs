@@ -427,3 +427,109 @@ async fn an_agent_on_one_instance_sees_live_what_arrived_on_another() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn beside_the_slack_desk_a_claim_or_reply_on_either_desk_shows_on_the_other() {
+    use crate::slack_desk::{agent_reply, briefing, AGENT};
+    use switchboard_slack::standin::SlackStandIn;
+
+    let redis = RedisServer::start();
+    let standin = SlackStandIn::start().await;
+    standin.set_user(AGENT, "Sam Rivera");
+    let ola = switchboard_webdesk::hash_password("ola-password-1").unwrap();
+    let config = format!(
+        r#"{}
+[desk.web]
+enabled = true
+channel = "support"
+[[desk.web.agents]]
+id = "ola"
+name = "Ola"
+password_hash = "{ola}"
+"#,
+        crate::slack_desk::desk_config(&standin, "socket")
+    );
+    let gateway = start_gateway(test_config(&redis, &config)).await;
+    let addr = gateway.local_addr;
+    let agent = Agent::sign_in(addr, "ola", "ola-password-1").await;
+    let mut widget = escalated_visitor(addr, "webdesk-beside-00000001").await;
+
+    // One escalation, one Slack thread, shown on the web desk under the same thread.
+    let parent = briefing(&standin).await;
+    let waiting = agent.waiting("Dana").await;
+    assert_eq!(waiting["id"], parent.ts.as_str());
+    let id = parent.ts.clone();
+    let header_of = |post: &switchboard_slack::standin::RecordedPost| {
+        post.blocks[0]["text"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let latest_briefing = || {
+        standin
+            .posts()
+            .into_iter()
+            .rfind(|post| post.ts == parent.ts)
+            .expect("the briefing")
+    };
+
+    // Claimed on the web: Slack's briefing says so.
+    agent.act(&id, "claim", "").await;
+    eventually(WAIT, "the web claim on Slack's briefing", || async {
+        header_of(&latest_briefing())
+            .starts_with("🙋 Claimed by Ola")
+            .then_some(())
+    })
+    .await;
+
+    // Replied on the web: the customer has it, and Slack's briefing transcript shows it.
+    agent.act(&id, "reply", "Ola here, on it.").await;
+    assert_eq!(widget.message_from("agent").await["text"], "Ola here, on it.");
+    eventually(WAIT, "the web reply in Slack's briefing", || async {
+        latest_briefing()
+            .blocks
+            .to_string()
+            .contains("Ola here, on it.")
+            .then_some(())
+    })
+    .await;
+
+    // Replied in Slack: the customer has it, and the web desk's briefing shows it.
+    standin.send_event(agent_reply(&parent.ts, "1800000000.000700", "Sam from Slack here."));
+    assert_eq!(
+        widget.message_from("agent").await["text"],
+        "Sam from Slack here."
+    );
+    eventually(WAIT, "the Slack reply on the web desk", || async {
+        agent.thread(&id).await["thread"]["briefing"]["transcript"]
+            .to_string()
+            .contains("Sam from Slack here.")
+            .then_some(())
+    })
+    .await;
+    let posts = agent.thread(&id).await["posts"].clone();
+    let shown_twice = posts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|post| post["text"] == "Ola here, on it.")
+        .count();
+    assert_eq!(shown_twice, 1, "the web desk keeps its own post once");
+
+    // Resolved in Slack: the web desk's queue lets it go.
+    standin.send_event(agent_reply(&parent.ts, "1800000000.000800", "!resolve"));
+    eventually(WAIT, "the Slack resolution on the web desk", || async {
+        agent.queue().await.is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(
+        agent.thread(&id).await["thread"]["briefing"]["status"],
+        "resolved"
+    );
+    eventually(WAIT, "Slack's briefing resolved", || async {
+        header_of(&latest_briefing())
+            .contains("Resolved")
+            .then_some(())
+    })
+    .await;
+}

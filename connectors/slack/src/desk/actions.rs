@@ -35,6 +35,11 @@ pub const KB_APPROVE: &str = "sb_kb_approve";
 pub const KB_EDIT: &str = "sb_kb_edit";
 /// Rejects the candidate.
 pub const KB_REJECT: &str = "sb_kb_reject";
+/// Shows the pressing agent alone what the redaction hid (and logs that they looked); the
+/// value is the mirrored message's id, or [`REVEAL_BRIEFING`].
+pub const REVEAL: &str = "sb_reveal";
+/// The Reveal value on a briefing: the customer's messages it shows.
+const REVEAL_BRIEFING: &str = "briefing";
 /// The Edit & send modal's `callback_id`.
 pub const EDIT_SEND_VIEW: &str = "sb_edit_send";
 /// The candidate edit modal's `callback_id`.
@@ -59,11 +64,32 @@ fn button(text: &str, action_id: &str, value: &str, style: Option<&str>) -> Valu
     button
 }
 
-/// The buttons under a briefing; none once the conversation is resolved.
-pub fn briefing_actions(briefing: &Briefing) -> Option<Value> {
-    if briefing.status == "resolved" {
-        return None;
+/// The buttons under a briefing: the state changes until it is resolved, and Reveal while
+/// the redaction hid something in it.
+pub fn briefing_actions(briefing: &Briefing, revealable: bool) -> Option<Value> {
+    let mut elements = if briefing.status == "resolved" {
+        Vec::new()
+    } else {
+        state_buttons(briefing)
+    };
+    if revealable {
+        elements.push(button("Reveal original", REVEAL, REVEAL_BRIEFING, None));
     }
+    (!elements.is_empty()).then(
+        || json!({"type": "actions", "block_id": "sb_briefing_actions", "elements": elements}),
+    )
+}
+
+/// A mirrored customer message whose text the redaction changed, with its Reveal button.
+pub fn revealable_blocks(text: &str, message_id: &str) -> Vec<Value> {
+    vec![
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}}),
+        json!({"type": "actions", "block_id": "sb_reveal_actions",
+            "elements": [button("Reveal original", REVEAL, message_id, None)]}),
+    ]
+}
+
+fn state_buttons(briefing: &Briefing) -> Vec<Value> {
     let id = briefing.conversation_id.as_str();
     let mut elements = Vec::new();
     if briefing.claimed_by.is_none() {
@@ -85,7 +111,7 @@ pub fn briefing_actions(briefing: &Briefing) -> Option<Value> {
     if briefing.status != "bot" {
         elements.push(button("Hand back to AI", HAND_BACK, id, Some("danger")));
     }
-    Some(json!({"type": "actions", "block_id": "sb_briefing_actions", "elements": elements}))
+    elements
 }
 
 /// A knowledge-base candidate notice with its Approve, Edit and Reject buttons.
@@ -170,6 +196,17 @@ pub enum Interaction {
         /// The modal.
         view: Value,
     },
+    /// An agent asking to see what the redaction hid.
+    Reveal {
+        /// The conversation's thread.
+        thread: ThreadRef,
+        /// Who pressed.
+        user: String,
+        /// Unique per press.
+        press_id: String,
+        /// The mirrored message; `None` for the briefing's transcript.
+        message_id: Option<String>,
+    },
     /// Not for the desk, with the reason for the debug log.
     Ignored(String),
 }
@@ -222,6 +259,15 @@ fn from_block_actions(payload: &Value) -> Interaction {
             edited_answer: None,
         }),
         KB_REJECT => command(AgentCommand::RejectKnowledge),
+        REVEAL => {
+            return Interaction::Reveal {
+                thread,
+                user: user.to_owned(),
+                press_id,
+                message_id: (value != REVEAL_BRIEFING && !value.is_empty())
+                    .then(|| value.to_owned()),
+            }
+        }
         SEND_SUGGESTION => Some(AgentAction::SendSuggestion {
             fingerprint: value.to_owned(),
             edited: None,
@@ -349,6 +395,35 @@ mod tests {
     }
 
     #[test]
+    fn reveal_on_a_mirrored_message_names_it_and_on_the_briefing_names_none() {
+        let briefing = sample_briefing(1);
+        let resolved = Briefing {
+            status: "resolved".into(),
+            ..briefing.clone()
+        };
+        let only_reveal = briefing_actions(&resolved, true).expect("Reveal stays");
+        assert_eq!(only_reveal["elements"].as_array().map(Vec::len), Some(1));
+        assert_eq!(only_reveal["elements"][0]["value"], "briefing");
+        assert!(briefing_actions(&resolved, false).is_none());
+        let Interaction::Reveal { message_id, .. } =
+            from_interaction(&press(REVEAL, "briefing", None))
+        else {
+            panic!("a reveal");
+        };
+        assert_eq!(message_id, None);
+        let post = revealable_blocks("*Ada:* [card •••• 4242]", "1700000000000-0");
+        let value = post[1]["elements"][0]["value"].as_str().unwrap_or_default();
+        let Interaction::Reveal {
+            message_id, thread, ..
+        } = from_interaction(&press(REVEAL, value, Some("1700000001.000100")))
+        else {
+            panic!("a reveal");
+        };
+        assert_eq!(message_id.as_deref(), Some("1700000000000-0"));
+        assert_eq!(thread.ts, "1700000001.000100", "the thread, not the reply");
+    }
+
+    #[test]
     fn briefing_buttons_map_to_neutral_actions_on_the_briefings_thread() {
         let Interaction::Act {
             thread,
@@ -444,11 +519,11 @@ mod tests {
     #[test]
     fn buttons_follow_the_state_and_parse_as_slack_morphism_blocks() {
         let mut briefing = sample_briefing(2);
-        let actions = briefing_actions(&briefing).expect("buttons");
+        let actions = briefing_actions(&briefing, false).expect("buttons");
         let ids = actions.to_string();
         assert!(!ids.contains(CLAIM) && ids.contains(SEND_SUGGESTION) && ids.contains(HAND_BACK));
         briefing.claimed_by = None;
-        assert!(briefing_actions(&briefing)
+        assert!(briefing_actions(&briefing, false)
             .unwrap()
             .to_string()
             .contains(CLAIM));
@@ -460,6 +535,6 @@ mod tests {
             serde_json::from_value(Value::Array(candidate));
         assert!(parsed.is_ok(), "{parsed:?}");
         briefing.status = "resolved".into();
-        assert!(briefing_actions(&briefing).is_none());
+        assert!(briefing_actions(&briefing, false).is_none());
     }
 }

@@ -190,7 +190,6 @@ fn header_text(briefing: &Briefing) -> String {
     )
 }
 
-/// The Block Kit blocks of a briefing.
 /// A link to a thread's parent message; slack.com redirects it into the workspace.
 fn thread_link(thread: &switchboard_api::ThreadRef) -> String {
     format!(
@@ -200,7 +199,8 @@ fn thread_link(thread: &switchboard_api::ThreadRef) -> String {
     )
 }
 
-pub fn briefing_blocks(briefing: &Briefing) -> Vec<Value> {
+/// The Block Kit blocks of a briefing; blocks; `revealable` when the redaction hid something in it.
+pub fn briefing_blocks(briefing: &Briefing, revealable: bool) -> Vec<Value> {
     let identity = if briefing.verified {
         format!("`{}` ✅ verified", escape(&briefing.customer_id))
     } else {
@@ -259,7 +259,23 @@ pub fn briefing_blocks(briefing: &Briefing) -> Vec<Value> {
             thread_link(&previous.thread)
         )));
     }
-    blocks.push(section(format!("*Summary*\n{}", escape(&briefing.summary))));
+    let source = briefing
+        .summary_source
+        .as_deref()
+        .map(|source| format!(" _— {}_", escape(source)))
+        .unwrap_or_default();
+    blocks.push(section(format!(
+        "*Summary*{source}\n{}",
+        escape(&briefing.summary)
+    )));
+    if !briefing.citations.is_empty() {
+        let cited: Vec<String> = briefing
+            .citations
+            .iter()
+            .map(|c| format!("`{}` {}", escape(&c.id), escape(&c.title)))
+            .collect();
+        blocks.push(context(format!("Knowledge base: {}", cited.join(" · "))));
+    }
     blocks.push(json!({"type": "divider"}));
 
     let (lines, folded, cut) = visible_transcript(briefing);
@@ -294,7 +310,7 @@ pub fn briefing_blocks(briefing: &Briefing) -> Vec<Value> {
             .collect();
         blocks.push(section(format!("*Suggested reply*\n{}", quoted.join("\n"))));
     }
-    if let Some(actions) = super::actions::briefing_actions(briefing) {
+    if let Some(actions) = super::actions::briefing_actions(briefing, revealable) {
         blocks.push(actions);
     }
     blocks.push(context(format!(
@@ -364,6 +380,11 @@ pub(crate) mod tests {
             reason_detail: "Customer asked for a real person".into(),
             confidence: 0.42,
             summary: "Charged twice for the March invoice.\nWants a refund of one charge.".into(),
+            summary_source: Some("written by the model".into()),
+            citations: vec![switchboard_api::Citation {
+                id: "billing-double-charge".into(),
+                title: "Why was I charged twice?".into(),
+            }],
             transcript: (0..lines)
                 .map(|i| BriefingLine {
                     role: if i % 2 == 0 { "customer" } else { "ai" }.into(),
@@ -393,7 +414,7 @@ pub(crate) mod tests {
     #[test]
     fn every_briefing_field_is_shown() {
         let briefing = sample_briefing(3);
-        let text = all_text(&briefing_blocks(&briefing));
+        let text = all_text(&briefing_blocks(&briefing, false));
         for expected in [
             "Ada Lovelace · webchat · vip",
             "user-1815",
@@ -408,6 +429,8 @@ pub(crate) mod tests {
             "*plan*",
             "enterprise",
             "Charged twice for the March invoice.",
+            "*Summary* _— written by the model_",
+            "`billing-double-charge` Why was I charged twice?",
             "message number 2",
             ">Sorry about that!",
             ">I have refunded the duplicate.",
@@ -426,7 +449,7 @@ pub(crate) mod tests {
 
     #[test]
     fn customer_text_cannot_ping_the_channel() {
-        let text = all_text(&briefing_blocks(&sample_briefing(1)));
+        let text = all_text(&briefing_blocks(&sample_briefing(1), false));
         assert!(!text.contains("<!channel>"));
         assert!(text.contains("&lt;!channel&gt;"));
     }
@@ -451,7 +474,7 @@ pub(crate) mod tests {
             // Without `files.public_base_url` links are relative: Slack cannot open them.
             file("log<1>.txt", Some("/files/c/f2?exp=9&sig=cd")),
         ];
-        let text = all_text(&briefing_blocks(&briefing));
+        let text = all_text(&briefing_blocks(&briefing, false));
         assert!(
             text.contains(
                 "_customer_: :paperclip: <https://support.example.com/files/c/f1?exp=9&sig=ab|error.png> (2 KB) :paperclip: log&lt;1&gt;.txt (2 KB)"
@@ -463,7 +486,7 @@ pub(crate) mod tests {
     #[test]
     fn long_transcripts_fold_to_the_last_lines_and_go_to_the_thread_in_full() {
         let briefing = sample_briefing(30);
-        let blocks = briefing_blocks(&briefing);
+        let blocks = briefing_blocks(&briefing, false);
         let text = all_text(&blocks);
         assert!(text.contains("last 8 of 30"));
         assert!(text.contains("message number 29"));
@@ -482,7 +505,7 @@ pub(crate) mod tests {
         briefing.customer_name = "n".repeat(500);
         briefing.transcript[199].text = "x".repeat(20_000);
         briefing.attributes = (0..20).map(|i| (format!("k{i}"), "v".into())).collect();
-        let blocks = briefing_blocks(&briefing);
+        let blocks = briefing_blocks(&briefing, false);
         assert!(blocks.len() <= 50);
         for block in &blocks {
             if let Some(text) = block.pointer("/text/text").and_then(Value::as_str) {
@@ -506,7 +529,7 @@ pub(crate) mod tests {
 
     #[test]
     fn blocks_parse_as_slack_morphism_blocks() {
-        let blocks = briefing_blocks(&sample_briefing(30));
+        let blocks = briefing_blocks(&sample_briefing(30), false);
         let parsed: Result<Vec<slack_morphism::prelude::SlackBlock>, _> =
             serde_json::from_value(Value::Array(blocks));
         assert!(parsed.is_ok(), "{parsed:?}");

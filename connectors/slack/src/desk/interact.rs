@@ -17,14 +17,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use switchboard_api::{ActionOutcome, ActionRefusal, ConnectorError, DeskEvent, ThreadRef};
+use switchboard_api::{
+    ActionOutcome, ActionRefusal, ConnectorError, DeskEvent, RevealRequest, ThreadRef,
+};
 use tracing::{debug, info, warn};
 
 use super::actions::{self, Interaction};
+use super::blocks::{escape, truncate};
 use super::{Relay, Shared};
 
 /// Press ids remembered for dropping Slack's retries.
 const REMEMBERED_PRESSES: usize = 10_000;
+/// Slack's advised ceiling for a message's text.
+const REVEAL_CHARS: usize = 3900;
 /// How long a channel's member list is trusted before it is read again.
 const MEMBERS_FRESH: Duration = Duration::from_secs(30);
 
@@ -153,9 +158,9 @@ impl Relay {
                 debug!(%reason, "slack desk interaction ignored");
                 return;
             }
-            Interaction::Act { press_id, .. } | Interaction::OpenModal { press_id, .. } => {
-                press_id.clone()
-            }
+            Interaction::Act { press_id, .. }
+            | Interaction::OpenModal { press_id, .. }
+            | Interaction::Reveal { press_id, .. } => press_id.clone(),
         };
         if !self.shared.presses.first_time(&press_id) {
             debug!(press_id, "repeated slack press dropped");
@@ -170,9 +175,9 @@ impl Relay {
 
     async fn carry_out(&self, interaction: Interaction) {
         let (thread, user) = match &interaction {
-            Interaction::Act { thread, user, .. } | Interaction::OpenModal { thread, user, .. } => {
-                (thread.clone(), user.clone())
-            }
+            Interaction::Act { thread, user, .. }
+            | Interaction::OpenModal { thread, user, .. }
+            | Interaction::Reveal { thread, user, .. } => (thread.clone(), user.clone()),
             Interaction::Ignored(_) => return,
         };
         let shared = &self.shared;
@@ -190,6 +195,10 @@ impl Relay {
                 shared.tell(&thread.channel, &user, &text).await;
                 return;
             }
+        }
+        if let Interaction::Reveal { message_id, .. } = interaction {
+            self.reveal(thread, user, message_id).await;
+            return;
         }
         let lock = shared.presses.thread_lock(&thread);
         let _turn = lock.lock().await;
@@ -240,7 +249,61 @@ impl Relay {
                     }
                 }
             }
-            Interaction::Ignored(_) => {}
+            Interaction::Ignored(_) | Interaction::Reveal { .. } => {}
         }
+    }
+
+    /// Tells the agent alone what the customer wrote where the redaction hid something; the
+    /// core logs who looked before anything is shown.
+    async fn reveal(&self, thread: ThreadRef, user: String, message_id: Option<String>) {
+        let shared = &self.shared;
+        let agent_name = match shared.agent_name(&user).await {
+            Ok(name) => name,
+            Err(error) => {
+                let text =
+                    format!("Switchboard could not look up your name ({error}); please try again.");
+                shared.tell(&thread.channel, &user, &text).await;
+                return;
+            }
+        };
+        let request = RevealRequest {
+            thread: thread.clone(),
+            agent_id: user.clone(),
+            agent_name,
+            message_id,
+        };
+        let text = match self.sink.reveal(request).await {
+            Ok(originals) => {
+                let hidden: Vec<String> = originals
+                    .into_iter()
+                    .filter(|message| shared.redactor.redact(&message.text).changed())
+                    .map(|message| {
+                        let quoted: Vec<String> = message
+                            .text
+                            .lines()
+                            .map(|line| format!(">{}", escape(line)))
+                            .collect();
+                        quoted.join("\n")
+                    })
+                    .collect();
+                if hidden.is_empty() {
+                    "Nothing hidden to reveal: the message is no longer stored.".to_owned()
+                } else {
+                    info!(user, channel = %thread.channel, "redacted text revealed to an agent");
+                    truncate(
+                        &format!(
+                            "Only you can see this, and your look was logged. As the customer wrote it:\n{}",
+                            hidden.join("\n\n")
+                        ),
+                        REVEAL_CHARS,
+                    )
+                }
+            }
+            Err(error) => {
+                warn!(%error, user, "reveal not logged, so nothing was shown");
+                format!("Switchboard could not log this look just now ({error}), so nothing is shown; please try again.")
+            }
+        };
+        shared.tell(&thread.channel, &user, &text).await;
     }
 }

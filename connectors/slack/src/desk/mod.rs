@@ -335,7 +335,7 @@ impl Desk for SlackDesk {
         channel: &str,
         briefing: &Briefing,
     ) -> Result<ThreadRef, ConnectorError> {
-        let (briefing, _) = self.shared.redactor.briefing(briefing);
+        let (briefing, hidden) = self.shared.redactor.briefing(briefing);
         let briefing = &briefing;
         let ts = self
             .shared
@@ -344,7 +344,7 @@ impl Desk for SlackDesk {
                 channel,
                 None,
                 &blocks::briefing_text(briefing),
-                Some(blocks::briefing_blocks(briefing)),
+                Some(blocks::briefing_blocks(briefing, hidden > 0)),
                 None,
             )
             .await?;
@@ -373,7 +373,7 @@ impl Desk for SlackDesk {
         thread: &ThreadRef,
         briefing: &Briefing,
     ) -> Result<(), ConnectorError> {
-        let (briefing, _) = self.shared.redactor.briefing(briefing);
+        let (briefing, hidden) = self.shared.redactor.briefing(briefing);
         let briefing = &briefing;
         self.shared
             .app
@@ -381,7 +381,7 @@ impl Desk for SlackDesk {
                 &thread.channel,
                 &thread.ts,
                 &blocks::briefing_text(briefing),
-                blocks::briefing_blocks(briefing),
+                blocks::briefing_blocks(briefing, hidden > 0),
             )
             .await
     }
@@ -391,7 +391,7 @@ impl Desk for SlackDesk {
         thread: &ThreadRef,
         post: &ThreadPost,
     ) -> Result<String, ConnectorError> {
-        let (post, _) = self.shared.redactor.thread_post(post);
+        let (post, hidden) = self.shared.redactor.thread_post(post);
         let text = posts::thread_text(&post);
         if let ThreadPost::Notice(DeskNotice::Reminder {
             broadcast: true, ..
@@ -407,6 +407,10 @@ impl Desk for SlackDesk {
             ThreadPost::Notice(DeskNotice::KnowledgeCandidate { id, answer, .. }) => {
                 Some(actions::candidate_blocks(&text, id, answer))
             }
+            ThreadPost::CustomerMessage {
+                message_id: Some(message_id),
+                ..
+            } if hidden > 0 => Some(actions::revealable_blocks(&text, message_id)),
             _ => None,
         };
         self.shared

@@ -63,7 +63,7 @@ fn file_sent(author: &str) -> String {
 
 fn wording(post: &ThreadPost) -> String {
     match post {
-        ThreadPost::CustomerMessage { author, text } => format!("*{author}:* {text}"),
+        ThreadPost::CustomerMessage { author, text, .. } => format!("*{author}:* {text}"),
         ThreadPost::CustomerFileGone { author, file_name } => {
             format!("*{author}* sent {file_name}, which is no longer stored.")
         }
@@ -138,6 +138,7 @@ mod tests {
         let post = ThreadPost::CustomerMessage {
             author: "Dana <!here>".into(),
             text: "ping <!channel> & co".into(),
+            message_id: None,
         };
         assert_eq!(
             thread_text(&post),

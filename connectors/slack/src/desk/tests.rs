@@ -175,6 +175,7 @@ async fn thread_posts_and_updates_name_the_thread() {
             &ThreadPost::CustomerMessage {
                 author: "Ada".into(),
                 text: "still there? <!channel>".into(),
+                message_id: None,
             },
         )
         .await

@@ -121,6 +121,8 @@
     fact(facts, "Reason", b.reason_detail || b.reason);
     fact(facts, "AI confidence", Math.round((b.confidence || 0) * 100) + "%");
     fact(facts, "Waiting", waited(data.thread.opened_ms));
+    fact(facts, "Summary", b.summary_source);
+    fact(facts, "Knowledge base", (b.citations || []).map((c) => `${c.id}: ${c.title}`).join(" · "));
     $("summary").textContent = b.summary;
     const transcript = $("transcript");
     transcript.replaceChildren();
@@ -132,9 +134,13 @@
       transcript.appendChild(item);
     }
     const briefed = b.transcript.length ? b.transcript[b.transcript.length - 1].at_ms : 0;
+    // With another desk beside this one, the briefing is refreshed after every agent reply,
+    // so replies sent from here are in its transcript too.
+    const replied = new Set(b.transcript.filter((l) => l.role === "agent").map((l) => l.text));
     for (const post of data.posts) {
       // Customer messages the briefing already holds are not shown twice.
       if (post.kind === "customer" && post.at_ms <= briefed) continue;
+      if (post.kind === "agent" && replied.has(post.text)) continue;
       const item = el("li", post.kind);
       const label = post.kind === "note" ? `${post.author} (internal note)` : post.author;
       if (label) item.appendChild(el("span", "author", label));
@@ -224,6 +230,9 @@
     location.href = "/desk";
   });
   setInterval(renderQueue, 30000);
+  // Links from elsewhere (`switchboard replay --html`) open a thread: /desk#thread=<id>.
+  const linked = new URLSearchParams(location.hash.slice(1)).get("thread");
+  if (linked) openId = linked;
   refresh();
   connect(500);
 })();
