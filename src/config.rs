@@ -41,6 +41,8 @@ pub struct Config {
     pub case: CaseConfig,
     /// `[metrics]`: the windows of the per-case figures.
     pub metrics: MetricsConfig,
+    /// `[retention]`: when conversations leave Redis for the archive.
+    pub retention: crate::archive::RetentionConfig,
     /// The directory of the config file; relative paths resolve against it.
     pub base_dir: PathBuf,
 }
@@ -512,7 +514,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 9] = [
+const TOP_LEVEL_KEYS: [&str; 10] = [
     "gateway",
     "redis",
     "outbox",
@@ -522,6 +524,7 @@ const TOP_LEVEL_KEYS: [&str; 9] = [
     "files",
     "case",
     "metrics",
+    "retention",
 ];
 
 impl Config {
@@ -571,6 +574,7 @@ impl Config {
             files: section(&table, "files", &mut problems),
             case: section(&table, "case", &mut problems),
             metrics: section(&table, "metrics", &mut problems),
+            retention: section(&table, "retention", &mut problems),
             base_dir,
         };
         match table.get("connectors") {
@@ -730,6 +734,7 @@ impl Config {
         self.triage.validate("triage", &self.base_dir, &mut raw);
         self.files.validate(&mut raw);
         cases::validate(&self.case, &self.metrics, &mut raw);
+        self.retention.validate(&mut raw);
         self.connectors.validate(&mut raw);
         self.desk.validate(&mut raw);
         problems.extend(

@@ -4,9 +4,12 @@
 //! [`switchboard_api::Inbound`] messages; the [`pipeline`] stores them in Redis, routes
 //! them by conversation status through [`triage`], and the [`outbox`] delivers the replies.
 
+pub mod admin;
 pub mod app;
+pub mod archive;
 pub mod cases;
 pub mod config;
+pub mod contact;
 pub mod desk;
 pub mod fanout;
 pub mod files;

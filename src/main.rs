@@ -110,6 +110,24 @@ enum Command {
         #[command(subcommand)]
         action: OutboxAction,
     },
+    /// One customer's data: export it as JSON, or erase it everywhere (Redis, archive, files,
+    /// the desk's posts), with an audit log of erasures.
+    Contact {
+        /// The config file (for Redis, the archive and the desk).
+        #[arg(long, short, default_value = "config/switchboard.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: ContactAction,
+    },
+    /// Move resolved conversations older than `retention.archive_after_days` out of Redis into
+    /// the archive (`retention.archive_dir`), or show what it holds.
+    Archive {
+        /// The config file (for Redis and the archive).
+        #[arg(long, short, default_value = "config/switchboard.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: ArchiveAction,
+    },
     /// Measure the embedded answerer on CLINC150: knowledge base from `train`, questions from
     /// `val` + `oos_val`; prints accuracy, out-of-scope recall, wrong answers and a threshold sweep.
     Eval {
@@ -237,6 +255,40 @@ enum KbAction {
 }
 
 #[derive(Subcommand)]
+enum ContactAction {
+    /// Write everything held about a customer as JSON: conversations on every linked channel
+    /// with transcripts, decisions, CSAT and files (base64), and their archived conversations.
+    Export {
+        /// An email address, `channel:conversation key` (`telegram:12345`) or a conversation id.
+        subject: String,
+        /// The file to write (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Erase a customer everywhere and record an audit entry (who, when, counts; no content).
+    Forget {
+        /// An email address, `channel:conversation key` or a conversation id.
+        subject: String,
+        /// Who asks, for the audit entry (default: the OS user).
+        #[arg(long)]
+        by: Option<String>,
+        /// The request's reference (a ticket id), kept in the audit entry.
+        #[arg(long)]
+        ticket: Option<String>,
+    },
+    /// The erasure audit log, one JSON object per line, oldest first.
+    Audit,
+}
+
+#[derive(Subcommand)]
+enum ArchiveAction {
+    /// Archive what is due, then remove it from Redis (safe to re-run after a crash).
+    Run,
+    /// What the archive holds, and how many conversations in Redis are due.
+    Status,
+}
+
+#[derive(Subcommand)]
 enum OutboxAction {
     /// Deliveries waiting per target (after failures) and the oldest's age, dead letters.
     Status,
@@ -280,6 +332,30 @@ fn main() -> ExitCode {
         Command::Email { action } => with_runtime(|| email(action)),
         Command::Kb { config, action } => with_runtime(|| kb(config, action)),
         Command::Outbox { config, action } => with_runtime(|| outbox(config, action)),
+        Command::Contact { config, action } => {
+            use switchboard::admin::ContactCommand;
+            let command = match action {
+                ContactAction::Export { subject, out } => ContactCommand::Export { subject, out },
+                ContactAction::Forget {
+                    subject,
+                    by,
+                    ticket,
+                } => ContactCommand::Forget {
+                    subject,
+                    by,
+                    ticket,
+                },
+                ContactAction::Audit => ContactCommand::Audit,
+            };
+            with_runtime(|| switchboard::admin::contact(&config, command))
+        }
+        Command::Archive { config, action } => {
+            let command = match action {
+                ArchiveAction::Run => switchboard::admin::ArchiveCommand::Run,
+                ArchiveAction::Status => switchboard::admin::ArchiveCommand::Status,
+            };
+            with_runtime(|| switchboard::admin::archive(&config, command))
+        }
         Command::Report {
             config,
             since,

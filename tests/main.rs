@@ -1,5 +1,6 @@
 //! The one integration test binary: real redis-server, real HTTP, real browser.
 
+mod archive;
 mod attachments;
 mod browser;
 mod cases;
@@ -9,6 +10,7 @@ mod config;
 mod desk;
 mod desk_channels;
 mod desk_reminders;
+mod erasure;
 mod fuzzing;
 mod harness;
 mod learning;

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_api::{
-    Briefing, ConnectorError, Desk, DeskSink, FileRef, Health, ThreadPost, ThreadRef,
+    Briefing, ConnectorError, Desk, DeskSink, FileRef, ForgottenPosts, Health, ThreadPost,
+    ThreadRef,
 };
 use tracing::warn;
 
@@ -133,5 +134,19 @@ impl Desk for DesksBeside {
 
     async fn check_channel(&self, channel: &str) -> Result<(), ConnectorError> {
         self.lead.check_channel(channel).await
+    }
+
+    /// Every desk erases its own copy; an error from any is returned, so the erasure is run
+    /// again (forgetting twice finds nothing left where it already worked).
+    async fn forget_thread(&self, thread: &ThreadRef) -> Result<ForgottenPosts, ConnectorError> {
+        let mut total = ForgottenPosts::default();
+        for desk in std::iter::once(&self.lead).chain(&self.followers) {
+            let forgotten = desk.forget_thread(thread).await?;
+            total.deleted += forgotten.deleted;
+            total.redacted += forgotten.redacted;
+            total.files_deleted += forgotten.files_deleted;
+            total.left_by_people += forgotten.left_by_people;
+        }
+        Ok(total)
     }
 }

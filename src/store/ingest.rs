@@ -163,6 +163,13 @@ impl Store {
                 let alias = keys::alias(inbound.channel.as_str(), &inbound.conversation_key);
                 self.bounded(Duration::ZERO, conn.set::<_, _, ()>(alias, &linked))
                     .await?;
+                // Kept with the conversation (its own slot), so erasing it finds the alias.
+                let link = format!("{}:{}", inbound.channel.as_str(), inbound.conversation_key);
+                self.bounded(
+                    Duration::ZERO,
+                    conn.sadd::<_, _, ()>(keys::links(&linked), link),
+                )
+                .await?;
                 Ok(linked)
             }
             _ => Ok(own_id.to_owned()),

@@ -148,6 +148,15 @@ pub fn deliveries(id: &str) -> String {
     format!("{}:d", conversation_prefix(id))
 }
 
+/// The other channels' conversation keys linked into the conversation (a set of
+/// `channel:key`), so erasing or archiving it finds their alias links without a SCAN.
+pub fn links(id: &str) -> String {
+    format!("{}:links", conversation_prefix(id))
+}
+
+/// The erasure audit log (a stream: who forgot how much of a customer, when; never what).
+pub const ERASURE_AUDIT: &str = "sb:audit:erasure";
+
 /// A stored file of the conversation: a hash of `name`, `type` and `data` (the bytes),
 /// expiring after `files.retention_days`.
 pub fn file(id: &str, file_id: &str) -> String {
@@ -265,6 +274,7 @@ mod tests {
             messages(id),
             seen(id),
             deliveries(id),
+            links(id),
             file(id, "x"),
             delivery_hold(id, "desk"),
             delivery_line(id, "desk"),

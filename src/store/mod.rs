@@ -9,6 +9,7 @@ mod audit;
 mod cases;
 mod connection;
 mod dead_letters;
+mod erase;
 mod files;
 mod ingest;
 pub mod keys;
@@ -19,6 +20,7 @@ mod watch;
 pub use audit::RevealLook;
 pub use connection::RedisConnection;
 pub use dead_letters::{stream_id_ms, DeadEntry, DeadLetter, WaitingCount};
+pub use erase::{ConversationDump, DumpEntry, DumpFile, Purged};
 pub use streams::{
     Delivered, DeliveryLine, DeliveryTarget, HeldBack, Parking, Receipt, Work, WorkCounts,
 };

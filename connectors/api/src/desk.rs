@@ -552,6 +552,28 @@ pub trait Desk: Send + Sync {
     async fn check_channel(&self, _channel: &str) -> Result<(), ConnectorError> {
         Ok(())
     }
+
+    /// Erases what the desk itself posted in a thread (a customer asked to be forgotten):
+    /// deletes the desk's own posts, or overwrites them with a redaction where the platform
+    /// refuses a deletion. What agents wrote under their own accounts is the platform's to
+    /// erase and is only counted. A desk that keeps nothing of its own (or only in the
+    /// gateway's Redis, which the core erases) does nothing.
+    async fn forget_thread(&self, _thread: &ThreadRef) -> Result<ForgottenPosts, ConnectorError> {
+        Ok(ForgottenPosts::default())
+    }
+}
+
+/// What [`Desk::forget_thread`] did, in counts (never content), for the erasure audit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgottenPosts {
+    /// The desk's own posts deleted.
+    pub deleted: u64,
+    /// The desk's own posts the platform would not delete, overwritten with a redaction.
+    pub redacted: u64,
+    /// Files the desk had uploaded into the thread, deleted.
+    pub files_deleted: u64,
+    /// Posts by people (agents' replies and notes) the desk cannot erase.
+    pub left_by_people: u64,
 }
 
 #[cfg(test)]

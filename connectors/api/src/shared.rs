@@ -25,7 +25,8 @@ pub trait SharedState: Send + Sync {
         value: &str,
         ttl: Option<Duration>,
     ) -> Result<(), SharedStateError>;
-    /// Removes `key`; returns whether it was there (a one-time token is taken once).
+    /// Removes `key`, whatever it holds (a value, a scored set, a list); returns whether a
+    /// value was there (a one-time token is taken once).
     async fn take(&self, key: &str) -> Result<bool, SharedStateError>;
     /// Adds one to the counter at `key`, which starts its `window` when created; returns the
     /// new count.
@@ -104,6 +105,9 @@ impl SharedState for MemoryState {
         let mut inner = self.lock();
         let present = inner.live(key).is_some();
         inner.values.remove(key);
+        // As Redis's DEL: a list or set under the key goes too.
+        inner.lists.remove(key);
+        inner.sets.remove(key);
         Ok(present)
     }
 

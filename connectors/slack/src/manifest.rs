@@ -88,6 +88,8 @@ pub const METHOD_SCOPES: &[(&str, &str)] = &[
     ("apps.connections.open", ""),
     ("chat.postMessage", "chat:write"),
     ("chat.update", "chat:write"),
+    ("chat.delete", "chat:write"),
+    ("files.delete", "files:write"),
     ("conversations.info", "channels:read"),
     ("conversations.replies", "channels:history"),
     ("conversations.history", "channels:history"),

@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use switchboard_api::{
-    Briefing, BuildContext, ConnectorError, Desk, DeskSink, FileRef, Health, ThreadPost, ThreadRef,
+    Briefing, BuildContext, ConnectorError, Desk, DeskSink, FileRef, ForgottenPosts, Health,
+    ThreadPost, ThreadRef,
 };
 
 pub use auth::hash_password;
@@ -161,6 +162,15 @@ impl Desk for WebDesk {
             .map_err(DeskInner::unavailable)?;
         self.changed(thread).await;
         Ok(id)
+    }
+
+    async fn forget_thread(&self, thread: &ThreadRef) -> Result<ForgottenPosts, ConnectorError> {
+        let deleted = (self.threads.forget(&thread.ts).await).map_err(DeskInner::unavailable)?;
+        self.changed(thread).await;
+        Ok(ForgottenPosts {
+            deleted,
+            ..ForgottenPosts::default()
+        })
     }
 
     async fn health(&self) -> Health {

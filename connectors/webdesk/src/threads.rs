@@ -223,6 +223,16 @@ impl Threads {
         Ok(post.id)
     }
 
+    /// Deletes a thread's record and posts and takes it off the queue; returns how many posts
+    /// (the briefing counted as one) it held.
+    pub async fn forget(&self, id: &str) -> Result<u64, String> {
+        let posts = self.shared.tail(&posts_key(id), usize::MAX).await?.len() as u64;
+        let had_record = self.shared.take(&record_key(id)).await?;
+        self.shared.take(&posts_key(id)).await?;
+        self.shared.set_remove(OPEN, id).await?;
+        Ok(posts + u64::from(had_record))
+    }
+
     /// A thread's record.
     pub async fn get(&self, id: &str) -> Result<Option<ThreadRecord>, String> {
         let Some(json) = self.shared.get(&record_key(id)).await? else {
@@ -313,5 +323,22 @@ mod tests {
         let posts = threads.posts(&first.ts).await.unwrap();
         assert_eq!(posts[0].kind, "notice");
         assert!(posts[0].text.contains("no knowledge candidate"));
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_thread_leaves_no_record_posts_or_queue_entry() {
+        let threads = Threads::new(Arc::new(MemoryState::default()));
+        let thread = threads
+            .open("support", &briefing("escalated"))
+            .await
+            .unwrap();
+        let post = Post::new("customer", "Dana", "my order QX-5521");
+        threads.post(&thread, post).await.unwrap();
+
+        assert_eq!(threads.forget(&thread.ts).await.unwrap(), 2);
+        assert!(threads.get(&thread.ts).await.unwrap().is_none());
+        assert!(threads.posts(&thread.ts).await.unwrap().is_empty());
+        assert!(threads.queue(|_| true).await.unwrap().is_empty());
+        assert_eq!(threads.forget(&thread.ts).await.unwrap(), 0);
     }
 }

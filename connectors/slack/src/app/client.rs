@@ -16,6 +16,7 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::Value;
+use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 use switchboard_api::{ConnectorError, IngestError};
 use tracing::warn;
@@ -78,6 +79,19 @@ pub struct ThreadMessage {
     pub thread_ts: Option<String>,
     /// The message metadata it was posted with.
     pub metadata: Option<SlackMessageMetadata>,
+    /// The ids of files shared with it.
+    pub files: Vec<String>,
+}
+
+/// What became of a `chat.delete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// Deleted now.
+    Deleted,
+    /// Already gone.
+    Gone,
+    /// Slack will not delete it (a workspace's retention or compliance settings).
+    Refused,
 }
 
 /// A `conversations.replies` page, read only as far as the lookup needs: slack-morphism's full
@@ -100,6 +114,8 @@ struct RepliesMessage {
     thread_ts: Option<String>,
     #[serde(default)]
     metadata: Option<Value>,
+    #[serde(default)]
+    files: Vec<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +145,9 @@ impl RepliesMessage {
             user: self.user,
             thread_ts: self.thread_ts,
             metadata,
+            files: (self.files.iter())
+                .filter_map(|file| Some(file.get("id")?.as_str()?.to_string()))
+                .collect(),
         }
     }
 }
@@ -174,6 +193,10 @@ pub trait SlackWeb: Send + Sync {
         text: &str,
         blocks: Vec<Value>,
     ) -> Result<(), ConnectorError>;
+    /// `chat.delete` of one of the bot's own messages.
+    async fn delete_message(&self, channel: &str, ts: &str) -> Result<Deletion, ConnectorError>;
+    /// `files.delete` of a file the bot uploaded; false when it was already gone.
+    async fn delete_file(&self, file_id: &str) -> Result<bool, ConnectorError>;
     /// `users.info`: the display name, else the real name, else `None`.
     async fn user_name(&self, user: &str) -> Result<Option<String>, ConnectorError>;
 
@@ -457,6 +480,37 @@ impl<H: Connect + Clone + Send + Sync + 'static> SlackWeb for MorphismWeb<H> {
             .await
             .map_err(|error| map_error("bot token", "chat.update", error))?;
         Ok(())
+    }
+
+    async fn delete_message(&self, channel: &str, ts: &str) -> Result<Deletion, ConnectorError> {
+        let session = self.client.open_session(&self.bot_token);
+        let request = SlackApiChatDeleteRequest::new(channel.into(), ts.into());
+        match session.chat_delete(&request).await {
+            Ok(_) => Ok(Deletion::Deleted),
+            Err(SlackClientError::ApiError(api)) if api.code == "message_not_found" => {
+                Ok(Deletion::Gone)
+            }
+            Err(SlackClientError::ApiError(api))
+                if matches!(
+                    api.code.as_str(),
+                    "cant_delete_message" | "compliance_exports_prevent_deletion"
+                ) =>
+            {
+                Ok(Deletion::Refused)
+            }
+            Err(error) => Err(map_error("bot token", "chat.delete", error)),
+        }
+    }
+
+    async fn delete_file(&self, file_id: &str) -> Result<bool, ConnectorError> {
+        let session = self.client.open_session(&self.bot_token);
+        let request = SlackApiFilesDeleteRequest::new(file_id.into());
+        match session.files_delete(&request).await {
+            Ok(_) => Ok(true),
+            Err(SlackClientError::ApiError(api)) if api.code == "file_not_found" => Ok(false),
+            Err(SlackClientError::ApiError(api)) if api.code == "file_deleted" => Ok(false),
+            Err(error) => Err(map_error("bot token", "files.delete", error)),
+        }
     }
 
     async fn is_member(&self, channel: &str) -> Result<bool, ConnectorError> {

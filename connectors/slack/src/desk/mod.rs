@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::Value;
 use switchboard_api::{
-    AgentAction, Briefing, ConnectorError, Desk, DeskEvent, DeskNotice, DeskSink, FileRef, Health,
-    IngestError, Redactor, ThreadPost, ThreadRef,
+    AgentAction, Briefing, ConnectorError, Desk, DeskEvent, DeskNotice, DeskSink, FileRef,
+    ForgottenPosts, Health, IngestError, Redactor, ThreadPost, ThreadRef,
 };
 use tracing::{debug, warn, Instrument};
 
@@ -25,6 +25,7 @@ pub mod actions;
 pub mod blocks;
 pub mod config;
 pub mod convert;
+pub mod forget;
 mod interact;
 pub mod posts;
 #[cfg(test)]
@@ -450,6 +451,10 @@ impl Desk for SlackDesk {
 
     async fn check_setup(&self) -> Result<Vec<String>, ConnectorError> {
         crate::manifest::check_scopes(self.shared.app.web(), crate::manifest::DESK_SCOPES).await
+    }
+
+    async fn forget_thread(&self, thread: &ThreadRef) -> Result<ForgottenPosts, ConnectorError> {
+        forget::forget_thread(&self.shared, thread).await
     }
 
     async fn check_channel(&self, channel: &str) -> Result<(), ConnectorError> {

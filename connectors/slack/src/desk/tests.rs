@@ -432,3 +432,84 @@ async fn socket_mode_offers_no_http_route() {
         .routes(Arc::new(RecordingSink::default()))
         .is_none());
 }
+
+/// A thread with a briefing, a mirrored customer message, an uploaded file and an agent's
+/// own reply.
+async fn thread_to_forget(slack: &SlackStandIn, desk: &SlackDesk) -> ThreadRef {
+    let thread = desk
+        .open_thread(CHANNEL, &sample_briefing(1))
+        .await
+        .expect("briefing posted");
+    desk.post_in_thread(
+        &thread,
+        &ThreadPost::CustomerMessage {
+            author: "Ada".into(),
+            text: "my order QX-5521 never came".into(),
+        },
+    )
+    .await
+    .expect("mirrored");
+    let file = switchboard_api::FileRef {
+        id: "f1".into(),
+        name: "receipt.txt".into(),
+        content_type: "text/plain".into(),
+        size: 7,
+        url: None,
+        bytes: Some("QX-5521".into()),
+    };
+    desk.upload_in_thread(&thread, "Ada", &file)
+        .await
+        .expect("uploaded");
+    let mut agent = thread_reply("U0AGENT", "Ada, QX-5521 is refunded");
+    agent["thread_ts"] = json!(thread.ts);
+    slack.send_event(agent);
+    thread
+}
+
+#[tokio::test]
+async fn forgetting_a_thread_deletes_the_bots_posts_and_files_and_leaves_the_agents() {
+    let slack = SlackStandIn::start().await;
+    let desk = desk(&slack, SlackMode::Socket);
+    let thread = thread_to_forget(&slack, &desk).await;
+    assert_eq!(slack.thread(CHANNEL, &thread.ts).len(), 4);
+
+    let forgotten = desk.forget_thread(&thread).await.expect("forgotten");
+    assert_eq!(
+        (
+            forgotten.deleted,
+            forgotten.files_deleted,
+            forgotten.left_by_people
+        ),
+        (3, 1, 1)
+    );
+    let left = slack.thread(CHANNEL, &thread.ts);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["user"], "U0AGENT");
+    assert!(slack.files().is_empty(), "the uploaded file is deleted");
+    assert!(slack.deleted().iter().any(|(_, ts)| *ts == thread.ts));
+    assert_eq!(
+        desk.forget_thread(&thread).await.expect("again"),
+        switchboard_api::ForgottenPosts {
+            left_by_people: 1,
+            ..Default::default()
+        },
+        "a second run finds nothing of ours"
+    );
+}
+
+#[tokio::test]
+async fn posts_slack_will_not_delete_are_overwritten_with_a_redaction() {
+    let slack = SlackStandIn::start().await;
+    let desk = desk(&slack, SlackMode::Socket);
+    let thread = thread_to_forget(&slack, &desk).await;
+    slack.refuse_deletes(true);
+
+    let forgotten = desk.forget_thread(&thread).await.expect("forgotten");
+    assert_eq!((forgotten.deleted, forgotten.redacted), (0, 3));
+    for message in slack.thread(CHANNEL, &thread.ts) {
+        if message["user"] == crate::standin::BOT_USER_ID {
+            assert_eq!(message["text"], crate::desk::forget::REDACTED, "{message}");
+            assert!(!message.to_string().contains("QX-5521"), "{message}");
+        }
+    }
+}

@@ -190,6 +190,12 @@ struct Recorded {
     channel_members: HashMap<String, Vec<String>>,
     /// Every Web API method called, in order.
     methods_called: Vec<String>,
+    /// Messages removed with `chat.delete`: (channel, ts).
+    deleted: Vec<(String, String)>,
+    /// Files removed with `files.delete`.
+    deleted_files: Vec<String>,
+    /// Answer `cant_delete_message` to every `chat.delete` (a workspace that keeps messages).
+    refuse_deletes: bool,
     seq: u64,
     sockets: Vec<mpsc::UnboundedSender<String>>,
     queued: VecDeque<String>,
@@ -273,6 +279,35 @@ impl SlackStandIn {
     /// The bot's own user id.
     pub fn bot_user_id(&self) -> &'static str {
         BOT_USER_ID
+    }
+
+    /// Messages deleted with `chat.delete` so far: (channel, ts).
+    pub fn deleted(&self) -> Vec<(String, String)> {
+        self.inner.lock().deleted.clone()
+    }
+
+    /// Files deleted with `files.delete` so far.
+    pub fn deleted_files(&self) -> Vec<String> {
+        self.inner.lock().deleted_files.clone()
+    }
+
+    /// Makes `chat.delete` answer `cant_delete_message`, as a workspace whose retention
+    /// settings keep messages does.
+    pub fn refuse_deletes(&self, refuse: bool) {
+        self.inner.lock().refuse_deletes = refuse;
+    }
+
+    /// The messages of a thread as `conversations.replies` would show them now, parent first.
+    pub fn thread(&self, channel: &str, thread_ts: &str) -> Vec<Value> {
+        let recorded = self.inner.lock();
+        let mut thread: Vec<&ChannelMessage> = (recorded.messages.iter())
+            .filter(|known| known.channel == channel && known.root() == thread_ts)
+            .collect();
+        thread.sort_by_key(|known| ts_order(known.ts()));
+        thread
+            .into_iter()
+            .map(|known| known.message.clone())
+            .collect()
     }
 
     /// Every `chat.postMessage` / `chat.update` so far, in arrival order.

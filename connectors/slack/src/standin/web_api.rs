@@ -411,6 +411,41 @@ pub(super) async fn api(
             )
             .into_response()
         }
+        "chat.delete" => {
+            let (channel, ts) = (
+                param("channel").unwrap_or_default(),
+                param("ts").unwrap_or_default(),
+            );
+            let mut recorded = inner.lock();
+            let Some(at) = (recorded.messages.iter())
+                .position(|known| known.channel == channel && known.ts() == ts)
+            else {
+                return slack_error("message_not_found");
+            };
+            // A bot token deletes only the bot's own messages.
+            if recorded.messages[at].message["user"] != BOT_USER_ID {
+                return slack_error("cant_delete_message");
+            }
+            if recorded.refuse_deletes {
+                return slack_error("cant_delete_message");
+            }
+            recorded.messages.remove(at);
+            recorded.deleted.push((channel.clone(), ts.clone()));
+            drop(recorded);
+            inner.changed.notify_waiters();
+            Json(json!({"ok": true, "channel": channel, "ts": ts})).into_response()
+        }
+        "files.delete" => {
+            let file = param("file").unwrap_or_default();
+            let mut recorded = inner.lock();
+            let before = recorded.files.len();
+            recorded.files.retain(|known| known.id != file);
+            if recorded.files.len() == before {
+                return slack_error("file_not_found");
+            }
+            recorded.deleted_files.push(file);
+            Json(json!({"ok": true})).into_response()
+        }
         "files.getUploadURLExternal" => {
             let (Some(name), Some(length)) = (param("filename"), param("length")) else {
                 return slack_error("invalid_arguments");
@@ -452,6 +487,19 @@ pub(super) async fn api(
                 done.push(json!({"id": id, "name": upload.name, "title": title,
                                  "size": bytes.len(), "mimetype": upload.content_type}));
                 if let Some(channel) = &channel {
+                    // Shared into a channel, the file shows as a message of the uploader's.
+                    recorded.seq += 1;
+                    let ts = format!("{}.{:06}", 1_700_000_000 + recorded.seq, recorded.seq);
+                    let mut message = json!({"type": "message", "subtype": "file_share",
+                        "text": param("initial_comment").unwrap_or_default(), "user": BOT_USER_ID,
+                        "bot_id": BOT_ID, "ts": ts, "files": [{"id": id, "name": upload.name}]});
+                    if let Some(thread_ts) = param("thread_ts") {
+                        message["thread_ts"] = json!(thread_ts);
+                    }
+                    recorded.messages.push(ChannelMessage {
+                        channel: channel.clone(),
+                        message,
+                    });
                     recorded.files.push(RecordedFile {
                         id: id.to_string(),
                         name: upload.name.clone(),

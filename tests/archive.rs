@@ -1,0 +1,343 @@
+//! Retention (`switchboard archive run`): resolved conversations past
+//! `retention.archive_after_days` move to the archive and out of Redis, Redis memory drops,
+//! the archive reads back equal, a crash at either step of a run loses and doubles nothing,
+//! export reads the archive and forget erases from it. Time is compressed by passing the
+//! run's clock, never by sleeping. Single Redis and cluster.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use switchboard::archive::{Archive, ArchiveStore, LocalDirStore};
+use switchboard::model::{now_ms, Role};
+use switchboard::store::{keys, Commit, ConversationDump, NewFile, ReplyToQueue, Store};
+use switchboard_api::{FileRef, Identity, Inbound, InboundKind};
+
+use crate::erasure::{mentions, redis_contents};
+use crate::harness::{on_single_and_cluster, TempDir, TestRedis};
+
+const DAY_MS: u64 = 86_400_000;
+const AFTER_DAYS: u32 = 90;
+const RESOLVED: usize = 120;
+const OPEN: usize = 10;
+
+fn inbound(key: &str, message_id: &str, text: &str) -> Inbound {
+    Inbound {
+        channel: switchboard_webchat::CHANNEL,
+        conversation_key: key.into(),
+        message_id: message_id.into(),
+        kind: InboundKind::Text,
+        author: Identity {
+            id: key.into(),
+            display_name: Some("Dana".into()),
+            ..Default::default()
+        },
+        text: text.into(),
+        context: Default::default(),
+        files: Vec::new(),
+    }
+}
+
+/// A conversation of five customer messages (the first with a file) and an agent's answer,
+/// escalated and then resolved or left open; returns its id.
+async fn seed(store: &Store, key: &str, resolved: bool) -> String {
+    let file = NewFile {
+        file: FileRef {
+            id: format!("{key}-f"),
+            name: "photo.png".into(),
+            content_type: "image/png".into(),
+            size: 2048,
+            url: None,
+            bytes: None,
+        },
+        bytes: Bytes::from(vec![7u8; 2048]),
+    };
+    let first = inbound(
+        key,
+        &format!("{key}-0"),
+        &format!("{key} says: my invoice is wrong"),
+    );
+    let id = store
+        .ingest_with_files(&first, &[file], Duration::from_secs(30 * 86_400))
+        .await
+        .expect("ingest")
+        .conversation_id;
+    for n in 1..5 {
+        let text = format!("{key} message {n}: the amount differs from the quote we agreed on");
+        store
+            .ingest(&inbound(key, &format!("{key}-{n}"), &text))
+            .await
+            .expect("ingest");
+    }
+    let status = if resolved { "resolved" } else { "escalated" };
+    let log = serde_json::json!({"conversation_id": id, "reason": "human_requested",
+                                 "question": format!("{key} says: my invoice is wrong")});
+    store
+        .commit(&Commit {
+            conversation_id: id.clone(),
+            fields: vec![
+                ("status".into(), status.into()),
+                ("resolved_ms".into(), now_ms().to_string()),
+                ("csat".into(), "5".into()),
+            ],
+            reply: Some(ReplyToQueue {
+                role: Role::Agent,
+                author: "Sam".into(),
+                text: format!("{key}: corrected invoice sent"),
+                ..Default::default()
+            }),
+            escalation_log: Some(log.to_string()),
+            ..Default::default()
+        })
+        .await
+        .expect("commit");
+    id
+}
+
+/// `used_memory` of every node, summed.
+fn used_memory(redis: &TestRedis) -> u64 {
+    let urls = match redis {
+        TestRedis::Single(server) => vec![server.url()],
+        TestRedis::Cluster(cluster) => cluster.urls(),
+    };
+    urls.into_iter()
+        .map(|url| {
+            let mut conn = redis::Client::open(url)
+                .and_then(|client| client.get_connection())
+                .unwrap();
+            let info: String = redis::cmd("INFO").arg("memory").query(&mut conn).unwrap();
+            (info.lines())
+                .find_map(|line| line.strip_prefix("used_memory:"))
+                .and_then(|bytes| bytes.trim().parse::<u64>().ok())
+                .unwrap()
+        })
+        .sum()
+}
+
+/// `MEMORY USAGE` of a conversation's own keys, summed (0 when gone).
+fn conversation_memory(redis: &TestRedis, id: &str) -> u64 {
+    let mut conn = redis.client();
+    [keys::conversation(id), keys::messages(id), keys::seen(id)]
+        .iter()
+        .map(|key| {
+            redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(key)
+                .query::<Option<u64>>(&mut conn)
+                .unwrap()
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Crash {
+    /// The process dies after writing a segment, before its manifest.
+    BeforeManifest,
+    /// The manifest is written, then the process dies before Redis is touched.
+    AfterManifest,
+}
+
+/// A local directory whose manifest writes "crash" as scripted.
+struct CrashingStore {
+    inner: LocalDirStore,
+    crash: Crash,
+}
+
+#[async_trait]
+impl ArchiveStore for CrashingStore {
+    async fn put(&self, name: &str, bytes: Vec<u8>) -> std::io::Result<()> {
+        if name.starts_with("manifests/") {
+            if self.crash == Crash::AfterManifest {
+                self.inner.put(name, bytes).await?;
+            }
+            return Err(std::io::Error::other("killed"));
+        }
+        self.inner.put(name, bytes).await
+    }
+    async fn get(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
+        self.inner.get(name).await
+    }
+    async fn list(&self, prefix: &str) -> std::io::Result<Vec<String>> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, name: &str) -> std::io::Result<()> {
+        self.inner.delete(name).await
+    }
+}
+
+async fn indexed(store: &Store) -> usize {
+    let mut count = 0;
+    for partition in keys::partitions() {
+        count += store
+            .indexed_conversations(partition, u64::MAX)
+            .await
+            .unwrap()
+            .len();
+    }
+    count
+}
+
+/// Every segment file's text, unzipped.
+fn segment_texts(dir: &std::path::Path) -> String {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(dir.join("segments")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut all)
+            .unwrap();
+    }
+    all
+}
+
+async fn resolved_conversations_move_to_the_archive_and_out_of_redis(redis: TestRedis) {
+    let store = Store::connect(&redis.url(), Duration::from_millis(2000))
+        .await
+        .expect("connect");
+    store.ensure_groups().await.unwrap();
+    let mut resolved = Vec::new();
+    for n in 0..RESOLVED {
+        resolved.push(seed(&store, &format!("s:old-{n:04}"), true).await);
+    }
+    for n in 0..OPEN {
+        seed(&store, &format!("s:open-{n:04}"), false).await;
+    }
+    // A customer writing between the read and the removal keeps the conversation in Redis.
+    let busy = seed(&store, "s:busy-0001", true).await;
+    let stale = store
+        .dump_conversation(&busy, Vec::new())
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .ingest(&inbound("s:busy-0001", "busy-late", "one more thing"))
+        .await
+        .unwrap();
+    assert_eq!(store.purge_conversation(&stale, true).await.unwrap(), None);
+    assert_eq!(
+        store
+            .transcript_after(&busy, None, 100)
+            .await
+            .unwrap()
+            .len(),
+        7
+    );
+    switchboard::contact::forget(&store, None, None, &busy, "t", None)
+        .await
+        .unwrap();
+    let mut before: BTreeMap<String, ConversationDump> = BTreeMap::new();
+    for partition in keys::partitions() {
+        let mut log = store.escalations_by_conversation(partition).await.unwrap();
+        for id in resolved
+            .iter()
+            .filter(|id| keys::partition(id) == partition)
+        {
+            let dump = store
+                .dump_conversation(id, log.remove(id).unwrap_or_default())
+                .await
+                .unwrap()
+                .unwrap();
+            before.insert(id.clone(), dump);
+        }
+    }
+    let dir = TempDir::new("archive");
+    let archive = Archive::new(Arc::new(LocalDirStore::new(&dir.0)));
+
+    // A day short of the retention, nothing is due.
+    let early = now_ms() + (u64::from(AFTER_DAYS) - 1) * DAY_MS;
+    let report = archive.run(&store, early, AFTER_DAYS).await.unwrap();
+    assert_eq!(report.archived, 0);
+
+    // Crashes: after a segment, before its manifest; then after a manifest, before Redis.
+    let later = now_ms() + (u64::from(AFTER_DAYS) + 1) * DAY_MS;
+    for crash in [Crash::BeforeManifest, Crash::AfterManifest] {
+        let crashing = Archive::new(Arc::new(CrashingStore {
+            inner: LocalDirStore::new(&dir.0),
+            crash,
+        }));
+        assert!(crashing.run(&store, later, AFTER_DAYS).await.is_err());
+        assert_eq!(indexed(&store).await, RESOLVED + OPEN, "nothing left Redis");
+    }
+    let memory_before = used_memory(&redis);
+    let one = &resolved[0];
+    let conversation_bytes = conversation_memory(&redis, one);
+    assert!(conversation_bytes > 0);
+
+    let report = archive.run(&store, later, AFTER_DAYS).await.unwrap();
+    assert_eq!(
+        (report.archived + report.finished_from_earlier_run) as usize,
+        RESOLVED,
+        "{report:?}"
+    );
+    assert!(report.finished_from_earlier_run > 0, "{report:?}");
+    assert_eq!(indexed(&store).await, OPEN, "only the open ones stay");
+    assert_eq!(conversation_memory(&redis, one), 0);
+    let memory_after = used_memory(&redis);
+    println!(
+        "redis used_memory before {memory_before} after {memory_after}; one conversation's keys {conversation_bytes} bytes"
+    );
+    assert!(
+        memory_after + (RESOLVED as u64 * conversation_bytes) / 2 < memory_before,
+        "memory {memory_before} -> {memory_after}"
+    );
+
+    // Each conversation exactly once, read back equal to what Redis held.
+    let lines = archive.read_all().await.unwrap();
+    let archived: BTreeMap<String, ConversationDump> = (lines.into_iter())
+        .map(|line| (line.conversation.id.clone(), line.conversation))
+        .collect();
+    assert_eq!(archived.len(), RESOLVED);
+    assert_eq!(archived, before);
+    let raw = segment_texts(&dir.0);
+    assert_eq!(
+        raw.lines().count(),
+        RESOLVED,
+        "no line twice on disk either"
+    );
+    let status = archive.status().await.unwrap();
+    assert_eq!(status.conversations as usize, RESOLVED);
+    assert_eq!(
+        archive
+            .run(&store, later, AFTER_DAYS)
+            .await
+            .unwrap()
+            .archived,
+        0,
+        "a second run has nothing to do"
+    );
+
+    // Export reads the archive; the customer coming back starts afresh.
+    let subject = format!("webchat:s:old-{:04}", 3);
+    let export = switchboard::contact::export(&store, Some(&archive), &subject)
+        .await
+        .unwrap();
+    assert!(export.conversations.is_empty());
+    assert_eq!(export.archived.len(), 1);
+    assert!(serde_json::to_string(&export)
+        .unwrap()
+        .contains("s:old-0003 says: my invoice is wrong"));
+    store
+        .ingest(&inbound("s:old-0003", "again-1", "back again"))
+        .await
+        .unwrap();
+    let id = &export.archived[0].conversation.id;
+    let transcript = store.transcript_after(id, None, 100).await.unwrap();
+    assert_eq!(transcript.len(), 1, "a new conversation, no history");
+
+    // Forget reaches the archive too.
+    let forgotten = switchboard::contact::forget(&store, Some(&archive), None, &subject, "t", None)
+        .await
+        .unwrap();
+    assert_eq!(forgotten.archived_conversations, 1);
+    assert_eq!(forgotten.redis.conversations, 1);
+    let raw = segment_texts(&dir.0);
+    assert!(!raw.contains("s:old-0003"), "erased from the archive");
+    assert!(raw.contains("s:old-0004"), "the others stay");
+    assert_eq!(archive.read_all().await.unwrap().len(), RESOLVED - 1);
+    assert!(mentions(&redis_contents(&redis), &["s:old-0003", "back again"]).is_empty());
+}
+
+on_single_and_cluster!(resolved_conversations_move_to_the_archive_and_out_of_redis);
