@@ -422,6 +422,24 @@ async fn a_linked_contact_back_on_another_channel_is_a_repeat_contact(redis: Tes
         report.cases.first_contact_resolved, 0,
         "she came back within the repeat window"
     );
+
+    // Forgotten: nothing of hers is left in the partition's case deadlines or case log.
+    switchboard::contact::forget(&gateway.store, None, None, user, "dpo", None)
+        .await
+        .expect("forget");
+    let mut conn = redis.client();
+    let partition = keys::partition(&id);
+    let deadline: Option<f64> = conn
+        .zscore(keys::case_deadlines(partition), keys::conversation(&id))
+        .unwrap();
+    assert_eq!(deadline, None);
+    let log: redis::streams::StreamRangeReply = conn.xrange_all(keys::case_log(partition)).unwrap();
+    assert!(
+        !log.ids.iter().any(|entry| entry
+            .get::<String>("case")
+            .is_some_and(|case| case.starts_with(&id))),
+        "her case events are gone"
+    );
 }
 
 on_single_and_cluster!(

@@ -76,17 +76,13 @@ impl RetentionConfig {
 
 /// Whether a conversation is done with and old enough to leave Redis.
 ///
-/// Resolved, its current case closed (a record from before cases has none), and no activity
-/// for `after_days`; it is the one place that decides.
+/// Resolved, with no activity for `after_days`; it is the one place that decides. Closing a
+/// case (`crate::cases`) sets the conversation resolved, so this is "its last case closed at
+/// least `after_days` ago"; a resolved record whose case close was interrupted is as done.
 pub fn archivable(conversation: &ConversationDump, now_ms: u64, after_days: u32) -> bool {
-    let record = &conversation.record;
-    let resolved =
-        (record.get(field::STATUS)).is_some_and(|status| Status::parse(status) == Status::Resolved);
-    let case_closed = !record.contains_key(crate::model::case_field::NUMBER)
-        || record.contains_key(crate::model::case_field::CLOSED_MS);
-    resolved
-        && case_closed
-        && conversation.last_activity_ms() + u64::from(after_days) * DAY_MS <= now_ms
+    let resolved = (conversation.record.get(field::STATUS))
+        .is_some_and(|status| Status::parse(status) == Status::Resolved);
+    resolved && conversation.last_activity_ms() + u64::from(after_days) * DAY_MS <= now_ms
 }
 
 /// [`archivable`] from the record alone, before reading a conversation whole: its
