@@ -445,6 +445,7 @@ async fn thread_to_forget(slack: &SlackStandIn, desk: &SlackDesk) -> ThreadRef {
         &ThreadPost::CustomerMessage {
             author: "Ada".into(),
             text: "my order QX-5521 never came".into(),
+            message_id: None,
         },
     )
     .await
