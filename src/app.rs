@@ -204,7 +204,8 @@ pub async fn start_with_desk(
     };
     let store = connect_when_redis_is_ready(&config.redis)
         .await
-        .map_err(redis_error)?;
+        .map_err(redis_error)?
+        .with_case_rules(config.case_rules());
     for (stream, entries) in store.unpartitioned_work().await.map_err(redis_error)? {
         warn!(
             stream,
@@ -475,6 +476,11 @@ pub async fn start_with_desk(
             .instrument(tracing::info_span!("desk")),
         );
     }
+    tasks.spawn(
+        crate::cases::CaseSweeper::new(store.clone(), metrics.clone())
+            .run()
+            .instrument(tracing::info_span!("cases")),
+    );
     tasks.spawn(
         learning
             .clone()

@@ -15,7 +15,9 @@ use switchboard_api::{BuildContext, Connector, ConnectorConfig, ConnectorError};
 use crate::registry;
 use crate::triage::TriageConfig;
 
+mod cases;
 mod desk;
+pub use cases::{CaseConfig, CaseRules, MetricsConfig};
 pub use desk::{DeskRoute, DeskSection, DeskSettings, Reminders};
 
 /// The whole gateway configuration.
@@ -35,6 +37,10 @@ pub struct Config {
     pub desk: DeskSettings,
     /// `[files]`: attachments both ways, their size limit and retention.
     pub files: FilesConfig,
+    /// `[case]`: when support cases open, close and reopen.
+    pub case: CaseConfig,
+    /// `[metrics]`: the windows of the per-case figures.
+    pub metrics: MetricsConfig,
     /// `[retention]`: when conversations leave Redis for the archive.
     pub retention: crate::archive::RetentionConfig,
     /// The directory of the config file; relative paths resolve against it.
@@ -508,7 +514,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-const TOP_LEVEL_KEYS: [&str; 8] = [
+const TOP_LEVEL_KEYS: [&str; 10] = [
     "gateway",
     "redis",
     "outbox",
@@ -516,6 +522,8 @@ const TOP_LEVEL_KEYS: [&str; 8] = [
     "connectors",
     "desk",
     "files",
+    "case",
+    "metrics",
     "retention",
 ];
 
@@ -564,6 +572,8 @@ impl Config {
             connectors: ConnectorsConfig::default(),
             desk: DeskSettings::default(),
             files: section(&table, "files", &mut problems),
+            case: section(&table, "case", &mut problems),
+            metrics: section(&table, "metrics", &mut problems),
             retention: section(&table, "retention", &mut problems),
             base_dir,
         };
@@ -723,6 +733,7 @@ impl Config {
         }
         self.triage.validate("triage", &self.base_dir, &mut raw);
         self.files.validate(&mut raw);
+        cases::validate(&self.case, &self.metrics, &mut raw);
         self.retention.validate(&mut raw);
         self.connectors.validate(&mut raw);
         self.desk.validate(&mut raw);

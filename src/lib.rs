@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod app;
 pub mod archive;
+pub mod cases;
 pub mod config;
 pub mod contact;
 pub mod desk;

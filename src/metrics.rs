@@ -53,6 +53,25 @@ pub struct Metrics {
     pub desk_reveals: Counter,
     /// Seconds triage took to decide.
     pub triage_latency: Histogram,
+    /// Support cases opened, by channel (repeat contacts included).
+    pub cases_opened: Family<Labels, Counter>,
+    /// Cases opened within `metrics.repeat_window_days` of the customer's previous case, by channel.
+    pub repeat_contacts: Family<Labels, Counter>,
+    /// Closed cases reopened by a message within `case.reopen_window_hours`.
+    pub case_reopens: Counter,
+    /// Cases closed, by how (`resolved`, `confirmed`, `ai_idle`, `idle`) and whether a person
+    /// was involved (`human` = `yes`/`no`); AI-resolved rate: `human="no"` over all.
+    pub cases_closed: Family<Labels, Counter>,
+    /// Escalations per closed case.
+    pub case_escalations: Histogram,
+    /// Seconds from a case's opening to its first reply, per closed case.
+    pub case_time_to_first_response: Histogram,
+    /// Seconds from a case's opening to its first agent reply, per closed case that had one.
+    pub case_time_to_human: Histogram,
+    /// Seconds from a case's opening to its close, per closed case.
+    pub case_time_to_close: Histogram,
+    /// Satisfaction ratings given, by rating (1-5).
+    pub csat_ratings: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -76,6 +95,15 @@ impl Default for Metrics {
             desk_reminders: Family::default(),
             desk_reveals: Counter::default(),
             triage_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            cases_opened: Family::default(),
+            repeat_contacts: Family::default(),
+            case_reopens: Counter::default(),
+            cases_closed: Family::default(),
+            case_escalations: Histogram::new([0.0, 1.0, 2.0, 3.0, 5.0]),
+            case_time_to_first_response: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            case_time_to_human: Histogram::new(exponential_buckets(5.0, 2.0, 14)),
+            case_time_to_close: Histogram::new(exponential_buckets(60.0, 2.0, 16)),
+            csat_ratings: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -157,6 +185,51 @@ impl Default for Metrics {
             "triage_latency_seconds",
             "Time triage took to decide",
             metrics.triage_latency.clone(),
+        );
+        registry.register(
+            "cases_opened",
+            "Support cases opened, by channel",
+            metrics.cases_opened.clone(),
+        );
+        registry.register(
+            "repeat_contacts",
+            "Cases opened soon after the customer's previous case closed, by channel",
+            metrics.repeat_contacts.clone(),
+        );
+        registry.register(
+            "case_reopens",
+            "Closed cases reopened by the customer",
+            metrics.case_reopens.clone(),
+        );
+        registry.register(
+            "cases_closed",
+            "Cases closed, by how and whether a person was involved",
+            metrics.cases_closed.clone(),
+        );
+        registry.register(
+            "case_escalations",
+            "Escalations per closed case",
+            metrics.case_escalations.clone(),
+        );
+        registry.register(
+            "case_time_to_first_response_seconds",
+            "Case opened to its first reply, per closed case",
+            metrics.case_time_to_first_response.clone(),
+        );
+        registry.register(
+            "case_time_to_human_seconds",
+            "Case opened to its first agent reply, per closed case",
+            metrics.case_time_to_human.clone(),
+        );
+        registry.register(
+            "case_time_to_resolution_seconds",
+            "Case opened to closed, per closed case",
+            metrics.case_time_to_close.clone(),
+        );
+        registry.register(
+            "csat_ratings",
+            "Satisfaction ratings given, by rating",
+            metrics.csat_ratings.clone(),
         );
         Metrics {
             registry,

@@ -19,10 +19,12 @@ use tracing::{info, warn};
 
 use crate::files::Files;
 use crate::metrics::Metrics;
-use crate::model::{field, now_ms, Conversation, Delivery, DeskAction, DeskPost, Role, Status};
+use crate::model::{
+    case_field, field, now_ms, Conversation, Delivery, DeskAction, DeskPost, Role, Status,
+};
 use crate::periodic::Periodic;
 use crate::store::{
-    keys, Commit, ReplyToQueue, Store, StoreError, TranscriptEntry, Work, WorkItem,
+    keys, ClosedCase, Commit, ReplyToQueue, Store, StoreError, TranscriptEntry, Work, WorkItem,
 };
 use crate::triage::{Decision, DecisionRecord, TranscriptLine, Triage, TriageInput};
 
@@ -57,12 +59,22 @@ const BATCH: usize = 64;
 enum Step {
     /// Nothing but its ack (handled, or cannot be).
     Ack,
-    /// A commit (which acks the item), and the decision to count once it is written.
+    /// A commit (which acks the item), and what to do once it is written.
     Commit(Box<Commit>, Option<Box<Decided>>),
 }
 
+/// What follows a written commit.
+enum Decided {
+    /// A triage decision, counted in the metrics.
+    Triaged(Box<Triaged>),
+    /// A satisfaction rating, counted.
+    Rated(u8),
+    /// The customer confirmed the AI's answer, which closed the case.
+    Closed(Box<ClosedCase>),
+}
+
 /// A triage decision, counted in the metrics after its commit succeeded.
-struct Decided {
+struct Triaged {
     conversation: Conversation,
     record: DecisionRecord,
     asked_ms: Option<u64>,
@@ -146,6 +158,9 @@ impl Gateway for Intake {
                 ("delivery", replay.into()),
             ])
             .inc();
+        if ingested.is_new {
+            crate::cases::count_event(&self.metrics, ingested.case_event, channel);
+        }
         if ingested.created {
             self.metrics
                 .conversations_started
@@ -344,13 +359,25 @@ impl TriageWorker {
                 Step::Ack => acks.push((Work::Inbound, item)),
                 Step::Commit(commit, decided) => {
                     commits.push(*commit);
-                    decisions.extend(decided);
+                    decisions.push(decided);
                 }
             }
         }
         self.store.commit_batch(&commits, &acks).await?;
-        for decided in decisions {
-            self.count_decision(&decided.conversation, &decided.record, decided.asked_ms);
+        for decided in decisions.into_iter().flatten() {
+            match *decided {
+                Decided::Triaged(triaged) => {
+                    let triaged = *triaged;
+                    self.count_decision(&triaged.conversation, &triaged.record, triaged.asked_ms)
+                }
+                Decided::Rated(rating) => {
+                    self.metrics
+                        .csat_ratings
+                        .get_or_create(&Metrics::label("rating", rating.to_string()))
+                        .inc();
+                }
+                Decided::Closed(closed) => crate::cases::count_close(&self.metrics, &closed),
+            }
         }
         Ok(())
     }
@@ -386,13 +413,36 @@ impl TriageWorker {
             if conversation.csat_pending {
                 if let Some(rating) = rating {
                     let commit = commit_for_rating(&conversation, rating, ack);
-                    return Ok(Step::Commit(Box::new(commit), None));
+                    let rated = Some(Box::new(Decided::Rated(rating)));
+                    return Ok(Step::Commit(Box::new(commit), rated));
                 }
+            }
+            let answered_by_ai = recent[..position]
+                .iter()
+                .rev()
+                .find(|entry| entry.role != Role::Customer)
+                .is_some_and(|entry| entry.role == Role::Ai);
+            let phrases = &self.store.case_rules().confirmation_phrases;
+            if conversation.status == Status::Bot
+                && answered_by_ai
+                && crate::cases::is_confirmation(phrases, &recent[position].text)
+            {
+                // Closed before the thanks is written, so a message arriving after the
+                // customer read it never continues the closed case; a redone work item finds
+                // it closed and only writes the thanks.
+                let closed = self
+                    .store
+                    .close_case(&conversation.id, Some("confirmed"), now_ms())
+                    .await?;
+                let commit = crate::cases::commit_for_confirmation(&conversation, ack);
+                let closed = closed.map(|closed| Box::new(Decided::Closed(Box::new(closed))));
+                return Ok(Step::Commit(Box::new(commit), closed));
             }
             let started = std::time::Instant::now();
             let mut record = self
                 .decide(&conversation, &recent[position], &recent[..position])
                 .await;
+            record.case_id = conversation.case_id();
             self.metrics
                 .triage_latency
                 .observe(started.elapsed().as_secs_f64());
@@ -422,11 +472,11 @@ impl TriageWorker {
             let asked_ms = first_reply.then(|| recent[position].at_ms());
             Ok(Step::Commit(
                 Box::new(commit),
-                Some(Box::new(Decided {
+                Some(Box::new(Decided::Triaged(Box::new(Triaged {
                     conversation,
                     record,
                     asked_ms,
-                })),
+                })))),
             ))
         } else {
             // A busy conversation may have pushed the message out of the recent window; the
@@ -538,6 +588,15 @@ impl TriageWorker {
             email: conversation.contact.email.as_deref(),
             history: &history,
         };
+        // The first message of a repeat-contact case, before anyone answered in it.
+        let opens_repeat_case = conversation.case.repeat
+            && conversation.case.first_response_ms.is_none()
+            && conversation.case.escalations == 0;
+        if opens_repeat_case {
+            if let Some(record) = self.triage.repeat_contact(&input) {
+                return record;
+            }
+        }
         self.triage.decide(&input).await
     }
 }
@@ -588,6 +647,10 @@ fn commit_for_rating(
             ("csat".into(), rating.to_string()),
             ("csat_ms".into(), now_ms().to_string()),
             ("csat_pending".into(), "0".into()),
+            (
+                "csat_case".into(),
+                conversation.case_id().unwrap_or_default(),
+            ),
         ],
         reply: Some(ReplyToQueue {
             role: Role::System,
@@ -615,11 +678,15 @@ fn commit_for_decision(
         ("updated_ms".to_owned(), now.clone()),
         ("csat_pending".to_owned(), "0".to_owned()),
     ];
+    if conversation.case.first_response_ms.is_none() {
+        fields.push((case_field::FIRST_RESPONSE_MS.into(), now.clone()));
+    }
     let mut desk_payload = None;
     let mut watch_from_ms = None;
     let (role, text, actions, escalation_log) = match &record.decision {
         Decision::Answer { text, .. } => {
             fields.push(("status".into(), Status::Bot.as_str().into()));
+            fields.push((case_field::AI_MS.into(), now.clone()));
             (
                 Role::Ai,
                 text.clone(),
@@ -640,6 +707,11 @@ fn commit_for_decision(
                 watch_from_ms = now.parse().ok();
             }
             fields.push(("escalation_reason".into(), reason.as_str().to_owned()));
+            let escalations = conversation.case.escalations + 1;
+            fields.push((case_field::ESCALATIONS.into(), escalations.to_string()));
+            if matches!(handoff, Handoff::Desk) {
+                fields.push((case_field::HUMAN.into(), "1".into()));
+            }
             info!(
                 conversation = %conversation.id,
                 channel = %conversation.channel,
@@ -649,6 +721,7 @@ fn commit_for_decision(
             );
             let log = serde_json::json!({
                 "conversation_id": conversation.id,
+                "case_id": conversation.case_id(),
                 "channel": conversation.channel,
                 "reason": reason,
                 "at_ms": now,

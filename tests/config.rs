@@ -267,7 +267,7 @@ customer_channels = ["email"]
         output.contains(
             "desk.routes[0].reasons: `negative_sentimnet` is not an escalation reason (vip_tier, \
              always_human_category, human_requested, negative_sentiment, repeated_question, \
-             bot_loop, low_confidence)"
+             bot_loop, low_confidence, repeat_contact)"
         ),
         "{output}"
     );
@@ -334,4 +334,54 @@ fn the_container_files_build_locked_on_the_pinned_toolchain_and_keep_data_safe()
     let docker = read("config/docker.toml");
     assert!(docker.contains("admin_listen = \"0.0.0.0:9090\""));
     assert!(docker.contains("admin_token_env"));
+}
+
+#[test]
+fn case_and_metrics_keys_are_checked_and_a_typo_is_an_error() {
+    let problems = switchboard::config::Config::parse(
+        "[case]\nidle_close_dayz = 3\nai_idle_close_hours = 0\nreopen_window_hours = -1\n\
+         confirmation_phrases = [\"!!\"]\n[metrics]\nrepeat_window_days = nan\n",
+        config_dir(),
+    )
+    .expect_err("bad [case] and [metrics]");
+    let keys: Vec<&str> = problems
+        .iter()
+        .map(|problem| problem.key.as_str())
+        .collect();
+    assert!(keys.contains(&"case.idle_close_dayz"), "{keys:?}");
+    let problems = switchboard::config::Config::parse(
+        "[case]\nai_idle_close_hours = 0\nreopen_window_hours = -1\n\
+         confirmation_phrases = [\"!!\"]\n[metrics]\nrepeat_window_days = nan\nwindow = 3\n",
+        config_dir(),
+    )
+    .expect_err("bad values");
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter().any(|line| line.starts_with("metrics.window:")),
+        "{text:?}"
+    );
+    let problems = switchboard::config::Config::parse(
+        "[case]\nai_idle_close_hours = 0\nreopen_window_hours = -1\n\
+         confirmation_phrases = [\"!!\"]\n[metrics]\nrepeat_window_days = nan\n",
+        config_dir(),
+    )
+    .expect_err("bad values");
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    for expected in [
+        "case.ai_idle_close_hours: must be above 0",
+        "case.reopen_window_hours: must be 0 or more",
+        "case.confirmation_phrases: phrase \"!!\" has no words",
+        "metrics.repeat_window_days: must be 0 or more",
+    ] {
+        assert!(
+            text.iter().any(|line| line.starts_with(expected)),
+            "{expected} in {text:?}"
+        );
+    }
+    let defaults = switchboard::config::Config::parse("", config_dir())
+        .expect("defaults")
+        .case_rules();
+    assert_eq!(defaults.idle_close_ms, 7 * 86_400_000);
+    assert_eq!(defaults.ai_idle_close_ms, 86_400_000);
+    assert_eq!(defaults.repeat_window_ms, 7 * 86_400_000);
 }

@@ -3,6 +3,7 @@
 mod archive;
 mod attachments;
 mod browser;
+mod cases;
 mod channels;
 mod cluster;
 mod config;

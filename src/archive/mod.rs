@@ -76,8 +76,9 @@ impl RetentionConfig {
 
 /// Whether a conversation is done with and old enough to leave Redis.
 ///
-/// Today: resolved, with no activity for `after_days`. Once cases land this becomes "a
-/// closed case older than `after_days`"; it is the one place that decides.
+/// Resolved, with no activity for `after_days`; it is the one place that decides. Closing a
+/// case (`crate::cases`) sets the conversation resolved, so this is "its last case closed at
+/// least `after_days` ago"; a resolved record whose case close was interrupted is as done.
 pub fn archivable(conversation: &ConversationDump, now_ms: u64, after_days: u32) -> bool {
     let resolved = (conversation.record.get(field::STATUS))
         .is_some_and(|status| Status::parse(status) == Status::Resolved);

@@ -112,6 +112,10 @@ pub async fn forget(
             forgotten.redis.add(purged);
         }
     }
+    // The case log names the conversation; an archived one's events are still in Redis too.
+    for id in &all_ids {
+        store.forget_case_log(id).await?;
+    }
     if let Subject::Email(email) = &subject {
         let contact = keys::contact(email);
         forgotten.redis.keys += store

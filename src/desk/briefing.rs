@@ -112,6 +112,15 @@ pub fn compose(conversation: &Conversation, transcript: &[TranscriptEntry]) -> B
         suggested_reply,
         claimed_by: conversation.claimed_by.clone(),
         status: conversation.status.as_str().to_owned(),
+        previous_case: conversation
+            .case
+            .previous_thread
+            .clone()
+            .filter(|_| conversation.case.number > 1)
+            .map(|thread| switchboard_api::PreviousCase {
+                case_id: crate::model::case_id(&conversation.id, conversation.case.number - 1),
+                thread,
+            }),
     }
 }
 

@@ -23,7 +23,9 @@ use crate::desk::BRIEFING_ENTRIES;
 use crate::files::Files;
 use crate::learning::{candidate_from, KnowledgeLoop, LearningError};
 use crate::metrics::Metrics;
-use crate::model::{field, now_ms, Conversation, Delivery, DeskAction, DeskPost, Role, Status};
+use crate::model::{
+    case_field, field, now_ms, Conversation, Delivery, DeskAction, DeskPost, Role, Status,
+};
 use crate::store::{Commit, ReplyToQueue, RevealLook, Store, StoreError};
 
 /// Told to the customer when an agent resolves the conversation.
@@ -328,14 +330,26 @@ impl DeskInbox {
         } else {
             commit
         };
-        if !self.store.commit(commit).await?.applied {
-            return Ok(false);
-        }
-        self.count(conversation, commit);
         let resolved = commit
             .fields
             .iter()
             .any(|(field, _)| field == "resolved_ms");
+        if resolved {
+            // Before the resolve's commit, so a customer message arriving after the customer
+            // was told it is resolved never continues the closed case. Closing twice does
+            // nothing, so a redelivered resolve is harmless.
+            if let Some(closed) = self
+                .store
+                .close_case(&conversation.id, Some("resolved"), now_ms())
+                .await?
+            {
+                crate::cases::count_close(&self.metrics, &closed);
+            }
+        }
+        if !self.store.commit(commit).await?.applied {
+            return Ok(false);
+        }
+        self.count(conversation, commit);
         if resolved {
             let dedupe = commit.dedupe.clone().unwrap_or_default();
             self.propose_candidate(conversation, &dedupe).await?;
@@ -613,6 +627,13 @@ fn reply_commit(
         ("status".to_owned(), Status::Human.as_str().to_owned()),
         ("updated_ms".to_owned(), now.clone()),
     ];
+    fields.push((case_field::HUMAN.into(), "1".into()));
+    if conversation.case.first_human_ms.is_none() {
+        fields.push((case_field::FIRST_HUMAN_MS.into(), now.clone()));
+    }
+    if conversation.case.first_response_ms.is_none() {
+        fields.push((case_field::FIRST_RESPONSE_MS.into(), now.clone()));
+    }
     if conversation.first_human_reply_ms.is_none() {
         fields.push(("first_human_reply_ms".into(), now));
     }
@@ -726,7 +747,10 @@ fn action_commit(
         AgentCommand::Claim => status_commit(
             conversation,
             Status::Human,
-            vec![("claimed_by".into(), agent.to_owned())],
+            vec![
+                ("claimed_by".into(), agent.to_owned()),
+                (case_field::HUMAN.into(), "1".into()),
+            ],
             None,
         ),
         AgentCommand::Resolve => status_commit(

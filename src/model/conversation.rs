@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use switchboard_api::{ChannelKind, CustomerContext, Identity, ThreadRef};
 use tracing::warn;
 
-use super::{DecisionRecord, EscalationReason, Status};
+use super::{CaseState, DecisionRecord, EscalationReason, Status};
 
 /// The names of the conversation hash's fields, as stored.
 pub mod field {
@@ -88,6 +88,8 @@ pub struct Conversation {
     pub customer_waiting_ms: Option<u64>,
     /// The desk thread it is mirrored into, once opened.
     pub desk_thread: Option<ThreadRef>,
+    /// The current support case.
+    pub case: CaseState,
 }
 
 impl Conversation {
@@ -136,6 +138,7 @@ impl Conversation {
             csat_pending: fields.get(field::CSAT_PENDING).map(String::as_str) == Some("1"),
             customer_waiting_ms: ms(field::CUSTOMER_WAITING_MS),
             desk_thread,
+            case: CaseState::from_fields(&fields),
         })
     }
 
@@ -147,6 +150,11 @@ impl Conversation {
             .or_else(|| self.context.attributes.get("name").cloned())
             .or_else(|| self.contact.email.clone())
             .unwrap_or_else(|| self.contact.id.clone())
+    }
+
+    /// The current case's id, once one opened.
+    pub fn case_id(&self) -> Option<String> {
+        self.case.id(&self.id)
     }
 
     /// The category triage last detected, if any.

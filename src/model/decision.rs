@@ -42,6 +42,9 @@ pub struct DecisionRecord {
     pub scores: BTreeMap<String, f32>,
     /// Human-readable explanation ("asked for a person: 'real person'").
     pub explanation: String,
+    /// The support case it was made in (`<conversation id>:<number>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<String>,
     /// What the model wrote for the agents' briefing, on an escalation with `[triage.llm]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub briefing: Option<BriefingDraft>,

@@ -5,12 +5,14 @@
 //! its edge, and the pipeline, desk, outbox and file service share it without depending on
 //! each other.
 
+mod case;
 mod conversation;
 mod decision;
 mod delivery;
 mod role;
 mod status;
 
+pub use case::{case_field, case_id, CaseState};
 pub use conversation::{field, Conversation};
 pub use decision::{BriefingDraft, Decision, DecisionRecord};
 pub use delivery::{Delivery, DeskAction, DeskPost};

@@ -97,13 +97,15 @@ pub enum EscalationReason {
     BotLoop,
     /// The AI was not confident enough to answer.
     LowConfidence,
+    /// The customer came back soon after their previous case closed (`triage.escalate_repeat_contact`).
+    RepeatContact,
     /// A stored name this version does not know, kept as it was so reports still count it.
     Other(String),
 }
 
 impl EscalationReason {
     /// Every reason triage gives (not [`EscalationReason::Other`]).
-    pub const KNOWN: [EscalationReason; 7] = [
+    pub const KNOWN: [EscalationReason; 8] = [
         EscalationReason::VipTier,
         EscalationReason::AlwaysHumanCategory,
         EscalationReason::HumanRequested,
@@ -111,6 +113,7 @@ impl EscalationReason {
         EscalationReason::RepeatedQuestion,
         EscalationReason::BotLoop,
         EscalationReason::LowConfidence,
+        EscalationReason::RepeatContact,
     ];
 
     /// The stable snake_case name stored in Redis and used in config, logs and reports.
@@ -123,6 +126,7 @@ impl EscalationReason {
             EscalationReason::RepeatedQuestion => "repeated_question",
             EscalationReason::BotLoop => "bot_loop",
             EscalationReason::LowConfidence => "low_confidence",
+            EscalationReason::RepeatContact => "repeat_contact",
             EscalationReason::Other(name) => name,
         }
     }
@@ -165,6 +169,9 @@ impl EscalationReason {
             EscalationReason::RepeatedQuestion => "the customer repeated the question",
             EscalationReason::BotLoop => "the customer rejected the AI's answers",
             EscalationReason::LowConfidence => "the AI was not confident enough to answer",
+            EscalationReason::RepeatContact => {
+                "the customer came back soon after their previous case closed"
+            }
             EscalationReason::Other(_) => "escalated",
         }
     }

@@ -39,6 +39,7 @@ pub async fn collect(store: &Store, window: Window) -> Result<Report, ReportErro
     }
     report.knowledge_gaps = cluster_questions(&questions, DEFAULT_THRESHOLD);
     read_kb_candidates(store, window, &mut report).await?;
+    super::cases::read_cases(store, window, &mut report).await?;
     Ok(report)
 }
 

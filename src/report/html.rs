@@ -130,6 +130,35 @@ fn kpi_cards(report: &Report) -> String {
             format!("median · {} waiting", report.awaiting_human),
         ),
         ("", "CSAT".to_owned(), csat.0, csat.1),
+        (
+            "good",
+            "First-contact resolution".to_owned(),
+            percent(report.cases.fcr_rate()),
+            format!("of {}", plural(report.cases.closed, "closed case")),
+        ),
+        (
+            "good",
+            "AI-resolved cases".to_owned(),
+            percent(report.cases.ai_resolved_rate()),
+            format!("{} with no person", report.cases.ai_resolved),
+        ),
+        (
+            "warn",
+            "Repeat contact".to_owned(),
+            percent(report.cases.repeat_contact_rate()),
+            format!(
+                "{} of {} opened · {:.2} escalations/case",
+                report.cases.repeat_contacts,
+                report.cases.opened,
+                report.cases.escalations_per_case()
+            ),
+        ),
+        (
+            "",
+            "Case resolution".to_owned(),
+            latency_headline(&report.cases.time_to_resolution),
+            "median, opened to resolved".to_owned(),
+        ),
     ];
     let mut out = String::from("<section class=\"kpis\">");
     for (class, label, value, note) in cards {

@@ -7,11 +7,13 @@
 //!   timestamps, CSAT;
 //! - their transcripts: messages by role, time to first response;
 //! - each partition's escalation log: escalations by reason and the questions behind them;
-//! - the knowledge-base candidates hash `sb:kb:candidates`.
+//! - the knowledge-base candidates hash `sb:kb:candidates`;
+//! - each partition's case log: per-case figures ([`cases`]).
 //!
 //! Records that do not parse are skipped and counted, never fatal: one bad write must not
 //! hide a week of figures. Rendering lives in [`text`] (the `Display` impl) and [`html`].
 
+mod cases;
 pub mod cluster;
 mod collect;
 pub mod html;
@@ -23,6 +25,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+pub use cases::{figures as case_figures, CaseFigures};
 pub use cluster::{cluster_questions, EscalatedQuestion, QuestionCluster};
 pub use collect::collect;
 
@@ -207,6 +210,8 @@ pub struct Report {
     pub knowledge_gaps: Vec<QuestionCluster>,
     /// Knowledge-base candidates.
     pub kb_candidates: KbCandidates,
+    /// Per-case figures (FCR, repeat contact, AI-resolved rate, ...).
+    pub cases: CaseFigures,
     /// Records that could not be read, by kind.
     pub skipped: BTreeMap<String, u64>,
 }
@@ -280,7 +285,9 @@ pub async fn run_report(
     // `command_timeout_ms`; it still never hangs on a Redis that does not answer.
     let response =
         Duration::from_millis(config.redis.command_timeout_ms).max(Duration::from_secs(10));
-    let store = crate::store::Store::connect(&config.redis.url, response).await?;
+    let store = crate::store::Store::connect(&config.redis.url, response)
+        .await?
+        .with_case_rules(config.case_rules());
     let report = collect(&store, window).await?;
     if let Some(path) = html_out {
         std::fs::write(path, html::render(&report)).map_err(|source| ReportError::Write {

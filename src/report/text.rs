@@ -43,6 +43,51 @@ impl fmt::Display for Report {
             writeln!(f, "  still waiting      {}", self.awaiting_human)?;
         }
         writeln!(f)?;
+        let cases = &self.cases;
+        writeln!(
+            f,
+            "Cases                {} opened, {} closed, {} reopened",
+            cases.opened, cases.closed, cases.reopens
+        )?;
+        writeln!(
+            f,
+            "  AI-resolved        {} ({} of {} closed with no person)",
+            percent(cases.ai_resolved_rate()),
+            cases.ai_resolved,
+            cases.closed
+        )?;
+        writeln!(
+            f,
+            "  first contact      {} ({} resolved, never reopened, no repeat contact)",
+            percent(cases.fcr_rate()),
+            cases.first_contact_resolved
+        )?;
+        writeln!(
+            f,
+            "  repeat contact     {} ({} of {} opened; {} on another channel)",
+            percent(cases.repeat_contact_rate()),
+            cases.repeat_contacts,
+            cases.opened,
+            cases.cross_channel_repeats
+        )?;
+        writeln!(
+            f,
+            "  escalations/case   {:.2}",
+            cases.escalations_per_case()
+        )?;
+        by_key(f, &cases.closed_as)?;
+        writeln!(
+            f,
+            "  first response     {}",
+            latency(&cases.time_to_first_response)
+        )?;
+        writeln!(f, "  to human           {}", latency(&cases.time_to_human))?;
+        writeln!(
+            f,
+            "  to resolution      {}",
+            latency(&cases.time_to_resolution)
+        )?;
+        writeln!(f)?;
         writeln!(f, "Escalations          {}", self.total_escalations())?;
         for (reason, count) in self.top_escalation_reasons() {
             writeln!(f, "  {reason:<24} {count:>6}")?;

@@ -328,6 +328,7 @@ impl Store {
             work_items: 0,
         };
         purged.keys += self.unlink(dump).await?;
+        self.drop_case_deadline(id).await?;
         Ok(Some(purged))
     }
 

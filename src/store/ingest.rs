@@ -22,6 +22,37 @@ pub struct Ingested {
     pub status: Status,
     /// True when this message started the conversation.
     pub created: bool,
+    /// The case it belongs to (its number in the conversation).
+    pub case_number: u64,
+    /// What the message did to the case.
+    pub case_event: CaseEvent,
+}
+
+/// What a customer message did to the conversation's case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseEvent {
+    /// Nothing: it continues the open case (or was a replay).
+    Continued,
+    /// It opened a case.
+    Opened,
+    /// It opened a case within the repeat window of the previous one's close.
+    RepeatContact,
+    /// It reopened the case closed within the reopen window.
+    Reopened,
+    /// It rated the closed case, which stays closed.
+    Rating,
+}
+
+impl CaseEvent {
+    fn parse(name: &str) -> CaseEvent {
+        match name {
+            "opened" => CaseEvent::Opened,
+            "repeat" => CaseEvent::RepeatContact,
+            "reopened" => CaseEvent::Reopened,
+            "rating" => CaseEvent::Rating,
+            _ => CaseEvent::Continued,
+        }
+    }
 }
 
 impl Store {
@@ -65,6 +96,8 @@ impl Store {
         };
         let mut conn = self.conn.clone();
         let partition = keys::partition(&id);
+        let rules = &self.case_rules;
+        let is_rating = crate::pipeline::csat_rating(&inbound.text).is_some();
         let mut invocation = self.scripts.ingest.prepare_invoke();
         invocation
             .key(keys::conversation(&id))
@@ -72,6 +105,8 @@ impl Store {
             .key(keys::seen(&id))
             .key(keys::inbound(partition))
             .key(keys::conversation_index(partition))
+            .key(keys::case_deadlines(partition))
+            .key(keys::case_log(partition))
             .arg(&inbound.message_id)
             .arg(inbound.channel.as_str())
             .arg(&inbound.conversation_key)
@@ -81,8 +116,13 @@ impl Store {
             .arg(&inbound.text)
             .arg(contact)
             .arg(context)
-            .arg(file_refs);
-        let (is_new, message_id, status, created): (i64, String, String, i64) = self
+            .arg(file_refs)
+            .arg(rules.reopen_window_ms)
+            .arg(rules.first_close_check_ms())
+            .arg(rules.repeat_window_ms)
+            .arg(if is_rating { "1" } else { "" });
+        type Reply = (i64, String, String, i64, u64, String);
+        let (is_new, message_id, status, created, case_number, case_event): Reply = self
             .bounded(Duration::ZERO, invocation.invoke_async(&mut conn))
             .await?;
         if is_new == 1 {
@@ -94,6 +134,8 @@ impl Store {
             is_new: is_new == 1,
             status: Status::parse(&status),
             created: created == 1,
+            case_number,
+            case_event: CaseEvent::parse(&case_event),
         })
     }
 

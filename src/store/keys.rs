@@ -98,6 +98,16 @@ pub fn outbox_waiting(partition: usize, target: &str) -> String {
 pub fn desk_watch(partition: usize) -> String {
     format!("sb:{{{}}}:desk_watch", tag(partition))
 }
+/// Open cases of the partition by when to look at closing them (member: the conversation's
+/// hash key, score: ms): what the case sweeper (`crate::cases`) reads.
+pub fn case_deadlines(partition: usize) -> String {
+    format!("sb:{{{}}}:case_close", tag(partition))
+}
+/// The partition's case events (opened, reopened, closed; json), in order: what the per-case
+/// figures of the report read.
+pub fn case_log(partition: usize) -> String {
+    format!("sb:{{{}}}:cases", tag(partition))
+}
 /// The partition's escalations, in order: the audit log the report reads.
 pub fn escalations(partition: usize) -> String {
     format!("sb:{{{}}}:escalations", tag(partition))
@@ -275,6 +285,8 @@ mod tests {
             outbox_waiting(home, "desk"),
             escalations(home),
             conversation_index(home),
+            case_deadlines(home),
+            case_log(home),
         ] {
             assert_eq!(slot(&key), slot(&conversation(id)), "{key}");
         }

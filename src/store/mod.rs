@@ -6,6 +6,7 @@
 //! code runs on a single Redis and on a Redis Cluster ([`RedisConnection`]).
 
 mod audit;
+mod cases;
 mod connection;
 mod dead_letters;
 mod erase;
@@ -24,8 +25,9 @@ pub use streams::{
     Delivered, DeliveryLine, DeliveryTarget, HeldBack, Parking, Receipt, Work, WorkCounts,
 };
 
+pub use cases::ClosedCase;
 pub use files::{NewFile, RedisMemory, StoredFile, UploadCount, UploadLimits, UploadOver};
-pub use ingest::{linkable_email, Ingested};
+pub use ingest::{linkable_email, CaseEvent, Ingested};
 pub use transcript::TranscriptEntry;
 
 use std::collections::HashMap;
@@ -146,6 +148,7 @@ pub struct Store {
     scripts: std::sync::Arc<Scripts>,
     round_trips: std::sync::Arc<std::sync::atomic::AtomicU64>,
     new_work: std::sync::Arc<streams::NewWork>,
+    case_rules: std::sync::Arc<crate::config::CaseRules>,
 }
 
 impl Store {
@@ -168,9 +171,21 @@ impl Store {
             }),
             round_trips: Default::default(),
             new_work: Default::default(),
+            case_rules: Default::default(),
         };
         store.ping().await?;
         Ok(store)
+    }
+
+    /// Applies `rules` to cases (the defaults otherwise); stores derived from this one share them.
+    pub fn with_case_rules(mut self, rules: crate::config::CaseRules) -> Store {
+        self.case_rules = std::sync::Arc::new(rules);
+        self
+    }
+
+    /// The case rules this store applies.
+    pub fn case_rules(&self) -> &crate::config::CaseRules {
+        &self.case_rules
     }
 
     /// A store on its own connection, for workers whose blocking reads must not stall others.

@@ -52,6 +52,11 @@ pub struct TriageConfig {
     /// Phrases with which a customer rejects an AI answer ("that didn't help").
     #[serde(default = "default_rejections")]
     pub rejection_phrases: Vec<String>,
+    /// Escalate (`repeat_contact`) the first message of a case that opens within
+    /// `metrics.repeat_window_days` of the customer's previous case, on any of their linked
+    /// channels: they came back, so the first answer did not settle it.
+    #[serde(default)]
+    pub escalate_repeat_contact: bool,
     /// `[triage.llm]`: answer with an OpenAI-compatible chat API, grounded on the knowledge
     /// base, instead of sending the best entry's answer as written. Absent: embedded only.
     #[serde(default)]
@@ -296,6 +301,7 @@ impl Default for TriageConfig {
             repeated_question_similarity: default_repeat_similarity(),
             bot_loop_rejections: default_bot_loop(),
             rejection_phrases: default_rejections(),
+            escalate_repeat_contact: false,
             llm: None,
         }
     }

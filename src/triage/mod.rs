@@ -35,6 +35,7 @@ pub use eval::{eval_clinc150, EvalOptions, EvalReport, SweepRow};
 pub use knowledge::{merge_learned, parse_file as parse_knowledge_file, Entry};
 pub use llm::LlmConfig;
 pub use sentiment::compound as sentiment_compound;
+pub use text::{matches_pattern as text_matches_pattern, words as text_words};
 // The decision is stored on the conversation, so it belongs to the model; re-exported here
 // where triage produces it.
 use crate::model::{BriefingDraft, EscalationReason, Role};
@@ -189,6 +190,26 @@ impl Triage {
 
     fn current_index(&self) -> Arc<Index> {
         self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The decision for the first message of a case that is a repeat contact, when
+    /// `escalate_repeat_contact` is on: a person picks it up, with the best answer as the
+    /// suggestion. `None` when the setting is off.
+    pub fn repeat_contact(&self, input: &TriageInput<'_>) -> Option<DecisionRecord> {
+        let why = policy::repeat_contact(&self.config)?;
+        let (mut record, _) = self.decide_now(input);
+        let suggested_reply = match &record.decision {
+            Decision::Answer { text, .. } => Some(text.clone()),
+            Decision::Escalate {
+                suggested_reply, ..
+            } => suggested_reply.clone(),
+        };
+        record.decision = Decision::Escalate {
+            reason: EscalationReason::RepeatContact,
+            suggested_reply,
+        };
+        record.explanation = why;
+        Some(record)
     }
 
     /// Decides one message: the policies, then the answerer (the LLM when configured).
@@ -403,6 +424,7 @@ impl Triage {
             category: best.and_then(|e| e.category.clone()),
             scores,
             explanation: String::new(),
+            case_id: None,
             briefing: None,
         };
         // The best answer is offered to the agent on every escalation, never to the customer.

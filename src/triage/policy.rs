@@ -33,6 +33,16 @@ pub fn vip(config: &TriageConfig, tier: Option<&str>, email: Option<&str>) -> Op
         .map(|d| format!("email domain `{d}` is a VIP domain"))
 }
 
+/// Repeat contact: the customer is back within `metrics.repeat_window_days` of their previous
+/// case's close (on any linked channel). The store flags such a case when it opens; this says
+/// whether that escalates, and why. Repeated questions *within* a case are
+/// [`repetition`]'s.
+pub fn repeat_contact(config: &TriageConfig) -> Option<String> {
+    config
+        .escalate_repeat_contact
+        .then(|| "came back soon after the previous case closed: a repeat contact".to_owned())
+}
+
 /// Always-human category from the message's words: (category, the pattern that matched).
 pub fn category_from_text(config: &TriageConfig, tokens: &[String]) -> Option<(String, String)> {
     config

@@ -85,6 +85,19 @@ pub struct Briefing {
     pub claimed_by: Option<String>,
     /// `escalated`, `human` or `resolved`.
     pub status: String,
+    /// The customer's previous support case, when they had one with a thread: a new case
+    /// gets a new thread, and the desk links the old one from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_case: Option<PreviousCase>,
+}
+
+/// A customer's previous support case, as a new case's briefing links it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousCase {
+    /// The previous case's id (`<conversation id>:<number>`).
+    pub case_id: String,
+    /// Its desk thread.
+    pub thread: ThreadRef,
 }
 
 /// A knowledge-base entry a model-written briefing cites.

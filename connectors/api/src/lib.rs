@@ -15,8 +15,8 @@ mod desk;
 mod files;
 pub use desk::{
     suggestion_fingerprint, ActionOutcome, ActionRefusal, AgentAction, AgentCommand, Briefing,
-    BriefingLine, Citation, Desk, DeskEvent, DeskNotice, DeskSink, ForgottenPosts, RevealRequest,
-    RevealedMessage, ThreadPost, ThreadRef, Waiting,
+    BriefingLine, Citation, Desk, DeskEvent, DeskNotice, DeskSink, ForgottenPosts, PreviousCase,
+    RevealRequest, RevealedMessage, ThreadPost, ThreadRef, Waiting,
 };
 pub use files::{
     clean_content_type, clean_file_name, human_size, is_inline_image, text_with_links,

@@ -27,13 +27,18 @@ end
 local files = ARGV[12 + pairs_count * 2] or ''
 local id = ''
 if ARGV[5] ~= '' or files ~= '' then
-  if files ~= '' then
-    id = redis.call('XADD', KEYS[2], '*', 'role', ARGV[3], 'author', ARGV[4], 'text', ARGV[5],
-      'kind', ARGV[10], 'files', files)
-  else
-    id = redis.call('XADD', KEYS[2], '*', 'role', ARGV[3], 'author', ARGV[4], 'text', ARGV[5],
-      'kind', ARGV[10])
+  local entry = {'role', ARGV[3], 'author', ARGV[4], 'text', ARGV[5], 'kind', ARGV[10]}
+  -- The entry belongs to the conversation's current case (src/cases.rs).
+  local case_number = redis.call('HGET', KEYS[1], 'case')
+  if case_number then
+    entry[#entry + 1] = 'case'
+    entry[#entry + 1] = case_number
   end
+  if files ~= '' then
+    entry[#entry + 1] = 'files'
+    entry[#entry + 1] = files
+  end
+  id = redis.call('XADD', KEYS[2], '*', unpack(entry))
   if ARGV[6] ~= '' then
     redis.call('XADD', KEYS[3], '*', 'id', id, 'p', ARGV[6])
   end

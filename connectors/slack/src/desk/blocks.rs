@@ -190,6 +190,15 @@ fn header_text(briefing: &Briefing) -> String {
     )
 }
 
+/// A link to a thread's parent message; slack.com redirects it into the workspace.
+fn thread_link(thread: &switchboard_api::ThreadRef) -> String {
+    format!(
+        "https://slack.com/archives/{}/p{}",
+        thread.channel,
+        thread.ts.replace('.', "")
+    )
+}
+
 /// The Block Kit blocks of a briefing; blocks; `revealable` when the redaction hid something in it.
 pub fn briefing_blocks(briefing: &Briefing, revealable: bool) -> Vec<Value> {
     let identity = if briefing.verified {
@@ -242,6 +251,13 @@ pub fn briefing_blocks(briefing: &Briefing, revealable: bool) -> Vec<Value> {
     ];
     if !extra_attributes.is_empty() {
         blocks.push(context(extra_attributes.join(" · ")));
+    }
+    if let Some(previous) = &briefing.previous_case {
+        blocks.push(context(format!(
+            "↩️ Previous case `{}`: <{}|its thread>",
+            escape(&previous.case_id),
+            thread_link(&previous.thread)
+        )));
     }
     let source = briefing
         .summary_source
@@ -381,6 +397,13 @@ pub(crate) mod tests {
             suggested_reply: Some("Sorry about that!\nI have refunded the duplicate.".into()),
             claimed_by: Some("Dana".into()),
             status: "human".into(),
+            previous_case: Some(switchboard_api::PreviousCase {
+                case_id: "conv-42:1".into(),
+                thread: switchboard_api::ThreadRef {
+                    channel: "C0SUPPORT".into(),
+                    ts: "1700000000.000100".into(),
+                },
+            }),
         }
     }
 
@@ -416,6 +439,7 @@ pub(crate) mod tests {
             "!ai",
             "// note",
             "conv-42",
+            "Previous case `conv-42:1`: <https://slack.com/archives/C0SUPPORT/p1700000000000100|its thread>",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in {text}");
         }

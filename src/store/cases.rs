@@ -1,0 +1,212 @@
+//! Case closing and the case log (see `crate::cases` for the rules).
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Script;
+
+use super::{keys, Store, StoreError};
+
+static CLOSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/case_close.lua")));
+
+/// One event of a partition's case log, as `ingest.lua` and `case_close.lua` write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedCase {
+    /// `opened`, `reopened` or `closed`.
+    pub event: String,
+    /// `<conversation id>:<number>`.
+    pub case_id: String,
+    /// The conversation.
+    pub conversation_id: String,
+    /// The channel the customer wrote on (for `opened`: this message's).
+    pub channel: String,
+    /// For `opened`: the channel of the customer's previous message, if any.
+    pub previous_channel: Option<String>,
+    /// When it happened, ms.
+    pub at_ms: u64,
+    /// For `closed`: `resolved`, `confirmed`, `ai_idle` or `idle`.
+    pub how: Option<String>,
+    /// For `closed`: whether a person was involved.
+    pub human: bool,
+    /// For `closed`: when the case opened, ms.
+    pub opened_ms: Option<u64>,
+    /// For `closed`: reopens.
+    pub reopens: u64,
+    /// For `closed`: escalations.
+    pub escalations: u64,
+    /// For `closed`: the first reply to the customer, ms.
+    pub first_response_ms: Option<u64>,
+    /// For `closed`: the first agent reply, ms.
+    pub first_human_ms: Option<u64>,
+    /// The case opened within the repeat window of the previous one's close.
+    pub repeat: bool,
+}
+
+impl ClosedCase {
+    /// Reads one logged event from its stream id and fields; `None` when it is not one.
+    pub fn from_entry(id: &str, fields: &HashMap<String, String>) -> Option<ClosedCase> {
+        let text = |name: &str| fields.get(name).filter(|value| !value.is_empty()).cloned();
+        let ms = |name: &str| text(name).and_then(|value| value.trim().parse().ok());
+        let flag = |name: &str| fields.get(name).map(String::as_str) == Some("1");
+        let case_id = text("case")?;
+        let (conversation_id, _) = case_id.rsplit_once(':')?;
+        Some(ClosedCase {
+            event: text("ev")?,
+            conversation_id: conversation_id.to_owned(),
+            case_id: case_id.clone(),
+            channel: text("ch").unwrap_or_default(),
+            previous_channel: text("prev"),
+            at_ms: super::stream_id_ms(id)?,
+            how: text("how"),
+            human: flag("human"),
+            opened_ms: ms("opened"),
+            reopens: ms("reopens").unwrap_or(0),
+            escalations: ms("esc").unwrap_or(0),
+            first_response_ms: ms("first"),
+            first_human_ms: ms("human_at"),
+            repeat: flag("rep"),
+        })
+    }
+}
+
+impl Store {
+    /// Closes the conversation's open case as `how` (`resolved`, `confirmed`), or, with
+    /// `None`, as whichever idle close is due at `now_ms` by the record. Returns the logged
+    /// event when this call closed it (a case is closed once however many try).
+    pub async fn close_case(
+        &self,
+        conversation_id: &str,
+        how: Option<&str>,
+        now_ms: u64,
+    ) -> Result<Option<ClosedCase>, StoreError> {
+        let partition = keys::partition(conversation_id);
+        let mut invocation = CLOSE.prepare_invoke();
+        invocation
+            .key(keys::conversation(conversation_id))
+            .key(keys::case_deadlines(partition))
+            .key(keys::case_log(partition))
+            .key(keys::desk_watch(partition))
+            .arg(how.unwrap_or(""))
+            .arg(now_ms)
+            .arg(conversation_id)
+            .arg(self.case_rules.ai_idle_close_ms)
+            .arg(self.case_rules.idle_close_ms);
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = self
+            .bounded(Duration::ZERO, invocation.invoke_async(&mut conn))
+            .await?;
+        let [closed, id, fields @ ..] = reply.as_slice() else {
+            return Ok(None);
+        };
+        if closed != "1" {
+            return Ok(None);
+        }
+        let fields: HashMap<String, String> = fields
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [name, value] => Some((name.clone(), value.clone())),
+                _ => None,
+            })
+            .collect();
+        Ok(ClosedCase::from_entry(id, &fields))
+    }
+
+    /// Up to `limit` conversations of `partition` whose case may be due to close by `due_ms`.
+    pub async fn cases_due(
+        &self,
+        partition: usize,
+        due_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = self
+            .bounded(
+                Duration::ZERO,
+                redis::cmd("ZRANGE")
+                    .arg(keys::case_deadlines(partition))
+                    .arg("-inf")
+                    .arg(due_ms)
+                    .arg("BYSCORE")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(members
+            .iter()
+            .filter_map(|member| keys::conversation_id_of(member))
+            .collect())
+    }
+}
+
+impl Store {
+    /// Takes a conversation off its partition's case deadlines: it left Redis (archived or
+    /// forgotten), so there is no case left to close.
+    pub async fn drop_case_deadline(&self, conversation_id: &str) -> Result<(), StoreError> {
+        let zset = keys::case_deadlines(keys::partition(conversation_id));
+        let member = keys::conversation(conversation_id);
+        self.run(|mut conn| async move {
+            redis::cmd("ZREM")
+                .arg(zset)
+                .arg(member)
+                .query_async::<i64>(&mut conn)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Removes a forgotten customer's events from their partition's case log (they name the
+    /// conversation and its channels); returns how many. Reads the whole log in pages: an
+    /// erasure is rare, and the log holds no index by conversation.
+    pub async fn forget_case_log(&self, conversation_id: &str) -> Result<u64, StoreError> {
+        const PAGE: usize = 1_000;
+        let log = keys::case_log(keys::partition(conversation_id));
+        let prefix = format!("{conversation_id}:");
+        let mut start = "-".to_owned();
+        let mut removed = 0;
+        loop {
+            let (from, stream) = (start.clone(), log.clone());
+            let page: redis::streams::StreamRangeReply = self
+                .run(|mut conn| async move {
+                    redis::cmd("XRANGE")
+                        .arg(stream)
+                        .arg(from)
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(PAGE)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            let ids: Vec<String> = page
+                .ids
+                .iter()
+                .filter(|entry| {
+                    entry
+                        .get::<String>("case")
+                        .is_some_and(|case| case.starts_with(&prefix))
+                })
+                .map(|entry| entry.id.clone())
+                .collect();
+            if !ids.is_empty() {
+                let stream = log.clone();
+                removed += self
+                    .run(|mut conn| async move {
+                        redis::cmd("XDEL")
+                            .arg(stream)
+                            .arg(&ids)
+                            .query_async::<u64>(&mut conn)
+                            .await
+                    })
+                    .await?;
+            }
+            match page.ids.last() {
+                Some(last) if page.ids.len() == PAGE => start = format!("({}", last.id),
+                _ => return Ok(removed),
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+-- Close a conversation's open case (src/cases.rs) and log it, in one step with the checks:
+-- a case is closed once, and an idle close happens only if the record says it is due, so a
+-- customer who wrote in the meantime keeps their case open whatever instance looked.
+-- KEYS: 1 conversation hash, 2 the partition's case deadlines, 3 its case log, 4 its desk watch
+-- ARGV: 1 how (resolved, confirmed; "" = the sweeper: whichever idle close is due),
+--       2 now ms, 3 conversation id, 4 AI-idle close ms, 5 idle close ms
+-- Returns {1, the case log entry's id, its fields...} when it closed the case, else {0}.
+-- Idle is measured from `updated_ms`, which every customer message, answer and agent action
+-- sets: the AI answered last when its answer's time (`case_ai_ms`) is that time.
+local c = redis.call('HMGET', KEYS[1], 'case', 'case_closed_ms', 'status', 'case_human',
+  'updated_ms', 'case_ai_ms', 'case_opened_ms', 'case_reopens', 'case_escalations',
+  'case_first_response_ms', 'case_first_human_ms', 'case_repeat', 'channel')
+local number = tonumber(c[1] or '')
+if not number or c[2] then
+  redis.call('ZREM', KEYS[2], KEYS[1])
+  return {'0'}
+end
+local now = tonumber(ARGV[2])
+local how = ARGV[1]
+local human = c[4] == '1'
+if how == '' then
+  if c[3] == 'resolved' then
+    -- Resolved, but the close that follows a resolution did not happen (a crash between).
+    how = 'resolved'
+  else
+    local last = tonumber(c[5] or '') or tonumber(c[7] or '') or now
+    local ai = tonumber(c[6] or '')
+    local ai_due = (not human and ai and ai >= last) and ai + tonumber(ARGV[4]) or nil
+    local idle_due = last + tonumber(ARGV[5])
+    if ai_due and now >= ai_due then
+      how = 'ai_idle'
+    elseif now >= idle_due then
+      how = 'idle'
+    else
+      redis.call('ZADD', KEYS[2], math.min(ai_due or idle_due, idle_due), KEYS[1])
+      return {'0'}
+    end
+  end
+end
+local fields = {'case_closed_ms', ARGV[2], 'case_close', how}
+if c[3] ~= 'resolved' then
+  -- The next message starts with the AI, and nobody waits on a person any more.
+  for _, field in ipairs({'status', 'resolved', 'customer_waiting_ms', ''}) do
+    fields[#fields + 1] = field
+  end
+  redis.call('ZREM', KEYS[4], KEYS[1])
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('ZREM', KEYS[2], KEYS[1])
+local event = {'ev', 'closed', 'case', ARGV[3] .. ':' .. number, 'ch', c[13] or '',
+  'how', how, 'human', human and '1' or '0', 'opened', c[7] or '', 'reopens', c[8] or '0',
+  'esc', c[9] or '0', 'first', c[10] or '', 'human_at', c[11] or '', 'rep', c[12] or '0'}
+local id = redis.call('XADD', KEYS[3], '*', unpack(event))
+local reply = {'1', id}
+for _, value in ipairs(event) do
+  reply[#reply + 1] = value
+end
+return reply
