@@ -68,8 +68,18 @@ pub enum Converted {
 
 /// Turns one raw RFC 5322 mail into an [`Inbound`], or says why it must be skipped.
 pub fn convert(raw: &[u8], settings: &ConvertSettings) -> Converted {
-    let Some(message) = MessageParser::default().parse(raw) else {
-        return skip(SkipReason::Unreadable("not a mail".into()), None);
+    // mail-parser 0.11 panics on some malformed multipart nestings ("Invalid part ID", found
+    // by the fuzz run); such a mail is unreadable, not a reason to lose the mailbox task.
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw));
+    let message = match parsed {
+        Ok(Some(message)) => message,
+        Ok(None) => return skip(SkipReason::Unreadable("not a mail".into()), None),
+        Err(_) => {
+            return skip(
+                SkipReason::Unreadable("malformed MIME structure the parser cannot read".into()),
+                None,
+            )
+        }
     };
     let Some((sender, display_name)) = sender_of(&message) else {
         return skip(SkipReason::Unreadable("no sender address".into()), None);
