@@ -561,33 +561,9 @@ impl TriageWorker {
         message: &TranscriptEntry,
         earlier: &[TranscriptEntry],
     ) -> DecisionRecord {
-        let history: Vec<TranscriptLine> = earlier
-            .iter()
-            .map(|entry| TranscriptLine {
-                role: entry.role.clone(),
-                text: entry.text.clone(),
-            })
-            .collect();
-        let kind = match message.kind.as_deref() {
-            Some("human_request") => InboundKind::HumanRequest,
-            _ => InboundKind::Text,
-        };
-        // The AI reads no files; a file sent alone is triaged by its name.
+        let history = history_of(earlier);
         let file_only = crate::files::placeholder(&message.text, &message.files);
-        let input = TriageInput {
-            text: file_only.as_deref().unwrap_or(&message.text),
-            kind,
-            channel: conversation.channel,
-            // Anyone can type a tier into an anonymous widget's attributes; only a channel-verified
-            // identity may claim one that bypasses the AI.
-            tier: conversation
-                .context
-                .tier
-                .as_deref()
-                .filter(|_| conversation.contact.verified),
-            email: conversation.contact.email.as_deref(),
-            history: &history,
-        };
+        let input = triage_input(conversation, message, &history, file_only.as_deref());
         // The first message of a repeat-contact case, before anyone answered in it.
         let opens_repeat_case = conversation.case.repeat
             && conversation.case.first_response_ms.is_none()
@@ -598,6 +574,44 @@ impl TriageWorker {
             }
         }
         self.triage.decide(&input).await
+    }
+}
+
+/// The transcript lines triage reads as a message's history.
+pub(crate) fn history_of(earlier: &[TranscriptEntry]) -> Vec<TranscriptLine> {
+    earlier
+        .iter()
+        .map(|entry| TranscriptLine {
+            role: entry.role.clone(),
+            text: entry.text.clone(),
+        })
+        .collect()
+}
+
+/// What triage reads about `message`, as the pipeline and replay both ask it. `file_only` is
+/// [`crate::files::placeholder`]'s name for a file sent alone (the AI reads no files).
+pub(crate) fn triage_input<'a>(
+    conversation: &'a Conversation,
+    message: &'a TranscriptEntry,
+    history: &'a [TranscriptLine],
+    file_only: Option<&'a str>,
+) -> TriageInput<'a> {
+    TriageInput {
+        text: file_only.unwrap_or(&message.text),
+        kind: match message.kind.as_deref() {
+            Some("human_request") => InboundKind::HumanRequest,
+            _ => InboundKind::Text,
+        },
+        channel: conversation.channel,
+        // Anyone can type a tier into an anonymous widget's attributes; only a channel-verified
+        // identity may claim one that bypasses the AI.
+        tier: conversation
+            .context
+            .tier
+            .as_deref()
+            .filter(|_| conversation.contact.verified),
+        email: conversation.contact.email.as_deref(),
+        history,
     }
 }
 

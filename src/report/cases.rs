@@ -9,13 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use redis::streams::StreamRangeReply;
-
 use super::{ratio, Latency, Report, ReportError, Window};
 use crate::store::{keys, ClosedCase, Store};
-
-/// Case log entries per XRANGE page.
-const PAGE: usize = 1_000;
 
 /// How a case may close and count as resolved.
 const RESOLVED_AS: [&str; 3] = ["resolved", "confirmed", "ai_idle"];
@@ -77,45 +72,21 @@ async fn case_events(
     store: &Store,
     window: Window,
 ) -> Result<Vec<(String, HashMap<String, String>)>, ReportError> {
-    let mut entries = Vec::new();
-    let end = window.until_ms.saturating_sub(1).to_string();
-    for partition in keys::partitions() {
-        let mut start = window.since_ms.to_string();
-        loop {
-            let log = keys::case_log(partition);
-            let (from, to) = (start.clone(), end.clone());
-            let page: StreamRangeReply = store
-                .run(|mut conn| async move {
-                    redis::cmd("XRANGE")
-                        .arg(log)
-                        .arg(from)
-                        .arg(to)
-                        .arg("COUNT")
-                        .arg(PAGE)
-                        .query_async(&mut conn)
-                        .await
+    let entries = super::collect::partition_log(store, window, keys::case_log).await?;
+    Ok(entries
+        .into_iter()
+        .map(|entry| {
+            let fields = entry
+                .map
+                .iter()
+                .filter_map(|(name, value)| {
+                    let value = redis::from_redis_value_ref::<String>(value).ok()?;
+                    Some((name.clone(), value))
                 })
-                .await?;
-            let full = page.ids.len() == PAGE;
-            let next = page.ids.last().map(|last| format!("({}", last.id));
-            entries.extend(page.ids.into_iter().map(|entry| {
-                let fields = entry
-                    .map
-                    .iter()
-                    .filter_map(|(name, value)| {
-                        let value = redis::from_redis_value_ref::<String>(value).ok()?;
-                        Some((name.clone(), value))
-                    })
-                    .collect();
-                (entry.id, fields)
-            }));
-            match next {
-                Some(next) if full => start = next,
-                _ => break,
-            }
-        }
-    }
-    Ok(entries)
+                .collect();
+            (entry.id, fields)
+        })
+        .collect())
 }
 
 /// Reads the case log into `report.cases`.

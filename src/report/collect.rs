@@ -48,13 +48,23 @@ pub(super) async fn escalation_log(
     store: &Store,
     window: Window,
 ) -> Result<Vec<StreamId>, ReportError> {
+    partition_log(store, window, keys::escalations).await
+}
+
+/// Every partition's entries of the per-partition stream `log_of` names, in the window,
+/// oldest first.
+pub(super) async fn partition_log(
+    store: &Store,
+    window: Window,
+    log_of: fn(usize) -> String,
+) -> Result<Vec<StreamId>, ReportError> {
     let mut entries = Vec::new();
     // An end id without a sequence number includes every entry of that millisecond.
     let end = window.until_ms.saturating_sub(1).to_string();
     for partition in keys::partitions() {
         let mut start = window.since_ms.to_string();
         loop {
-            let log = keys::escalations(partition);
+            let log = log_of(partition);
             let (from, to) = (start.clone(), end.clone());
             let page: StreamRangeReply = store
                 .run(|mut conn| async move {

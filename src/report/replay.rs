@@ -19,15 +19,15 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
-use switchboard_api::InboundKind;
 
 use super::collect::escalation_log;
 use super::{ratio, ReportError, Window};
 use crate::config::Config;
 use crate::model::{Conversation, Decision, Role};
 
+use crate::pipeline::{history_of, triage_input};
 use crate::store::{keys, Store, TranscriptEntry};
-use crate::triage::{TranscriptLine, Triage, TriageInput};
+use crate::triage::Triage;
 
 /// Earlier entries triage saw with a message (the pipeline reads the last 20, this one included).
 const HISTORY: usize = 19;
@@ -555,31 +555,9 @@ async fn replay_conversation(
             result.not_triaged += 1;
             continue;
         };
-        let history: Vec<TranscriptLine> = transcript[at.saturating_sub(HISTORY)..at]
-            .iter()
-            .map(|earlier| TranscriptLine {
-                role: earlier.role.clone(),
-                text: earlier.text.clone(),
-            })
-            .collect();
-        let kind = match entry.kind.as_deref() {
-            Some("human_request") => InboundKind::HumanRequest,
-            _ => InboundKind::Text,
-        };
+        let history = history_of(&transcript[at.saturating_sub(HISTORY)..at]);
         let file_only = crate::files::placeholder(&entry.text, &entry.files);
-        let input = TriageInput {
-            text: file_only.as_deref().unwrap_or(&entry.text),
-            kind,
-            channel: conversation.channel,
-            // As the pipeline: only a channel-verified identity's tier counts.
-            tier: conversation
-                .context
-                .tier
-                .as_deref()
-                .filter(|_| conversation.contact.verified),
-            email: conversation.contact.email.as_deref(),
-            history: &history,
-        };
+        let input = triage_input(conversation, entry, &history, file_only.as_deref());
         let record = triage.decide(&input).await;
         let replayed = Outcome::of(&record.decision);
         result.replayed += 1;

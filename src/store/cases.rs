@@ -119,25 +119,8 @@ impl Store {
         due_ms: u64,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.conn.clone();
-        let members: Vec<String> = self
-            .bounded(
-                Duration::ZERO,
-                redis::cmd("ZRANGE")
-                    .arg(keys::case_deadlines(partition))
-                    .arg("-inf")
-                    .arg(due_ms)
-                    .arg("BYSCORE")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(limit)
-                    .query_async(&mut conn),
-            )
-            .await?;
-        Ok(members
-            .iter()
-            .filter_map(|member| keys::conversation_id_of(member))
-            .collect())
+        self.due_in(keys::case_deadlines(partition), due_ms, limit)
+            .await
     }
 }
 

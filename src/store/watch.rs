@@ -19,12 +19,24 @@ impl Store {
         due_ms: u64,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
+        self.due_in(keys::desk_watch(partition), due_ms, limit)
+            .await
+    }
+
+    /// Up to `limit` conversations of the deadline set `key` (scored by when they are due) due
+    /// by `due_ms`, earliest first.
+    pub(super) async fn due_in(
+        &self,
+        key: String,
+        due_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn.clone();
         let members: Vec<String> = self
             .bounded(
                 Duration::ZERO,
                 redis::cmd("ZRANGE")
-                    .arg(keys::desk_watch(partition))
+                    .arg(key)
                     .arg("-inf")
                     .arg(due_ms)
                     .arg("BYSCORE")
