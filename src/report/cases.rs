@@ -7,7 +7,7 @@
 //! not open another case within `metrics.repeat_window_days` of the close, on any channel
 //! (linked contacts share one conversation, so their channels share the count).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use redis::streams::StreamRangeReply;
 
@@ -119,13 +119,24 @@ async fn case_events(
 }
 
 /// Reads the case log into `report.cases`.
+/// `archived` are archived conversations' events in the window; an event both there and in
+/// Redis (a run that died before trimming the log) counts once.
 pub(super) async fn read_cases(
     store: &Store,
     window: Window,
+    archived: Vec<(String, HashMap<String, String>)>,
     report: &mut Report,
 ) -> Result<(), ReportError> {
     let mut events = Vec::new();
-    for (id, fields) in case_events(store, window).await? {
+    let mut seen = HashSet::new();
+    let all = case_events(store, window)
+        .await?
+        .into_iter()
+        .chain(archived);
+    for (id, fields) in all {
+        if !seen.insert((id.clone(), fields.get("case").cloned())) {
+            continue;
+        }
         match ClosedCase::from_entry(&id, &fields) {
             Some(event) => events.push(event),
             None => report.skip("case log entries"),
