@@ -11,6 +11,10 @@
 //! point loses nothing and duplicates nothing. A conversation a customer wrote to between the
 //! read and the removal stays in Redis (the removal checks it is unchanged), to be archived
 //! whole later.
+//!
+//! Each line carries the conversation's case events, and once a partition's due conversations
+//! are committed its case stream is trimmed to the retention, so the report reads old case
+//! figures from the archive (`crate::report`) and the stream stays bounded too.
 
 mod store;
 
