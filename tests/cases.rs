@@ -19,7 +19,7 @@ use switchboard::store::keys;
 use switchboard_api::{ChannelKind, Gateway, Identity, Inbound, InboundKind};
 
 use crate::desk::{reply, start_with_fake_desk, FakeDesk};
-use crate::harness::{eventually, http, on_single_and_cluster, test_config, TestRedis};
+use crate::harness::{eventually, http, on_single_and_cluster, test_config, TempDir, TestRedis};
 use crate::webchat::{Widget, WEBCHAT};
 
 fn webchat_id(session: &str) -> String {
@@ -313,6 +313,35 @@ async fn ai_answers_close_cases_and_the_figures_match_a_scripted_scenario(redis:
     let text = report.to_string();
     assert!(text.contains("first contact      80.0%"), "{text}");
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+
+    // Past the retention (the run's clock moves on; nothing sleeps) the four conversations
+    // leave Redis with their case events, and the same window reads the same figures back
+    // out of the archive.
+    let dir = TempDir::new("cases-archive");
+    let archived_config = test_config(
+        &redis,
+        &format!(
+            "{WEBCHAT}{AI_CLOSES}[retention]\narchive_dir = {:?}\n",
+            dir.0.display().to_string()
+        ),
+    );
+    let archive = switchboard::admin::archive_of(&archived_config).expect("an archive");
+    let later = now_ms() + 91 * 86_400_000;
+    let run = archive
+        .run(&gateway.store, later, 90)
+        .await
+        .expect("archive run");
+    assert_eq!(run.archived, 4, "{run:?}");
+    assert_eq!(run.case_events_trimmed, 10, "five opened, five closed");
+    let redis_only = report::run_report(&config, window, None)
+        .await
+        .expect("report");
+    assert_eq!(redis_only.total_conversations(), 0);
+    assert_eq!(redis_only.cases.opened, 0);
+    let with_archive = report::run_report(&archived_config, window, None)
+        .await
+        .expect("report");
+    assert_eq!(with_archive, report);
 }
 
 /// Never reopen: the email comes "days later".

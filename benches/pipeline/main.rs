@@ -11,9 +11,11 @@
 //! `SB_BENCH_WORKERS` (triage+outbox worker pairs per instance, default `gateway.workers`'s 2),
 //! `SB_BENCH_MEMORY_CONVERSATIONS` (default 100000), `SB_BENCH_MEMORY_BUDGET_S` (default 120),
 //! `SB_BENCH_SKIP` (comma list of phases to skip:
-//! `baseline,throughput,cluster,latency,wire,trips,memory,replay`; `cluster` is the saturation
-//! run on a local 3-master Redis Cluster), `SB_BENCH_REPLAY_MESSAGES` (customer messages
-//! `switchboard replay` goes over, default 100000),
+//! `baseline,throughput,cluster,latency,wire,trips,memory,replay,archive`; `cluster` is the
+//! saturation run on a local 3-master Redis Cluster), `SB_BENCH_REPLAY_MESSAGES` (customer
+//! messages `switchboard replay` goes over, default 100000),
+//! `SB_BENCH_ARCHIVE_CONVERSATIONS` (resolved conversations the `archive` phase moves out of
+//! Redis, default 100000), `SB_BENCH_ARCHIVE_BUDGET_S` (its population time limit, default 120),
 //! `SB_BENCH_RATES` (comma list of msgs/s for the steady-load latency phase).
 
 // Many small, short-lived allocations per message: mimalloc carries ~10% more messages/s
@@ -43,6 +45,7 @@ use switchboard_api::{
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+mod archive;
 mod replay;
 mod wire;
 
@@ -1183,6 +1186,9 @@ async fn bench() {
     }
     if !skipped("replay") {
         replay::replay_phase(&redis, &triage, &questions).await;
+    }
+    if !skipped("archive") {
+        archive::archive_phase(&redis, &questions).await;
     }
 }
 

@@ -11,6 +11,10 @@
 //! point loses nothing and duplicates nothing. A conversation a customer wrote to between the
 //! read and the removal stays in Redis (the removal checks it is unchanged), to be archived
 //! whole later.
+//!
+//! Each line carries the conversation's case events, and once a partition's due conversations
+//! are committed its case stream is trimmed to the retention, so the report reads old case
+//! figures from the archive (`crate::report`) and the stream stays bounded too.
 
 mod store;
 
@@ -102,6 +106,7 @@ fn record_archivable(
         seen: Default::default(),
         files: Vec::new(),
         links: Vec::new(),
+        case_events: Vec::new(),
     };
     archivable(&light, now_ms, after_days)
 }
@@ -174,6 +179,8 @@ pub struct RunReport {
     pub uncommitted_segments_removed: u64,
     /// What was removed from Redis.
     pub purged: Purged,
+    /// Case log entries older than the retention trimmed from Redis (`XTRIM MINID`).
+    pub case_events_trimmed: u64,
 }
 
 /// What the archive holds.
@@ -328,42 +335,69 @@ impl Archive {
         for partition in keys::partitions() {
             // Created after the cutoff means active after it: never archivable yet.
             let candidates = store.indexed_conversations(partition, cutoff + 1).await?;
-            if candidates.is_empty() {
-                continue;
+            if !candidates.is_empty() {
+                self.run_partition(
+                    store,
+                    partition,
+                    candidates,
+                    &committed,
+                    now_ms,
+                    after_days,
+                    &mut report,
+                )
+                .await?;
             }
-            let mut escalations = store.escalations_by_conversation(partition).await?;
-            let mut batch = Vec::new();
-            let mut batch_bytes = 0;
-            for id in candidates {
-                let record = store.conversation_fields(&id).await?;
-                if !record_archivable(&id, record, now_ms, after_days) {
-                    continue;
-                }
-                let log = escalations.remove(&id).unwrap_or_default();
-                let Some(dump) = store.dump_conversation(&id, log).await? else {
-                    continue;
-                };
-                if !archivable(&dump, now_ms, after_days) {
-                    continue;
-                }
-                if committed.contains(&version_of(&dump)) {
-                    self.purge(store, &[dump], &mut report, true).await?;
-                    continue;
-                }
-                batch_bytes += weight(&dump);
-                batch.push(dump);
-                if batch.len() == SEGMENT_CONVERSATIONS || batch_bytes >= SEGMENT_BYTES {
-                    self.archive_batch(store, now_ms, std::mem::take(&mut batch), &mut report)
-                        .await?;
-                    batch_bytes = 0;
-                }
-            }
-            if !batch.is_empty() {
-                self.archive_batch(store, now_ms, batch, &mut report)
-                    .await?;
-            }
+            // Only once the partition's due conversations are committed (each archive line
+            // carries its case events): a run that fails before leaves the log whole.
+            report.case_events_trimmed += store.trim_case_log(partition, cutoff).await?;
         }
         Ok(report)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_partition(
+        &self,
+        store: &Store,
+        partition: usize,
+        candidates: Vec<String>,
+        committed: &BTreeSet<Version>,
+        now_ms: u64,
+        after_days: u32,
+        report: &mut RunReport,
+    ) -> Result<(), ArchiveError> {
+        let mut escalations = store.escalations_by_conversation(partition).await?;
+        let mut case_log = store.case_log_by_conversation(partition).await?;
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0;
+        for id in candidates {
+            let record = store.conversation_fields(&id).await?;
+            if !record_archivable(&id, record, now_ms, after_days) {
+                continue;
+            }
+            let log = escalations.remove(&id).unwrap_or_default();
+            let Some(mut dump) = store.dump_conversation(&id, log).await? else {
+                continue;
+            };
+            dump.case_events = case_log.remove(&id).unwrap_or_default();
+            if !archivable(&dump, now_ms, after_days) {
+                continue;
+            }
+            if committed.contains(&version_of(&dump)) {
+                self.purge(store, &[dump], report, true).await?;
+                continue;
+            }
+            batch_bytes += weight(&dump);
+            batch.push(dump);
+            if batch.len() == SEGMENT_CONVERSATIONS || batch_bytes >= SEGMENT_BYTES {
+                self.archive_batch(store, now_ms, std::mem::take(&mut batch), report)
+                    .await?;
+                batch_bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            self.archive_batch(store, now_ms, batch, report).await?;
+        }
+        Ok(())
     }
 
     async fn archive_batch(
@@ -496,6 +530,7 @@ mod tests {
             seen: Default::default(),
             files: Vec::new(),
             links: Vec::new(),
+            case_events: Vec::new(),
         }
     }
 

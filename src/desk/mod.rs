@@ -180,7 +180,17 @@ impl DeskCourier {
                 detail: format!("conversation {} does not exist", post.conversation_id),
             });
         };
-        let thread = conversation.desk_thread.clone();
+        let mut thread = conversation.desk_thread.clone();
+        if thread.is_none() && conversation.case.number > 1 {
+            // A post queued for the previous case's thread before the customer's message
+            // opened a new case (which unsets the thread): it goes where it was meant to,
+            // rather than waiting forever in front of the new case's thread.
+            match &post.action {
+                DeskAction::OpenThread => {}
+                DeskAction::RefreshBriefing => return Ok(()),
+                _ => thread = conversation.case.previous_thread.clone(),
+            }
+        }
         match (&post.action, thread) {
             (DeskAction::OpenThread, None) => {
                 let briefing = self.briefing(&conversation, &transcript);

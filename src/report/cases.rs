@@ -7,7 +7,7 @@
 //! not open another case within `metrics.repeat_window_days` of the close, on any channel
 //! (linked contacts share one conversation, so their channels share the count).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{ratio, Latency, Report, ReportError, Window};
 use crate::store::{keys, ClosedCase, Store};
@@ -90,13 +90,24 @@ async fn case_events(
 }
 
 /// Reads the case log into `report.cases`.
+/// `archived` are archived conversations' events in the window; an event both there and in
+/// Redis (a run that died before trimming the log) counts once.
 pub(super) async fn read_cases(
     store: &Store,
     window: Window,
+    archived: Vec<(String, HashMap<String, String>)>,
     report: &mut Report,
 ) -> Result<(), ReportError> {
     let mut events = Vec::new();
-    for (id, fields) in case_events(store, window).await? {
+    let mut seen = HashSet::new();
+    let all = case_events(store, window)
+        .await?
+        .into_iter()
+        .chain(archived);
+    for (id, fields) in all {
+        if !seen.insert((id.clone(), fields.get("case").cloned())) {
+            continue;
+        }
         match ClosedCase::from_entry(&id, &fields) {
             Some(event) => events.push(event),
             None => report.skip("case log entries"),
@@ -112,7 +123,7 @@ pub(super) async fn read_cases(
 pub fn figures(events: &[ClosedCase], repeat_window_ms: u64) -> CaseFigures {
     let mut cases = CaseFigures::default();
     let mut latest: HashMap<&str, &ClosedCase> = HashMap::new();
-    let mut opens: HashMap<&str, Vec<u64>> = HashMap::new();
+    let mut opens: HashMap<&str, Vec<(u64, u64)>> = HashMap::new();
     for event in events {
         match event.event.as_str() {
             "opened" => {
@@ -130,7 +141,7 @@ pub fn figures(events: &[ClosedCase], repeat_window_ms: u64) -> CaseFigures {
                 opens
                     .entry(event.conversation_id.as_str())
                     .or_default()
-                    .push(event.at_ms);
+                    .push((case_number(&event.case_id), event.at_ms));
             }
             "reopened" => cases.reopens += 1,
             _ => {}
@@ -147,10 +158,13 @@ pub fn figures(events: &[ClosedCase], repeat_window_ms: u64) -> CaseFigures {
         cases.escalations += event.escalations;
         let came_back = opens
             .get(event.conversation_id.as_str())
-            .is_some_and(|times| {
-                times
-                    .iter()
-                    .any(|&at| at > event.at_ms && at - event.at_ms <= repeat_window_ms)
+            .is_some_and(|opened| {
+                // A later case by number, not by time: a customer answering at once can open
+                // the next case in the very millisecond the previous one closed.
+                let closed_number = case_number(&event.case_id);
+                opened.iter().any(|&(number, at)| {
+                    number > closed_number && at.saturating_sub(event.at_ms) <= repeat_window_ms
+                })
             });
         if RESOLVED_AS.contains(&how.as_str()) && event.reopens == 0 && !came_back {
             cases.first_contact_resolved += 1;
@@ -170,6 +184,13 @@ pub fn figures(events: &[ClosedCase], repeat_window_ms: u64) -> CaseFigures {
         }
     }
     cases
+}
+
+/// The number of a case id `<conversation id>:<number>` (0 when it has none).
+fn case_number(case_id: &str) -> u64 {
+    (case_id.rsplit_once(':'))
+        .and_then(|(_, number)| number.parse().ok())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -270,5 +291,18 @@ mod tests {
         );
         // The same events with a one-hour window: c's return was too late to count against it.
         assert_eq!(figures(&events, 3_600_000).first_contact_resolved, 2);
+        // Back within the same millisecond as the close: still a return.
+        let quick = [
+            event(
+                serde_json::json!({"event": "opened", "case_id": "d:1", "conversation_id": "d", "channel": "webchat", "at_ms": "1000"}),
+            ),
+            event(
+                serde_json::json!({"event": "closed", "case_id": "d:1", "conversation_id": "d", "how": "confirmed", "human": false, "at_ms": "2000", "opened_ms": "1000"}),
+            ),
+            event(
+                serde_json::json!({"event": "opened", "case_id": "d:2", "conversation_id": "d", "channel": "webchat", "repeat": true, "at_ms": "2000"}),
+            ),
+        ];
+        assert_eq!(figures(&quick, DAY).first_contact_resolved, 0);
     }
 }

@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use super::cluster::{cluster_questions, EscalatedQuestion, DEFAULT_THRESHOLD};
 use super::{Report, ReportError, Window};
+use crate::archive::Archive;
 use crate::model::{field, EscalationReason, Role, Status};
-use crate::store::{keys, Store};
+use crate::store::{keys, ConversationDump, Store};
 
 /// Conversations per index page and per pipelined batch.
 const BATCH: usize = 500;
@@ -27,20 +28,117 @@ const MAX_TRANSCRIPT: usize = 10_000;
 /// human", "real person please") says nothing about what the knowledge base lacks.
 const NOT_A_QUESTION: &[EscalationReason] = &[EscalationReason::HumanRequested];
 
-/// Computes every figure for `window`.
+/// Computes every figure for `window` from Redis alone.
 pub async fn collect(store: &Store, window: Window) -> Result<Report, ReportError> {
+    collect_with_archive(store, None, window).await
+}
+
+/// Computes every figure for `window`, from Redis and, when the window reaches back to what
+/// was archived, from the archive too. A conversation is counted once: an archived state of
+/// one still in Redis (a run that died before removing it) is skipped.
+pub async fn collect_with_archive(
+    store: &Store,
+    archive: Option<&Archive>,
+    window: Window,
+) -> Result<Report, ReportError> {
     let mut report = Report {
         window: Some(window),
         ..Report::default()
     };
-    let (escalated_ids, questions) = read_escalations(store, window, &mut report).await?;
+    let archived = match archive {
+        Some(archive) => archived_for(archive, window).await?,
+        None => Vec::new(),
+    };
+    let (escalated_ids, mut questions) = read_escalations(store, window, &mut report).await?;
+    let mut in_redis = HashSet::new();
     for partition in keys::partitions() {
-        read_partition(store, partition, window, &escalated_ids, &mut report).await?;
+        read_partition(
+            store,
+            partition,
+            window,
+            &escalated_ids,
+            &mut in_redis,
+            &mut report,
+        )
+        .await?;
     }
+    let archived: Vec<&ConversationDump> = (archived.iter())
+        .filter(|dump| !in_redis.contains(&(dump.id.clone(), dump.created_ms())))
+        .collect();
+    for dump in &archived {
+        count_archived(dump, window, &mut questions, &mut report);
+    }
+    questions.sort_by_key(|(order, _)| *order);
+    let questions: Vec<EscalatedQuestion> = questions.into_iter().map(|(_, q)| q).collect();
     report.knowledge_gaps = cluster_questions(&questions, DEFAULT_THRESHOLD);
     read_kb_candidates(store, window, &mut report).await?;
-    super::cases::read_cases(store, window, &mut report).await?;
+    let archived_case_events = (archived.iter())
+        .flat_map(|dump| dump.case_events.iter())
+        .filter(|entry| window.contains(stream_ms(&entry.id)))
+        .map(|entry| (entry.id.clone(), entry.fields.clone().into_iter().collect()))
+        .collect();
+    super::cases::read_cases(store, window, archived_case_events, &mut report).await?;
     Ok(report)
+}
+
+/// The archived conversations that may count in `window`: none when every archive run
+/// happened before the window (what a run moves out was quiet for the retention already).
+/// Reads the archive whole: it is for the occasional report over an old window.
+async fn archived_for(
+    archive: &Archive,
+    window: Window,
+) -> Result<Vec<ConversationDump>, ReportError> {
+    let status = archive.status().await?;
+    if status
+        .newest_ms
+        .is_none_or(|newest| newest < window.since_ms)
+    {
+        return Ok(Vec::new());
+    }
+    Ok((archive.read_all().await?.into_iter())
+        .map(|line| line.conversation)
+        .filter(|dump| dump.created_ms() < window.until_ms)
+        .collect())
+}
+
+/// An archived conversation's figures: the same as [`read_batch`] and [`read_escalations`]
+/// count for one in Redis, from its archived record, transcript and escalation log entries.
+fn count_archived(
+    dump: &ConversationDump,
+    window: Window,
+    questions: &mut Vec<((u64, u64), EscalatedQuestion)>,
+    report: &mut Report,
+) {
+    let mut escalated_in_window = false;
+    for entry in &dump.escalations {
+        if !window.contains(stream_ms(&entry.id)) {
+            continue;
+        }
+        escalated_in_window = true;
+        let order = stream_id_order(&entry.id);
+        count_escalation(
+            entry.fields.get("e").map(String::as_str),
+            order,
+            questions,
+            report,
+        );
+    }
+    let fields = dump.record.clone().into_iter().collect();
+    let Some(record) = Record::parse_fields(&dump.id, fields) else {
+        report.skip("conversation records");
+        return;
+    };
+    let escalated_ids = if escalated_in_window {
+        HashSet::from([dump.id.clone()])
+    } else {
+        HashSet::new()
+    };
+    count_record(&record, window, &escalated_ids, report);
+    let entries = dump.transcript.iter().map(|entry| {
+        let role = entry.fields.get("role").map_or("", String::as_str);
+        (entry.id.as_str(), Role::parse(role))
+    });
+    count_transcript(&record, entries, window, report);
 }
 
 /// Every partition's escalation log entries in the window, oldest first.
@@ -96,42 +194,58 @@ fn stream_id_order(id: &str) -> (u64, u64) {
     (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
-/// The escalation log in the window: counts by reason, the conversations, the questions.
+/// The escalation log in the window: counts by reason, the conversations, the questions
+/// (with their stream order, so archived ones sort in among them).
+#[allow(clippy::type_complexity)]
 async fn read_escalations(
     store: &Store,
     window: Window,
     report: &mut Report,
-) -> Result<(HashSet<String>, Vec<EscalatedQuestion>), ReportError> {
+) -> Result<(HashSet<String>, Vec<((u64, u64), EscalatedQuestion)>), ReportError> {
     let mut conversations = HashSet::new();
     let mut questions = Vec::new();
     for entry in escalation_log(store, window).await? {
-        let parsed = entry
-            .get::<String>("e")
-            .and_then(|json| serde_json::from_str::<Value>(&json).ok())
-            .filter(Value::is_object);
-        let Some(log) = parsed else {
-            report.skip("escalation log entries");
-            continue;
-        };
-        let text = |field: &str| log.get(field).and_then(Value::as_str).unwrap_or("");
-        let reason = match text("reason") {
-            "" => "unknown".to_owned(),
-            reason => reason.to_owned(),
-        };
-        *report.escalations.entry(reason.clone()).or_default() += 1;
-        if !text("conversation_id").is_empty() {
-            conversations.insert(text("conversation_id").to_owned());
-        }
-        let asked_for_a_person =
-            EscalationReason::known(&reason).is_some_and(|reason| NOT_A_QUESTION.contains(&reason));
-        if !asked_for_a_person && !text("question").trim().is_empty() {
-            questions.push(EscalatedQuestion {
-                text: text("question").to_owned(),
-                reason,
-            });
+        let json = entry.get::<String>("e");
+        let order = stream_id_order(&entry.id);
+        if let Some(id) = count_escalation(json.as_deref(), order, &mut questions, report) {
+            conversations.insert(id);
         }
     }
     Ok((conversations, questions))
+}
+
+/// Counts one escalation log entry; returns the conversation it names.
+fn count_escalation(
+    json: Option<&str>,
+    order: (u64, u64),
+    questions: &mut Vec<((u64, u64), EscalatedQuestion)>,
+    report: &mut Report,
+) -> Option<String> {
+    let parsed = json
+        .and_then(|json| serde_json::from_str::<Value>(json).ok())
+        .filter(Value::is_object);
+    let Some(log) = parsed else {
+        report.skip("escalation log entries");
+        return None;
+    };
+    let text = |field: &str| log.get(field).and_then(Value::as_str).unwrap_or("");
+    let reason = match text("reason") {
+        "" => "unknown".to_owned(),
+        reason => reason.to_owned(),
+    };
+    *report.escalations.entry(reason.clone()).or_default() += 1;
+    let asked_for_a_person =
+        EscalationReason::known(&reason).is_some_and(|reason| NOT_A_QUESTION.contains(&reason));
+    if !asked_for_a_person && !text("question").trim().is_empty() {
+        questions.push((
+            order,
+            EscalatedQuestion {
+                text: text("question").to_owned(),
+                reason,
+            },
+        ));
+    }
+    Some(text("conversation_id").to_owned()).filter(|id| !id.is_empty())
 }
 
 /// A conversation record's fields the report reads, parsed once.
@@ -158,6 +272,10 @@ impl Record {
             .into_iter()
             .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
             .collect();
+        Record::parse_fields(id, fields)
+    }
+
+    fn parse_fields(id: &str, fields: HashMap<String, String>) -> Option<Record> {
         let channel = fields
             .get(field::CHANNEL)
             .filter(|c| !c.is_empty())?
@@ -193,6 +311,7 @@ async fn read_partition(
     partition: usize,
     window: Window,
     escalated_ids: &HashSet<String>,
+    in_redis: &mut HashSet<(String, u64)>,
     report: &mut Report,
 ) -> Result<(), ReportError> {
     let mut offset = 0;
@@ -212,7 +331,7 @@ async fn read_partition(
             })
             .await?;
         if !ids.is_empty() {
-            read_batch(store, window, &ids, escalated_ids, report).await?;
+            read_batch(store, window, &ids, escalated_ids, in_redis, report).await?;
         }
         if ids.len() < BATCH {
             return Ok(());
@@ -226,6 +345,7 @@ async fn read_batch(
     window: Window,
     ids: &[String],
     escalated_ids: &HashSet<String>,
+    in_redis: &mut HashSet<(String, u64)>,
     report: &mut Report,
 ) -> Result<(), ReportError> {
     let partitions: Vec<usize> = ids.iter().map(|id| keys::partition(id)).collect();
@@ -248,6 +368,7 @@ async fn read_batch(
             report.skip("conversation records");
             continue;
         };
+        in_redis.insert((record.id.clone(), record.created_ms));
         count_record(&record, window, escalated_ids, report);
         if record.created_ms < window.until_ms && record.updated_ms >= window.since_ms {
             active.push(record);
@@ -287,7 +408,13 @@ async fn read_batch(
         if transcript.ids.len() == MAX_TRANSCRIPT {
             report.skip("transcripts cut at 10000 entries");
         }
-        count_transcript(record, &transcript.ids, window, report);
+        let entries = transcript.ids.iter().map(|entry| {
+            let role = entry
+                .get::<String>("role")
+                .map_or(Role::Other(String::new()), |name| Role::parse(&name));
+            (entry.id.as_str(), role)
+        });
+        count_transcript(record, entries, window, report);
     }
     Ok(())
 }
@@ -332,14 +459,16 @@ fn count_record(
 }
 
 /// Messages by role in the window, and the time to first response.
-fn count_transcript(record: &Record, entries: &[StreamId], window: Window, report: &mut Report) {
+fn count_transcript<'a>(
+    record: &Record,
+    entries: impl IntoIterator<Item = (&'a str, Role)>,
+    window: Window,
+    report: &mut Report,
+) {
     let mut first_customer_ms = None;
     let mut first_response_seen = false;
-    for entry in entries {
-        let at = stream_ms(&entry.id);
-        let role = entry
-            .get::<String>("role")
-            .map_or(Role::Other(String::new()), |name| Role::parse(&name));
+    for (id, role) in entries {
+        let at = stream_ms(id);
         if window.contains(at) {
             match role {
                 Role::Customer => {

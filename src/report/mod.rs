@@ -1,4 +1,4 @@
-//! `switchboard report`: support figures for a time window, computed from Redis.
+//! `switchboard report`: support figures for a time window, computed from Redis and the archive.
 //!
 //! The Prometheus counters in [`crate::metrics`] belong to one instance and start at zero on
 //! every restart; this report reads what every instance wrote to Redis, so it covers any
@@ -8,7 +8,10 @@
 //! - their transcripts: messages by role, time to first response;
 //! - each partition's escalation log: escalations by reason and the questions behind them;
 //! - the knowledge-base candidates hash `sb:kb:candidates`;
-//! - each partition's case log: per-case figures ([`cases`]).
+//! - each partition's case log: per-case figures ([`cases`]);
+//! - the archive (`retention.archive_dir`), when the window reaches back to conversations
+//!   archived out of Redis: their records, transcripts, escalations and case events count
+//!   the same as if they were still in Redis.
 //!
 //! Records that do not parse are skipped and counted, never fatal: one bad write must not
 //! hide a week of figures. Rendering lives in [`text`] (the `Display` impl) and [`html`].
@@ -27,7 +30,7 @@ use std::time::Duration;
 
 pub use cases::{figures as case_figures, CaseFigures};
 pub use cluster::{cluster_questions, EscalatedQuestion, QuestionCluster};
-pub use collect::collect;
+pub use collect::{collect, collect_with_archive};
 
 use crate::config::Config;
 
@@ -40,6 +43,9 @@ pub enum ReportError {
     /// The store could not be read.
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
+    /// The archive could not be read.
+    #[error("{0}")]
+    Archive(#[from] crate::archive::ArchiveError),
     /// The time window is not usable.
     #[error("window: {0}")]
     Window(String),
@@ -288,7 +294,8 @@ pub async fn run_report(
     let store = crate::store::Store::connect(&config.redis.url, response)
         .await?
         .with_case_rules(config.case_rules());
-    let report = collect(&store, window).await?;
+    let archive = crate::admin::archive_of(config);
+    let report = collect_with_archive(&store, archive.as_ref(), window).await?;
     if let Some(path) = html_out {
         std::fs::write(path, html::render(&report)).map_err(|source| ReportError::Write {
             path: path.display().to_string(),

@@ -1,12 +1,12 @@
 //! Case closing and the case log (see `crate::cases` for the rules).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::Script;
 
-use super::{keys, Store, StoreError};
+use super::{keys, DumpEntry, Store, StoreError};
 
 static CLOSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/case_close.lua")));
 
@@ -191,5 +191,35 @@ impl Store {
                 _ => return Ok(removed),
             }
         }
+    }
+
+    /// The partition's case log, by conversation id (what the archive keeps with each).
+    pub async fn case_log_by_conversation(
+        &self,
+        partition: usize,
+    ) -> Result<BTreeMap<String, Vec<DumpEntry>>, StoreError> {
+        let mut by_conversation: BTreeMap<String, Vec<DumpEntry>> = BTreeMap::new();
+        for entry in self.stream_entries(&keys::case_log(partition)).await? {
+            let conversation = (entry.fields.get("case"))
+                .and_then(|case| Some(case.rsplit_once(':')?.0.to_owned()));
+            if let Some(conversation) = conversation {
+                by_conversation.entry(conversation).or_default().push(entry);
+            }
+        }
+        Ok(by_conversation)
+    }
+
+    /// Drops the partition's case log entries older than `min_ms`; returns how many.
+    pub async fn trim_case_log(&self, partition: usize, min_ms: u64) -> Result<u64, StoreError> {
+        let log = keys::case_log(partition);
+        self.run(|mut conn| async move {
+            redis::cmd("XTRIM")
+                .arg(log)
+                .arg("MINID")
+                .arg(min_ms)
+                .query_async::<u64>(&mut conn)
+                .await
+        })
+        .await
     }
 }

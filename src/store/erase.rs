@@ -66,6 +66,10 @@ pub struct ConversationDump {
     pub files: Vec<DumpFile>,
     /// Other channels' conversation keys linked into it (`channel:key`).
     pub links: Vec<String>,
+    /// Its case log entries (opened, reopened, closed), kept with it in the archive because
+    /// the partition's case log is trimmed once they are archived; the report reads them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub case_events: Vec<DumpEntry>,
 }
 
 impl ConversationDump {
@@ -268,6 +272,7 @@ impl Store {
             seen,
             files,
             links,
+            case_events: Vec::new(),
         }))
     }
 

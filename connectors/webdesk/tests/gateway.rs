@@ -252,7 +252,9 @@ async fn an_agent_signs_in_claims_replies_hands_back_and_resolves_on_the_web_des
     let redis = RedisServer::start();
     let sam = switchboard_webdesk::hash_password("sam-password-1").unwrap();
     let bill = switchboard_webdesk::hash_password("bill-password-1").unwrap();
-    let gateway = start_gateway(test_config(&redis, &desk_config(&sam, &bill))).await;
+    // A message after the resolve opens a new case rather than reopening this one.
+    let config = format!("{}[case]\nreopen_window_hours = 0\n", desk_config(&sam, &bill));
+    let gateway = start_gateway(test_config(&redis, &config)).await;
     let addr = gateway.local_addr;
 
     let wrong = sign_in(addr, "sam", "not-the-password").await;
@@ -333,6 +335,22 @@ async fn an_agent_signs_in_claims_replies_hands_back_and_resolves_on_the_web_des
         agent.queue().await.is_empty().then_some(())
     })
     .await;
+    assert!(
+        view["thread"]["briefing"].get("previous_case").is_none(),
+        "her first case had none"
+    );
+
+    // Back with a new problem: a new case in a new thread, whose briefing links the old one.
+    widget
+        .send(json!({"type": "message", "client_id": "q5", "text": "I want to talk to a real person"}))
+        .await;
+    let next = agent.waiting("Dana").await;
+    let next_id = next["id"].as_str().unwrap().to_owned();
+    assert_ne!(next_id, id, "a new thread");
+    let previous = &agent.thread(&next_id).await["thread"]["briefing"]["previous_case"];
+    assert_eq!(previous["thread"]["ts"], id.as_str(), "{previous}");
+    let script = agent.get("/desk/desk.js").await;
+    assert!(script.body.contains("Previous case"));
 }
 
 #[tokio::test]

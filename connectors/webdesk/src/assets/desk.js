@@ -123,6 +123,12 @@
     fact(facts, "Waiting", waited(data.thread.opened_ms));
     fact(facts, "Summary", b.summary_source);
     fact(facts, "Knowledge base", (b.citations || []).map((c) => `${c.id}: ${c.title}`).join(" · "));
+    if (b.previous_case) {
+      // The customer's earlier case; its thread is one of this desk's when the ids match.
+      const a = el("a", "", `${b.previous_case.case_id}: its thread`);
+      a.href = "#thread=" + encodeURIComponent(b.previous_case.thread.ts);
+      fact(facts, "Previous case", a);
+    }
     $("summary").textContent = b.summary;
     const transcript = $("transcript");
     transcript.replaceChildren();
@@ -234,6 +240,11 @@
   // Links from elsewhere (`switchboard replay --html`) open a thread: /desk#thread=<id>.
   const linked = new URLSearchParams(location.hash.slice(1)).get("thread");
   if (linked) openId = linked;
+  // The same links inside the desk (a briefing's previous case) open their thread in place.
+  window.addEventListener("hashchange", () => {
+    const id = new URLSearchParams(location.hash.slice(1)).get("thread");
+    if (id && id !== openId) open(id).catch(() => {});
+  });
   refresh();
   connect(500);
 })();
