@@ -8,7 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use switchboard::config::{Config, LogFormat};
 
 #[derive(Parser)]
@@ -45,16 +45,6 @@ enum Command {
     /// from standard input (so the password stays out of the shell history) and prints the
     /// argon2 hash.
     HashPassword,
-    /// Email: run the OAuth 2.0 consent flow for `auth = "oauth2"`.
-    Email {
-        #[command(subcommand)]
-        action: EmailAction,
-    },
-    /// Slack apps: print the manifest to create the desk app (or the customer app) from.
-    Slack {
-        #[command(subcommand)]
-        action: SlackAction,
-    },
     /// Support figures for a time window, from Redis (all instances): text on stdout, optionally
     /// a self-contained HTML page with charts.
     Report {
@@ -164,55 +154,6 @@ enum Command {
 }
 
 #[derive(Subcommand)]
-enum EmailAction {
-    /// Sign in to the support mailbox's account once and print the refresh token to store in
-    /// the variable `[connectors.email.oauth2] refresh_token_env` names. Listens on 127.0.0.1
-    /// for the provider's redirect (register `http://127.0.0.1` as a redirect URI, any port)
-    /// and prints the URL to open in a browser.
-    Authorize {
-        /// `google`, `microsoft` or `custom`.
-        #[arg(long)]
-        provider: String,
-        /// Environment variable holding the OAuth client id.
-        #[arg(long, value_name = "VAR")]
-        client_id_env: String,
-        /// Environment variable holding the client secret (none for public clients).
-        #[arg(long, value_name = "VAR")]
-        client_secret_env: Option<String>,
-        /// Microsoft: the directory (tenant) id or domain (default `common`).
-        #[arg(long)]
-        tenant: Option<String>,
-        /// The consent page (required for `custom`).
-        #[arg(long)]
-        authorize_url: Option<String>,
-        /// The token endpoint (required for `custom`).
-        #[arg(long)]
-        token_url: Option<String>,
-        /// A scope to ask for; repeat for several (required for `custom`).
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        /// The loopback port for the redirect (0: any free port).
-        #[arg(long, default_value_t = 0)]
-        port: u16,
-    },
-}
-
-#[derive(Subcommand)]
-enum SlackAction {
-    /// Print the app manifest (JSON) for the configured desk, or with `--customers` for the
-    /// customer channel: exact bot scopes, events, Socket Mode or the request URL. Paste it in
-    /// api.slack.com/apps -> Create New App -> From an app manifest.
-    Manifest {
-        /// The config file; its tokens need not exist yet.
-        #[arg(long, short, default_value = "config/switchboard.toml")]
-        config: PathBuf,
-        /// The customer channel's app (`[connectors.slack]`) instead of the desk's.
-        #[arg(long)]
-        customers: bool,
-    },
-}
-
-#[derive(Subcommand)]
 enum KbAction {
     /// List candidates waiting for review.
     Review {
@@ -312,24 +253,32 @@ enum OutboxAction {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Channels' own commands (`switchboard slack manifest`, `switchboard email authorize`)
+    // come from the registry, next to the core's.
+    let tools = switchboard::registry::TOOLS;
+    let matches = tools
+        .iter()
+        .fold(Cli::command(), |cli, tool| cli.subcommand((tool.command)()))
+        .get_matches();
+    if let Some((name, arguments)) = matches.subcommand() {
+        if let Some(tool) = tools.iter().find(|tool| tool.name == name) {
+            return match (tool.run)(arguments) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     match cli.command {
         Command::Run { config } => run(config),
         Command::CheckConfig { files, online } => check_config(&files, online),
         Command::HashPassword => hash_password(),
-        Command::Slack {
-            action: SlackAction::Manifest { config, customers },
-        } => match switchboard_slack::manifest::for_config_file(&config, customers) {
-            Ok(manifest) => {
-                println!("{manifest}");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Email { action } => with_runtime(|| email(action)),
         Command::Kb { config, action } => with_runtime(|| kb(config, action)),
         Command::Outbox { config, action } => with_runtime(|| outbox(config, action)),
         Command::Contact { config, action } => {
@@ -583,73 +532,6 @@ fn set_up_online(path: &std::path::Path, mut config: Config) -> bool {
 }
 
 /// Runs an async command on a fresh runtime; a runtime that cannot start is one error line.
-async fn email(action: EmailAction) -> Result<(), String> {
-    use switchboard_email::oauth::{authorize, Authorize};
-    use switchboard_email::{OAuthConfig, OAuthProvider};
-    let EmailAction::Authorize {
-        provider,
-        client_id_env,
-        client_secret_env,
-        tenant,
-        authorize_url,
-        token_url,
-        scopes,
-        port,
-    } = action;
-    let provider = match provider.as_str() {
-        "google" => OAuthProvider::Google,
-        "microsoft" => OAuthProvider::Microsoft,
-        "custom" => OAuthProvider::Custom,
-        other => {
-            return Err(format!(
-                "--provider {other:?}: expected google, microsoft or custom"
-            ))
-        }
-    };
-    let env = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|value| !value.is_empty())
-            .ok_or_else(|| format!("environment variable {name} is not set"))
-    };
-    let client_secret = client_secret_env.as_deref().map(env).transpose()?;
-    let oauth = OAuthConfig {
-        provider,
-        client_id: env(&client_id_env)?,
-        client_id_env,
-        client_secret,
-        client_secret_env,
-        refresh_token_env: String::new(),
-        tenant,
-        token_url,
-        authorize_url,
-        scopes: (!scopes.is_empty()).then_some(scopes),
-        refresh_token: String::new(),
-    };
-    for url in [oauth.token_endpoint(), oauth.authorize_endpoint()]
-        .into_iter()
-        .flatten()
-    {
-        switchboard_email::config::check_endpoint_url(&url)?;
-    }
-    let refresh_token = authorize(
-        Authorize {
-            oauth: &oauth,
-            port,
-        },
-        |url| {
-            println!("Open this URL in a browser and sign in as the support mailbox:\n\n  {url}\n");
-            println!("Waiting for the provider to redirect back to this machine...");
-        },
-    )
-    .await?;
-    println!(
-        "\nRefresh token (store it in the environment variable your \
-         [connectors.email.oauth2] refresh_token_env names; it is a password):\n\n{refresh_token}"
-    );
-    Ok(())
-}
-
 fn with_runtime<F, Fut>(command: F) -> ExitCode
 where
     F: FnOnce() -> Fut,

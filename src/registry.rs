@@ -53,6 +53,31 @@ pub struct DeskEntry {
     pub parse: fn(toml::Value) -> Result<Box<dyn DeskConfig>, SectionError>,
 }
 
+/// A command a channel's crate adds to the binary (`switchboard <name> ...`).
+#[derive(Clone, Copy)]
+pub struct ToolEntry {
+    /// The subcommand's name.
+    pub name: &'static str,
+    /// Its arguments and help, as clap shows them.
+    pub command: fn() -> clap::Command,
+    /// Runs it with what clap parsed.
+    pub run: fn(&clap::ArgMatches) -> Result<(), String>,
+}
+
+/// Every channel's own commands, beside the core's.
+pub static TOOLS: &[ToolEntry] = &[
+    ToolEntry {
+        name: "email",
+        command: switchboard_email::cli::command,
+        run: switchboard_email::cli::run,
+    },
+    ToolEntry {
+        name: "slack",
+        command: switchboard_slack::cli::command,
+        run: switchboard_slack::cli::run,
+    },
+];
+
 /// Every agent desk this build has.
 pub static DESKS: &[DeskEntry] = &[
     desk::<SlackDeskConfig>("slack"),

@@ -5,6 +5,7 @@
 //! `thread` (conversation key and `+token` reply addresses), `compose` (`Outbound` -> mail,
 //! pure), `imap` (the IMAP protocol side), `connector` (the loop and SMTP delivery).
 
+pub mod cli;
 pub mod compose;
 pub mod config;
 pub mod connector;

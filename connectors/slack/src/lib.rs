@@ -16,6 +16,7 @@
 //! `standin` (feature `standin`): a loopback Slack (Web API + Socket Mode) for tests.
 
 mod app;
+pub mod cli;
 mod customer;
 mod desk;
 mod from_config;
