@@ -76,14 +76,20 @@ fn customer_messages_with(view: &switchboard_api::ConversationView, needle: &str
         .count()
 }
 
-#[tokio::test]
-async fn briefing_buttons_claim_send_the_suggestion_edit_and_resolve_each_once() {
-    let redis = RedisServer::start();
+/// A Slack stand-in whose support channel has Sam and Ola (and the bot) but not the outsider.
+async fn stand_in_with_two_agents_and_an_outsider() -> SlackStandIn {
     let standin = SlackStandIn::start().await;
     standin.set_user(AGENT, "Sam Rivera");
     standin.set_user(OTHER_AGENT, "Ola Berg");
     standin.set_user(OUTSIDER, "Out Sider");
     standin.set_channel_members(SUPPORT, &[AGENT, OTHER_AGENT, standin.bot_user_id()]);
+    standin
+}
+
+#[tokio::test]
+async fn briefing_buttons_claim_send_the_suggestion_edit_and_resolve_each_once() {
+    let redis = RedisServer::start();
+    let standin = stand_in_with_two_agents_and_an_outsider().await;
     let gateway = start_gateway(test_config(&redis, &desk_config(&standin, "socket"))).await;
     let mut widget = visitor_asks_for_a_human(gateway.local_addr, "slack-buttons-00000001").await;
     let parent = briefing(&standin).await;
@@ -425,11 +431,7 @@ async fn a_knowledge_candidate_is_edited_in_a_modal_and_approved_once() {
 #[tokio::test]
 async fn reveal_shows_a_hidden_card_number_to_that_agent_alone_and_logs_who_looked() {
     let redis = RedisServer::start();
-    let standin = SlackStandIn::start().await;
-    standin.set_user(AGENT, "Sam Rivera");
-    standin.set_user(OTHER_AGENT, "Ola Berg");
-    standin.set_user(OUTSIDER, "Out Sider");
-    standin.set_channel_members(SUPPORT, &[AGENT, OTHER_AGENT, standin.bot_user_id()]);
+    let standin = stand_in_with_two_agents_and_an_outsider().await;
     let gateway = start_gateway(test_config(&redis, &desk_config(&standin, "socket"))).await;
     let (mut widget, _) = Widget::connect(gateway.local_addr, "slack-reveal-000000001", None).await;
     let first_card = "4111 1111 1111 1111";

@@ -316,19 +316,8 @@ async fn read_partition(
 ) -> Result<(), ReportError> {
     let mut offset = 0;
     loop {
-        let index = keys::conversation_index(partition);
-        let ids: Vec<String> = store
-            .run(|mut conn| async move {
-                redis::cmd("ZRANGEBYSCORE")
-                    .arg(index)
-                    .arg("-inf")
-                    .arg(format!("({}", window.until_ms))
-                    .arg("LIMIT")
-                    .arg(offset)
-                    .arg(BATCH)
-                    .query_async(&mut conn)
-                    .await
-            })
+        let ids = store
+            .indexed_page(partition, window.until_ms, offset, BATCH)
             .await?;
         if !ids.is_empty() {
             read_batch(store, window, &ids, escalated_ids, in_redis, report).await?;

@@ -421,19 +421,8 @@ pub async fn replay(
     for partition in keys::partitions() {
         let mut offset = 0;
         loop {
-            let index = keys::conversation_index(partition);
-            let ids: Vec<String> = store
-                .run(|mut conn| async move {
-                    redis::cmd("ZRANGEBYSCORE")
-                        .arg(index)
-                        .arg("-inf")
-                        .arg(format!("({}", window.until_ms))
-                        .arg("LIMIT")
-                        .arg(offset)
-                        .arg(PAGE)
-                        .query_async(&mut conn)
-                        .await
-                })
+            let ids = store
+                .indexed_page(partition, window.until_ms, offset, PAGE)
                 .await?;
             // Conversations are read and replayed side by side (on every core: the embedded
             // answerer is CPU work; with a model, its calls overlap), and merged in index

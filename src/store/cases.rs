@@ -142,55 +142,34 @@ impl Store {
     }
 
     /// Removes a forgotten customer's events from their partition's case log (they name the
-    /// conversation and its channels); returns how many. Reads the whole log in pages: an
-    /// erasure is rare, and the log holds no index by conversation.
+    /// conversation and its channels); returns how many. Reads the whole log: an erasure is
+    /// rare, and the log holds no index by conversation.
     pub async fn forget_case_log(&self, conversation_id: &str) -> Result<u64, StoreError> {
-        const PAGE: usize = 1_000;
         let log = keys::case_log(keys::partition(conversation_id));
         let prefix = format!("{conversation_id}:");
-        let mut start = "-".to_owned();
+        let doomed: Vec<String> = (self.stream_entries(&log).await?.into_iter())
+            .filter(|entry| {
+                entry
+                    .fields
+                    .get("case")
+                    .is_some_and(|case| case.starts_with(&prefix))
+            })
+            .map(|entry| entry.id)
+            .collect();
         let mut removed = 0;
-        loop {
-            let (from, stream) = (start.clone(), log.clone());
-            let page: redis::streams::StreamRangeReply = self
+        for chunk in doomed.chunks(1_000) {
+            let (stream, chunk) = (log.clone(), chunk.to_vec());
+            removed += self
                 .run(|mut conn| async move {
-                    redis::cmd("XRANGE")
+                    redis::cmd("XDEL")
                         .arg(stream)
-                        .arg(from)
-                        .arg("+")
-                        .arg("COUNT")
-                        .arg(PAGE)
-                        .query_async(&mut conn)
+                        .arg(&chunk)
+                        .query_async::<u64>(&mut conn)
                         .await
                 })
                 .await?;
-            let ids: Vec<String> = page
-                .ids
-                .iter()
-                .filter(|entry| {
-                    entry
-                        .get::<String>("case")
-                        .is_some_and(|case| case.starts_with(&prefix))
-                })
-                .map(|entry| entry.id.clone())
-                .collect();
-            if !ids.is_empty() {
-                let stream = log.clone();
-                removed += self
-                    .run(|mut conn| async move {
-                        redis::cmd("XDEL")
-                            .arg(stream)
-                            .arg(&ids)
-                            .query_async::<u64>(&mut conn)
-                            .await
-                    })
-                    .await?;
-            }
-            match page.ids.last() {
-                Some(last) if page.ids.len() == PAGE => start = format!("({}", last.id),
-                _ => return Ok(removed),
-            }
         }
+        Ok(removed)
     }
 
     /// The partition's case log, by conversation id (what the archive keeps with each).

@@ -206,6 +206,30 @@ impl Store {
         .await
     }
 
+    /// One page of a partition's index: up to `count` conversation ids created before
+    /// `before_ms`, oldest first, from `offset` on (readers of every conversation page so a
+    /// large partition is never one reply).
+    pub async fn indexed_page(
+        &self,
+        partition: usize,
+        before_ms: u64,
+        offset: usize,
+        count: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let index = keys::conversation_index(partition);
+        self.run(|mut conn| async move {
+            conn.zrangebyscore_limit(
+                index,
+                "-inf",
+                format!("({before_ms}"),
+                offset as isize,
+                count as isize,
+            )
+            .await
+        })
+        .await
+    }
+
     /// A conversation record's fields as stored (empty when there is none).
     pub async fn conversation_fields(
         &self,
