@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard::archive::{Archive, LocalDirStore};
-use switchboard::model::{now_ms, Role};
-use switchboard::store::{keys, Commit, ReplyToQueue, Store};
+use switchboard::model::now_ms;
+use switchboard::store::Store;
 use tokio::task::JoinHandle;
 
 use super::servers::{RedisServer, TempDir};
-use super::{env_usize, inbound, Admin};
+use super::{commit_delivered_answer, env_usize, inbound, Admin};
 
 const AFTER_DAYS: u32 = 90;
 const DAY_MS: u64 = 86_400_000;
@@ -62,32 +62,13 @@ pub async fn archive_phase(redis: &RedisServer, questions: &[&'static str]) {
                                 ("csat".to_owned(), "5".to_owned()),
                             ];
                         }
-                        let committed = store
-                            .commit(&Commit {
-                                conversation_id: ingested.conversation_id.clone(),
-                                fields,
-                                reply: Some(ReplyToQueue {
-                                    role: Role::Ai,
-                                    text: format!("Here is how, step by step, for: {question}"),
-                                    ..Default::default()
-                                }),
-                                ..Default::default()
-                            })
-                            .await
-                            .expect("commit");
-                        let entry = committed.entry_id.unwrap_or_default();
-                        let receipts = keys::deliveries(&ingested.conversation_id);
-                        store
-                            .run(|mut conn| async move {
-                                redis::cmd("HSET")
-                                    .arg(receipts)
-                                    .arg(&entry)
-                                    .arg(&entry)
-                                    .query_async::<()>(&mut conn)
-                                    .await
-                            })
-                            .await
-                            .expect("record delivery");
+                        commit_delivered_answer(
+                            &store,
+                            &ingested.conversation_id,
+                            fields,
+                            format!("Here is how, step by step, for: {question}"),
+                        )
+                        .await;
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 }

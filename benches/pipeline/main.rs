@@ -761,6 +761,42 @@ fn print_round_trips(
 
 /// A realistic 10-message conversation (5 questions, 5 AI answers) written straight through
 /// the store as the pipeline writes it, for `conversations` conversations.
+/// Commits an AI answer as the pipeline does, with `fields` on the record, and the delivery
+/// receipt the outbox writes once it is delivered.
+pub(crate) async fn commit_delivered_answer(
+    store: &Store,
+    conversation_id: &str,
+    fields: Vec<(String, String)>,
+    answer: String,
+) {
+    let committed = store
+        .commit(&Commit {
+            conversation_id: conversation_id.to_owned(),
+            fields,
+            reply: Some(ReplyToQueue {
+                role: Role::Ai,
+                text: answer,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("commit");
+    let entry = committed.entry_id.unwrap_or_default();
+    let receipts = keys::deliveries(conversation_id);
+    store
+        .run(|mut conn| async move {
+            redis::cmd("HSET")
+                .arg(receipts)
+                .arg(&entry)
+                .arg(&entry)
+                .query_async::<()>(&mut conn)
+                .await
+        })
+        .await
+        .expect("record delivery");
+}
+
 async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]) {
     let target = env_usize("SB_BENCH_MEMORY_CONVERSATIONS", 100_000);
     let budget = Duration::from_secs(env_usize("SB_BENCH_MEMORY_BUDGET_S", 120) as u64);
@@ -822,37 +858,18 @@ async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]
                             .ingest(&inbound(&session, m, question))
                             .await
                             .expect("ingest");
-                        let committed = store
-                            .commit(&Commit {
-                                conversation_id: ingested.conversation_id.clone(),
-                                fields: vec![
-                                    ("last_decision".into(), record.clone()),
-                                    ("updated_ms".into(), "1767225600000".into()),
-                                    ("status".into(), "bot".into()),
-                                ],
-                                reply: Some(ReplyToQueue {
-                                    role: Role::Ai,
-                                    text: answer.clone(),
-                                    ..Default::default()
-                                }),
-                                ..Default::default()
-                            })
-                            .await
-                            .expect("commit");
-                        let entry = committed.entry_id.unwrap_or_default();
-                        // The receipt the outbox writes for each delivered reply.
-                        let receipts = keys::deliveries(&ingested.conversation_id);
-                        store
-                            .run(|mut conn| async move {
-                                redis::cmd("HSET")
-                                    .arg(receipts)
-                                    .arg(&entry)
-                                    .arg(&entry)
-                                    .query_async::<()>(&mut conn)
-                                    .await
-                            })
-                            .await
-                            .expect("record delivery");
+                        let fields = vec![
+                            ("last_decision".into(), record.clone()),
+                            ("updated_ms".into(), "1767225600000".into()),
+                            ("status".into(), "bot".into()),
+                        ];
+                        commit_delivered_answer(
+                            &store,
+                            &ingested.conversation_id,
+                            fields,
+                            answer.clone(),
+                        )
+                        .await;
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 }
