@@ -14,32 +14,16 @@ use bytes::Bytes;
 use switchboard::archive::{Archive, ArchiveStore, LocalDirStore};
 use switchboard::model::{now_ms, Role};
 use switchboard::store::{keys, Commit, ConversationDump, NewFile, ReplyToQueue, Store};
-use switchboard_api::{FileRef, Identity, Inbound, InboundKind};
+use switchboard_api::FileRef;
 
 use crate::erasure::{mentions, redis_contents};
 use crate::harness::{on_single_and_cluster, TempDir, TestRedis};
+use crate::store::inbound;
 
 const DAY_MS: u64 = 86_400_000;
 const AFTER_DAYS: u32 = 90;
 const RESOLVED: usize = 120;
 const OPEN: usize = 10;
-
-fn inbound(key: &str, message_id: &str, text: &str) -> Inbound {
-    Inbound {
-        channel: switchboard_webchat::CHANNEL,
-        conversation_key: key.into(),
-        message_id: message_id.into(),
-        kind: InboundKind::Text,
-        author: Identity {
-            id: key.into(),
-            display_name: Some("Dana".into()),
-            ..Default::default()
-        },
-        text: text.into(),
-        context: Default::default(),
-        files: Vec::new(),
-    }
-}
 
 /// A conversation of five customer messages (the first with a file) and an agent's answer,
 /// escalated and then resolved or left open; returns its id.

@@ -17,7 +17,8 @@ use switchboard_api::{
 use crate::harness::{eventually, on_single_and_cluster, TestRedis};
 use crate::work::work_left;
 
-fn inbound(key: &str, message_id: &str, text: &str) -> Inbound {
+/// A web chat message from Dana, as the connector would hand it over.
+pub(crate) fn inbound(key: &str, message_id: &str, text: &str) -> Inbound {
     Inbound {
         channel: switchboard_webchat::CHANNEL,
         conversation_key: key.into(),
