@@ -531,19 +531,19 @@ impl DeskInbox {
         &self,
         request: RevealRequest,
     ) -> Result<Vec<RevealedMessage>, StoreError> {
-        let Some(conversation) = self.conversation_for(&request.thread).await? else {
+        // Only the id is needed: the record itself is read (with the transcript) only when
+        // the briefing's messages are asked for.
+        let Some(conversation_id) = self.store.conversation_for_thread(&request.thread).await?
+        else {
             return Ok(Vec::new());
         };
         let entries = match &request.message_id {
-            Some(id) => self
-                .store
-                .entry(&conversation.id, id)
-                .await?
+            Some(id) => (self.store.entry(&conversation_id, id).await?)
                 .into_iter()
                 .collect(),
             None => self
                 .store
-                .conversation_with_recent(&conversation.id, BRIEFING_ENTRIES)
+                .conversation_with_recent(&conversation_id, BRIEFING_ENTRIES)
                 .await?
                 .map(|(_, transcript)| transcript)
                 .unwrap_or_default(),
@@ -563,7 +563,7 @@ impl DeskInbox {
             at_ms: now_ms(),
             agent_id: request.agent_id,
             agent_name: request.agent_name,
-            conversation_id: conversation.id.clone(),
+            conversation_id,
             message_ids: originals.iter().map(|m| m.message_id.clone()).collect(),
         };
         self.store.log_reveal(&look).await?;
