@@ -7,9 +7,11 @@
 //! within `case.reopen_window_hours` of a close reopens it. Opening and reopening happen in the
 //! ingest script; closing in `store/lua/case_close.lua`, so each is atomic with its checks.
 //!
-//! Idle closes are found through each partition's case deadlines (`keys::case_deadlines`),
-//! filled by the ingest script, swept by every instance like the desk reminders: the close
-//! script checks the record again, so two instances never close a case twice.
+//! Idle closes are found through each partition's case deadlines (`keys::case_deadlines`):
+//! the ingest script adds a case when it opens, and the close script, finding it not yet due,
+//! puts it back at the earliest it could be. Every instance sweeps them like the desk
+//! reminders: the close script checks the record again, so two instances never close a case
+//! twice.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -677,6 +677,33 @@ fn commit_for_rating(
     }
 }
 
+/// The commit of the AI's answer to `question`, as the triage worker makes it: what each
+/// answered question stores (the pipeline bench measures its memory with it).
+pub fn commit_for_answer(
+    conversation: &Conversation,
+    question: &str,
+    record: &DecisionRecord,
+) -> Commit {
+    commit_for_decision(conversation, question, record, None, &Handoff::Desk)
+}
+
+/// The decision as the record keeps it. An answer's text is left out: it is the transcript
+/// entry this commit appends, and a second copy would be the largest value of every open
+/// conversation's record.
+fn stored_decision(record: &DecisionRecord) -> String {
+    let stored = match &record.decision {
+        Decision::Answer { sources, .. } => &DecisionRecord {
+            decision: Decision::Answer {
+                text: String::new(),
+                sources: sources.clone(),
+            },
+            ..record.clone()
+        },
+        Decision::Escalate { .. } => record,
+    };
+    serde_json::to_string(stored).unwrap_or_default()
+}
+
 /// The commit that carries out a triage decision.
 fn commit_for_decision(
     conversation: &Conversation,
@@ -686,12 +713,15 @@ fn commit_for_decision(
     handoff: &Handoff,
 ) -> Commit {
     let now = now_ms().to_string();
-    let record_json = serde_json::to_string(record).unwrap_or_default();
     let mut fields = vec![
-        ("last_decision".to_owned(), record_json.clone()),
+        ("last_decision".to_owned(), stored_decision(record)),
         ("updated_ms".to_owned(), now.clone()),
-        ("csat_pending".to_owned(), "0".to_owned()),
     ];
+    // A message that is not a rating ends the satisfaction question; a conversation never
+    // asked one holds no field for it (a field costs an open conversation ~60 B of Redis).
+    if conversation.csat_pending {
+        fields.push((field::CSAT_PENDING.to_owned(), "0".to_owned()));
+    }
     if conversation.case.first_response_ms.is_none() {
         fields.push((case_field::FIRST_RESPONSE_MS.into(), now.clone()));
     }
@@ -700,7 +730,6 @@ fn commit_for_decision(
     let (role, text, actions, escalation_log) = match &record.decision {
         Decision::Answer { text, .. } => {
             fields.push(("status".into(), Status::Bot.as_str().into()));
-            fields.push((case_field::AI_MS.into(), now.clone()));
             (
                 Role::Ai,
                 text.clone(),

@@ -610,3 +610,88 @@ async fn cases_add_little_redis_memory_to_an_open_conversation() {
         "cases add {added} of {without_cases} bytes"
     );
 }
+
+/// A case's close deadline is set once, when it opens, and moved only by the sweeper when it
+/// looks; so it must never look too late. Here the sweeper first looks while the customer
+/// still waits for the AI's answer, and the answer comes after: the AI-idle close still
+/// happens exactly `ai_idle_close_hours` after the answer. Time is the sweeper's argument.
+async fn a_close_check_before_the_answer_still_closes_on_the_ai_idle_time(redis: TestRedis) {
+    const HOUR: u64 = 3_600_000;
+    let config = test_config(
+        &redis,
+        "[case]\nai_idle_close_hours = 1\nidle_close_days = 7\n",
+    );
+    let store = switchboard::store::Store::connect(&config.redis.url, Duration::from_secs(5))
+        .await
+        .expect("redis")
+        .with_case_rules(config.case_rules());
+    let sweeper = switchboard::cases::CaseSweeper::new(store.clone(), Default::default());
+    let inbound = Inbound {
+        channel: switchboard_webchat::CHANNEL,
+        conversation_key: "s:case-deadline-0000001".into(),
+        message_id: "m-1".into(),
+        kind: InboundKind::Text,
+        author: Identity::default(),
+        text: "How do I reset my password?".into(),
+        context: Default::default(),
+        files: Vec::new(),
+    };
+    let id = store
+        .ingest(&inbound)
+        .await
+        .expect("ingest")
+        .conversation_id;
+    // A conversation's first case opens with it.
+    let opened: u64 = record(&redis, &id)["created_ms"].parse().unwrap();
+    let deadline = |redis: &TestRedis| -> Option<u64> {
+        let mut conn = redis.client();
+        let score: Option<f64> = conn
+            .zscore(
+                keys::case_deadlines(keys::partition(&id)),
+                keys::conversation(&id),
+            )
+            .unwrap();
+        score.map(|score| score as u64)
+    };
+    assert_eq!(
+        deadline(&redis),
+        Some(opened + HOUR),
+        "the first look, set at opening"
+    );
+
+    // The first look finds the customer still waiting: nothing closes, and the next look is
+    // an AI-idle time from now (no answer can come before now).
+    let first_look = opened + HOUR + 1_000;
+    assert_eq!(sweeper.sweep_as_of(first_look).await.unwrap(), 0);
+    assert_eq!(deadline(&redis), Some(first_look + HOUR));
+
+    // The AI answers half a minute after that look.
+    let answered = first_look + 30_000;
+    store
+        .commit(&switchboard::store::Commit {
+            conversation_id: id.clone(),
+            fields: vec![("updated_ms".into(), answered.to_string())],
+            reply: Some(switchboard::store::ReplyToQueue {
+                role: switchboard::model::Role::Ai,
+                text: "Use the Forgot password link.".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("commit");
+    // The answer leaves the deadline where the sweeper put it.
+    assert_eq!(deadline(&redis), Some(first_look + HOUR));
+
+    // The second look is before the answer's AI-idle time: the next one goes exactly there.
+    assert_eq!(sweeper.sweep_as_of(first_look + HOUR).await.unwrap(), 0);
+    assert_eq!(deadline(&redis), Some(answered + HOUR));
+    assert_eq!(sweeper.sweep_as_of(answered + HOUR - 1).await.unwrap(), 0);
+    assert_eq!(sweeper.sweep_as_of(answered + HOUR).await.unwrap(), 1);
+    let closed = record(&redis, &id);
+    assert_eq!(closed["case_close"], "ai_idle");
+    assert_eq!(closed["case_closed_ms"], (answered + HOUR).to_string());
+    assert_eq!(deadline(&redis), None, "a closed case has no deadline");
+}
+
+on_single_and_cluster!(a_close_check_before_the_answer_still_closes_on_the_ai_idle_time);

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard::archive::{Archive, LocalDirStore};
-use switchboard::model::now_ms;
-use switchboard::store::Store;
+use switchboard::model::{now_ms, Role};
+use switchboard::store::{Commit, ReplyToQueue, Store};
 use tokio::task::JoinHandle;
 
 use super::servers::{RedisServer, TempDir};
@@ -62,13 +62,17 @@ pub async fn archive_phase(redis: &RedisServer, questions: &[&'static str]) {
                                 ("csat".to_owned(), "5".to_owned()),
                             ];
                         }
-                        commit_delivered_answer(
-                            &store,
-                            &ingested.conversation_id,
+                        let commit = Commit {
+                            conversation_id: ingested.conversation_id,
                             fields,
-                            format!("Here is how, step by step, for: {question}"),
-                        )
-                        .await;
+                            reply: Some(ReplyToQueue {
+                                role: Role::Ai,
+                                text: format!("Here is how, step by step, for: {question}"),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        };
+                        commit_delivered_answer(&store, &commit).await;
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 }

@@ -35,8 +35,8 @@ use switchboard::config::{Config, OutboxConfig};
 use switchboard::metrics::Metrics;
 use switchboard::model::{conversation_id, Role};
 use switchboard::outbox::OutboxWorker;
-use switchboard::pipeline::{Intake, TriageWorker};
-use switchboard::store::{keys, Commit, ReplyToQueue, Store};
+use switchboard::pipeline::{commit_for_answer, Intake, TriageWorker};
+use switchboard::store::{keys, Commit, Store};
 use switchboard::triage::{Decision, TranscriptLine, Triage, TriageInput};
 use switchboard_api::{
     Capabilities, ChannelKind, Connector, ConnectorError, CustomerContext, DeliveryReceipt,
@@ -759,31 +759,11 @@ fn print_round_trips(
     per(trips)
 }
 
-/// A realistic 10-message conversation (5 questions, 5 AI answers) written straight through
-/// the store as the pipeline writes it, for `conversations` conversations.
-/// Commits an AI answer as the pipeline does, with `fields` on the record, and the delivery
-/// receipt the outbox writes once it is delivered.
-pub(crate) async fn commit_delivered_answer(
-    store: &Store,
-    conversation_id: &str,
-    fields: Vec<(String, String)>,
-    answer: String,
-) {
-    let committed = store
-        .commit(&Commit {
-            conversation_id: conversation_id.to_owned(),
-            fields,
-            reply: Some(ReplyToQueue {
-                role: Role::Ai,
-                text: answer,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("commit");
+/// Commits an AI answer and the delivery receipt the outbox writes once it is delivered.
+pub(crate) async fn commit_delivered_answer(store: &Store, commit: &Commit) {
+    let committed = store.commit(commit).await.expect("commit");
     let entry = committed.entry_id.unwrap_or_default();
-    let receipts = keys::deliveries(conversation_id);
+    let receipts = keys::deliveries(&commit.conversation_id);
     store
         .run(|mut conn| async move {
             redis::cmd("HSET")
@@ -797,6 +777,8 @@ pub(crate) async fn commit_delivered_answer(
         .expect("record delivery");
 }
 
+/// A realistic 10-message conversation (5 questions, 5 AI answers) written through the store
+/// as the pipeline writes it, for up to `SB_BENCH_MEMORY_CONVERSATIONS` conversations.
 async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]) {
     let target = env_usize("SB_BENCH_MEMORY_CONVERSATIONS", 100_000);
     let budget = Duration::from_secs(env_usize("SB_BENCH_MEMORY_BUDGET_S", 120) as u64);
@@ -819,14 +801,9 @@ async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]
             history: &[],
         };
         let record = triage.decide(&input).await;
-        let Decision::Answer { text, .. } = &record.decision else {
-            continue;
-        };
-        steps.push((
-            *question,
-            text.clone(),
-            serde_json::to_string(&record).expect("record json"),
-        ));
+        if matches!(record.decision, Decision::Answer { .. }) {
+            steps.push((*question, record));
+        }
     }
     let steps = Arc::new(steps);
     let before = admin.used_memory().await;
@@ -853,23 +830,20 @@ async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]
                         return;
                     }
                     let session = format!("memory-{c:010}-abcdef");
-                    for (m, (question, answer, record)) in steps.iter().enumerate() {
+                    for (m, (question, record)) in steps.iter().enumerate() {
                         let ingested = store
                             .ingest(&inbound(&session, m, question))
                             .await
                             .expect("ingest");
-                        let fields = vec![
-                            ("last_decision".into(), record.clone()),
-                            ("updated_ms".into(), "1767225600000".into()),
-                            ("status".into(), "bot".into()),
-                        ];
-                        commit_delivered_answer(
-                            &store,
-                            &ingested.conversation_id,
-                            fields,
-                            answer.clone(),
-                        )
-                        .await;
+                        // What the triage worker commits for an answer, from the record it
+                        // reads, so the figure follows the pipeline's fields.
+                        let conversation = store
+                            .conversation(&ingested.conversation_id)
+                            .await
+                            .expect("read")
+                            .expect("conversation");
+                        let commit = commit_for_answer(&conversation, question, record);
+                        commit_delivered_answer(&store, &commit).await;
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 }
@@ -881,6 +855,14 @@ async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]
     }
     let conversations = done.load(Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
+    // The answers' outbox entries leave once delivered (nothing delivers them here).
+    for partition in keys::partitions() {
+        redis::cmd("DEL")
+            .arg(keys::outbox(partition))
+            .query_async::<()>(&mut admin.0)
+            .await
+            .expect("DEL outbox");
+    }
     let after = admin.used_memory().await;
     let mut work_streams = 0;
     for partition in keys::partitions() {
@@ -930,11 +912,33 @@ async fn memory(redis: &RedisServer, triage: &Triage, questions: &[&'static str]
         "  per conversation (MEMORY USAGE over {sample}): {}",
         breakdown.join(", ")
     );
-    let answers: usize = steps.iter().map(|(_, answer, _)| answer.len()).sum();
-    let records: usize = steps.last().map(|(_, _, record)| record.len()).unwrap_or(0);
+    let answers: usize = (steps.iter())
+        .map(|(_, record)| match &record.decision {
+            Decision::Answer { text, .. } => text.len(),
+            Decision::Escalate { .. } => 0,
+        })
+        .sum();
     println!(
-        "  payload in it: {answers} B of answer text, {records} B last_decision record, {} B of questions",
-        steps.iter().map(|(q, _, _)| q.len()).sum::<usize>()
+        "  payload in it: {answers} B of answer text, {} B of questions",
+        steps.iter().map(|(q, _)| q.len()).sum::<usize>()
+    );
+    // What the record holds, field by field: where an open conversation's bytes go.
+    let sample_id = conversation_id(
+        switchboard_webchat::CHANNEL,
+        &format!("s:memory-{:010}-abcdef", 0),
+    );
+    let record: BTreeMap<String, String> = redis::cmd("HGETALL")
+        .arg(keys::conversation(&sample_id))
+        .query_async(&mut admin.0)
+        .await
+        .expect("HGETALL");
+    let fields: Vec<String> = (record.iter())
+        .map(|(name, value)| format!("{name} {}", value.len()))
+        .collect();
+    println!(
+        "  record fields (value bytes): {} ({} fields)",
+        fields.join(", "),
+        record.len()
     );
 }
 

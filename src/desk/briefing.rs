@@ -12,7 +12,9 @@ pub const AI_DRAFT: &str = "ai_draft";
 /// The transcript kind of an agent reply that is the AI's suggestion, edited by the agent.
 pub const AI_DRAFT_EDITED: &str = "ai_draft_edited";
 
-/// The reply the AI suggests to the agent: its escalation's suggestion, or its last answer.
+/// The reply the AI suggests to the agent: its escalation's suggestion. After an answer there
+/// is none: the customer has that answer already (records stored before answers were kept
+/// out of `last_decision` still offer it).
 pub fn suggested_reply(conversation: &Conversation) -> Option<String> {
     conversation
         .last_decision
@@ -21,7 +23,7 @@ pub fn suggested_reply(conversation: &Conversation) -> Option<String> {
             Decision::Escalate {
                 suggested_reply, ..
             } => suggested_reply.clone(),
-            Decision::Answer { text, .. } => Some(text.clone()),
+            Decision::Answer { text, .. } => Some(text.clone()).filter(|text| !text.is_empty()),
         })
 }
 

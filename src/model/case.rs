@@ -28,8 +28,6 @@ pub mod case_field {
     pub const FIRST_RESPONSE_MS: &str = "case_first_response_ms";
     /// The first agent reply in this case, ms.
     pub const FIRST_HUMAN_MS: &str = "case_first_human_ms";
-    /// The AI's latest answer, ms (the AI answered last while it equals `updated_ms`).
-    pub const AI_MS: &str = "case_ai_ms";
     /// `1` when the case opened within the repeat window of the previous one's close.
     pub const REPEAT: &str = "case_repeat";
     /// The desk thread of the previous case (channel, ts), linked from the new one's briefing.
@@ -78,7 +76,8 @@ impl CaseState {
         };
         CaseState {
             number: ms(case_field::NUMBER).unwrap_or(0),
-            opened_ms: ms(case_field::OPENED_MS),
+            // A conversation's first case opened with it, and stores no time of its own.
+            opened_ms: ms(case_field::OPENED_MS).or_else(|| ms(super::field::CREATED_MS)),
             closed_ms: ms(case_field::CLOSED_MS),
             escalations: ms(case_field::ESCALATIONS).unwrap_or(0),
             human: flag(case_field::HUMAN),

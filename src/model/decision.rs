@@ -15,7 +15,9 @@ use super::EscalationReason;
 pub enum Decision {
     /// The AI answers.
     Answer {
-        /// The answer to send.
+        /// The answer to send; empty in a conversation's stored `last_decision`, whose
+        /// transcript holds it.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         text: String,
         /// Knowledge-base entries cited.
         sources: Vec<String>,

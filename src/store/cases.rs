@@ -87,6 +87,7 @@ impl Store {
             .key(keys::case_deadlines(partition))
             .key(keys::case_log(partition))
             .key(keys::desk_watch(partition))
+            .key(keys::messages(conversation_id))
             .arg(how.unwrap_or(""))
             .arg(now_ms)
             .arg(conversation_id)

@@ -14,7 +14,10 @@ if existing then
   return {0, existing, redis.call('HGET', KEYS[1], 'status') or 'bot', 0,
     tonumber(redis.call('HGET', KEYS[1], 'case') or '0') or 0, ''}
 end
-local status = redis.call('HGET', KEYS[1], 'status')
+-- One read of everything the script decides on: it runs for every message.
+local record = redis.call('HMGET', KEYS[1], 'status', 'case', 'case_closed_ms', 'csat_pending',
+  'case_reopens', 'desk_channel', 'desk_ts', 'channel')
+local status = record[1]
 local created = 0
 -- Replies go where the customer wrote last: a linked contact may switch channels.
 -- One HSET for all fields: this script runs for every message, so each call counts.
@@ -31,30 +34,35 @@ end
 -- opens a case; one within the window reopens it; a rating answering the closed case's
 -- satisfaction question leaves it closed.
 local now = tonumber(ARGV[5])
-local case = redis.call('HMGET', KEYS[1], 'case', 'case_closed_ms', 'csat_pending',
-  'case_reopens', 'desk_channel', 'desk_ts', 'channel')
-local case_number = tonumber(case[1] or '') or 0
-local closed = tonumber(case[2] or '')
-local rating = closed and ARGV[14] == '1' and case[3] == '1'
+local case_number = tonumber(record[2] or '') or 0
+local closed = tonumber(record[3] or '')
+local rating = closed and ARGV[14] == '1' and record[4] == '1'
 local case_event = ''
 local reopen_window = tonumber(ARGV[11])
 if case_number == 0
     or (closed and not rating and (reopen_window == 0 or now - closed > reopen_window)) then
   local is_repeat = closed ~= nil and now - closed <= tonumber(ARGV[13])
   case_number = case_number + 1
-  redis.call('HDEL', KEYS[1], 'case_closed_ms', 'case_close', 'case_reopens', 'case_human',
-    'case_escalations', 'case_first_response_ms', 'case_first_human_ms', 'case_ai_ms',
-    'case_repeat')
-  for _, field in ipairs({'case', case_number, 'case_opened_ms', ARGV[5]}) do
-    fields[#fields + 1] = field
+  if closed then
+    -- The previous case's figures; a first case has none to clear.
+    redis.call('HDEL', KEYS[1], 'case_closed_ms', 'case_close', 'case_reopens', 'case_human',
+      'case_escalations', 'case_first_response_ms', 'case_first_human_ms', 'case_repeat')
+  end
+  fields[#fields + 1] = 'case'
+  fields[#fields + 1] = case_number
+  -- A conversation's first case opens with it: `created_ms` is its opening time, and a field
+  -- less is ~60 B less for every open conversation.
+  if case_number > 1 or created == 0 then
+    fields[#fields + 1] = 'case_opened_ms'
+    fields[#fields + 1] = ARGV[5]
   end
   if is_repeat then
     fields[#fields + 1] = 'case_repeat'
     fields[#fields + 1] = '1'
   end
   -- A new case gets a new desk thread, which links the previous case's.
-  if case[5] and case[6] then
-    for _, field in ipairs({'prev_desk_channel', case[5], 'prev_desk_ts', case[6]}) do
+  if record[6] and record[7] then
+    for _, field in ipairs({'prev_desk_channel', record[6], 'prev_desk_ts', record[7]}) do
       fields[#fields + 1] = field
     end
     redis.call('HDEL', KEYS[1], 'desk_channel', 'desk_ts')
@@ -62,18 +70,21 @@ if case_number == 0
   case_event = is_repeat and 'repeat' or 'opened'
   -- The same fields in every event of a kind, so the stream stores their names once.
   redis.call('XADD', KEYS[7], '*', 'ev', 'opened', 'case', ARGV[4] .. ':' .. case_number,
-    'ch', ARGV[2], 'prev', case[7] or '', 'rep', is_repeat and '1' or '0')
+    'ch', ARGV[2], 'prev', record[8] or '', 'rep', is_repeat and '1' or '0')
 elseif closed and not rating then
   redis.call('HDEL', KEYS[1], 'case_closed_ms', 'case_close')
   fields[#fields + 1] = 'case_reopens'
-  fields[#fields + 1] = (tonumber(case[4] or '') or 0) + 1
+  fields[#fields + 1] = (tonumber(record[5] or '') or 0) + 1
   case_event = 'reopened'
   redis.call('XADD', KEYS[7], '*', 'ev', 'reopened', 'case', ARGV[4] .. ':' .. case_number,
     'ch', ARGV[2])
 elseif rating then
   case_event = 'rating'
 end
-if not rating then
+-- An opened or reopened case is due its first close check. Later messages leave the deadline
+-- alone (case_close.lua moves it when it looks): a ZADD per message cost more than the rest
+-- of the case work.
+if case_event ~= '' and not rating then
   redis.call('ZADD', KEYS[6], now + tonumber(ARGV[12]), KEYS[1])
 end
 if ARGV[9] ~= '' then
