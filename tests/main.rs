@@ -17,6 +17,7 @@ mod learning;
 mod linked_contacts;
 mod logging;
 mod mailservers;
+mod moto;
 mod outbox_outage;
 mod postfix;
 mod processes;

@@ -1,0 +1,101 @@
+//! A private moto server (an S3-compatible service from PyPI, `tests/s3/requirements.txt`) on
+//! a free loopback port, for the archive's S3 store. A server that cannot start fails the test
+//! with the reason and the install line; nothing is skipped.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::harness::{http, TempDir};
+use crate::mailservers::{free_port, stop, wait_for_port};
+
+const INSTALL: &str =
+    "install it with `pip install -r tests/s3/requirements.txt` (.ci/run does this)";
+static NEXT_BUCKET: AtomicUsize = AtomicUsize::new(0);
+
+/// Environment variables the test configs name for the credentials (moto takes any).
+pub const KEY_ENV: &str = "SB_TEST_S3_KEY_ID";
+pub const SECRET_ENV: &str = "SB_TEST_S3_SECRET";
+pub const KEY_ID: &str = "AKIASBTEST00000001";
+pub const SECRET: &str = "sb-test-secret-not-for-logs-0001";
+
+pub struct MotoServer {
+    child: Child,
+    pub port: u16,
+    _dir: TempDir,
+}
+
+impl MotoServer {
+    pub fn start() -> MotoServer {
+        std::env::set_var(KEY_ENV, KEY_ID);
+        std::env::set_var(SECRET_ENV, SECRET);
+        let dir = TempDir::new("moto");
+        let port = free_port();
+        let log = dir.0.join("moto.log");
+        let output = std::fs::File::create(&log).expect("create the moto log");
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("log handle"))
+            .stderr(output)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start moto_server ({error}); {INSTALL}"));
+        wait_for_port(port, "moto_server", &log);
+        MotoServer {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// A new empty bucket, its name unique in this test run.
+    pub async fn bucket(&self) -> String {
+        let name = format!(
+            "sb-test-{}-{}",
+            std::process::id(),
+            NEXT_BUCKET.fetch_add(1, Ordering::SeqCst)
+        );
+        let (status, body) = http(self.addr(), "PUT", &format!("/{name}"), None).await;
+        assert_eq!(status, 200, "create bucket {name}: {body}");
+        name
+    }
+
+    /// The `[retention.s3]` section for `bucket` on this server.
+    pub fn section(&self, bucket: &str, prefix: &str) -> String {
+        format!(
+            "[retention.s3]\nbucket = \"{bucket}\"\nprefix = \"{prefix}\"\nregion = \"us-east-1\"\n\
+             endpoint = \"{}\"\npath_style = true\n\
+             access_key_id_env = \"{KEY_ENV}\"\nsecret_access_key_env = \"{SECRET_ENV}\"\n",
+            self.endpoint()
+        )
+    }
+
+    /// A store on `bucket`, built from its config section as the commands build it.
+    pub fn store(&self, bucket: &str, prefix: &str) -> switchboard::archive::S3Store {
+        let mut retention: switchboard::archive::RetentionConfig =
+            toml::from_str::<toml::Table>(&self.section(bucket, prefix))
+                .ok()
+                .and_then(|table| table.get("retention").cloned())
+                .and_then(|section| section.try_into().ok())
+                .expect("the test section parses");
+        let mut problems = Vec::new();
+        retention.resolve_secrets(&mut problems);
+        retention.validate(&mut problems);
+        assert_eq!(problems, Vec::<(String, String)>::new());
+        switchboard::archive::S3Store::new(retention.s3.as_ref().unwrap()).expect("an S3 store")
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
