@@ -29,7 +29,7 @@ const OPEN: usize = 10;
 
 /// A conversation of five customer messages (the first with a file) and an agent's answer,
 /// escalated and then resolved or left open; returns its id.
-async fn seed(store: &Store, key: &str, resolved: bool) -> String {
+pub(crate) async fn seed(store: &Store, key: &str, resolved: bool) -> String {
     let file = NewFile {
         file: FileRef {
             id: format!("{key}-f"),

@@ -1,6 +1,7 @@
 //! The one integration test binary: real redis-server, real HTTP, real browser.
 
 mod archive;
+mod archive_s3;
 mod attachments;
 mod browser;
 mod cases;

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use switchboard::archive::{RetentionConfig, S3Store};
+
 use crate::harness::{http, TempDir};
 use crate::mailservers::{free_port, stop, wait_for_port};
 
@@ -70,28 +72,38 @@ impl MotoServer {
 
     /// The `[retention.s3]` section for `bucket` on this server.
     pub fn section(&self, bucket: &str, prefix: &str) -> String {
-        format!(
-            "[retention.s3]\nbucket = \"{bucket}\"\nprefix = \"{prefix}\"\nregion = \"us-east-1\"\n\
-             endpoint = \"{}\"\npath_style = true\n\
-             access_key_id_env = \"{KEY_ENV}\"\nsecret_access_key_env = \"{SECRET_ENV}\"\n",
-            self.endpoint()
-        )
+        section(&self.endpoint(), bucket, prefix)
     }
 
     /// A store on `bucket`, built from its config section as the commands build it.
-    pub fn store(&self, bucket: &str, prefix: &str) -> switchboard::archive::S3Store {
-        let mut retention: switchboard::archive::RetentionConfig =
-            toml::from_str::<toml::Table>(&self.section(bucket, prefix))
-                .ok()
-                .and_then(|table| table.get("retention").cloned())
-                .and_then(|section| section.try_into().ok())
-                .expect("the test section parses");
-        let mut problems = Vec::new();
-        retention.resolve_secrets(&mut problems);
-        retention.validate(&mut problems);
-        assert_eq!(problems, Vec::<(String, String)>::new());
-        switchboard::archive::S3Store::new(retention.s3.as_ref().unwrap()).expect("an S3 store")
+    pub fn store(&self, bucket: &str, prefix: &str) -> S3Store {
+        store_of(&self.section(bucket, prefix))
     }
+}
+
+/// A `[retention.s3]` section for `bucket` at `endpoint`, with the test credentials.
+pub fn section(endpoint: &str, bucket: &str, prefix: &str) -> String {
+    format!(
+        "[retention.s3]\nbucket = \"{bucket}\"\nprefix = \"{prefix}\"\nregion = \"us-east-1\"\n\
+         endpoint = \"{endpoint}\"\npath_style = true\n\
+         access_key_id_env = \"{KEY_ENV}\"\nsecret_access_key_env = \"{SECRET_ENV}\"\n"
+    )
+}
+
+/// The store a `[retention.s3]` section describes, its secrets read and checked as at start.
+pub fn store_of(section: &str) -> S3Store {
+    std::env::set_var(KEY_ENV, KEY_ID);
+    std::env::set_var(SECRET_ENV, SECRET);
+    let mut retention: RetentionConfig = toml::from_str::<toml::Table>(section)
+        .ok()
+        .and_then(|table| table.get("retention").cloned())
+        .and_then(|section| section.try_into().ok())
+        .expect("the test section parses");
+    let mut problems = Vec::new();
+    retention.resolve_secrets(&mut problems);
+    retention.validate(&mut problems);
+    assert_eq!(problems, Vec::<(String, String)>::new());
+    S3Store::new(retention.s3.as_ref().unwrap()).expect("an S3 store")
 }
 
 impl Drop for MotoServer {

@@ -294,8 +294,11 @@ impl S3Store {
             Some(text[start..end].to_owned())
         };
         let mut said = format!("HTTP {}", status.as_u16());
-        for detail in [element("Code"), element("Message")].into_iter().flatten() {
-            said = format!("{said} {detail}");
+        if let Some(code) = element("Code") {
+            said = format!("{said} {code}");
+        }
+        if let Some(message) = element("Message") {
+            said = format!("{said}: {message}");
         }
         // Some services echo the key id back; it is not the secret, but it stays out of logs.
         said.replace(self.credentials.key(), "***")
@@ -462,6 +465,35 @@ mod tests {
                 "retention.s3.endpoint"
             ]
         );
+    }
+
+    #[test]
+    fn a_refusal_says_its_code_and_message_and_hides_the_key_id() {
+        let mut section = config(&format!(
+            "{BASE}endpoint = \"http://127.0.0.1:9\"\npath_style = true\n"
+        ));
+        section.credentials = Some((
+            Secret::new("AKIAEXAMPLEKEY000001"),
+            Secret::new("example-secret"),
+        ));
+        let store = S3Store::new(&section).unwrap();
+        // The body AWS sends for a key id it does not know (moto checks no presigned request).
+        let body =
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidAccessKeyId</Code>\
+            <Message>The AWS Access Key Id you provided does not exist in our records.</Message>\
+            <AWSAccessKeyId>AKIAEXAMPLEKEY000001</AWSAccessKeyId><RequestId>R1</RequestId></Error>";
+        let error = store.refused("list manifests/", StatusCode::FORBIDDEN, body);
+        assert_eq!(error.kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            error.to_string(),
+            "S3 bucket \"acme-archive\" at http://127.0.0.1:9: list manifests/: HTTP 403 \
+             InvalidAccessKeyId: The AWS Access Key Id you provided does not exist in our records."
+        );
+        let echoed = b"<Error><Code>SignatureDoesNotMatch</Code><Message>key AKIAEXAMPLEKEY000001</Message></Error>";
+        let error = store
+            .refused("put x", StatusCode::FORBIDDEN, echoed)
+            .to_string();
+        assert!(error.ends_with("SignatureDoesNotMatch: key ***"), "{error}");
     }
 
     #[test]
