@@ -5,14 +5,15 @@
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use switchboard::archive::{RetentionConfig, S3Store};
 
 use crate::harness::{http, TempDir};
-use crate::mailservers::{free_port, stop, wait_for_port};
+use crate::mailservers::{free_port, stop};
 
 const INSTALL: &str =
-    "install it with `pip install -r tests/s3/requirements.txt` (.ci/run does this)";
+    "install it with `python3 -m pip install -r tests/s3/requirements.txt` (.ci/run does this)";
 static NEXT_BUCKET: AtomicUsize = AtomicUsize::new(0);
 
 /// Environment variables the test configs name for the credentials (moto takes any).
@@ -35,14 +36,40 @@ impl MotoServer {
         let port = free_port();
         let log = dir.0.join("moto.log");
         let output = std::fs::File::create(&log).expect("create the moto log");
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // The module rather than the `moto_server` script: it runs with the python3 that pip
+        // installed it for, whatever the PATH's script shims say.
+        let mut child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(output.try_clone().expect("log handle"))
             .stderr(output)
             .spawn()
-            .unwrap_or_else(|error| panic!("cannot start moto_server ({error}); {INSTALL}"));
-        wait_for_port(port, "moto_server", &log);
+            .unwrap_or_else(|error| panic!("cannot run python3 ({error}) for moto; {INSTALL}"));
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log = || std::fs::read_to_string(&log).unwrap_or_default();
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "moto did not start ({status}); {INSTALL}. Its output:\n{}",
+                    log()
+                );
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                stop(&mut child);
+                panic!(
+                    "moto did not listen on 127.0.0.1:{port} within 30s; its output:\n{}",
+                    log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         MotoServer {
             child,
             port,
