@@ -389,15 +389,15 @@ fn case_and_metrics_keys_are_checked_and_a_typo_is_an_error() {
 #[test]
 fn an_s3_archive_beside_a_directory_or_without_its_credentials_is_refused_by_key() {
     let dir = TempDir::new("config-s3");
-    let both = write_config(
+    let misspelt = write_config(
         &dir,
-        "both.toml",
+        "misspelt.toml",
         "[retention]\narchive_dir = \"archive\"\n[retention.s3]\nbucket = \"acme-archive\"\n\
          region = \"eu-west-1\"\naccess_key_id_env = \"SB_TEST_S3_KEY_UNSET\"\n\
          secret_access_key_env = \"SB_TEST_S3_SECRET_UNSET\"\n\
          endpoint = \"http://minio.internal:9000\"\nbukcet = \"typo\"\n",
     );
-    let (ok, output) = check_config(&[&both], &[]);
+    let (ok, output) = check_config(&[&misspelt], &[]);
     assert!(!ok);
     assert!(
         output.contains("retention.s3.bukcet: unknown field"),

@@ -233,14 +233,16 @@ impl S3Store {
         Ok(format!("{}{name}", self.prefix))
     }
 
-    /// Sends one signed request, retrying what may pass on a second try; the status and body.
-    async fn send(
+    /// Sends `action`, retrying what may pass on a second try (signed anew each time, so no
+    /// retry outlives its signature); the status and body.
+    async fn send<'a, A: S3Action<'a> + Sync>(
         &self,
-        method: hyper::Method,
-        url: url::Url,
+        action: &A,
         body: Bytes,
         what: &str,
     ) -> io::Result<(StatusCode, Bytes)> {
+        let method = hyper::Method::from_bytes(A::METHOD.to_str().as_bytes())
+            .map_err(|error| self.error(io::ErrorKind::InvalidInput, what, error))?;
         let mut failure = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -248,7 +250,7 @@ impl S3Store {
             }
             let request = hyper::Request::builder()
                 .method(method.clone())
-                .uri(url.as_str())
+                .uri(action.sign(SIGNED_FOR).as_str())
                 .body(Full::new(body.clone()))
                 .map_err(|error| self.error(io::ErrorKind::InvalidInput, what, error))?;
             let exchange = async {
@@ -326,19 +328,18 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Whether a 404 is about the object (so it is absent) rather than the bucket.
+/// Whether a 404 says the object is absent (rather than the bucket, or a proxy's page).
 fn no_such_key(body: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(body);
-    !text.contains("NoSuchBucket")
+    String::from_utf8_lossy(body).contains("<Code>NoSuchKey</Code>")
 }
 
 #[async_trait]
 impl ArchiveStore for S3Store {
     async fn put(&self, name: &str, bytes: Vec<u8>) -> io::Result<()> {
         let key = self.key(name)?;
-        let url = (self.bucket.put_object(Some(&self.credentials), &key)).sign(SIGNED_FOR);
+        let action = self.bucket.put_object(Some(&self.credentials), &key);
         let what = format!("put {name}");
-        let (status, body) = (self.send(hyper::Method::PUT, url, bytes.into(), &what)).await?;
+        let (status, body) = self.send(&action, bytes.into(), &what).await?;
         if status.is_success() {
             Ok(())
         } else {
@@ -348,9 +349,9 @@ impl ArchiveStore for S3Store {
 
     async fn get(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
         let key = self.key(name)?;
-        let url = (self.bucket.get_object(Some(&self.credentials), &key)).sign(SIGNED_FOR);
+        let action = self.bucket.get_object(Some(&self.credentials), &key);
         let what = format!("get {name}");
-        let (status, body) = (self.send(hyper::Method::GET, url, Bytes::new(), &what)).await?;
+        let (status, body) = self.send(&action, Bytes::new(), &what).await?;
         match status {
             status if status.is_success() => Ok(Some(body.to_vec())),
             StatusCode::NOT_FOUND if no_such_key(&body) => Ok(None),
@@ -371,8 +372,7 @@ impl ArchiveStore for S3Store {
             if let Some(token) = &continuation {
                 action.with_continuation_token(token.as_str());
             }
-            let url = action.sign(SIGNED_FOR);
-            let (status, body) = (self.send(hyper::Method::GET, url, Bytes::new(), &what)).await?;
+            let (status, body) = self.send(&action, Bytes::new(), &what).await?;
             if !status.is_success() {
                 return Err(self.refused(&what, status, &body));
             }
@@ -403,9 +403,9 @@ impl ArchiveStore for S3Store {
 
     async fn delete(&self, name: &str) -> io::Result<()> {
         let key = self.key(name)?;
-        let url = (self.bucket.delete_object(Some(&self.credentials), &key)).sign(SIGNED_FOR);
+        let action = self.bucket.delete_object(Some(&self.credentials), &key);
         let what = format!("delete {name}");
-        let (status, body) = (self.send(hyper::Method::DELETE, url, Bytes::new(), &what)).await?;
+        let (status, body) = self.send(&action, Bytes::new(), &what).await?;
         match status {
             status if status.is_success() => Ok(()),
             StatusCode::NOT_FOUND if no_such_key(&body) => Ok(()),
