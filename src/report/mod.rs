@@ -9,9 +9,9 @@
 //! - each partition's escalation log: escalations by reason and the questions behind them;
 //! - the knowledge-base candidates hash `sb:kb:candidates`;
 //! - each partition's case log: per-case figures ([`cases`]);
-//! - the archive (`retention.archive_dir` or `[retention.s3]`), when the window reaches back to conversations
-//!   archived out of Redis: their records, transcripts, escalations and case events count
-//!   the same as if they were still in Redis.
+//! - the archive (`retention.archive_dir` or `[retention.s3]`), when the window reaches back
+//!   to conversations archived out of Redis: their records, transcripts, escalations and case
+//!   events count the same as if they were still in Redis.
 //!
 //! Records that do not parse are skipped and counted, never fatal: one bad write must not
 //! hide a week of figures. Rendering lives in [`text`] (the `Display` impl) and [`html`].
