@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use switchboard_api::{BuildContext, Desk};
 
-use crate::archive::{Archive, LocalDirStore};
+use crate::archive::{Archive, LocalDirStore, S3Store};
 use crate::config::Config;
 use crate::model::now_ms;
 use crate::store::Store;
@@ -53,12 +53,15 @@ async fn connect(config: &Config) -> Result<Store, String> {
         })
 }
 
-/// The archive `config` names, if it names one.
-pub fn archive_of(config: &Config) -> Option<Archive> {
-    let dir = config.retention.archive_dir.as_ref()?;
-    Some(Archive::new(Arc::new(LocalDirStore::new(
-        config.base_dir.join(dir),
-    ))))
+/// The archive `config` names, if it names one: a directory or an S3-compatible bucket.
+/// Opens no connection; the error says which bucket could not be set up.
+pub fn archive_of(config: &Config) -> Result<Option<Archive>, String> {
+    let retention = &config.retention;
+    if let Some(s3) = &retention.s3 {
+        return Ok(Some(Archive::new(Arc::new(S3Store::new(s3)?))));
+    }
+    Ok((retention.archive_dir.as_ref())
+        .map(|dir| Archive::new(Arc::new(LocalDirStore::new(config.base_dir.join(dir))))))
 }
 
 /// The configured desk, built to erase its posts (no connection is opened until it is asked).
@@ -90,8 +93,8 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, String> {
 /// Runs a `contact` command with the config at `path`.
 pub async fn contact(path: &Path, command: ContactCommand) -> Result<(), String> {
     let mut config = Config::load(path).map_err(|error| error.to_string())?;
+    let archive = archive_of(&config)?;
     let store = connect(&config).await?;
-    let archive = archive_of(&config);
     match command {
         ContactCommand::Export { subject, out } => {
             let export = crate::contact::export(&store, archive.as_ref(), &subject)
@@ -154,9 +157,9 @@ pub async fn contact(path: &Path, command: ContactCommand) -> Result<(), String>
 /// Runs an `archive` command with the config at `path`.
 pub async fn archive(path: &Path, command: ArchiveCommand) -> Result<(), String> {
     let config = Config::load(path).map_err(|error| error.to_string())?;
-    let Some(archive) = archive_of(&config) else {
+    let Some(archive) = archive_of(&config)? else {
         return Err(format!(
-            "{}: retention.archive_dir is not set: there is no archive",
+            "{}: neither retention.archive_dir nor [retention.s3] is set: there is no archive",
             path.display()
         ));
     };

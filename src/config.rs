@@ -638,6 +638,7 @@ impl Config {
             }
         }
         self.files.resolve_secrets(&mut raw);
+        self.retention.resolve_secrets(&mut raw);
         self.connectors.resolve_secrets(&mut raw);
         for section in &mut self.desk.sections {
             let key = format!("desk.{}", section.name);

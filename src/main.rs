@@ -110,7 +110,7 @@ enum Command {
         action: ContactAction,
     },
     /// Move resolved conversations older than `retention.archive_after_days` out of Redis into
-    /// the archive (`retention.archive_dir`), or show what it holds.
+    /// the archive (`retention.archive_dir` or an S3 bucket), or show what it holds.
     Archive {
         /// The config file (for Redis and the archive).
         #[arg(long, short, default_value = "config/switchboard.toml", global = true)]

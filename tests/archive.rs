@@ -2,7 +2,8 @@
 //! `retention.archive_after_days` move to the archive and out of Redis, Redis memory drops,
 //! the archive reads back equal, a crash at either step of a run loses and doubles nothing,
 //! export reads the archive and forget erases from it. Time is compressed by passing the
-//! run's clock, never by sleeping. Single Redis and cluster.
+//! run's clock, never by sleeping. Single Redis and cluster, with the archive in a local
+//! directory; and on a single Redis with the archive in an S3 bucket (a moto server).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -17,7 +18,8 @@ use switchboard::store::{keys, Commit, ConversationDump, NewFile, ReplyToQueue, 
 use switchboard_api::FileRef;
 
 use crate::erasure::{mentions, redis_contents};
-use crate::harness::{on_single_and_cluster, TempDir, TestRedis};
+use crate::harness::{on_single_and_cluster, RedisServer, TempDir, TestRedis};
+use crate::moto::MotoServer;
 use crate::store::inbound;
 
 const DAY_MS: u64 = 86_400_000;
@@ -27,7 +29,7 @@ const OPEN: usize = 10;
 
 /// A conversation of five customer messages (the first with a file) and an agent's answer,
 /// escalated and then resolved or left open; returns its id.
-async fn seed(store: &Store, key: &str, resolved: bool) -> String {
+pub(crate) async fn seed(store: &Store, key: &str, resolved: bool) -> String {
     let file = NewFile {
         file: FileRef {
             id: format!("{key}-f"),
@@ -125,9 +127,9 @@ enum Crash {
     AfterManifest,
 }
 
-/// A local directory whose manifest writes "crash" as scripted.
+/// A store whose manifest writes "crash" as scripted.
 struct CrashingStore {
-    inner: LocalDirStore,
+    inner: Arc<dyn ArchiveStore>,
     crash: Crash,
 }
 
@@ -178,11 +180,11 @@ async fn indexed(store: &Store) -> usize {
     count
 }
 
-/// Every segment file's text, unzipped.
-fn segment_texts(dir: &std::path::Path) -> String {
+/// Every segment object's text, unzipped, as the store holds it.
+pub(crate) async fn segment_texts(objects: &dyn ArchiveStore) -> String {
     let mut all = String::new();
-    for entry in std::fs::read_dir(dir.join("segments")).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+    for name in objects.list("segments/").await.unwrap() {
+        let bytes = objects.get(&name).await.unwrap().expect("a listed segment");
         flate2::read::GzDecoder::new(&bytes[..])
             .read_to_string(&mut all)
             .unwrap();
@@ -190,7 +192,36 @@ fn segment_texts(dir: &std::path::Path) -> String {
     all
 }
 
+/// Where a test keeps its archive: a local directory, or a bucket on a moto server.
+enum Place {
+    Dir(TempDir),
+    Bucket(MotoServer, String),
+}
+
+impl Place {
+    /// A store on the place (each call a new one, as each run of the command builds).
+    fn objects(&self) -> Arc<dyn ArchiveStore> {
+        match self {
+            Place::Dir(dir) => Arc::new(LocalDirStore::new(&dir.0)),
+            Place::Bucket(moto, bucket) => Arc::new(moto.store(bucket, "support/archive")),
+        }
+    }
+}
+
 async fn resolved_conversations_move_to_the_archive_and_out_of_redis(redis: TestRedis) {
+    let dir = TempDir::new("archive");
+    archive_scenario(redis, Place::Dir(dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolved_conversations_move_to_an_s3_bucket_and_out_of_redis() {
+    let moto = MotoServer::start();
+    let bucket = moto.bucket().await;
+    let redis = TestRedis::Single(RedisServer::start());
+    archive_scenario(redis, Place::Bucket(moto, bucket)).await;
+}
+
+async fn archive_scenario(redis: TestRedis, place: Place) {
     let store = Store::connect(&redis.url(), Duration::from_millis(2000))
         .await
         .expect("connect");
@@ -243,8 +274,7 @@ async fn resolved_conversations_move_to_the_archive_and_out_of_redis(redis: Test
             before.insert(id.clone(), dump);
         }
     }
-    let dir = TempDir::new("archive");
-    let archive = Archive::new(Arc::new(LocalDirStore::new(&dir.0)));
+    let archive = Archive::new(place.objects());
 
     // A day short of the retention, nothing is due.
     let early = now_ms() + (u64::from(AFTER_DAYS) - 1) * DAY_MS;
@@ -255,7 +285,7 @@ async fn resolved_conversations_move_to_the_archive_and_out_of_redis(redis: Test
     let later = now_ms() + (u64::from(AFTER_DAYS) + 1) * DAY_MS;
     for crash in [Crash::BeforeManifest, Crash::AfterManifest] {
         let crashing = Archive::new(Arc::new(CrashingStore {
-            inner: LocalDirStore::new(&dir.0),
+            inner: place.objects(),
             crash,
         }));
         assert!(crashing.run(&store, later, AFTER_DAYS).await.is_err());
@@ -295,7 +325,7 @@ async fn resolved_conversations_move_to_the_archive_and_out_of_redis(redis: Test
         .collect();
     assert_eq!(archived.len(), RESOLVED);
     assert_eq!(archived, before);
-    let raw = segment_texts(&dir.0);
+    let raw = segment_texts(place.objects().as_ref()).await;
     assert_eq!(
         raw.lines().count(),
         RESOLVED,
@@ -337,7 +367,7 @@ async fn resolved_conversations_move_to_the_archive_and_out_of_redis(redis: Test
         .unwrap();
     assert_eq!(forgotten.archived_conversations, 1);
     assert_eq!(forgotten.redis.conversations, 1);
-    let raw = segment_texts(&dir.0);
+    let raw = segment_texts(place.objects().as_ref()).await;
     assert!(!raw.contains("s:old-0003"), "erased from the archive");
     assert!(raw.contains("s:old-0004"), "the others stay");
     assert_eq!(archive.read_all().await.unwrap().len(), RESOLVED - 1);

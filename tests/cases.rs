@@ -325,7 +325,9 @@ async fn ai_answers_close_cases_and_the_figures_match_a_scripted_scenario(redis:
             dir.0.display().to_string()
         ),
     );
-    let archive = switchboard::admin::archive_of(&archived_config).expect("an archive");
+    let archive = switchboard::admin::archive_of(&archived_config)
+        .unwrap()
+        .expect("an archive");
     let later = now_ms() + 91 * 86_400_000;
     let run = archive
         .run(&gateway.store, later, 90)

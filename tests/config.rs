@@ -385,3 +385,40 @@ fn case_and_metrics_keys_are_checked_and_a_typo_is_an_error() {
     assert_eq!(defaults.ai_idle_close_ms, 86_400_000);
     assert_eq!(defaults.repeat_window_ms, 7 * 86_400_000);
 }
+
+#[test]
+fn an_s3_archive_beside_a_directory_or_without_its_credentials_is_refused_by_key() {
+    let dir = TempDir::new("config-s3");
+    let misspelt = write_config(
+        &dir,
+        "misspelt.toml",
+        "[retention]\narchive_dir = \"archive\"\n[retention.s3]\nbucket = \"acme-archive\"\n\
+         region = \"eu-west-1\"\naccess_key_id_env = \"SB_TEST_S3_KEY_UNSET\"\n\
+         secret_access_key_env = \"SB_TEST_S3_SECRET_UNSET\"\n\
+         endpoint = \"http://minio.internal:9000\"\nbukcet = \"typo\"\n",
+    );
+    let (ok, output) = check_config(&[&misspelt], &[]);
+    assert!(!ok);
+    assert!(
+        output.contains("retention.s3.bukcet: unknown field"),
+        "{output}"
+    );
+    let fixed = write_config(
+        &dir,
+        "fixed.toml",
+        "[retention]\narchive_dir = \"archive\"\n[retention.s3]\nbucket = \"acme-archive\"\n\
+         region = \"eu-west-1\"\naccess_key_id_env = \"SB_TEST_S3_KEY_UNSET\"\n\
+         secret_access_key_env = \"SB_TEST_S3_SECRET_UNSET\"\n\
+         endpoint = \"http://minio.internal:9000\"\n",
+    );
+    let (ok, output) = check_config(&[&fixed], &[]);
+    assert!(!ok);
+    for expected in [
+        "retention.s3: retention.archive_dir is set too",
+        "retention.s3.access_key_id_env: environment variable SB_TEST_S3_KEY_UNSET is not set",
+        "retention.s3.secret_access_key_env: environment variable SB_TEST_S3_SECRET_UNSET is not set",
+        "retention.s3.endpoint: `http://minio.internal:9000` is plain http off this machine",
+    ] {
+        assert!(output.contains(expected), "{expected:?} in:\n{output}");
+    }
+}

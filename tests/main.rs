@@ -1,6 +1,7 @@
 //! The one integration test binary: real redis-server, real HTTP, real browser.
 
 mod archive;
+mod archive_s3;
 mod attachments;
 mod browser;
 mod cases;
@@ -17,6 +18,7 @@ mod learning;
 mod linked_contacts;
 mod logging;
 mod mailservers;
+mod moto;
 mod outbox_outage;
 mod postfix;
 mod processes;

@@ -16,6 +16,7 @@
 //! are committed its case stream is trimmed to the retention, so the report reads old case
 //! figures from the archive (`crate::report`) and the stream stays bounded too.
 
+mod s3;
 mod store;
 
 use std::collections::BTreeSet;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use s3::{S3Config, S3Store};
 pub use store::{ArchiveStore, LocalDirStore};
 
 use crate::model::{field, Status};
@@ -45,9 +47,13 @@ pub struct RetentionConfig {
     /// Resolved conversations whose last activity is older than this many days are archived.
     #[serde(default = "default_archive_after_days")]
     pub archive_after_days: u32,
-    /// The archive's directory (relative to the config file); unset, nothing is archived.
+    /// The archive's directory (relative to the config file); unset, and without `s3`,
+    /// nothing is archived.
     #[serde(default)]
     pub archive_dir: Option<std::path::PathBuf>,
+    /// `[retention.s3]`: the archive in an S3-compatible bucket instead of a directory.
+    #[serde(default)]
+    pub s3: Option<S3Config>,
 }
 
 fn default_archive_after_days() -> u32 {
@@ -59,6 +65,7 @@ impl Default for RetentionConfig {
         RetentionConfig {
             archive_after_days: default_archive_after_days(),
             archive_dir: None,
+            s3: None,
         }
     }
 }
@@ -74,6 +81,23 @@ impl RetentionConfig {
                     self.archive_after_days
                 ),
             ));
+        }
+        if let Some(s3) = &self.s3 {
+            if self.archive_dir.is_some() {
+                problems.push((
+                    "retention.s3".into(),
+                    "retention.archive_dir is set too: the archive lives in one place, keep one of them"
+                        .into(),
+                ));
+            }
+            s3.validate(problems);
+        }
+    }
+
+    /// Reads the secrets the section names from the environment.
+    pub fn resolve_secrets(&mut self, problems: &mut Vec<(String, String)>) {
+        if let Some(s3) = &mut self.s3 {
+            s3.resolve_secrets(problems);
         }
     }
 }

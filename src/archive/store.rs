@@ -1,6 +1,6 @@
 //! Where archive objects live: the small [`ArchiveStore`] interface (named objects, written
 //! whole), shaped like an object store so an S3-compatible bucket can implement it, and
-//! [`LocalDirStore`], a local directory.
+//! [`LocalDirStore`], a local directory (`super::s3` has the bucket).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,22 +36,30 @@ impl LocalDirStore {
     }
 
     fn path(&self, name: &str) -> io::Result<PathBuf> {
-        let valid = !name.is_empty()
-            && name.split('/').all(|part| {
-                !part.is_empty()
-                    && part != "."
-                    && part != ".."
-                    && part
-                        .bytes()
-                        .all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte))
-            });
-        if !valid {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("not an archive object name: {name:?}"),
-            ));
-        }
+        check_name(name)?;
         Ok(self.root.join(name))
+    }
+}
+
+/// Whether `name` is `/`-separated parts of `[A-Za-z0-9._-]` (no `.` or `..`): the names every
+/// store takes.
+pub(super) fn check_name(name: &str) -> io::Result<()> {
+    let valid = !name.is_empty()
+        && name.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte))
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not an archive object name: {name:?}"),
+        ))
     }
 }
 

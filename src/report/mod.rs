@@ -9,9 +9,9 @@
 //! - each partition's escalation log: escalations by reason and the questions behind them;
 //! - the knowledge-base candidates hash `sb:kb:candidates`;
 //! - each partition's case log: per-case figures ([`cases`]);
-//! - the archive (`retention.archive_dir`), when the window reaches back to conversations
-//!   archived out of Redis: their records, transcripts, escalations and case events count
-//!   the same as if they were still in Redis.
+//! - the archive (`retention.archive_dir` or `[retention.s3]`), when the window reaches back
+//!   to conversations archived out of Redis: their records, transcripts, escalations and case
+//!   events count the same as if they were still in Redis.
 //!
 //! Records that do not parse are skipped and counted, never fatal: one bad write must not
 //! hide a week of figures. Rendering lives in [`text`] (the `Display` impl) and [`html`].
@@ -46,6 +46,9 @@ pub enum ReportError {
     /// The archive could not be read.
     #[error("{0}")]
     Archive(#[from] crate::archive::ArchiveError),
+    /// The archive the config names could not be set up.
+    #[error("{0}")]
+    ArchiveSetup(String),
     /// The time window is not usable.
     #[error("window: {0}")]
     Window(String),
@@ -294,7 +297,7 @@ pub async fn run_report(
     let store = crate::store::Store::connect(&config.redis.url, response)
         .await?
         .with_case_rules(config.case_rules());
-    let archive = crate::admin::archive_of(config);
+    let archive = crate::admin::archive_of(config).map_err(ReportError::ArchiveSetup)?;
     let report = collect_with_archive(&store, archive.as_ref(), window).await?;
     if let Some(path) = html_out {
         std::fs::write(path, html::render(&report)).map_err(|source| ReportError::Write {
