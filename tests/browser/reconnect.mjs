@@ -1,16 +1,13 @@
 // The widget survives network drops: unsent messages are kept, resent, and stored once.
 //
-// Usage: node tests/browser/reconnect.mjs <base_url>   (against the scripted fake core of
-// `cargo test -p switchboard-webchat -- --ignored browser`; it expects every message answered)
+// Usage: node tests/browser/reconnect.mjs <base_url> [questions_json]   (against a gateway
+// whose knowledge base answers every question; see tests/browser.rs)
 //
 // The page's WebSocket is wrapped so the test can cut the connection and keep new ones
 // from reaching the gateway ("offline"), without touching the server. Prints one JSON
 // line {"ok":true,...} and exits 0, or {"ok":false,"error":..} and exits 1.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { finish, launchPersistent, runBounded } from "./harness.mjs";
 
 const TIMEOUT_MS = 15_000;
 const baseUrl = (process.argv[2] || "").replace(/\/+$/, "");
@@ -19,13 +16,7 @@ const QUESTIONS = process.argv[3]
   ? JSON.parse(process.argv[3])
   : ["first question", "sent while offline", "ack lost", "sent before reload"];
 if (!baseUrl) finish({ ok: false, error: "usage: node reconnect.mjs <base_url>" });
-const profileDir = mkdtempSync(join(tmpdir(), "switchboard-chromium-"));
-let context;
-
-function finish(result) {
-  process.stdout.write(JSON.stringify(result) + "\n");
-  process.exit(result.ok ? 0 : 1);
-}
+let browser;
 
 // Runs in the page before the widget: every socket is recorded; while offline, new
 // sockets go to a closed port, as if the network were down.
@@ -79,12 +70,8 @@ async function openWidget(page) {
 }
 
 async function run() {
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchPersistent();
+  const context = browser.context;
   await context.addInitScript(wrapWebSocket);
   const page = context.pages()[0] ?? (await context.newPage());
   await page.goto(`${baseUrl}/`);
@@ -129,13 +116,5 @@ async function run() {
   return { ok: true, customer_messages: counts, ai_answers: await aiCount(page) };
 }
 
-try {
-  const result = await run();
-  await context?.close();
-  rmSync(profileDir, { recursive: true, force: true });
-  finish(result);
-} catch (error) {
-  try { await context?.close(); } catch { /* already gone */ }
-  rmSync(profileDir, { recursive: true, force: true });
-  finish({ ok: false, error: String(error?.message ?? error).split("\n")[0] });
-}
+// Every wait inside is bounded; the overall bound only catches a hung browser.
+await runBounded(run, { timeoutMs: 8 * TIMEOUT_MS, cleanup: async () => browser?.close() });

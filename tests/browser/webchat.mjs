@@ -8,10 +8,9 @@
 // Prints one JSON line: {"ok":true,"ai_answer":..,"notice":..,"history_after_reload":N}
 // and exits 0, or {"ok":false,"error":..} and exits 1.
 
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { collectErrors, finish, launchPersistent, runBounded } from "./harness.mjs";
 
 const QUESTION = "How do I reset my password?";
 const ANSWER_TIMEOUT_MS = 15_000;
@@ -25,19 +24,8 @@ if (!baseArg || !screenshotArg) {
 }
 const baseUrl = baseArg.replace(/\/+$/, "");
 const screenshotDir = resolve(screenshotArg);
-const profileDir = mkdtempSync(join(tmpdir(), "switchboard-chromium-"));
 const pageErrors = [];
-let context;
-
-function finish(result) {
-  process.stdout.write(JSON.stringify(result) + "\n");
-  process.exit(result.ok ? 0 : 1);
-}
-
-async function cleanup() {
-  try { await context?.close(); } catch { /* the browser may already be gone */ }
-  rmSync(profileDir, { recursive: true, force: true });
-}
+let browser;
 
 const selectors = {
   launcher: '[data-testid="sb-launcher"]',
@@ -67,25 +55,9 @@ async function openWidget(page) {
 
 async function run() {
   mkdirSync(screenshotDir, { recursive: true });
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-    headless: true,
-    viewport: { width: 1280, height: 820 },
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.on("pageerror", (error) => pageErrors.push(String(error)));
-  page.on("console", (message) => {
-    if (message.type() === "error") pageErrors.push(message.text());
-  });
+  browser = await launchPersistent({ viewport: { width: 1280, height: 820 } });
+  const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+  collectErrors(page, pageErrors);
 
   await page.goto(`${baseUrl}${pagePath}`, { waitUntil: "domcontentloaded", timeout: STEP_TIMEOUT_MS });
   await openWidget(page);
@@ -141,18 +113,8 @@ async function run() {
   };
 }
 
-const overall = setTimeout(async () => {
-  await cleanup();
-  finish({ ok: false, error: `timed out after ${OVERALL_TIMEOUT_MS} ms`, page_errors: pageErrors });
-}, OVERALL_TIMEOUT_MS);
-
-try {
-  const result = await run();
-  clearTimeout(overall);
-  await cleanup();
-  finish(result);
-} catch (error) {
-  clearTimeout(overall);
-  await cleanup();
-  finish({ ok: false, error: String(error?.message ?? error).split("\n")[0], page_errors: pageErrors });
-}
+await runBounded(run, {
+  timeoutMs: OVERALL_TIMEOUT_MS,
+  cleanup: async () => browser?.close(),
+  pageErrors,
+});

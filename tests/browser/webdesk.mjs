@@ -12,7 +12,7 @@
 
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { finish, launch, runBounded } from "./harness.mjs";
 
 const STEP_TIMEOUT_MS = 10_000;
 const OVERALL_TIMEOUT_MS = 90_000;
@@ -24,19 +24,10 @@ if (!baseArg || !screenshotArg || !user || !password || !customer || !reply) {
 const baseUrl = baseArg.replace(/\/+$/, "");
 const screenshotDir = resolve(screenshotArg);
 const pageErrors = [];
-let browser;
-
-function finish(result) {
-  process.stdout.write(JSON.stringify(result) + "\n");
-  process.exit(result.ok ? 0 : 1);
-}
-
-async function cleanup() {
-  try { await browser?.close(); } catch { /* the browser may already be gone */ }
-}
+let launched;
 
 async function signedInPage(contextOptions) {
-  const context = await browser.newContext(contextOptions);
+  const context = await launched.browser.newContext(contextOptions);
   const page = await context.newPage();
   page.on("pageerror", (error) => pageErrors.push(String(error)));
   // Failed loads are reported with their address below; the browser's own favicon probe is no fault.
@@ -72,11 +63,7 @@ async function overflow(page) {
 
 async function run() {
   mkdirSync(screenshotDir, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-  });
+  launched = await launch();
 
   const desk = await signedInPage({ viewport: { width: 1280, height: 820 } });
   const item = queueItem(desk);
@@ -144,18 +131,8 @@ async function run() {
   };
 }
 
-const overall = setTimeout(async () => {
-  await cleanup();
-  finish({ ok: false, error: `timed out after ${OVERALL_TIMEOUT_MS} ms`, page_errors: pageErrors });
-}, OVERALL_TIMEOUT_MS);
-
-try {
-  const result = await run();
-  clearTimeout(overall);
-  await cleanup();
-  finish(result);
-} catch (error) {
-  clearTimeout(overall);
-  await cleanup();
-  finish({ ok: false, error: String(error?.message ?? error).split("\n")[0], page_errors: pageErrors });
-}
+await runBounded(run, {
+  timeoutMs: OVERALL_TIMEOUT_MS,
+  cleanup: async () => launched?.close(),
+  pageErrors,
+});
