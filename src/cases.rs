@@ -7,11 +7,14 @@
 //! within `case.reopen_window_hours` of a close reopens it. Opening and reopening happen in the
 //! ingest script; closing in `store/lua/case_close.lua`, so each is atomic with its checks.
 //!
-//! Idle closes are found through each partition's case deadlines (`keys::case_deadlines`):
-//! the ingest script adds a case when it opens, and the close script, finding it not yet due,
-//! puts it back at the earliest it could be. Every instance sweeps them like the desk
-//! reminders: the close script checks the record again, so two instances never close a case
-//! twice.
+//! Idle closes are found in two places per partition. A case's first check comes from the
+//! case log, which holds every opening in order: the sweeper reads it up to "now less the
+//! shorter idle close" from a shared cursor (`keys::case_log_cursor`). A check that finds the
+//! case not due yet puts it in the partition's case deadlines (`keys::case_deadlines`) at the
+//! earliest it could close, and later checks come from there. So an open case costs no sorted
+//! set entry until its first check, and a customer's messages cost no deadline write. Every
+//! instance sweeps, like the desk reminders: the close script checks the record again, so two
+//! instances never close a case twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,13 +158,31 @@ impl CaseSweeper {
 
     /// [`CaseSweeper::sweep`] as if the clock read `now` (ms since the epoch).
     pub async fn sweep_as_of(&self, now: u64) -> Result<usize, StoreError> {
+        let first_check_by = now.saturating_sub(self.store.case_rules().first_close_check_ms());
         let mut closed = 0;
         for partition in keys::partitions() {
-            for id in self.store.cases_due(partition, now, SWEEP_BATCH).await? {
-                if let Some(case) = self.store.close_case(&id, None, now).await? {
-                    count_close(&self.metrics, &case);
-                    closed += 1;
-                }
+            // First checks, from the case log; a crash before the cursor moves only repeats
+            // checks, which close a case once.
+            let opened = (self.store)
+                .cases_opened_by(partition, first_check_by, SWEEP_BATCH)
+                .await?;
+            closed += self.check(&opened.conversations, now).await?;
+            if let Some(read_to) = &opened.read_to {
+                self.store.case_log_checked(partition, read_to).await?;
+            }
+            // Later checks, of cases a check found not due yet.
+            let due = self.store.cases_due(partition, now, SWEEP_BATCH).await?;
+            closed += self.check(&due, now).await?;
+        }
+        Ok(closed)
+    }
+
+    async fn check(&self, conversations: &[String], now: u64) -> Result<usize, StoreError> {
+        let mut closed = 0;
+        for id in conversations {
+            if let Some(case) = self.store.close_case(id, None, now).await? {
+                count_close(&self.metrics, &case);
+                closed += 1;
             }
         }
         Ok(closed)

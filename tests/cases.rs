@@ -613,10 +613,10 @@ async fn cases_add_little_redis_memory_to_an_open_conversation() {
     );
 }
 
-/// A case's close deadline is set once, when it opens, and moved only by the sweeper when it
-/// looks; so it must never look too late. Here the sweeper first looks while the customer
-/// still waits for the AI's answer, and the answer comes after: the AI-idle close still
-/// happens exactly `ai_idle_close_hours` after the answer. Time is the sweeper's argument.
+/// A case's first close check comes from the case log, and only a check sets a deadline for
+/// the next; so no check may come too late. Here the first check finds the customer still
+/// waiting for the AI's answer, and the answer comes after: the AI-idle close still happens
+/// exactly `ai_idle_close_hours` after the answer. Time is the sweeper's argument.
 async fn a_close_check_before_the_answer_still_closes_on_the_ai_idle_time(redis: TestRedis) {
     const HOUR: u64 = 3_600_000;
     let config = test_config(
@@ -657,9 +657,11 @@ async fn a_close_check_before_the_answer_still_closes_on_the_ai_idle_time(redis:
     };
     assert_eq!(
         deadline(&redis),
-        Some(opened + HOUR),
-        "the first look, set at opening"
+        None,
+        "no sorted-set entry before the first check"
     );
+    assert_eq!(sweeper.sweep_as_of(opened + HOUR - 1_000).await.unwrap(), 0);
+    assert_eq!(deadline(&redis), None, "not checked before its time");
 
     // The first look finds the customer still waiting: nothing closes, and the next look is
     // an AI-idle time from now (no answer can come before now).
@@ -685,6 +687,9 @@ async fn a_close_check_before_the_answer_still_closes_on_the_ai_idle_time(redis:
     // The answer leaves the deadline where the sweeper put it.
     assert_eq!(deadline(&redis), Some(first_look + HOUR));
 
+    // Sweeps in between read nothing new from the case log.
+    assert_eq!(sweeper.sweep_as_of(first_look + 1_000).await.unwrap(), 0);
+    assert_eq!(deadline(&redis), Some(first_look + HOUR));
     // The second look is before the answer's AI-idle time: the next one goes exactly there.
     assert_eq!(sweeper.sweep_as_of(first_look + HOUR).await.unwrap(), 0);
     assert_eq!(deadline(&redis), Some(answered + HOUR));
@@ -694,6 +699,47 @@ async fn a_close_check_before_the_answer_still_closes_on_the_ai_idle_time(redis:
     assert_eq!(closed["case_close"], "ai_idle");
     assert_eq!(closed["case_closed_ms"], (answered + HOUR).to_string());
     assert_eq!(deadline(&redis), None, "a closed case has no deadline");
+
+    // The customer comes back: that opening lies past the sweeper's last read, so trimming
+    // the case log (what `archive run` does) keeps it, and its first check still comes.
+    let back = Inbound {
+        message_id: "m-2".into(),
+        ..inbound
+    };
+    store.ingest(&back).await.expect("ingest");
+    let back_at = now_ms();
+    store
+        .commit(&switchboard::store::Commit {
+            conversation_id: id.clone(),
+            fields: vec![
+                ("updated_ms".into(), back_at.to_string()),
+                ("status".into(), "bot".into()),
+            ],
+            reply: Some(switchboard::store::ReplyToQueue {
+                role: switchboard::model::Role::Ai,
+                text: "Here is how to export your data.".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("commit");
+    let log = keys::case_log(keys::partition(&id));
+    store
+        .trim_case_log(keys::partition(&id), u64::MAX)
+        .await
+        .expect("trim");
+    let kept: redis::streams::StreamRangeReply = redis.client().xrange_all(&log).unwrap();
+    let events: Vec<String> = (kept.ids.iter())
+        .filter_map(|entry| entry.get::<String>("ev"))
+        .collect();
+    assert!(
+        events.iter().any(|event| event == "opened" || event == "reopened"),
+        "{events:?}"
+    );
+    assert_eq!(deadline(&redis), None);
+    assert_eq!(sweeper.sweep_as_of(back_at + HOUR).await.unwrap(), 1);
+    assert_eq!(record(&redis, &id)["case_close"], "ai_idle");
 }
 
 on_single_and_cluster!(a_close_check_before_the_answer_still_closes_on_the_ai_idle_time);

@@ -127,7 +127,7 @@ impl super::Config {
 }
 
 impl CaseRules {
-    /// How soon after a customer message the sweeper first looks at closing the case: the
+    /// How soon after a case opens (or reopens) the sweeper first looks at closing it: the
     /// earlier of the two idle closes (it re-checks and waits longer when neither applies).
     pub fn first_close_check_ms(&self) -> u64 {
         self.ai_idle_close_ms.min(self.idle_close_ms)

@@ -9,6 +9,18 @@ use redis::Script;
 use super::{keys, DumpEntry, Store, StoreError};
 
 static CLOSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/case_close.lua")));
+static ADVANCE_CURSOR: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/case_cursor.lua")));
+
+/// Cases of one partition due their first close check, as [`Store::cases_opened_by`] reads
+/// them from the case log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct OpenedCases {
+    /// The conversations whose case opened or reopened, oldest first (one may repeat).
+    pub conversations: Vec<String>,
+    /// The last log entry read, for [`Store::case_log_checked`] once they are checked.
+    pub read_to: Option<String>,
+}
 
 /// One event of a partition's case log, as `ingest.lua` and `case_close.lua` write it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +125,74 @@ impl Store {
         Ok(ClosedCase::from_entry(id, &fields))
     }
 
+    /// The cases of `partition` opened or reopened by `until_ms` and not yet checked, from the
+    /// case log after the sweeper's cursor: up to `limit` log entries.
+    ///
+    /// The log already holds every opening in order, so a case's first close check needs no
+    /// deadline of its own: a sorted-set entry only goes in for a case found not due yet.
+    pub async fn cases_opened_by(
+        &self,
+        partition: usize,
+        until_ms: u64,
+        limit: usize,
+    ) -> Result<OpenedCases, StoreError> {
+        let mut conn = self.conn.clone();
+        let cursor: Option<String> = self
+            .bounded(
+                Duration::ZERO,
+                redis::cmd("GET")
+                    .arg(keys::case_log_cursor(partition))
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let start = cursor.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+        let entries: redis::streams::StreamRangeReply = self
+            .bounded(
+                Duration::ZERO,
+                redis::cmd("XRANGE")
+                    .arg(keys::case_log(partition))
+                    .arg(start)
+                    .arg(until_ms)
+                    .arg("COUNT")
+                    .arg(limit)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let read_to = entries.ids.last().map(|entry| entry.id.clone());
+        let conversations = (entries.ids.iter())
+            .filter(|entry| {
+                matches!(
+                    entry.get::<String>("ev").as_deref(),
+                    Some("opened" | "reopened")
+                )
+            })
+            .filter_map(|entry| {
+                let case: String = entry.get("case")?;
+                Some(case.rsplit_once(':')?.0.to_owned())
+            })
+            .collect();
+        Ok(OpenedCases {
+            conversations,
+            read_to,
+        })
+    }
+
+    /// Records that the cases of `partition` up to log entry `read_to` had their first check.
+    pub async fn case_log_checked(
+        &self,
+        partition: usize,
+        read_to: &str,
+    ) -> Result<(), StoreError> {
+        let mut invocation = ADVANCE_CURSOR.prepare_invoke();
+        invocation
+            .key(keys::case_log_cursor(partition))
+            .arg(read_to);
+        let mut conn = self.conn.clone();
+        self.bounded(Duration::ZERO, invocation.invoke_async::<i64>(&mut conn))
+            .await
+            .map(|_| ())
+    }
+
     /// Up to `limit` conversations of `partition` whose case may be due to close by `due_ms`.
     pub async fn cases_due(
         &self,
@@ -189,9 +269,18 @@ impl Store {
         Ok(by_conversation)
     }
 
-    /// Drops the partition's case log entries older than `min_ms`; returns how many.
+    /// Drops the partition's case log entries older than `min_ms`; returns how many. Entries
+    /// the sweeper has not read yet stay (they are cases still due their first close check),
+    /// unless no sweeper ever read this log.
     pub async fn trim_case_log(&self, partition: usize, min_ms: u64) -> Result<u64, StoreError> {
-        let log = keys::case_log(partition);
+        let (log, cursor) = (keys::case_log(partition), keys::case_log_cursor(partition));
+        let checked: Option<String> =
+            self.run(|mut conn| async move {
+                redis::cmd("GET").arg(cursor).query_async(&mut conn).await
+            })
+            .await?;
+        let checked_ms = checked.as_deref().and_then(super::stream_id_ms);
+        let min_ms = checked_ms.map_or(min_ms, |checked_ms| min_ms.min(checked_ms));
         self.run(|mut conn| async move {
             redis::cmd("XTRIM")
                 .arg(log)

@@ -105,7 +105,6 @@ impl Store {
             .key(keys::seen(&id))
             .key(keys::inbound(partition))
             .key(keys::conversation_index(partition))
-            .key(keys::case_deadlines(partition))
             .key(keys::case_log(partition))
             .arg(&inbound.message_id)
             .arg(inbound.channel.as_str())
@@ -118,7 +117,6 @@ impl Store {
             .arg(context)
             .arg(file_refs)
             .arg(rules.reopen_window_ms)
-            .arg(rules.first_close_check_ms())
             .arg(rules.repeat_window_ms)
             .arg(if is_rating { "1" } else { "" });
         type Reply = (i64, String, String, i64, u64, String);

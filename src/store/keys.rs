@@ -108,6 +108,11 @@ pub fn case_deadlines(partition: usize) -> String {
 pub fn case_log(partition: usize) -> String {
     format!("sb:{{{}}}:cases", tag(partition))
 }
+/// How far the case sweeper has read the partition's case log (a stream id): cases opened or
+/// reopened after it are still due their first close check.
+pub fn case_log_cursor(partition: usize) -> String {
+    format!("sb:{{{}}}:cases_checked", tag(partition))
+}
 /// The partition's escalations, in order: the audit log the report reads.
 pub fn escalations(partition: usize) -> String {
     format!("sb:{{{}}}:escalations", tag(partition))

@@ -25,7 +25,7 @@ pub use streams::{
     Delivered, DeliveryLine, DeliveryTarget, HeldBack, Parking, Receipt, Work, WorkCounts,
 };
 
-pub use cases::ClosedCase;
+pub use cases::{ClosedCase, OpenedCases};
 pub use files::{NewFile, RedisMemory, StoredFile, UploadCount, UploadLimits, UploadOver};
 pub use ingest::{linkable_email, CaseEvent, Ingested};
 pub use transcript::TranscriptEntry;

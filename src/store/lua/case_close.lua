@@ -44,9 +44,10 @@ if how == '' then
     elseif now >= idle_due then
       how = 'idle'
     else
-      -- Only this script moves the deadline (ingest sets it when a case opens), so the next
-      -- look goes at the earliest a close could come: messages and answers to come only make
-      -- either close later, and an answer not given yet comes no sooner than now.
+      -- Only this script sets a case's deadline (its first check comes from the case log),
+      -- so the next look goes at the earliest a close could come: messages and answers to
+      -- come only make either close later, and an answer not given yet comes no sooner than
+      -- now.
       local next_look = idle_due
       if ai_due then
         next_look = math.min(ai_due, idle_due)

@@ -1,12 +1,12 @@
 -- Ingest one customer message atomically: dedupe, find-or-create, append, enqueue.
 -- KEYS: 1 conversation hash, 2 message stream, 3 seen-ids hash, 4 inbound work stream,
 --       5 the partition's conversation index (sorted set by creation time),
---       6 the partition's case deadlines (sorted set), 7 the partition's case log (stream)
+--       6 the partition's case log (stream; the sweeper's first close checks read it too)
 -- ARGV: 1 channel message id, 2 channel, 3 channel conversation key, 4 conversation id,
 --       5 now ms, 6 message kind, 7 text, 8 contact json, 9 context json ("" keeps the old one),
 --       10 file refs json ("" = no files; the bytes were stored before this script),
---       11 case reopen window ms, 12 ms until the case sweeper first looks at closing it,
---       13 repeat-contact window ms, 14 "1" when the message is only a 1-5 rating
+--       11 case reopen window ms, 12 repeat-contact window ms,
+--       13 "1" when the message is only a 1-5 rating
 -- Returns {new, entry id, status, created, case number, case event ("", opened, repeat,
 -- reopened or rating)}.
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
@@ -36,12 +36,12 @@ end
 local now = tonumber(ARGV[5])
 local case_number = tonumber(record[2] or '') or 0
 local closed = tonumber(record[3] or '')
-local rating = closed and ARGV[14] == '1' and record[4] == '1'
+local rating = closed and ARGV[13] == '1' and record[4] == '1'
 local case_event = ''
 local reopen_window = tonumber(ARGV[11])
 if case_number == 0
     or (closed and not rating and (reopen_window == 0 or now - closed > reopen_window)) then
-  local is_repeat = closed ~= nil and now - closed <= tonumber(ARGV[13])
+  local is_repeat = closed ~= nil and now - closed <= tonumber(ARGV[12])
   case_number = case_number + 1
   if closed then
     -- The previous case's figures; a first case has none to clear.
@@ -69,23 +69,17 @@ if case_number == 0
   end
   case_event = is_repeat and 'repeat' or 'opened'
   -- The same fields in every event of a kind, so the stream stores their names once.
-  redis.call('XADD', KEYS[7], '*', 'ev', 'opened', 'case', ARGV[4] .. ':' .. case_number,
+  redis.call('XADD', KEYS[6], '*', 'ev', 'opened', 'case', ARGV[4] .. ':' .. case_number,
     'ch', ARGV[2], 'prev', record[8] or '', 'rep', is_repeat and '1' or '0')
 elseif closed and not rating then
   redis.call('HDEL', KEYS[1], 'case_closed_ms', 'case_close')
   fields[#fields + 1] = 'case_reopens'
   fields[#fields + 1] = (tonumber(record[5] or '') or 0) + 1
   case_event = 'reopened'
-  redis.call('XADD', KEYS[7], '*', 'ev', 'reopened', 'case', ARGV[4] .. ':' .. case_number,
+  redis.call('XADD', KEYS[6], '*', 'ev', 'reopened', 'case', ARGV[4] .. ':' .. case_number,
     'ch', ARGV[2])
 elseif rating then
   case_event = 'rating'
-end
--- An opened or reopened case is due its first close check. Later messages leave the deadline
--- alone (case_close.lua moves it when it looks): a ZADD per message cost more than the rest
--- of the case work.
-if case_event ~= '' and not rating then
-  redis.call('ZADD', KEYS[6], now + tonumber(ARGV[12]), KEYS[1])
 end
 if ARGV[9] ~= '' then
   fields[#fields + 1] = 'context'
