@@ -222,7 +222,7 @@ async fn resolved_conversations_move_to_the_archive_and_out_of_redis(redis: Test
             .len(),
         7
     );
-    switchboard::contact::forget(&store, None, None, &busy, "t", None)
+    switchboard::contact::forget(&store, None, None, &[], &busy, "t", None)
         .await
         .unwrap();
     let mut before: BTreeMap<String, ConversationDump> = BTreeMap::new();
@@ -332,9 +332,10 @@ async fn resolved_conversations_move_to_the_archive_and_out_of_redis(redis: Test
     assert_eq!(transcript.len(), 1, "a new conversation, no history");
 
     // Forget reaches the archive too.
-    let forgotten = switchboard::contact::forget(&store, Some(&archive), None, &subject, "t", None)
-        .await
-        .unwrap();
+    let forgotten =
+        switchboard::contact::forget(&store, Some(&archive), None, &[], &subject, "t", None)
+            .await
+            .unwrap();
     assert_eq!(forgotten.archived_conversations, 1);
     assert_eq!(forgotten.redis.conversations, 1);
     let raw = segment_texts(&dir.0);

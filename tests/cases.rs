@@ -453,7 +453,7 @@ async fn a_linked_contact_back_on_another_channel_is_a_repeat_contact(redis: Tes
     );
 
     // Forgotten: nothing of hers is left in the partition's case deadlines or case log.
-    switchboard::contact::forget(&gateway.store, None, None, user, "dpo", None)
+    switchboard::contact::forget(&gateway.store, None, None, &[], user, "dpo", None)
         .await
         .expect("forget");
     let mut conn = redis.client();

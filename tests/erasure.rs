@@ -260,6 +260,7 @@ async fn a_forgotten_customer_is_gone_from_redis_the_archive_and_slack(redis: Te
         &store,
         Some(&archive),
         Some(desk.as_ref()),
+        &[],
         EMAIL,
         "dpo@acme.example",
         Some("DSR-2041"),

@@ -36,6 +36,39 @@ pub mod case_field {
     pub const PREVIOUS_DESK_CHANNEL: &str = "prev_desk_channel";
     /// See [`PREVIOUS_DESK_CHANNEL`].
     pub const PREVIOUS_DESK_TS: &str = "prev_desk_ts";
+    /// Every earlier case's desk thread, JSON `[[channel, ts], ...]` oldest first, so an
+    /// erasure reaches them all (the briefing links only the previous one).
+    pub const PAST_DESK_THREADS: &str = "past_desk_threads";
+}
+
+/// Every desk thread a conversation record names: its case's, the previous case's and every
+/// earlier one's, each once.
+pub fn every_desk_thread(
+    record: &std::collections::BTreeMap<String, String>,
+) -> Vec<switchboard_api::ThreadRef> {
+    let pair = |channel: &str, ts: &str| {
+        Some(switchboard_api::ThreadRef {
+            channel: record.get(channel)?.clone(),
+            ts: record.get(ts)?.clone(),
+        })
+    };
+    let past: Vec<(String, String)> = (record.get(case_field::PAST_DESK_THREADS))
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default();
+    let mut threads: Vec<switchboard_api::ThreadRef> = (past.into_iter())
+        .map(|(channel, ts)| switchboard_api::ThreadRef { channel, ts })
+        .collect();
+    threads.extend(pair(
+        case_field::PREVIOUS_DESK_CHANNEL,
+        case_field::PREVIOUS_DESK_TS,
+    ));
+    threads.extend(pair(
+        super::conversation::field::DESK_CHANNEL,
+        super::conversation::field::DESK_TS,
+    ));
+    let mut seen = std::collections::BTreeSet::new();
+    threads.retain(|thread| seen.insert((thread.channel.clone(), thread.ts.clone())));
+    threads
 }
 
 /// The current case of a conversation.
