@@ -191,18 +191,18 @@ pub async fn archive(path: &Path, command: ArchiveCommand) -> Result<(), String>
         ));
     };
     let store = connect(&config).await?;
-    let after_days = config.retention.archive_after_days;
+    let after_ms = config.retention.archive_after_ms();
     match command {
         ArchiveCommand::Run => {
             let report = archive
-                .run(&store, now_ms(), after_days)
+                .run_after_ms(&store, now_ms(), after_ms)
                 .await
                 .map_err(|error| format!("{error}; run it again: nothing is lost or doubled"))?;
             println!("{}", json(&report)?);
         }
         ArchiveCommand::Status => {
             let status = archive.status().await.map_err(|error| error.to_string())?;
-            let due = crate::archive::archivable_in_redis(&store, now_ms(), after_days)
+            let due = crate::archive::archivable_in_redis(&store, now_ms(), after_ms)
                 .await
                 .map_err(|error| error.to_string())?;
             println!(
