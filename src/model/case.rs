@@ -132,3 +132,34 @@ impl CaseState {
 pub fn case_id(conversation_id: &str, number: u64) -> String {
     format!("{conversation_id}:{number}")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn every_desk_thread_a_record_names_is_listed_once_oldest_first() {
+        let record: BTreeMap<String, String> = [
+            (
+                case_field::PAST_DESK_THREADS,
+                r#"[["C1","1.1"],["C1","2.2"]]"#,
+            ),
+            (case_field::PREVIOUS_DESK_CHANNEL, "C1"),
+            (case_field::PREVIOUS_DESK_TS, "2.2"),
+            ("desk_channel", "C2"),
+            ("desk_ts", "3.3"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+        let threads: Vec<(String, String)> = (every_desk_thread(&record).into_iter())
+            .map(|thread| (thread.channel, thread.ts))
+            .collect();
+        let expected = [("C1", "1.1"), ("C1", "2.2"), ("C2", "3.3")]
+            .map(|(channel, ts)| (channel.to_owned(), ts.to_owned()));
+        assert_eq!(threads, expected);
+        assert!(every_desk_thread(&BTreeMap::new()).is_empty());
+    }
+}

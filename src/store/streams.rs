@@ -668,3 +668,30 @@ impl Store {
         Ok((waiting + info.pending, info.pending))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_receipt_reads_back_and_one_written_before_its_fields_reads_as_its_id() {
+        let receipt = StoredReceipt {
+            id: "12".into(),
+            earlier: vec!["11".into()],
+            channel: Some("telegram".into()),
+        };
+        assert_eq!(StoredReceipt::parse(&receipt.to_value()), receipt);
+        let ids: Vec<&String> = receipt.ids().collect();
+        assert_eq!(ids, ["11", "12"]);
+        let legacy = StoredReceipt::parse("1700000000.000100");
+        assert_eq!(
+            (legacy.id.as_str(), legacy.channel),
+            ("1700000000.000100", None)
+        );
+        assert_eq!(
+            StoredReceipt::parse("42").id,
+            "42",
+            "a bare number is an id"
+        );
+    }
+}
