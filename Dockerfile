@@ -20,6 +20,9 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /usr/local/bin/switchboard /usr/local/bin/switchboard
 COPY config /app/config
+# The archive's directory, owned by the gateway's user: a named volume mounted over it starts
+# with that owner (docker-compose.yml shares one between replicas).
+RUN mkdir -p /app/archive && chown switchboard /app/archive
 # The knowledge base is a volume in docker-compose.yml, so editing it needs no new image;
 # learned entries live in Redis.
 USER switchboard

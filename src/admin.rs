@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use switchboard_api::{BuildContext, Desk};
+use switchboard_api::{BuildContext, Connector, Desk};
 
 use crate::archive::{Archive, LocalDirStore, S3Store};
 use crate::config::Config;
@@ -78,6 +78,16 @@ fn desk_of(config: &mut Config, store: &Store) -> Result<Option<Arc<dyn Desk>>, 
         .map_err(|error| format!("desk.{}: {error}", section.name))
 }
 
+/// The enabled channels' connectors, built to delete the gateway's messages in customers'
+/// chats (no connection is opened until they are asked).
+fn channels_of(config: &mut Config, store: &Store) -> Result<Vec<Arc<dyn Connector>>, String> {
+    let cx = BuildContext {
+        shared: Arc::new(crate::shared::RedisShared::new(store.clone())),
+        ..BuildContext::single_instance("contact-forget", config.files.max_bytes)
+    };
+    (std::mem::take(&mut config.connectors).build(&cx)).map_err(|error| error.to_string())
+}
+
 /// The OS user running the command, for the audit entry.
 fn os_user() -> String {
     ["USER", "LOGNAME", "USERNAME"]
@@ -118,11 +128,13 @@ pub async fn contact(path: &Path, command: ContactCommand) -> Result<(), String>
             ticket,
         } => {
             let desk = desk_of(&mut config, &store)?;
+            let channels = channels_of(&mut config, &store)?;
             let by = by.unwrap_or_else(os_user);
             let forgotten = crate::contact::forget(
                 &store,
                 archive.as_ref(),
                 desk.as_deref(),
+                &channels,
                 &subject,
                 &by,
                 ticket.as_deref(),
@@ -136,6 +148,24 @@ pub async fn contact(path: &Path, command: ContactCommand) -> Result<(), String>
                 eprintln!(
                     "warning: {} desk thread(s) not erased: no desk is enabled in this config",
                     forgotten.desk_threads_not_reached
+                );
+            }
+            if forgotten.channel_messages_not_reached > 0 {
+                eprintln!(
+                    "warning: {} message(s) to the customer not erased: their channel is not \
+                     enabled in this config",
+                    forgotten.channel_messages_not_reached
+                );
+            }
+            let sent = forgotten.channel_messages;
+            if sent.left + sent.not_erasable > 0 {
+                eprintln!(
+                    "note: {} message(s) to the customer are still shown on their platform \
+                     ({} refused by the platform, e.g. Telegram after 48 hours; {} cannot be \
+                     taken back, e.g. email)",
+                    sent.left + sent.not_erasable,
+                    sent.left,
+                    sent.not_erasable
                 );
             }
         }
@@ -164,18 +194,18 @@ pub async fn archive(path: &Path, command: ArchiveCommand) -> Result<(), String>
         ));
     };
     let store = connect(&config).await?;
-    let after_days = config.retention.archive_after_days;
+    let after_ms = config.retention.archive_after_ms();
     match command {
         ArchiveCommand::Run => {
             let report = archive
-                .run(&store, now_ms(), after_days)
+                .run_after_ms(&store, now_ms(), after_ms)
                 .await
                 .map_err(|error| format!("{error}; run it again: nothing is lost or doubled"))?;
             println!("{}", json(&report)?);
         }
         ArchiveCommand::Status => {
             let status = archive.status().await.map_err(|error| error.to_string())?;
-            let due = crate::archive::archivable_in_redis(&store, now_ms(), after_days)
+            let due = crate::archive::archivable_in_redis(&store, now_ms(), after_ms)
                 .await
                 .map_err(|error| error.to_string())?;
             println!(

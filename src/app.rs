@@ -53,6 +53,9 @@ pub enum StartError {
     /// A connector could not be built from its config.
     #[error("{0}")]
     Connector(ConnectorError),
+    /// The archive `[retention]` names could not be set up.
+    #[error("{0}")]
+    Archive(String),
     /// The HTTP listener could not bind.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -261,6 +264,9 @@ pub async fn start_with_desk(
         }
         (None, None) => None,
     };
+    // Taken before `made()`, so a shutting-down instance gives this lease up with the others.
+    let archive_lease = (config.retention.run_every())
+        .map(|_| switchboard_api::LeaseSource::lease(leases.as_ref()));
     let leases = leases.made();
     let fanout_relays = broadcast.relays();
     let by_channel: HashMap<ChannelKind, Arc<dyn Connector>> = connectors
@@ -481,6 +487,21 @@ pub async fn start_with_desk(
             .run()
             .instrument(tracing::info_span!("cases")),
     );
+    if let (Some(every), Some(lease), Some(archive)) = (
+        config.retention.run_every(),
+        archive_lease,
+        crate::admin::archive_of(&config).map_err(StartError::Archive)?,
+    ) {
+        let scheduled = crate::archive::ScheduledArchive::new(
+            archive,
+            store.clone(),
+            lease,
+            metrics.clone(),
+            every,
+            config.retention.archive_after_ms(),
+        );
+        tasks.spawn(scheduled.run().instrument(tracing::info_span!("archive")));
+    }
     tasks.spawn(
         learning
             .clone()

@@ -72,6 +72,11 @@ pub struct Metrics {
     pub case_time_to_close: Histogram,
     /// Satisfaction ratings given, by rating (1-5).
     pub csat_ratings: Family<Labels, Counter>,
+    /// Archive runs this instance made (`retention.run_every_minutes`), by outcome (`ok`,
+    /// `failed`).
+    pub archive_runs: Family<Labels, Counter>,
+    /// Conversations those runs moved out of Redis into the archive.
+    pub archived_conversations: Counter,
 }
 
 impl Default for Metrics {
@@ -104,8 +109,20 @@ impl Default for Metrics {
             case_time_to_human: Histogram::new(exponential_buckets(5.0, 2.0, 14)),
             case_time_to_close: Histogram::new(exponential_buckets(60.0, 2.0, 16)),
             csat_ratings: Family::default(),
+            archive_runs: Family::default(),
+            archived_conversations: Counter::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "archive_runs",
+            "Archive runs made by this instance, by outcome",
+            metrics.archive_runs.clone(),
+        );
+        registry.register(
+            "archived_conversations",
+            "Conversations moved out of Redis into the archive by this instance",
+            metrics.archived_conversations.clone(),
+        );
         registry.register(
             "inbound_messages",
             "Customer messages accepted",

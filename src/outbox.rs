@@ -35,7 +35,7 @@ use crate::periodic::Periodic;
 use crate::receipts::ReceiptWriter;
 use crate::store::{
     keys, DeadLetter, Delivered, DeliveryTarget, HeldBack, Parking, Receipt, Store, StoreError,
-    Work, WorkItem,
+    StoredReceipt, Work, WorkItem,
 };
 use history::History;
 pub(crate) use history::Parked;
@@ -457,7 +457,7 @@ impl OutboxWorker {
                 }
                 tokio::time::timeout(send_timeout, connector.send(&outbound))
                     .await
-                    .map(|sent| sent.map(|receipt| receipt.platform_message_id))
+                    .map(|sent| sent.map(Some))
             }
             Delivery::Desk(post) => {
                 let Some(courier) = &self.desk else {
@@ -473,15 +473,18 @@ impl OutboxWorker {
             }
         };
         let failure = match attempt_result {
-            Ok(Ok(platform_id)) => {
-                let receipt =
-                    platform_id
-                        .filter(|_| !transcript_id.is_empty())
-                        .map(|platform_message_id| Receipt {
-                            conversation_id,
-                            transcript_id,
-                            platform_message_id,
-                        });
+            Ok(Ok(sent)) => {
+                let receipt = sent.filter(|_| !transcript_id.is_empty()).and_then(|sent| {
+                    Some(Receipt {
+                        conversation_id,
+                        transcript_id,
+                        stored: StoredReceipt {
+                            id: sent.platform_message_id?,
+                            earlier: sent.earlier_message_ids,
+                            channel: Some(connector_name.to_owned()),
+                        },
+                    })
+                });
                 let held_back = history.held_back_as(&target);
                 self.receipts
                     .record(delivered(&item, receipt, held_back))

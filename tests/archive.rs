@@ -253,7 +253,7 @@ async fn archive_scenario(redis: TestRedis, place: Place) {
             .len(),
         7
     );
-    switchboard::contact::forget(&store, None, None, &busy, "t", None)
+    switchboard::contact::forget(&store, None, None, &[], &busy, "t", None)
         .await
         .unwrap();
     let mut before: BTreeMap<String, ConversationDump> = BTreeMap::new();
@@ -362,9 +362,10 @@ async fn archive_scenario(redis: TestRedis, place: Place) {
     assert_eq!(transcript.len(), 1, "a new conversation, no history");
 
     // Forget reaches the archive too.
-    let forgotten = switchboard::contact::forget(&store, Some(&archive), None, &subject, "t", None)
-        .await
-        .unwrap();
+    let forgotten =
+        switchboard::contact::forget(&store, Some(&archive), None, &[], &subject, "t", None)
+            .await
+            .unwrap();
     assert_eq!(forgotten.archived_conversations, 1);
     assert_eq!(forgotten.redis.conversations, 1);
     let raw = segment_texts(place.objects().as_ref()).await;
@@ -375,3 +376,115 @@ async fn archive_scenario(redis: TestRedis, place: Place) {
 }
 
 on_single_and_cluster!(resolved_conversations_move_to_the_archive_and_out_of_redis);
+
+/// Archive runs of `gateway` with `outcome`, from its metrics.
+fn runs(gateway: &switchboard::app::RunningGateway, outcome: &str) -> u64 {
+    let label = switchboard::metrics::Metrics::label("outcome", outcome);
+    gateway.metrics.archive_runs.get_or_create(&label).get()
+}
+
+/// Two gateways with `retention.run_every_minutes` (0.3 s) and a retention of 0.86 s: while
+/// the archive is unreachable their runs fail, are counted, and leave the conversations in
+/// Redis; once it is back the next run archives each resolved conversation exactly once, by
+/// one instance only, later runs add nothing, and the open ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_gateways_archive_by_themselves_one_instance_at_a_time() {
+    let redis = TestRedis::Single(crate::harness::RedisServer::start());
+    let store = Store::connect(&redis.url(), Duration::from_secs(2))
+        .await
+        .expect("connect");
+    let mut resolved = Vec::new();
+    let mut open = Vec::new();
+    for n in 0..6 {
+        resolved.push(seed(&store, &format!("self-archived-{n}"), true).await);
+    }
+    for n in 0..2 {
+        open.push(seed(&store, &format!("still-open-{n}"), false).await);
+    }
+    // Seeded as done: no triage or delivery is left to change them once gateways run.
+    for id in resolved.iter().chain(&open) {
+        store.purge_work_of(id).await.expect("purge work");
+    }
+    let dir = TempDir::new("self-archive");
+    let archive_dir = dir.0.join("archive");
+    // A file where the archive's directory should be: every write to the archive fails.
+    std::fs::write(&archive_dir, b"not a directory").unwrap();
+    let text = format!(
+        "{}[retention]\narchive_after_days = 0.00001\narchive_dir = {:?}\n\
+         run_every_minutes = 0.005\n",
+        crate::webchat::WEBCHAT,
+        archive_dir.to_str().unwrap()
+    );
+    let config = || crate::harness::test_config(&redis, &text);
+    let gateways = [
+        crate::harness::start_gateway(config()).await,
+        crate::harness::start_gateway(config()).await,
+    ];
+    let failed = || async {
+        let failed: u64 = gateways.iter().map(|gateway| runs(gateway, "failed")).sum();
+        (failed >= 2).then_some(())
+    };
+    crate::harness::eventually(Duration::from_secs(20), "two failed runs", failed).await;
+    for id in &resolved {
+        let status: Option<String> =
+            redis::Commands::hget(&mut redis.client(), keys::conversation(id), "status").unwrap();
+        assert_eq!(
+            status.as_deref(),
+            Some("resolved"),
+            "{id} is still in Redis"
+        );
+    }
+
+    std::fs::remove_file(&archive_dir).unwrap();
+    std::fs::create_dir(&archive_dir).unwrap();
+    let archived = || async {
+        let archived: u64 = (gateways.iter())
+            .map(|gateway| gateway.metrics.archived_conversations.get())
+            .sum();
+        (archived >= resolved.len() as u64).then_some(())
+    };
+    crate::harness::eventually(Duration::from_secs(20), "the archive run", archived).await;
+    // A few more periods: nothing more is due, nothing is archived again.
+    let later_runs = || async {
+        let ok: u64 = gateways.iter().map(|gateway| runs(gateway, "ok")).sum();
+        (ok >= 3).then_some(())
+    };
+    crate::harness::eventually(Duration::from_secs(20), "later runs", later_runs).await;
+
+    let archive = Archive::new(Arc::new(LocalDirStore::new(&archive_dir)));
+    let lines = archive.read_all().await.expect("read the archive");
+    let mut ids: Vec<String> = lines
+        .iter()
+        .map(|line| line.conversation.id.clone())
+        .collect();
+    ids.sort();
+    let mut expected = resolved.clone();
+    expected.sort();
+    assert_eq!(ids, expected, "each resolved conversation archived once");
+    assert_eq!(
+        archive.status().await.unwrap().conversations,
+        resolved.len() as u64,
+        "no segment holds one twice"
+    );
+    for id in &resolved {
+        assert_eq!(conversation_memory(&redis, id), 0, "{id} left Redis");
+    }
+    for id in &open {
+        assert!(conversation_memory(&redis, id) > 0, "{id} stays");
+    }
+    let working: Vec<&switchboard::app::RunningGateway> = (gateways.iter())
+        .filter(|gateway| runs(gateway, "ok") + runs(gateway, "failed") > 0)
+        .collect();
+    assert_eq!(working.len(), 1, "one instance archives");
+    let metrics = crate::harness::http(working[0].admin_addr, "GET", "/metrics", None)
+        .await
+        .1;
+    assert!(
+        metrics.contains("switchboard_archived_conversations_total 6"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("switchboard_archive_runs_total{outcome=\"failed\"}"));
+    for gateway in gateways {
+        gateway.shutdown().await;
+    }
+}

@@ -455,7 +455,7 @@ async fn a_linked_contact_back_on_another_channel_is_a_repeat_contact(redis: Tes
     );
 
     // Forgotten: nothing of hers is left in the partition's case deadlines or case log.
-    switchboard::contact::forget(&gateway.store, None, None, user, "dpo", None)
+    switchboard::contact::forget(&gateway.store, None, None, &[], user, "dpo", None)
         .await
         .expect("forget");
     let mut conn = redis.client();
@@ -734,7 +734,9 @@ async fn a_close_check_before_the_answer_still_closes_on_the_ai_idle_time(redis:
         .filter_map(|entry| entry.get::<String>("ev"))
         .collect();
     assert!(
-        events.iter().any(|event| event == "opened" || event == "reopened"),
+        events
+            .iter()
+            .any(|event| event == "opened" || event == "reopened"),
         "{events:?}"
     );
     assert_eq!(deadline(&redis), None);

@@ -260,6 +260,7 @@ async fn a_forgotten_customer_is_gone_from_redis_the_archive_and_slack(redis: Te
         &store,
         Some(&archive),
         Some(desk.as_ref()),
+        &[],
         EMAIL,
         "dpo@acme.example",
         Some("DSR-2041"),
@@ -422,5 +423,236 @@ async fn the_contact_and_archive_commands_work_from_the_command_line() {
     assert!(
         !ok && stderr.contains("is not an email address"),
         "{stderr}"
+    );
+}
+
+const SHARED_THREAD: &str = "1700000100.000100";
+const SLACK_CUSTOMER: &str = "U0CUSTQUIN";
+/// Words only the Slack customer's conversation holds.
+const ORDER: &str = "QX-5521";
+
+fn slack_customer_says(ts: &str, text: &str) -> serde_json::Value {
+    let mut event = json!({"type": "message", "channel": crate::slack_gateway::SHARED,
+        "user": SLACK_CUSTOMER, "text": text, "ts": ts, "event_ts": ts, "channel_type": "channel"});
+    if ts != SHARED_THREAD {
+        event["thread_ts"] = json!(SHARED_THREAD);
+    }
+    event
+}
+
+/// The bot's posts left in a thread of `standin`.
+fn bot_posts(standin: &SlackStandIn, channel: &str, thread_ts: &str) -> usize {
+    (standin.thread(channel, thread_ts).iter())
+        .filter(|message| message["user"] == BOT_USER_ID)
+        .count()
+}
+
+/// A desk thread's parent posted after `known` ones, once the gateway has linked it (agents'
+/// replies in it reach the customer from then on).
+async fn new_briefing(
+    desk: &SlackStandIn,
+    store: &switchboard::store::Store,
+    known: &[String],
+) -> String {
+    let found = || async {
+        let ts = (desk.posts().into_iter())
+            .find(|post| {
+                post.method == "chat.postMessage"
+                    && post.thread_ts.is_none()
+                    && !known.contains(&post.ts)
+            })?
+            .ts;
+        let thread = switchboard_api::ThreadRef {
+            channel: SUPPORT.into(),
+            ts: ts.clone(),
+        };
+        store.conversation_for_thread(&thread).await.ok()??;
+        Some(ts)
+    };
+    eventually(Duration::from_secs(20), "a new desk thread", found).await
+}
+
+/// The agent answers in a desk thread and waits until the customer's Slack thread shows it.
+async fn agent_answers(desk: &SlackStandIn, customers: &SlackStandIn, thread: &str, ts: &str) {
+    let text = format!("{ORDER} is replaced, sorry (answer {ts})");
+    desk.send_event(agent_reply(thread, ts, &text));
+    let shown = || async {
+        (customers.posts().iter())
+            .any(|post| post.text.contains(&format!("answer {ts}")))
+            .then_some(())
+    };
+    eventually(Duration::from_secs(20), "the agent's answer", shown).await;
+}
+
+/// A Slack Connect customer with three cases (three desk threads) and a Telegram customer: after
+/// `forget`, none of the bot's posts is left in either desk thread nor in the customer's own
+/// Slack thread, the Telegram answer is deleted, and Redis holds none of their words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_reaches_every_desk_thread_and_the_gateway_s_messages_in_the_customer_s_chats() {
+    let redis = TestRedis::Single(crate::harness::RedisServer::start());
+    let customers = SlackStandIn::start().await;
+    customers.set_user_with_email(SLACK_CUSTOMER, "Quin", "quin@acme.example");
+    let desk = SlackStandIn::start().await;
+    desk.set_user(AGENT, "Sam Rivera");
+    let telegram = switchboard_telegram::standin::TelegramStandIn::start().await;
+    std::env::set_var("SB_TEST_ERASURE_TELEGRAM", telegram.token());
+    // A case closed by the agent reopens only within 0.36 s: the customer's next message
+    // after that opens a new case, in a new desk thread.
+    let text = format!(
+        "{}{}[connectors.telegram]\nenabled = true\nbot_token_env = \"SB_TEST_ERASURE_TELEGRAM\"\n\
+         api_url = \"{}\"\npoll_timeout_secs = 1\n[case]\nreopen_window_hours = 0.0001\n",
+        crate::slack_desk::desk_config(&desk, "socket"),
+        crate::slack_gateway::customer_config(&customers),
+        telegram.api_url()
+    );
+    let config = || test_config(&redis, &text);
+    let gateway = start_gateway(config()).await;
+    let sockets = || async { (customers.socket_clients() > 0).then_some(()) };
+    eventually(
+        Duration::from_secs(20),
+        "the customer app's socket",
+        sockets,
+    )
+    .await;
+
+    let shared = crate::slack_gateway::SHARED;
+    let store = gateway.store.clone();
+    let key = format!("{shared}:{SHARED_THREAD}");
+    // Three cases, three desk threads: the record names the current and the previous one,
+    // the first only in its list of past threads.
+    let mut threads: Vec<String> = Vec::new();
+    for case in 1..=3 {
+        let ts = if case == 1 {
+            SHARED_THREAD.to_owned()
+        } else {
+            format!("170000030{case}.000100")
+        };
+        customers.send_event(slack_customer_says(
+            &ts,
+            &format!("I want to talk to a real person about order {ORDER} ({case})"),
+        ));
+        let thread = new_briefing(&desk, &store, &threads).await;
+        agent_answers(
+            &desk,
+            &customers,
+            &thread,
+            &format!("180000000{case}.000100"),
+        )
+        .await;
+        threads.push(thread);
+        if case == 3 {
+            break;
+        }
+        let thread = threads.last().unwrap();
+        desk.send_event(agent_reply(
+            thread,
+            &format!("180000000{case}.000200"),
+            "!resolve",
+        ));
+        let resolved = || async {
+            let view = (store
+                .customer_view(switchboard_slack::CHANNEL, &key, None)
+                .await)
+                .ok()??;
+            (view.status == "resolved").then_some(())
+        };
+        eventually(Duration::from_secs(20), "the case resolved", resolved).await;
+        // Past the 0.36 s reopen window: the next message opens a new case.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    telegram.push_text(
+        5550123,
+        "Tess",
+        "How do I reset my password? tg-unique-8812",
+    );
+    let answered = || async {
+        (telegram.sent().into_iter())
+            .find(|sent| sent.chat_id == 5550123)
+            .map(|sent| sent.message_id)
+    };
+    let telegram_answer =
+        eventually(Duration::from_secs(20), "the Telegram answer", answered).await;
+    // Its receipt is written right after Telegram took it.
+    let receipt = || async {
+        let id = store
+            .resolve_conversation(switchboard_telegram::CHANNEL, "5550123")
+            .await
+            .ok()?;
+        let dump = (store.dump_conversation(&id, Vec::new()).await).ok()??;
+        (!dump.deliveries.is_empty()).then_some(())
+    };
+    eventually(Duration::from_secs(20), "the Telegram receipt", receipt).await;
+    gateway.shutdown().await;
+
+    let in_customer_thread = bot_posts(&customers, shared, SHARED_THREAD);
+    assert!(in_customer_thread >= 3, "three answers at least");
+    for thread in &threads {
+        assert!(
+            bot_posts(&desk, SUPPORT, thread) >= 1,
+            "desk thread {thread}"
+        );
+    }
+
+    let mut forget_config = config();
+    let section = forget_config.desk.take_enabled().expect("the slack desk");
+    let cx = BuildContext::single_instance("forget", 1 << 20);
+    let desk_connector = section.config.build(&cx).expect("desk");
+    let channels = std::mem::take(&mut forget_config.connectors)
+        .build(&cx)
+        .expect("channels");
+    let forgotten = switchboard::contact::forget(
+        &store,
+        None,
+        Some(desk_connector.as_ref()),
+        &channels,
+        &format!("slack:{key}"),
+        "dpo",
+        None,
+    )
+    .await
+    .expect("forget");
+    assert_eq!(forgotten.redis.conversations, 1);
+    for thread in &threads {
+        assert_eq!(bot_posts(&desk, SUPPORT, thread), 0, "desk thread {thread}");
+        assert!(desk.deleted().iter().any(|(_, ts)| ts == thread));
+    }
+    assert_eq!(bot_posts(&customers, shared, SHARED_THREAD), 0);
+    assert_eq!(
+        forgotten.channel_messages.deleted, in_customer_thread as u64,
+        "{forgotten:?}"
+    );
+    assert_eq!(
+        (
+            forgotten.channel_messages.left,
+            forgotten.channel_messages.not_erasable
+        ),
+        (0, 0)
+    );
+    assert_eq!(forgotten.channel_messages_not_reached, 0);
+    assert_eq!(
+        mentions(
+            &redis_contents(&redis),
+            &[ORDER, "quin@acme", SHARED_THREAD]
+        ),
+        Vec::<String>::new()
+    );
+
+    let forgotten = switchboard::contact::forget(
+        &store,
+        None,
+        None,
+        &channels,
+        "telegram:5550123",
+        "dpo",
+        None,
+    )
+    .await
+    .expect("forget the Telegram customer");
+    assert_eq!(forgotten.channel_messages.deleted, 1, "{forgotten:?}");
+    assert_eq!(telegram.deleted(), vec![(5550123, telegram_answer)]);
+    assert_eq!(
+        mentions(&redis_contents(&redis), &["tg-unique-8812", "5550123"]),
+        Vec::<String>::new()
     );
 }

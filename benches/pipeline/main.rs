@@ -234,6 +234,7 @@ impl Connector for Loopback {
         }
         Ok(DeliveryReceipt {
             platform_message_id: Some(outbound.id.clone()),
+            ..DeliveryReceipt::default()
         })
     }
     async fn health(&self) -> Health {

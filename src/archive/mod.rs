@@ -17,6 +17,7 @@
 //! figures from the archive (`crate::report`) and the stream stays bounded too.
 
 mod s3;
+mod scheduled;
 mod store;
 
 use std::collections::BTreeSet;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use s3::{S3Config, S3Store};
+pub use scheduled::ScheduledArchive;
 pub use store::{ArchiveStore, LocalDirStore};
 
 use crate::model::{field, Status};
@@ -44,20 +46,29 @@ const DAY_MS: u64 = 86_400_000;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
-    /// Resolved conversations whose last activity is older than this many days are archived.
+    /// Resolved conversations whose last activity is older than this many days are archived
+    /// (fractions allowed).
     #[serde(default = "default_archive_after_days")]
-    pub archive_after_days: u32,
+    pub archive_after_days: f64,
     /// The archive's directory (relative to the config file); unset, and without `s3`,
     /// nothing is archived.
     #[serde(default)]
     pub archive_dir: Option<std::path::PathBuf>,
+    /// With an archive, the running gateway archives what is due every this many minutes
+    /// (one instance at a time); 0 leaves it to `switchboard archive run` (cron).
+    #[serde(default = "default_run_every_minutes")]
+    pub run_every_minutes: f64,
     /// `[retention.s3]`: the archive in an S3-compatible bucket instead of a directory.
     #[serde(default)]
     pub s3: Option<S3Config>,
 }
 
-fn default_archive_after_days() -> u32 {
-    90
+fn default_archive_after_days() -> f64 {
+    90.0
+}
+
+fn default_run_every_minutes() -> f64 {
+    60.0
 }
 
 impl Default for RetentionConfig {
@@ -65,6 +76,7 @@ impl Default for RetentionConfig {
         RetentionConfig {
             archive_after_days: default_archive_after_days(),
             archive_dir: None,
+            run_every_minutes: default_run_every_minutes(),
             s3: None,
         }
     }
@@ -73,13 +85,11 @@ impl Default for RetentionConfig {
 impl RetentionConfig {
     /// Adds `(key, problem)` pairs for what is wrong.
     pub fn validate(&self, problems: &mut Vec<(String, String)>) {
-        if self.archive_after_days == 0 || self.archive_after_days > 36_500 {
+        let days = self.archive_after_days;
+        if !(days.is_finite() && days > 0.0 && days <= 36_500.0) {
             problems.push((
                 "retention.archive_after_days".into(),
-                format!(
-                    "must be between 1 and 36500, got {}",
-                    self.archive_after_days
-                ),
+                format!("must be more than 0 and at most 36500, got {days}"),
             ));
         }
         if let Some(s3) = &self.s3 {
@@ -92,6 +102,13 @@ impl RetentionConfig {
             }
             s3.validate(problems);
         }
+        let minutes = self.run_every_minutes;
+        if !(minutes.is_finite() && (0.0..=525_600.0).contains(&minutes)) {
+            problems.push((
+                "retention.run_every_minutes".into(),
+                format!("must be between 0 (off) and 525600 (a year), got {minutes}"),
+            ));
+        }
     }
 
     /// Reads the secrets the section names from the environment.
@@ -99,6 +116,18 @@ impl RetentionConfig {
         if let Some(s3) = &mut self.s3 {
             s3.resolve_secrets(problems);
         }
+    }
+
+    /// How long a resolved conversation stays in Redis after its last activity, ms.
+    pub fn archive_after_ms(&self) -> u64 {
+        (self.archive_after_days * DAY_MS as f64) as u64
+    }
+
+    /// How often the running gateway archives; `None` when it leaves that to the command,
+    /// or when there is no archive.
+    pub fn run_every(&self) -> Option<std::time::Duration> {
+        let every = std::time::Duration::from_secs_f64(self.run_every_minutes * 60.0);
+        ((self.archive_dir.is_some() || self.s3.is_some()) && !every.is_zero()).then_some(every)
     }
 }
 
@@ -108,9 +137,14 @@ impl RetentionConfig {
 /// case (`crate::cases`) sets the conversation resolved, so this is "its last case closed at
 /// least `after_days` ago"; a resolved record whose case close was interrupted is as done.
 pub fn archivable(conversation: &ConversationDump, now_ms: u64, after_days: u32) -> bool {
+    archivable_after_ms(conversation, now_ms, u64::from(after_days) * DAY_MS)
+}
+
+/// [`archivable`] with the retention in ms.
+pub fn archivable_after_ms(conversation: &ConversationDump, now_ms: u64, after_ms: u64) -> bool {
     let resolved = (conversation.record.get(field::STATUS))
         .is_some_and(|status| Status::parse(status) == Status::Resolved);
-    resolved && conversation.last_activity_ms() + u64::from(after_days) * DAY_MS <= now_ms
+    resolved && conversation.last_activity_ms() + after_ms <= now_ms
 }
 
 /// [`archivable`] from the record alone, before reading a conversation whole: its
@@ -119,7 +153,7 @@ fn record_archivable(
     id: &str,
     record: std::collections::BTreeMap<String, String>,
     now_ms: u64,
-    after_days: u32,
+    after_ms: u64,
 ) -> bool {
     let light = ConversationDump {
         id: id.to_owned(),
@@ -132,7 +166,7 @@ fn record_archivable(
         links: Vec::new(),
         case_events: Vec::new(),
     };
-    archivable(&light, now_ms, after_days)
+    archivable_after_ms(&light, now_ms, after_ms)
 }
 
 /// Roughly what a dump weighs in memory.
@@ -349,13 +383,24 @@ impl Archive {
         now_ms: u64,
         after_days: u32,
     ) -> Result<RunReport, ArchiveError> {
+        self.run_after_ms(store, now_ms, u64::from(after_days) * DAY_MS)
+            .await
+    }
+
+    /// [`Archive::run`] with the retention in ms.
+    pub async fn run_after_ms(
+        &self,
+        store: &Store,
+        now_ms: u64,
+        after_ms: u64,
+    ) -> Result<RunReport, ArchiveError> {
         let mut report = RunReport::default();
         let manifests = self.manifests().await?;
         report.uncommitted_segments_removed = self.remove_uncommitted(&manifests).await?;
         let committed: BTreeSet<Version> = (manifests.iter())
             .flat_map(|manifest| manifest.conversations.iter().cloned())
             .collect();
-        let cutoff = now_ms.saturating_sub(u64::from(after_days) * DAY_MS);
+        let cutoff = now_ms.saturating_sub(after_ms);
         for partition in keys::partitions() {
             // Created after the cutoff means active after it: never archivable yet.
             let candidates = store.indexed_conversations(partition, cutoff + 1).await?;
@@ -366,7 +411,7 @@ impl Archive {
                     candidates,
                     &committed,
                     now_ms,
-                    after_days,
+                    after_ms,
                     &mut report,
                 )
                 .await?;
@@ -386,7 +431,7 @@ impl Archive {
         candidates: Vec<String>,
         committed: &BTreeSet<Version>,
         now_ms: u64,
-        after_days: u32,
+        after_ms: u64,
         report: &mut RunReport,
     ) -> Result<(), ArchiveError> {
         let mut escalations = store.escalations_by_conversation(partition).await?;
@@ -395,7 +440,7 @@ impl Archive {
         let mut batch_bytes = 0;
         for id in candidates {
             let record = store.conversation_fields(&id).await?;
-            if !record_archivable(&id, record, now_ms, after_days) {
+            if !record_archivable(&id, record, now_ms, after_ms) {
                 continue;
             }
             let log = escalations.remove(&id).unwrap_or_default();
@@ -403,7 +448,7 @@ impl Archive {
                 continue;
             };
             dump.case_events = case_log.remove(&id).unwrap_or_default();
-            if !archivable(&dump, now_ms, after_days) {
+            if !archivable_after_ms(&dump, now_ms, after_ms) {
                 continue;
             }
             if committed.contains(&version_of(&dump)) {
@@ -522,14 +567,14 @@ impl Archive {
 pub async fn archivable_in_redis(
     store: &Store,
     now_ms: u64,
-    after_days: u32,
+    after_ms: u64,
 ) -> Result<u64, StoreError> {
-    let cutoff = now_ms.saturating_sub(u64::from(after_days) * DAY_MS);
+    let cutoff = now_ms.saturating_sub(after_ms);
     let mut count = 0;
     for partition in keys::partitions() {
         for id in store.indexed_conversations(partition, cutoff + 1).await? {
             let record = store.conversation_fields(&id).await?;
-            count += u64::from(record_archivable(&id, record, now_ms, after_days));
+            count += u64::from(record_archivable(&id, record, now_ms, after_ms));
         }
     }
     Ok(count)

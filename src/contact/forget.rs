@@ -1,19 +1,24 @@
 //! `switchboard contact forget`: erases one customer everywhere, and the audit log of it.
 //!
-//! Order matters for a re-run after a failure: the desk's posts go first (the conversation
-//! record, which names the thread, is still there if the desk fails), then Redis, then the
-//! archive; each step finds nothing left to do on a second pass. The audit entry records who,
-//! when, and counts of what was removed, never the subject or any content.
+//! Order matters for a re-run after a failure: the desk's posts in every thread the
+//! conversation ever had go first, then the gateway's messages in the customer's own chats
+//! (the conversation record and its delivery receipts, which name them, are still there if a
+//! platform fails), then Redis, then the archive; each step finds nothing left to do on a
+//! second pass. The audit entry records who, when, and counts of what was removed, never the
+//! subject or any content.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use switchboard_api::{Desk, ForgottenPosts, ThreadRef};
+use switchboard_api::{Connector, Desk, ForgottenPosts, ForgottenSent, SentMessage};
 
 use super::{archived_match, conversation_ids, dumps, knowledge_candidates, ContactError, Subject};
 use crate::archive::Archive;
-use crate::model::{field, now_ms};
-use crate::store::{keys, ConversationDump, Purged, Store, StoreError};
+use crate::model::{every_desk_thread, field, now_ms};
+use crate::store::{
+    keys, stream_id_ms, ConversationDump, Purged, Store, StoreError, StoredReceipt,
+};
 
 /// What an erasure removed, in counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +33,14 @@ pub struct Forgotten {
     pub desk: ForgottenPosts,
     /// Desk threads that could not be erased because no desk is configured here.
     pub desk_threads_not_reached: u64,
+    /// The gateway's own messages in the customer's chats (Slack, Discord, Telegram, ...):
+    /// deleted, left by a platform that refused (Telegram after 48 hours), or not erasable
+    /// (an email once sent).
+    #[serde(default)]
+    pub channel_messages: ForgottenSent,
+    /// Messages on channels not enabled in this config, so not reached.
+    #[serde(default)]
+    pub channel_messages_not_reached: u64,
 }
 
 /// One audit log entry.
@@ -52,19 +65,15 @@ fn add_posts(total: &mut ForgottenPosts, more: ForgottenPosts) {
     total.left_by_people += more.left_by_people;
 }
 
-fn thread_of(dump: &ConversationDump) -> Option<ThreadRef> {
-    Some(ThreadRef {
-        channel: dump.record.get(field::DESK_CHANNEL)?.clone(),
-        ts: dump.record.get(field::DESK_TS)?.clone(),
-    })
-}
-
 async fn forget_threads(
     desk: Option<&dyn Desk>,
     dumps: &[ConversationDump],
     forgotten: &mut Forgotten,
 ) -> Result<(), ContactError> {
-    for thread in dumps.iter().filter_map(thread_of) {
+    for thread in dumps
+        .iter()
+        .flat_map(|dump| every_desk_thread(&dump.record))
+    {
         match desk {
             Some(desk) => add_posts(
                 &mut forgotten.desk,
@@ -78,13 +87,69 @@ async fn forget_threads(
     Ok(())
 }
 
-/// Erases everything held about `subject_text`: the desk's posts in their threads, their
+/// The conversation's key on `channel`: the record's when the customer wrote there last,
+/// else the linked one.
+fn key_on<'a>(dump: &'a ConversationDump, channel: &str) -> Option<&'a str> {
+    if dump.record.get(field::CHANNEL).map(String::as_str) == Some(channel) {
+        return dump.record.get(field::KEY).map(String::as_str);
+    }
+    (dump.links.iter()).find_map(|link| link.strip_prefix(channel)?.strip_prefix(':'))
+}
+
+/// The messages the receipts of `dump` name, by the channel and chat they went to. Receipts
+/// written before they named their channel went where the customer wrote last.
+fn sent_by_chat(dump: &ConversationDump) -> BTreeMap<(String, Option<String>), Vec<SentMessage>> {
+    let mut by_chat: BTreeMap<(String, Option<String>), Vec<SentMessage>> = BTreeMap::new();
+    for (transcript_id, value) in &dump.deliveries {
+        let receipt = StoredReceipt::parse(value);
+        let Some(channel) =
+            (receipt.channel.clone()).or_else(|| dump.record.get(field::CHANNEL).cloned())
+        else {
+            continue;
+        };
+        let key = key_on(dump, &channel).map(str::to_owned);
+        let sent_ms = stream_id_ms(transcript_id).unwrap_or(0);
+        by_chat
+            .entry((channel, key))
+            .or_default()
+            .extend(receipt.ids().map(|id| SentMessage {
+                platform_message_id: id.clone(),
+                sent_ms,
+            }));
+    }
+    by_chat
+}
+
+async fn forget_sent(
+    channels: &[Arc<dyn Connector>],
+    dumps: &[ConversationDump],
+    forgotten: &mut Forgotten,
+) -> Result<(), ContactError> {
+    for dump in dumps {
+        for ((channel, key), sent) in sent_by_chat(dump) {
+            let connector = channels
+                .iter()
+                .find(|connector| connector.channel().as_str() == channel);
+            let (Some(connector), Some(key)) = (connector, key) else {
+                forgotten.channel_messages_not_reached += sent.len() as u64;
+                continue;
+            };
+            let done = (connector.forget_sent(&key, &sent).await).map_err(ContactError::Channel)?;
+            forgotten.channel_messages.add(done);
+        }
+    }
+    Ok(())
+}
+
+/// Erases everything held about `subject_text`: the desk's posts in their threads, the
+/// gateway's messages in their chats on `channels` (the enabled connectors), their
 /// conversations and everything that points at them in Redis, their archived conversations,
 /// and the knowledge-base candidates learned from them; then records the audit entry.
 pub async fn forget(
     store: &Store,
     archive: Option<&Archive>,
     desk: Option<&dyn Desk>,
+    channels: &[Arc<dyn Connector>],
     subject_text: &str,
     by: &str,
     ticket: Option<&str>,
@@ -104,6 +169,8 @@ pub async fn forget(
     // names the threads is still there for the next attempt.
     forget_threads(desk, &dumps, &mut forgotten).await?;
     forget_threads(desk, &archived, &mut forgotten).await?;
+    forget_sent(channels, &dumps, &mut forgotten).await?;
+    forget_sent(channels, &archived, &mut forgotten).await?;
     let mut all_ids: BTreeSet<String> = ids.clone();
     all_ids.extend(archived.iter().map(|dump| dump.id.clone()));
     for dump in &dumps {

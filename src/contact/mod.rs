@@ -265,6 +265,9 @@ pub enum ContactError {
     /// The desk could not erase its posts; nothing in Redis was removed for that conversation.
     #[error("desk: {0}")]
     Desk(switchboard_api::ConnectorError),
+    /// A channel could not delete the gateway's messages; nothing in Redis was removed.
+    #[error("channel: {0}")]
+    Channel(switchboard_api::ConnectorError),
 }
 
 #[cfg(test)]

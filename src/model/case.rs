@@ -34,6 +34,39 @@ pub mod case_field {
     pub const PREVIOUS_DESK_CHANNEL: &str = "prev_desk_channel";
     /// See [`PREVIOUS_DESK_CHANNEL`].
     pub const PREVIOUS_DESK_TS: &str = "prev_desk_ts";
+    /// Every earlier case's desk thread, JSON `[[channel, ts], ...]` oldest first, so an
+    /// erasure reaches them all (the briefing links only the previous one).
+    pub const PAST_DESK_THREADS: &str = "past_desk_threads";
+}
+
+/// Every desk thread a conversation record names: its case's, the previous case's and every
+/// earlier one's, each once.
+pub fn every_desk_thread(
+    record: &std::collections::BTreeMap<String, String>,
+) -> Vec<switchboard_api::ThreadRef> {
+    let pair = |channel: &str, ts: &str| {
+        Some(switchboard_api::ThreadRef {
+            channel: record.get(channel)?.clone(),
+            ts: record.get(ts)?.clone(),
+        })
+    };
+    let past: Vec<(String, String)> = (record.get(case_field::PAST_DESK_THREADS))
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default();
+    let mut threads: Vec<switchboard_api::ThreadRef> = (past.into_iter())
+        .map(|(channel, ts)| switchboard_api::ThreadRef { channel, ts })
+        .collect();
+    threads.extend(pair(
+        case_field::PREVIOUS_DESK_CHANNEL,
+        case_field::PREVIOUS_DESK_TS,
+    ));
+    threads.extend(pair(
+        super::conversation::field::DESK_CHANNEL,
+        super::conversation::field::DESK_TS,
+    ));
+    let mut seen = std::collections::BTreeSet::new();
+    threads.retain(|thread| seen.insert((thread.channel.clone(), thread.ts.clone())));
+    threads
 }
 
 /// The current case of a conversation.
@@ -97,4 +130,35 @@ impl CaseState {
 /// A case id: the conversation and the case's number in it.
 pub fn case_id(conversation_id: &str, number: u64) -> String {
     format!("{conversation_id}:{number}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn every_desk_thread_a_record_names_is_listed_once_oldest_first() {
+        let record: BTreeMap<String, String> = [
+            (
+                case_field::PAST_DESK_THREADS,
+                r#"[["C1","1.1"],["C1","2.2"]]"#,
+            ),
+            (case_field::PREVIOUS_DESK_CHANNEL, "C1"),
+            (case_field::PREVIOUS_DESK_TS, "2.2"),
+            ("desk_channel", "C2"),
+            ("desk_ts", "3.3"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+        let threads: Vec<(String, String)> = (every_desk_thread(&record).into_iter())
+            .map(|thread| (thread.channel, thread.ts))
+            .collect();
+        let expected = [("C1", "1.1"), ("C1", "2.2"), ("C2", "3.3")]
+            .map(|(channel, ts)| (channel.to_owned(), ts.to_owned()));
+        assert_eq!(threads, expected);
+        assert!(every_desk_thread(&BTreeMap::new()).is_empty());
+    }
 }

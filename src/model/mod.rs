@@ -12,7 +12,7 @@ mod delivery;
 mod role;
 mod status;
 
-pub use case::{case_field, case_id, CaseState};
+pub use case::{case_field, case_id, every_desk_thread, CaseState};
 pub use conversation::{field, Conversation};
 pub use decision::{BriefingDraft, Decision, DecisionRecord};
 pub use delivery::{Delivery, DeskAction, DeskPost};

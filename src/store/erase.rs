@@ -362,17 +362,14 @@ impl Store {
     }
 
     /// Removes the keys outside the conversation's slot that lead to it: its desk thread's
-    /// index, the contact and alias links, the web chat upload counter. One key per command.
+    /// indexes, the contact and alias links, the web chat upload counter. One key per command.
     async fn unlink(&self, dump: &ConversationDump) -> Result<u64, StoreError> {
         // Links that may lead elsewhere by now (a new conversation owns them) are checked;
         // the upload counter of a channel key is this customer's alone.
         let mut links = Vec::new();
         let mut owned = Vec::new();
-        if let (Some(channel), Some(ts)) = (
-            dump.record.get(field::DESK_CHANNEL),
-            dump.record.get(field::DESK_TS),
-        ) {
-            links.push(keys::desk_thread(channel, ts));
+        for thread in crate::model::every_desk_thread(&dump.record) {
+            links.push(keys::desk_thread(&thread.channel, &thread.ts));
         }
         let mut channel_keys: Vec<String> = dump.links.clone();
         if let (Some(channel), Some(key)) =

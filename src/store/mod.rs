@@ -22,7 +22,8 @@ pub use connection::RedisConnection;
 pub use dead_letters::{stream_id_ms, DeadEntry, DeadLetter, WaitingCount};
 pub use erase::{ConversationDump, DumpEntry, DumpFile, Purged};
 pub use streams::{
-    Delivered, DeliveryLine, DeliveryTarget, HeldBack, Parking, Receipt, Work, WorkCounts,
+    Delivered, DeliveryLine, DeliveryTarget, HeldBack, Parking, Receipt, StoredReceipt, Work,
+    WorkCounts,
 };
 
 pub use cases::{ClosedCase, OpenedCases};

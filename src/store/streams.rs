@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use redis::streams::{StreamAutoClaimReply, StreamRangeReply, StreamReadReply};
+use serde::{Deserialize, Serialize};
 use switchboard_api::Backoff;
 use tokio::sync::Notify;
 
@@ -159,8 +160,46 @@ pub struct Receipt {
     pub conversation_id: String,
     /// The transcript entry delivered.
     pub transcript_id: String,
-    /// The platform's message id.
-    pub platform_message_id: String,
+    /// What the platform said it shows.
+    pub stored: StoredReceipt,
+}
+
+/// A delivery receipt as the conversation's deliveries hash holds it: JSON, or, written
+/// before the other fields were, the platform's message id alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredReceipt {
+    /// The platform's id of the delivery's last (or only) message.
+    pub id: String,
+    /// The ids of the messages it showed before that one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<String>,
+    /// The channel it went to (the conversation's key on it names the chat): a linked
+    /// customer may have been answered on several.
+    #[serde(default, rename = "ch", skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+impl StoredReceipt {
+    /// Reads a deliveries hash value, either form.
+    pub fn parse(text: &str) -> StoredReceipt {
+        match serde_json::from_str::<StoredReceipt>(text) {
+            Ok(receipt) if text.starts_with('{') => receipt,
+            _ => StoredReceipt {
+                id: text.to_owned(),
+                ..StoredReceipt::default()
+            },
+        }
+    }
+
+    /// The hash value.
+    pub fn to_value(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| self.id.clone())
+    }
+
+    /// Every message id, oldest first.
+    pub fn ids(&self) -> impl Iterator<Item = &String> {
+        self.earlier.iter().chain(std::iter::once(&self.id))
+    }
 }
 
 /// Where a delivery goes: one conversation's customer, or its desk thread. Deliveries to one
@@ -507,7 +546,7 @@ impl Store {
                 pipe.hset(
                     keys::deliveries(&receipt.conversation_id),
                     &receipt.transcript_id,
-                    &receipt.platform_message_id,
+                    receipt.stored.to_value(),
                 )
                 .ignore();
             }
@@ -627,5 +666,32 @@ impl Store {
             }
         };
         Ok((waiting + info.pending, info.pending))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_receipt_reads_back_and_one_written_before_its_fields_reads_as_its_id() {
+        let receipt = StoredReceipt {
+            id: "12".into(),
+            earlier: vec!["11".into()],
+            channel: Some("telegram".into()),
+        };
+        assert_eq!(StoredReceipt::parse(&receipt.to_value()), receipt);
+        let ids: Vec<&String> = receipt.ids().collect();
+        assert_eq!(ids, ["11", "12"]);
+        let legacy = StoredReceipt::parse("1700000000.000100");
+        assert_eq!(
+            (legacy.id.as_str(), legacy.channel),
+            ("1700000000.000100", None)
+        );
+        assert_eq!(
+            StoredReceipt::parse("42").id,
+            "42",
+            "a bare number is an id"
+        );
     }
 }

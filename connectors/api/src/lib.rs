@@ -319,6 +319,39 @@ pub struct Capabilities {
 pub struct DeliveryReceipt {
     /// The platform's id for the delivered message, when it has one.
     pub platform_message_id: Option<String>,
+    /// The platform's ids of the messages the delivery showed before the last one, when it
+    /// took several (a long text split, files sent apart): an erasure deletes them all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_message_ids: Vec<String>,
+}
+
+/// A message the gateway delivered in a customer's chat, as its receipt recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentMessage {
+    /// The platform's id for it.
+    pub platform_message_id: String,
+    /// When it was sent, ms since the epoch (some platforms delete only recent messages).
+    pub sent_ms: u64,
+}
+
+/// What [`Connector::forget_sent`] did with the gateway's messages, in counts (never content).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgottenSent {
+    /// Deleted from the customer's chat (or found gone already).
+    pub deleted: u64,
+    /// The platform refused to delete them (too old, or not allowed): still shown.
+    pub left: u64,
+    /// The channel cannot take a message back once sent (email).
+    pub not_erasable: u64,
+}
+
+impl ForgottenSent {
+    /// Adds `more` to these counts.
+    pub fn add(&mut self, more: ForgottenSent) {
+        self.deleted += more.deleted;
+        self.left += more.left;
+        self.not_erasable += more.not_erasable;
+    }
 }
 
 /// Why a connector failed, and whether trying again can help.
@@ -472,6 +505,21 @@ pub trait Connector: Send + Sync {
     /// platform cannot tell. `check-config --online` prints them.
     async fn check_setup(&self) -> Result<Vec<String>, ConnectorError> {
         Ok(Vec::new())
+    }
+
+    /// Deletes messages the gateway itself delivered in the customer's chat `conversation_key`
+    /// (an erasure, `switchboard contact forget`): `sent` holds what their receipts recorded.
+    /// Deleting one already gone counts as deleted, so a re-run after a failure is safe. By
+    /// default the channel cannot take messages back: all count as not erasable.
+    async fn forget_sent(
+        &self,
+        _conversation_key: &str,
+        sent: &[SentMessage],
+    ) -> Result<ForgottenSent, ConnectorError> {
+        Ok(ForgottenSent {
+            not_erasable: sent.len() as u64,
+            ..ForgottenSent::default()
+        })
     }
 
     /// The gateway is shutting down and `run` has been stopped: let go of what another

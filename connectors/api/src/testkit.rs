@@ -395,6 +395,7 @@ impl Connector for RecordingConnector {
                 state.sent.push(outbound.clone());
                 Ok(DeliveryReceipt {
                     platform_message_id: Some(format!("platform-{}", outbound.id)),
+                    ..DeliveryReceipt::default()
                 })
             }
         };

@@ -183,6 +183,7 @@ pub fn outcome(
             .and_then(|value| value.get("id")?.as_str().map(str::to_owned));
         return Ok(DeliveryReceipt {
             platform_message_id,
+            ..DeliveryReceipt::default()
         });
     }
     if let Some(retry_after) = retry_after {

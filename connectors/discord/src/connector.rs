@@ -11,7 +11,7 @@ use serenity::model::application::ComponentInteraction;
 use serenity::model::channel::Message;
 use switchboard_api::{
     too_large_message, Attachment, Backoff, Capabilities, ChannelKind, Connector, ConnectorError,
-    DeliveryReceipt, Gateway, Health, Inbound, IngestError, Outbound,
+    DeliveryReceipt, ForgottenSent, Gateway, Health, Inbound, IngestError, Outbound, SentMessage,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
@@ -351,6 +351,32 @@ impl Connector for DiscordConnector {
         .await
     }
 
+    async fn forget_sent(
+        &self,
+        conversation_key: &str,
+        sent: &[SentMessage],
+    ) -> Result<ForgottenSent, ConnectorError> {
+        let channel =
+            convert::channel_of_key(conversation_key).ok_or_else(|| ConnectorError::Permanent {
+                connector: CONNECTOR,
+                detail: format!("not a Discord conversation key: {conversation_key:?}"),
+            })?;
+        let rest = self.rest()?;
+        let mut forgotten = ForgottenSent::default();
+        for message in sent {
+            let deleted = match message.platform_message_id.parse::<u64>() {
+                Ok(id) => rest.delete_message(channel, id).await?,
+                Err(_) => false,
+            };
+            if deleted {
+                forgotten.deleted += 1;
+            } else {
+                forgotten.left += 1;
+            }
+        }
+        Ok(forgotten)
+    }
+
     async fn send(&self, outbound: &Outbound) -> Result<DeliveryReceipt, ConnectorError> {
         let channel = convert::channel_of_key(&outbound.conversation_key).ok_or_else(|| {
             ConnectorError::Permanent {
@@ -376,6 +402,7 @@ impl Connector for DiscordConnector {
         {
             Ok(id) => Ok(DeliveryReceipt {
                 platform_message_id: Some(id.to_string()),
+                ..DeliveryReceipt::default()
             }),
             Err(error) => {
                 if matches!(error, ConnectorError::Auth { .. }) {

@@ -112,6 +112,26 @@ impl Rest {
         Ok(message.id)
     }
 
+    /// `DELETE /channels/{id}/messages/{id}`: `Ok(true)` once it is gone (a 404 Unknown
+    /// Message is a delete done already), `Ok(false)` when Discord refuses (403: an archived
+    /// or locked thread, a channel the bot lost access to).
+    pub async fn delete_message(&self, channel: u64, message: u64) -> Result<bool, ConnectorError> {
+        let route = Route::ChannelMessage {
+            channel_id: ChannelId::new(channel),
+            message_id: MessageId::new(message),
+        };
+        match self.call(Request::new(route, LightMethod::Delete)).await {
+            Ok(_) => Ok(true),
+            Err(ConnectorError::Permanent { detail, .. }) if detail.starts_with("HTTP 404") => {
+                Ok(true)
+            }
+            Err(ConnectorError::Permanent { detail, .. }) if detail.starts_with("HTTP 403") => {
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// `POST /channels/{id}/messages/{id}/threads`; returns the thread's id. A thread that
     /// already exists (a replayed starter message) is no error: its id is the message's.
     pub async fn start_thread(

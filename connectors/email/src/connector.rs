@@ -451,6 +451,7 @@ impl Connector for EmailConnector {
         self.smtp()?.send(message, tokens).await?;
         Ok(DeliveryReceipt {
             platform_message_id: Some(format!("<{message_id}>")),
+            ..DeliveryReceipt::default()
         })
     }
 

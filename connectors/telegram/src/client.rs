@@ -65,6 +65,15 @@ pub struct BotAccount {
     pub username: Option<String>,
 }
 
+/// What became of a message the bot asked to delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// It is gone from the chat.
+    Deleted,
+    /// Telegram keeps it.
+    Refused,
+}
+
 /// A Bot API client for one bot token.
 #[derive(Clone)]
 pub struct BotClient {
@@ -236,6 +245,25 @@ impl BotClient {
             detail: format!("file download: {error}"),
         })?;
         Ok(Fetched::Bytes(Bytes::from(buffer.data)))
+    }
+
+    /// Deletes one of the bot's messages: `Deleted` when it is gone (already or now),
+    /// `Refused` when Telegram keeps it (older than 48 hours, for a bot).
+    pub async fn delete_message(
+        &self,
+        chat: i64,
+        message_id: i32,
+    ) -> Result<Deletion, ConnectorError> {
+        match (self.bot)
+            .delete_message(ChatId(chat), teloxide::types::MessageId(message_id))
+            .await
+        {
+            Ok(_) | Err(RequestError::Api(ApiError::MessageToDeleteNotFound)) => {
+                Ok(Deletion::Deleted)
+            }
+            Err(RequestError::Api(ApiError::MessageCantBeDeleted)) => Ok(Deletion::Refused),
+            Err(error) => Err(map_error(error, "deleteMessage")),
+        }
     }
 
     /// Stops a pressed button's spinner, optionally with a short notice.

@@ -12,11 +12,12 @@ use async_trait::async_trait;
 use serde_json::Value;
 use switchboard_api::{
     too_large_message, Attachment, Backoff, Capabilities, ChannelKind, Connector, ConnectorError,
-    DeliveryReceipt, Gateway, Health, IngestError, KeyedPacer, Outbound,
+    DeliveryReceipt, ForgottenSent, Gateway, Health, IngestError, KeyedPacer, Outbound,
+    SentMessage,
 };
 use tracing::{debug, info, warn, Instrument};
 
-use crate::client::{BotClient, CONNECTOR};
+use crate::client::{BotClient, Deletion, CONNECTOR};
 use crate::config::{TelegramConfig, TelegramMode};
 use crate::convert::{self, OutgoingFile, OutgoingPart, RemoteFile, UpdateAction, DECLINE_TEXT};
 use crate::pacing::telegram_pacer;
@@ -349,16 +350,17 @@ impl Connector for TelegramConnector {
         };
         let chat = convert::chat_id(outbound).map_err(permanent)?;
         let rendered = convert::render_with_files(outbound).map_err(permanent)?;
-        let mut last = None;
+        let mut sent = Vec::new();
         for part in &rendered.parts {
             // A failure after the first part means a retry repeats the parts already sent;
             // rare (answers over 4096 characters, files after text) and better than losing
             // the rest.
-            last = Some(self.shared.send_part(chat, part).await?);
+            sent.push(self.shared.send_part(chat, part).await?.to_string());
         }
         for file in &rendered.files {
-            last = Some(self.shared.send_file(chat, file).await?);
+            sent.push(self.shared.send_file(chat, file).await?.to_string());
         }
+        let last = sent.pop();
         let parts = rendered.parts.len() + rendered.files.len();
         debug!(
             conversation = %outbound.conversation_id,
@@ -368,11 +370,48 @@ impl Connector for TelegramConnector {
             "telegram message sent"
         );
         Ok(DeliveryReceipt {
-            platform_message_id: last.map(|id| id.to_string()),
+            platform_message_id: last,
+            earlier_message_ids: sent,
         })
     }
 
     async fn health(&self) -> Health {
         self.shared.health()
     }
+
+    async fn forget_sent(
+        &self,
+        conversation_key: &str,
+        sent: &[SentMessage],
+    ) -> Result<ForgottenSent, ConnectorError> {
+        let chat = conversation_key
+            .parse::<i64>()
+            .map_err(|_| ConnectorError::Permanent {
+                connector: CONNECTOR,
+                detail: format!("not a Telegram chat id: {conversation_key:?}"),
+            })?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        let mut forgotten = ForgottenSent::default();
+        for message in sent {
+            let id = message.platform_message_id.parse::<i32>().ok();
+            // A bot may delete its messages for 48 hours only: asking later is a wasted call
+            // that Telegram refuses anyway.
+            let too_old = now.saturating_sub(message.sent_ms) >= BOT_DELETE_WINDOW_MS;
+            let Some(id) = id.filter(|_| !too_old) else {
+                forgotten.left += 1;
+                continue;
+            };
+            self.shared.wait_turn(chat).await?;
+            match self.shared.client.delete_message(chat, id).await? {
+                Deletion::Deleted => forgotten.deleted += 1,
+                Deletion::Refused => forgotten.left += 1,
+            }
+        }
+        Ok(forgotten)
+    }
 }
+
+/// How long after sending Telegram lets a bot delete its message in a private chat.
+const BOT_DELETE_WINDOW_MS: u64 = 48 * 3_600_000;

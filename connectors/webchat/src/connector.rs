@@ -173,6 +173,7 @@ impl Connector for WebchatConnector {
         );
         Ok(DeliveryReceipt {
             platform_message_id: Some(outbound.id.clone()),
+            ..DeliveryReceipt::default()
         })
     }
 
@@ -182,6 +183,19 @@ impl Connector for WebchatConnector {
 
     async fn health(&self) -> Health {
         Health::Up
+    }
+
+    /// The widget shows the conversation as the gateway's store holds it, which the erasure
+    /// empties: nothing of ours is left for the chat to show.
+    async fn forget_sent(
+        &self,
+        _conversation_key: &str,
+        sent: &[switchboard_api::SentMessage],
+    ) -> Result<switchboard_api::ForgottenSent, ConnectorError> {
+        Ok(switchboard_api::ForgottenSent {
+            deleted: sent.len() as u64,
+            ..Default::default()
+        })
     }
 }
 

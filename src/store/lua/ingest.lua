@@ -60,9 +60,15 @@ if case_number == 0
     fields[#fields + 1] = 'case_repeat'
     fields[#fields + 1] = '1'
   end
-  -- A new case gets a new desk thread, which links the previous case's.
+  -- A new case gets a new desk thread, which links the previous case's. Every earlier one
+  -- stays listed too, for an erasure to reach them all; a case opens rarely, so the extra
+  -- read is off the path of most messages.
   if record[6] and record[7] then
-    for _, field in ipairs({'prev_desk_channel', record[6], 'prev_desk_ts', record[7]}) do
+    local past = redis.call('HGET', KEYS[1], 'past_desk_threads')
+    local threads = past and cjson.decode(past) or {}
+    threads[#threads + 1] = {record[6], record[7]}
+    for _, field in ipairs({'prev_desk_channel', record[6], 'prev_desk_ts', record[7],
+        'past_desk_threads', cjson.encode(threads)}) do
       fields[#fields + 1] = field
     end
     redis.call('HDEL', KEYS[1], 'desk_channel', 'desk_ts')

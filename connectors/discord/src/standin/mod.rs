@@ -3,7 +3,8 @@
 //!
 //! REST on `127.0.0.1:0` (`/api/v10/...`): `GET /users/@me`, `GET /gateway` and
 //! `GET /gateway/bot` (answering `ws://127.0.0.1:PORT/gateway`), `GET /channels/{id}`,
-//! `POST /channels/{id}/messages` (recorded), `POST /channels/{id}/messages/{id}/threads`
+//! `POST /channels/{id}/messages` (recorded), `DELETE /channels/{id}/messages/{id}` (the
+//! bot's own messages; recorded, a second delete is 404 Unknown Message), `POST /channels/{id}/messages/{id}/threads`
 //! (the thread gets the message's id, as on Discord; a second one is error 160004) and
 //! `POST /interactions/{id}/{token}/callback` (recorded); files: customers' attachments at
 //! `GET /attachments/{id}/{name}` and message creates with `files[n]` (see `files.rs`).
@@ -25,7 +26,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUp
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use switchboard_api::standin::{LoopbackListener, LoopbackServer};
@@ -121,6 +122,8 @@ struct Recorded {
     next_id: u64,
     seq: u64,
     sent: Vec<SentMessage>,
+    /// `(channel, message)` removed with `DELETE /channels/{id}/messages/{id}`.
+    deleted: Vec<(u64, u64)>,
     callbacks: Vec<InteractionCallback>,
     threads: Vec<CreatedThread>,
     users: HashMap<String, u64>,
@@ -219,6 +222,10 @@ impl DiscordStandIn {
             .route("/api/v10/gateway/bot", get(gateway_url))
             .route("/api/v10/channels/{channel}", get(channel_info))
             .route("/api/v10/channels/{channel}/messages", post(create_message))
+            .route(
+                "/api/v10/channels/{channel}/messages/{message}",
+                delete(delete_message),
+            )
             .route(
                 "/api/v10/channels/{channel}/messages/{message}/threads",
                 post(start_thread),
@@ -362,6 +369,11 @@ impl DiscordStandIn {
     /// Every message the bot posted, in arrival order.
     pub fn sent(&self) -> Vec<SentMessage> {
         self.inner.lock().sent.clone()
+    }
+
+    /// Messages deleted so far: `(channel, message)`.
+    pub fn deleted(&self) -> Vec<(u64, u64)> {
+        self.inner.lock().deleted.clone()
     }
 
     /// How many creates were answered with an earlier message because their nonce was seen.

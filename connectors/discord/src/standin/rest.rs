@@ -144,6 +144,27 @@ pub(super) async fn create_message(
     Json(message).into_response()
 }
 
+pub(super) async fn delete_message(
+    State(inner): State<Arc<Inner>>,
+    Path((channel, message)): Path<(u64, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    if !token_ok(&inner, &headers) {
+        return unauthorized();
+    }
+    let mut recorded = inner.lock();
+    let ours = (recorded.sent.iter()).any(|sent| sent.channel_id == channel && sent.id == message);
+    if !ours || recorded.deleted.contains(&(channel, message)) {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": "Unknown Message", "code": 10008})),
+        )
+            .into_response();
+    }
+    recorded.deleted.push((channel, message));
+    StatusCode::NO_CONTENT.into_response()
+}
+
 pub(super) async fn start_thread(
     State(inner): State<Arc<Inner>>,
     Path((channel, message)): Path<(u64, u64)>,

@@ -423,3 +423,35 @@ async fn messages_that_arrive_while_storage_is_down_are_stored_in_order_once_it_
     );
     assert_eq!(h.gateway.replays(), 0);
 }
+
+#[tokio::test]
+async fn forgetting_deletes_the_bot_s_messages_and_a_second_run_finds_them_gone() {
+    let standin = DiscordStandIn::start().await;
+    let connector = DiscordConnector::new(config(&standin));
+    let key = "dm:1300000000000000077";
+    let mut sent = Vec::new();
+    for id in ["9-0", "9-1"] {
+        let answer = Outbound {
+            id: id.into(),
+            ..outbound(key, Author::Ai, vec![])
+        };
+        let receipt = connector.send(&answer).await.expect("delivered");
+        sent.push(switchboard_api::SentMessage {
+            platform_message_id: receipt.platform_message_id.expect("an id"),
+            sent_ms: 0,
+        });
+    }
+    let forgotten = connector.forget_sent(key, &sent).await.expect("forgotten");
+    assert_eq!((forgotten.deleted, forgotten.left), (2, 0));
+    let posted: Vec<(u64, u64)> = (standin.sent().iter())
+        .map(|message| (message.channel_id, message.id))
+        .collect();
+    assert_eq!(posted.len(), 2);
+    assert_eq!(standin.deleted(), posted);
+    let again = connector.forget_sent(key, &sent).await.expect("again");
+    assert_eq!(
+        (again.deleted, again.left),
+        (2, 0),
+        "already gone is deleted"
+    );
+}

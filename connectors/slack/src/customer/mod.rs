@@ -14,8 +14,8 @@ use serde_json::Value;
 use slack_morphism::SlackMessageMetadata;
 use switchboard_api::{
     text_with_links, too_large_message, Author, Capabilities, ChannelKind, Connector,
-    ConnectorError, DeliveryReceipt, FileRef, Gateway, Health, Identity, Inbound, InboundKind,
-    IngestError, Outbound,
+    ConnectorError, DeliveryReceipt, FileRef, ForgottenSent, Gateway, Health, Identity, Inbound,
+    InboundKind, IngestError, Outbound, SentMessage, ThreadRef,
 };
 use tracing::{debug, info, warn, Instrument};
 
@@ -496,11 +496,39 @@ impl Connector for SlackCustomerConnector {
         }
         Ok(DeliveryReceipt {
             platform_message_id: last,
+            ..DeliveryReceipt::default()
         })
     }
 
     async fn health(&self) -> Health {
         self.shared.app.health()
+    }
+
+    /// Every post of the bot in the customer's thread goes, found in the thread rather than
+    /// by the receipts: a receipt names a reply's last post only, and uploads post apart.
+    async fn forget_sent(
+        &self,
+        conversation_key: &str,
+        _sent: &[SentMessage],
+    ) -> Result<ForgottenSent, ConnectorError> {
+        let Some((channel, thread_ts)) = convert::thread_of(conversation_key) else {
+            return Err(ConnectorError::Permanent {
+                connector: CUSTOMER_CONNECTOR,
+                detail: format!(
+                    "conversation key {conversation_key:?} is not <channel>:<thread ts>"
+                ),
+            });
+        };
+        let thread = ThreadRef {
+            channel: channel.to_owned(),
+            ts: thread_ts.to_owned(),
+        };
+        let posts = crate::desk::forget::forget_bot_posts(&self.shared.app, &thread).await?;
+        // A post Slack would not delete is overwritten: what it said is gone either way.
+        Ok(ForgottenSent {
+            deleted: posts.deleted + posts.redacted,
+            ..ForgottenSent::default()
+        })
     }
 
     async fn check_setup(&self) -> Result<Vec<String>, ConnectorError> {

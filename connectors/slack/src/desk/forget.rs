@@ -1,9 +1,11 @@
-//! Erasing the desk's own posts in a customer's thread (`switchboard contact forget`).
+//! Erasing the bot's own posts in a thread (`switchboard contact forget`): the desk's in a
+//! customer's desk thread, and the customer channel's replies in the customer's own thread.
 
 use switchboard_api::{ConnectorError, ForgottenPosts, ThreadRef};
 
 use super::Shared;
 use crate::app::client::Deletion;
+use crate::app::SlackApp;
 
 /// What a post Slack refuses to delete is overwritten with.
 pub const REDACTED: &str = "[removed at the customer's request]";
@@ -15,8 +17,16 @@ pub(crate) async fn forget_thread(
     shared: &Shared,
     thread: &ThreadRef,
 ) -> Result<ForgottenPosts, ConnectorError> {
-    let bot = shared.app.bot().await?.user_id.clone();
-    let web = shared.app.web();
+    forget_bot_posts(&shared.app, thread).await
+}
+
+/// [`forget_thread`] for any thread the app's bot posted in.
+pub(crate) async fn forget_bot_posts(
+    app: &SlackApp,
+    thread: &ThreadRef,
+) -> Result<ForgottenPosts, ConnectorError> {
+    let bot = app.bot().await?.user_id.clone();
+    let web = app.web();
     let messages = match web.thread_messages(&thread.channel, &thread.ts).await {
         Ok(messages) => messages,
         // The thread (or its channel) is gone already: nothing of ours is left in it.
@@ -25,7 +35,7 @@ pub(crate) async fn forget_thread(
         {
             return Ok(ForgottenPosts::default())
         }
-        Err(error) => return Err(shared.app.named(error)),
+        Err(error) => return Err(app.named(error)),
     };
     let mut forgotten = ForgottenPosts::default();
     for message in messages.iter().rev() {

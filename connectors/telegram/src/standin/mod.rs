@@ -6,7 +6,8 @@
 //! confirms earlier updates; an empty queue holds the request up to `timeout` seconds; a
 //! second concurrent poll ends the first with 409 Conflict, as Telegram does),
 //! `sendMessage` (recorded with its `reply_markup` and `entities`), `answerCallbackQuery`,
-//! `deleteWebhook`, `getWebhookInfo`, and files (`getFile`, the file path, multipart
+//! `deleteMessage` (recorded; a second delete of one message, or of one never sent, is
+//! "message to delete not found"), `deleteWebhook`, `getWebhookInfo`, and files (`getFile`, the file path, multipart
 //! `sendPhoto`/`sendDocument`: see the `files` module). Answers are `{"ok":true,"result":...}` or
 //! `{"ok":false,"error_code":...,"description":...,"parameters":{"retry_after":N}}`.
 //! Updates are shaped like Telegram's examples (this crate's `tests/fixtures`).
@@ -71,6 +72,8 @@ struct Inner {
     next_message_id: i64,
     next_callback_id: u64,
     sent: Vec<SentMessage>,
+    /// `(chat, message id)` removed with `deleteMessage`.
+    deleted: Vec<(i64, i64)>,
     answered: Vec<String>,
     fail_429: u32,
     retry_after: u64,
@@ -119,6 +122,11 @@ impl TelegramStandIn {
             .with_state(Arc::clone(&shared));
         let server = LoopbackListener::bind("Telegram").await.serve(router);
         TelegramStandIn { server, shared }
+    }
+
+    /// Messages removed with `deleteMessage` so far: `(chat, message id)`.
+    pub fn deleted(&self) -> Vec<(i64, i64)> {
+        self.shared.lock().deleted.clone()
     }
 
     /// The Bot API base URL to give the connector (`api_url`).
@@ -413,6 +421,23 @@ async fn call(
                 .to_string();
             shared.lock().answered.push(id);
             ok(json!(true))
+        }
+        "deletemessage" => {
+            let (chat, id) = (int(&params, "chat_id"), int(&params, "message_id"));
+            let mut inner = shared.lock();
+            match (chat, id) {
+                (Some(chat), Some(id))
+                    if id < inner.next_message_id && !inner.deleted.contains(&(chat, id)) =>
+                {
+                    inner.deleted.push((chat, id));
+                    ok(json!(true))
+                }
+                _ => fail(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: message to delete not found",
+                    None,
+                ),
+            }
         }
         "deletewebhook" | "setwebhook" => ok(json!(true)),
         "getwebhookinfo" => {

@@ -552,3 +552,46 @@ async fn the_rating_buttons_are_shown_and_a_press_is_stored_as_the_number() {
     assert_eq!(run.standin.answered_callbacks(), ["cbq-1"]);
     run.task.abort();
 }
+
+#[tokio::test]
+async fn forgetting_deletes_every_part_sent_and_leaves_what_telegram_no_longer_deletes() {
+    let standin = TelegramStandIn::start().await;
+    let connector = TelegramConnector::new(config(&standin)).expect("builds");
+    // Over Telegram's 4096 characters: two messages, both in the receipt.
+    let long = "word ".repeat(1_000);
+    let receipt = connector
+        .send(&outbound(Author::Ai, &long, vec![]))
+        .await
+        .expect("sent");
+    assert_eq!(receipt.earlier_message_ids.len(), 1, "{receipt:?}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let sent_at = |id: &str, sent_ms: u64| switchboard_api::SentMessage {
+        platform_message_id: id.to_owned(),
+        sent_ms,
+    };
+    let mut sent: Vec<_> = (receipt.earlier_message_ids.iter())
+        .chain(receipt.platform_message_id.iter())
+        .map(|id| sent_at(id, now))
+        .collect();
+    // Sent three days ago: a bot may delete its messages for 48 hours only.
+    sent.push(sent_at("77", now - 72 * 3_600_000));
+    let forgotten = connector
+        .forget_sent(&ADA.to_string(), &sent)
+        .await
+        .expect("forgotten");
+    assert_eq!((forgotten.deleted, forgotten.left), (2, 1));
+    let ids: Vec<i64> = standin.sent().iter().map(|sent| sent.message_id).collect();
+    assert_eq!(
+        standin.deleted(),
+        ids.iter().map(|id| (ADA, *id)).collect::<Vec<_>>()
+    );
+    // A second run (after a failure elsewhere) finds them gone: still counted as deleted.
+    let again = connector
+        .forget_sent(&ADA.to_string(), &sent)
+        .await
+        .unwrap();
+    assert_eq!((again.deleted, again.left), (2, 1));
+}
