@@ -36,7 +36,7 @@ use switchboard::metrics::Metrics;
 use switchboard::model::{conversation_id, Role};
 use switchboard::outbox::OutboxWorker;
 use switchboard::pipeline::{commit_for_answer, Intake, TriageWorker};
-use switchboard::store::{keys, Commit, Store};
+use switchboard::store::{keys, Commit, Store, StoredReceipt};
 use switchboard::triage::{Decision, TranscriptLine, Triage, TriageInput};
 use switchboard_api::{
     Capabilities, ChannelKind, Connector, ConnectorError, CustomerContext, DeliveryReceipt,
@@ -760,17 +760,23 @@ fn print_round_trips(
     per(trips)
 }
 
-/// Commits an AI answer and the delivery receipt the outbox writes once it is delivered.
+/// Commits an AI answer and the delivery receipt the outbox writes once it is delivered (the
+/// web chat's id for a message is its transcript entry's).
 pub(crate) async fn commit_delivered_answer(store: &Store, commit: &Commit) {
     let committed = store.commit(commit).await.expect("commit");
     let entry = committed.entry_id.unwrap_or_default();
     let receipts = keys::deliveries(&commit.conversation_id);
+    let receipt = StoredReceipt {
+        id: entry.clone(),
+        earlier: Vec::new(),
+        channel: Some(switchboard_webchat::CHANNEL.as_str().to_owned()),
+    };
     store
         .run(|mut conn| async move {
             redis::cmd("HSET")
                 .arg(receipts)
                 .arg(&entry)
-                .arg(&entry)
+                .arg(receipt.to_value())
                 .query_async::<()>(&mut conn)
                 .await
         })

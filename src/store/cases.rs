@@ -269,18 +269,30 @@ impl Store {
         Ok(by_conversation)
     }
 
-    /// Drops the partition's case log entries older than `min_ms`; returns how many. Entries
-    /// the sweeper has not read yet stay (they are cases still due their first close check),
-    /// unless no sweeper ever read this log.
-    pub async fn trim_case_log(&self, partition: usize, min_ms: u64) -> Result<u64, StoreError> {
-        let (log, cursor) = (keys::case_log(partition), keys::case_log_cursor(partition));
-        let checked: Option<String> =
-            self.run(|mut conn| async move {
-                redis::cmd("GET").arg(cursor).query_async(&mut conn).await
-            })
-            .await?;
-        let checked_ms = checked.as_deref().and_then(super::stream_id_ms);
-        let min_ms = checked_ms.map_or(min_ms, |checked_ms| min_ms.min(checked_ms));
+    /// Drops the partition's case log entries older than `min_ms`; returns how many.
+    ///
+    /// Cases opened in the part dropped that no sweeper has checked yet get that first check
+    /// here, as of `now_ms`, since the log is where it comes from: each closes, or waits in the
+    /// case deadlines for its next check. (Their closes are logged, not counted in a
+    /// gateway's `/metrics`.)
+    pub async fn trim_case_log(
+        &self,
+        partition: usize,
+        min_ms: u64,
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let before = min_ms.saturating_sub(1);
+        loop {
+            let opened = self.cases_opened_by(partition, before, 1_000).await?;
+            for id in &opened.conversations {
+                self.close_case(id, None, now_ms).await?;
+            }
+            match &opened.read_to {
+                Some(read_to) => self.case_log_checked(partition, read_to).await?,
+                None => break,
+            }
+        }
+        let log = keys::case_log(partition);
         self.run(|mut conn| async move {
             redis::cmd("XTRIM")
                 .arg(log)

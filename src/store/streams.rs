@@ -164,8 +164,11 @@ pub struct Receipt {
     pub stored: StoredReceipt,
 }
 
-/// A delivery receipt as the conversation's deliveries hash holds it: JSON, or, written
-/// before the other fields were, the platform's message id alone.
+/// A delivery receipt as the conversation's deliveries hash holds it: the channel, the
+/// earlier ids and the id, space-separated (`telegram 11 12`); or, written before the other
+/// fields were, the platform's message id alone. Every delivered reply keeps one for as long as
+/// the conversation stays in Redis, so it is kept short rather than JSON (which an id holding
+/// a space falls back to).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredReceipt {
     /// The platform's id of the delivery's last (or only) message.
@@ -180,20 +183,42 @@ pub struct StoredReceipt {
 }
 
 impl StoredReceipt {
-    /// Reads a deliveries hash value, either form.
+    /// Reads a deliveries hash value, any form.
     pub fn parse(text: &str) -> StoredReceipt {
-        match serde_json::from_str::<StoredReceipt>(text) {
-            Ok(receipt) if text.starts_with('{') => receipt,
-            _ => StoredReceipt {
-                id: text.to_owned(),
+        if text.starts_with('{') {
+            if let Ok(receipt) = serde_json::from_str::<StoredReceipt>(text) {
+                return receipt;
+            }
+        }
+        let mut parts: Vec<&str> = text.split(' ').collect();
+        let id = parts.pop().unwrap_or_default().to_owned();
+        if parts.is_empty() {
+            return StoredReceipt {
+                id,
                 ..StoredReceipt::default()
-            },
+            };
+        }
+        let channel = Some(parts.remove(0)).filter(|channel| !channel.is_empty());
+        StoredReceipt {
+            id,
+            earlier: parts.into_iter().map(str::to_owned).collect(),
+            channel: channel.map(str::to_owned),
         }
     }
 
     /// The hash value.
     pub fn to_value(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| self.id.clone())
+        if self.channel.is_none() && self.earlier.is_empty() {
+            return self.id.clone();
+        }
+        let spaced = (self.ids().chain(self.channel.as_ref()))
+            .any(|part| part.contains(' ') || part.is_empty());
+        if spaced {
+            return serde_json::to_string(self).unwrap_or_else(|_| self.id.clone());
+        }
+        let mut parts = vec![self.channel.as_deref().unwrap_or_default()];
+        parts.extend(self.ids().map(String::as_str));
+        parts.join(" ")
     }
 
     /// Every message id, oldest first.
@@ -680,7 +705,25 @@ mod tests {
             earlier: vec!["11".into()],
             channel: Some("telegram".into()),
         };
+        assert_eq!(receipt.to_value(), "telegram 11 12");
         assert_eq!(StoredReceipt::parse(&receipt.to_value()), receipt);
+        let spaced = StoredReceipt {
+            id: "<a b@example.com>".into(),
+            earlier: Vec::new(),
+            channel: Some("email".into()),
+        };
+        assert_eq!(StoredReceipt::parse(&spaced.to_value()), spaced);
+        let unnamed = StoredReceipt {
+            channel: None,
+            ..receipt.clone()
+        };
+        assert_eq!(StoredReceipt::parse(&unnamed.to_value()), unnamed);
+        let json = r#"{"id":"12","earlier":["11"],"ch":"telegram"}"#;
+        assert_eq!(
+            StoredReceipt::parse(json),
+            receipt,
+            "the JSON form reads too"
+        );
         let ids: Vec<&String> = receipt.ids().collect();
         assert_eq!(ids, ["11", "12"]);
         let legacy = StoredReceipt::parse("1700000000.000100");
