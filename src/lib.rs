@@ -13,6 +13,7 @@ pub mod contact;
 pub mod desk;
 pub mod fanout;
 pub mod files;
+pub mod https;
 pub mod learning;
 pub mod lease;
 pub mod lifecycle;

@@ -418,7 +418,7 @@ impl Archive {
             }
             // Only once the partition's due conversations are committed (each archive line
             // carries its case events): a run that fails before leaves the log whole.
-            report.case_events_trimmed += (store.trim_case_log(partition, cutoff, now_ms)).await?;
+            report.case_events_trimmed += store.trim_case_log(partition, cutoff).await?;
         }
         Ok(report)
     }

@@ -13,8 +13,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use rusty_s3::actions::ListObjectsV2;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use serde::Deserialize;
@@ -178,7 +176,7 @@ pub struct S3Store {
     prefix: String,
     /// Names the store in errors: `S3 bucket "b" at https://...`.
     described: String,
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: crate::https::HttpsClient,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -209,12 +207,6 @@ impl S3Store {
                     .map_err(|error| format!("{error:?}"))
             })
             .map_err(|error| format!("{described}: {error}"))?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|error| format!("cannot load the system's root certificates: {error}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
         let prefix = match config.prefix.trim_matches('/') {
             "" => String::new(),
             prefix => format!("{prefix}/"),
@@ -224,7 +216,7 @@ impl S3Store {
             credentials: Credentials::new(key.expose(), secret.expose()),
             prefix,
             described,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: crate::https::client()?,
         })
     }
 

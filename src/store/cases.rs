@@ -18,6 +18,8 @@ static ADVANCE_CURSOR: LazyLock<Script> =
 pub struct OpenedCases {
     /// The conversations whose case opened or reopened, oldest first (one may repeat).
     pub conversations: Vec<String>,
+    /// When each of them opened (or reopened), ms.
+    pub opened_ms: Vec<u64>,
     /// The last log entry read, for [`Store::case_log_checked`] once they are checked.
     pub read_to: Option<String>,
 }
@@ -159,7 +161,7 @@ impl Store {
             )
             .await?;
         let read_to = entries.ids.last().map(|entry| entry.id.clone());
-        let conversations = (entries.ids.iter())
+        let (conversations, opened_ms) = (entries.ids.iter())
             .filter(|entry| {
                 matches!(
                     entry.get::<String>("ev").as_deref(),
@@ -168,11 +170,13 @@ impl Store {
             })
             .filter_map(|entry| {
                 let case: String = entry.get("case")?;
-                Some(case.rsplit_once(':')?.0.to_owned())
+                let conversation = case.rsplit_once(':')?.0.to_owned();
+                Some((conversation, super::stream_id_ms(&entry.id)?))
             })
-            .collect();
+            .unzip();
         Ok(OpenedCases {
             conversations,
+            opened_ms,
             read_to,
         })
     }
@@ -271,26 +275,31 @@ impl Store {
 
     /// Drops the partition's case log entries older than `min_ms`; returns how many.
     ///
-    /// Cases opened in the part dropped that no sweeper has checked yet get that first check
-    /// here, as of `now_ms`, since the log is where it comes from: each closes, or waits in the
-    /// case deadlines for its next check. (Their closes are logged, not counted in a
-    /// gateway's `/metrics`.)
-    pub async fn trim_case_log(
-        &self,
-        partition: usize,
-        min_ms: u64,
-        now_ms: u64,
-    ) -> Result<u64, StoreError> {
-        let before = min_ms.saturating_sub(1);
+    /// Cases opened in the part dropped that no sweeper has read yet would lose their first
+    /// close check, which comes from the log: they are put in the case deadlines for it first
+    /// (at when it was due, or earlier if they wait there already).
+    pub async fn trim_case_log(&self, partition: usize, min_ms: u64) -> Result<u64, StoreError> {
+        let first_check_ms = self.case_rules.first_close_check_ms();
+        let deadlines = keys::case_deadlines(partition);
         loop {
-            let opened = self.cases_opened_by(partition, before, 1_000).await?;
-            for id in &opened.conversations {
-                self.close_case(id, None, now_ms).await?;
+            let opened = (self.cases_opened_by(partition, min_ms.saturating_sub(1), 1_000)).await?;
+            let Some(read_to) = &opened.read_to else {
+                break;
+            };
+            if !opened.conversations.is_empty() {
+                let mut add = redis::cmd("ZADD");
+                add.arg(&deadlines).arg("LT");
+                for (id, opened_ms) in opened.conversations.iter().zip(&opened.opened_ms) {
+                    add.arg(opened_ms + first_check_ms)
+                        .arg(keys::conversation(id));
+                }
+                self.run(|mut conn| {
+                    let add = add.clone();
+                    async move { add.query_async::<u64>(&mut conn).await }
+                })
+                .await?;
             }
-            match &opened.read_to {
-                Some(read_to) => self.case_log_checked(partition, read_to).await?,
-                None => break,
-            }
+            self.case_log_checked(partition, read_to).await?;
         }
         let log = keys::case_log(partition);
         self.run(|mut conn| async move {

@@ -16,8 +16,6 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -133,10 +131,7 @@ draft for the human agent when you escalate.";
 pub struct LlmAnswerer {
     config: LlmConfig,
     api_key: Option<String>,
-    client: Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        Full<Bytes>,
-    >,
+    client: crate::https::HttpsClient,
 }
 
 impl LlmAnswerer {
@@ -150,16 +145,10 @@ impl LlmAnswerer {
             ),
             None => None,
         };
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|error| format!("cannot load the system's root certificates: {error}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(LlmAnswerer {
             config: config.clone(),
             api_key,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: crate::https::client()?,
         })
     }
 
