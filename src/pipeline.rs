@@ -816,6 +816,7 @@ fn commit_for_decision(
             role,
             text,
             payload: serde_json::to_string(&Delivery::Customer(outbound)).unwrap_or_default(),
+            case: conversation.case.number,
             ..Default::default()
         }),
         desk_payload,

@@ -663,6 +663,7 @@ fn reply_commit(
             } else {
                 serde_json::to_string(files).unwrap_or_default()
             },
+            case: conversation.case.number,
         }),
         desk_payload: newly_claimed
             .then(|| desk_payload(conversation, DeskAction::RefreshBriefing))

@@ -90,6 +90,9 @@ pub struct ReplyToQueue {
     pub payload: String,
     /// The entry's file refs as json, or empty; their bytes must be stored before the commit.
     pub files: String,
+    /// The case the entry belongs to, when the committer read it with the conversation; 0
+    /// leaves the script to read it from the record (a read less on the triage path).
+    pub case: u64,
 }
 
 /// What a commit did.
@@ -412,6 +415,10 @@ impl Store {
                 .map(|ms| ms.to_string())
                 .unwrap_or_default(),
         );
+        invocation.arg(match reply.case {
+            0 => String::new(),
+            case => case.to_string(),
+        });
         invocation
     }
 

@@ -9,7 +9,8 @@
 --       8 desk outbox payload ("" = none), 9 dedupe id ("" = none), 10 entry kind,
 --       11 number of hash field pairs, then the pairs, then the entry's file refs json
 --       ("" or absent = none; the bytes were stored before this script), then the desk watch
---       time in ms ("" or absent = none; NX, so the earliest wait stays)
+--       time in ms ("" or absent = none; NX, so the earliest wait stays), then the entry's
+--       case number ("" or absent = the record's)
 if ARGV[9] ~= '' then
   local seen = redis.call('HGET', KEYS[6], ARGV[9])
   if seen then
@@ -28,8 +29,12 @@ local files = ARGV[12 + pairs_count * 2] or ''
 local id = ''
 if ARGV[5] ~= '' or files ~= '' then
   local entry = {'role', ARGV[3], 'author', ARGV[4], 'text', ARGV[5], 'kind', ARGV[10]}
-  -- The entry belongs to the conversation's current case (src/cases.rs).
-  local case_number = redis.call('HGET', KEYS[1], 'case')
+  -- The entry belongs to the case the committer read, or else the conversation's current
+  -- one (src/cases.rs).
+  local case_number = ARGV[14 + pairs_count * 2] or ''
+  if case_number == '' then
+    case_number = redis.call('HGET', KEYS[1], 'case')
+  end
   if case_number then
     entry[#entry + 1] = 'case'
     entry[#entry + 1] = case_number
