@@ -157,11 +157,16 @@ impl ArchiveStore for CrashingStore {
 
 /// Entries in every partition's case log.
 fn case_log_len(redis: &TestRedis) -> u64 {
+    per_partition_total(redis, "XLEN", keys::case_log)
+}
+
+/// `command` (a length) over every partition's `key`, added up.
+fn per_partition_total(redis: &TestRedis, command: &str, key: fn(usize) -> String) -> u64 {
     let mut conn = redis.client();
     keys::partitions()
         .map(|partition| {
-            redis::cmd("XLEN")
-                .arg(keys::case_log(partition))
+            redis::cmd(command)
+                .arg(key(partition))
                 .query::<u64>(&mut conn)
                 .unwrap()
         })
@@ -308,6 +313,12 @@ async fn archive_scenario(redis: TestRedis, place: Place) {
     // travels in the archive lines (checked equal below).
     assert!(report.case_events_trimmed > 0, "{report:?}");
     assert_eq!(case_log_len(&redis), 0);
+    // No sweeper ran here: the open cases' first checks moved from the trimmed log to the
+    // deadlines; the archived conversations need none.
+    assert_eq!(
+        per_partition_total(&redis, "ZCARD", keys::case_deadlines),
+        OPEN as u64
+    );
     assert_eq!(conversation_memory(&redis, one), 0);
     let memory_after = used_memory(&redis);
     println!(

@@ -11,6 +11,8 @@ use super::{keys, DumpEntry, Store, StoreError};
 static CLOSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/case_close.lua")));
 static ADVANCE_CURSOR: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/case_cursor.lua")));
+static HAND_OVER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/case_handover.lua")));
 
 /// Cases of one partition due their first close check, as [`Store::cases_opened_by`] reads
 /// them from the case log.
@@ -276,8 +278,8 @@ impl Store {
     /// Drops the partition's case log entries older than `min_ms`; returns how many.
     ///
     /// Cases opened in the part dropped that no sweeper has read yet would lose their first
-    /// close check, which comes from the log: they are put in the case deadlines for it first
-    /// (at when it was due, or earlier if they wait there already).
+    /// close check, which comes from the log: those still open are put in the case deadlines
+    /// for it first (at when it was due, or earlier if they wait there already).
     pub async fn trim_case_log(&self, partition: usize, min_ms: u64) -> Result<u64, StoreError> {
         let first_check_ms = self.case_rules.first_close_check_ms();
         let deadlines = keys::case_deadlines(partition);
@@ -287,17 +289,16 @@ impl Store {
                 break;
             };
             if !opened.conversations.is_empty() {
-                let mut add = redis::cmd("ZADD");
-                add.arg(&deadlines).arg("LT");
+                let mut invocation = HAND_OVER.prepare_invoke();
+                invocation.key(&deadlines);
                 for (id, opened_ms) in opened.conversations.iter().zip(&opened.opened_ms) {
-                    add.arg(opened_ms + first_check_ms)
-                        .arg(keys::conversation(id));
+                    invocation
+                        .key(keys::conversation(id))
+                        .arg(opened_ms + first_check_ms);
                 }
-                self.run(|mut conn| {
-                    let add = add.clone();
-                    async move { add.query_async::<u64>(&mut conn).await }
-                })
-                .await?;
+                let mut conn = self.conn.clone();
+                self.bounded(Duration::ZERO, invocation.invoke_async::<u64>(&mut conn))
+                    .await?;
             }
             self.case_log_checked(partition, read_to).await?;
         }
