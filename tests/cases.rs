@@ -671,19 +671,7 @@ async fn a_close_check_before_the_answer_still_closes_on_the_ai_idle_time(redis:
 
     // The AI answers half a minute after that look.
     let answered = first_look + 30_000;
-    store
-        .commit(&switchboard::store::Commit {
-            conversation_id: id.clone(),
-            fields: vec![("updated_ms".into(), answered.to_string())],
-            reply: Some(switchboard::store::ReplyToQueue {
-                role: switchboard::model::Role::Ai,
-                text: "Use the Forgot password link.".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("commit");
+    ai_answers(&store, &id, answered, "Use the Forgot password link.").await;
     // The answer leaves the deadline where the sweeper put it.
     assert_eq!(deadline(&redis), Some(first_look + HOUR));
 
@@ -709,22 +697,7 @@ async fn a_close_check_before_the_answer_still_closes_on_the_ai_idle_time(redis:
     };
     store.ingest(&back).await.expect("ingest");
     let back_at = now_ms();
-    store
-        .commit(&switchboard::store::Commit {
-            conversation_id: id.clone(),
-            fields: vec![
-                ("updated_ms".into(), back_at.to_string()),
-                ("status".into(), "bot".into()),
-            ],
-            reply: Some(switchboard::store::ReplyToQueue {
-                role: switchboard::model::Role::Ai,
-                text: "Here is how to export your data.".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("commit");
+    ai_answers(&store, &id, back_at, "Here is how to export your data.").await;
     let log = keys::case_log(keys::partition(&id));
     store
         .trim_case_log(keys::partition(&id), u64::MAX)
@@ -736,6 +709,26 @@ async fn a_close_check_before_the_answer_still_closes_on_the_ai_idle_time(redis:
     assert!((back_at - 5_000 + HOUR..=back_at + HOUR).contains(&first_check));
     assert_eq!(sweeper.sweep_as_of(back_at + HOUR).await.unwrap(), 1);
     assert_eq!(record(&redis, &id)["case_close"], "ai_idle");
+}
+
+/// Commits an AI answer "at" `at_ms` (the record's clock), as the triage worker would.
+async fn ai_answers(store: &switchboard::store::Store, id: &str, at_ms: u64, text: &str) {
+    store
+        .commit(&switchboard::store::Commit {
+            conversation_id: id.to_owned(),
+            fields: vec![
+                ("updated_ms".into(), at_ms.to_string()),
+                ("status".into(), "bot".into()),
+            ],
+            reply: Some(switchboard::store::ReplyToQueue {
+                role: switchboard::model::Role::Ai,
+                text: text.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("commit");
 }
 
 on_single_and_cluster!(a_close_check_before_the_answer_still_closes_on_the_ai_idle_time);
