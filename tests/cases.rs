@@ -690,14 +690,14 @@ async fn a_close_check_before_the_answer_still_closes_on_the_ai_idle_time(redis:
 
     // The customer comes back, and the case log is trimmed (what `archive run` does) before
     // any sweeper read that opening: the trim hands the case's first check to the case
-    // deadlines, so its close still comes.
+    // deadlines, so its close still comes. The first check comes before triage answered,
+    // while the record still reads `resolved` from the close: the case stays open.
     let back = Inbound {
         message_id: "m-2".into(),
         ..inbound
     };
     store.ingest(&back).await.expect("ingest");
     let back_at = now_ms();
-    ai_answers(&store, &id, back_at, "Here is how to export your data.").await;
     let log = keys::case_log(keys::partition(&id));
     store
         .trim_case_log(keys::partition(&id), u64::MAX)
@@ -707,7 +707,18 @@ async fn a_close_check_before_the_answer_still_closes_on_the_ai_idle_time(redis:
     assert_eq!(left, 0, "everything before the cut goes");
     let first_check = deadline(&redis).expect("the first check waits in the deadlines");
     assert!((back_at - 5_000 + HOUR..=back_at + HOUR).contains(&first_check));
-    assert_eq!(sweeper.sweep_as_of(back_at + HOUR).await.unwrap(), 1);
+    assert_eq!(record(&redis, &id)["status"], "resolved");
+    assert_eq!(sweeper.sweep_as_of(back_at + HOUR).await.unwrap(), 0);
+    assert!(!record(&redis, &id).contains_key("case_closed_ms"));
+    let answered_again = back_at + HOUR + 10_000;
+    ai_answers(
+        &store,
+        &id,
+        answered_again,
+        "Here is how to export your data.",
+    )
+    .await;
+    assert_eq!(sweeper.sweep_as_of(answered_again + HOUR).await.unwrap(), 1);
     assert_eq!(record(&redis, &id)["case_close"], "ai_idle");
 }
 

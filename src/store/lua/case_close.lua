@@ -11,7 +11,8 @@
 -- close check, rather than kept on the record for every answer).
 local c = redis.call('HMGET', KEYS[1], 'case', 'case_closed_ms', 'status', 'case_human',
   'updated_ms', 'case_opened_ms', 'case_reopens', 'case_escalations',
-  'case_first_response_ms', 'case_first_human_ms', 'case_repeat', 'channel', 'created_ms')
+  'case_first_response_ms', 'case_first_human_ms', 'case_repeat', 'channel', 'created_ms',
+  'resolved_ms')
 -- A conversation's first case opened with it (ingest.lua).
 c[6] = c[6] or c[13]
 local number = tonumber(c[1] or '')
@@ -23,8 +24,11 @@ local now = tonumber(ARGV[2])
 local how = ARGV[1]
 local human = c[4] == '1'
 if how == '' then
-  if c[3] == 'resolved' then
-    -- Resolved, but the close that follows a resolution did not happen (a crash between).
+  local resolved_ms = tonumber(c[14] or '')
+  if c[3] == 'resolved' and resolved_ms and resolved_ms >= (tonumber(c[5] or '') or 0) then
+    -- Resolved, nothing since, yet the case is open: the close that goes with a resolution
+    -- did not happen. (A case reopened after a close still reads `resolved` until triage
+    -- answers; that one waits like any open case.)
     how = 'resolved'
   else
     local last = tonumber(c[5] or '') or tonumber(c[6] or '') or now
