@@ -158,13 +158,7 @@ fn record_archivable(
     let light = ConversationDump {
         id: id.to_owned(),
         record,
-        transcript: Vec::new(),
-        escalations: Vec::new(),
-        deliveries: Default::default(),
-        seen: Default::default(),
-        files: Vec::new(),
-        links: Vec::new(),
-        case_events: Vec::new(),
+        ..ConversationDump::default()
     };
     archivable_after_ms(&light, now_ms, after_ms)
 }
@@ -593,13 +587,7 @@ mod tests {
                 (field::UPDATED_MS.to_owned(), updated_ms.to_string()),
             ]
             .into(),
-            transcript: Vec::new(),
-            escalations: Vec::new(),
-            deliveries: Default::default(),
-            seen: Default::default(),
-            files: Vec::new(),
-            links: Vec::new(),
-            case_events: Vec::new(),
+            ..ConversationDump::default()
         }
     }
 

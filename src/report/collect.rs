@@ -19,8 +19,6 @@ use crate::store::{keys, ConversationDump, Store};
 
 /// Conversations per index page and per pipelined batch.
 const BATCH: usize = 500;
-/// Escalation log entries per XRANGE page.
-const PAGE: usize = 1_000;
 /// Transcript entries read per conversation; longer transcripts are cut (and counted).
 const MAX_TRANSCRIPT: usize = 10_000;
 
@@ -159,31 +157,9 @@ pub(super) async fn partition_log(
     let mut entries = Vec::new();
     // An end id without a sequence number includes every entry of that millisecond.
     let end = window.until_ms.saturating_sub(1).to_string();
+    let start = window.since_ms.to_string();
     for partition in keys::partitions() {
-        let mut start = window.since_ms.to_string();
-        loop {
-            let log = log_of(partition);
-            let (from, to) = (start.clone(), end.clone());
-            let page: StreamRangeReply = store
-                .run(|mut conn| async move {
-                    redis::cmd("XRANGE")
-                        .arg(log)
-                        .arg(from)
-                        .arg(to)
-                        .arg("COUNT")
-                        .arg(PAGE)
-                        .query_async(&mut conn)
-                        .await
-                })
-                .await?;
-            let full = page.ids.len() == PAGE;
-            let next = page.ids.last().map(|last| format!("({}", last.id));
-            entries.extend(page.ids);
-            match next {
-                Some(next) if full => start = next,
-                _ => break,
-            }
-        }
+        entries.extend(store.stream_range(&log_of(partition), &start, &end).await?);
     }
     entries.sort_by_key(|entry| stream_id_order(&entry.id));
     Ok(entries)

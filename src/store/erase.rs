@@ -48,7 +48,7 @@ pub struct DumpFile {
 }
 
 /// Everything Redis holds about one conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationDump {
     /// The conversation id.
     pub id: String,
@@ -145,16 +145,33 @@ fn fields_of(entry: &redis::streams::StreamId) -> BTreeMap<String, String> {
 impl Store {
     /// Every entry of a stream, oldest first, page by page.
     pub async fn stream_entries(&self, stream: &str) -> Result<Vec<DumpEntry>, StoreError> {
+        let entries = self.stream_range(stream, "-", "+").await?;
+        Ok((entries.iter())
+            .map(|entry| DumpEntry {
+                id: entry.id.clone(),
+                fields: fields_of(entry),
+            })
+            .collect())
+    }
+
+    /// A stream's entries from `from` to `to` (XRANGE ids, both included), oldest first, read
+    /// page by page.
+    pub async fn stream_range(
+        &self,
+        stream: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<redis::streams::StreamId>, StoreError> {
         let mut entries = Vec::new();
-        let mut start = "-".to_owned();
+        let mut start = from.to_owned();
         loop {
-            let (key, from) = (stream.to_owned(), start.clone());
+            let (key, from, to) = (stream.to_owned(), start.clone(), to.to_owned());
             let page: StreamRangeReply = self
                 .run(|mut conn| async move {
                     redis::cmd("XRANGE")
                         .arg(key)
                         .arg(from)
-                        .arg("+")
+                        .arg(to)
                         .arg("COUNT")
                         .arg(PAGE)
                         .query_async(&mut conn)
@@ -165,10 +182,7 @@ impl Store {
             if let Some(last) = page.ids.last() {
                 start = format!("({}", last.id);
             }
-            entries.extend(page.ids.iter().map(|entry| DumpEntry {
-                id: entry.id.clone(),
-                fields: fields_of(entry),
-            }));
+            entries.extend(page.ids);
             if !full {
                 return Ok(entries);
             }
