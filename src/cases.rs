@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use switchboard_api::{Author, Outbound};
+use switchboard_api::Author;
 
 use crate::config::CaseRules;
 use crate::metrics::Metrics;
@@ -102,18 +102,7 @@ pub fn commit_for_confirmation(
     conversation: &Conversation,
     ack: Option<(String, String)>,
 ) -> Commit {
-    let outbound = Outbound {
-        id: String::new(),
-        conversation_id: conversation.id.clone(),
-        channel: conversation.channel,
-        conversation_key: conversation.conversation_key.clone(),
-        author: Author::System,
-        text: CONFIRMED_NOTICE.into(),
-        actions: vec![],
-        reply_context: conversation.context.attributes.clone(),
-        files: Vec::new(),
-        maybe_sent: false,
-    };
+    let outbound = conversation.outbound(Author::System, CONFIRMED_NOTICE);
     Commit {
         conversation_id: conversation.id.clone(),
         fields: vec![("updated_ms".into(), now_ms().to_string())],

@@ -643,18 +643,7 @@ fn commit_for_rating(
     rating: u8,
     ack: Option<(String, String)>,
 ) -> Commit {
-    let thanks = Outbound {
-        id: String::new(),
-        conversation_id: conversation.id.clone(),
-        channel: conversation.channel,
-        conversation_key: conversation.conversation_key.clone(),
-        author: Author::System,
-        text: CSAT_THANKS.into(),
-        actions: vec![],
-        reply_context: conversation.context.attributes.clone(),
-        files: Vec::new(),
-        maybe_sent: false,
-    };
+    let thanks = conversation.outbound(Author::System, CSAT_THANKS);
     Commit {
         conversation_id: conversation.id.clone(),
         fields: vec![
@@ -798,16 +787,8 @@ fn commit_for_decision(
         Author::System
     };
     let outbound = Outbound {
-        id: String::new(),
-        conversation_id: conversation.id.clone(),
-        channel: conversation.channel,
-        conversation_key: conversation.conversation_key.clone(),
-        author,
-        text: text.clone(),
         actions,
-        reply_context: conversation.context.attributes.clone(),
-        files: Vec::new(),
-        maybe_sent: false,
+        ..conversation.outbound(author, &text)
     };
     Commit {
         conversation_id: conversation.id.clone(),

@@ -601,16 +601,9 @@ fn customer_payload(
         vec![]
     };
     serde_json::to_string(&Delivery::Customer(Outbound {
-        id: String::new(),
-        conversation_id: conversation.id.clone(),
-        channel: conversation.channel,
-        conversation_key: conversation.conversation_key.clone(),
-        author,
-        text: text.to_owned(),
         actions,
-        reply_context: conversation.context.attributes.clone(),
         files: files.to_vec(),
-        maybe_sent: false,
+        ..conversation.outbound(author, text)
     }))
     .unwrap_or_default()
 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use switchboard_api::{ChannelKind, CustomerContext, Identity, ThreadRef};
+use switchboard_api::{Author, ChannelKind, CustomerContext, Identity, Outbound, ThreadRef};
 use tracing::warn;
 
 use super::{CaseState, DecisionRecord, EscalationReason, Status};
@@ -93,6 +93,23 @@ pub struct Conversation {
 }
 
 impl Conversation {
+    /// A message from `author` for the customer, to the chat they wrote from last (no buttons,
+    /// no files; set them on the result).
+    pub fn outbound(&self, author: Author, text: &str) -> Outbound {
+        Outbound {
+            id: String::new(),
+            conversation_id: self.id.clone(),
+            channel: self.channel,
+            conversation_key: self.conversation_key.clone(),
+            author,
+            text: text.to_owned(),
+            actions: Vec::new(),
+            reply_context: self.context.attributes.clone(),
+            files: Vec::new(),
+            maybe_sent: false,
+        }
+    }
+
     /// Builds the record from a hash; `None` when the hash is empty or lacks its channel.
     pub fn from_fields(id: &str, mut fields: HashMap<String, String>) -> Option<Conversation> {
         let channel = ChannelKind::parse(fields.get(field::CHANNEL)?)?;
